@@ -1,0 +1,56 @@
+#include "actors/causal_buffer.hpp"
+
+namespace mlr::actors {
+
+bool causal_buffer::ready(const messages::event& e, const messages::version_vector& applied) {
+  if (applied.get(e.id.origin) + 1 != e.id.counter)
+    return false;
+  for (auto& d : e.deps)
+    if (!applied.covers(d))
+      return false;
+  return true;
+}
+
+causal_buffer::insert_result causal_buffer::insert(messages::event e) {
+  if (contains(e.id))
+    return insert_result::duplicate;
+  if (size_ >= capacity_)
+    return insert_result::full;
+  auto counter = e.id.counter;
+  auto origin = e.id.origin;
+  by_source_[origin].emplace(counter, std::move(e));
+  ++size_;
+  return insert_result::buffered;
+}
+
+bool causal_buffer::contains(const messages::dot& d) const {
+  auto i = by_source_.find(d.origin);
+  return i != by_source_.end() && i->second.count(d.counter) > 0;
+}
+
+std::optional<messages::event>
+causal_buffer::release_ready(const messages::version_vector& applied) {
+  for (auto i = by_source_.begin(); i != by_source_.end(); ++i) {
+    auto& events = i->second;
+    // Anything at or below what was applied is a stale duplicate: drop it on the way.
+    auto done = applied.get(i->first);
+    while (!events.empty() && events.begin()->first <= done) {
+      events.erase(events.begin());
+      --size_;
+    }
+    if (events.empty())
+      continue;
+    auto first = events.begin();
+    if (!ready(first->second, applied))
+      continue;
+    messages::event out = std::move(first->second);
+    events.erase(first);
+    --size_;
+    if (events.empty())
+      by_source_.erase(i);
+    return out;
+  }
+  return std::nullopt;
+}
+
+} // namespace mlr::actors

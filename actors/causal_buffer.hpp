@@ -1,0 +1,43 @@
+#pragma once
+// Holds remote events whose causal past has not been applied yet. An event is ready when
+// the version vector holds its origin's previous event and covers its deps (a delta
+// against that previous event, so the previous event's own deps are already covered).
+// Deps are the origin's own knowledge, a DAG, so waiting can never form a cycle.
+//
+// Events of one source can only become ready in counter order, so the buffer keeps them
+// per source, sorted, and `release_ready` looks only at each source's lowest counter.
+
+#include "messages/event.hpp"
+#include "messages/version_vector.hpp"
+
+#include <cstddef>
+#include <map>
+#include <optional>
+
+namespace mlr::actors {
+
+class causal_buffer {
+public:
+  explicit causal_buffer(size_t capacity) : capacity_(capacity) {}
+
+  /// True when the event can be applied now against `applied`.
+  static bool ready(const messages::event& e, const messages::version_vector& applied);
+
+  enum class insert_result { buffered, duplicate, full };
+  insert_result insert(messages::event e);
+
+  bool contains(const messages::dot& d) const;
+
+  /// Removes and returns one event that is ready against `applied`, if any.
+  std::optional<messages::event> release_ready(const messages::version_vector& applied);
+
+  size_t size() const { return size_; }
+  size_t capacity() const { return capacity_; }
+
+private:
+  size_t capacity_;
+  size_t size_ = 0;
+  std::map<messages::source, std::map<uint64_t, messages::event>> by_source_;
+};
+
+} // namespace mlr::actors

@@ -1,0 +1,188 @@
+#include "actors/leader.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/send.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include <algorithm>
+#include <map>
+
+namespace mlr::actors {
+
+using messages::dot;
+
+uint64_t system_wall_clock_ms() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count());
+}
+
+namespace {
+
+class leader_impl : public leader_actor::base {
+public:
+  leader_impl(caf::actor_config& ac, leader_config cfg, std::unique_ptr<storage::store> store,
+              resolvers::resolver_actor resolver)
+    : leader_actor::base(ac),
+      cfg_(std::move(cfg)),
+      replica_(cfg_.replica, std::move(store)),
+      resolver_(std::move(resolver)) {
+    if (!cfg_.wall_clock_ms)
+      cfg_.wall_clock_ms = system_wall_clock_ms;
+  }
+
+  behavior_type make_behavior() override {
+    return {
+      [this](batch_atom, const messages::frame& f) -> caf::result<messages::frame> {
+        auto batch = messages::decode_batch(f, cfg_.limits);
+        if (!batch)
+          return make_error(batch.err().code, batch.err().message);
+        auto before = replica_.log_end();
+        auto got = replica_.receive(std::move(*batch), now(), pending_);
+        after_change(before);
+        messages::ack a;
+        a.receiver = cfg_.replica.self;
+        a.applied = replica_.applied();
+        a.received = got.received;
+        a.duplicates = got.duplicates;
+        return messages::encode(a);
+      },
+      [this](put_atom, std::string& key, std::string& value) {
+        return write_one(write_request{std::move(key), messages::op_kind::put, std::move(value),
+                                       false, {}});
+      },
+      [this](put_atom, std::string& key, std::string& value, causal_context& ctx) {
+        return write_one(write_request{std::move(key), messages::op_kind::put, std::move(value),
+                                       true, std::move(ctx.dots)});
+      },
+      [this](del_atom, std::string& key) {
+        return write_one(write_request{std::move(key), messages::op_kind::del, {}, false, {}});
+      },
+      [this](del_atom, std::string& key, causal_context& ctx) {
+        return write_one(
+          write_request{std::move(key), messages::op_kind::del, {}, true, std::move(ctx.dots)});
+      },
+      [this](write_atom, const std::vector<write_request>& writes) {
+        auto before = replica_.log_end();
+        std::vector<dot> dots;
+        dots.reserve(writes.size());
+        for (auto& w : writes)
+          dots.push_back(replica_.write(w, now(), pending_));
+        after_change(before);
+        return dots;
+      },
+      [this](get_atom, const std::string& key) {
+        get_result out;
+        for (auto& v : replica_.versions(key)) {
+          out.context.dots.push_back(v.id);
+          if (!v.tombstone)
+            out.siblings.push_back(v);
+        }
+        return out;
+      },
+      [this](fetch_atom, messages::node_index dest, uint64_t from, uint32_t max_events) {
+        auto got = replica_.fetch(dest, from, max_events, std::max(max_events, cfg_.max_fetch_scan));
+        fetch_result out;
+        out.count = static_cast<uint32_t>(got.batch.events.size());
+        if (out.count > 0)
+          out.batch = messages::encode(got.batch);
+        out.next = got.next;
+        out.log_end = replica_.log_end();
+        if (out.next >= out.log_end)
+          if (auto i = links_.find(dest); i != links_.end())
+            i->second.wants_wakeup = true;
+        return out;
+      },
+      [this](subscribe_atom, messages::node_index dest) {
+        links_[dest] = link_entry{caf::actor_cast<caf::actor>(current_sender()), true};
+      },
+      [this](status_atom) {
+        node_status s;
+        s.node = cfg_.replica.self;
+        s.incarnation = cfg_.replica.incarnation;
+        s.applied = replica_.applied();
+        s.digest = storage::state_digest(replica_.store());
+        s.stats = replica_.stats();
+        s.log_end = replica_.log_end();
+        s.keys = replica_.store().key_count();
+        s.pending_resolutions = pending_resolutions_;
+        return s;
+      },
+      [this](conflicts_atom) {
+        auto& log = replica_.conflict_log();
+        return std::vector<conflict_record>(log.begin(), log.end());
+      },
+    };
+  }
+
+private:
+  struct link_entry {
+    caf::actor handle;
+    bool wants_wakeup = false;
+  };
+
+  uint64_t now() { return cfg_.wall_clock_ms(); }
+
+  dot write_one(const write_request& w) {
+    auto before = replica_.log_end();
+    auto d = replica_.write(w, now(), pending_);
+    after_change(before);
+    return d;
+  }
+
+  // Wakes links that caught up, and hands new conflicts to the resolver.
+  void after_change(uint64_t log_before) {
+    if (replica_.log_end() > log_before) {
+      for (auto& [dest, link] : links_) {
+        if (link.wants_wakeup && link.handle) {
+          link.wants_wakeup = false;
+          caf::anon_send(link.handle, log_grew_atom::value);
+        }
+      }
+    }
+    for (auto& c : pending_)
+      ask_resolver(std::move(c));
+    pending_.clear();
+  }
+
+  void ask_resolver(conflict c) {
+    ++pending_resolutions_;
+    auto shared = std::make_shared<conflict>(std::move(c));
+    request(resolver_, cfg_.resolver_timeout, resolvers::resolve_atom::value, shared->key,
+            shared->versions)
+      .then(
+        [this, shared](std::vector<dot>& keep) {
+          --pending_resolutions_;
+          auto is_input = [&](const dot& d) {
+            return std::any_of(shared->versions.begin(), shared->versions.end(),
+                               [&](const messages::version& v) { return v.id == d; });
+          };
+          if (keep.empty() || !std::all_of(keep.begin(), keep.end(), is_input)) {
+            replica_.unresolved(*shared, "resolver kept nothing or a dot it was not given");
+            return;
+          }
+          replica_.resolve(*shared, keep);
+        },
+        [this, shared](caf::error& err) {
+          --pending_resolutions_;
+          replica_.unresolved(*shared, "resolver failed: " + system().render(err));
+        });
+  }
+
+  leader_config cfg_;
+  replica replica_;
+  resolvers::resolver_actor resolver_;
+  std::vector<conflict> pending_;
+  std::map<messages::node_index, link_entry> links_;
+  uint32_t pending_resolutions_ = 0;
+};
+
+} // namespace
+
+leader_actor spawn_leader(caf::actor_system& sys, leader_config cfg,
+                          std::unique_ptr<storage::store> store,
+                          resolvers::resolver_actor resolver) {
+  return sys.spawn<leader_impl>(std::move(cfg), std::move(store), std::move(resolver));
+}
+
+} // namespace mlr::actors

@@ -1,0 +1,71 @@
+#pragma once
+// The leader: one per node. It owns the store, the version vector, the HLC, the
+// replication log and the causal-delivery buffer (all inside a `replica`), accepts local
+// writes from clients, applies batches from peers, and asks its resolver only when
+// versions are really concurrent (the common path never waits on it).
+//
+// Links read the leader's log with `fetch` and are woken with `log_grew` after they
+// subscribed and caught up, so at most one wake-up sits in a link's mailbox.
+
+#include "actors/protocol.hpp"
+#include "messages/codec.hpp"
+#include "resolvers/resolver.hpp"
+#include "storage/store.hpp"
+
+#include <caf/fwd.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+
+namespace mlr::actors {
+
+/// Anything a link can ship batches to: a leader, a simulated channel, a peer connection.
+/// Request: an encoded event_batch. Reply: an encoded ack, sent on receipt (before causal
+/// delivery), or an mlr error (malformed_frame, oversized_frame) for a bad frame.
+using sink_actor =
+  caf::typed_actor<caf::replies_to<batch_atom, messages::frame>::with<messages::frame>>;
+
+using leader_actor = sink_actor::extend<
+  /// Writes `value` under `key`, replacing every version this node holds. Replies the dot.
+  caf::replies_to<put_atom, std::string, std::string>::with<messages::dot>,
+  /// Writes `value`, replacing exactly the versions in the context (from a previous get).
+  caf::replies_to<put_atom, std::string, std::string, causal_context>::with<messages::dot>,
+  /// Deletes `key` (a tombstone replacing every version this node holds).
+  caf::replies_to<del_atom, std::string>::with<messages::dot>,
+  /// Deletes exactly the versions in the context.
+  caf::replies_to<del_atom, std::string, causal_context>::with<messages::dot>,
+  /// Applies several writes in one message, in order. Replies their dots.
+  caf::replies_to<write_atom, std::vector<write_request>>::with<std::vector<messages::dot>>,
+  /// Reads a key: its live values and their causal context.
+  caf::replies_to<get_atom, std::string>::with<get_result>,
+  /// For links: log entries from a position that this node forwards to a destination node.
+  caf::replies_to<fetch_atom, messages::node_index, uint64_t, uint32_t>::with<fetch_result>,
+  /// For links: the sender wants `log_grew` when it has caught up and the log grows.
+  caf::reacts_to<subscribe_atom, messages::node_index>,
+  /// Version vector, digest and counters.
+  caf::replies_to<status_atom>::with<node_status>,
+  /// The most recent conflicts, oldest first.
+  caf::replies_to<conflicts_atom>::with<std::vector<conflict_record>>>;
+
+struct leader_config {
+  replica_config replica;
+  /// Wall-clock milliseconds for HLC timestamps. Injected so tests control time.
+  std::function<uint64_t()> wall_clock_ms;
+  /// How long the leader waits for the resolver before keeping siblings as unresolved.
+  std::chrono::milliseconds resolver_timeout{5000};
+  messages::decode_limits limits;
+  /// Most events a link gets per fetch, and most log entries one fetch scans.
+  uint32_t max_fetch_scan = 8192;
+};
+
+/// Milliseconds since the Unix epoch from the system clock: the default wall clock.
+uint64_t system_wall_clock_ms();
+
+leader_actor spawn_leader(caf::actor_system& sys, leader_config cfg,
+                          std::unique_ptr<storage::store> store,
+                          resolvers::resolver_actor resolver);
+
+} // namespace mlr::actors

@@ -1,0 +1,118 @@
+#pragma once
+// The messages leaders, links and clients exchange inside a process: the atoms, the value
+// types that answer requests, their CAF `inspect` overloads, and mlr's error enum as a CAF
+// error category ("mlr"). Light on purpose: it pulls in only CAF's atom, error and
+// message headers, so that headers of other roles can include it cheaply.
+
+#include "actors/replica.hpp"
+#include "messages/error.hpp"
+#include "messages/frame.hpp"
+#include "messages/inspect.hpp"
+
+#include <caf/atom.hpp>
+#include <caf/error.hpp>
+#include <caf/make_message.hpp>
+
+#include <string>
+#include <vector>
+
+CAF_ERROR_CODE_ENUM(mlr::errc, "mlr")
+
+namespace mlr::actors {
+
+using batch_atom = caf::atom_constant<caf::atom("batch")>;
+using put_atom = caf::atom_constant<caf::atom("put")>;
+using del_atom = caf::atom_constant<caf::atom("del")>;
+using write_atom = caf::atom_constant<caf::atom("write")>;
+using get_atom = caf::atom_constant<caf::atom("get")>;
+using fetch_atom = caf::atom_constant<caf::atom("fetch")>;
+using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;
+using log_grew_atom = caf::atom_constant<caf::atom("log_grew")>;
+using status_atom = caf::atom_constant<caf::atom("status")>;
+using conflicts_atom = caf::atom_constant<caf::atom("conflicts")>;
+
+/// The dots of the versions a client has seen: hand back what `get` returned, and the write
+/// replaces exactly those (Riak's vclock, CouchDB's _rev).
+struct causal_context {
+  std::vector<messages::dot> dots;
+};
+
+/// What `get` returns: the live values (one, or several siblings) and their context.
+struct get_result {
+  std::vector<messages::version> siblings; ///< live values, deletes left out
+  causal_context context;                  ///< every live dot, deletes included
+  bool found() const { return !siblings.empty(); }
+};
+
+/// A link's read of its source's log.
+struct fetch_result {
+  messages::frame batch; ///< an encoded event_batch (empty when count == 0)
+  uint64_t next = 0;     ///< where the link's next fetch starts
+  uint32_t count = 0;    ///< events in `batch`
+  uint64_t log_end = 0;  ///< the source log's end at the time of the fetch
+};
+
+/// A leader's state as a user or a test sees it.
+struct node_status {
+  messages::node_index node = 0;
+  uint64_t incarnation = 0;
+  messages::version_vector applied;
+  uint64_t digest = 0;    ///< storage::state_digest of the key state
+  replica_stats stats;
+  uint64_t log_end = 0;
+  uint64_t keys = 0;
+  uint32_t pending_resolutions = 0;
+};
+
+/// Converts mlr's error to CAF's, keeping the message as the error's context.
+inline caf::error make_error(errc code, std::string message) {
+  return caf::error{static_cast<uint8_t>(code), caf::atom("mlr"),
+                    caf::make_message(std::move(message))};
+}
+
+/// True when `err` carries mlr's `code`.
+inline bool is(const caf::error& err, errc code) {
+  return err.category() == caf::atom("mlr") && err.code() == static_cast<uint8_t>(code);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, causal_context& x) {
+  return f(caf::meta::type_name("mlr.causal_context"), x.dots);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, get_result& x) {
+  return f(caf::meta::type_name("mlr.get_result"), x.siblings, x.context);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, fetch_result& x) {
+  return f(caf::meta::type_name("mlr.fetch_result"), x.batch, x.next, x.count, x.log_end);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, replica_stats& x) {
+  return f(caf::meta::type_name("mlr.replica_stats"), x.local_writes, x.events_sent,
+           x.events_received, x.duplicates, x.applied_remote, x.buffered, x.buffered_peak,
+           x.buffer_overflows, x.conflicts, x.resolved, x.unresolved);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, node_status& x) {
+  return f(caf::meta::type_name("mlr.node_status"), x.node, x.incarnation, x.applied, x.digest,
+           x.stats, x.log_end, x.keys, x.pending_resolutions);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, write_request& x) {
+  return f(caf::meta::type_name("mlr.write_request"), x.key, x.op, x.value, x.has_context,
+           x.context);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, conflict_record& x) {
+  return f(caf::meta::type_name("mlr.conflict_record"), x.key, x.inputs, x.kept, x.resolved,
+           x.reason);
+}
+
+} // namespace mlr::actors

@@ -1,0 +1,139 @@
+#pragma once
+// The state machine of one leader, without CAF: dots, deps, key contexts and HLC for local
+// writes; duplicate detection, causal delivery and conflict detection for remote events;
+// seen-by stamping and per-origin tree forwarding for the log. The `leader` actor wraps
+// exactly one replica and adds messaging, time and the resolver; keeping the logic here
+// makes every rule testable without an actor system and keeps CAF out of this header.
+//
+// Invariants (checked by tests after every step):
+// - the version vector only grows;
+// - an event is applied (and appended to the log) at most once;
+// - an event is applied only after everything in its origin's causal past.
+
+#include "actors/causal_buffer.hpp"
+#include "messages/event.hpp"
+#include "messages/hlc.hpp"
+#include "messages/version_vector.hpp"
+#include "storage/store.hpp"
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mlr::actors {
+
+struct replica_config {
+  messages::node_index self = 0;
+  /// Random id of this incarnation; a node that cannot prove its past takes a new one.
+  uint64_t incarnation = 0;
+  /// forward_to[o] = the nodes this node forwards events from origin node `o` to: its
+  /// children in o's spanning tree. Indexed by node; missing entries mean "none".
+  std::vector<std::vector<messages::node_index>> forward_to;
+  /// Most events held while waiting for their causal past.
+  size_t max_buffered = 1u << 20;
+  uint64_t max_clock_offset_ms = 500;
+  /// Conflict records kept for inspection (oldest dropped first).
+  size_t conflict_log_capacity = 1024;
+};
+
+/// Counters a user (and a test) can read. All are totals since start, except `buffered`.
+struct replica_stats {
+  uint64_t local_writes = 0;
+  uint64_t events_sent = 0;       ///< events handed to outgoing links
+  uint64_t events_received = 0;   ///< events arriving in batches, duplicates included
+  uint64_t duplicates = 0;        ///< arrivals already applied or already buffered
+  uint64_t applied_remote = 0;
+  uint64_t buffered = 0;          ///< events waiting in the causal buffer now
+  uint64_t buffered_peak = 0;
+  uint64_t buffer_overflows = 0;  ///< events refused because the causal buffer was full
+  uint64_t conflicts = 0;         ///< concurrent versions met (each sent to the resolver)
+  uint64_t resolved = 0;
+  uint64_t unresolved = 0;        ///< resolver failed or timed out: siblings kept
+};
+
+/// One conflict as the resolver saw it: its inputs and its decision.
+struct conflict_record {
+  std::string key;
+  std::vector<messages::dot> inputs;
+  std::vector<messages::dot> kept;
+  bool resolved = false;
+  std::string reason; ///< why it stayed unresolved
+};
+
+/// Concurrent versions that need the resolver.
+struct conflict {
+  std::string key;
+  std::vector<messages::version> versions;
+};
+
+struct write_request {
+  std::string key;
+  messages::op_kind op = messages::op_kind::put;
+  std::string value;
+  /// When set, `context` names the versions the writer replaces (possibly none); when not,
+  /// the write replaces every version this node holds of the key.
+  bool has_context = false;
+  std::vector<messages::dot> context;
+};
+
+class replica {
+public:
+  replica(replica_config cfg, std::unique_ptr<storage::store> store);
+
+  /// Applies a local write at wall time `now_ms`; concurrent versions go to `conflicts`.
+  messages::dot write(const write_request& w, uint64_t now_ms, std::vector<conflict>& conflicts);
+
+  struct receive_result {
+    uint32_t received = 0;
+    uint32_t duplicates = 0;
+  };
+  /// Takes a batch from a peer: dedup, causal delivery, apply, forward.
+  receive_result receive(messages::event_batch batch, uint64_t now_ms,
+                         std::vector<conflict>& conflicts);
+
+  /// Applies a resolver's decision for versions it was given. Versions that the decision
+  /// discards are removed if they are still live; later versions are untouched.
+  void resolve(const conflict& c, const std::vector<messages::dot>& keep);
+  /// Records that the resolver failed: the versions stay as siblings.
+  void unresolved(const conflict& c, std::string reason);
+
+  /// Live versions of a key (tombstones included), sorted by dot; empty if never written.
+  std::vector<messages::version> versions(const std::string& key) const;
+
+  /// Up to `max_events` log entries from `from` that this node forwards to `dest`,
+  /// scanning at most `max_scan` entries. `next` is where the next fetch starts.
+  struct fetch_result {
+    messages::event_batch batch;
+    uint64_t next = 0;
+  };
+  fetch_result fetch(messages::node_index dest, uint64_t from, size_t max_events,
+                     size_t max_scan);
+
+  const messages::version_vector& applied() const { return applied_; }
+  const replica_stats& stats() const { return stats_; }
+  const std::deque<conflict_record>& conflict_log() const { return conflicts_; }
+  messages::source self() const { return self_; }
+  const storage::store& store() const { return *store_; }
+  uint64_t log_end() const { return store_->log_end(); }
+  size_t buffered() const { return buffer_.size(); }
+
+private:
+  void apply(messages::event e, std::vector<conflict>& conflicts);
+  void record(conflict_record r);
+
+  replica_config cfg_;
+  messages::source self_;
+  std::unique_ptr<storage::store> store_;
+  messages::version_vector applied_;
+  messages::version_vector applied_at_last_write_;
+  uint64_t counter_ = 0;
+  messages::hlc_clock clock_;
+  causal_buffer buffer_;
+  replica_stats stats_;
+  std::deque<conflict_record> conflicts_;
+};
+
+} // namespace mlr::actors

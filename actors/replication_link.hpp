@@ -1,0 +1,60 @@
+#pragma once
+// A replication link: one directed edge of the topology. It reads its source leader's log
+// from a cursor, ships batches of the entries meant for its destination node, and keeps at
+// most `window` batches in flight. The destination acknowledges on receipt; the acked
+// prefix advances the cursor. A batch not acknowledged within `ack_timeout` makes the link
+// go back to its acked cursor and ship again (go-back-N): the receiver's version vector
+// drops whatever arrives twice, so a retry can never apply anything twice.
+//
+// The destination is a `sink_actor`: the destination leader itself, or anything standing
+// in between (a simulated network channel in tests, a peer connection between processes).
+
+#include "actors/leader.hpp"
+
+#include <caf/fwd.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include <chrono>
+#include <cstdint>
+
+namespace mlr::actors {
+
+struct link_status {
+  messages::node_index from = 0;
+  messages::node_index to = 0;
+  uint64_t acked_cursor = 0;   ///< source log position acknowledged by the destination
+  uint64_t sent_cursor = 0;    ///< source log position shipped so far
+  uint64_t batches_sent = 0;
+  uint64_t events_sent = 0;
+  uint64_t acks = 0;
+  uint64_t retransmits = 0;    ///< go-back-N restarts after a missing ack
+  uint32_t in_flight = 0;      ///< batches shipped and not yet acknowledged
+  messages::version_vector remote_applied; ///< from the latest ack
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, link_status& x) {
+  return f(caf::meta::type_name("mlr.link_status"), x.from, x.to, x.acked_cursor, x.sent_cursor,
+           x.batches_sent, x.events_sent, x.acks, x.retransmits, x.in_flight, x.remote_applied);
+}
+
+using link_actor = caf::typed_actor<
+  /// From the source leader: its log grew after this link had caught up.
+  caf::reacts_to<log_grew_atom>,
+  /// Cursors and counters.
+  caf::replies_to<status_atom>::with<link_status>>;
+
+struct link_config {
+  messages::node_index from = 0;
+  messages::node_index to = 0;
+  uint32_t max_batch_events = 512;
+  /// Batches in flight at once; bounds what the destination must buffer for this link.
+  uint32_t window = 4;
+  std::chrono::milliseconds ack_timeout{2000};
+};
+
+link_actor spawn_replication_link(caf::actor_system& sys, link_config cfg, leader_actor source,
+                                  sink_actor destination);
+
+} // namespace mlr::actors

@@ -1,0 +1,257 @@
+#include "messages/codec.hpp"
+
+#include "messages/mlr.capnp.h"
+
+#include <capnp/message.h>
+#include <capnp/serialize-packed.h>
+#include <capnp/serialize.h>
+#include <kj/exception.h>
+#include <kj/io.h>
+
+#include <cstring>
+#include <map>
+
+namespace mlr::messages {
+
+namespace {
+
+// Interns sources into the per-message table that Counter and Event refer to by index.
+class source_table {
+public:
+  uint16_t index_of(const source& s) {
+    auto [it, inserted] = index_.emplace(s, static_cast<uint16_t>(order_.size()));
+    if (inserted)
+      order_.push_back(s);
+    return it->second;
+  }
+  const std::vector<source>& sources() const { return order_; }
+
+private:
+  std::map<source, uint16_t> index_;
+  std::vector<source> order_;
+};
+
+void write_sources(capnp::List<wire::Source>::Builder out, const std::vector<source>& xs) {
+  for (unsigned i = 0; i < xs.size(); ++i) {
+    out[i].setNode(xs[i].node);
+    out[i].setIncarnation(xs[i].incarnation);
+  }
+}
+
+void write_counters(capnp::List<wire::Counter>::Builder out, const std::vector<dot>& xs,
+                    source_table& table) {
+  for (unsigned i = 0; i < xs.size(); ++i) {
+    out[i].setSource(table.index_of(xs[i].origin));
+    out[i].setCounter(xs[i].counter);
+  }
+}
+
+frame to_frame(capnp::MessageBuilder& msg) {
+  auto words = capnp::messageToFlatArray(msg);
+  auto bytes = words.asBytes();
+  frame f;
+  f.bytes.assign(bytes.begin(), bytes.end());
+  return f;
+}
+
+error malformed(const std::string& what) {
+  return error{errc::malformed_frame, what};
+}
+
+// Checks size and alignment, then runs `fn(reader)` with every Cap'n Proto exception
+// turned into an error value: Cap'n Proto validates pointers lazily, while reading.
+template <class T, class F>
+result<T> with_reader(const frame& f, const decode_limits& limits, const char* what, F fn) {
+  if (f.bytes.size() > limits.max_frame_bytes)
+    return error{errc::oversized_frame, std::string(what) + " frame of " +
+                                            std::to_string(f.bytes.size()) +
+                                            " bytes exceeds the limit of " +
+                                            std::to_string(limits.max_frame_bytes)};
+  if (f.bytes.empty() || f.bytes.size() % sizeof(capnp::word) != 0)
+    return malformed(std::string(what) + " frame of " + std::to_string(f.bytes.size()) +
+                     " bytes is not a whole number of 8-byte words");
+  // Frames come from std::vector storage, which is at least 8-byte aligned; copy anyway if
+  // a platform ever hands us something else.
+  kj::Array<capnp::word> copy;
+  kj::ArrayPtr<const capnp::word> words;
+  if (reinterpret_cast<uintptr_t>(f.bytes.data()) % alignof(capnp::word) == 0) {
+    words = kj::arrayPtr(reinterpret_cast<const capnp::word*>(f.bytes.data()),
+                         f.bytes.size() / sizeof(capnp::word));
+  } else {
+    copy = kj::heapArray<capnp::word>(f.bytes.size() / sizeof(capnp::word));
+    std::memcpy(copy.begin(), f.bytes.data(), f.bytes.size());
+    words = copy;
+  }
+  capnp::ReaderOptions options;
+  options.traversalLimitInWords = limits.max_frame_bytes / sizeof(capnp::word) + 1;
+  options.nestingLimit = 16;
+  try {
+    capnp::FlatArrayMessageReader reader(words, options);
+    return fn(reader);
+  } catch (const kj::Exception& e) {
+    return malformed(std::string(what) + " frame rejected by Cap'n Proto: " +
+                     e.getDescription().cStr());
+  }
+}
+
+result<std::vector<source>> read_sources(capnp::List<wire::Source>::Reader in) {
+  std::vector<source> out;
+  out.reserve(in.size());
+  for (auto s : in)
+    out.push_back(source{s.getNode(), s.getIncarnation()});
+  return out;
+}
+
+result<std::vector<dot>> read_counters(capnp::List<wire::Counter>::Reader in,
+                                       const std::vector<source>& table, const char* field) {
+  std::vector<dot> out;
+  out.reserve(in.size());
+  for (auto c : in) {
+    if (c.getSource() >= table.size())
+      return malformed(std::string(field) + " refers to source " +
+                       std::to_string(c.getSource()) + " but the table has " +
+                       std::to_string(table.size()));
+    out.push_back(dot{table[c.getSource()], c.getCounter()});
+  }
+  return out;
+}
+
+std::string as_string(capnp::Data::Reader d) {
+  return std::string(reinterpret_cast<const char*>(d.begin()), d.size());
+}
+
+kj::ArrayPtr<const kj::byte> as_bytes(const std::string& s) {
+  return kj::arrayPtr(reinterpret_cast<const kj::byte*>(s.data()), s.size());
+}
+
+void build_batch(capnp::MessageBuilder& msg, const event_batch& batch) {
+  auto root = msg.initRoot<wire::EventBatch>();
+  root.setSender(batch.sender);
+  root.setEpoch(batch.epoch);
+  source_table table;
+  auto events = root.initEvents(static_cast<unsigned>(batch.events.size()));
+  for (unsigned i = 0; i < batch.events.size(); ++i) {
+    auto& e = batch.events[i];
+    auto out = events[i];
+    out.setSource(table.index_of(e.id.origin));
+    out.setCounter(e.id.counter);
+    out.setHlc(e.time.value);
+    write_counters(out.initDeps(static_cast<unsigned>(e.deps.size())), e.deps, table);
+    write_counters(out.initContext(static_cast<unsigned>(e.context.size())), e.context, table);
+    auto& words = e.seen.words();
+    auto seen = out.initSeenBy(static_cast<unsigned>(words.size()));
+    for (unsigned w = 0; w < words.size(); ++w)
+      seen.set(w, words[w]);
+    out.setKey(as_bytes(e.key));
+    if (e.op == op_kind::del)
+      out.setDel();
+    else
+      out.setPut(as_bytes(e.value));
+  }
+  write_sources(root.initSources(static_cast<unsigned>(table.sources().size())), table.sources());
+}
+
+} // namespace
+
+frame encode(const event_batch& batch) {
+  capnp::MallocMessageBuilder msg;
+  build_batch(msg, batch);
+  return to_frame(msg);
+}
+
+std::vector<uint8_t> encode_packed(const event_batch& batch) {
+  capnp::MallocMessageBuilder msg;
+  build_batch(msg, batch);
+  kj::VectorOutputStream out;
+  capnp::writePackedMessage(out, msg);
+  auto bytes = out.getArray();
+  return std::vector<uint8_t>(bytes.begin(), bytes.end());
+}
+
+frame encode(const ack& a) {
+  capnp::MallocMessageBuilder msg;
+  auto root = msg.initRoot<wire::Ack>();
+  root.setReceiver(a.receiver);
+  root.setReceived(a.received);
+  root.setDuplicates(a.duplicates);
+  source_table table;
+  auto& entries = a.applied.entries();
+  auto vv = root.initVersionVector(static_cast<unsigned>(entries.size()));
+  for (unsigned i = 0; i < entries.size(); ++i) {
+    vv[i].setSource(table.index_of(entries[i].first));
+    vv[i].setCounter(entries[i].second);
+  }
+  write_sources(root.initSources(static_cast<unsigned>(table.sources().size())), table.sources());
+  return to_frame(msg);
+}
+
+result<event_batch> decode_batch(const frame& f, const decode_limits& limits) {
+  return with_reader<event_batch>(f, limits, "event batch", [&](capnp::MessageReader& reader)
+                                      -> result<event_batch> {
+    auto root = reader.getRoot<wire::EventBatch>();
+    auto table = read_sources(root.getSources());
+    if (!table)
+      return table.err();
+    auto events = root.getEvents();
+    if (events.size() > limits.max_events)
+      return error{errc::oversized_frame, "event batch carries " + std::to_string(events.size()) +
+                                              " events, more than the limit of " +
+                                              std::to_string(limits.max_events)};
+    event_batch out;
+    out.sender = root.getSender();
+    out.epoch = root.getEpoch();
+    out.events.reserve(events.size());
+    for (auto in : events) {
+      event e;
+      if (in.getSource() >= table->size())
+        return malformed("event refers to source " + std::to_string(in.getSource()) +
+                         " but the table has " + std::to_string(table->size()));
+      if (in.getCounter() == 0)
+        return malformed("event has counter 0; counters start at 1");
+      e.id = dot{(*table)[in.getSource()], in.getCounter()};
+      e.time = hlc{in.getHlc()};
+      auto deps = read_counters(in.getDeps(), *table, "deps");
+      if (!deps)
+        return deps.err();
+      e.deps = std::move(*deps);
+      auto context = read_counters(in.getContext(), *table, "context");
+      if (!context)
+        return context.err();
+      e.context = std::move(*context);
+      auto seen = in.getSeenBy();
+      e.seen.words().reserve(seen.size());
+      for (auto w : seen)
+        e.seen.words().push_back(w);
+      e.key = as_string(in.getKey());
+      if (in.isDel()) {
+        e.op = op_kind::del;
+      } else {
+        e.op = op_kind::put;
+        e.value = as_string(in.getPut());
+      }
+      out.events.push_back(std::move(e));
+    }
+    return out;
+  });
+}
+
+result<ack> decode_ack(const frame& f, const decode_limits& limits) {
+  return with_reader<ack>(f, limits, "ack", [&](capnp::MessageReader& reader) -> result<ack> {
+    auto root = reader.getRoot<wire::Ack>();
+    auto table = read_sources(root.getSources());
+    if (!table)
+      return table.err();
+    auto entries = read_counters(root.getVersionVector(), *table, "version vector");
+    if (!entries)
+      return entries.err();
+    ack out;
+    out.receiver = root.getReceiver();
+    out.received = root.getReceived();
+    out.duplicates = root.getDuplicates();
+    for (auto& d : *entries)
+      out.applied.advance(d);
+    return out;
+  });
+}
+
+} // namespace mlr::messages

@@ -1,0 +1,53 @@
+@0xc614ef60af43134a;
+# mlr's replication protocol. This schema is the contract between nodes: fields are
+# append-only (never renumbered, never reused), so any Cap'n Proto implementation that
+# has this file can read and write what a node sends.
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("mlr::wire");
+
+# One incarnation of one node: the origin half of a dot. Batches intern sources in a
+# table so that events refer to them by a small index.
+struct Source {
+  node @0 :UInt32;          # index of the node in the cluster's membership
+  incarnation @1 :UInt64;   # random id the node took when it could not prove its past
+}
+
+# A (source, counter) pair: a dot, a version-vector entry or a dependency. `source`
+# indexes the enclosing message's source table.
+struct Counter {
+  source @0 :UInt16;
+  counter @1 :UInt64;
+}
+
+# One write, as it travels between leaders.
+struct Event {
+  source @0 :UInt16;         # origin incarnation (index into the batch's sources)
+  counter @1 :UInt64;        # the dot is (source, counter)
+  hlc @2 :UInt64;            # hybrid logical clock: physical milliseconds << 16 | logical
+  deps @3 :List(Counter);    # causal deps as a delta against the origin's previous event
+  context @4 :List(Counter); # dots of the versions of `key` this write replaces
+  seenBy @5 :List(UInt64);   # bitset of node indices that hold or are being sent this event
+  key @6 :Data;
+  union {
+    put @7 :Data;            # the new value
+    del @8 :Void;            # a delete (tombstone)
+  }
+}
+
+# What a replication link ships in one go.
+struct EventBatch {
+  sender @0 :UInt32;         # node index of the sending leader
+  epoch @1 :UInt64;          # topology epoch the sender routed under (0: static topology)
+  sources @2 :List(Source);
+  events @3 :List(Event);
+}
+
+# The receiver's answer to a batch, sent on receipt (before causal delivery).
+struct Ack {
+  receiver @0 :UInt32;
+  sources @1 :List(Source);
+  versionVector @2 :List(Counter);  # what the receiver has applied
+  received @3 :UInt32;              # events in the acknowledged batch
+  duplicates @4 :UInt32;            # of which already applied or already buffered
+}

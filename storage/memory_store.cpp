@@ -1,0 +1,83 @@
+#include "storage/store.hpp"
+
+#include <map>
+
+namespace mlr::storage {
+
+namespace {
+
+class memory_store final : public store {
+public:
+  const std::vector<messages::version>* find(const std::string& key) const override {
+    auto i = keys_.find(key);
+    return i == keys_.end() ? nullptr : &i->second;
+  }
+
+  void assign(const std::string& key, std::vector<messages::version> versions) override {
+    keys_[key] = std::move(versions);
+  }
+
+  size_t key_count() const override { return keys_.size(); }
+
+  void for_each(const std::function<void(const std::string&,
+                                         const std::vector<messages::version>&)>& fn)
+    const override {
+    for (auto& [k, v] : keys_)
+      fn(k, v);
+  }
+
+  uint64_t log_end() const override { return log_.size(); }
+
+  void append(log_entry entry) override { log_.push_back(std::move(entry)); }
+
+  const log_entry* read(uint64_t pos) const override {
+    return pos < log_.size() ? &log_[pos] : nullptr;
+  }
+
+private:
+  // Ordered, so that for_each (and so the digest) needs no sort.
+  std::map<std::string, std::vector<messages::version>> keys_;
+  std::vector<log_entry> log_;
+};
+
+// FNV-1a, 64 bit: stable across runs and platforms, unlike std::hash.
+struct fnv {
+  uint64_t h = 1469598103934665603ull;
+  void bytes(const void* p, size_t n) {
+    auto* c = static_cast<const unsigned char*>(p);
+    for (size_t i = 0; i < n; ++i) {
+      h ^= c[i];
+      h *= 1099511628211ull;
+    }
+  }
+  void u64(uint64_t x) { bytes(&x, sizeof(x)); }
+  void str(const std::string& s) {
+    u64(s.size());
+    bytes(s.data(), s.size());
+  }
+};
+
+} // namespace
+
+std::unique_ptr<store> make_memory_store() {
+  return std::make_unique<memory_store>();
+}
+
+uint64_t state_digest(const store& s) {
+  fnv f;
+  s.for_each([&](const std::string& key, const std::vector<messages::version>& versions) {
+    f.str(key);
+    f.u64(versions.size());
+    for (auto& v : versions) {
+      f.u64(v.id.origin.node);
+      f.u64(v.id.origin.incarnation);
+      f.u64(v.id.counter);
+      f.u64(v.time.value);
+      f.u64(v.tombstone ? 1 : 0);
+      f.str(v.value);
+    }
+  });
+  return f.h;
+}
+
+} // namespace mlr::storage

@@ -1,0 +1,55 @@
+#pragma once
+// The storage interface of one leader: the key state (each key's live versions, tombstones
+// included) and the replication log (every event in the order this node applied it, with
+// the set of nodes this node forwards it to). One interface, several implementations:
+// memory (the default, for demos and tests) now, RocksDB later.
+//
+// A store is a resource owned by exactly one leader; it is not thread-safe.
+
+#include "messages/event.hpp"
+#include "messages/seen_by.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace mlr::storage {
+
+struct log_entry {
+  /// The event as applied here, seen-by already stamped with this node's forwarding set.
+  messages::event ev;
+  /// Nodes this node ships the event to (its children in the origin's tree, minus the
+  /// nodes that had already seen it).
+  messages::seen_by forward;
+};
+
+class store {
+public:
+  virtual ~store() = default;
+
+  /// The live versions of `key`, or nullptr if the key was never written.
+  virtual const std::vector<messages::version>* find(const std::string& key) const = 0;
+  virtual void assign(const std::string& key, std::vector<messages::version> versions) = 0;
+  /// Keys with at least one version (tombstones included).
+  virtual size_t key_count() const = 0;
+  /// Visits every key in ascending key order.
+  virtual void for_each(
+    const std::function<void(const std::string&, const std::vector<messages::version>&)>& fn)
+    const = 0;
+
+  /// Positions run from 0 to log_end() - 1.
+  virtual uint64_t log_end() const = 0;
+  virtual void append(log_entry entry) = 0;
+  /// The entry at `pos`, or nullptr if `pos` is past the end.
+  virtual const log_entry* read(uint64_t pos) const = 0;
+};
+
+std::unique_ptr<store> make_memory_store();
+
+/// A 64-bit digest of the key state (keys, dots, values, tombstones). Replicas that
+/// converged have equal digests.
+uint64_t state_digest(const store& s);
+
+} // namespace mlr::storage

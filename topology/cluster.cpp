@@ -1,0 +1,150 @@
+#include "topology/cluster.hpp"
+
+#include "topology/wiring.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include <sstream>
+#include <thread>
+
+namespace mlr::topology {
+
+struct cluster::impl {
+  cluster_options options;
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  cluster_handles handles;
+
+  // Sends a request from a fresh scoped actor (one per call, so threads may share the
+  // cluster) and waits for the answer.
+  template <class T, class... Ts>
+  result<T> ask(size_t node, Ts&&... xs) {
+    if (node >= handles.leaders.size())
+      return error{errc::unknown_node, "node " + std::to_string(node) + " does not exist; the " +
+                                         "cluster has " + std::to_string(handles.leaders.size())};
+    caf::scoped_actor self{*sys};
+    std::optional<result<T>> out;
+    self->request(handles.leaders[node], options.request_timeout, std::forward<Ts>(xs)...)
+      .receive([&](T& x) { out.emplace(std::move(x)); },
+               [&](caf::error& err) {
+                 out.emplace(error{errc::timeout, sys->render(err)});
+               });
+    return std::move(*out);
+  }
+};
+
+cluster::cluster(std::unique_ptr<impl> p) : impl_(std::move(p)) {
+}
+
+cluster::~cluster() {
+  if (impl_ && impl_->sys) {
+    for (auto& l : impl_->handles.leaders)
+      caf::anon_send_exit(l, caf::exit_reason::user_shutdown);
+    for (auto& r : impl_->handles.resolvers)
+      caf::anon_send_exit(r, caf::exit_reason::user_shutdown);
+  }
+}
+
+result<std::unique_ptr<cluster>> cluster::start(cluster_options options) {
+  auto names = options.names.empty() ? default_names(options.nodes) : options.names;
+  if (names.empty())
+    return error{errc::invalid_argument, "a cluster needs at least one node"};
+  auto g = make_topology(options.topology, names, options.hub);
+  if (!g)
+    return g.err();
+  cluster_spec spec;
+  spec.topology = std::move(*g);
+  spec.seed = options.seed;
+  spec.make_resolver = options.custom_resolver ? options.custom_resolver
+                                               : resolvers::builtin_resolver(options.resolver);
+  if (!spec.make_resolver)
+    return error{errc::invalid_argument, "unknown resolver '" + options.resolver +
+                                           "'; use lww, multi or max"};
+  auto p = std::make_unique<impl>();
+  p->options = options;
+  p->cfg.set("scheduler.max-threads", static_cast<int64_t>(std::max<size_t>(1, options.threads)));
+  p->sys = std::make_unique<caf::actor_system>(p->cfg);
+  auto h = wire_cluster(*p->sys, spec);
+  if (!h)
+    return h.err();
+  p->handles = std::move(*h);
+  return std::unique_ptr<cluster>(new cluster(std::move(p)));
+}
+
+size_t cluster::size() const {
+  return impl_->handles.leaders.size();
+}
+
+const graph& cluster::topology() const {
+  return impl_->handles.topology;
+}
+
+result<messages::dot> cluster::put(size_t node, const std::string& key,
+                                   const std::string& value) {
+  return impl_->ask<messages::dot>(node, actors::put_atom::value, key, value);
+}
+
+result<messages::dot> cluster::put(size_t node, const std::string& key, const std::string& value,
+                                   const causal_context& context) {
+  return impl_->ask<messages::dot>(node, actors::put_atom::value, key, value, context);
+}
+
+result<messages::dot> cluster::del(size_t node, const std::string& key) {
+  return impl_->ask<messages::dot>(node, actors::del_atom::value, key);
+}
+
+result<messages::dot> cluster::del(size_t node, const std::string& key,
+                                   const causal_context& context) {
+  return impl_->ask<messages::dot>(node, actors::del_atom::value, key, context);
+}
+
+result<std::vector<messages::dot>>
+cluster::put_batch(size_t node, const std::vector<std::pair<std::string, std::string>>& kvs) {
+  std::vector<actors::write_request> writes;
+  writes.reserve(kvs.size());
+  for (auto& [k, v] : kvs)
+    writes.push_back(actors::write_request{k, messages::op_kind::put, v, false, {}});
+  return impl_->ask<std::vector<messages::dot>>(node, actors::write_atom::value,
+                                                std::move(writes));
+}
+
+result<get_result> cluster::get(size_t node, const std::string& key) {
+  return impl_->ask<get_result>(node, actors::get_atom::value, key);
+}
+
+result<node_status> cluster::status(size_t node) {
+  return impl_->ask<node_status>(node, actors::status_atom::value);
+}
+
+result<std::vector<actors::conflict_record>> cluster::conflicts(size_t node) {
+  return impl_->ask<std::vector<actors::conflict_record>>(node, actors::conflicts_atom::value);
+}
+
+bool cluster::wait_converged(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    std::vector<node_status> all;
+    for (size_t n = 0; n < size(); ++n)
+      if (auto s = status(n))
+        all.push_back(std::move(*s));
+    if (all.size() == size() && converged(all))
+      return true;
+    if (std::chrono::steady_clock::now() >= deadline)
+      return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+bool converged(const std::vector<node_status>& nodes) {
+  for (auto& n : nodes) {
+    if (n.stats.buffered != 0 || n.pending_resolutions != 0)
+      return false;
+    if (n.applied != nodes.front().applied || n.digest != nodes.front().digest)
+      return false;
+  }
+  return true;
+}
+
+} // namespace mlr::topology

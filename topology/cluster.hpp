@@ -1,0 +1,81 @@
+#pragma once
+// The blocking C++ API for a replicated service in one process: N leaders wired along a
+// topology, with put/get/del at any node. It owns its CAF actor system, so a program needs
+// no CAF code of its own (except to write a custom resolver, see resolvers/resolver.hpp).
+//
+// Writes are acknowledged once the chosen node has applied them; propagation to the other
+// nodes is asynchronous. `wait_converged` blocks until every node has applied every write
+// and all resolutions are done.
+
+#include "actors/protocol.hpp"
+#include "resolvers/resolver.hpp"
+#include "topology/graph.hpp"
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace mlr::topology {
+
+struct cluster_options {
+  /// "ring", "star", "mesh" or the path of an edge-list file (see graph.hpp).
+  std::string topology = "mesh";
+  /// Number of nodes for ring/star/mesh (names n0, n1, …) unless `names` is given.
+  size_t nodes = 3;
+  std::vector<std::string> names;
+  /// Hub of a star, by name (default: the first node).
+  std::string hub;
+  /// "lww", "multi" or "max"; ignored when `custom_resolver` is set.
+  std::string resolver = "lww";
+  resolvers::resolver_factory custom_resolver;
+  /// Seeds incarnation ids.
+  uint64_t seed = 1;
+  /// Worker threads of the actor system.
+  size_t threads = 2;
+  std::chrono::milliseconds request_timeout{10000};
+};
+
+using actors::causal_context;
+using actors::get_result;
+using actors::node_status;
+
+class cluster {
+public:
+  /// Builds the topology, validates it and starts every leader and link.
+  static result<std::unique_ptr<cluster>> start(cluster_options options);
+  ~cluster();
+
+  size_t size() const;
+  const graph& topology() const;
+
+  result<messages::dot> put(size_t node, const std::string& key, const std::string& value);
+  /// Replaces exactly the versions in `context` (from a previous get).
+  result<messages::dot> put(size_t node, const std::string& key, const std::string& value,
+                            const causal_context& context);
+  result<messages::dot> del(size_t node, const std::string& key);
+  result<messages::dot> del(size_t node, const std::string& key, const causal_context& context);
+  /// Several puts applied in one message, in order.
+  result<std::vector<messages::dot>>
+  put_batch(size_t node, const std::vector<std::pair<std::string, std::string>>& kvs);
+
+  result<get_result> get(size_t node, const std::string& key);
+  result<node_status> status(size_t node);
+  result<std::vector<actors::conflict_record>> conflicts(size_t node);
+
+  /// Waits until every node has applied the same events, holds the same state and has no
+  /// resolution pending. False on timeout.
+  bool wait_converged(std::chrono::milliseconds timeout);
+
+private:
+  struct impl;
+  explicit cluster(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> impl_;
+};
+
+/// True when the nodes' statuses show one converged state: equal version vectors and
+/// digests, nothing buffered, no resolution pending.
+bool converged(const std::vector<node_status>& nodes);
+
+} // namespace mlr::topology

@@ -1,0 +1,49 @@
+#pragma once
+// Turns a topology into running actors: one leader (and resolver) per node, one
+// replication link per edge, each leader given its forwarding table from the per-origin
+// spanning trees. Non-blocking: it only spawns, so it works on CAF's deterministic
+// test_coordinator as well as on the real scheduler.
+
+#include "actors/leader.hpp"
+#include "actors/replication_link.hpp"
+#include "resolvers/resolver.hpp"
+#include "topology/graph.hpp"
+
+#include <caf/fwd.hpp>
+
+#include <functional>
+#include <vector>
+
+namespace mlr::topology {
+
+struct cluster_spec {
+  graph topology;
+  /// Spawns each node's resolver.
+  resolvers::resolver_factory make_resolver;
+  /// Seeds the incarnation ids (the same seed gives the same ids).
+  uint64_t seed = 1;
+  /// Wall clock for HLCs; the system clock when empty.
+  std::function<uint64_t()> wall_clock_ms;
+  /// Applied to every link; `from` and `to` are filled in per edge.
+  actors::link_config link;
+  size_t max_buffered = 1u << 20;
+  std::chrono::milliseconds resolver_timeout{5000};
+  /// What the link for edge from -> to ships to. Default: the destination leader itself.
+  /// Tests put a simulated network channel here; processes put a peer connection.
+  std::function<actors::sink_actor(node_index from, node_index to, actors::leader_actor dest)>
+    make_sink;
+};
+
+struct cluster_handles {
+  graph topology;
+  std::vector<actors::leader_actor> leaders;
+  std::vector<resolvers::resolver_actor> resolvers;
+  std::vector<actors::link_actor> links; ///< in the order of topology.edges()
+  std::vector<uint64_t> incarnations;
+};
+
+/// Validates the topology and spawns the cluster. Refuses a graph that is not strongly
+/// connected (the error names the unreachable nodes).
+result<cluster_handles> wire_cluster(caf::actor_system& sys, const cluster_spec& spec);
+
+} // namespace mlr::topology
