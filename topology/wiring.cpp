@@ -27,6 +27,7 @@ result<cluster_handles> wire_cluster(caf::actor_system& sys, const cluster_spec&
     cfg.replica.max_buffered = spec.max_buffered;
     cfg.wall_clock_ms = spec.wall_clock_ms;
     cfg.resolver_timeout = spec.resolver_timeout;
+    cfg.limits = spec.limits;
     h.incarnations.push_back(cfg.replica.incarnation);
     auto resolver = spec.make_resolver(sys);
     h.resolvers.push_back(resolver);

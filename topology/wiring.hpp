@@ -28,6 +28,8 @@ struct cluster_spec {
   actors::link_config link;
   size_t max_buffered = 1u << 20;
   std::chrono::milliseconds resolver_timeout{5000};
+  /// Limits for decoding frames that arrive at leaders.
+  messages::decode_limits limits;
   /// What the link for edge from -> to ships to. Default: the destination leader itself.
   /// Tests put a simulated network channel here; processes put a peer connection.
   std::function<actors::sink_actor(node_index from, node_index to, actors::leader_actor dest)>

@@ -1,0 +1,128 @@
+#pragma once
+// A cluster on CAF's deterministic test_coordinator: one job at a time, timers only when
+// told, so every run of a test is the same run. Catch2 assertions stay on the test's own
+// thread: the harness sends, runs the scheduler, then collects replies with a zero timeout.
+
+#include "topology/cluster.hpp"
+#include "topology/wiring.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/scheduler/test_coordinator.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <memory>
+#include <optional>
+
+namespace mlr::testing {
+
+struct sim_cluster {
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  caf::scheduler::test_coordinator* sched = nullptr;
+  std::unique_ptr<caf::scoped_actor> self;
+  topology::cluster_handles h;
+  /// The wall clock every leader reads; tests move it or freeze it.
+  std::shared_ptr<uint64_t> wall_ms = std::make_shared<uint64_t>(1'700'000'000'000ull);
+  /// When true, every read of the wall clock advances it by 1 ms.
+  std::shared_ptr<bool> clock_ticks = std::make_shared<bool>(true);
+
+  sim_cluster() {
+    cfg.set("scheduler.policy", caf::atom("testing"));
+    sys = std::make_unique<caf::actor_system>(cfg);
+    sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
+    self = std::make_unique<caf::scoped_actor>(*sys);
+  }
+
+  ~sim_cluster() {
+    for (auto& l : h.leaders)
+      caf::anon_send_exit(l, caf::exit_reason::user_shutdown);
+    for (auto& r : h.resolvers)
+      caf::anon_send_exit(r, caf::exit_reason::user_shutdown);
+    sched->run();
+  }
+
+  /// Wires the cluster. `spec.wall_clock_ms` is replaced by the harness clock.
+  void start(topology::cluster_spec spec) {
+    auto now = wall_ms;
+    auto ticks = clock_ticks;
+    spec.wall_clock_ms = [now, ticks] { return *ticks ? (*now)++ : *now; };
+    auto wired = topology::wire_cluster(*sys, spec);
+    if (!wired)
+      FAIL("wire_cluster failed: " << wired.err().message);
+    h = std::move(*wired);
+    run();
+  }
+
+  void start(topology::graph g, const std::string& resolver = "lww") {
+    topology::cluster_spec spec;
+    spec.topology = std::move(g);
+    spec.make_resolver = resolvers::builtin_resolver(resolver);
+    start(std::move(spec));
+  }
+
+  size_t size() const { return h.leaders.size(); }
+
+  /// Runs every job until the system is idle.
+  size_t run() { return sched->run(); }
+
+  /// Takes the one reply waiting for the test's scoped actor.
+  template <class T>
+  T take() {
+    std::optional<T> out;
+    (*self)->receive([&](T& x) { out = std::move(x); },
+                     [&](caf::error& err) { FAIL("request failed: " << sys->render(err)); },
+                     caf::after(std::chrono::seconds(0)) >> [&] { FAIL("no reply arrived"); });
+    return std::move(*out);
+  }
+
+  /// Queues a put at a node without running anything: writes queued together are
+  /// concurrent. Collect the dots later with take<messages::dot>().
+  void queue_put(size_t node, const std::string& key, const std::string& value) {
+    (*self)->send(h.leaders.at(node), actors::put_atom::value, key, value);
+  }
+
+  messages::dot put(size_t node, const std::string& key, const std::string& value) {
+    queue_put(node, key, value);
+    run();
+    return take<messages::dot>();
+  }
+
+  messages::dot put(size_t node, const std::string& key, const std::string& value,
+                    const actors::causal_context& ctx) {
+    (*self)->send(h.leaders.at(node), actors::put_atom::value, key, value, ctx);
+    run();
+    return take<messages::dot>();
+  }
+
+  actors::get_result get(size_t node, const std::string& key) {
+    (*self)->send(h.leaders.at(node), actors::get_atom::value, key);
+    run();
+    return take<actors::get_result>();
+  }
+
+  actors::node_status status(size_t node) {
+    (*self)->send(h.leaders.at(node), actors::status_atom::value);
+    run();
+    return take<actors::node_status>();
+  }
+
+  std::vector<actors::node_status> statuses() {
+    std::vector<actors::node_status> out;
+    for (size_t n = 0; n < size(); ++n)
+      out.push_back(status(n));
+    return out;
+  }
+
+  /// The single value of a key at a node ("" when absent; fails on siblings).
+  std::string value(size_t node, const std::string& key) {
+    auto g = get(node, key);
+    if (g.siblings.size() > 1)
+      FAIL("key " << key << " has " << g.siblings.size() << " siblings at node " << node);
+    return g.siblings.empty() ? std::string{} : g.siblings.front().value;
+  }
+};
+
+} // namespace mlr::testing

@@ -1,0 +1,332 @@
+// The replication core on CAF's deterministic test_coordinator: every topology converges,
+// applies each event exactly once and costs N-1 transmissions per write; causal delivery
+// holds back what must wait and nothing else; resolvers agree everywhere; bad frames get
+// error values while the leader keeps serving.
+
+#include "harness.hpp"
+#include "sim_channel.hpp"
+
+#include "messages/codec.hpp"
+
+#include <map>
+#include <random>
+#include <sstream>
+
+using namespace mlr;
+using namespace mlr::testing;
+using topology::graph;
+
+namespace {
+
+// A ring with chords i -> i+2 from every even node: several paths between some nodes.
+graph two_path_graph(size_t n) {
+  std::ostringstream text;
+  text << "nodes:";
+  for (size_t i = 0; i < n; ++i)
+    text << " n" << i;
+  text << "\n";
+  for (size_t i = 0; i < n; ++i) {
+    text << "n" << i << " -> n" << (i + 1) % n << "\n";
+    if (i % 2 == 0 && (i + 2) % n != i)
+      text << "n" << i << " -> n" << (i + 2) % n << "  # a second path\n";
+  }
+  auto g = topology::parse_edge_list(text.str());
+  REQUIRE(g);
+  return *g;
+}
+
+graph make(const std::string& kind, size_t n) {
+  auto names = topology::default_names(n);
+  if (kind == "ring")
+    return topology::make_ring(names);
+  if (kind == "star")
+    return topology::make_star(names, 0);
+  if (kind == "mesh")
+    return topology::make_mesh(names);
+  return two_path_graph(n);
+}
+
+// Every node writes `rounds` times, to keys shared by all nodes and to keys of its own.
+// Rounds are interleaved with partial runs of the scheduler (a seeded number of steps), so
+// some writes see earlier ones and others are concurrent with them.
+void check_topology(const std::string& kind, size_t n) {
+  sim_cluster c;
+  auto g = make(kind, n);
+  INFO(kind << " with " << n << " nodes, " << g.edge_count() << " edges");
+  c.start(g, "lww");
+  const size_t rounds = 6;
+  std::mt19937 rng(static_cast<unsigned>(n * 31 + kind.size()));
+  for (size_t r = 0; r < rounds; ++r) {
+    for (size_t node = 0; node < n; ++node) {
+      auto key = r % 2 == 0 ? "shared-" + std::to_string(r % 3)
+                            : "own-" + std::to_string(node) + "-" + std::to_string(r);
+      c.queue_put(node, key, "v" + std::to_string(r) + "@" + std::to_string(node));
+    }
+    c.sched->run(std::uniform_int_distribution<size_t>(0, 40)(rng));
+  }
+  c.run();
+  for (size_t i = 0; i < rounds * n; ++i)
+    c.take<messages::dot>();
+
+  const uint64_t writes = rounds * n;
+  auto all = c.statuses();
+  CHECK(topology::converged(all));
+  uint64_t sent = 0;
+  uint64_t received = 0;
+  for (auto& s : all) {
+    INFO("node " << s.node);
+    // Each event is applied, and so logged, exactly once per node.
+    CHECK(s.applied.total() == writes);
+    CHECK(s.log_end == writes);
+    CHECK(s.stats.duplicates == 0);
+    CHECK(s.stats.buffered == 0);
+    CHECK(s.stats.local_writes == rounds);
+    CHECK(s.stats.applied_remote == writes - rounds);
+    sent += s.stats.events_sent;
+    received += s.stats.events_received;
+  }
+  // N-1 transmissions per write, on every strongly connected graph.
+  CHECK(sent == writes * (n - 1));
+  CHECK(received == writes * (n - 1));
+  for (size_t k = 0; k < 3; ++k) {
+    auto key = "shared-" + std::to_string(k);
+    auto expected = c.value(0, key);
+    for (size_t node = 1; node < n; ++node)
+      CHECK(c.value(node, key) == expected);
+  }
+}
+
+topology::cluster_spec spec_for(graph g, const std::string& resolver) {
+  topology::cluster_spec spec;
+  spec.topology = std::move(g);
+  spec.make_resolver = resolvers::builtin_resolver(resolver);
+  return spec;
+}
+
+} // namespace
+
+TEST_CASE("ring N=3: concurrent writes converge, applied once each, N-1 sends per write") {
+  check_topology("ring", 3);
+}
+TEST_CASE("ring N=7: concurrent writes converge, applied once each, N-1 sends per write") {
+  check_topology("ring", 7);
+}
+TEST_CASE("star N=3: concurrent writes converge, applied once each, N-1 sends per write") {
+  check_topology("star", 3);
+}
+TEST_CASE("star N=7: concurrent writes converge, applied once each, N-1 sends per write") {
+  check_topology("star", 7);
+}
+TEST_CASE("mesh N=3: concurrent writes converge, applied once each, N-1 sends per write") {
+  check_topology("mesh", 3);
+}
+TEST_CASE("mesh N=7: concurrent writes converge, applied once each, N-1 sends per write") {
+  check_topology("mesh", 7);
+}
+TEST_CASE("custom two-path N=3: concurrent writes converge, applied once, N-1 sends per write") {
+  check_topology("custom", 3);
+}
+TEST_CASE("custom two-path N=7: concurrent writes converge, applied once, N-1 sends per write") {
+  check_topology("custom", 7);
+}
+
+TEST_CASE("mesh N=3 causal delivery: an update that overtakes its insert waits for it") {
+  sim_cluster c;
+  channel_actor a_to_c;
+  auto spec = spec_for(topology::make_mesh({"a", "b", "c"}), "lww");
+  spec.make_sink = [&](topology::node_index from, topology::node_index to,
+                       actors::leader_actor dest) -> actors::sink_actor {
+    if (from == 0 && to == 2) {
+      a_to_c = spawn_channel(*c.sys, dest);
+      return a_to_c;
+    }
+    return dest;
+  };
+  c.start(spec);
+  caf::anon_send(a_to_c, hold_atom::value);
+  c.run();
+
+  c.put(0, "row", "insert"); // A inserts; B gets it, C's copy is held on A -> C
+  CHECK(c.value(1, "row") == "insert");
+  CHECK(c.get(2, "row").siblings.empty());
+
+  c.put(1, "row", "update"); // B updates what it saw; B -> C delivers it first
+  CHECK(c.value(0, "row") == "update");
+  CHECK(c.get(2, "row").siblings.empty()); // C must not show the update before the insert
+  CHECK(c.status(2).stats.buffered == 1);
+
+  caf::anon_send(a_to_c, release_atom::value);
+  c.run();
+  CHECK(c.value(2, "row") == "update");
+  auto s = c.status(2);
+  CHECK(s.stats.buffered == 0);
+  CHECK(s.stats.conflicts == 0); // the insert came first: the update replaced it
+  CHECK(s.applied.total() == 2);
+  CHECK(topology::converged(c.statuses()));
+}
+
+TEST_CASE("custom graph causal delivery: concurrent events on different paths do not wait") {
+  // a -> p -> d and b -> q -> d: a's write reaches d through p, b's through q.
+  auto g = topology::parse_edge_list("a -> p\np -> d\nb -> q\nq -> d\nd -> a, b\n");
+  REQUIRE(g);
+  sim_cluster c;
+  channel_actor p_to_d;
+  auto spec = spec_for(*g, "lww");
+  auto p = static_cast<topology::node_index>(g->find("p"));
+  auto d = static_cast<topology::node_index>(g->find("d"));
+  spec.make_sink = [&](topology::node_index from, topology::node_index to,
+                       actors::leader_actor dest) -> actors::sink_actor {
+    if (from == p && to == d) {
+      p_to_d = spawn_channel(*c.sys, dest);
+      return p_to_d;
+    }
+    return dest;
+  };
+  c.start(spec);
+  caf::anon_send(p_to_d, hold_atom::value);
+  c.run();
+  auto a = static_cast<size_t>(g->find("a"));
+  auto b = static_cast<size_t>(g->find("b"));
+  c.queue_put(a, "from-a", "1");
+  c.queue_put(b, "from-b", "2");
+  c.run();
+  c.take<messages::dot>();
+  c.take<messages::dot>();
+  CHECK(c.value(d, "from-b") == "2"); // b's event did not wait for a's
+  CHECK(c.get(d, "from-a").siblings.empty());
+  CHECK(c.status(d).stats.buffered == 0);
+  caf::anon_send(p_to_d, release_atom::value);
+  c.run();
+  CHECK(c.value(d, "from-a") == "1");
+  CHECK(topology::converged(c.statuses()));
+}
+
+TEST_CASE("mesh N=3 LWW: equal HLCs pick the same winner everywhere, by the full dot") {
+  sim_cluster c;
+  *c.clock_ticks = false; // every node reads the same millisecond
+  c.start(topology::make_mesh(topology::default_names(3)), "lww");
+  for (size_t node = 0; node < 3; ++node)
+    c.queue_put(node, "x", "from" + std::to_string(node));
+  c.run();
+  for (int i = 0; i < 3; ++i)
+    c.take<messages::dot>();
+  CHECK(topology::converged(c.statuses()));
+  // All three versions carry the same HLC, so the dot decides: the highest node index.
+  for (size_t node = 0; node < 3; ++node) {
+    auto g = c.get(node, "x");
+    REQUIRE(g.siblings.size() == 1);
+    CHECK(g.siblings[0].value == "from2");
+    CHECK(g.siblings[0].time == messages::hlc::make(*c.wall_ms, 0));
+    CHECK(c.status(node).stats.conflicts >= 1);
+  }
+}
+
+TEST_CASE("mesh N=3 LWW: the latest HLC wins everywhere, whatever the arrival order") {
+  sim_cluster c;
+  c.start(topology::make_mesh(topology::default_names(3)), "lww");
+  // Queued in this order, node 0 stamps last, so its HLC is the highest.
+  for (size_t node : {2, 1, 0})
+    c.queue_put(node, "x", "from" + std::to_string(node));
+  c.run();
+  for (int i = 0; i < 3; ++i)
+    c.take<messages::dot>();
+  CHECK(topology::converged(c.statuses()));
+  for (size_t node = 0; node < 3; ++node)
+    CHECK(c.value(node, "x") == "from0");
+}
+
+TEST_CASE("mesh N=3 multi-value: siblings everywhere, a write with their context replaces them") {
+  sim_cluster c;
+  c.start(topology::make_mesh(topology::default_names(3)), "multi");
+  c.queue_put(0, "cart", "apples");
+  c.queue_put(1, "cart", "pears");
+  c.run();
+  c.take<messages::dot>();
+  c.take<messages::dot>();
+  for (size_t node = 0; node < 3; ++node) {
+    auto g = c.get(node, "cart");
+    REQUIRE(g.siblings.size() == 2);
+    CHECK(g.siblings[0].value != g.siblings[1].value);
+    CHECK(g.context.dots.size() == 2);
+  }
+  auto seen = c.get(2, "cart");
+  c.put(2, "cart", "apples+pears", seen.context);
+  for (size_t node = 0; node < 3; ++node)
+    CHECK(c.value(node, "cart") == "apples+pears");
+  CHECK(topology::converged(c.statuses()));
+}
+
+TEST_CASE("star N=3 multi-value: a stale context keeps the unseen version as a sibling") {
+  sim_cluster c;
+  c.start(topology::make_star(topology::default_names(3), 0), "multi");
+  c.put(1, "k", "first");
+  auto stale = c.get(2, "k"); // sees "first"
+  c.put(1, "k", "second");    // replaces "first"
+  c.put(2, "k", "third", stale.context); // replaces only "first": "second" stays
+  for (size_t node = 0; node < 3; ++node) {
+    auto g = c.get(node, "k");
+    REQUIRE(g.siblings.size() == 2);
+    CHECK(((g.siblings[0].value == "second" && g.siblings[1].value == "third") ||
+           (g.siblings[0].value == "third" && g.siblings[1].value == "second")));
+  }
+}
+
+TEST_CASE("ring N=3 custom resolver (max): the largest number wins everywhere, not the latest") {
+  sim_cluster c;
+  c.start(topology::make_ring(topology::default_names(3)), "max");
+  c.queue_put(1, "score", "42");
+  c.queue_put(0, "score", "5");
+  c.queue_put(2, "score", "7"); // the latest HLC: last-writer-wins would keep "7"
+  c.run();
+  for (int i = 0; i < 3; ++i)
+    c.take<messages::dot>();
+  for (size_t node = 0; node < 3; ++node)
+    CHECK(c.value(node, "score") == "42");
+  CHECK(topology::converged(c.statuses()));
+}
+
+TEST_CASE("mesh N=3 bad input: bad frames get error values and the leader keeps serving") {
+  sim_cluster c;
+  auto spec = spec_for(topology::make_mesh(topology::default_names(3)), "lww");
+  spec.limits.max_frame_bytes = 4096;
+  c.start(spec);
+  auto send_frame = [&](messages::frame f) -> caf::error {
+    (*c.self)->send(c.h.leaders[1], actors::batch_atom::value, std::move(f));
+    c.run();
+    caf::error out;
+    (*c.self)->receive([&](messages::frame&) { out = caf::error{}; },
+                       [&](caf::error& err) { out = std::move(err); },
+                       caf::after(std::chrono::seconds(0)) >> [&] { FAIL("no reply"); });
+    return out;
+  };
+  messages::frame garbage;
+  garbage.bytes.assign(256, 0x5A);
+  auto err = send_frame(garbage);
+  CHECK(actors::is(err, errc::malformed_frame));
+
+  messages::event_batch b;
+  messages::event e;
+  e.id = messages::dot{{0, c.h.incarnations[0]}, 1};
+  e.key = "k";
+  e.value = "v";
+  b.events.push_back(e);
+  auto truncated = messages::encode(b);
+  truncated.bytes.resize(truncated.bytes.size() / 2 / 8 * 8);
+  err = send_frame(truncated);
+  CHECK(actors::is(err, errc::malformed_frame));
+
+  messages::frame oversized;
+  oversized.bytes.assign(8192, 0);
+  err = send_frame(oversized);
+  CHECK(actors::is(err, errc::oversized_frame));
+  CHECK(c.sys->render(err).find("exceeds the limit") != std::string::npos);
+
+  // Still serving: local writes, reads and replication all work.
+  c.put(1, "after", "ok");
+  c.put(0, "other", "fine");
+  for (size_t node = 0; node < 3; ++node) {
+    CHECK(c.value(node, "after") == "ok");
+    CHECK(c.value(node, "other") == "fine");
+  }
+  CHECK(topology::converged(c.statuses()));
+}
