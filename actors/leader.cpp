@@ -115,6 +115,13 @@ public:
     };
   }
 
+  // Handles form cycles (links hold their leader, the leader holds its links): drop
+  // them on exit so the actors can be destroyed.
+  void on_exit() override {
+    links_.clear();
+    resolver_ = nullptr;
+  }
+
 private:
   struct link_entry {
     caf::actor handle;

@@ -31,6 +31,13 @@ public:
     };
   }
 
+  // Drop the handles on exit: the source leader holds this link, so keeping them would
+  // keep both alive.
+  void on_exit() override {
+    source_ = nullptr;
+    dest_ = nullptr;
+  }
+
 private:
   struct batch_in_flight {
     uint64_t seq;

@@ -1,0 +1,110 @@
+// Topology graphs: builders, the edge-list format and its errors, validation that names
+// the unreachable nodes, and spanning trees that reach every node exactly once.
+
+#include "topology/graph.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <fstream>
+
+using namespace mlr::topology;
+
+namespace {
+
+// Every tree must reach each node exactly once: N-1 edges, all of them graph edges.
+void check_trees(const graph& g) {
+  auto trees = spanning_trees(g);
+  for (node_index o = 0; o < g.size(); ++o) {
+    std::vector<int> parents(g.size(), 0);
+    size_t edges = 0;
+    for (node_index x = 0; x < g.size(); ++x)
+      for (auto child : trees[o][x]) {
+        CHECK(g.has_edge(x, child));
+        ++parents[child];
+        ++edges;
+      }
+    CHECK(edges == g.size() - 1);
+    for (node_index x = 0; x < g.size(); ++x)
+      CHECK(parents[x] == (x == o ? 0 : 1));
+  }
+}
+
+} // namespace
+
+TEST_CASE("ring, star and mesh have the expected edges and are strongly connected") {
+  auto names = default_names(5);
+  auto ring = make_ring(names);
+  auto star = make_star(names, 2);
+  auto mesh = make_mesh(names);
+  CHECK(ring.edge_count() == 5);
+  CHECK(ring.has_edge(4, 0));
+  CHECK_FALSE(ring.has_edge(0, 4));
+  CHECK(star.edge_count() == 8);
+  CHECK(star.has_edge(2, 0));
+  CHECK(star.has_edge(0, 2));
+  CHECK_FALSE(star.has_edge(0, 1));
+  CHECK(mesh.edge_count() == 20);
+  for (auto* g : {&ring, &star, &mesh}) {
+    CHECK(validate(*g));
+    check_trees(*g);
+  }
+}
+
+TEST_CASE("edge-list format: nodes line, arrows both ways, lists and comments") {
+  auto g = parse_edge_list("# a small graph\n"
+                           "nodes: x y z w\n"
+                           "x -> y, z   # two edges\n"
+                           "y <-> w\n"
+                           "z -> w\n"
+                           "w -> x\n");
+  REQUIRE(g);
+  CHECK(g->names() == std::vector<std::string>{"x", "y", "z", "w"});
+  CHECK(g->edge_count() == 6);
+  CHECK(g->has_edge(3, 1));
+  CHECK(validate(*g));
+  check_trees(*g);
+}
+
+TEST_CASE("edge-list format: each mistake is named with its line") {
+  auto err = [](const std::string& text) {
+    auto g = parse_edge_list(text);
+    REQUIRE_FALSE(g);
+    CHECK(g.err().code == mlr::errc::bad_topology);
+    return g.err().message;
+  };
+  CHECK(err("a -> b\nb => a\n").find("line 2") != std::string::npos);
+  CHECK(err("a -> a\n").find("to itself") != std::string::npos);
+  CHECK(err("nodes: a b\na -> c\n").find("'c' is not in the 'nodes:' list") != std::string::npos);
+  CHECK(err("a -> b\nnodes: a b\n").find("before any edge") != std::string::npos);
+  CHECK(err("a b -> c\n").find("is not a node name") != std::string::npos);
+  CHECK(err("# nothing\n").find("no nodes") != std::string::npos);
+}
+
+TEST_CASE("validation refuses a graph that is not strongly connected, naming the nodes") {
+  auto g = parse_edge_list("a -> b\nb -> a\nb -> c\nd -> a\n");
+  REQUIRE(g);
+  auto ok = validate(*g);
+  REQUIRE_FALSE(ok);
+  auto& msg = ok.err().message;
+  CHECK(msg.find("not strongly connected") != std::string::npos);
+  CHECK(msg.find("cannot reach d") != std::string::npos); // nothing reaches d
+  CHECK(msg.find("writes from c cannot reach a") != std::string::npos); // c is a dead end
+}
+
+TEST_CASE("make_topology reads files and explains a missing one") {
+  auto path = std::string("test_graph_topology.txt");
+  {
+    std::ofstream f(path);
+    f << "p <-> q\nq <-> r\n";
+  }
+  auto g = make_topology(path, {});
+  REQUIRE(g);
+  CHECK(g->size() == 3);
+  auto missing = make_topology("no-such-file.txt", {});
+  REQUIRE_FALSE(missing);
+  CHECK(missing.err().message.find("neither ring, star nor mesh") != std::string::npos);
+  auto star = make_topology("star", default_names(3), "n9");
+  REQUIRE_FALSE(star);
+  CHECK(star.err().message.find("hub 'n9'") != std::string::npos);
+  std::remove(path.c_str());
+}
