@@ -31,6 +31,14 @@ public:
   /// Removes and returns one event that is ready against `applied`, if any.
   std::optional<messages::event> release_ready(const messages::version_vector& applied);
 
+  /// Visits every buffered event.
+  template <class F>
+  void for_each(F fn) const {
+    for (auto& [s, events] : by_source_)
+      for (auto& [c, e] : events)
+        fn(e);
+  }
+
   size_t size() const { return size_; }
   size_t capacity() const { return capacity_; }
 

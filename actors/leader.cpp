@@ -1,6 +1,7 @@
 #include "actors/leader.hpp"
 
 #include <caf/actor_system.hpp>
+#include <caf/detail/scope_guard.hpp>
 #include <caf/send.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
@@ -32,8 +33,11 @@ public:
   }
 
   behavior_type make_behavior() override {
+    if (cfg_.tick_interval.count() > 0)
+      delayed_send(this, cfg_.tick_interval, tick_atom::value);
     return {
       [this](batch_atom, const messages::frame& f) -> caf::result<messages::frame> {
+        note_mailbox();
         auto batch = messages::decode_batch(f, cfg_.limits);
         if (!batch)
           return make_error(batch.err().code, batch.err().message);
@@ -63,6 +67,7 @@ public:
           write_request{std::move(key), messages::op_kind::del, {}, true, std::move(ctx.dots)});
       },
       [this](write_atom, const std::vector<write_request>& writes) {
+        note_mailbox();
         auto before = replica_.log_end();
         std::vector<dot> dots;
         dots.reserve(writes.size());
@@ -106,11 +111,34 @@ public:
         s.log_end = replica_.log_end();
         s.keys = replica_.store().key_count();
         s.pending_resolutions = pending_resolutions_;
+        s.mailbox_peak = mailbox_peak_;
+        s.pull_in_flight = pull_in_flight_;
         return s;
       },
       [this](conflicts_atom) {
         auto& log = replica_.conflict_log();
         return std::vector<conflict_record>(log.begin(), log.end());
+      },
+      [this](pull_atom, const messages::frame& f) -> caf::result<messages::frame> {
+        note_mailbox();
+        auto req = messages::decode_pull(f, cfg_.limits);
+        if (!req)
+          return make_error(req.err().code, req.err().message);
+        return messages::encode(replica_.serve_pull(*req));
+      },
+      [this](gossip_atom, const messages::frame& f) {
+        note_mailbox();
+        if (auto report = messages::decode_ack(f, cfg_.limits))
+          replica_.observe_report(report->receiver, report->applied);
+        else
+          ++bad_gossip_;
+      },
+      [this](peers_atom, std::vector<sink_actor>& peers) { peers_ = std::move(peers); },
+      [this](tick_atom) {
+        note_mailbox();
+        delayed_send(this, cfg_.tick_interval, tick_atom::value);
+        gossip();
+        maybe_pull();
       },
     };
   }
@@ -119,6 +147,7 @@ public:
   // them on exit so the actors can be destroyed.
   void on_exit() override {
     links_.clear();
+    peers_.clear();
     resolver_ = nullptr;
   }
 
@@ -131,6 +160,7 @@ private:
   uint64_t now() { return cfg_.wall_clock_ms(); }
 
   dot write_one(const write_request& w) {
+    note_mailbox();
     auto before = replica_.log_end();
     auto d = replica_.write(w, now(), pending_);
     after_change(before);
@@ -150,6 +180,60 @@ private:
     for (auto& c : pending_)
       ask_resolver(std::move(c));
     pending_.clear();
+    if (cfg_.replica.observer)
+      cfg_.replica.observer->on_handled(replica_);
+  }
+
+  void note_mailbox() {
+    // +1: the message being handled has already left the mailbox.
+    mailbox_peak_ = std::max<uint64_t>(mailbox_peak_, mailbox().size() + 1);
+  }
+
+  uint64_t steady_ms() {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   clock().now().time_since_epoch())
+                                   .count());
+  }
+
+  // Tells every peer what this node has applied.
+  void gossip() {
+    if (peers_.empty())
+      return;
+    messages::ack report;
+    report.receiver = cfg_.replica.self;
+    report.applied = replica_.applied();
+    auto f = messages::encode(report);
+    for (messages::node_index n = 0; n < peers_.size(); ++n)
+      if (n != cfg_.replica.self && peers_[n])
+        send(peers_[n], gossip_atom::value, f);
+  }
+
+  // Asks one holder for what this node has waited for past the grace period.
+  void maybe_pull() {
+    if (pull_in_flight_ || peers_.empty())
+      return;
+    auto plan = replica_.plan_pull(steady_ms());
+    if (!plan || plan->holder >= peers_.size() || !peers_[plan->holder])
+      return;
+    pull_in_flight_ = true;
+    request(peers_[plan->holder], cfg_.pull_timeout, pull_atom::value,
+            messages::encode(plan->request))
+      .then(
+        [this](messages::frame& answer) {
+          pull_in_flight_ = false;
+          auto batch = messages::decode_batch(answer, cfg_.limits);
+          if (!batch) {
+            replica_.pull_failed();
+            return;
+          }
+          auto before = replica_.log_end();
+          replica_.receive_pulled(std::move(*batch), now(), pending_);
+          after_change(before);
+        },
+        [this](caf::error&) {
+          pull_in_flight_ = false;
+          replica_.pull_failed();
+        });
   }
 
   void ask_resolver(conflict c) {
@@ -160,6 +244,10 @@ private:
       .then(
         [this, shared](std::vector<dot>& keep) {
           --pending_resolutions_;
+          auto notify = caf::detail::make_scope_guard([this] {
+            if (cfg_.replica.observer)
+              cfg_.replica.observer->on_handled(replica_);
+          });
           auto is_input = [&](const dot& d) {
             return std::any_of(shared->versions.begin(), shared->versions.end(),
                                [&](const messages::version& v) { return v.id == d; });
@@ -182,6 +270,10 @@ private:
   std::vector<conflict> pending_;
   std::map<messages::node_index, link_entry> links_;
   uint32_t pending_resolutions_ = 0;
+  std::vector<sink_actor> peers_;
+  bool pull_in_flight_ = false;
+  uint64_t mailbox_peak_ = 0;
+  uint64_t bad_gossip_ = 0;
 };
 
 } // namespace

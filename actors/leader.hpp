@@ -22,11 +22,17 @@
 
 namespace mlr::actors {
 
-/// Anything a link can ship batches to: a leader, a simulated channel, a peer connection.
-/// Request: an encoded event_batch. Reply: an encoded ack, sent on receipt (before causal
-/// delivery), or an mlr error (malformed_frame, oversized_frame) for a bad frame.
-using sink_actor =
-  caf::typed_actor<caf::replies_to<batch_atom, messages::frame>::with<messages::frame>>;
+/// How one node reaches another: the node's leader itself, a simulated network channel, or
+/// a peer connection. Links ship batches through it; leaders gossip and pull through it.
+using sink_actor = caf::typed_actor<
+  /// An encoded event_batch. Reply: an encoded ack, sent on receipt (before causal
+  /// delivery), or an mlr error (malformed_frame, oversized_frame) for a bad frame.
+  caf::replies_to<batch_atom, messages::frame>::with<messages::frame>,
+  /// An encoded pull_request. Reply: an encoded event_batch of the requested events this
+  /// node holds, in its log order.
+  caf::replies_to<pull_atom, messages::frame>::with<messages::frame>,
+  /// A node's version vector, encoded as an ack whose `receiver` is that node.
+  caf::reacts_to<gossip_atom, messages::frame>>;
 
 using leader_actor = sink_actor::extend<
   /// Writes `value` under `key`, replacing every version this node holds. Replies the dot.
@@ -48,7 +54,12 @@ using leader_actor = sink_actor::extend<
   /// Version vector, digest and counters.
   caf::replies_to<status_atom>::with<node_status>,
   /// The most recent conflicts, oldest first.
-  caf::replies_to<conflicts_atom>::with<std::vector<conflict_record>>>;
+  caf::replies_to<conflicts_atom>::with<std::vector<conflict_record>>,
+  /// How to reach every other node (indexed by node; this node's own entry is unused).
+  /// Gossip and pull start once the leader has them.
+  caf::reacts_to<peers_atom, std::vector<sink_actor>>,
+  /// Timer: gossip, then pull if a gap made no progress for the grace period.
+  caf::reacts_to<tick_atom>>;
 
 struct leader_config {
   replica_config replica;
@@ -57,8 +68,12 @@ struct leader_config {
   /// How long the leader waits for the resolver before keeping siblings as unresolved.
   std::chrono::milliseconds resolver_timeout{5000};
   messages::decode_limits limits;
-  /// Most events a link gets per fetch, and most log entries one fetch scans.
+  /// Most log entries one fetch scans.
   uint32_t max_fetch_scan = 8192;
+  /// Gossip and pull checks run every tick; zero turns both off.
+  std::chrono::milliseconds tick_interval{100};
+  /// How long a pull waits for its answer before the next holder is tried.
+  std::chrono::milliseconds pull_timeout{1000};
 };
 
 /// Milliseconds since the Unix epoch from the system clock: the default wall clock.

@@ -30,6 +30,10 @@ using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;
 using log_grew_atom = caf::atom_constant<caf::atom("log_grew")>;
 using status_atom = caf::atom_constant<caf::atom("status")>;
 using conflicts_atom = caf::atom_constant<caf::atom("conflicts")>;
+using pull_atom = caf::atom_constant<caf::atom("pull")>;
+using gossip_atom = caf::atom_constant<caf::atom("gossip")>;
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using peers_atom = caf::atom_constant<caf::atom("peers")>;
 
 /// The dots of the versions a client has seen: hand back what `get` returned, and the write
 /// replaces exactly those (Riak's vclock, CouchDB's _rev).
@@ -62,6 +66,8 @@ struct node_status {
   uint64_t log_end = 0;
   uint64_t keys = 0;
   uint32_t pending_resolutions = 0;
+  uint64_t mailbox_peak = 0; ///< most messages seen waiting in the leader's mailbox
+  bool pull_in_flight = false;
 };
 
 /// Converts mlr's error to CAF's, keeping the message as the error's context.
@@ -94,13 +100,15 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, replica_stats& x) {
   return f(caf::meta::type_name("mlr.replica_stats"), x.local_writes, x.events_sent,
            x.events_received, x.duplicates, x.applied_remote, x.buffered, x.buffered_peak,
-           x.buffer_overflows, x.conflicts, x.resolved, x.unresolved);
+           x.buffer_overflows, x.conflicts, x.resolved, x.unresolved, x.pulls_sent,
+           x.pull_failures, x.pulled_events, x.pulls_served);
 }
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, node_status& x) {
   return f(caf::meta::type_name("mlr.node_status"), x.node, x.incarnation, x.applied, x.digest,
-           x.stats, x.log_end, x.keys, x.pending_resolutions);
+           x.stats, x.log_end, x.keys, x.pending_resolutions, x.mailbox_peak,
+           x.pull_in_flight);
 }
 
 template <class Inspector>

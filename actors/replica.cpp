@@ -51,6 +51,8 @@ dot replica::write(const write_request& w, uint64_t now_ms, std::vector<conflict
   if (w.op == messages::op_kind::put)
     e.value = w.value;
   ++stats_.local_writes;
+  if (cfg_.observer)
+    cfg_.observer->on_apply(cfg_.self, e, true);
   apply(std::move(e), conflicts);
   applied_at_last_write_ = applied_;
   return dot{self_, counter_};
@@ -69,12 +71,9 @@ replica::receive_result replica::receive(messages::event_batch batch, uint64_t n
     }
     clock_.observe(e.time, now_ms);
     if (causal_buffer::ready(e, applied_)) {
-      ++stats_.applied_remote;
-      apply(std::move(e), conflicts);
-      while (auto next = buffer_.release_ready(applied_)) {
-        ++stats_.applied_remote;
-        apply(std::move(*next), conflicts);
-      }
+      apply_remote(std::move(e), conflicts);
+      while (auto next = buffer_.release_ready(applied_))
+        apply_remote(std::move(*next), conflicts);
     } else if (buffer_.insert(std::move(e)) == causal_buffer::insert_result::full) {
       // Dropped for now; pull fetches it again once there is room.
       ++stats_.buffer_overflows;
@@ -83,6 +82,13 @@ replica::receive_result replica::receive(messages::event_batch batch, uint64_t n
   stats_.buffered = buffer_.size();
   stats_.buffered_peak = std::max<uint64_t>(stats_.buffered_peak, stats_.buffered);
   return out;
+}
+
+void replica::apply_remote(event e, std::vector<conflict>& conflicts) {
+  ++stats_.applied_remote;
+  if (cfg_.observer)
+    cfg_.observer->on_apply(cfg_.self, e, false);
+  apply(std::move(e), conflicts);
 }
 
 void replica::apply(event e, std::vector<conflict>& conflicts) {
@@ -118,6 +124,7 @@ void replica::apply(event e, std::vector<conflict>& conflicts) {
         entry.forward.insert(child);
   e.seen.insert(cfg_.self);
   e.seen.merge(entry.forward);
+  positions_[e.id.origin].push_back(store_->log_end());
   entry.ev = std::move(e);
   store_->append(std::move(entry));
 }
@@ -183,6 +190,118 @@ replica::fetch_result replica::fetch(messages::node_index dest, uint64_t from,
   out.next = pos;
   stats_.events_sent += out.batch.events.size();
   return out;
+}
+
+} // namespace mlr::actors
+
+namespace mlr::actors {
+
+void replica::observe_report(messages::node_index node, const messages::version_vector& vv) {
+  if (node == cfg_.self)
+    return;
+  reported_[node].merge(vv);
+}
+
+messages::version_vector replica::known() const {
+  auto out = applied_;
+  for (auto& [node, vv] : reported_)
+    out.merge(vv);
+  return out;
+}
+
+std::optional<replica::pull_plan> replica::plan_pull(uint64_t now_ms) {
+  // What this node knows exists: gossiped vectors, plus what buffered events wait for.
+  auto wanted = known();
+  buffer_.for_each([&](const event& e) {
+    wanted.advance(dot{e.id.origin, e.id.counter - 1});
+    for (auto& d : e.deps)
+      wanted.advance(d);
+  });
+  // A gap is due when it made no progress for the grace period.
+  std::vector<messages::source> due;
+  for (auto i = gaps_.begin(); i != gaps_.end();)
+    i = wanted.get(i->first) > applied_.get(i->first) ? std::next(i) : gaps_.erase(i);
+  for (auto& [s, target] : wanted.entries()) {
+    auto have = applied_.get(s);
+    if (target <= have)
+      continue;
+    auto [it, fresh] = gaps_.try_emplace(s, gap{now_ms, have});
+    auto& g = it->second;
+    if (fresh || have > g.applied_then) {
+      g = gap{now_ms, have};
+      continue;
+    }
+    if (now_ms - g.since_ms >= cfg_.pull_grace_ms)
+      due.push_back(s);
+  }
+  if (due.empty())
+    return std::nullopt;
+  // Holders of the first due source's next event, in index order; rotate on failures.
+  std::vector<messages::node_index> holders;
+  for (auto& [node, vv] : reported_)
+    if (vv.get(due.front()) > applied_.get(due.front()))
+      holders.push_back(node);
+  if (holders.empty())
+    return std::nullopt; // only buffered deps name it; gossip will tell who holds it
+  pull_plan plan;
+  plan.holder = holders[pull_rotation_ % holders.size()];
+  plan.request.requester = cfg_.self;
+  auto& holder_vv = reported_[plan.holder];
+  for (auto& s : due) {
+    auto first = applied_.get(s) + 1;
+    auto last = std::min(wanted.get(s), holder_vv.get(s));
+    // Leave out what already waits in the buffer: it needs no second copy.
+    for (auto c = first; c <= last; ++c) {
+      if (buffer_.contains(dot{s, c})) {
+        if (c > first)
+          plan.request.ranges.push_back(messages::counter_range{s, first, c - 1});
+        first = c + 1;
+      }
+    }
+    if (first <= last)
+      plan.request.ranges.push_back(messages::counter_range{s, first, last});
+    gaps_[s] = gap{now_ms, applied_.get(s)}; // the next pull waits another grace period
+  }
+  if (plan.request.ranges.empty())
+    return std::nullopt;
+  ++stats_.pulls_sent;
+  return plan;
+}
+
+void replica::pull_failed() {
+  ++stats_.pull_failures;
+  ++pull_rotation_;
+}
+
+messages::event_batch replica::serve_pull(const messages::pull_request& req) {
+  ++stats_.pulls_served;
+  std::vector<uint64_t> wanted;
+  for (auto& r : req.ranges) {
+    auto i = positions_.find(r.origin);
+    if (i == positions_.end())
+      continue;
+    auto& pos = i->second;
+    for (auto c = r.first; c <= r.last && c <= pos.size(); ++c) {
+      wanted.push_back(pos[c - 1]);
+      if (wanted.size() >= cfg_.max_pull_events)
+        break;
+    }
+    if (wanted.size() >= cfg_.max_pull_events)
+      break;
+  }
+  std::sort(wanted.begin(), wanted.end());
+  messages::event_batch out;
+  out.sender = cfg_.self;
+  for (auto p : wanted)
+    out.events.push_back(store_->read(p)->ev);
+  stats_.events_sent += out.events.size();
+  return out;
+}
+
+replica::receive_result replica::receive_pulled(messages::event_batch batch, uint64_t now_ms,
+                                                std::vector<conflict>& conflicts) {
+  stats_.pulled_events += batch.events.size();
+  return receive(std::move(batch), now_ms, conflicts);
 }
 
 } // namespace mlr::actors

@@ -18,12 +18,26 @@
 
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace mlr::actors {
+
+class replica;
+
+/// Sees every application and every handled message: tests hang invariant checkers here.
+/// Called on the leader's thread; implementations record, they do not assert.
+class replica_observer {
+public:
+  virtual ~replica_observer() = default;
+  /// Just before `e` is applied at `self` (`local`: a write taken at this node).
+  virtual void on_apply(messages::node_index self, const messages::event& e, bool local) = 0;
+  /// After the leader handled one message that may have changed the replica.
+  virtual void on_handled(const replica& r) = 0;
+};
 
 struct replica_config {
   messages::node_index self = 0;
@@ -37,6 +51,11 @@ struct replica_config {
   uint64_t max_clock_offset_ms = 500;
   /// Conflict records kept for inspection (oldest dropped first).
   size_t conflict_log_capacity = 1024;
+  /// How long a gap in what this node knows exists may go without progress before it pulls.
+  uint64_t pull_grace_ms = 500;
+  /// Most events one pull answer carries.
+  size_t max_pull_events = 4096;
+  std::shared_ptr<replica_observer> observer;
 };
 
 /// Counters a user (and a test) can read. All are totals since start, except `buffered`.
@@ -52,6 +71,10 @@ struct replica_stats {
   uint64_t conflicts = 0;         ///< concurrent versions met (each sent to the resolver)
   uint64_t resolved = 0;
   uint64_t unresolved = 0;        ///< resolver failed or timed out: siblings kept
+  uint64_t pulls_sent = 0;        ///< pull requests this node made
+  uint64_t pull_failures = 0;     ///< pulls that timed out or failed (next holder is tried)
+  uint64_t pulled_events = 0;     ///< events that arrived in pull answers
+  uint64_t pulls_served = 0;      ///< pull requests this node answered
 };
 
 /// One conflict as the resolver saw it: its inputs and its decision.
@@ -112,7 +135,27 @@ public:
   fetch_result fetch(messages::node_index dest, uint64_t from, size_t max_events,
                      size_t max_scan);
 
+  /// Records another node's version vector, as gossiped.
+  void observe_report(messages::node_index node, const messages::version_vector& vv);
+
+  /// A pull to make now, if some gap in what this node knows exists made no progress for
+  /// the grace period: whom to ask, and for which ranges (buffered events left out).
+  struct pull_plan {
+    messages::node_index holder = 0;
+    messages::pull_request request;
+  };
+  std::optional<pull_plan> plan_pull(uint64_t now_ms);
+  /// The pull to `holder` went unanswered: the next plan asks another holder.
+  void pull_failed();
+  /// Answers a pull from this node's log, in log order (a causal order).
+  messages::event_batch serve_pull(const messages::pull_request& req);
+  /// Takes a pull answer: like a batch, counted separately.
+  receive_result receive_pulled(messages::event_batch batch, uint64_t now_ms,
+                                std::vector<conflict>& conflicts);
+
   const messages::version_vector& applied() const { return applied_; }
+  /// The join of every version vector gossiped to this node, and its own.
+  messages::version_vector known() const;
   const replica_stats& stats() const { return stats_; }
   const std::deque<conflict_record>& conflict_log() const { return conflicts_; }
   messages::source self() const { return self_; }
@@ -122,6 +165,7 @@ public:
 
 private:
   void apply(messages::event e, std::vector<conflict>& conflicts);
+  void apply_remote(messages::event e, std::vector<conflict>& conflicts);
   void record(conflict_record r);
 
   replica_config cfg_;
@@ -134,6 +178,16 @@ private:
   causal_buffer buffer_;
   replica_stats stats_;
   std::deque<conflict_record> conflicts_;
+  // positions_[s][c - 1] = log position of dot (s, c); contiguous because every source is
+  // applied in counter order. Lets a pull answer find events without scanning the log.
+  std::map<messages::source, std::vector<uint64_t>> positions_;
+  std::map<messages::node_index, messages::version_vector> reported_;
+  struct gap {
+    uint64_t since_ms = 0;
+    uint64_t applied_then = 0;
+  };
+  std::map<messages::source, gap> gaps_;
+  uint64_t pull_rotation_ = 0;
 };
 
 } // namespace mlr::actors

@@ -185,6 +185,43 @@ frame encode(const ack& a) {
   return to_frame(msg);
 }
 
+frame encode(const pull_request& p) {
+  capnp::MallocMessageBuilder msg;
+  auto root = msg.initRoot<wire::PullRequest>();
+  root.setRequester(p.requester);
+  source_table table;
+  auto ranges = root.initRanges(static_cast<unsigned>(p.ranges.size()));
+  for (unsigned i = 0; i < p.ranges.size(); ++i) {
+    ranges[i].setSource(table.index_of(p.ranges[i].origin));
+    ranges[i].setFirst(p.ranges[i].first);
+    ranges[i].setLast(p.ranges[i].last);
+  }
+  write_sources(root.initSources(static_cast<unsigned>(table.sources().size())), table.sources());
+  return to_frame(msg);
+}
+
+result<pull_request> decode_pull(const frame& f, const decode_limits& limits) {
+  return with_reader<pull_request>(f, limits, "pull request",
+                                   [&](capnp::MessageReader& reader) -> result<pull_request> {
+    auto root = reader.getRoot<wire::PullRequest>();
+    auto table = read_sources(root.getSources());
+    if (!table)
+      return table.err();
+    pull_request out;
+    out.requester = root.getRequester();
+    for (auto r : root.getRanges()) {
+      if (r.getSource() >= table->size())
+        return malformed("pull range refers to source " + std::to_string(r.getSource()) +
+                         " but the table has " + std::to_string(table->size()));
+      if (r.getFirst() == 0 || r.getFirst() > r.getLast())
+        return malformed("pull range " + std::to_string(r.getFirst()) + ".." +
+                         std::to_string(r.getLast()) + " is empty or starts at 0");
+      out.ranges.push_back(counter_range{(*table)[r.getSource()], r.getFirst(), r.getLast()});
+    }
+    return out;
+  });
+}
+
 result<event_batch> decode_batch(const frame& f, const decode_limits& limits) {
   return with_reader<event_batch>(f, limits, "event batch", [&](capnp::MessageReader& reader)
                                       -> result<event_batch> {

@@ -21,11 +21,13 @@ struct decode_limits {
 
 frame encode(const event_batch& batch);
 frame encode(const ack& a);
+frame encode(const pull_request& p);
 
 /// Packed encoding (capnp::writePackedMessage) of the same message: for measuring.
 std::vector<uint8_t> encode_packed(const event_batch& batch);
 
 result<event_batch> decode_batch(const frame& f, const decode_limits& limits = {});
 result<ack> decode_ack(const frame& f, const decode_limits& limits = {});
+result<pull_request> decode_pull(const frame& f, const decode_limits& limits = {});
 
 } // namespace mlr::messages

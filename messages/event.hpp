@@ -44,6 +44,19 @@ struct ack {
   uint32_t duplicates = 0;
 };
 
+/// Counters first..last (inclusive) of one source.
+struct counter_range {
+  source origin;
+  uint64_t first = 0;
+  uint64_t last = 0;
+};
+
+/// What a node asks a holder for when it pulls.
+struct pull_request {
+  node_index requester = 0;
+  std::vector<counter_range> ranges;
+};
+
 /// One version of a key as a store keeps it; siblings are several of these.
 struct version {
   dot id;

@@ -51,3 +51,19 @@ struct Ack {
   received @3 :UInt32;              # events in the acknowledged batch
   duplicates @4 :UInt32;            # of which already applied or already buffered
 }
+
+# A closed range of counters of one source.
+struct Range {
+  source @0 :UInt16;
+  first @1 :UInt64;
+  last @2 :UInt64;
+}
+
+# Pull: "send me these events if you hold them". A node sends it to one holder (chosen
+# from gossiped version vectors) when it has waited past a grace period for events it
+# knows exist; the answer is an EventBatch in the holder's log order.
+struct PullRequest {
+  requester @0 :UInt32;
+  sources @1 :List(Source);
+  ranges @2 :List(Range);
+}

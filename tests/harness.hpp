@@ -68,6 +68,14 @@ struct sim_cluster {
   /// Runs every job until the system is idle.
   size_t run() { return sched->run(); }
 
+  /// Moves simulated time (CAF's clock and the wall clock) forward, fires every timer that
+  /// became due, and runs until idle.
+  void advance(std::chrono::milliseconds d) {
+    *wall_ms += static_cast<uint64_t>(d.count());
+    sched->advance_time(d);
+    run();
+  }
+
   /// Takes the one reply waiting for the test's scoped actor.
   template <class T>
   T take() {
@@ -114,6 +122,17 @@ struct sim_cluster {
     for (size_t n = 0; n < size(); ++n)
       out.push_back(status(n));
     return out;
+  }
+
+  /// Takes every write acknowledgement waiting for the test's scoped actor; returns how many.
+  size_t drain_write_acks() {
+    size_t n = 0;
+    bool more = true;
+    while (more)
+      (*self)->receive([&](messages::dot&) { ++n; },
+                       [&](caf::error& err) { FAIL("a write failed: " << sys->render(err)); },
+                       caf::after(std::chrono::seconds(0)) >> [&] { more = false; });
+    return n;
   }
 
   /// The single value of a key at a node ("" when absent; fails on siblings).

@@ -5,55 +5,177 @@
 #include <caf/typed_response_promise.hpp>
 
 #include <deque>
+#include <random>
 
 namespace mlr::testing {
 
 namespace {
 
+using promise = caf::typed_response_promise<messages::frame>;
+
+// One message in transit. `kind` is batch, pull (requests, answered through `rp`) or
+// gossip (one-way).
+struct parcel {
+  caf::atom_value kind;
+  messages::frame f;
+  promise rp;
+};
+
 struct channel_state {
   actors::sink_actor dest;
   bool holding = false;
-  std::deque<std::pair<messages::frame, caf::typed_response_promise<messages::frame>>> queue;
+  bool cut = false;
+  fault_config faults;
+  std::mt19937_64 rng;
+  std::deque<parcel> held;
+  std::map<uint64_t, parcel> delayed;
+  uint64_t next_id = 0;
+  // Requests lost in the network: their promises are kept so that senders time out
+  // instead of getting an immediate "broken promise".
+  std::vector<promise> lost;
+  channel_stats stats;
+
+  bool chance(double p) { return p > 0 && std::uniform_real_distribution<double>(0, 1)(rng) < p; }
 };
 
 using channel_pointer = channel_actor::stateful_pointer<channel_state>;
 
-void forward(channel_pointer self, messages::frame f,
-             caf::typed_response_promise<messages::frame> rp) {
-  self->request(self->state.dest, caf::infinite, actors::batch_atom::value, std::move(f))
-    .then([rp](messages::frame& ack) mutable { rp.deliver(std::move(ack)); },
-          [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+size_t events_in(const messages::frame& f) {
+  auto b = messages::decode_batch(f);
+  return b ? b->events.size() : 0;
 }
 
-channel_actor::behavior_type channel(channel_pointer self, actors::sink_actor dest) {
+void deliver(channel_pointer self, parcel p) {
+  auto& st = self->state;
+  ++st.stats.forwarded;
+  if (p.kind == actors::gossip_atom::value) {
+    self->send(st.dest, actors::gossip_atom::value, std::move(p.f));
+    return;
+  }
+  auto on_answer = [self, rp = p.rp](messages::frame& answer) mutable {
+    if (self->state.cut || self->state.chance(self->state.faults.drop)) {
+      ++self->state.stats.dropped;
+      self->state.lost.push_back(rp);
+      return;
+    }
+    rp.deliver(std::move(answer));
+  };
+  auto on_error = [rp = p.rp](caf::error& err) mutable { rp.deliver(std::move(err)); };
+  if (p.kind == actors::batch_atom::value) {
+    st.stats.events += events_in(p.f);
+    self->request(st.dest, caf::infinite, actors::batch_atom::value, std::move(p.f))
+      .then(std::move(on_answer), std::move(on_error));
+  } else {
+    self->request(st.dest, caf::infinite, actors::pull_atom::value, std::move(p.f))
+      .then(std::move(on_answer), std::move(on_error));
+  }
+}
+
+// A message entering the channel: held, lost, delayed, duplicated or passed on.
+void admit(channel_pointer self, parcel p) {
+  auto& st = self->state;
+  if (st.holding) {
+    st.held.push_back(std::move(p));
+    return;
+  }
+  if (st.cut || st.chance(st.faults.drop)) {
+    ++st.stats.dropped;
+    if (p.kind != actors::gossip_atom::value)
+      st.lost.push_back(p.rp);
+    return;
+  }
+  if (st.chance(st.faults.duplicate)) {
+    ++st.stats.duplicated;
+    // The copy's answer goes nowhere; the original's answer is the one the sender gets.
+    if (p.kind == actors::gossip_atom::value)
+      self->send(st.dest, actors::gossip_atom::value, p.f);
+    else if (p.kind == actors::batch_atom::value)
+      self->request(st.dest, caf::infinite, actors::batch_atom::value, p.f)
+        .then([](messages::frame&) {}, [](caf::error&) {});
+    else
+      self->request(st.dest, caf::infinite, actors::pull_atom::value, p.f)
+        .then([](messages::frame&) {}, [](caf::error&) {});
+  }
+  if (st.chance(st.faults.delay)) {
+    ++st.stats.delayed;
+    auto id = st.next_id++;
+    auto ms = std::uniform_int_distribution<uint32_t>(1, std::max(1u, st.faults.max_delay_ms))(st.rng);
+    st.delayed.emplace(id, std::move(p));
+    self->delayed_send(self, std::chrono::milliseconds(ms), deliver_atom::value, id);
+    return;
+  }
+  deliver(self, std::move(p));
+}
+
+channel_actor::behavior_type channel(channel_pointer self, actors::sink_actor dest,
+                                     uint64_t seed) {
   // The channel lives and dies with the leader it feeds.
   self->link_to(dest);
   self->state.dest = std::move(dest);
+  self->state.rng.seed(seed);
   return {
     [self](actors::batch_atom, messages::frame& f) {
       auto rp = self->make_response_promise<messages::frame>();
-      if (self->state.holding)
-        self->state.queue.emplace_back(std::move(f), rp);
-      else
-        forward(self, std::move(f), rp);
+      admit(self, parcel{actors::batch_atom::value, std::move(f), rp});
       return rp;
+    },
+    [self](actors::pull_atom, messages::frame& f) {
+      auto rp = self->make_response_promise<messages::frame>();
+      admit(self, parcel{actors::pull_atom::value, std::move(f), rp});
+      return rp;
+    },
+    [self](actors::gossip_atom, messages::frame& f) {
+      admit(self, parcel{actors::gossip_atom::value, std::move(f), promise{}});
     },
     [self](hold_atom) { self->state.holding = true; },
     [self](release_atom) {
       self->state.holding = false;
-      while (!self->state.queue.empty()) {
-        auto [f, rp] = std::move(self->state.queue.front());
-        self->state.queue.pop_front();
-        forward(self, std::move(f), rp);
+      while (!self->state.held.empty()) {
+        auto p = std::move(self->state.held.front());
+        self->state.held.pop_front();
+        admit(self, std::move(p));
       }
     },
+    [self](cut_atom) { self->state.cut = true; },
+    [self](heal_atom) { self->state.cut = false; },
+    [self](faults_atom, fault_config cfg) { self->state.faults = cfg; },
+    [self](deliver_atom, uint64_t id) {
+      auto i = self->state.delayed.find(id);
+      if (i == self->state.delayed.end())
+        return;
+      auto p = std::move(i->second);
+      self->state.delayed.erase(i);
+      if (self->state.cut) {
+        ++self->state.stats.dropped;
+        if (p.kind != actors::gossip_atom::value)
+          self->state.lost.push_back(p.rp);
+        return;
+      }
+      deliver(self, std::move(p));
+    },
+    [self](actors::status_atom) { return self->state.stats; },
   };
 }
 
 } // namespace
 
-channel_actor spawn_channel(caf::actor_system& sys, actors::sink_actor dest) {
-  return sys.spawn(channel, std::move(dest));
+channel_actor spawn_channel(caf::actor_system& sys, actors::sink_actor dest, uint64_t seed) {
+  return sys.spawn(channel, std::move(dest), seed);
+}
+
+actors::sink_actor sim_network::sink(messages::node_index from, messages::node_index to,
+                                     actors::leader_actor dest) {
+  auto key = std::make_pair(from, to);
+  auto i = channels_.find(key);
+  if (i != channels_.end())
+    return i->second;
+  auto ch = spawn_channel(sys_, dest, seed_ * 1000003u + from * 1009u + to);
+  channels_.emplace(key, ch);
+  return ch;
+}
+
+channel_actor sim_network::at(messages::node_index from, messages::node_index to) const {
+  return channels_.at(std::make_pair(from, to));
 }
 
 } // namespace mlr::testing

@@ -1,6 +1,7 @@
 #include "topology/wiring.hpp"
 
 #include <caf/actor_system.hpp>
+#include <caf/send.hpp>
 
 #include <random>
 
@@ -28,20 +29,32 @@ result<cluster_handles> wire_cluster(caf::actor_system& sys, const cluster_spec&
     cfg.wall_clock_ms = spec.wall_clock_ms;
     cfg.resolver_timeout = spec.resolver_timeout;
     cfg.limits = spec.limits;
+    cfg.tick_interval = spec.tick_interval;
+    cfg.pull_timeout = spec.pull_timeout;
+    cfg.replica.pull_grace_ms = static_cast<uint64_t>(spec.pull_grace.count());
+    cfg.replica.observer = spec.observer;
     h.incarnations.push_back(cfg.replica.incarnation);
     auto resolver = spec.make_resolver(sys);
     h.resolvers.push_back(resolver);
     h.leaders.push_back(
       actors::spawn_leader(sys, std::move(cfg), storage::make_memory_store(), resolver));
   }
+  auto n = spec.topology.size();
+  std::vector<std::vector<actors::sink_actor>> reach(n, std::vector<actors::sink_actor>(n));
+  for (node_index from = 0; from < n; ++from)
+    for (node_index to = 0; to < n; ++to)
+      if (from != to)
+        reach[from][to] = spec.make_sink ? spec.make_sink(from, to, h.leaders[to])
+                                         : actors::sink_actor{h.leaders[to]};
   for (auto [from, to] : spec.topology.edges()) {
     auto link_cfg = spec.link;
     link_cfg.from = from;
     link_cfg.to = to;
-    actors::sink_actor sink = spec.make_sink ? spec.make_sink(from, to, h.leaders[to])
-                                             : actors::sink_actor{h.leaders[to]};
-    h.links.push_back(actors::spawn_replication_link(sys, link_cfg, h.leaders[from], sink));
+    h.links.push_back(
+      actors::spawn_replication_link(sys, link_cfg, h.leaders[from], reach[from][to]));
   }
+  for (node_index from = 0; from < n; ++from)
+    caf::anon_send(h.leaders[from], actors::peers_atom::value, std::move(reach[from]));
   return h;
 }
 

@@ -30,8 +30,16 @@ struct cluster_spec {
   std::chrono::milliseconds resolver_timeout{5000};
   /// Limits for decoding frames that arrive at leaders.
   messages::decode_limits limits;
-  /// What the link for edge from -> to ships to. Default: the destination leader itself.
-  /// Tests put a simulated network channel here; processes put a peer connection.
+  /// Gossip and pull checks run every tick (zero: off); a gap that made no progress for
+  /// `pull_grace` is pulled from one holder, the next holder after `pull_timeout`.
+  std::chrono::milliseconds tick_interval{100};
+  std::chrono::milliseconds pull_grace{500};
+  std::chrono::milliseconds pull_timeout{1000};
+  /// Sees every application at every leader (tests' invariant checkers).
+  std::shared_ptr<actors::replica_observer> observer;
+  /// How node `from` reaches node `to`: what the link for that edge ships to, and what
+  /// gossip and pull go through. Default: the destination leader itself. Tests put a
+  /// simulated network channel here; processes put a peer connection.
   std::function<actors::sink_actor(node_index from, node_index to, actors::leader_actor dest)>
     make_sink;
 };
