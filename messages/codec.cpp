@@ -8,6 +8,7 @@
 #include <kj/exception.h>
 #include <kj/io.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 
@@ -38,11 +39,14 @@ void write_sources(capnp::List<wire::Source>::Builder out, const std::vector<sou
   }
 }
 
-void write_counters(capnp::List<wire::Counter>::Builder out, const std::vector<dot>& xs,
-                    source_table& table) {
+constexpr uint64_t max_counter = (uint64_t{1} << 48) - 1;
+
+void write_dots(capnp::List<wire::Dot>::Builder out, const std::vector<dot>& xs,
+                source_table& table) {
   for (unsigned i = 0; i < xs.size(); ++i) {
     out[i].setSource(table.index_of(xs[i].origin));
-    out[i].setCounter(xs[i].counter);
+    out[i].setCounterLow(static_cast<uint32_t>(xs[i].counter));
+    out[i].setCounterHigh(static_cast<uint16_t>(xs[i].counter >> 32));
   }
 }
 
@@ -116,6 +120,21 @@ result<std::vector<dot>> read_counters(capnp::List<wire::Counter>::Reader in,
   return out;
 }
 
+result<std::vector<dot>> read_dots(capnp::List<wire::Dot>::Reader in,
+                                   const std::vector<source>& table, const char* field) {
+  std::vector<dot> out;
+  out.reserve(in.size());
+  for (auto d : in) {
+    if (d.getSource() >= table.size())
+      return malformed(std::string(field) + " refers to source " +
+                       std::to_string(d.getSource()) + " but the table has " +
+                       std::to_string(table.size()));
+    out.push_back(dot{table[d.getSource()],
+                      (uint64_t{d.getCounterHigh()} << 32) | d.getCounterLow()});
+  }
+  return out;
+}
+
 std::string as_string(capnp::Data::Reader d) {
   return std::string(reinterpret_cast<const char*>(d.begin()), d.size());
 }
@@ -128,6 +147,13 @@ void build_batch(capnp::MessageBuilder& msg, const event_batch& batch) {
   auto root = msg.initRoot<wire::EventBatch>();
   root.setSender(batch.sender);
   root.setEpoch(batch.epoch);
+  uint64_t base = 0;
+  if (!batch.events.empty()) {
+    base = batch.events.front().time.value;
+    for (auto& e : batch.events)
+      base = std::min(base, e.time.value);
+  }
+  root.setBaseHlc(base);
   source_table table;
   auto events = root.initEvents(static_cast<unsigned>(batch.events.size()));
   for (unsigned i = 0; i < batch.events.size(); ++i) {
@@ -135,13 +161,17 @@ void build_batch(capnp::MessageBuilder& msg, const event_batch& batch) {
     auto out = events[i];
     out.setSource(table.index_of(e.id.origin));
     out.setCounter(e.id.counter);
-    out.setHlc(e.time.value);
-    write_counters(out.initDeps(static_cast<unsigned>(e.deps.size())), e.deps, table);
-    write_counters(out.initContext(static_cast<unsigned>(e.context.size())), e.context, table);
+    out.setHlcDelta(e.time.value - base);
     auto& words = e.seen.words();
-    auto seen = out.initSeenBy(static_cast<unsigned>(words.size()));
-    for (unsigned w = 0; w < words.size(); ++w)
-      seen.set(w, words[w]);
+    if (!words.empty())
+      out.setSeenBy(words[0]);
+    if (words.size() > 1) {
+      auto more = out.initSeenByMore(static_cast<unsigned>(words.size() - 1));
+      for (unsigned w = 1; w < words.size(); ++w)
+        more.set(w - 1, words[w]);
+    }
+    write_dots(out.initDeps(static_cast<unsigned>(e.deps.size())), e.deps, table);
+    write_dots(out.initContext(static_cast<unsigned>(e.context.size())), e.context, table);
     out.setKey(as_bytes(e.key));
     if (e.op == op_kind::del)
       out.setDel();
@@ -243,22 +273,26 @@ result<event_batch> decode_batch(const frame& f, const decode_limits& limits) {
       if (in.getSource() >= table->size())
         return malformed("event refers to source " + std::to_string(in.getSource()) +
                          " but the table has " + std::to_string(table->size()));
-      if (in.getCounter() == 0)
-        return malformed("event has counter 0; counters start at 1");
+      if (in.getCounter() == 0 || in.getCounter() > max_counter)
+        return malformed("event has counter " + std::to_string(in.getCounter()) +
+                         "; counters run from 1 to 2^48 - 1");
       e.id = dot{(*table)[in.getSource()], in.getCounter()};
-      e.time = hlc{in.getHlc()};
-      auto deps = read_counters(in.getDeps(), *table, "deps");
+      e.time = hlc{root.getBaseHlc() + in.getHlcDelta()};
+      auto deps = read_dots(in.getDeps(), *table, "deps");
       if (!deps)
         return deps.err();
       e.deps = std::move(*deps);
-      auto context = read_counters(in.getContext(), *table, "context");
+      auto context = read_dots(in.getContext(), *table, "context");
       if (!context)
         return context.err();
       e.context = std::move(*context);
-      auto seen = in.getSeenBy();
-      e.seen.words().reserve(seen.size());
-      for (auto w : seen)
-        e.seen.words().push_back(w);
+      auto more = in.getSeenByMore();
+      if (in.getSeenBy() != 0 || more.size() > 0) {
+        e.seen.words().reserve(more.size() + 1);
+        e.seen.words().push_back(in.getSeenBy());
+        for (auto w : more)
+          e.seen.words().push_back(w);
+      }
       e.key = as_string(in.getKey());
       if (in.isDel()) {
         e.op = op_kind::del;

@@ -1,7 +1,8 @@
 @0xc614ef60af43134a;
 # mlr's replication protocol. This schema is the contract between nodes: fields are
 # append-only (never renumbered, never reused), so any Cap'n Proto implementation that
-# has this file can read and write what a node sends.
+# has this file can read and write what a node sends. (The layout was last reshaped before
+# any release, to make per-event metadata small; from the first release on it only grows.)
 
 using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("mlr::wire");
@@ -20,19 +21,29 @@ struct Counter {
   counter @1 :UInt64;
 }
 
+# A dot in one word: (source, counter) with a 48-bit counter split in two fields, so that
+# deps and contexts cost one word each (a node takes a new incarnation long before its
+# counter reaches 2^48). `source` indexes the enclosing batch's source table.
+struct Dot {
+  source @0 :UInt16;
+  counterLow @1 :UInt32;     # counter & 0xffffffff
+  counterHigh @2 :UInt16;    # counter >> 32
+}
+
 # One write, as it travels between leaders.
 struct Event {
   source @0 :UInt16;         # origin incarnation (index into the batch's sources)
   counter @1 :UInt64;        # the dot is (source, counter)
-  hlc @2 :UInt64;            # hybrid logical clock: physical milliseconds << 16 | logical
-  deps @3 :List(Counter);    # causal deps as a delta against the origin's previous event
-  context @4 :List(Counter); # dots of the versions of `key` this write replaces
-  seenBy @5 :List(UInt64);   # bitset of node indices that hold or are being sent this event
+  hlcDelta @2 :UInt64;       # hybrid logical clock minus the batch's baseHlc
+  seenBy @3 :UInt64;         # nodes 0-63 that hold or are being sent this event (bit i = node i)
+  deps @4 :List(Dot);        # causal deps as a delta against the origin's previous event
+  context @5 :List(Dot);     # dots of the versions of `key` this write replaces
   key @6 :Data;
   union {
     put @7 :Data;            # the new value
     del @8 :Void;            # a delete (tombstone)
   }
+  seenByMore @9 :List(UInt64); # nodes 64 and up: word i covers nodes 64(i+1) .. 64(i+1)+63
 }
 
 # What a replication link ships in one go.
@@ -41,6 +52,7 @@ struct EventBatch {
   epoch @1 :UInt64;          # topology epoch the sender routed under (0: static topology)
   sources @2 :List(Source);
   events @3 :List(Event);
+  baseHlc @4 :UInt64;        # HLCs are physical milliseconds << 16 | logical; events carry deltas
 }
 
 # The receiver's answer to a batch, sent on receipt (before causal delivery).

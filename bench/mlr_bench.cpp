@@ -1,0 +1,383 @@
+// mlr-bench: figures for the replication core, in one process, in-memory.
+//
+// 1. Throughput and latency: for ring, star and mesh with N = 3 and 5, every node writes
+//    (batched puts, a few batches in flight per node) until every node has applied every
+//    write. Prints replicated writes/s, p50/p99 from a write to applied-at-every-node
+//    (sampled), and the peak resident memory of that run (each run is a fresh child
+//    process, so peaks do not accumulate).
+// 2. Metadata on the wire: bytes per event beyond key and value, unpacked and packed, at
+//    N = 3 and 32, for round-robin writes (each node writes once per round after applying
+//    everyone else's: the worst case, N-1 entries in every deps delta) and bursty writes
+//    (each node writes 100 in a row).
+//
+// It prints figures; it never passes or fails on them.
+
+#include "actors/leader.hpp"
+#include "messages/codec.hpp"
+#include "topology/wiring.hpp"
+
+#include <boost/program_options.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/scoped_actor.hpp>
+#include <nlohmann/json.hpp>
+
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <thread>
+
+namespace po = boost::program_options;
+using namespace mlr;
+using json = nlohmann::json;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+struct bench_options {
+  size_t writes = 200000;   // per node
+  size_t batch = 256;       // puts per write_atom message
+  size_t in_flight = 4;     // write batches outstanding per node
+  size_t value_bytes = 16;
+  size_t threads = 2;
+  std::string policy = "stealing";
+};
+
+// Counts applications and samples latency from a write to its application everywhere.
+class progress_observer : public actors::replica_observer {
+public:
+  explicit progress_observer(size_t nodes) : nodes_(nodes) {}
+
+  void on_apply(messages::node_index, const messages::event& e, bool local) override {
+    applied_.fetch_add(1, std::memory_order_relaxed);
+    if (e.id.counter % 64 != 1)
+      return;
+    auto now = clock_type::now();
+    std::lock_guard<std::mutex> guard(mtx_);
+    if (local) {
+      pending_[e.id] = {now, nodes_ - 1};
+      return;
+    }
+    auto i = pending_.find(e.id);
+    if (i == pending_.end())
+      return;
+    if (--i->second.remaining == 0) {
+      latencies_us_.push_back(
+        std::chrono::duration<double, std::micro>(now - i->second.written).count());
+      pending_.erase(i);
+    }
+  }
+  void on_handled(const actors::replica&) override {}
+
+  uint64_t applied() const { return applied_.load(std::memory_order_relaxed); }
+  std::vector<double> latencies() {
+    std::lock_guard<std::mutex> guard(mtx_);
+    return latencies_us_;
+  }
+
+private:
+  struct sample {
+    clock_type::time_point written;
+    size_t remaining;
+  };
+  size_t nodes_;
+  std::atomic<uint64_t> applied_{0};
+  std::mutex mtx_;
+  std::map<messages::dot, sample> pending_;
+  std::vector<double> latencies_us_;
+};
+
+// Feeds one leader: `total` puts in batches, at most `in_flight` batches outstanding.
+caf::behavior writer(caf::event_based_actor* self, actors::leader_actor leader, size_t node,
+                     size_t total, size_t batch, size_t in_flight, size_t value_bytes) {
+  auto sent = std::make_shared<size_t>(0);
+  auto send_next = std::make_shared<std::function<void()>>();
+  *send_next = [=] {
+    if (*sent >= total)
+      return;
+    std::vector<actors::write_request> writes;
+    auto n = std::min(batch, total - *sent);
+    writes.reserve(n);
+    for (size_t i = 0; i < n; ++i, ++*sent)
+      writes.push_back(actors::write_request{"n" + std::to_string(node) + "-" +
+                                               std::to_string(*sent % 10000),
+                                             messages::op_kind::put,
+                                             std::string(value_bytes, 'v'), false, {}});
+    self->request(leader, caf::infinite, actors::write_atom::value, std::move(writes))
+      .then([=](std::vector<messages::dot>&) { (*send_next)(); });
+  };
+  for (size_t i = 0; i < in_flight; ++i)
+    (*send_next)();
+  return {[](caf::unit_t) {}};
+}
+
+double percentile(std::vector<double> xs, double p) {
+  if (xs.empty())
+    return 0;
+  std::sort(xs.begin(), xs.end());
+  return xs[std::min(xs.size() - 1, static_cast<size_t>(p * static_cast<double>(xs.size())))];
+}
+
+double peak_rss_mb() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) / 1024.0;
+}
+
+json run_throughput(const std::string& kind, size_t n, const bench_options& o) {
+  caf::actor_system_config cfg;
+  cfg.set("scheduler.max-threads", static_cast<int64_t>(o.threads));
+  cfg.set("scheduler.policy", o.policy == "sharing" ? caf::atom("sharing") : caf::atom("stealing"));
+  caf::actor_system sys{cfg};
+  auto names = topology::default_names(n);
+  topology::cluster_spec spec;
+  spec.topology = kind == "ring"   ? topology::make_ring(names)
+                  : kind == "star" ? topology::make_star(names, 0)
+                                   : topology::make_mesh(names);
+  spec.make_resolver = resolvers::builtin_resolver("lww");
+  auto observer = std::make_shared<progress_observer>(n);
+  spec.observer = observer;
+  spec.link.max_batch_events = 1024;
+  spec.link.window = 4;
+  auto h = topology::wire_cluster(sys, spec);
+  if (!h)
+    throw std::runtime_error(h.err().message);
+  auto expected = static_cast<uint64_t>(n * n * o.writes);
+  auto t0 = clock_type::now();
+  for (size_t node = 0; node < n; ++node)
+    sys.spawn(writer, h->leaders[node], node, o.writes, o.batch, o.in_flight, o.value_bytes);
+  auto deadline = t0 + std::chrono::seconds(120);
+  while (observer->applied() < expected && clock_type::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  auto secs = std::chrono::duration<double>(clock_type::now() - t0).count();
+  auto lat = observer->latencies();
+  json out = {{"topology", kind},
+              {"nodes", n},
+              {"writes", n * o.writes},
+              {"complete", observer->applied() >= expected},
+              {"seconds", secs},
+              {"writes_per_s", static_cast<double>(n * o.writes) / secs},
+              {"p50_us", percentile(lat, 0.50)},
+              {"p99_us", percentile(lat, 0.99)},
+              {"latency_samples", lat.size()},
+              {"peak_rss_mb", peak_rss_mb()}};
+  for (auto& l : h->leaders)
+    caf::anon_send_exit(l, caf::exit_reason::user_shutdown);
+  for (auto& r : h->resolvers)
+    caf::anon_send_exit(r, caf::exit_reason::user_shutdown);
+  return out;
+}
+
+// Runs `fn` in a child process and returns what it printed as JSON, so every run starts
+// with a fresh heap and its own peak-memory figure.
+json in_child(const std::function<json()>& fn) {
+  int fds[2];
+  if (pipe(fds) != 0)
+    throw std::runtime_error("pipe failed");
+  auto pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    std::string text;
+    try {
+      text = fn().dump();
+    } catch (const std::exception& e) {
+      text = json{{"error", e.what()}}.dump();
+    }
+    auto ignored = write(fds[1], text.data(), text.size());
+    (void)ignored;
+    close(fds[1]);
+    _exit(0);
+  }
+  close(fds[1]);
+  std::string text;
+  char buf[4096];
+  ssize_t got;
+  while ((got = read(fds[0], buf, sizeof(buf))) > 0)
+    text.append(buf, static_cast<size_t>(got));
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (text.empty())
+    return json{{"error", "child process died"}};
+  return json::parse(text);
+}
+
+// --- metadata on the wire ---------------------------------------------------------------
+
+struct wire_figures {
+  double unpacked = 0;
+  double packed = 0;
+};
+
+// N replicas wired as a mesh, driven without actors. Measures what origin 0 ships to node 1
+// in batches of up to 64 events, beyond key and value bytes and the empty-batch overhead.
+wire_figures measure_wire(size_t n, bool bursty, size_t events_per_node) {
+  std::vector<actors::replica> nodes;
+  nodes.reserve(n);
+  for (messages::node_index i = 0; i < n; ++i) {
+    actors::replica_config cfg;
+    cfg.self = i;
+    cfg.incarnation = 0x9e3779b97f4a7c15ull * (i + 1);
+    cfg.forward_to.resize(n);
+    for (messages::node_index j = 0; j < n; ++j)
+      if (j != i)
+        cfg.forward_to[i].push_back(j);
+    nodes.emplace_back(cfg, storage::make_memory_store());
+  }
+  std::vector<std::vector<uint64_t>> cursor(n, std::vector<uint64_t>(n, 0));
+  std::vector<actors::conflict> conflicts;
+  uint64_t now = 1'700'000'000'000ull;
+  // Delivers everything every node has not yet shipped to `to`.
+  auto deliver_to = [&](size_t to) {
+    for (size_t from = 0; from < n; ++from) {
+      if (from == to)
+        continue;
+      auto got = nodes[from].fetch(static_cast<messages::node_index>(to), cursor[from][to],
+                                   1u << 20, 1u << 20);
+      cursor[from][to] = got.next;
+      nodes[to].receive(std::move(got.batch), now, conflicts);
+    }
+  };
+  size_t per_burst = bursty ? 100 : 1;
+  size_t rounds = events_per_node / per_burst;
+  for (size_t r = 0; r < rounds; ++r)
+    for (size_t i = 0; i < n; ++i) {
+      deliver_to(i);
+      for (size_t k = 0; k < per_burst; ++k) {
+        ++now;
+        auto key = "key-" + std::to_string((r * per_burst + k) % 1000);
+        nodes[i].write(actors::write_request{key, messages::op_kind::put, "value-16-bytes!!",
+                                             false, {}},
+                       now, conflicts);
+      }
+    }
+  // What origin 0 shipped to node 1, re-batched as a link would under load: 64 a batch.
+  std::vector<messages::event> own;
+  for (uint64_t pos = 0; pos < nodes[0].log_end(); ++pos) {
+    auto* e = nodes[0].store().read(pos);
+    if (e->ev.id.origin.node == 0)
+      own.push_back(e->ev);
+  }
+  messages::event_batch empty;
+  auto empty_unpacked = messages::encode(empty).bytes.size();
+  auto empty_packed = messages::encode_packed(empty).size();
+  wire_figures w;
+  size_t counted = 0;
+  for (size_t i = 0; i < own.size(); i += 64) {
+    messages::event_batch b;
+    b.sender = 0;
+    size_t payload = 0;
+    for (size_t j = i; j < std::min(own.size(), i + 64); ++j) {
+      payload += own[j].key.size() + own[j].value.size();
+      b.events.push_back(own[j]);
+    }
+    w.unpacked += static_cast<double>(messages::encode(b).bytes.size() - empty_unpacked - payload);
+    w.packed += static_cast<double>(messages::encode_packed(b).size() - empty_packed - payload);
+    counted += b.events.size();
+  }
+  w.unpacked /= static_cast<double>(counted);
+  w.packed /= static_cast<double>(counted);
+  return w;
+}
+
+std::string machine() {
+  std::ifstream cpu("/proc/cpuinfo");
+  std::string line, model = "unknown CPU";
+  while (std::getline(cpu, line))
+    if (line.rfind("model name", 0) == 0) {
+      model = line.substr(line.find(':') + 2);
+      break;
+    }
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  return std::to_string(std::thread::hardware_concurrency()) + " cores (" + model + "), " +
+         std::to_string(pages * page / (1024L * 1024 * 1024)) + " GiB";
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  bench_options o;
+  bool as_json = false;
+  bool quick = false;
+  po::options_description desc("mlr-bench: throughput, latency, memory and wire-size figures "
+                               "of the in-process replication core\n\nOptions");
+  desc.add_options()("help,h", "print this help")
+    ("writes", po::value(&o.writes)->default_value(o.writes), "writes per node in each run")
+    ("batch", po::value(&o.batch)->default_value(o.batch), "puts per batched write message")
+    ("in-flight", po::value(&o.in_flight)->default_value(o.in_flight),
+     "batched writes outstanding per node")
+    ("threads", po::value(&o.threads)->default_value(o.threads), "CAF worker threads")
+    ("policy", po::value(&o.policy)->default_value(o.policy),
+     "CAF scheduler policy: stealing or sharing")
+    ("quick", po::bool_switch(&quick), "a short run (20000 writes per node)")
+    ("json", po::bool_switch(&as_json), "print the figures as JSON");
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, desc), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "mlr-bench: " << e.what() << "\nRun 'mlr-bench --help' for the options.\n";
+    return 2;
+  }
+  if (vm.count("help")) {
+    std::cout << desc;
+    return 0;
+  }
+  if (o.policy != "stealing" && o.policy != "sharing") {
+    std::cerr << "mlr-bench: --policy must be stealing or sharing\n";
+    return 2;
+  }
+  if (quick)
+    o.writes = 20000;
+
+  json report = {{"machine", machine()}, {"writes_per_node", o.writes}, {"batch", o.batch}};
+  if (!as_json)
+    std::printf("mlr-bench on %s; in-memory, Release; %zu writes per node, %zu-put batches, "
+                "%zu threads, %s scheduler\n\n%-6s %5s %14s %10s %10s %9s\n",
+                machine().c_str(), o.writes, o.batch, o.threads, o.policy.c_str(), "topo",
+                "nodes", "writes/s", "p50 ms", "p99 ms", "peak MB");
+  for (std::string kind : {"ring", "star", "mesh"})
+    for (size_t n : {3, 5}) {
+      auto r = in_child([&] { return run_throughput(kind, n, o); });
+      report["throughput"].push_back(r);
+      if (as_json)
+        continue;
+      if (r.contains("error")) {
+        std::printf("%-6s %5zu  error: %s\n", kind.c_str(), n,
+                    r["error"].get<std::string>().c_str());
+        continue;
+      }
+      std::printf("%-6s %5zu %14.0f %10.2f %10.2f %9.1f%s\n", kind.c_str(), n,
+                  r["writes_per_s"].get<double>(), r["p50_us"].get<double>() / 1000,
+                  r["p99_us"].get<double>() / 1000, r["peak_rss_mb"].get<double>(),
+                  r["complete"].get<bool>() ? "" : "  (did not complete in 120 s)");
+      std::fflush(stdout);
+    }
+  if (!as_json)
+    std::printf("\nbytes per event beyond key and value (batches of 64, what one link ships)\n"
+                "%-6s %-12s %10s %10s\n", "nodes", "workload", "unpacked", "packed");
+  for (size_t n : {3, 32})
+    for (bool bursty : {false, true}) {
+      auto w = measure_wire(n, bursty, 1000);
+      report["wire"].push_back({{"nodes", n},
+                                {"workload", bursty ? "bursty" : "round-robin"},
+                                {"unpacked", w.unpacked},
+                                {"packed", w.packed}});
+      if (!as_json)
+        std::printf("%-6zu %-12s %10.1f %10.1f\n", n, bursty ? "bursty" : "round-robin",
+                    w.unpacked, w.packed);
+    }
+  if (as_json)
+    std::cout << report.dump(2) << "\n";
+  return 0;
+}
