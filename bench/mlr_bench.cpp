@@ -56,11 +56,12 @@ struct bench_options {
 // Counts applications and samples latency from a write to its application everywhere.
 class progress_observer : public actors::replica_observer {
 public:
-  explicit progress_observer(size_t nodes) : nodes_(nodes) {}
+  progress_observer(size_t nodes, uint64_t sample_every)
+    : nodes_(nodes), sample_every_(sample_every) {}
 
   void on_apply(messages::node_index, const messages::event& e, bool local) override {
     applied_.fetch_add(1, std::memory_order_relaxed);
-    if (e.id.counter % 64 != 1)
+    if (e.id.counter % sample_every_ != 1 % sample_every_)
       return;
     auto now = clock_type::now();
     std::lock_guard<std::mutex> guard(mtx_);
@@ -91,6 +92,7 @@ private:
     size_t remaining;
   };
   size_t nodes_;
+  uint64_t sample_every_;
   std::atomic<uint64_t> applied_{0};
   std::mutex mtx_;
   std::map<messages::dot, sample> pending_;
@@ -121,6 +123,28 @@ caf::behavior writer(caf::event_based_actor* self, actors::leader_actor leader, 
   return {[](caf::unit_t) {}};
 }
 
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+
+// Writes `per_ms` puts every millisecond (one message each) until `total` are written.
+caf::behavior paced_writer(caf::event_based_actor* self, actors::leader_actor leader,
+                           size_t node, size_t total, double per_ms, size_t value_bytes) {
+  auto sent = std::make_shared<size_t>(0);
+  auto credit = std::make_shared<double>(0);
+  self->send(self, tick_atom::value);
+  return {
+    [=](tick_atom) {
+      *credit += per_ms;
+      for (; *credit >= 1 && *sent < total; *credit -= 1, ++*sent)
+        self->request(leader, caf::infinite, actors::put_atom::value,
+                      "n" + std::to_string(node) + "-" + std::to_string(*sent % 10000),
+                      std::string(value_bytes, 'v'))
+          .then([](messages::dot&) {});
+      if (*sent < total)
+        self->delayed_send(self, std::chrono::milliseconds(1), tick_atom::value);
+    },
+  };
+}
+
 double percentile(std::vector<double> xs, double p) {
   if (xs.empty())
     return 0;
@@ -134,10 +158,13 @@ double peak_rss_mb() {
   return static_cast<double>(ru.ru_maxrss) / 1024.0;
 }
 
-json run_throughput(const std::string& kind, size_t n, const bench_options& o) {
+// rate == 0: every node writes as fast as the cluster takes it (throughput). rate > 0:
+// writes are paced at `rate` per second across the cluster, and every write is sampled.
+json run_cluster(const std::string& kind, size_t n, const bench_options& o, double rate,
+                 const std::string& policy) {
   caf::actor_system_config cfg;
   cfg.set("scheduler.max-threads", static_cast<int64_t>(o.threads));
-  cfg.set("scheduler.policy", o.policy == "sharing" ? caf::atom("sharing") : caf::atom("stealing"));
+  cfg.set("scheduler.policy", policy == "sharing" ? caf::atom("sharing") : caf::atom("stealing"));
   caf::actor_system sys{cfg};
   auto names = topology::default_names(n);
   topology::cluster_spec spec;
@@ -145,17 +172,24 @@ json run_throughput(const std::string& kind, size_t n, const bench_options& o) {
                   : kind == "star" ? topology::make_star(names, 0)
                                    : topology::make_mesh(names);
   spec.make_resolver = resolvers::builtin_resolver("lww");
-  auto observer = std::make_shared<progress_observer>(n);
+  auto observer = std::make_shared<progress_observer>(n, rate > 0 ? 1 : 64);
   spec.observer = observer;
   spec.link.max_batch_events = 1024;
   spec.link.window = 4;
   auto h = topology::wire_cluster(sys, spec);
   if (!h)
     throw std::runtime_error(h.err().message);
-  auto expected = static_cast<uint64_t>(n * n * o.writes);
+  auto writes_per_node = rate > 0 ? static_cast<size_t>(rate * 2 / static_cast<double>(n))
+                                  : o.writes; // paced runs last two seconds
+  auto expected = static_cast<uint64_t>(n * n * writes_per_node);
   auto t0 = clock_type::now();
   for (size_t node = 0; node < n; ++node)
-    sys.spawn(writer, h->leaders[node], node, o.writes, o.batch, o.in_flight, o.value_bytes);
+    if (rate > 0)
+      sys.spawn(paced_writer, h->leaders[node], node, writes_per_node,
+                rate / static_cast<double>(n) / 1000.0, o.value_bytes);
+    else
+      sys.spawn(writer, h->leaders[node], node, writes_per_node, o.batch, o.in_flight,
+                o.value_bytes);
   auto deadline = t0 + std::chrono::seconds(120);
   while (observer->applied() < expected && clock_type::now() < deadline)
     std::this_thread::sleep_for(std::chrono::microseconds(200));
@@ -163,10 +197,12 @@ json run_throughput(const std::string& kind, size_t n, const bench_options& o) {
   auto lat = observer->latencies();
   json out = {{"topology", kind},
               {"nodes", n},
-              {"writes", n * o.writes},
+              {"policy", policy},
+              {"rate", rate},
+              {"writes", n * writes_per_node},
               {"complete", observer->applied() >= expected},
               {"seconds", secs},
-              {"writes_per_s", static_cast<double>(n * o.writes) / secs},
+              {"writes_per_s", static_cast<double>(n * writes_per_node) / secs},
               {"p50_us", percentile(lat, 0.50)},
               {"p99_us", percentile(lat, 0.99)},
               {"latency_samples", lat.size()},
@@ -309,6 +345,7 @@ int main(int argc, char** argv) {
   bench_options o;
   bool as_json = false;
   bool quick = false;
+  double rate = 10000;
   po::options_description desc("mlr-bench: throughput, latency, memory and wire-size figures "
                                "of the in-process replication core\n\nOptions");
   desc.add_options()("help,h", "print this help")
@@ -319,6 +356,8 @@ int main(int argc, char** argv) {
     ("threads", po::value(&o.threads)->default_value(o.threads), "CAF worker threads")
     ("policy", po::value(&o.policy)->default_value(o.policy),
      "CAF scheduler policy: stealing or sharing")
+    ("rate", po::value(&rate)->default_value(rate),
+     "writes/s across the cluster for the latency runs")
     ("quick", po::bool_switch(&quick), "a short run (20000 writes per node)")
     ("json", po::bool_switch(&as_json), "print the figures as JSON");
   po::variables_map vm;
@@ -348,7 +387,7 @@ int main(int argc, char** argv) {
                 "nodes", "writes/s", "p50 ms", "p99 ms", "peak MB");
   for (std::string kind : {"ring", "star", "mesh"})
     for (size_t n : {3, 5}) {
-      auto r = in_child([&] { return run_throughput(kind, n, o); });
+      auto r = in_child([&] { return run_cluster(kind, n, o, 0, o.policy); });
       report["throughput"].push_back(r);
       if (as_json)
         continue;
@@ -361,6 +400,27 @@ int main(int argc, char** argv) {
                   r["writes_per_s"].get<double>(), r["p50_us"].get<double>() / 1000,
                   r["p99_us"].get<double>() / 1000, r["peak_rss_mb"].get<double>(),
                   r["complete"].get<bool>() ? "" : "  (did not complete in 120 s)");
+      std::fflush(stdout);
+    }
+  if (!as_json)
+    std::printf("\nlatency from a write to applied at every node, at a moderate rate (%.0f "
+                "writes/s across the cluster for 2 s, every write sampled)\n%-6s %5s %-9s "
+                "%10s %10s\n",
+                rate, "topo", "nodes", "scheduler", "p50 ms", "p99 ms");
+  for (std::string kind : {"ring", "star", "mesh"})
+    for (std::string policy : {"stealing", "sharing"}) {
+      auto r = in_child([&] { return run_cluster(kind, 3, o, rate, policy); });
+      report["latency"].push_back(r);
+      if (as_json)
+        continue;
+      if (r.contains("error")) {
+        std::printf("%-6s %5d %-9s error: %s\n", kind.c_str(), 3, policy.c_str(),
+                    r["error"].get<std::string>().c_str());
+        continue;
+      }
+      std::printf("%-6s %5d %-9s %10.3f %10.3f%s\n", kind.c_str(), 3, policy.c_str(),
+                  r["p50_us"].get<double>() / 1000, r["p99_us"].get<double>() / 1000,
+                  r["complete"].get<bool>() ? "" : "  (did not complete)");
       std::fflush(stdout);
     }
   if (!as_json)
