@@ -93,6 +93,31 @@ TEST_CASE("mesh N=4 pull: a write that reached only D reaches B and C by pull") 
   CHECK(topology::converged(c.statuses()));
 }
 
+TEST_CASE("mesh N=5 pull: a holder that does not answer is replaced by the next one") {
+  sim_cluster c;
+  sim_network net(*c.sys, 2);
+  auto checker = std::make_shared<invariant_checker>();
+  auto spec = base_spec(topology::make_mesh({"a", "b", "c", "d", "e"}), net, checker);
+  c.start(spec);
+  // A's write reaches only D and E. B's requests to D are lost, so B's first pull (to D,
+  // the first holder in index order) times out and the next one goes to E.
+  caf::anon_send(net.at(0, 1), cut_atom::value);
+  caf::anon_send(net.at(0, 2), cut_atom::value);
+  caf::anon_send(net.at(1, 3), cut_atom::value);
+  c.run();
+  c.put(0, "from-a", "1");
+  for (int i = 0; i < 20; ++i) // 1 s: grace, a timed-out pull, then a pull that works
+    c.advance(50ms);
+  auto b = c.status(1);
+  CHECK(c.value(1, "from-a") == "1");
+  CHECK(b.stats.pull_failures >= 1);
+  CHECK(b.stats.pulls_sent >= 2);
+  CHECK(b.stats.pulled_events == 1);
+  CHECK(c.value(2, "from-a") == "1"); // C was never cut from D
+  CHECK(checker->violations().empty());
+  CHECK(topology::converged(c.statuses()));
+}
+
 TEST_CASE("mesh N=3 bounded: a writer ten times faster than replication stays bounded") {
   sim_cluster c;
   sim_network net(*c.sys, 7);
