@@ -110,6 +110,12 @@ public:
         s.stats = replica_.stats();
         s.log_end = replica_.log_end();
         s.keys = replica_.store().key_count();
+        replica_.store().for_each(
+          [&](const std::string&, const std::vector<messages::version>& versions) {
+            if (std::any_of(versions.begin(), versions.end(),
+                            [](const messages::version& v) { return !v.tombstone; }))
+              ++s.live_keys;
+          });
         s.pending_resolutions = pending_resolutions_;
         s.mailbox_peak = mailbox_peak_;
         s.pull_in_flight = pull_in_flight_;
@@ -134,6 +140,7 @@ public:
           ++bad_gossip_;
       },
       [this](peers_atom, std::vector<sink_actor>& peers) { peers_ = std::move(peers); },
+      [this](report_atom) { return own_report(); },
       [this](tick_atom) {
         note_mailbox();
         delayed_send(this, cfg_.tick_interval, tick_atom::value);
@@ -195,14 +202,18 @@ private:
                                    .count());
   }
 
+  messages::frame own_report() {
+    messages::ack report;
+    report.receiver = cfg_.replica.self;
+    report.applied = replica_.applied();
+    return messages::encode(report);
+  }
+
   // Tells every peer what this node has applied.
   void gossip() {
     if (peers_.empty())
       return;
-    messages::ack report;
-    report.receiver = cfg_.replica.self;
-    report.applied = replica_.applied();
-    auto f = messages::encode(report);
+    auto f = own_report();
     for (messages::node_index n = 0; n < peers_.size(); ++n)
       if (n != cfg_.replica.self && peers_[n])
         send(peers_[n], gossip_atom::value, f);

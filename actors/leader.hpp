@@ -59,7 +59,10 @@ using leader_actor = sink_actor::extend<
   /// Gossip and pull start once the leader has them.
   caf::reacts_to<peers_atom, std::vector<sink_actor>>,
   /// Timer: gossip, then pull if a gap made no progress for the grace period.
-  caf::reacts_to<tick_atom>>;
+  caf::reacts_to<tick_atom>,
+  /// This node's version vector, encoded as an ack whose `receiver` is this node (cheap,
+  /// unlike status, which digests the whole state).
+  caf::replies_to<report_atom>::with<messages::frame>>;
 
 struct leader_config {
   replica_config replica;

@@ -34,6 +34,7 @@ using pull_atom = caf::atom_constant<caf::atom("pull")>;
 using gossip_atom = caf::atom_constant<caf::atom("gossip")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using peers_atom = caf::atom_constant<caf::atom("peers")>;
+using report_atom = caf::atom_constant<caf::atom("report")>;
 
 /// The dots of the versions a client has seen: hand back what `get` returned, and the write
 /// replaces exactly those (Riak's vclock, CouchDB's _rev).
@@ -64,7 +65,8 @@ struct node_status {
   uint64_t digest = 0;    ///< storage::state_digest of the key state
   replica_stats stats;
   uint64_t log_end = 0;
-  uint64_t keys = 0;
+  uint64_t keys = 0;       ///< keys with any version, deletes included
+  uint64_t live_keys = 0;  ///< keys with a value (not only deletes)
   uint32_t pending_resolutions = 0;
   uint64_t mailbox_peak = 0; ///< most messages seen waiting in the leader's mailbox
   bool pull_in_flight = false;
@@ -107,7 +109,7 @@ typename Inspector::result_type inspect(Inspector& f, replica_stats& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, node_status& x) {
   return f(caf::meta::type_name("mlr.node_status"), x.node, x.incarnation, x.applied, x.digest,
-           x.stats, x.log_end, x.keys, x.pending_resolutions, x.mailbox_peak,
+           x.stats, x.log_end, x.keys, x.live_keys, x.pending_resolutions, x.mailbox_peak,
            x.pull_in_flight);
 }
 

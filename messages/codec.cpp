@@ -1,5 +1,6 @@
 #include "messages/codec.hpp"
 
+#include "messages/detail/capnp_io.hpp"
 #include "messages/mlr.capnp.h"
 
 #include <capnp/message.h>
@@ -13,6 +14,12 @@
 #include <map>
 
 namespace mlr::messages {
+
+using detail::as_bytes;
+using detail::as_string;
+using detail::malformed;
+using detail::to_frame;
+using detail::with_reader;
 
 namespace {
 
@@ -47,54 +54,6 @@ void write_dots(capnp::List<wire::Dot>::Builder out, const std::vector<dot>& xs,
     out[i].setSource(table.index_of(xs[i].origin));
     out[i].setCounterLow(static_cast<uint32_t>(xs[i].counter));
     out[i].setCounterHigh(static_cast<uint16_t>(xs[i].counter >> 32));
-  }
-}
-
-frame to_frame(capnp::MessageBuilder& msg) {
-  auto words = capnp::messageToFlatArray(msg);
-  auto bytes = words.asBytes();
-  frame f;
-  f.bytes.assign(bytes.begin(), bytes.end());
-  return f;
-}
-
-error malformed(const std::string& what) {
-  return error{errc::malformed_frame, what};
-}
-
-// Checks size and alignment, then runs `fn(reader)` with every Cap'n Proto exception
-// turned into an error value: Cap'n Proto validates pointers lazily, while reading.
-template <class T, class F>
-result<T> with_reader(const frame& f, const decode_limits& limits, const char* what, F fn) {
-  if (f.bytes.size() > limits.max_frame_bytes)
-    return error{errc::oversized_frame, std::string(what) + " frame of " +
-                                            std::to_string(f.bytes.size()) +
-                                            " bytes exceeds the limit of " +
-                                            std::to_string(limits.max_frame_bytes)};
-  if (f.bytes.empty() || f.bytes.size() % sizeof(capnp::word) != 0)
-    return malformed(std::string(what) + " frame of " + std::to_string(f.bytes.size()) +
-                     " bytes is not a whole number of 8-byte words");
-  // Frames come from std::vector storage, which is at least 8-byte aligned; copy anyway if
-  // a platform ever hands us something else.
-  kj::Array<capnp::word> copy;
-  kj::ArrayPtr<const capnp::word> words;
-  if (reinterpret_cast<uintptr_t>(f.bytes.data()) % alignof(capnp::word) == 0) {
-    words = kj::arrayPtr(reinterpret_cast<const capnp::word*>(f.bytes.data()),
-                         f.bytes.size() / sizeof(capnp::word));
-  } else {
-    copy = kj::heapArray<capnp::word>(f.bytes.size() / sizeof(capnp::word));
-    std::memcpy(copy.begin(), f.bytes.data(), f.bytes.size());
-    words = copy;
-  }
-  capnp::ReaderOptions options;
-  options.traversalLimitInWords = limits.max_frame_bytes / sizeof(capnp::word) + 1;
-  options.nestingLimit = 16;
-  try {
-    capnp::FlatArrayMessageReader reader(words, options);
-    return fn(reader);
-  } catch (const kj::Exception& e) {
-    return malformed(std::string(what) + " frame rejected by Cap'n Proto: " +
-                     e.getDescription().cStr());
   }
 }
 
@@ -133,14 +92,6 @@ result<std::vector<dot>> read_dots(capnp::List<wire::Dot>::Reader in,
                       (uint64_t{d.getCounterHigh()} << 32) | d.getCounterLow()});
   }
   return out;
-}
-
-std::string as_string(capnp::Data::Reader d) {
-  return std::string(reinterpret_cast<const char*>(d.begin()), d.size());
-}
-
-kj::ArrayPtr<const kj::byte> as_bytes(const std::string& s) {
-  return kj::arrayPtr(reinterpret_cast<const kj::byte*>(s.data()), s.size());
 }
 
 void build_batch(capnp::MessageBuilder& msg, const event_batch& batch) {

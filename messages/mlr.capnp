@@ -79,3 +79,91 @@ struct PullRequest {
   sources @1 :List(Source);
   ranges @2 :List(Range);
 }
+
+# --- Between processes ---------------------------------------------------------------
+# On a TCP connection every message is two standard Cap'n Proto stream frames, back to
+# back: a Header, then the payload its `kind` names (an EventBatch for `batch`, ...). The
+# payload is the very frame leaders exchange in process, so nothing is copied to wrap it.
+
+enum Kind {
+  hello @0;          # payload: Hello (dialer -> acceptor)
+  helloReply @1;     # payload: HelloReply (acceptor -> dialer)
+  proof @2;          # payload: Proof (dialer -> acceptor); the connection is then up
+  batch @3;          # payload: EventBatch; answered by `ack` with the same requestId
+  ack @4;            # payload: Ack
+  pull @5;           # payload: PullRequest; answered by `pullAnswer`
+  pullAnswer @6;     # payload: EventBatch
+  gossip @7;         # payload: Ack (the sender's version vector)
+  heartbeat @8;      # payload: Ack (the sender's version vector; also keeps the peer "up")
+  error @9;          # payload: Failure; answers a request that failed
+  clientRequest @10; # payload: ClientRequest (client port)
+  clientResponse @11;# payload: ClientResponse (client port)
+}
+
+struct Header {
+  kind @0 :Kind;
+  requestId @1 :UInt64;   # pairs an answer with its request; 0 for one-way messages
+}
+
+struct Hello {
+  cluster @0 :Text;
+  nodeId @1 :Text;
+  incarnation @2 :UInt64;
+  minVersion @3 :UInt32;  # protocol versions the sender speaks, inclusive
+  maxVersion @4 :UInt32;
+  sources @5 :List(Source);
+  versionVector @6 :List(Counter);
+  nonce @7 :Data;         # 32 random bytes the other side must sign
+}
+
+struct HelloReply {
+  cluster @0 :Text;
+  nodeId @1 :Text;
+  incarnation @2 :UInt64;
+  version @3 :UInt32;     # the highest version both speak
+  sources @4 :List(Source);
+  versionVector @5 :List(Counter);
+  nonce @6 :Data;         # the acceptor's own challenge
+  proof @7 :Data;         # HMAC-SHA256(secret, "mlr-acceptor" | dialer nonce | acceptor nonce)
+}
+
+struct Proof {
+  proof @0 :Data;         # HMAC-SHA256(secret, "mlr-dialer" | acceptor nonce | dialer nonce)
+}
+
+struct Failure {
+  code @0 :UInt8;         # mlr's error code (messages/error.hpp)
+  message @1 :Text;
+}
+
+struct ClientRequest {
+  union {
+    put :group {
+      key @0 :Data;
+      value @1 :Data;
+      hasContext @2 :Bool;
+      context @3 :Text;   # the token a get returned
+    }
+    get :group {
+      key @4 :Data;
+    }
+    del :group {
+      key @5 :Data;
+      hasContext @6 :Bool;
+      context @7 :Text;
+    }
+    status @8 :Void;
+  }
+}
+
+struct ClientResponse {
+  union {
+    written @0 :Text;      # the new write's dot
+    value :group {
+      siblings @1 :List(Data);
+      context @2 :Text;    # hand back to put/del to replace exactly these versions
+    }
+    status @3 :Text;       # JSON
+    failure @4 :Failure;
+  }
+}

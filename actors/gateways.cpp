@@ -1,0 +1,576 @@
+#include "actors/gateways.hpp"
+
+#include "actors/node_status.hpp"
+#include "messages/wire.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/io/broker.hpp>
+#include <caf/io/middleman.hpp>
+#include <hiredis/hiredis.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <deque>
+#include <future>
+#include <map>
+
+namespace mlr::actors {
+
+using caf::io::connection_handle;
+using messages::frame;
+
+namespace {
+
+constexpr auto request_timeout = std::chrono::seconds(10);
+
+// Answers leave a connection in request order, whatever order they are ready in.
+struct reply_queue {
+  std::deque<std::optional<std::string>> slots;
+  uint64_t first = 0; // sequence number of slots.front()
+
+  uint64_t reserve() {
+    slots.emplace_back();
+    return first + slots.size() - 1;
+  }
+  // Fills a slot; returns the bytes now ready to write, in order.
+  std::string fill(uint64_t seq, std::string bytes) {
+    if (seq < first || seq - first >= slots.size())
+      return {};
+    slots[seq - first] = std::move(bytes);
+    std::string out;
+    while (!slots.empty() && slots.front()) {
+      out += *slots.front();
+      slots.pop_front();
+      ++first;
+    }
+    return out;
+  }
+};
+
+void write_bytes(caf::io::broker* self, connection_handle hdl, const std::string& bytes) {
+  if (bytes.empty())
+    return;
+  self->write(hdl, bytes.size(), bytes.data());
+  self->flush(hdl);
+}
+
+std::string frame_bytes(const frame& f) {
+  return std::string(f.bytes.begin(), f.bytes.end());
+}
+
+// The value a single-valued client (RESP) sees when siblings exist: the last writer's.
+const messages::version* newest(const std::vector<messages::version>& siblings) {
+  if (siblings.empty())
+    return nullptr;
+  return &*std::max_element(siblings.begin(), siblings.end(),
+                            [](const messages::version& a, const messages::version& b) {
+                              if (a.time != b.time)
+                                return a.time < b.time;
+                              return a.id < b.id;
+                            });
+}
+
+// ---- native client gateway --------------------------------------------------------------
+
+struct client_conn {
+  std::unique_ptr<messages::frame_splitter> splitter;
+  std::optional<messages::wire_header> header;
+  reply_queue replies;
+  std::string where;
+};
+
+struct client_state {
+  node_context ctx;
+  std::map<connection_handle, client_conn> conns;
+};
+
+std::string client_answer(uint64_t id, const messages::client_response& r) {
+  return frame_bytes(messages::encode(messages::wire_header{messages::wire_kind::client_response, id})) +
+         frame_bytes(messages::encode(r));
+}
+
+messages::client_response failure_response(errc code, std::string msg) {
+  messages::client_response r;
+  r.kind = messages::client_response::op::failure;
+  r.fail = messages::failure{code, std::move(msg)};
+  return r;
+}
+
+caf::behavior client_gateway(caf::io::broker* self, node_context ctx, std::string host,
+                             uint16_t port, std::shared_ptr<std::promise<result<uint16_t>>> opened) {
+  auto st = std::make_shared<client_state>();
+  st->ctx = std::move(ctx);
+  auto doorman = self->add_tcp_doorman(port, host.c_str(), true);
+  if (!doorman) {
+    opened->set_value(error{errc::invalid_argument, "cannot listen for clients on " + host + ":" +
+                                                      std::to_string(port) + ": " +
+                                                      self->system().render(doorman.error())});
+    self->quit();
+    return {};
+  }
+  opened->set_value(doorman->second);
+
+  auto answer = [self, st](connection_handle hdl, uint64_t seq, uint64_t id,
+                           const messages::client_response& r) {
+    auto i = st->conns.find(hdl);
+    if (i != st->conns.end())
+      write_bytes(self, hdl, i->second.replies.fill(seq, client_answer(id, r)));
+  };
+
+  auto handle = [self, st, answer](connection_handle hdl, uint64_t id,
+                                   const messages::client_request& req) {
+    auto seq = st->conns[hdl].replies.reserve();
+    auto on_error = [answer, hdl, seq, id, self](caf::error& err) {
+      answer(hdl, seq, id, failure_response(errc::timeout, self->system().render(err)));
+    };
+    auto on_dot = [answer, hdl, seq, id](messages::dot& d) {
+      messages::client_response r;
+      r.kind = messages::client_response::op::written;
+      r.written = messages::to_string(d);
+      answer(hdl, seq, id, r);
+    };
+    causal_context ctx;
+    if (req.has_context) {
+      auto dots = messages::parse_context_token(req.context);
+      if (!dots) {
+        answer(hdl, seq, id, failure_response(dots.err().code, dots.err().message));
+        return;
+      }
+      ctx.dots = std::move(*dots);
+    }
+    switch (req.kind) {
+      case messages::client_request::op::put:
+        if (req.has_context)
+          self->request(st->ctx.leader, request_timeout, put_atom::value, req.key, req.value, ctx)
+            .then(on_dot, on_error);
+        else
+          self->request(st->ctx.leader, request_timeout, put_atom::value, req.key, req.value)
+            .then(on_dot, on_error);
+        break;
+      case messages::client_request::op::del:
+        if (req.has_context)
+          self->request(st->ctx.leader, request_timeout, del_atom::value, req.key, ctx)
+            .then(on_dot, on_error);
+        else
+          self->request(st->ctx.leader, request_timeout, del_atom::value, req.key)
+            .then(on_dot, on_error);
+        break;
+      case messages::client_request::op::get:
+        self->request(st->ctx.leader, request_timeout, get_atom::value, req.key)
+          .then(
+            [answer, hdl, seq, id](get_result& g) {
+              messages::client_response r;
+              r.kind = messages::client_response::op::value;
+              for (auto& v : g.siblings)
+                r.siblings.push_back(v.value);
+              r.context = messages::to_context_token(g.context.dots);
+              answer(hdl, seq, id, r);
+            },
+            on_error);
+        break;
+      case messages::client_request::op::status:
+        collect_status(self, st->ctx, [answer, hdl, seq, id](std::string json) {
+          messages::client_response r;
+          r.kind = messages::client_response::op::status;
+          r.status_json = std::move(json);
+          answer(hdl, seq, id, r);
+        });
+        break;
+    }
+  };
+
+  return {
+    [=](const caf::io::new_connection_msg& msg) {
+      auto& c = st->conns[msg.handle];
+      c.splitter = std::make_unique<messages::frame_splitter>(st->ctx.max_frame_bytes);
+      c.where = self->remote_addr(msg.handle) + ":" + std::to_string(self->remote_port(msg.handle));
+      self->configure_read(msg.handle, caf::io::receive_policy::at_most(64 * 1024));
+    },
+    [=](const caf::io::new_data_msg& msg) {
+      auto i = st->conns.find(msg.handle);
+      if (i == st->conns.end())
+        return;
+      auto& c = i->second;
+      c.splitter->append(msg.buf.data(), msg.buf.size());
+      std::string problem;
+      for (;;) {
+        auto next = c.splitter->next();
+        if (!next) {
+          problem = next.err().message;
+          break;
+        }
+        if (!*next)
+          break;
+        if (!c.header) {
+          auto h = messages::decode_header(**next);
+          if (!h || h->kind != messages::wire_kind::client_request) {
+            problem = h ? "expected a client request, got " +
+                            std::string(messages::to_string(h->kind))
+                        : h.err().message;
+            break;
+          }
+          c.header = *h;
+          continue;
+        }
+        auto id = c.header->request_id;
+        c.header.reset();
+        auto req = messages::decode_client_request(**next);
+        if (!req) {
+          problem = req.err().message;
+          break;
+        }
+        handle(msg.handle, id, *req);
+      }
+      if (!problem.empty()) {
+        spdlog::warn("closing client connection from {}: {}", c.where, problem);
+        self->close(msg.handle);
+        st->conns.erase(msg.handle);
+      }
+    },
+    [=](const caf::io::connection_closed_msg& msg) { st->conns.erase(msg.handle); },
+    [=](const caf::io::acceptor_closed_msg&) {},
+  };
+}
+
+// ---- RESP gateway -----------------------------------------------------------------------
+
+std::string resp_simple(const std::string& s) { return "+" + s + "\r\n"; }
+std::string resp_error(const std::string& s) { return "-" + s + "\r\n"; }
+std::string resp_int(uint64_t x) { return ":" + std::to_string(x) + "\r\n"; }
+std::string resp_nil() { return "$-1\r\n"; }
+std::string resp_bulk(const std::string& s) {
+  return "$" + std::to_string(s.size()) + "\r\n" + s + "\r\n";
+}
+std::string resp_array(const std::vector<std::string>& encoded) {
+  std::string out = "*" + std::to_string(encoded.size()) + "\r\n";
+  for (auto& e : encoded)
+    out += e;
+  return out;
+}
+
+struct resp_conn {
+  redisReader* reader = nullptr;
+  reply_queue replies;
+  std::string where;
+  bool closing = false;
+};
+
+struct resp_state {
+  node_context ctx;
+  std::map<connection_handle, resp_conn> conns;
+  ~resp_state() {
+    for (auto& [h, c] : conns)
+      if (c.reader)
+        redisReaderFree(c.reader);
+  }
+};
+
+std::string upper(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::toupper(c); });
+  return s;
+}
+
+std::string info_text(const std::string& json_text) {
+  auto j = nlohmann::json::parse(json_text, nullptr, false);
+  std::string out = "# Server\r\nmlr_node:" + j.value("node", std::string()) +
+                    "\r\nmlr_cluster:" + j.value("cluster", std::string()) +
+                    "\r\nmlr_topology:" + j.value("topology", std::string()) +
+                    "\r\nmlr_resolver:" + j.value("resolver", std::string()) +
+                    "\r\n\r\n# Replication\r\nrole:master\r\n";
+  size_t up = 0;
+  std::string peers;
+  size_t idx = 0;
+  if (j.contains("peers"))
+    for (auto& p : j["peers"]) {
+      up += p.value("up", false) ? 1 : 0;
+      peers += "peer" + std::to_string(idx++) + ":id=" + p.value("id", std::string()) +
+               ",up=" + (p.value("up", false) ? "1" : "0") +
+               ",protocol=" + std::to_string(p.value("protocol_version", 0)) +
+               ",lag_events=" + std::to_string(p.value("lag_events", 0)) +
+               ",lag_seconds=" + std::to_string(p.value("lag_seconds", 0.0)) + "\r\n";
+    }
+  out += "connected_peers:" + std::to_string(up) + "\r\n" + peers;
+  if (j.contains("applied")) {
+    std::string vv;
+    for (auto& [k, v] : j["applied"].items())
+      vv += (vv.empty() ? "" : ",") + k + "=" + std::to_string(v.get<uint64_t>());
+    out += "version_vector:" + vv + "\r\n";
+  }
+  if (j.contains("stats"))
+    for (auto& [k, v] : j["stats"].items())
+      out += k + ":" + v.dump() + "\r\n";
+  out += "\r\n# Keyspace\r\ndb0:keys=" + std::to_string(j.value("live_keys", 0)) + "\r\n";
+  return out;
+}
+
+caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string host,
+                           uint16_t port, std::shared_ptr<std::promise<result<uint16_t>>> opened) {
+  auto st = std::make_shared<resp_state>();
+  st->ctx = std::move(ctx);
+  auto doorman = self->add_tcp_doorman(port, host.c_str(), true);
+  if (!doorman) {
+    opened->set_value(error{errc::invalid_argument, "cannot listen for RESP clients on " + host +
+                                                      ":" + std::to_string(port) + ": " +
+                                                      self->system().render(doorman.error())});
+    self->quit();
+    return {};
+  }
+  opened->set_value(doorman->second);
+
+  auto answer = [self, st](connection_handle hdl, uint64_t seq, std::string bytes) {
+    auto i = st->conns.find(hdl);
+    if (i == st->conns.end())
+      return;
+    write_bytes(self, hdl, i->second.replies.fill(seq, std::move(bytes)));
+    if (i->second.closing && i->second.replies.slots.empty()) {
+      self->close(hdl);
+      redisReaderFree(i->second.reader);
+      st->conns.erase(i);
+    }
+  };
+
+  // Runs gets for `keys` and hands all results, in order, to `done`.
+  auto get_all = [self, st](std::vector<std::string> keys,
+                            std::function<void(std::vector<get_result>)> done) {
+    auto results = std::make_shared<std::vector<get_result>>(keys.size());
+    auto left = std::make_shared<size_t>(keys.size());
+    for (size_t i = 0; i < keys.size(); ++i)
+      self->request(st->ctx.leader, request_timeout, get_atom::value, keys[i])
+        .then(
+          [=](get_result& g) {
+            (*results)[i] = std::move(g);
+            if (--*left == 0)
+              done(std::move(*results));
+          },
+          [=](caf::error&) {
+            if (--*left == 0)
+              done(std::move(*results));
+          });
+  };
+
+  auto dispatch = [self, st, answer, get_all](connection_handle hdl,
+                                              std::vector<std::string> args) {
+    auto& conn = st->conns[hdl];
+    auto seq = conn.replies.reserve();
+    auto cmd = upper(args[0]);
+    auto fail = [answer, hdl, seq, self](caf::error& err) {
+      answer(hdl, seq, resp_error("ERR " + self->system().render(err)));
+    };
+    auto arity = [&](size_t min, size_t max, bool pairs = false) {
+      if (args.size() < min || args.size() > max || (pairs && args.size() % 2 == 0)) {
+        answer(hdl, seq, resp_error("ERR wrong number of arguments for '" + args[0] +
+                                    "' command"));
+        return false;
+      }
+      return true;
+    };
+    constexpr size_t many = ~size_t{0};
+    if (cmd == "PING") {
+      if (arity(1, 2))
+        answer(hdl, seq, args.size() == 2 ? resp_bulk(args[1]) : resp_simple("PONG"));
+    } else if (cmd == "GET") {
+      if (arity(2, 2))
+        self->request(st->ctx.leader, request_timeout, get_atom::value, args[1])
+          .then(
+            [answer, hdl, seq](get_result& g) {
+              auto* v = newest(g.siblings);
+              answer(hdl, seq, v ? resp_bulk(v->value) : resp_nil());
+            },
+            fail);
+    } else if (cmd == "SET") {
+      if (args.size() > 3)
+        answer(hdl, seq, resp_error("ERR SET options (EX, PX, NX, XX, ...) are not supported"));
+      else if (arity(3, 3))
+        self->request(st->ctx.leader, request_timeout, put_atom::value, args[1], args[2])
+          .then([answer, hdl, seq](messages::dot&) { answer(hdl, seq, resp_simple("OK")); },
+                fail);
+    } else if (cmd == "MSET") {
+      if (arity(3, many, true)) {
+        std::vector<write_request> writes;
+        for (size_t i = 1; i + 1 < args.size(); i += 2)
+          writes.push_back(write_request{args[i], messages::op_kind::put, args[i + 1], false, {}});
+        self->request(st->ctx.leader, request_timeout, write_atom::value, std::move(writes))
+          .then([answer, hdl, seq](std::vector<messages::dot>&) {
+                  answer(hdl, seq, resp_simple("OK"));
+                },
+                fail);
+      }
+    } else if (cmd == "MGET") {
+      if (arity(2, many))
+        get_all(std::vector<std::string>(args.begin() + 1, args.end()),
+                [answer, hdl, seq](std::vector<get_result> rs) {
+                  std::vector<std::string> out;
+                  for (auto& g : rs) {
+                    auto* v = newest(g.siblings);
+                    out.push_back(v ? resp_bulk(v->value) : resp_nil());
+                  }
+                  answer(hdl, seq, resp_array(out));
+                });
+    } else if (cmd == "EXISTS") {
+      if (arity(2, many))
+        get_all(std::vector<std::string>(args.begin() + 1, args.end()),
+                [answer, hdl, seq](std::vector<get_result> rs) {
+                  answer(hdl, seq, resp_int(static_cast<uint64_t>(std::count_if(
+                                     rs.begin(), rs.end(),
+                                     [](const get_result& g) { return g.found(); }))));
+                });
+    } else if (cmd == "DEL") {
+      if (arity(2, many)) {
+        std::vector<std::string> keys(args.begin() + 1, args.end());
+        get_all(keys, [self, st, answer, hdl, seq, keys](std::vector<get_result> rs) {
+          std::vector<write_request> writes;
+          for (size_t i = 0; i < keys.size(); ++i)
+            if (rs[i].found())
+              writes.push_back(write_request{keys[i], messages::op_kind::del, {}, true,
+                                             rs[i].context.dots});
+          auto n = writes.size();
+          if (n == 0) {
+            answer(hdl, seq, resp_int(0));
+            return;
+          }
+          self->request(st->ctx.leader, request_timeout, write_atom::value, std::move(writes))
+            .then([answer, hdl, seq, n](std::vector<messages::dot>&) {
+                    answer(hdl, seq, resp_int(n));
+                  },
+                  [answer, hdl, seq, self](caf::error& err) {
+                    answer(hdl, seq, resp_error("ERR " + self->system().render(err)));
+                  });
+        });
+      }
+    } else if (cmd == "DBSIZE") {
+      if (arity(1, 1))
+        self->request(st->ctx.leader, request_timeout, status_atom::value)
+          .then([answer, hdl, seq](node_status& s) { answer(hdl, seq, resp_int(s.live_keys)); },
+                fail);
+    } else if (cmd == "INFO") {
+      collect_status(self, st->ctx, [self, st, answer, hdl, seq](std::string json) {
+        // live_keys comes from the leader's status; add it to the document.
+        self->request(st->ctx.leader, request_timeout, status_atom::value)
+          .then(
+            [answer, hdl, seq, json](node_status& s) {
+              auto j = nlohmann::json::parse(json, nullptr, false);
+              j["live_keys"] = s.live_keys;
+              answer(hdl, seq, resp_bulk(info_text(j.dump())));
+            },
+            [answer, hdl, seq, json](caf::error&) {
+              answer(hdl, seq, resp_bulk(info_text(json)));
+            });
+      });
+    } else if (cmd == "CONFIG") {
+      if (args.size() == 3 && upper(args[1]) == "GET") {
+        auto what = args[2];
+        std::vector<std::string> out;
+        if (what == "save" || what == "*") {
+          out.push_back(resp_bulk("save"));
+          out.push_back(resp_bulk(""));
+        }
+        if (what == "appendonly" || what == "*") {
+          out.push_back(resp_bulk("appendonly"));
+          out.push_back(resp_bulk("no"));
+        }
+        answer(hdl, seq, resp_array(out));
+      } else {
+        answer(hdl, seq, resp_error("ERR only CONFIG GET is supported"));
+      }
+    } else if (cmd == "COMMAND") {
+      answer(hdl, seq, resp_array({}));
+    } else if (cmd == "QUIT") {
+      conn.closing = true;
+      answer(hdl, seq, resp_simple("OK"));
+    } else {
+      std::string shown = args[0].size() > 64 ? args[0].substr(0, 64) + "..." : args[0];
+      answer(hdl, seq, resp_error("ERR unknown command '" + shown + "'"));
+    }
+  };
+
+  return {
+    [=](const caf::io::new_connection_msg& msg) {
+      auto& c = st->conns[msg.handle];
+      c.reader = redisReaderCreate();
+      c.where = self->remote_addr(msg.handle) + ":" + std::to_string(self->remote_port(msg.handle));
+      self->configure_read(msg.handle, caf::io::receive_policy::at_most(64 * 1024));
+    },
+    [=](const caf::io::new_data_msg& msg) {
+      auto i = st->conns.find(msg.handle);
+      if (i == st->conns.end() || i->second.closing)
+        return;
+      auto hdl = msg.handle;
+      redisReaderFeed(i->second.reader, msg.buf.data(), msg.buf.size());
+      for (;;) {
+        auto j = st->conns.find(hdl);
+        if (j == st->conns.end() || j->second.closing)
+          return;
+        void* raw = nullptr;
+        if (redisReaderGetReply(j->second.reader, &raw) != REDIS_OK) {
+          auto why = std::string(j->second.reader->errstr);
+          spdlog::warn("closing RESP connection from {}: protocol error: {}", j->second.where,
+                       why);
+          write_bytes(self, hdl, resp_error("ERR Protocol error: " + why));
+          self->close(hdl);
+          redisReaderFree(j->second.reader);
+          st->conns.erase(j);
+          return;
+        }
+        if (!raw)
+          return;
+        auto* reply = static_cast<redisReply*>(raw);
+        std::vector<std::string> args;
+        bool ok = reply->type == REDIS_REPLY_ARRAY && reply->elements > 0;
+        for (size_t k = 0; ok && k < reply->elements; ++k) {
+          auto* e = reply->element[k];
+          if (e->type != REDIS_REPLY_STRING) {
+            ok = false;
+            break;
+          }
+          args.emplace_back(e->str, e->len);
+        }
+        freeReplyObject(reply);
+        if (!ok) {
+          auto seq = j->second.replies.reserve();
+          answer(hdl, seq, resp_error("ERR Protocol error: expected an array of bulk strings"));
+          continue;
+        }
+        dispatch(hdl, std::move(args));
+      }
+    },
+    [=](const caf::io::connection_closed_msg& msg) {
+      auto i = st->conns.find(msg.handle);
+      if (i != st->conns.end()) {
+        redisReaderFree(i->second.reader);
+        st->conns.erase(i);
+      }
+    },
+    [=](const caf::io::acceptor_closed_msg&) {},
+  };
+}
+
+template <class F>
+result<gateway> start_gateway(caf::actor_system& sys, F fun, node_context ctx,
+                              const std::string& host, uint16_t port) {
+  auto opened = std::make_shared<std::promise<result<uint16_t>>>();
+  auto fut = opened->get_future();
+  gateway g;
+  g.broker = sys.middleman().spawn_broker(fun, std::move(ctx), host, port, opened);
+  if (fut.wait_for(std::chrono::seconds(10)) != std::future_status::ready)
+    return error{errc::timeout, "the listening socket did not open within 10 s"};
+  auto bound = fut.get();
+  if (!bound)
+    return bound.err();
+  g.port = *bound;
+  return g;
+}
+
+} // namespace
+
+result<gateway> start_client_gateway(caf::actor_system& sys, node_context ctx,
+                                     const std::string& host, uint16_t port) {
+  return start_gateway(sys, client_gateway, std::move(ctx), host, port);
+}
+
+result<gateway> start_resp_gateway(caf::actor_system& sys, node_context ctx,
+                                   const std::string& host, uint16_t port) {
+  return start_gateway(sys, resp_gateway, std::move(ctx), host, port);
+}
+
+} // namespace mlr::actors

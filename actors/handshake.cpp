@@ -1,0 +1,80 @@
+#include "actors/handshake.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+
+namespace mlr::actors {
+
+std::string random_nonce() {
+  std::string out(32, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), 32) != 1)
+    throw std::runtime_error("the system's random number generator failed");
+  return out;
+}
+
+uint64_t random_incarnation() {
+  uint64_t x = 0;
+  while (x == 0) {
+    auto n = random_nonce();
+    std::memcpy(&x, n.data(), sizeof(x));
+  }
+  return x;
+}
+
+std::string hmac_sha256(const std::string& key, const std::string& data) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), out, &len);
+  return std::string(reinterpret_cast<char*>(out), len);
+}
+
+result<uint32_t> check_hello(const node_identity& self, const messages::hello& h) {
+  if (h.cluster != self.cluster)
+    return error{errc::invalid_argument, "it belongs to cluster '" + h.cluster +
+                                           "', this node to '" + self.cluster + "'"};
+  if (h.node_id == self.node_id)
+    return error{errc::unknown_node, "it claims this node's own id '" + h.node_id + "'"};
+  if (std::find(self.members.begin(), self.members.end(), h.node_id) == self.members.end())
+    return error{errc::unknown_node, "unknown node id '" + h.node_id +
+                                       "' (not in this node's --peer list or cluster file)"};
+  if (h.min_version > h.max_version)
+    return error{errc::invalid_argument, "it announces an empty protocol range " +
+                                           std::to_string(h.min_version) + "-" +
+                                           std::to_string(h.max_version)};
+  auto lo = std::max(self.min_version, h.min_version);
+  auto hi = std::min(self.max_version, h.max_version);
+  if (lo > hi)
+    return error{errc::invalid_argument,
+                 "no common protocol version: this node speaks " +
+                   std::to_string(self.min_version) + "-" + std::to_string(self.max_version) +
+                   ", the peer " + std::to_string(h.min_version) + "-" +
+                   std::to_string(h.max_version)};
+  if (h.nonce.size() != 32)
+    return error{errc::invalid_argument, "its challenge nonce has " +
+                                           std::to_string(h.nonce.size()) +
+                                           " bytes instead of 32"};
+  return hi;
+}
+
+std::string acceptor_proof(const std::string& secret, const std::string& dialer_nonce,
+                           const std::string& acceptor_nonce) {
+  return hmac_sha256(secret, "mlr-acceptor" + dialer_nonce + acceptor_nonce);
+}
+
+std::string dialer_proof(const std::string& secret, const std::string& acceptor_nonce,
+                         const std::string& dialer_nonce) {
+  return hmac_sha256(secret, "mlr-dialer" + acceptor_nonce + dialer_nonce);
+}
+
+bool same_proof(const std::string& a, const std::string& b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+} // namespace mlr::actors

@@ -1,0 +1,112 @@
+#include "actors/node_status.hpp"
+
+#include <caf/actor_system.hpp>
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+
+namespace mlr::actors {
+
+namespace {
+
+std::string hex(uint64_t x) {
+  char buf[24];
+  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(x));
+  return buf;
+}
+
+nlohmann::json vv_json(const messages::version_vector& vv,
+                       const std::vector<std::string>& members) {
+  auto out = nlohmann::json::object();
+  for (auto& [s, c] : vv.entries()) {
+    auto name = s.node < members.size() ? members[s.node] : "n" + std::to_string(s.node);
+    out[name + "." + hex(s.incarnation)] = c;
+  }
+  return out;
+}
+
+struct collector {
+  nlohmann::json doc;
+  size_t waiting = 0;
+  std::function<void(std::string)> done;
+  void finish_one() {
+    if (--waiting == 0)
+      done(doc.dump());
+  }
+};
+
+} // namespace
+
+void collect_status(caf::io::broker* self, const node_context& ctx,
+                    std::function<void(std::string json)> done) {
+  auto c = std::make_shared<collector>();
+  c->done = std::move(done);
+  c->doc = {{"node", ctx.node_id},
+            {"cluster", ctx.cluster},
+            {"incarnation", hex(ctx.incarnation)},
+            {"topology", ctx.topology},
+            {"resolver", ctx.resolver},
+            {"peers", nlohmann::json::array()}};
+  auto members = ctx.members;
+  c->waiting = 2;
+  for (auto& d : ctx.dialers)
+    if (d)
+      ++c->waiting;
+  auto timeout = std::chrono::seconds(5);
+  self->request(ctx.leader, timeout, status_atom::value)
+    .then(
+      [c, members](node_status& s) {
+        c->doc["applied"] = vv_json(s.applied, members);
+        c->doc["applied_total"] = s.applied.total();
+        c->doc["state_digest"] = hex(s.digest);
+        c->doc["keys"] = s.keys;
+        c->doc["log_entries"] = s.log_end;
+        c->doc["stats"] = {{"local_writes", s.stats.local_writes},
+                           {"events_sent", s.stats.events_sent},
+                           {"events_received", s.stats.events_received},
+                           {"duplicates_dropped", s.stats.duplicates},
+                           {"buffered", s.stats.buffered},
+                           {"buffer_overflows", s.stats.buffer_overflows},
+                           {"conflicts", s.stats.conflicts},
+                           {"resolved", s.stats.resolved},
+                           {"unresolved", s.stats.unresolved},
+                           {"pulls_sent", s.stats.pulls_sent},
+                           {"pulled_events", s.stats.pulled_events}};
+        c->finish_one();
+      },
+      [c](caf::error&) {
+        c->doc["error"] = "the leader did not answer";
+        c->finish_one();
+      });
+  self->request(ctx.acceptor, timeout, status_atom::value)
+    .then(
+      [c](acceptor_stats& a) {
+        c->doc["inbound"] = {{"accepted", a.accepted},
+                             {"refused", a.refused},
+                             {"bad_frames", a.bad_frames},
+                             {"last_refusal", a.last_refusal}};
+        c->finish_one();
+      },
+      [c](caf::error&) { c->finish_one(); });
+  for (auto& d : ctx.dialers) {
+    if (!d)
+      continue;
+    self->request(d, timeout, status_atom::value)
+      .then(
+        [c, members](peer_state& p) {
+          c->doc["peers"].push_back({{"id", p.id},
+                                     {"up", p.up},
+                                     {"protocol_version", p.version},
+                                     {"silent_ms", p.silent_ms},
+                                     {"lag_events", p.lag_events},
+                                     {"lag_seconds", static_cast<double>(p.lag_ms) / 1000.0},
+                                     {"connects", p.connects},
+                                     {"last_error", p.last_error},
+                                     {"applied", vv_json(p.applied, members)}});
+          c->finish_one();
+        },
+        [c](caf::error&) { c->finish_one(); });
+  }
+}
+
+} // namespace mlr::actors

@@ -1,0 +1,94 @@
+#pragma once
+// Leaders in different processes, over TCP. CAF io brokers own the sockets; what they send
+// is standard Cap'n Proto stream framing (messages/wire.hpp), not CAF's BASP, so any Cap'n
+// Proto implementation can speak to a node.
+//
+// Each node dials every other node once (a `dialer` broker per peer, which is that peer's
+// sink_actor: links ship batches through it, the leader gossips and pulls through it) and
+// accepts the other nodes' dials on its listening port (one `acceptor` broker, which hands
+// requests to the local leader and writes the answers back). Every connection starts with
+// the handshake of actors/handshake.hpp; a refusal is logged once, naming the reason.
+//
+// Dialers reconnect with exponential backoff and jitter, send heartbeats, and mark a peer
+// down when it stays silent past `peer_timeout` (a stopped process keeps its socket open,
+// so silence, not a closed socket, is what detects it). A write backlog above
+// `max_write_backlog` drops new requests, which then time out at their sender: a peer that
+// stops reading cannot grow this node's memory without limit.
+
+#include "actors/handshake.hpp"
+#include "actors/leader.hpp"
+
+#include <caf/fwd.hpp>
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace mlr::actors {
+
+struct peer_address {
+  std::string host;
+  uint16_t port = 0;
+};
+
+struct transport_config {
+  node_identity self;
+  messages::node_index self_index = 0;
+  /// Where each node listens, by node index (this node's own entry is unused).
+  std::vector<peer_address> addresses;
+  std::string listen_host = "127.0.0.1";
+  uint16_t listen_port = 0;
+  size_t max_frame_bytes = 64u << 20;
+  size_t max_write_backlog = 64u << 20;
+  std::chrono::milliseconds heartbeat_interval{250};
+  std::chrono::milliseconds peer_timeout{2000};
+  std::chrono::milliseconds backoff_min{100};
+  std::chrono::milliseconds backoff_max{5000};
+};
+
+/// One peer as this node sees it.
+struct peer_state {
+  std::string id;
+  bool up = false;
+  uint32_t version = 0;        ///< protocol version in use (0 while down)
+  int64_t silent_ms = -1;      ///< since the peer last answered (-1: never)
+  uint64_t connects = 0;       ///< successful handshakes so far
+  std::string last_error;      ///< why the last connection ended or was refused
+  messages::version_vector applied; ///< the peer's version vector, as last heard
+  uint64_t lag_events = 0;     ///< events this node has applied that the peer has not
+  int64_t lag_ms = 0;          ///< how long the peer has been behind this node (0: caught up)
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, peer_state& x) {
+  return f(caf::meta::type_name("mlr.peer_state"), x.id, x.up, x.version, x.silent_ms,
+           x.connects, x.last_error, x.applied, x.lag_events, x.lag_ms);
+}
+
+/// The acceptor's counters: what it refused and why.
+struct acceptor_stats {
+  uint64_t accepted = 0;
+  uint64_t refused = 0;       ///< handshakes refused (secret, node id, versions, cluster)
+  uint64_t bad_frames = 0;    ///< connections closed for a malformed or oversized frame
+  std::string last_refusal;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, acceptor_stats& x) {
+  return f(caf::meta::type_name("mlr.acceptor_stats"), x.accepted, x.refused, x.bad_frames,
+           x.last_refusal);
+}
+
+struct transport {
+  caf::actor acceptor;
+  uint16_t port = 0;                ///< the listening port (useful when 0 was asked for)
+  std::vector<caf::actor> dialers;  ///< by node index; null for this node
+  std::vector<sink_actor> sinks;    ///< the same, as sinks for links and the leader
+};
+
+/// Opens the listening port and starts a dialer per peer. Errors name the address.
+result<transport> start_transport(caf::actor_system& sys, transport_config cfg,
+                                  leader_actor leader);
+
+} // namespace mlr::actors

@@ -1,0 +1,189 @@
+// mlr: the command-line client and admin tool of mlr-node.
+//
+//   mlr --node HOST:PORT put KEY VALUE [--context TOKEN]
+//   mlr --node HOST:PORT get KEY
+//   mlr --node HOST:PORT del KEY [--context TOKEN]
+//   mlr --node HOST:PORT status [--json]
+//   mlr --node HOST:PORT watch [--interval SECONDS] [--count N]
+//
+// Exit status: 0 success, 1 the node answered with an error or the key does not exist,
+// 2 bad usage, 3 the node could not be reached.
+
+#include "native_client.hpp"
+
+#include <boost/program_options.hpp>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+namespace po = boost::program_options;
+using namespace mlr;
+
+namespace {
+
+const char* usage =
+  "mlr: talk to an mlr-node through its client port (--client-listen).\n\n"
+  "Usage:\n"
+  "  mlr --node HOST:PORT put KEY VALUE [--context TOKEN]\n"
+  "  mlr --node HOST:PORT get KEY\n"
+  "  mlr --node HOST:PORT del KEY [--context TOKEN]\n"
+  "  mlr --node HOST:PORT status [--json]\n"
+  "  mlr --node HOST:PORT watch [--interval SECONDS] [--count N]\n\n"
+  "get prints each live value on its own line (several when concurrent writes left\n"
+  "siblings, under --resolver multi), then 'context: TOKEN'. Pass that token to put or del\n"
+  "with --context to replace exactly the versions you saw; without it a write replaces\n"
+  "whatever the node holds. A write is acknowledged once that node has applied it;\n"
+  "replication to the others is asynchronous.\n\n"
+  "Exit status: 0 ok, 1 error from the node or key not found, 2 bad usage, 3 unreachable.\n\n";
+
+int fail_usage(const std::string& msg) {
+  std::cerr << "mlr: " << msg << "\nRun 'mlr --help' for usage.\n";
+  return 2;
+}
+
+std::string human_status(const nlohmann::json& j) {
+  std::string out;
+  char line[512];
+  std::snprintf(line, sizeof(line), "node %s (cluster %s, incarnation %s, topology %s, resolver %s)\n",
+                j.value("node", "?").c_str(), j.value("cluster", "?").c_str(),
+                j.value("incarnation", "?").c_str(), j.value("topology", "?").c_str(),
+                j.value("resolver", "?").c_str());
+  out += line;
+  out += "applied: " + std::to_string(j.value("applied_total", 0)) + " events, " +
+         std::to_string(j.value("keys", 0)) + " keys, state digest " +
+         j.value("state_digest", "?") + "\n";
+  out += "version vector:";
+  if (j.contains("applied"))
+    for (auto& [k, v] : j["applied"].items())
+      out += " " + k + "=" + std::to_string(v.get<uint64_t>());
+  out += "\n";
+  if (j.contains("stats")) {
+    auto& s = j["stats"];
+    out += "conflicts: " + std::to_string(s.value("conflicts", 0)) + " (unresolved " +
+           std::to_string(s.value("unresolved", 0)) + "), duplicates dropped: " +
+           std::to_string(s.value("duplicates_dropped", 0)) + ", buffered: " +
+           std::to_string(s.value("buffered", 0)) + ", pulled: " +
+           std::to_string(s.value("pulled_events", 0)) + "\n";
+  }
+  out += "peers:\n";
+  std::snprintf(line, sizeof(line), "  %-12s %-5s %-8s %12s %10s %10s  %s\n", "id", "up",
+                "protocol", "lag events", "lag s", "silent ms", "last error");
+  out += line;
+  if (j.contains("peers"))
+    for (auto& p : j["peers"]) {
+      std::snprintf(line, sizeof(line), "  %-12s %-5s %-8s %12llu %10.3f %10lld  %s\n",
+                    p.value("id", "?").c_str(), p.value("up", false) ? "up" : "DOWN",
+                    p.value("protocol_version", 0) ? ("v" + std::to_string(p.value("protocol_version", 0))).c_str() : "-",
+                    static_cast<unsigned long long>(p.value("lag_events", 0)),
+                    p.value("lag_seconds", 0.0), static_cast<long long>(p.value("silent_ms", -1)),
+                    p.value("last_error", "").c_str());
+      out += line;
+    }
+  if (j.contains("inbound")) {
+    auto& in = j["inbound"];
+    out += "inbound: " + std::to_string(in.value("accepted", 0)) + " accepted, " +
+           std::to_string(in.value("refused", 0)) + " refused, " +
+           std::to_string(in.value("bad_frames", 0)) + " closed for bad frames";
+    auto last = in.value("last_refusal", std::string());
+    if (!last.empty())
+      out += " (last: " + last + ")";
+    out += "\n";
+  }
+  return out;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  std::string node;
+  std::string context;
+  bool as_json = false;
+  double interval = 1.0;
+  int64_t count = -1;
+  std::vector<std::string> words;
+  po::options_description desc("Options");
+  desc.add_options()("help,h", "print this help")
+    ("node", po::value(&node), "HOST:PORT of the node's client port")
+    ("context", po::value(&context), "for put/del: the context token a get printed")
+    ("json", po::bool_switch(&as_json), "for status: print JSON")
+    ("interval", po::value(&interval)->default_value(interval), "for watch: seconds between updates")
+    ("count", po::value(&count)->default_value(count), "for watch: stop after N updates (-1: never)")
+    ("words", po::value(&words), "command and arguments");
+  po::positional_options_description pos;
+  pos.add("words", -1);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(desc).positional(pos).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    return fail_usage(e.what());
+  }
+  if (vm.count("help") || words.empty()) {
+    std::cout << usage << desc;
+    return vm.count("help") ? 0 : 2;
+  }
+  if (node.empty())
+    return fail_usage("--node HOST:PORT is required (the node's --client-listen address)");
+  auto& cmd = words[0];
+  auto need = [&](size_t n) { return words.size() == n; };
+  const std::string* ctx = vm.count("context") ? &context : nullptr;
+  if ((cmd == "put" && !need(3)) || ((cmd == "get" || cmd == "del") && !need(2)) ||
+      ((cmd == "status" || cmd == "watch") && !need(1)))
+    return fail_usage("wrong number of arguments for '" + cmd + "'");
+  if (cmd != "put" && cmd != "get" && cmd != "del" && cmd != "status" && cmd != "watch")
+    return fail_usage("unknown command '" + cmd + "' (put, get, del, status, watch)");
+  auto conn = client::connection::open(node);
+  if (!conn) {
+    std::cerr << "mlr: " << conn.err().message << "\n";
+    return 3;
+  }
+  auto& c = **conn;
+  if (cmd == "put" || cmd == "del") {
+    auto r = cmd == "put" ? c.put(words[1], words[2], ctx) : c.del(words[1], ctx);
+    if (!r) {
+      std::cerr << "mlr: " << r.err().message << "\n";
+      return 1;
+    }
+    std::cout << "ok " << *r << "\n";
+    return 0;
+  }
+  if (cmd == "get") {
+    auto r = c.get(words[1]);
+    if (!r) {
+      std::cerr << "mlr: " << r.err().message << "\n";
+      return 1;
+    }
+    for (auto& v : r->siblings)
+      std::cout << v << "\n";
+    if (!r->context.empty())
+      std::cout << "context: " << r->context << "\n";
+    if (r->siblings.empty()) {
+      std::cerr << "mlr: key '" << words[1] << "' not found\n";
+      return 1;
+    }
+    return 0;
+  }
+  for (int64_t i = 0; count < 0 || i < count; ++i) {
+    auto s = c.status();
+    if (!s) {
+      std::cerr << "mlr: " << s.err().message << "\n";
+      return 1;
+    }
+    if (as_json) {
+      std::cout << *s << "\n";
+    } else {
+      auto j = nlohmann::json::parse(*s, nullptr, false);
+      if (cmd == "watch")
+        std::cout << "\x1b[2J\x1b[H"; // clear the screen between updates
+      std::cout << human_status(j);
+    }
+    std::cout.flush();
+    if (cmd == "status")
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(interval * 1000)));
+  }
+  return 0;
+}

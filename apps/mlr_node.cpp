@@ -1,0 +1,382 @@
+// mlr-node: one leader per process, replicating over TCP to the other nodes of its cluster.
+// See `mlr-node --help`. Exit status: 0 after a clean stop (SIGTERM or SIGINT), 2 on bad
+// flags or files, 1 when the node cannot start (a port in use, ...).
+
+#include "actors/gateways.hpp"
+#include "actors/replication_link.hpp"
+#include "cluster_file.hpp"
+#include "native_client.hpp"
+#include "topology/graph.hpp"
+
+#include <boost/program_options.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/scoped_actor.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <csignal>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <thread>
+
+namespace po = boost::program_options;
+using namespace mlr;
+
+namespace {
+
+struct node_options {
+  std::string id;
+  std::string cluster = "mlr";
+  std::string listen;
+  std::vector<std::string> peers;
+  std::string topology = "mesh";
+  std::string hub;
+  std::string resolver = "lww";
+  std::string client_listen;
+  std::string resp_listen;
+  std::string secret_file;
+  std::string cluster_file;
+  std::string config_file;
+  std::string log_level = "info";
+  size_t threads = 2;
+  int64_t heartbeat_ms = 250;
+  int64_t peer_timeout_ms = 2000;
+  int64_t ack_timeout_ms = 1000;
+  int64_t pull_grace_ms = 500;
+};
+
+int bad_input(const std::string& msg) {
+  std::cerr << "mlr-node: " << msg << "\nRun 'mlr-node --help' for the options.\n";
+  return 2;
+}
+
+po::options_description make_options(node_options& o) {
+  po::options_description desc(
+    "mlr-node: one replicated leader per process. It accepts writes from clients and\n"
+    "replicates them over TCP (Cap'n Proto framing) to the other nodes of its cluster,\n"
+    "along the topology. Stop it with SIGTERM or SIGINT: links are flushed, then closed.\n\n"
+    "Options");
+  desc.add_options()
+    ("help,h", "print this help and exit")
+    ("id", po::value(&o.id), "this node's id (required), e.g. n0")
+    ("cluster", po::value(&o.cluster)->default_value(o.cluster),
+     "the cluster's name; nodes of other clusters are refused")
+    ("listen", po::value(&o.listen), "HOST:PORT where other nodes connect (required unless "
+                                     "the cluster file gives it)")
+    ("peer", po::value(&o.peers)->composing(),
+     "ID=HOST:PORT of another node; repeat for each (or use --cluster-file)")
+    ("cluster-file", po::value(&o.cluster_file),
+     "a file listing the cluster's nodes, addresses and topology, the same for every node "
+     "(lines: 'cluster NAME', 'topology T', 'hub ID', 'resolver R', "
+     "'node ID HOST:PORT [client=HOST:PORT] [resp=HOST:PORT]')")
+    ("config", po::value(&o.config_file),
+     "read options from FILE ('name = value' lines, e.g. 'id = n0'); flags win")
+    ("topology", po::value(&o.topology)->default_value(o.topology),
+     "ring, star, mesh, or an edge-list file ('a -> b' lines); the same on every node")
+    ("hub", po::value(&o.hub), "the hub of a star (default: the first node)")
+    ("resolver", po::value(&o.resolver)->default_value(o.resolver),
+     "lww (last writer wins), multi (keep siblings) or max (largest number wins)")
+    ("client-listen", po::value(&o.client_listen),
+     "HOST:PORT for the native client protocol (the mlr CLI)")
+    ("resp-listen", po::value(&o.resp_listen),
+     "HOST:PORT for Redis clients (redis-cli, redis-benchmark)")
+    ("cluster-secret-file", po::value(&o.secret_file),
+     "file whose contents (trailing newline ignored) is the shared secret; nodes prove "
+     "they know it with an HMAC challenge. Without it anyone who can reach the port and "
+     "knows a node id can join")
+    ("log-level", po::value(&o.log_level)->default_value(o.log_level),
+     "trace, debug, info, warn, error or off")
+    ("threads", po::value(&o.threads)->default_value(o.threads), "actor worker threads")
+    ("heartbeat-ms", po::value(&o.heartbeat_ms)->default_value(o.heartbeat_ms),
+     "interval of heartbeats to each peer")
+    ("peer-timeout-ms", po::value(&o.peer_timeout_ms)->default_value(o.peer_timeout_ms),
+     "a peer silent this long is marked down (and redialled with backoff)")
+    ("ack-timeout-ms", po::value(&o.ack_timeout_ms)->default_value(o.ack_timeout_ms),
+     "a batch unacknowledged this long is shipped again")
+    ("pull-grace-ms", po::value(&o.pull_grace_ms)->default_value(o.pull_grace_ms),
+     "how long a gap in what this node knows exists may last before it pulls");
+  return desc;
+}
+
+volatile std::sig_atomic_t stop_requested = 0;
+
+result<std::string> read_secret(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f)
+    return error{errc::invalid_argument, "cannot read the cluster secret file '" + path + "'"};
+  std::stringstream buf;
+  buf << f.rdbuf();
+  auto s = buf.str();
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r'))
+    s.pop_back();
+  if (s.empty())
+    return error{errc::invalid_argument, "the cluster secret file '" + path + "' is empty"};
+  return s;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  node_options o;
+  auto desc = make_options(o);
+  po::variables_map vm;
+  std::vector<std::string> caf_args;
+  try {
+    auto parsed = po::command_line_parser(argc, argv).options(desc).allow_unregistered().run();
+    po::store(parsed, vm);
+    // Only CAF's own options pass through (e.g. --scheduler.max-throughput=...); any other
+    // unknown flag is a typo the user should hear about.
+    for (auto& u : po::collect_unrecognized(parsed.options, po::exclude_positional)) {
+      if (u.rfind("--scheduler.", 0) == 0 || u.rfind("--middleman.", 0) == 0 ||
+          u.rfind("--stream.", 0) == 0)
+        caf_args.push_back(u);
+      else
+        return bad_input("unrecognised option '" + u + "'");
+    }
+    if (vm.count("config")) {
+      std::ifstream cf(vm["config"].as<std::string>());
+      if (!cf)
+        return bad_input("cannot read config file '" + vm["config"].as<std::string>() + "'");
+      po::store(po::parse_config_file(cf, desc), vm);
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    return bad_input(e.what());
+  }
+  if (vm.count("help")) {
+    std::cout << desc
+              << "\nExample (three nodes on one machine):\n"
+                 "  mlr-node --id n0 --listen 127.0.0.1:7000 --peer n1=127.0.0.1:7001 "
+                 "--peer n2=127.0.0.1:7002 --client-listen 127.0.0.1:7100\n";
+    return 0;
+  }
+  auto level = spdlog::level::from_str(o.log_level);
+  if (level == spdlog::level::off && o.log_level != "off")
+    return bad_input("--log-level must be trace, debug, info, warn, error or off");
+  spdlog::set_default_logger(spdlog::stderr_color_mt("mlr"));
+  spdlog::set_level(level);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [" + (o.id.empty() ? "?" : o.id) + "] %v");
+
+  // Membership: the cluster file's order, or the sorted ids from --id and --peer.
+  std::vector<std::string> members;
+  std::map<std::string, std::string> addresses;
+  if (!o.cluster_file.empty()) {
+    auto cf = apps::read_cluster_file(o.cluster_file);
+    if (!cf)
+      return bad_input(cf.err().message);
+    if (!cf->cluster.empty() && vm["cluster"].defaulted())
+      o.cluster = cf->cluster;
+    if (!cf->topology.empty() && vm["topology"].defaulted())
+      o.topology = cf->topology;
+    if (!cf->hub.empty() && !vm.count("hub"))
+      o.hub = cf->hub;
+    if (!cf->resolver.empty() && vm["resolver"].defaulted())
+      o.resolver = cf->resolver;
+    for (auto& n : cf->nodes) {
+      members.push_back(n.id);
+      addresses[n.id] = n.peer_address;
+      if (n.id == o.id) {
+        if (o.listen.empty())
+          o.listen = n.peer_address;
+        if (o.client_listen.empty())
+          o.client_listen = n.client_address;
+        if (o.resp_listen.empty())
+          o.resp_listen = n.resp_address;
+      }
+    }
+    if (!o.peers.empty())
+      return bad_input("use either --cluster-file or --peer, not both");
+  } else {
+    members.push_back(o.id);
+    for (auto& p : o.peers) {
+      auto eq = p.find('=');
+      if (eq == std::string::npos || eq == 0)
+        return bad_input("--peer '" + p + "' must look like ID=HOST:PORT, e.g. n1=127.0.0.1:7001");
+      auto id = p.substr(0, eq);
+      if (addresses.count(id) || id == o.id)
+        return bad_input("--peer names node '" + id + "' twice (or names this node)");
+      addresses[id] = p.substr(eq + 1);
+      members.push_back(id);
+    }
+    std::sort(members.begin(), members.end());
+  }
+  if (o.id.empty())
+    return bad_input("--id is required: the name of this node, e.g. --id n0");
+  auto self_it = std::find(members.begin(), members.end(), o.id);
+  if (self_it == members.end())
+    return bad_input("node '" + o.id + "' is not in the cluster file " + o.cluster_file);
+  auto self_index = static_cast<messages::node_index>(self_it - members.begin());
+  if (o.listen.empty())
+    return bad_input("--listen HOST:PORT is required (where the other nodes connect)");
+  auto listen = client::parse_address(o.listen);
+  if (!listen)
+    return bad_input("--listen: " + listen.err().message);
+  std::vector<actors::peer_address> peer_addresses(members.size());
+  for (size_t i = 0; i < members.size(); ++i) {
+    if (i == self_index)
+      continue;
+    auto a = client::parse_address(addresses[members[i]]);
+    if (!a)
+      return bad_input("address of node '" + members[i] + "': " + a.err().message);
+    peer_addresses[i] = actors::peer_address{a->first, a->second};
+  }
+  if (!resolvers::builtin_resolver(o.resolver))
+    return bad_input("--resolver must be lww, multi or max, got '" + o.resolver + "'");
+  auto graph = topology::make_topology(o.topology, members, o.hub);
+  if (!graph)
+    return bad_input(graph.err().message);
+  if (graph->names() != members)
+    return bad_input("the topology file's nodes (" + std::to_string(graph->size()) +
+                     ") are not the cluster's members; list the same ids");
+  if (auto ok = topology::validate(*graph); !ok)
+    return bad_input(ok.err().message);
+  std::string secret;
+  if (!o.secret_file.empty()) {
+    auto s = read_secret(o.secret_file);
+    if (!s)
+      return bad_input(s.err().message);
+    secret = *s;
+  } else {
+    spdlog::warn("no --cluster-secret-file: any process that can reach {} and knows a node id "
+                 "can join the cluster",
+                 o.listen);
+  }
+  std::optional<std::pair<std::string, uint16_t>> client_addr, resp_addr;
+  if (!o.client_listen.empty()) {
+    auto a = client::parse_address(o.client_listen);
+    if (!a)
+      return bad_input("--client-listen: " + a.err().message);
+    client_addr = *a;
+  }
+  if (!o.resp_listen.empty()) {
+    auto a = client::parse_address(o.resp_listen);
+    if (!a)
+      return bad_input("--resp-listen: " + a.err().message);
+    resp_addr = *a;
+  }
+
+  // Block the stop signals before CAF starts threads, so only sigwait below sees them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  caf::actor_system_config cfg;
+  cfg.load<caf::io::middleman>();
+  cfg.set("scheduler.max-threads", static_cast<int64_t>(o.threads));
+  std::istringstream no_ini; // never read caf-application.ini implicitly
+  caf_args.insert(caf_args.begin(), argv[0]);
+  if (auto err = cfg.parse(caf_args, no_ini))
+    return bad_input("CAF option: " + cfg.render(err));
+  caf::actor_system sys{cfg};
+
+  uint64_t incarnation = actors::random_incarnation(); // no durable state: a new one
+  auto trees = topology::spanning_trees(*graph);
+  actors::leader_config lc;
+  lc.replica.self = self_index;
+  lc.replica.incarnation = incarnation;
+  lc.replica.forward_to = topology::forwarding_table(trees, self_index);
+  lc.replica.pull_grace_ms = static_cast<uint64_t>(o.pull_grace_ms);
+  auto resolver = resolvers::builtin_resolver(o.resolver)(sys);
+  auto leader = actors::spawn_leader(sys, lc, storage::make_memory_store(), resolver);
+
+  actors::transport_config tc;
+  tc.self = actors::node_identity{o.cluster, o.id, incarnation, secret, 1, 1, members};
+  tc.self_index = self_index;
+  tc.addresses = peer_addresses;
+  tc.listen_host = listen->first;
+  tc.listen_port = listen->second;
+  tc.heartbeat_interval = std::chrono::milliseconds(o.heartbeat_ms);
+  tc.peer_timeout = std::chrono::milliseconds(o.peer_timeout_ms);
+  auto net = actors::start_transport(sys, tc, leader);
+  std::vector<caf::actor> brokers;
+  auto shutdown = [&](int code) {
+    for (auto& b : brokers)
+      caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(leader, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(resolver, caf::exit_reason::user_shutdown);
+    return code;
+  };
+  if (!net) {
+    spdlog::error("{}", net.err().message);
+    return shutdown(1);
+  }
+  brokers.push_back(net->acceptor);
+  for (auto& d : net->dialers)
+    if (d)
+      brokers.push_back(d);
+
+  std::vector<actors::link_actor> links;
+  for (auto to : graph->successors(self_index)) {
+    actors::link_config link;
+    link.from = self_index;
+    link.to = to;
+    link.ack_timeout = std::chrono::milliseconds(o.ack_timeout_ms);
+    links.push_back(actors::spawn_replication_link(sys, link, leader, net->sinks[to]));
+  }
+  caf::anon_send(leader, actors::peers_atom::value, net->sinks);
+
+  actors::node_context ctx;
+  ctx.cluster = o.cluster;
+  ctx.node_id = o.id;
+  ctx.members = members;
+  ctx.incarnation = incarnation;
+  ctx.topology = o.topology;
+  ctx.resolver = o.resolver;
+  ctx.leader = leader;
+  ctx.acceptor = net->acceptor;
+  ctx.dialers = net->dialers;
+  std::string where = "peers on " + o.listen;
+  if (client_addr) {
+    auto g = actors::start_client_gateway(sys, ctx, client_addr->first, client_addr->second);
+    if (!g) {
+      spdlog::error("{}", g.err().message);
+      return shutdown(1);
+    }
+    brokers.push_back(g->broker);
+    where += ", clients on " + o.client_listen;
+  }
+  if (resp_addr) {
+    auto g = actors::start_resp_gateway(sys, ctx, resp_addr->first, resp_addr->second);
+    if (!g) {
+      spdlog::error("{}", g.err().message);
+      return shutdown(1);
+    }
+    brokers.push_back(g->broker);
+    where += ", Redis clients on " + o.resp_listen;
+  }
+  spdlog::info("node {} of cluster '{}' ({} nodes, topology {}, resolver {}) listening: {}",
+               o.id, o.cluster, members.size(), o.topology, o.resolver, where);
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  spdlog::info("stopping on {}: flushing links", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  // Flush: wait (up to 2 s) until every link has nothing in flight and has caught up.
+  {
+    caf::scoped_actor self{sys};
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    for (;;) {
+      bool idle = true;
+      uint64_t log_end = 0;
+      self->request(leader, std::chrono::seconds(1), actors::status_atom::value)
+        .receive([&](actors::node_status& s) { log_end = s.log_end; }, [](caf::error&) {});
+      for (auto& l : links)
+        self->request(l, std::chrono::seconds(1), actors::status_atom::value)
+          .receive(
+            [&](actors::link_status& s) { idle &= s.in_flight == 0 && s.acked_cursor >= log_end; },
+            [&](caf::error&) {});
+      if (idle || std::chrono::steady_clock::now() > deadline) {
+        spdlog::info(idle ? "links flushed" : "links not flushed within 2 s; closing anyway");
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  return shutdown(0);
+}

@@ -1,0 +1,172 @@
+#include "native_client.hpp"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace mlr::client {
+
+result<std::pair<std::string, uint16_t>> parse_address(const std::string& address) {
+  auto colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == address.size())
+    return error{errc::invalid_argument,
+                 "'" + address + "' is not an address; write host:port, e.g. 127.0.0.1:7100"};
+  auto port_text = address.substr(colon + 1);
+  char* end = nullptr;
+  auto port = std::strtoul(port_text.c_str(), &end, 10);
+  if (*end != '\0' || port == 0 || port > 65535)
+    return error{errc::invalid_argument, "'" + port_text + "' in '" + address +
+                                           "' is not a port number (1-65535)"};
+  return std::make_pair(address.substr(0, colon), static_cast<uint16_t>(port));
+}
+
+connection::~connection() {
+  if (fd_ >= 0)
+    ::close(fd_);
+}
+
+result<std::unique_ptr<connection>> connection::open(const std::string& address,
+                                                     std::chrono::milliseconds timeout) {
+  auto hp = parse_address(address);
+  if (!hp)
+    return hp.err();
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  auto port = std::to_string(hp->second);
+  if (getaddrinfo(hp->first.c_str(), port.c_str(), &hints, &res) != 0 || !res)
+    return error{errc::invalid_argument, "cannot resolve host '" + hp->first + "'"};
+  int fd = ::socket(res->ai_family, SOCK_STREAM, 0);
+  if (fd < 0 || ::connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
+    auto why = std::string(std::strerror(errno));
+    freeaddrinfo(res);
+    if (fd >= 0)
+      ::close(fd);
+    return error{errc::timeout, "cannot connect to " + address + ": " + why +
+                                  " (is mlr-node running with --client-listen " + address + "?)"};
+  }
+  freeaddrinfo(res);
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  auto c = std::make_unique<connection>();
+  c->fd_ = fd;
+  c->timeout_ = timeout;
+  return c;
+}
+
+result<messages::client_response> connection::call(const messages::client_request& req) {
+  auto id = ++next_id_;
+  std::vector<uint8_t> out;
+  messages::append_frame(out, messages::encode(
+                                messages::wire_header{messages::wire_kind::client_request, id}));
+  messages::append_frame(out, messages::encode(req));
+  size_t sent = 0;
+  while (sent < out.size()) {
+    auto n = ::send(fd_, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0)
+      return error{errc::timeout, std::string("the node closed the connection: ") +
+                                    std::strerror(errno)};
+    sent += static_cast<size_t>(n);
+  }
+  std::optional<messages::wire_header> header;
+  auto deadline = std::chrono::steady_clock::now() + timeout_;
+  for (;;) {
+    auto next = splitter_.next();
+    if (!next)
+      return next.err();
+    if (*next) {
+      if (!header) {
+        auto h = messages::decode_header(**next);
+        if (!h)
+          return h.err();
+        header = *h;
+        continue;
+      }
+      if (header->request_id != id) {
+        header.reset();
+        continue; // an answer to an abandoned request
+      }
+      return messages::decode_client_response(**next);
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0)
+      return error{errc::timeout, "no answer from the node within " +
+                                    std::to_string(timeout_.count()) + " ms"};
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0)
+      continue;
+    char buf[65536];
+    auto n = ::recv(fd_, buf, sizeof(buf), 0);
+    if (n <= 0)
+      return error{errc::timeout, "the node closed the connection"};
+    splitter_.append(buf, static_cast<size_t>(n));
+  }
+}
+
+namespace {
+
+result<std::string> written_or_error(result<messages::client_response> r) {
+  if (!r)
+    return r.err();
+  if (r->kind == messages::client_response::op::failure)
+    return error{r->fail.code, r->fail.message};
+  return r->written;
+}
+
+} // namespace
+
+result<std::string> connection::put(const std::string& key, const std::string& value,
+                                    const std::string* context) {
+  messages::client_request req;
+  req.kind = messages::client_request::op::put;
+  req.key = key;
+  req.value = value;
+  if (context) {
+    req.has_context = true;
+    req.context = *context;
+  }
+  return written_or_error(call(req));
+}
+
+result<std::string> connection::del(const std::string& key, const std::string* context) {
+  messages::client_request req;
+  req.kind = messages::client_request::op::del;
+  req.key = key;
+  if (context) {
+    req.has_context = true;
+    req.context = *context;
+  }
+  return written_or_error(call(req));
+}
+
+result<messages::client_response> connection::get(const std::string& key) {
+  messages::client_request req;
+  req.kind = messages::client_request::op::get;
+  req.key = key;
+  auto r = call(req);
+  if (r && r->kind == messages::client_response::op::failure)
+    return error{r->fail.code, r->fail.message};
+  return r;
+}
+
+result<std::string> connection::status() {
+  messages::client_request req;
+  req.kind = messages::client_request::op::status;
+  auto r = call(req);
+  if (!r)
+    return r.err();
+  if (r->kind == messages::client_response::op::failure)
+    return error{r->fail.code, r->fail.message};
+  return r->status_json;
+}
+
+} // namespace mlr::client

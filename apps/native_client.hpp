@@ -1,0 +1,46 @@
+#pragma once
+// A blocking client for a node's native client port (Cap'n Proto framing, see
+// messages/wire.hpp): what the `mlr` CLI and the process-level tests use. One request at a
+// time; every call has a timeout. No CAF.
+
+#include "messages/wire.hpp"
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+namespace mlr::client {
+
+class connection {
+public:
+  connection() = default;
+  ~connection();
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+
+  /// "host:port"; errors say what could not be reached.
+  static result<std::unique_ptr<connection>> open(const std::string& address,
+                                                  std::chrono::milliseconds timeout =
+                                                    std::chrono::milliseconds(5000));
+
+  result<messages::client_response> call(const messages::client_request& req);
+
+  result<std::string> put(const std::string& key, const std::string& value,
+                          const std::string* context = nullptr);
+  result<std::string> del(const std::string& key, const std::string* context = nullptr);
+  /// Values (siblings) and the context token; no values when the key has none.
+  result<messages::client_response> get(const std::string& key);
+  /// The node's status as JSON text.
+  result<std::string> status();
+
+private:
+  int fd_ = -1;
+  uint64_t next_id_ = 0;
+  std::chrono::milliseconds timeout_{5000};
+  messages::frame_splitter splitter_{64u << 20};
+};
+
+/// Splits "host:port"; the error names the bad input.
+result<std::pair<std::string, uint16_t>> parse_address(const std::string& address);
+
+} // namespace mlr::client

@@ -1,0 +1,382 @@
+#include "messages/wire.hpp"
+
+#include "messages/detail/capnp_io.hpp"
+#include "messages/mlr.capnp.h"
+
+#include <cstdio>
+#include <cstdlib>
+
+namespace mlr::messages {
+
+using detail::as_bytes;
+using detail::as_string;
+using detail::malformed;
+using detail::to_frame;
+using detail::with_reader;
+
+const char* to_string(wire_kind k) {
+  switch (k) {
+    case wire_kind::hello: return "hello";
+    case wire_kind::hello_reply: return "hello_reply";
+    case wire_kind::proof: return "proof";
+    case wire_kind::batch: return "batch";
+    case wire_kind::ack: return "ack";
+    case wire_kind::pull: return "pull";
+    case wire_kind::pull_answer: return "pull_answer";
+    case wire_kind::gossip: return "gossip";
+    case wire_kind::heartbeat: return "heartbeat";
+    case wire_kind::error: return "error";
+    case wire_kind::client_request: return "client_request";
+    case wire_kind::client_response: return "client_response";
+  }
+  return "unknown";
+}
+
+namespace {
+
+// Handshake and client messages are small: a tight limit makes a hostile one cheap.
+const decode_limits small_limits{1u << 20, 0};
+
+template <class List>
+void write_vv(List sources_out, capnp::List<wire::Counter>::Builder entries_out,
+              const version_vector& vv) {
+  auto& es = vv.entries();
+  for (unsigned i = 0; i < es.size(); ++i) {
+    sources_out[i].setNode(es[i].first.node);
+    sources_out[i].setIncarnation(es[i].first.incarnation);
+    entries_out[i].setSource(static_cast<uint16_t>(i));
+    entries_out[i].setCounter(es[i].second);
+  }
+}
+
+template <class SourcesReader, class EntriesReader>
+result<version_vector> read_vv(SourcesReader sources, EntriesReader entries) {
+  version_vector out;
+  for (auto e : entries) {
+    if (e.getSource() >= sources.size())
+      return malformed("version vector entry refers to a source that is not in the table");
+    auto s = sources[e.getSource()];
+    out.advance(dot{source{s.getNode(), s.getIncarnation()}, e.getCounter()});
+  }
+  return out;
+}
+
+} // namespace
+
+frame encode(const wire_header& h) {
+  capnp::MallocMessageBuilder msg;
+  auto root = msg.initRoot<wire::Header>();
+  root.setKind(static_cast<wire::Kind>(h.kind));
+  root.setRequestId(h.request_id);
+  return to_frame(msg);
+}
+
+result<wire_header> decode_header(const frame& f) {
+  return with_reader<wire_header>(f, small_limits, "header",
+                                  [](capnp::MessageReader& r) -> result<wire_header> {
+    auto root = r.getRoot<wire::Header>();
+    auto kind = static_cast<uint16_t>(root.getKind());
+    if (kind > static_cast<uint16_t>(wire_kind::client_response))
+      return malformed("header names unknown message kind " + std::to_string(kind));
+    return wire_header{static_cast<wire_kind>(kind), root.getRequestId()};
+  });
+}
+
+frame encode(const hello& h) {
+  capnp::MallocMessageBuilder msg;
+  auto root = msg.initRoot<wire::Hello>();
+  root.setCluster(h.cluster);
+  root.setNodeId(h.node_id);
+  root.setIncarnation(h.incarnation);
+  root.setMinVersion(h.min_version);
+  root.setMaxVersion(h.max_version);
+  auto n = static_cast<unsigned>(h.applied.size());
+  write_vv(root.initSources(n), root.initVersionVector(n), h.applied);
+  root.setNonce(as_bytes(h.nonce));
+  return to_frame(msg);
+}
+
+result<hello> decode_hello(const frame& f) {
+  return with_reader<hello>(f, small_limits, "hello", [](capnp::MessageReader& r) -> result<hello> {
+    auto root = r.getRoot<wire::Hello>();
+    hello out;
+    out.cluster = root.getCluster();
+    out.node_id = root.getNodeId();
+    out.incarnation = root.getIncarnation();
+    out.min_version = root.getMinVersion();
+    out.max_version = root.getMaxVersion();
+    auto vv = read_vv(root.getSources(), root.getVersionVector());
+    if (!vv)
+      return vv.err();
+    out.applied = std::move(*vv);
+    out.nonce = as_string(root.getNonce());
+    return out;
+  });
+}
+
+frame encode(const hello_reply& h) {
+  capnp::MallocMessageBuilder msg;
+  auto root = msg.initRoot<wire::HelloReply>();
+  root.setCluster(h.cluster);
+  root.setNodeId(h.node_id);
+  root.setIncarnation(h.incarnation);
+  root.setVersion(h.version);
+  auto n = static_cast<unsigned>(h.applied.size());
+  write_vv(root.initSources(n), root.initVersionVector(n), h.applied);
+  root.setNonce(as_bytes(h.nonce));
+  root.setProof(as_bytes(h.proof));
+  return to_frame(msg);
+}
+
+result<hello_reply> decode_hello_reply(const frame& f) {
+  return with_reader<hello_reply>(f, small_limits, "hello reply",
+                                  [](capnp::MessageReader& r) -> result<hello_reply> {
+    auto root = r.getRoot<wire::HelloReply>();
+    hello_reply out;
+    out.cluster = root.getCluster();
+    out.node_id = root.getNodeId();
+    out.incarnation = root.getIncarnation();
+    out.version = root.getVersion();
+    auto vv = read_vv(root.getSources(), root.getVersionVector());
+    if (!vv)
+      return vv.err();
+    out.applied = std::move(*vv);
+    out.nonce = as_string(root.getNonce());
+    out.proof = as_string(root.getProof());
+    return out;
+  });
+}
+
+frame encode_proof(const std::string& proof) {
+  capnp::MallocMessageBuilder msg;
+  msg.initRoot<wire::Proof>().setProof(as_bytes(proof));
+  return to_frame(msg);
+}
+
+result<std::string> decode_proof(const frame& f) {
+  return with_reader<std::string>(f, small_limits, "proof",
+                                  [](capnp::MessageReader& r) -> result<std::string> {
+    return as_string(r.getRoot<wire::Proof>().getProof());
+  });
+}
+
+frame encode(const failure& x) {
+  capnp::MallocMessageBuilder msg;
+  auto root = msg.initRoot<wire::Failure>();
+  root.setCode(static_cast<uint8_t>(x.code));
+  root.setMessage(x.message);
+  return to_frame(msg);
+}
+
+result<failure> decode_failure(const frame& f) {
+  return with_reader<failure>(f, small_limits, "failure",
+                              [](capnp::MessageReader& r) -> result<failure> {
+    auto root = r.getRoot<wire::Failure>();
+    return failure{static_cast<errc>(root.getCode()), root.getMessage()};
+  });
+}
+
+frame encode(const client_request& x) {
+  capnp::MallocMessageBuilder msg;
+  auto root = msg.initRoot<wire::ClientRequest>();
+  switch (x.kind) {
+    case client_request::op::put: {
+      auto p = root.initPut();
+      p.setKey(as_bytes(x.key));
+      p.setValue(as_bytes(x.value));
+      p.setHasContext(x.has_context);
+      p.setContext(x.context);
+      break;
+    }
+    case client_request::op::get:
+      root.initGet().setKey(as_bytes(x.key));
+      break;
+    case client_request::op::del: {
+      auto d = root.initDel();
+      d.setKey(as_bytes(x.key));
+      d.setHasContext(x.has_context);
+      d.setContext(x.context);
+      break;
+    }
+    case client_request::op::status:
+      root.setStatus();
+      break;
+  }
+  return to_frame(msg);
+}
+
+result<client_request> decode_client_request(const frame& f) {
+  return with_reader<client_request>(f, decode_limits{}, "client request",
+                                     [](capnp::MessageReader& r) -> result<client_request> {
+    auto root = r.getRoot<wire::ClientRequest>();
+    client_request out;
+    switch (root.which()) {
+      case wire::ClientRequest::PUT: {
+        auto p = root.getPut();
+        out.kind = client_request::op::put;
+        out.key = as_string(p.getKey());
+        out.value = as_string(p.getValue());
+        out.has_context = p.getHasContext();
+        out.context = p.getContext();
+        break;
+      }
+      case wire::ClientRequest::GET:
+        out.kind = client_request::op::get;
+        out.key = as_string(root.getGet().getKey());
+        break;
+      case wire::ClientRequest::DEL: {
+        auto d = root.getDel();
+        out.kind = client_request::op::del;
+        out.key = as_string(d.getKey());
+        out.has_context = d.getHasContext();
+        out.context = d.getContext();
+        break;
+      }
+      case wire::ClientRequest::STATUS:
+        out.kind = client_request::op::status;
+        break;
+      default:
+        return malformed("client request of an unknown kind");
+    }
+    return out;
+  });
+}
+
+frame encode(const client_response& x) {
+  capnp::MallocMessageBuilder msg;
+  auto root = msg.initRoot<wire::ClientResponse>();
+  switch (x.kind) {
+    case client_response::op::written:
+      root.setWritten(x.written);
+      break;
+    case client_response::op::value: {
+      auto v = root.initValue();
+      auto sib = v.initSiblings(static_cast<unsigned>(x.siblings.size()));
+      for (unsigned i = 0; i < x.siblings.size(); ++i)
+        sib.set(i, as_bytes(x.siblings[i]));
+      v.setContext(x.context);
+      break;
+    }
+    case client_response::op::status:
+      root.setStatus(x.status_json);
+      break;
+    case client_response::op::failure: {
+      auto fl = root.initFailure();
+      fl.setCode(static_cast<uint8_t>(x.fail.code));
+      fl.setMessage(x.fail.message);
+      break;
+    }
+  }
+  return to_frame(msg);
+}
+
+result<client_response> decode_client_response(const frame& f) {
+  return with_reader<client_response>(f, decode_limits{}, "client response",
+                                      [](capnp::MessageReader& r) -> result<client_response> {
+    auto root = r.getRoot<wire::ClientResponse>();
+    client_response out;
+    switch (root.which()) {
+      case wire::ClientResponse::WRITTEN:
+        out.kind = client_response::op::written;
+        out.written = root.getWritten();
+        break;
+      case wire::ClientResponse::VALUE: {
+        out.kind = client_response::op::value;
+        for (auto s : root.getValue().getSiblings())
+          out.siblings.push_back(as_string(s));
+        out.context = root.getValue().getContext();
+        break;
+      }
+      case wire::ClientResponse::STATUS:
+        out.kind = client_response::op::status;
+        out.status_json = root.getStatus();
+        break;
+      case wire::ClientResponse::FAILURE:
+        out.kind = client_response::op::failure;
+        out.fail = failure{static_cast<errc>(root.getFailure().getCode()),
+                           root.getFailure().getMessage()};
+        break;
+      default:
+        return malformed("client response of an unknown kind");
+    }
+    return out;
+  });
+}
+
+std::string to_context_token(const std::vector<dot>& dots) {
+  std::string out;
+  for (auto& d : dots) {
+    if (!out.empty())
+      out += ',';
+    out += to_string(d);
+  }
+  return out;
+}
+
+result<std::vector<dot>> parse_context_token(const std::string& token) {
+  std::vector<dot> out;
+  size_t pos = 0;
+  while (pos < token.size()) {
+    auto end = token.find(',', pos);
+    if (end == std::string::npos)
+      end = token.size();
+    auto part = token.substr(pos, end - pos);
+    unsigned node = 0;
+    unsigned long long inc = 0, counter = 0;
+    int used = 0;
+    if (std::sscanf(part.c_str(), "n%u.%16llx.%llu%n", &node, &inc, &counter, &used) != 3 ||
+        used != static_cast<int>(part.size()) || counter == 0)
+      return error{errc::invalid_argument,
+                   "context '" + part + "' is not a dot like n0.00000000deadbeef.12; pass "
+                   "the context exactly as get printed it"};
+    out.push_back(dot{source{node, inc}, counter});
+    pos = end + 1;
+  }
+  return out;
+}
+
+void frame_splitter::append(const void* data, size_t size) {
+  if (pos_ > 0 && pos_ == buf_.size()) {
+    buf_.clear();
+    pos_ = 0;
+  } else if (pos_ > (1u << 20)) {
+    buf_.erase(buf_.begin(), buf_.begin() + static_cast<long>(pos_));
+    pos_ = 0;
+  }
+  auto* p = static_cast<const uint8_t*>(data);
+  buf_.insert(buf_.end(), p, p + size);
+}
+
+result<std::optional<frame>> frame_splitter::next() {
+  auto avail = buf_.size() - pos_;
+  if (avail < 4)
+    return std::optional<frame>{};
+  auto* p = buf_.data() + pos_;
+  auto u32 = [&](size_t off) {
+    return uint32_t{p[off]} | uint32_t{p[off + 1]} << 8 | uint32_t{p[off + 2]} << 16 |
+           uint32_t{p[off + 3]} << 24;
+  };
+  uint64_t segments = uint64_t{u32(0)} + 1;
+  if (segments > 512)
+    return error{errc::malformed_frame, "frame announces " + std::to_string(segments) +
+                                          " segments; at most 512 are accepted"};
+  uint64_t table_bytes = (4 + 4 * segments + 7) / 8 * 8;
+  if (avail < table_bytes)
+    return std::optional<frame>{};
+  uint64_t words = 0;
+  for (uint64_t i = 0; i < segments; ++i)
+    words += u32(4 + 4 * i);
+  uint64_t total = table_bytes + words * 8;
+  if (total > max_)
+    return error{errc::oversized_frame, "frame announces " + std::to_string(total) +
+                                          " bytes, more than the limit of " +
+                                          std::to_string(max_)};
+  if (avail < total)
+    return std::optional<frame>{};
+  frame f;
+  f.bytes.assign(p, p + total);
+  pos_ += total;
+  return std::optional<frame>{std::move(f)};
+}
+
+} // namespace mlr::messages

@@ -1,0 +1,131 @@
+#pragma once
+// What travels on a TCP connection between processes (schema: the second half of
+// mlr.capnp). Every message is two standard Cap'n Proto stream frames: a header naming the
+// kind and the request it answers, then the payload. `frame_splitter` cuts a byte stream
+// into frames, refusing any frame above the size limit before it is buffered.
+//
+// CAF-free: the brokers in actors/ and the blocking client in apps/ both use it.
+
+#include "messages/error.hpp"
+#include "messages/event.hpp"
+#include "messages/frame.hpp"
+#include "messages/version_vector.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mlr::messages {
+
+enum class wire_kind : uint16_t {
+  hello = 0,
+  hello_reply = 1,
+  proof = 2,
+  batch = 3,
+  ack = 4,
+  pull = 5,
+  pull_answer = 6,
+  gossip = 7,
+  heartbeat = 8,
+  error = 9,
+  client_request = 10,
+  client_response = 11,
+};
+
+const char* to_string(wire_kind k);
+
+struct wire_header {
+  wire_kind kind = wire_kind::hello;
+  uint64_t request_id = 0;
+};
+
+struct hello {
+  std::string cluster;
+  std::string node_id;
+  uint64_t incarnation = 0;
+  uint32_t min_version = 1;
+  uint32_t max_version = 1;
+  version_vector applied;
+  std::string nonce;
+};
+
+struct hello_reply {
+  std::string cluster;
+  std::string node_id;
+  uint64_t incarnation = 0;
+  uint32_t version = 1;
+  version_vector applied;
+  std::string nonce;
+  std::string proof;
+};
+
+struct failure {
+  errc code = errc::none;
+  std::string message;
+};
+
+struct client_request {
+  enum class op : uint8_t { put, get, del, status } kind = op::get;
+  std::string key;
+  std::string value;
+  bool has_context = false;
+  std::string context; ///< a context token (see context_token)
+};
+
+struct client_response {
+  enum class op : uint8_t { written, value, status, failure } kind = op::failure;
+  std::string written;               ///< the dot, as text
+  std::vector<std::string> siblings; ///< live values (deletes left out)
+  std::string context;               ///< token naming every live version
+  std::string status_json;
+  failure fail;
+};
+
+frame encode(const wire_header& h);
+frame encode(const hello& h);
+frame encode(const hello_reply& h);
+frame encode_proof(const std::string& proof);
+frame encode(const failure& f);
+frame encode(const client_request& r);
+frame encode(const client_response& r);
+
+struct decode_limits;
+result<wire_header> decode_header(const frame& f);
+result<hello> decode_hello(const frame& f);
+result<hello_reply> decode_hello_reply(const frame& f);
+result<std::string> decode_proof(const frame& f);
+result<failure> decode_failure(const frame& f);
+result<client_request> decode_client_request(const frame& f);
+result<client_response> decode_client_response(const frame& f);
+
+/// A causal context as text, for clients: "node.incarnation.counter" dots joined by ','.
+std::string to_context_token(const std::vector<dot>& dots);
+result<std::vector<dot>> parse_context_token(const std::string& token);
+
+/// Cuts a byte stream into Cap'n Proto stream frames.
+class frame_splitter {
+public:
+  explicit frame_splitter(size_t max_frame_bytes) : max_(max_frame_bytes) {}
+
+  void append(const void* data, size_t size);
+
+  /// The next whole frame; nullopt when more bytes are needed; an error for a frame whose
+  /// segment table is malformed or announces more than the limit. After an error the
+  /// stream cannot be resynchronised: close the connection.
+  result<std::optional<frame>> next();
+
+  size_t buffered() const { return buf_.size() - pos_; }
+
+private:
+  size_t max_;
+  std::vector<uint8_t> buf_;
+  size_t pos_ = 0;
+};
+
+/// Appends a frame to an output buffer (frames are already in stream framing).
+inline void append_frame(std::vector<uint8_t>& out, const frame& f) {
+  out.insert(out.end(), f.bytes.begin(), f.bytes.end());
+}
+
+} // namespace mlr::messages
