@@ -220,10 +220,10 @@ private:
   }
 
   // Asks one holder for what this node has waited for past the grace period.
-  void maybe_pull() {
+  void maybe_pull(bool eager = false) {
     if (pull_in_flight_ || peers_.empty())
       return;
-    auto plan = replica_.plan_pull(steady_ms());
+    auto plan = replica_.plan_pull(steady_ms(), eager);
     if (!plan || plan->holder >= peers_.size() || !peers_[plan->holder])
       return;
     pull_in_flight_ = true;
@@ -240,6 +240,8 @@ private:
           auto before = replica_.log_end();
           replica_.receive_pulled(std::move(*batch), now(), pending_);
           after_change(before);
+          if (replica_.log_end() > before)
+            maybe_pull(true); // progress: go on at once while there is more to fetch
         },
         [this](caf::error&) {
           pull_in_flight_ = false;

@@ -341,6 +341,7 @@ struct inbound {
   std::string dialer_nonce;
   std::string nonce;
   std::string where;
+  std::string refusal; ///< set when the handshake is refused; the connection then closes
 };
 
 struct acceptor_state {
@@ -367,14 +368,11 @@ caf::behavior acceptor(caf::io::broker* self, std::shared_ptr<const transport_co
   }
   opened->set_value(doorman->second);
 
-  auto refuse = [self, st](connection_handle hdl, inbound& c, const std::string& why) {
-    ++st->stats.refused;
-    st->stats.last_refusal = why;
-    spdlog::warn("refused connection from {}: {}", c.where, why);
-    write_message(self, hdl, wire_kind::error, 0,
-                  messages::encode(messages::failure{errc::invalid_argument, why}));
-    self->close(hdl);
-    st->conns.erase(hdl);
+  // Marks the handshake refused; the data handler logs it and closes the connection
+  // once the reader is no longer in use.
+  auto refuse = [](inbound& c, const std::string& why) {
+    c.refusal = why;
+    return error{errc::invalid_argument, why};
   };
 
   // Answers a request from the peer with what the leader replies.
@@ -406,10 +404,8 @@ caf::behavior acceptor(caf::io::broker* self, std::shared_ptr<const transport_co
         if (!hello)
           return hello.err();
         auto version = check_hello(st->cfg->self, *hello);
-        if (!version) {
-          refuse(hdl, c, "node '" + hello->node_id + "': " + version.err().message);
-          return std::nullopt;
-        }
+        if (!version)
+          return refuse(c, "node '" + hello->node_id + "': " + version.err().message);
         c.peer_id = hello->node_id;
         c.dialer_nonce = hello->nonce;
         c.nonce = random_nonce();
@@ -446,12 +442,10 @@ caf::behavior acceptor(caf::io::broker* self, std::shared_ptr<const transport_co
         auto proof = messages::decode_proof(payload);
         if (!proof)
           return proof.err();
-        if (!same_proof(*proof, dialer_proof(st->cfg->self.secret, c.nonce, c.dialer_nonce))) {
-          refuse(hdl, c, "node '" + c.peer_id +
-                           "': wrong cluster secret (its proof does not match); check "
-                           "--cluster-secret-file on both nodes");
-          return std::nullopt;
-        }
+        if (!same_proof(*proof, dialer_proof(st->cfg->self.secret, c.nonce, c.dialer_nonce)))
+          return refuse(c, "node '" + c.peer_id +
+                             "': wrong cluster secret (its proof does not match); check "
+                             "--cluster-secret-file on both nodes");
         c.st = inbound::stage::up;
         ++st->stats.accepted;
         spdlog::info("accepted node {} from {}", c.peer_id, c.where);
@@ -502,11 +496,19 @@ caf::behavior acceptor(caf::io::broker* self, std::shared_ptr<const transport_co
         auto j = st->conns.find(hdl);
         if (j == st->conns.end())
           return;
-        ++st->stats.bad_frames;
-        st->stats.last_refusal = err->message;
-        spdlog::warn("closing connection from {}{}: {}", j->second.where,
-                     j->second.peer_id.empty() ? "" : " (node " + j->second.peer_id + ")",
-                     err->message);
+        auto& c = j->second;
+        if (!c.refusal.empty()) {
+          ++st->stats.refused;
+          st->stats.last_refusal = c.refusal;
+          spdlog::warn("refused connection from {}: {}", c.where, c.refusal);
+          write_message(self, hdl, wire_kind::error, 0,
+                        messages::encode(messages::failure{errc::invalid_argument, c.refusal}));
+        } else {
+          ++st->stats.bad_frames;
+          st->stats.last_refusal = err->message;
+          spdlog::warn("closing connection from {}{}: {}", c.where,
+                       c.peer_id.empty() ? "" : " (node " + c.peer_id + ")", err->message);
+        }
         self->close(hdl);
         st->conns.erase(j);
       }

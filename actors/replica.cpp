@@ -209,7 +209,7 @@ messages::version_vector replica::known() const {
   return out;
 }
 
-std::optional<replica::pull_plan> replica::plan_pull(uint64_t now_ms) {
+std::optional<replica::pull_plan> replica::plan_pull(uint64_t now_ms, bool eager) {
   // What this node knows exists: gossiped vectors, plus what buffered events wait for.
   auto wanted = known();
   buffer_.for_each([&](const event& e) {
@@ -227,6 +227,10 @@ std::optional<replica::pull_plan> replica::plan_pull(uint64_t now_ms) {
       continue;
     auto [it, fresh] = gaps_.try_emplace(s, gap{now_ms, have});
     auto& g = it->second;
+    if (eager) {
+      due.push_back(s);
+      continue;
+    }
     if (fresh || have > g.applied_then) {
       g = gap{now_ms, have};
       continue;

@@ -144,7 +144,9 @@ public:
     messages::node_index holder = 0;
     messages::pull_request request;
   };
-  std::optional<pull_plan> plan_pull(uint64_t now_ms);
+  /// `eager`: the previous pull made progress, so every open gap is due now (catching up
+  /// a large backlog one answer after another instead of one per grace period).
+  std::optional<pull_plan> plan_pull(uint64_t now_ms, bool eager = false);
   /// The pull to `holder` went unanswered: the next plan asks another holder.
   void pull_failed();
   /// Answers a pull from this node's log, in log order (a causal order).

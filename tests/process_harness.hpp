@@ -1,0 +1,283 @@
+#pragma once
+// Real mlr-node processes on loopback ports picked at run time, for integration tests.
+// Every process is stopped when its owner goes away, pass or fail (SIGKILL as a last
+// resort), and its log is kept in a temporary directory for the failure message.
+
+#include "native_client.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+extern char** environ;
+
+namespace mlr::testing {
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+inline uint16_t free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+inline std::string temp_dir() {
+  char tmpl[] = "/tmp/mlr-test-XXXXXX";
+  return ::mkdtemp(tmpl);
+}
+
+inline std::string read_file(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+class process {
+public:
+  process() = default;
+  process(const process&) = delete;
+  process& operator=(const process&) = delete;
+  process(process&& other) noexcept { *this = std::move(other); }
+  process& operator=(process&& other) noexcept {
+    std::swap(pid_, other.pid_);
+    std::swap(log_, other.log_);
+    return *this;
+  }
+  ~process() { kill_hard(); }
+
+  /// Starts `args[0]` with its output (stdout and stderr) appended to `log`.
+  static process start(const std::vector<std::string>& args, const std::string& log) {
+    process p;
+    p.log_ = log;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    std::vector<char*> argv;
+    for (auto& a : args)
+      argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    if (posix_spawn(&p.pid_, argv[0], &fa, nullptr, argv.data(), environ) != 0)
+      p.pid_ = -1;
+    posix_spawn_file_actions_destroy(&fa);
+    return p;
+  }
+
+  bool running() {
+    if (pid_ <= 0)
+      return false;
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      pid_ = -1;
+      return false;
+    }
+    return true;
+  }
+
+  void signal(int sig) {
+    if (pid_ > 0)
+      ::kill(pid_, sig);
+  }
+
+  /// Waits for the process to exit; returns its exit status, or -1 on timeout.
+  int wait(std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (running()) {
+      if (std::chrono::steady_clock::now() > deadline)
+        return -1;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return exit_status_;
+  }
+
+  void kill_hard() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGCONT);
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+      pid_ = -1;
+    }
+  }
+
+  std::string log() const { return read_file(log_); }
+  const std::string& log_path() const { return log_; }
+
+private:
+  pid_t pid_ = -1;
+  int exit_status_ = -1;
+  std::string log_;
+};
+
+/// Runs a command to completion; returns (exit status, output).
+inline std::pair<int, std::string> run_command(const std::vector<std::string>& args,
+                                               std::chrono::seconds timeout =
+                                                 std::chrono::seconds(60)) {
+  auto dir = temp_dir();
+  auto out = dir + "/out.txt";
+  auto p = process::start(args, out);
+  int status = p.wait(timeout);
+  return {status, read_file(out)};
+}
+
+/// Polls `pred` every 50 ms until it holds or `timeout` passes.
+template <class F>
+bool eventually(F pred, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred())
+      return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return pred();
+}
+
+struct node_ports {
+  uint16_t peer = 0;
+  uint16_t client = 0;
+  uint16_t resp = 0;
+};
+
+/// N mlr-node processes of one cluster, configured through a shared cluster file.
+class process_cluster {
+public:
+  process_cluster(size_t n, const std::string& topology, std::vector<std::string> extra = {})
+    : dir_(temp_dir()), extra_(std::move(extra)) {
+    {
+      std::ofstream secret(dir_ + "/secret");
+      secret << "test-secret\n";
+    }
+    std::ofstream cf(dir_ + "/cluster.txt");
+    cf << "cluster itest\ntopology " << topology << "\n";
+    for (size_t i = 0; i < n; ++i) {
+      node_ports p{free_port(), free_port(), free_port()};
+      ports_.push_back(p);
+      cf << "node n" << i << " 127.0.0.1:" << p.peer << " client=127.0.0.1:" << p.client
+         << " resp=127.0.0.1:" << p.resp << "\n";
+    }
+    cf.close();
+    nodes_.resize(n);
+    for (size_t i = 0; i < n; ++i)
+      start(i);
+    for (size_t i = 0; i < n; ++i)
+      REQUIRE(wait_ready(i));
+  }
+
+  size_t size() const { return nodes_.size(); }
+  const std::string& dir() const { return dir_; }
+  const node_ports& ports(size_t i) const { return ports_[i]; }
+  process& node(size_t i) { return nodes_[i]; }
+  std::string client_address(size_t i) const {
+    return "127.0.0.1:" + std::to_string(ports_[i].client);
+  }
+
+  /// (Re)starts node i with an empty store.
+  void start(size_t i) {
+    std::vector<std::string> args{MLR_NODE_BIN,
+                                  "--id",
+                                  "n" + std::to_string(i),
+                                  "--cluster-file",
+                                  dir_ + "/cluster.txt",
+                                  "--cluster-secret-file",
+                                  dir_ + "/secret",
+                                  "--heartbeat-ms",
+                                  "100",
+                                  "--peer-timeout-ms",
+                                  "1000",
+                                  "--ack-timeout-ms",
+                                  "500",
+                                  "--pull-grace-ms",
+                                  "300"};
+    args.insert(args.end(), extra_.begin(), extra_.end());
+    nodes_[i] = process::start(args, dir_ + "/n" + std::to_string(i) + ".log");
+  }
+
+  /// Waits until node i answers on its client port.
+  bool wait_ready(size_t i) {
+    return eventually([&] { return status(i).has_value(); }, std::chrono::seconds(10));
+  }
+
+  std::unique_ptr<client::connection> connect(size_t i) {
+    auto c = client::connection::open(client_address(i));
+    if (!c)
+      FAIL("cannot connect to node " << i << ": " << c.err().message << "\nlog:\n" << logs());
+    return std::move(*c);
+  }
+
+  std::optional<nlohmann::json> status(size_t i) {
+    auto c = client::connection::open(client_address(i), std::chrono::milliseconds(2000));
+    if (!c)
+      return std::nullopt;
+    auto s = (*c)->status();
+    if (!s)
+      return std::nullopt;
+    return nlohmann::json::parse(*s);
+  }
+
+  /// Every node reachable, equal version vectors and digests, every peer up with zero lag.
+  bool converged() {
+    std::optional<nlohmann::json> first;
+    for (size_t i = 0; i < size(); ++i) {
+      auto s = status(i);
+      if (!s)
+        return false;
+      for (auto& p : (*s)["peers"])
+        if (!p["up"].get<bool>() || p["lag_events"].get<uint64_t>() != 0)
+          return false;
+      if ((*s)["stats"]["buffered"].get<uint64_t>() != 0)
+        return false;
+      if (!first)
+        first = s;
+      else if ((*s)["applied"] != (*first)["applied"] ||
+               (*s)["state_digest"] != (*first)["state_digest"])
+        return false;
+    }
+    return true;
+  }
+
+  bool wait_converged(std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+    return eventually([&] { return converged(); }, timeout);
+  }
+
+  std::string logs() const {
+    std::string out;
+    for (size_t i = 0; i < nodes_.size(); ++i) {
+      auto text = read_file(dir_ + "/n" + std::to_string(i) + ".log");
+      if (text.size() > 4000)
+        text = "..." + text.substr(text.size() - 4000);
+      out += "--- n" + std::to_string(i) + " ---\n" + text;
+    }
+    return out;
+  }
+
+private:
+  std::string dir_;
+  std::vector<std::string> extra_;
+  std::vector<node_ports> ports_;
+  std::vector<process> nodes_;
+};
+
+} // namespace mlr::testing

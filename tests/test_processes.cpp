@@ -1,0 +1,402 @@
+// Integration: real mlr-node processes on loopback, talking TCP with Cap'n Proto framing.
+// Each test starts its processes on ports picked at run time and stops them at the end,
+// pass or fail.
+
+#include "process_harness.hpp"
+
+#include "actors/handshake.hpp"
+#include "messages/codec.hpp"
+
+#include <netinet/tcp.h>
+#include <poll.h>
+
+#include <atomic>
+#include <random>
+
+using namespace mlr;
+using namespace mlr::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A raw TCP connection for speaking (or garbling) the protocol by hand.
+class raw_socket {
+public:
+  explicit raw_socket(uint16_t port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0)
+      FAIL("cannot connect to port " << port);
+  }
+  explicit raw_socket(int fd) : fd_(fd) {}
+  ~raw_socket() { ::close(fd_); }
+
+  void send(const std::string& bytes) {
+    ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  }
+  void send(const messages::frame& f) {
+    send(std::string(f.bytes.begin(), f.bytes.end()));
+  }
+  void send(messages::wire_kind kind, const messages::frame& payload, uint64_t id = 0) {
+    send(messages::encode(messages::wire_header{kind, id}));
+    send(payload);
+  }
+  /// The next whole frame, or nullopt if none arrives in time or the peer closed.
+  std::optional<messages::frame> frame(std::chrono::milliseconds timeout = 3000ms) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      auto next = splitter_.next();
+      if (next && *next)
+        return **next;
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    deadline - std::chrono::steady_clock::now())
+                    .count();
+      if (left <= 0)
+        return std::nullopt;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left)) <= 0)
+        continue;
+      char buf[65536];
+      auto n = ::recv(fd_, buf, sizeof(buf), 0);
+      if (n <= 0)
+        return std::nullopt;
+      splitter_.append(buf, static_cast<size_t>(n));
+    }
+  }
+  /// True when the peer closed the connection within the timeout.
+  bool closed_by_peer(std::chrono::milliseconds timeout = 3000ms) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 100) > 0) {
+        char buf[4096];
+        if (::recv(fd_, buf, sizeof(buf), 0) <= 0)
+          return true;
+      }
+    }
+    return false;
+  }
+
+private:
+  int fd_ = -1;
+  messages::frame_splitter splitter_{64u << 20};
+};
+
+std::string garbage(size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (auto& c : s)
+    c = static_cast<char>(rng());
+  return s;
+}
+
+messages::hello hello_from(const std::string& id) {
+  messages::hello h;
+  h.cluster = "itest";
+  h.node_id = id;
+  h.incarnation = 42;
+  h.nonce = actors::random_nonce();
+  return h;
+}
+
+// Checks that node `i` still serves clients, and still replicates to node `other`.
+void check_still_serving(process_cluster& c, size_t i, size_t other, const std::string& key) {
+  auto conn = c.connect(i);
+  REQUIRE(conn->put(key, "still-ok"));
+  CHECK(eventually(
+    [&] {
+      auto g = c.connect(other)->get(key);
+      return g && g->siblings == std::vector<std::string>{"still-ok"};
+    },
+    10s));
+}
+
+void check_convergence(const std::string& topology) {
+  process_cluster c(3, topology);
+  std::vector<std::thread> writers;
+  std::atomic<int> failures{0};
+  for (size_t i = 0; i < 3; ++i)
+    writers.emplace_back([&, i] {
+      auto conn = client::connection::open(c.client_address(i));
+      if (!conn) {
+        ++failures;
+        return;
+      }
+      for (int k = 0; k < 100; ++k) {
+        auto key = k % 4 == 0 ? "shared-" + std::to_string(k % 8)
+                              : "n" + std::to_string(i) + "-" + std::to_string(k);
+        if (!(*conn)->put(key, "v" + std::to_string(k) + "@" + std::to_string(i)))
+          ++failures;
+      }
+    });
+  for (auto& w : writers)
+    w.join();
+  REQUIRE(failures == 0);
+  INFO(c.logs());
+  REQUIRE(c.wait_converged());
+  for (size_t i = 0; i < 3; ++i) {
+    auto s = *c.status(i);
+    CHECK(s["applied_total"].get<uint64_t>() == 300);
+    for (auto& p : s["peers"]) {
+      CHECK(p["up"].get<bool>());
+      CHECK(p["lag_events"].get<uint64_t>() == 0);
+      CHECK(p["lag_seconds"].get<double>() == 0.0);
+      CHECK(p["protocol_version"].get<int>() == 1);
+    }
+  }
+  auto expected = c.connect(0)->get("shared-0");
+  REQUIRE(expected);
+  for (size_t i = 1; i < 3; ++i)
+    CHECK(c.connect(i)->get("shared-0")->siblings == expected->siblings);
+}
+
+} // namespace
+
+TEST_CASE("processes ring N=3: concurrent client writes at every node converge, zero lag") {
+  check_convergence("ring");
+}
+TEST_CASE("processes star N=3: concurrent client writes at every node converge, zero lag") {
+  check_convergence("star");
+}
+TEST_CASE("processes mesh N=3: concurrent client writes at every node converge, zero lag") {
+  check_convergence("mesh");
+}
+
+TEST_CASE("processes mesh N=3: a node killed and restarted empty catches up; its writes spread") {
+  process_cluster c(3, "mesh");
+  auto a = c.connect(0);
+  for (int k = 0; k < 200; ++k)
+    REQUIRE(a->put("before-" + std::to_string(k), std::to_string(k)));
+  REQUIRE(c.connect(1)->put("from-n1-old", "x"));
+  REQUIRE(c.wait_converged());
+  auto old_incarnation = (*c.status(1))["incarnation"];
+  c.node(1).signal(SIGKILL);
+  c.node(1).wait(5s);
+  for (int k = 0; k < 50; ++k)
+    REQUIRE(a->put("during-" + std::to_string(k), std::to_string(k)));
+  c.start(1);
+  REQUIRE(c.wait_ready(1));
+  INFO(c.logs());
+  REQUIRE(c.wait_converged());
+  auto s = *c.status(1);
+  CHECK(s["incarnation"] != old_incarnation); // empty restart: a new incarnation
+  CHECK(s["applied_total"].get<uint64_t>() == 251);
+  CHECK(c.connect(1)->get("from-n1-old")->siblings == std::vector<std::string>{"x"});
+  REQUIRE(c.connect(1)->put("from-n1-new", "y"));
+  for (size_t i : {0, 2})
+    CHECK(eventually([&] { return c.connect(i)->get("from-n1-new")->siblings.size() == 1; }, 10s));
+  CHECK(c.wait_converged());
+}
+
+TEST_CASE("processes mesh N=3: a node paused with SIGSTOP converges after SIGCONT, losing nothing") {
+  process_cluster c(3, "mesh");
+  REQUIRE(c.connect(2)->put("before-pause", "kept"));
+  c.node(2).signal(SIGSTOP);
+  auto a = c.connect(0);
+  auto b = c.connect(1);
+  for (int k = 0; k < 60; ++k) {
+    REQUIRE(a->put("a-" + std::to_string(k), "1"));
+    REQUIRE(b->put("b-" + std::to_string(k), "2"));
+    std::this_thread::sleep_for(50ms); // 3 s of writes while n2 is stopped
+  }
+  CHECK(eventually([&] {
+    auto s = c.status(0);
+    for (auto& p : (*s)["peers"])
+      if (p["id"] == "n2")
+        return !p["up"].get<bool>();
+    return false;
+  }, 5s));
+  c.node(2).signal(SIGCONT);
+  INFO(c.logs());
+  REQUIRE(c.wait_converged(30s));
+  for (size_t i = 0; i < 3; ++i) {
+    CHECK((*c.status(i))["applied_total"].get<uint64_t>() == 121);
+    CHECK(c.connect(i)->get("before-pause")->siblings == std::vector<std::string>{"kept"});
+  }
+}
+
+TEST_CASE("processes mesh N=2: redis-cli SET at A is read at B; redis-benchmark has no errors") {
+  process_cluster c(2, "mesh");
+  auto pa = std::to_string(c.ports(0).resp);
+  auto pb = std::to_string(c.ports(1).resp);
+  auto set = run_command({"/usr/bin/redis-cli", "-p", pa, "SET", "greeting", "hello"});
+  CHECK(set.first == 0);
+  CHECK(set.second.find("OK") != std::string::npos);
+  CHECK(eventually(
+    [&] {
+      auto get = run_command({"/usr/bin/redis-cli", "-p", pb, "GET", "greeting"});
+      return get.second == "hello\n";
+    },
+    10s));
+  auto bench = run_command({"/usr/bin/redis-benchmark", "-p", pa, "-t", "set,get", "-n",
+                            "20000", "-q"},
+                           120s);
+  INFO(bench.second);
+  CHECK(bench.first == 0);
+  CHECK(bench.second.find("SET: ") != std::string::npos);
+  CHECK(bench.second.find("GET: ") != std::string::npos);
+  CHECK(bench.second.find("ERR") == std::string::npos);
+  auto dbsize = run_command({"/usr/bin/redis-cli", "-p", pb, "DBSIZE"});
+  CHECK(eventually([&] { return run_command({"/usr/bin/redis-cli", "-p", pb, "EXISTS",
+                                             "greeting"}).second == "1\n"; }, 5s));
+  auto unknown = run_command({"/usr/bin/redis-cli", "-p", pa, "FLUSHALL"});
+  CHECK(unknown.second.find("ERR unknown command") != std::string::npos);
+  auto info = run_command({"/usr/bin/redis-cli", "-p", pa, "INFO"});
+  CHECK(info.second.find("# Replication") != std::string::npos);
+  CHECK(info.second.find("version_vector:") != std::string::npos);
+  CHECK(c.wait_converged());
+}
+
+TEST_CASE("processes mesh N=2 bad input: each is refused with a clear log line, node keeps serving") {
+  process_cluster c(2, "mesh");
+  auto& n0 = c.node(0);
+  auto peer = c.ports(0).peer;
+  auto log_has = [&](const std::string& what) {
+    return eventually([&] { return n0.log().find(what) != std::string::npos; }, 5s);
+  };
+
+  SECTION("garbage bytes on the peer port") {
+    raw_socket s(peer);
+    s.send(garbage(256, 1));
+    CHECK(s.closed_by_peer());
+    CHECK(log_has("closing connection from 127.0.0.1"));
+    check_still_serving(c, 0, 1, "after-garbage");
+  }
+  SECTION("a frame claiming 2^31 words") {
+    raw_socket s(peer);
+    std::string huge("\0\0\0\0\0\0\0\x80", 8); // one segment of 2^31 words
+    s.send(huge);
+    CHECK(s.closed_by_peer());
+    CHECK(log_has("more than the limit"));
+    check_still_serving(c, 0, 1, "after-huge");
+  }
+  SECTION("a wrong cluster secret") {
+    raw_socket s(peer);
+    auto h = hello_from("n1");
+    s.send(messages::wire_kind::hello, messages::encode(h));
+    REQUIRE(s.frame());         // header
+    auto reply = s.frame();     // hello reply
+    REQUIRE(reply);
+    REQUIRE(messages::decode_hello_reply(*reply));
+    s.send(messages::wire_kind::proof, messages::encode_proof(std::string(32, 'x')));
+    CHECK(s.closed_by_peer());
+    CHECK(log_has("wrong cluster secret"));
+    check_still_serving(c, 0, 1, "after-secret");
+  }
+  SECTION("an unknown node id") {
+    raw_socket s(peer);
+    s.send(messages::wire_kind::hello, messages::encode(hello_from("intruder")));
+    CHECK(s.closed_by_peer());
+    CHECK(log_has("unknown node id 'intruder'"));
+    check_still_serving(c, 0, 1, "after-unknown");
+  }
+  SECTION("an incompatible protocol range") {
+    raw_socket s(peer);
+    auto h = hello_from("n1");
+    h.min_version = 5;
+    h.max_version = 9;
+    s.send(messages::wire_kind::hello, messages::encode(h));
+    CHECK(s.closed_by_peer());
+    CHECK(log_has("no common protocol version: this node speaks 1-1, the peer 5-9"));
+    check_still_serving(c, 0, 1, "after-version");
+  }
+  SECTION("garbage on the client port") {
+    raw_socket s(c.ports(0).client);
+    s.send(garbage(300, 2));
+    CHECK(s.closed_by_peer());
+    CHECK(log_has("closing client connection from"));
+    check_still_serving(c, 0, 1, "after-client-garbage");
+  }
+  SECTION("garbage on the RESP port") {
+    raw_socket s(c.ports(0).resp);
+    s.send(std::string("*zz\r\n"));
+    CHECK(s.closed_by_peer());
+    CHECK(log_has("closing RESP connection from"));
+    auto ping = run_command({"/usr/bin/redis-cli", "-p", std::to_string(c.ports(0).resp), "PING"});
+    CHECK(ping.second == "PONG\n");
+    check_still_serving(c, 0, 1, "after-resp-garbage");
+  }
+  auto inbound = (*c.status(0))["inbound"];
+  INFO(inbound.dump());
+  CHECK(c.status(0).has_value());
+}
+
+TEST_CASE("processes: a batch captured off the wire decodes with the capnp tool") {
+  // n0 is a real node; n1 is this test, speaking the protocol by hand on n1's port.
+  auto dir = temp_dir();
+  auto p0 = free_port(), p1 = free_port(), client0 = free_port();
+  {
+    std::ofstream cf(dir + "/cluster.txt");
+    cf << "cluster itest\ntopology mesh\nnode n0 127.0.0.1:" << p0 << " client=127.0.0.1:"
+       << client0 << "\nnode n1 127.0.0.1:" << p1 << "\n";
+    std::ofstream secret(dir + "/secret");
+    secret << "wire-secret\n";
+  }
+  int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(p1);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
+  REQUIRE(::listen(listener, 4) == 0);
+  auto node = process::start({MLR_NODE_BIN, "--id", "n0", "--cluster-file", dir + "/cluster.txt",
+                              "--cluster-secret-file", dir + "/secret"},
+                             dir + "/n0.log");
+  pollfd pl{listener, POLLIN, 0};
+  REQUIRE(::poll(&pl, 1, 10000) == 1);
+  raw_socket s(::accept(listener, nullptr, nullptr));
+  ::close(listener);
+  // Handshake as the acceptor, with the real secret.
+  REQUIRE(s.frame());
+  auto hello = messages::decode_hello(*s.frame());
+  REQUIRE(hello);
+  CHECK(hello->node_id == "n0");
+  messages::hello_reply r;
+  r.cluster = "itest";
+  r.node_id = "n1";
+  r.incarnation = 7;
+  r.version = 1;
+  r.nonce = actors::random_nonce();
+  r.proof = actors::acceptor_proof("wire-secret", hello->nonce, r.nonce);
+  s.send(messages::wire_kind::hello_reply, messages::encode(r));
+  REQUIRE(s.frame());
+  auto proof = messages::decode_proof(*s.frame());
+  REQUIRE(proof);
+  CHECK(actors::same_proof(*proof, actors::dialer_proof("wire-secret", r.nonce, hello->nonce)));
+  // A write at n0 comes to n1 as a batch.
+  REQUIRE(eventually(
+    [&] { return static_cast<bool>(client::connection::open("127.0.0.1:" + std::to_string(client0))); },
+    10s));
+  auto conn = client::connection::open("127.0.0.1:" + std::to_string(client0));
+  REQUIRE((*conn)->put("wire-key", "wire-value"));
+  std::optional<messages::frame> batch;
+  for (int i = 0; i < 50 && !batch; ++i) {
+    auto h = s.frame();
+    REQUIRE(h);
+    auto header = messages::decode_header(*h);
+    REQUIRE(header);
+    auto payload = s.frame();
+    REQUIRE(payload);
+    if (header->kind == messages::wire_kind::batch)
+      batch = payload;
+  }
+  REQUIRE(batch);
+  auto bin = dir + "/batch.bin";
+  {
+    std::ofstream out(bin, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(batch->bytes.data()),
+              static_cast<std::streamsize>(batch->bytes.size()));
+  }
+  auto decoded = run_command({"/bin/sh", "-c",
+                              "capnp decode --short " MLR_SCHEMA " EventBatch < " + bin});
+  INFO(decoded.second);
+  CHECK(decoded.first == 0);
+  CHECK(decoded.second.find("key = \"wire-key\"") != std::string::npos);
+  CHECK(decoded.second.find("put = \"wire-value\"") != std::string::npos);
+  CHECK(decoded.second.find("counter = 1") != std::string::npos);
+}
