@@ -219,6 +219,11 @@ std::optional<error> on_dialer_message(caf::io::broker* self, dialer_state& st,
   switch (h.kind) {
     case wire_kind::ack:
     case wire_kind::pull_answer: {
+      if (h.kind == wire_kind::ack)
+        if (auto a = messages::decode_ack(payload)) {
+          st.peer.applied.merge(a->applied); // acks carry the receiver's vector: fresher lag
+          update_lag(st);
+        }
       auto i = st.pending.find(h.request_id);
       if (i != st.pending.end()) {
         i->second.deliver(payload);
