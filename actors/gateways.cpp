@@ -4,6 +4,7 @@
 #include "messages/wire.hpp"
 
 #include <caf/actor_system.hpp>
+#include <caf/detail/scope_guard.hpp>
 #include <caf/io/broker.hpp>
 #include <caf/io/middleman.hpp>
 #include <hiredis/hiredis.h>
@@ -256,9 +257,20 @@ struct resp_conn {
   bool closing = false;
 };
 
+enum class run_kind { none, set, get };
+
+// Consecutive SETs or GETs of one connection, parsed from the same read.
+struct command_run {
+  run_kind kind = run_kind::none;
+  std::vector<uint64_t> seqs;
+  std::vector<std::string> keys;
+  std::vector<std::string> values;
+};
+
 struct resp_state {
   node_context ctx;
   std::map<connection_handle, resp_conn> conns;
+  std::map<connection_handle, command_run> runs;
   ~resp_state() {
     for (auto& [h, c] : conns)
       if (c.reader)
@@ -330,23 +342,13 @@ caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string 
     }
   };
 
-  // Runs gets for `keys` and hands all results, in order, to `done`.
+  // Reads `keys` in one leader message and hands the results, in order, to `done`.
   auto get_all = [self, st](std::vector<std::string> keys,
                             std::function<void(std::vector<get_result>)> done) {
-    auto results = std::make_shared<std::vector<get_result>>(keys.size());
-    auto left = std::make_shared<size_t>(keys.size());
-    for (size_t i = 0; i < keys.size(); ++i)
-      self->request(st->ctx.leader, request_timeout, get_atom::value, keys[i])
-        .then(
-          [=](get_result& g) {
-            (*results)[i] = std::move(g);
-            if (--*left == 0)
-              done(std::move(*results));
-          },
-          [=](caf::error&) {
-            if (--*left == 0)
-              done(std::move(*results));
-          });
+    auto n = keys.size();
+    self->request(st->ctx.leader, request_timeout, get_atom::value, std::move(keys))
+      .then([done](std::vector<get_result>& rs) { done(std::move(rs)); },
+            [done, n](caf::error&) { done(std::vector<get_result>(n)); });
   };
 
   auto dispatch = [self, st, answer, get_all](connection_handle hdl,
@@ -484,6 +486,44 @@ caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string 
     }
   };
 
+  // Sends the gathered run of SETs (one write message) or GETs (one read message).
+  auto flush_run = [self, st, answer](connection_handle hdl) {
+    auto i = st->runs.find(hdl);
+    if (i == st->runs.end() || i->second.kind == run_kind::none)
+      return;
+    auto run = std::move(i->second);
+    st->runs.erase(i);
+    auto seqs = std::make_shared<std::vector<uint64_t>>(std::move(run.seqs));
+    auto fail_all = [answer, hdl, seqs, self](caf::error& err) {
+      for (auto seq : *seqs)
+        answer(hdl, seq, resp_error("ERR " + self->system().render(err)));
+    };
+    if (run.kind == run_kind::set) {
+      std::vector<write_request> writes;
+      writes.reserve(run.keys.size());
+      for (size_t k = 0; k < run.keys.size(); ++k)
+        writes.push_back(write_request{std::move(run.keys[k]), messages::op_kind::put,
+                                       std::move(run.values[k]), false, {}});
+      self->request(st->ctx.leader, request_timeout, write_atom::value, std::move(writes))
+        .then(
+          [answer, hdl, seqs](std::vector<messages::dot>&) {
+            for (auto seq : *seqs)
+              answer(hdl, seq, resp_simple("OK"));
+          },
+          fail_all);
+    } else {
+      self->request(st->ctx.leader, request_timeout, get_atom::value, std::move(run.keys))
+        .then(
+          [answer, hdl, seqs](std::vector<get_result>& rs) {
+            for (size_t k = 0; k < seqs->size() && k < rs.size(); ++k) {
+              auto* v = newest(rs[k].siblings);
+              answer(hdl, (*seqs)[k], v ? resp_bulk(v->value) : resp_nil());
+            }
+          },
+          fail_all);
+    }
+  };
+
   return {
     [=](const caf::io::new_connection_msg& msg) {
       auto& c = st->conns[msg.handle];
@@ -497,6 +537,7 @@ caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string 
         return;
       auto hdl = msg.handle;
       redisReaderFeed(i->second.reader, msg.buf.data(), msg.buf.size());
+      auto flush_at_exit = caf::detail::make_scope_guard([&] { flush_run(hdl); });
       for (;;) {
         auto j = st->conns.find(hdl);
         if (j == st->conns.end() || j->second.closing)
@@ -527,14 +568,33 @@ caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string 
         }
         freeReplyObject(reply);
         if (!ok) {
+          flush_run(hdl);
           auto seq = j->second.replies.reserve();
           answer(hdl, seq, resp_error("ERR Protocol error: expected an array of bulk strings"));
           continue;
         }
-        dispatch(hdl, std::move(args));
+        // Pipelined plain SETs and GETs are gathered into one leader message per run.
+        auto cmd = upper(args[0]);
+        auto kind = cmd == "SET" && args.size() == 3 ? run_kind::set
+                    : cmd == "GET" && args.size() == 2 ? run_kind::get
+                                                       : run_kind::none;
+        if (kind == run_kind::none) {
+          flush_run(hdl);
+          dispatch(hdl, std::move(args));
+          continue;
+        }
+        auto& run = st->runs[hdl];
+        if (run.kind != kind)
+          flush_run(hdl);
+        run.kind = kind;
+        run.seqs.push_back(j->second.replies.reserve());
+        run.keys.push_back(std::move(args[1]));
+        if (kind == run_kind::set)
+          run.values.push_back(std::move(args[2]));
       }
     },
     [=](const caf::io::connection_closed_msg& msg) {
+      st->runs.erase(msg.handle);
       auto i = st->conns.find(msg.handle);
       if (i != st->conns.end()) {
         redisReaderFree(i->second.reader);

@@ -76,13 +76,12 @@ public:
         after_change(before);
         return dots;
       },
-      [this](get_atom, const std::string& key) {
-        get_result out;
-        for (auto& v : replica_.versions(key)) {
-          out.context.dots.push_back(v.id);
-          if (!v.tombstone)
-            out.siblings.push_back(v);
-        }
+      [this](get_atom, const std::string& key) { return read(key); },
+      [this](get_atom, const std::vector<std::string>& keys) {
+        std::vector<get_result> out;
+        out.reserve(keys.size());
+        for (auto& k : keys)
+          out.push_back(read(k));
         return out;
       },
       [this](fetch_atom, messages::node_index dest, uint64_t from, uint32_t max_events) {
@@ -165,6 +164,16 @@ private:
   };
 
   uint64_t now() { return cfg_.wall_clock_ms(); }
+
+  get_result read(const std::string& key) {
+    get_result out;
+    for (auto& v : replica_.versions(key)) {
+      out.context.dots.push_back(v.id);
+      if (!v.tombstone)
+        out.siblings.push_back(v);
+    }
+    return out;
+  }
 
   dot write_one(const write_request& w) {
     note_mailbox();

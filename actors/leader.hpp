@@ -47,6 +47,8 @@ using leader_actor = sink_actor::extend<
   caf::replies_to<write_atom, std::vector<write_request>>::with<std::vector<messages::dot>>,
   /// Reads a key: its live values and their causal context.
   caf::replies_to<get_atom, std::string>::with<get_result>,
+  /// Reads several keys in one message.
+  caf::replies_to<get_atom, std::vector<std::string>>::with<std::vector<get_result>>,
   /// For links: log entries from a position that this node forwards to a destination node.
   caf::replies_to<fetch_atom, messages::node_index, uint64_t, uint32_t>::with<fetch_result>,
   /// For links: the sender wants `log_grew` when it has caught up and the log grows.
