@@ -201,8 +201,12 @@ private:
   }
 
   void note_mailbox() {
-    // +1: the message being handled has already left the mailbox.
-    mailbox_peak_ = std::max<uint64_t>(mailbox_peak_, mailbox().size() + 1);
+    // Messages already moved into the mailbox's queue and not yet handled (+1: this one).
+    // mailbox().size() would move new arrivals into that queue while the actor is
+    // iterating it, which CAF does not allow from inside a handler (UBSan caught it), so
+    // messages still in the inbox are not counted: a lower bound, taken every message.
+    mailbox_peak_ =
+      std::max<uint64_t>(mailbox_peak_, static_cast<uint64_t>(mailbox().queue().total_task_size()) + 1);
   }
 
   uint64_t steady_ms() {

@@ -194,13 +194,13 @@ public:
     return "127.0.0.1:" + std::to_string(ports_[i].client);
   }
 
-  /// (Re)starts node i with an empty store.
-  void start(size_t i) {
+  /// (Re)starts node i with an empty store, from the shared cluster file or another one.
+  void start(size_t i, const std::string& cluster_file = {}) {
     std::vector<std::string> args{MLR_NODE_BIN,
                                   "--id",
                                   "n" + std::to_string(i),
                                   "--cluster-file",
-                                  dir_ + "/cluster.txt",
+                                  cluster_file.empty() ? dir_ + "/cluster.txt" : cluster_file,
                                   "--cluster-secret-file",
                                   dir_ + "/secret",
                                   "--heartbeat-ms",

@@ -218,6 +218,42 @@ TEST_CASE("processes mesh N=3: a node paused with SIGSTOP converges after SIGCON
   }
 }
 
+TEST_CASE("processes mesh N=3: with the TCP link n0 -> n1 cut, n0's writes reach n1 by pull") {
+  process_cluster c(3, "mesh");
+  // Restart n0 with a cluster file in which n1's address leads nowhere: n0 can never
+  // send to n1, while every other direction works.
+  auto text = read_file(c.dir() + "/cluster.txt");
+  auto real = "127.0.0.1:" + std::to_string(c.ports(1).peer) + " ";
+  auto pos = text.find(real);
+  REQUIRE(pos != std::string::npos);
+  text.replace(pos, real.size(), "127.0.0.1:" + std::to_string(free_port()) + " ");
+  auto cut_file = c.dir() + "/cluster-n0-cut.txt";
+  {
+    std::ofstream f(cut_file);
+    f << text;
+  }
+  c.node(0).signal(SIGKILL);
+  c.node(0).wait(5s);
+  c.start(0, cut_file);
+  REQUIRE(c.wait_ready(0));
+  auto a = c.connect(0);
+  for (int k = 0; k < 20; ++k)
+    REQUIRE(a->put("cut-" + std::to_string(k), std::to_string(k)));
+  INFO(c.logs());
+  CHECK(eventually(
+    [&] {
+      auto g = c.connect(1)->get("cut-19");
+      return g && g->siblings == std::vector<std::string>{"19"};
+    },
+    15s));
+  auto s1 = *c.status(1);
+  CHECK(s1["stats"]["pulled_events"].get<uint64_t>() >= 20);
+  auto s0 = *c.status(0);
+  for (auto& p : s0["peers"])
+    if (p["id"] == "n1")
+      CHECK_FALSE(p["up"].get<bool>()); // the link really is cut
+}
+
 TEST_CASE("processes mesh N=2: redis-cli SET at A is read at B; redis-benchmark has no errors") {
   process_cluster c(2, "mesh");
   auto pa = std::to_string(c.ports(0).resp);
