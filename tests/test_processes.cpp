@@ -436,3 +436,46 @@ TEST_CASE("processes: a batch captured off the wire decodes with the capnp tool"
   CHECK(decoded.second.find("put = \"wire-value\"") != std::string::npos);
   CHECK(decoded.second.find("counter = 1") != std::string::npos);
 }
+
+TEST_CASE("processes: bad flags and broken files are named, with a non-zero exit") {
+  auto dir = temp_dir();
+  auto run_node = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), MLR_NODE_BIN);
+    return run_command(args, 20s);
+  };
+  auto bogus = run_node({"--id", "n0", "--listen", "127.0.0.1:1", "--bogus-flag"});
+  CHECK(bogus.first == 2);
+  CHECK(bogus.second.find("unrecognised option '--bogus-flag'") != std::string::npos);
+  auto port = run_node({"--id", "n0", "--listen", "127.0.0.1:99999"});
+  CHECK(port.first == 2);
+  CHECK(port.second.find("'99999' in '127.0.0.1:99999' is not a port number") != std::string::npos);
+  {
+    std::ofstream f(dir + "/broken.txt");
+    f << "cluster x\nnode n0 127.0.0.1:7000\nnodes n1 127.0.0.1:7001\n";
+  }
+  auto broken = run_node({"--id", "n0", "--cluster-file", dir + "/broken.txt"});
+  CHECK(broken.first == 2);
+  CHECK(broken.second.find("line 3: unknown statement 'nodes'") != std::string::npos);
+  auto missing = run_node({"--id", "n0", "--cluster-file", dir + "/nope.txt"});
+  CHECK(missing.first == 2);
+  CHECK(missing.second.find("cannot read cluster file") != std::string::npos);
+  auto ring = run_node({"--id", "a", "--listen", "127.0.0.1:1", "--peer", "b=127.0.0.1:2",
+                        "--topology", dir + "/nope.topo"});
+  CHECK(ring.first == 2);
+  CHECK(ring.second.find("no readable edge-list file") != std::string::npos);
+  auto help = run_node({"--help"});
+  CHECK(help.first == 0);
+  CHECK(help.second.find("--cluster-secret-file") != std::string::npos);
+  CHECK(help.second.find("scheduler.") == std::string::npos); // CAF's options stay out
+}
+
+TEST_CASE("processes mesh N=2: SIGTERM stops a node cleanly, links flushed") {
+  process_cluster c(2, "mesh");
+  REQUIRE(c.connect(0)->put("k", "v"));
+  c.node(0).signal(SIGTERM);
+  CHECK(c.node(0).wait(10s) == 0);
+  auto log = read_file(c.dir() + "/n0.log");
+  CHECK(log.find("stopping on SIGTERM") != std::string::npos);
+  CHECK(log.find("links flushed") != std::string::npos);
+  CHECK(c.connect(1)->get("k")->siblings == std::vector<std::string>{"v"});
+}
