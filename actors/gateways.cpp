@@ -1,5 +1,6 @@
 #include "actors/gateways.hpp"
 
+#include "actors/broker_util.hpp"
 #include "actors/node_status.hpp"
 #include "messages/wire.hpp"
 
@@ -75,8 +76,7 @@ const messages::version* newest(const std::vector<messages::version>& siblings) 
 // ---- native client gateway --------------------------------------------------------------
 
 struct client_conn {
-  std::unique_ptr<messages::frame_splitter> splitter;
-  std::optional<messages::wire_header> header;
+  std::unique_ptr<message_reader> reader;
   reply_queue replies;
   std::string where;
 };
@@ -99,18 +99,11 @@ messages::client_response failure_response(errc code, std::string msg) {
 }
 
 caf::behavior client_gateway(caf::io::broker* self, node_context ctx, std::string host,
-                             uint16_t port, std::shared_ptr<std::promise<result<uint16_t>>> opened) {
+                             uint16_t port, listen_promise opened) {
   auto st = std::make_shared<client_state>();
   st->ctx = std::move(ctx);
-  auto doorman = self->add_tcp_doorman(port, host.c_str(), true);
-  if (!doorman) {
-    opened->set_value(error{errc::invalid_argument, "cannot listen for clients on " + host + ":" +
-                                                      std::to_string(port) + ": " +
-                                                      self->system().render(doorman.error())});
-    self->quit();
+  if (!open_listener(self, host, port, opened, "clients"))
     return {};
-  }
-  opened->set_value(doorman->second);
 
   auto answer = [self, st](connection_handle hdl, uint64_t seq, uint64_t id,
                            const messages::client_response& r) {
@@ -184,49 +177,29 @@ caf::behavior client_gateway(caf::io::broker* self, node_context ctx, std::strin
   return {
     [=](const caf::io::new_connection_msg& msg) {
       auto& c = st->conns[msg.handle];
-      c.splitter = std::make_unique<messages::frame_splitter>(st->ctx.max_frame_bytes);
-      c.where = self->remote_addr(msg.handle) + ":" + std::to_string(self->remote_port(msg.handle));
-      self->configure_read(msg.handle, caf::io::receive_policy::at_most(64 * 1024));
+      c.reader = std::make_unique<message_reader>(st->ctx.max_frame_bytes);
+      c.where = accept_connection(self, msg.handle);
     },
     [=](const caf::io::new_data_msg& msg) {
       auto i = st->conns.find(msg.handle);
       if (i == st->conns.end())
         return;
-      auto& c = i->second;
-      c.splitter->append(msg.buf.data(), msg.buf.size());
-      std::string problem;
-      for (;;) {
-        auto next = c.splitter->next();
-        if (!next) {
-          problem = next.err().message;
-          break;
-        }
-        if (!*next)
-          break;
-        if (!c.header) {
-          auto h = messages::decode_header(**next);
-          if (!h || h->kind != messages::wire_kind::client_request) {
-            problem = h ? "expected a client request, got " +
-                            std::string(messages::to_string(h->kind))
-                        : h.err().message;
-            break;
-          }
-          c.header = *h;
-          continue;
-        }
-        auto id = c.header->request_id;
-        c.header.reset();
-        auto req = messages::decode_client_request(**next);
-        if (!req) {
-          problem = req.err().message;
-          break;
-        }
-        handle(msg.handle, id, *req);
-      }
-      if (!problem.empty()) {
-        spdlog::warn("closing client connection from {}: {}", c.where, problem);
-        self->close(msg.handle);
-        st->conns.erase(msg.handle);
+      auto hdl = msg.handle;
+      auto err = i->second.reader->feed(
+        msg.buf, [&](const messages::wire_header& h, const frame& payload) -> std::optional<error> {
+          if (h.kind != messages::wire_kind::client_request)
+            return error{errc::malformed_frame, "expected a client request, got " +
+                                                  std::string(messages::to_string(h.kind))};
+          auto req = messages::decode_client_request(payload);
+          if (!req)
+            return req.err();
+          handle(hdl, h.request_id, *req);
+          return std::nullopt;
+        });
+      if (err) {
+        spdlog::warn("closing client connection from {}: {}", i->second.where, err->message);
+        self->close(hdl);
+        st->conns.erase(hdl);
       }
     },
     [=](const caf::io::connection_closed_msg& msg) { st->conns.erase(msg.handle); },
@@ -317,18 +290,11 @@ std::string info_text(const std::string& json_text) {
 }
 
 caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string host,
-                           uint16_t port, std::shared_ptr<std::promise<result<uint16_t>>> opened) {
+                           uint16_t port, listen_promise opened) {
   auto st = std::make_shared<resp_state>();
   st->ctx = std::move(ctx);
-  auto doorman = self->add_tcp_doorman(port, host.c_str(), true);
-  if (!doorman) {
-    opened->set_value(error{errc::invalid_argument, "cannot listen for RESP clients on " + host +
-                                                      ":" + std::to_string(port) + ": " +
-                                                      self->system().render(doorman.error())});
-    self->quit();
+  if (!open_listener(self, host, port, opened, "Redis clients"))
     return {};
-  }
-  opened->set_value(doorman->second);
 
   auto answer = [self, st](connection_handle hdl, uint64_t seq, std::string bytes) {
     auto i = st->conns.find(hdl);
@@ -528,8 +494,7 @@ caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string 
     [=](const caf::io::new_connection_msg& msg) {
       auto& c = st->conns[msg.handle];
       c.reader = redisReaderCreate();
-      c.where = self->remote_addr(msg.handle) + ":" + std::to_string(self->remote_port(msg.handle));
-      self->configure_read(msg.handle, caf::io::receive_policy::at_most(64 * 1024));
+      c.where = accept_connection(self, msg.handle);
     },
     [=](const caf::io::new_data_msg& msg) {
       auto i = st->conns.find(msg.handle);

@@ -1,5 +1,6 @@
 #include "actors/peer_transport.hpp"
 
+#include "actors/broker_util.hpp"
 #include "messages/codec.hpp"
 
 #include <caf/actor_system.hpp>
@@ -33,40 +34,6 @@ void write_message(caf::io::broker* self, connection_handle hdl, wire_kind kind,
   self->write(hdl, payload.bytes.size(), payload.bytes.data());
   self->flush(hdl);
 }
-
-// Cuts a connection's bytes into (header, payload) pairs.
-struct message_reader {
-  messages::frame_splitter splitter;
-  std::optional<wire_header> header;
-
-  explicit message_reader(size_t max) : splitter(max) {}
-
-  // Calls fn(header, payload) per whole message; returns an error that must close the
-  // connection.
-  template <class F>
-  std::optional<error> feed(const std::vector<char>& bytes, F fn) {
-    splitter.append(bytes.data(), bytes.size());
-    for (;;) {
-      auto next = splitter.next();
-      if (!next)
-        return next.err();
-      if (!*next)
-        return std::nullopt;
-      auto f = std::move(**next);
-      if (!header) {
-        auto h = messages::decode_header(f);
-        if (!h)
-          return h.err();
-        header = *h;
-        continue;
-      }
-      auto h = *header;
-      header.reset();
-      if (auto err = fn(h, f))
-        return err;
-    }
-  }
-};
 
 // ---- dialer: this node's connection to one peer -----------------------------------------
 
@@ -358,20 +325,12 @@ struct acceptor_state {
 
 caf::behavior acceptor(caf::io::broker* self, std::shared_ptr<const transport_config> cfg,
                        leader_actor leader,
-                       std::shared_ptr<std::promise<result<uint16_t>>> opened) {
+                       listen_promise opened) {
   auto st = std::make_shared<acceptor_state>();
   st->cfg = cfg;
   st->leader = leader;
-  auto doorman = self->add_tcp_doorman(cfg->listen_port, cfg->listen_host.c_str(), true);
-  if (!doorman) {
-    opened->set_value(error{errc::invalid_argument,
-                            "cannot listen on " + cfg->listen_host + ":" +
-                              std::to_string(cfg->listen_port) + ": " +
-                              self->system().render(doorman.error())});
-    self->quit();
+  if (!open_listener(self, cfg->listen_host, cfg->listen_port, opened, "peers"))
     return {};
-  }
-  opened->set_value(doorman->second);
 
   // Marks the handshake refused; the data handler logs it and closes the connection
   // once the reader is no longer in use.
@@ -483,8 +442,7 @@ caf::behavior acceptor(caf::io::broker* self, std::shared_ptr<const transport_co
     [=](const caf::io::new_connection_msg& msg) {
       auto& c = st->conns[msg.handle];
       c.reader = std::make_unique<message_reader>(st->cfg->max_frame_bytes);
-      c.where = self->remote_addr(msg.handle) + ":" + std::to_string(self->remote_port(msg.handle));
-      self->configure_read(msg.handle, caf::io::receive_policy::at_most(64 * 1024));
+      c.where = accept_connection(self, msg.handle);
     },
     [=](const caf::io::new_data_msg& msg) {
       auto i = st->conns.find(msg.handle);

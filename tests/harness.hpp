@@ -18,6 +18,32 @@
 
 namespace mlr::testing {
 
+/// "ring", "star" (hub n0), "mesh", or "custom": a ring with chords i -> i+2 from every
+/// even node, so that some nodes are joined by several paths. The custom graph goes
+/// through the edge-list parser, as a user's file would.
+inline topology::graph make_graph(const std::string& kind, size_t n) {
+  auto names = topology::default_names(n);
+  if (kind == "ring")
+    return topology::make_ring(names);
+  if (kind == "star")
+    return topology::make_star(names, 0);
+  if (kind == "mesh")
+    return topology::make_mesh(names);
+  std::string text = "nodes:";
+  for (size_t i = 0; i < n; ++i)
+    text += " n" + std::to_string(i);
+  text += "\n";
+  for (size_t i = 0; i < n; ++i) {
+    text += "n" + std::to_string(i) + " -> n" + std::to_string((i + 1) % n) + "\n";
+    if (i % 2 == 0 && (i + 2) % n != i)
+      text += "n" + std::to_string(i) + " -> n" + std::to_string((i + 2) % n) + "\n";
+  }
+  auto g = topology::parse_edge_list(text);
+  if (!g)
+    FAIL("the custom test graph does not parse: " << g.err().message);
+  return *g;
+}
+
 struct sim_cluster {
   caf::actor_system_config cfg;
   std::unique_ptr<caf::actor_system> sys;

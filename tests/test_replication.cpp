@@ -18,40 +18,12 @@ using topology::graph;
 
 namespace {
 
-// A ring with chords i -> i+2 from every even node: several paths between some nodes.
-graph two_path_graph(size_t n) {
-  std::ostringstream text;
-  text << "nodes:";
-  for (size_t i = 0; i < n; ++i)
-    text << " n" << i;
-  text << "\n";
-  for (size_t i = 0; i < n; ++i) {
-    text << "n" << i << " -> n" << (i + 1) % n << "\n";
-    if (i % 2 == 0 && (i + 2) % n != i)
-      text << "n" << i << " -> n" << (i + 2) % n << "  # a second path\n";
-  }
-  auto g = topology::parse_edge_list(text.str());
-  REQUIRE(g);
-  return *g;
-}
-
-graph make(const std::string& kind, size_t n) {
-  auto names = topology::default_names(n);
-  if (kind == "ring")
-    return topology::make_ring(names);
-  if (kind == "star")
-    return topology::make_star(names, 0);
-  if (kind == "mesh")
-    return topology::make_mesh(names);
-  return two_path_graph(n);
-}
-
 // Every node writes `rounds` times, to keys shared by all nodes and to keys of its own.
 // Rounds are interleaved with partial runs of the scheduler (a seeded number of steps), so
 // some writes see earlier ones and others are concurrent with them.
 void check_topology(const std::string& kind, size_t n) {
   sim_cluster c;
-  auto g = make(kind, n);
+  auto g = make_graph(kind, n);
   INFO(kind << " with " << n << " nodes, " << g.edge_count() << " edges");
   c.start(g, "lww");
   const size_t rounds = 6;

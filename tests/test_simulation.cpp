@@ -19,24 +19,6 @@ using topology::graph;
 
 namespace {
 
-graph make(const std::string& kind, size_t n) {
-  auto names = topology::default_names(n);
-  if (kind == "ring")
-    return topology::make_ring(names);
-  if (kind == "star")
-    return topology::make_star(names, 0);
-  if (kind == "mesh")
-    return topology::make_mesh(names);
-  // custom: a ring with chords from every even node (several paths between some nodes)
-  graph g(names);
-  for (topology::node_index i = 0; i < n; ++i) {
-    g.add_edge(i, (i + 1) % n);
-    if (i % 2 == 0)
-      g.add_edge(i, (i + 2) % n);
-  }
-  return g;
-}
-
 // The spec the fault tests share: short timeouts so that simulated runs stay short, small
 // batches, windows and buffers so that the bounds are exercised.
 topology::cluster_spec fault_spec(graph g, const std::string& resolver,
@@ -70,7 +52,7 @@ run_result run_seed(const std::string& kind, uint64_t seed) {
   auto checker = std::make_shared<invariant_checker>();
   sim_network net(*c.sys, seed);
   size_t n = 3 + seed % 3;
-  auto spec = fault_spec(make(kind, n), seed % 2 ? "multi" : "lww", checker);
+  auto spec = fault_spec(make_graph(kind, n), seed % 2 ? "multi" : "lww", checker);
   spec.seed = seed;
   spec.make_sink = [&](topology::node_index from, topology::node_index to,
                        actors::leader_actor dest) { return net.sink(from, to, dest); };

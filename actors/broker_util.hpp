@@ -1,0 +1,79 @@
+#pragma once
+// Small pieces every broker of mlr_transport needs: open a listening socket and report the
+// outcome to the thread that started the broker, take a new connection, name a peer, and
+// cut a connection's bytes into (header, payload) message pairs.
+
+#include "messages/wire.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/io/broker.hpp>
+
+#include <future>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace mlr::actors {
+
+/// Where a broker reports the port it listens on (or why it could not listen).
+using listen_promise = std::shared_ptr<std::promise<result<uint16_t>>>;
+
+/// Opens host:port for `what` ("peers", "clients", ...). On failure the broker quits and
+/// the error names the address; returns false then.
+inline bool open_listener(caf::io::broker* self, const std::string& host, uint16_t port,
+                          const listen_promise& opened, const std::string& what) {
+  auto doorman = self->add_tcp_doorman(port, host.c_str(), true);
+  if (!doorman) {
+    opened->set_value(error{errc::invalid_argument, "cannot listen for " + what + " on " + host +
+                                                      ":" + std::to_string(port) + ": " +
+                                                      self->system().render(doorman.error())});
+    self->quit();
+    return false;
+  }
+  opened->set_value(doorman->second);
+  return true;
+}
+
+/// Starts reading a new connection; returns "address:port" of its other end, for logs.
+inline std::string accept_connection(caf::io::broker* self, caf::io::connection_handle hdl) {
+  self->configure_read(hdl, caf::io::receive_policy::at_most(64 * 1024));
+  return self->remote_addr(hdl) + ":" + std::to_string(self->remote_port(hdl));
+}
+
+/// Cuts a connection's bytes into (header, payload) pairs.
+class message_reader {
+public:
+  explicit message_reader(size_t max_frame_bytes) : splitter_(max_frame_bytes) {}
+
+  /// Calls fn(header, payload) for every whole message, stopping at the first error that
+  /// `fn` returns; the returned error means the connection must be closed.
+  template <class F>
+  std::optional<error> feed(const std::vector<char>& bytes, F fn) {
+    splitter_.append(bytes.data(), bytes.size());
+    for (;;) {
+      auto next = splitter_.next();
+      if (!next)
+        return next.err();
+      if (!*next)
+        return std::nullopt;
+      auto f = std::move(**next);
+      if (!header_) {
+        auto h = messages::decode_header(f);
+        if (!h)
+          return h.err();
+        header_ = *h;
+        continue;
+      }
+      auto h = *header_;
+      header_.reset();
+      if (auto err = fn(h, f))
+        return err;
+    }
+  }
+
+private:
+  messages::frame_splitter splitter_;
+  std::optional<messages::wire_header> header_;
+};
+
+} // namespace mlr::actors
