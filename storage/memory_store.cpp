@@ -1,5 +1,6 @@
 #include "storage/store.hpp"
 
+#include <deque>
 #include <map>
 
 namespace mlr::storage {
@@ -37,7 +38,7 @@ public:
 private:
   // Ordered, so that for_each (and so the digest) needs no sort.
   std::map<std::string, std::vector<messages::version>> keys_;
-  std::vector<log_entry> log_;
+  std::deque<log_entry> log_; // deque: appends never move earlier entries
 };
 
 // FNV-1a, 64 bit: stable across runs and platforms, unlike std::hash.
