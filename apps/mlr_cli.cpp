@@ -5,11 +5,13 @@
 //   mlr --node HOST:PORT del KEY [--context TOKEN]
 //   mlr --node HOST:PORT status [--json]
 //   mlr --node HOST:PORT watch [--interval SECONDS] [--count N]
+//   mlr topology check FILE|ring:N|star:N|mesh:N
 //
 // Exit status: 0 success, 1 the node answered with an error or the key does not exist,
 // 2 bad usage, 3 the node could not be reached.
 
 #include "native_client.hpp"
+#include "topology/analysis.hpp"
 
 #include <boost/program_options.hpp>
 #include <nlohmann/json.hpp>
@@ -31,12 +33,16 @@ const char* usage =
   "  mlr --node HOST:PORT get KEY\n"
   "  mlr --node HOST:PORT del KEY [--context TOKEN]\n"
   "  mlr --node HOST:PORT status [--json]\n"
-  "  mlr --node HOST:PORT watch [--interval SECONDS] [--count N]\n\n"
+  "  mlr --node HOST:PORT watch [--interval SECONDS] [--count N]\n"
+  "  mlr topology check FILE|ring:N|star:N|mesh:N\n\n"
   "get prints each live value on its own line (several when concurrent writes left\n"
   "siblings, under --resolver multi), then 'context: TOKEN'. Pass that token to put or del\n"
   "with --context to replace exactly the versions you saw; without it a write replaces\n"
   "whatever the node holds. A write is acknowledged once that node has applied it;\n"
   "replication to the others is asynchronous.\n\n"
+  "topology check prints whether a topology is strongly connected, its single points of\n"
+  "failure (nodes and links whose loss disconnects it), its diameter, messages per write\n"
+  "and fan-out per node; it exits 1 for a graph that is not strongly connected.\n\n"
   "Exit status: 0 ok, 1 error from the node or key not found, 2 bad usage, 3 unreachable.\n\n";
 
 int fail_usage(const std::string& msg) {
@@ -124,6 +130,18 @@ int main(int argc, char** argv) {
   if (vm.count("help") || words.empty()) {
     std::cout << usage << desc;
     return vm.count("help") ? 0 : 2;
+  }
+  if (words[0] == "topology") {
+    if (words.size() != 3 || words[1] != "check")
+      return fail_usage("write 'mlr topology check FILE|ring:N|star:N|mesh:N'");
+    auto g = topology::graph_from_spec(words[2]);
+    if (!g) {
+      std::cerr << "mlr: " << g.err().message << "\n";
+      return 1;
+    }
+    auto report = topology::analyze(*g);
+    std::cout << topology::to_text(*g, report);
+    return report.strongly_connected ? 0 : 1;
   }
   if (node.empty())
     return fail_usage("--node HOST:PORT is required (the node's --client-listen address)");

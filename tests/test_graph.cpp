@@ -1,7 +1,7 @@
 // Topology graphs: builders, the edge-list format and its errors, validation that names
 // the unreachable nodes, and spanning trees that reach every node exactly once.
 
-#include "topology/graph.hpp"
+#include "topology/analysis.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -107,4 +107,44 @@ TEST_CASE("make_topology reads files and explains a missing one") {
   REQUIRE_FALSE(star);
   CHECK(star.err().message.find("hub 'n9'") != std::string::npos);
   std::remove(path.c_str());
+}
+
+TEST_CASE("topology check: star names its hub, ring every node, mesh none") {
+  auto star = analyze(*graph_from_spec("star:5"));
+  CHECK(star.strongly_connected);
+  CHECK(star.spof_nodes == std::vector<std::string>{"n0"});
+  CHECK(star.spof_links.size() == 8); // every spoke hangs on its two links
+  CHECK(star.diameter == 2);
+  CHECK(star.messages_per_write == 4);
+
+  auto ring = analyze(*graph_from_spec("ring:5"));
+  CHECK(ring.spof_nodes == std::vector<std::string>{"n0", "n1", "n2", "n3", "n4"});
+  CHECK(ring.spof_links.size() == 5);
+  CHECK(ring.diameter == 4);
+  CHECK(ring.messages_per_write == 4);
+  for (auto f : ring.tree_fan_out)
+    CHECK(f == Approx(0.8)); // forwards every write but the one it is the last hop for
+
+  auto mesh = analyze(*graph_from_spec("mesh:5"));
+  CHECK(mesh.spof_nodes.empty());
+  CHECK(mesh.spof_links.empty());
+  CHECK(mesh.diameter == 1);
+  CHECK(mesh.messages_per_write == 4);
+  CHECK(mesh.out_degree == std::vector<size_t>(5, 4));
+}
+
+TEST_CASE("topology check: a disconnected file is refused, naming the nodes") {
+  auto path = std::string("test_graph_disconnected.txt");
+  {
+    std::ofstream f(path);
+    f << "a <-> b\nc <-> d\n";
+  }
+  auto g = graph_from_spec(path);
+  REQUIRE(g);
+  auto r = analyze(*g);
+  CHECK_FALSE(r.strongly_connected);
+  CHECK(r.problem.find("cannot reach c, d") != std::string::npos);
+  CHECK(to_text(*g, r).find("strongly connected: no") != std::string::npos);
+  std::remove(path.c_str());
+  CHECK_FALSE(graph_from_spec("ring:0"));
 }

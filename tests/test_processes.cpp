@@ -479,3 +479,25 @@ TEST_CASE("processes mesh N=2: SIGTERM stops a node cleanly, links flushed") {
   CHECK(log.find("links flushed") != std::string::npos);
   CHECK(c.connect(1)->get("k")->siblings == std::vector<std::string>{"v"});
 }
+
+TEST_CASE("mlr topology check: star:5 names the hub, ring:5 every node, mesh:5 none; "
+          "a disconnected file is refused") {
+  auto star = run_command({MLR_CLI_BIN, "topology", "check", "star:5"});
+  CHECK(star.first == 0);
+  CHECK(star.second.find("single points of failure (nodes): n0\n") != std::string::npos);
+  auto ring = run_command({MLR_CLI_BIN, "topology", "check", "ring:5"});
+  CHECK(ring.second.find("single points of failure (nodes): n0, n1, n2, n3, n4\n") !=
+        std::string::npos);
+  CHECK(ring.second.find("diameter: 4 hops") != std::string::npos);
+  auto mesh = run_command({MLR_CLI_BIN, "topology", "check", "mesh:5"});
+  CHECK(mesh.second.find("single points of failure (nodes): none") != std::string::npos);
+  CHECK(mesh.second.find("messages per write: 4") != std::string::npos);
+  auto dir = temp_dir();
+  {
+    std::ofstream f(dir + "/split.txt");
+    f << "a <-> b\nc <-> d\n";
+  }
+  auto split = run_command({MLR_CLI_BIN, "topology", "check", dir + "/split.txt"});
+  CHECK(split.first == 1);
+  CHECK(split.second.find("cannot reach c, d") != std::string::npos);
+}
