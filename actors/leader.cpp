@@ -28,6 +28,7 @@ public:
       cfg_(std::move(cfg)),
       replica_(cfg_.replica, std::move(store)),
       resolver_(std::move(resolver)) {
+    durable_end_ = replica_.log_end();
     if (!cfg_.wall_clock_ms)
       cfg_.wall_clock_ms = system_wall_clock_ms;
   }
@@ -66,15 +67,18 @@ public:
         return write_one(
           write_request{std::move(key), messages::op_kind::del, {}, true, std::move(ctx.dots)});
       },
-      [this](write_atom, const std::vector<write_request>& writes) {
+      [this](write_atom, const std::vector<write_request>& writes)
+        -> caf::result<std::vector<dot>> {
         note_mailbox();
+        if (!store_error_.empty())
+          return make_error(errc::invalid_argument, "write refused: " + store_error_);
         auto before = replica_.log_end();
         std::vector<dot> dots;
         dots.reserve(writes.size());
         for (auto& w : writes)
           dots.push_back(replica_.write(w, now(), pending_));
         after_change(before);
-        return dots;
+        return acknowledge(std::move(dots));
       },
       [this](get_atom, const std::string& key) { return read(key); },
       [this](get_atom, const std::vector<std::string>& keys) {
@@ -140,6 +144,17 @@ public:
       },
       [this](peers_atom, std::vector<sink_actor>& peers) { peers_ = std::move(peers); },
       [this](report_atom) { return own_report(); },
+      [this](sync_atom) { group_commit(); },
+      [this](shutdown_atom) {
+        if (durable_store()) {
+          replica_.persist();
+          auto& st = replica_.mutable_store();
+          st.put_meta("clean", "1");
+          if (!st.commit(true))
+            return false;
+        }
+        return true;
+      },
       [this](tick_atom) {
         note_mailbox();
         delayed_send(this, cfg_.tick_interval, tick_atom::value);
@@ -175,29 +190,86 @@ private:
     return out;
   }
 
-  dot write_one(const write_request& w) {
+  caf::result<dot> write_one(const write_request& w) {
     note_mailbox();
+    if (!store_error_.empty())
+      return make_error(errc::invalid_argument, "write refused: " + store_error_);
     auto before = replica_.log_end();
     auto d = replica_.write(w, now(), pending_);
     after_change(before);
-    return d;
+    return acknowledge(d);
   }
 
-  // Wakes links that caught up, and hands new conflicts to the resolver.
+  bool durable_store() { return replica_.store().durable(); }
+
+  // Under group commit a write is acknowledged after the fsync that covers it.
+  template <class T>
+  caf::result<T> acknowledge(T value) {
+    if (!store_error_.empty())
+      return make_error(errc::invalid_argument, "write not durable: " + store_error_);
+    if (!durable_store() || cfg_.sync != sync_policy::batch)
+      return value;
+    auto rp = make_response_promise<T>();
+    deferred_.push_back([rp, value]() mutable { rp.deliver(value); });
+    return rp;
+  }
+
+  // Persists what the message changed, makes it durable as the policy says, wakes links
+  // for what became shippable, and hands new conflicts to the resolver.
   void after_change(uint64_t log_before) {
-    if (replica_.log_end() > log_before) {
-      for (auto& [dest, link] : links_) {
-        if (link.wants_wakeup && link.handle) {
-          link.wants_wakeup = false;
-          caf::anon_send(link.handle, log_grew_atom::value);
+    if (durable_store() && replica_.log_end() > log_before) {
+      replica_.persist();
+      auto ok = replica_.mutable_store().commit(cfg_.sync == sync_policy::always);
+      if (!ok) {
+        store_error_ = ok.err().message;
+      } else if (cfg_.sync == sync_policy::batch) {
+        if (!sync_scheduled_) {
+          sync_scheduled_ = true;
+          send(this, sync_atom::value);
         }
+      } else {
+        advance_durable();
       }
+    } else if (!durable_store()) {
+      advance_durable();
     }
     for (auto& c : pending_)
       ask_resolver(std::move(c));
     pending_.clear();
     if (cfg_.replica.observer)
       cfg_.replica.observer->on_handled(replica_);
+  }
+
+  // Everything committed so far is durable: links may ship it.
+  void advance_durable() {
+    auto end = replica_.log_end();
+    if (end <= durable_end_)
+      return;
+    durable_end_ = end;
+    replica_.set_durable_end(end);
+    for (auto& [dest, link] : links_) {
+      if (link.wants_wakeup && link.handle) {
+        link.wants_wakeup = false;
+        caf::anon_send(link.handle, log_grew_atom::value);
+      }
+    }
+  }
+
+  void group_commit() {
+    sync_scheduled_ = false;
+    auto ok = replica_.mutable_store().sync();
+    if (!ok) {
+      store_error_ = ok.err().message;
+      for (auto& d : deferred_)
+        d(); // they were applied; the error reaches later writes
+      deferred_.clear();
+      return;
+    }
+    advance_durable();
+    auto ready = std::move(deferred_);
+    deferred_.clear();
+    for (auto& d : ready)
+      d();
   }
 
   void note_mailbox() {
@@ -283,6 +355,11 @@ private:
             return;
           }
           replica_.resolve(*shared, keep);
+          if (durable_store()) {
+            replica_.persist();
+            if (auto ok = replica_.mutable_store().commit(false); !ok)
+              store_error_ = ok.err().message;
+          }
         },
         [this, shared](caf::error& err) {
           --pending_resolutions_;
@@ -300,6 +377,10 @@ private:
   bool pull_in_flight_ = false;
   uint64_t mailbox_peak_ = 0;
   uint64_t bad_gossip_ = 0;
+  uint64_t durable_end_ = 0;
+  bool sync_scheduled_ = false;
+  std::vector<std::function<void()>> deferred_;
+  std::string store_error_; ///< set when the store refused a write (a full disk, ...)
 };
 
 } // namespace

@@ -64,7 +64,19 @@ using leader_actor = sink_actor::extend<
   caf::reacts_to<tick_atom>,
   /// This node's version vector, encoded as an ack whose `receiver` is this node (cheap,
   /// unlike status, which digests the whole state).
-  caf::replies_to<report_atom>::with<messages::frame>>;
+  caf::replies_to<report_atom>::with<messages::frame>,
+  /// Group commit (sent to itself): one fsync for everything applied before it.
+  caf::reacts_to<sync_atom>,
+  /// Clean stop: make everything durable and mark the store as shut down cleanly.
+  caf::replies_to<shutdown_atom>::with<bool>>;
+
+/// When a write counts as durable (stores that survive the process only).
+/// - none: written to the OS at every applied batch; a process crash loses nothing, a
+///   power loss can lose the latest writes (so a restart then takes a new incarnation);
+/// - batch: group commit: one fsync covers all the messages the leader handled before it;
+///   clients are acknowledged and links ship only after that fsync;
+/// - always: an fsync for every applied batch before anything is acknowledged.
+enum class sync_policy { none, batch, always };
 
 struct leader_config {
   replica_config replica;
@@ -79,6 +91,7 @@ struct leader_config {
   std::chrono::milliseconds tick_interval{100};
   /// How long a pull waits for its answer before the next holder is tried.
   std::chrono::milliseconds pull_timeout{1000};
+  sync_policy sync = sync_policy::batch;
 };
 
 /// Milliseconds since the Unix epoch from the system clock: the default wall clock.

@@ -35,6 +35,8 @@ using gossip_atom = caf::atom_constant<caf::atom("gossip")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using peers_atom = caf::atom_constant<caf::atom("peers")>;
 using report_atom = caf::atom_constant<caf::atom("report")>;
+using sync_atom = caf::atom_constant<caf::atom("sync")>;
+using shutdown_atom = caf::atom_constant<caf::atom("shutdown")>;
 
 /// The dots of the versions a client has seen: hand back what `get` returned, and the write
 /// replaces exactly those (Riak's vclock, CouchDB's _rev).

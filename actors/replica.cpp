@@ -1,6 +1,9 @@
 #include "actors/replica.hpp"
 
+#include "storage/serialize.hpp"
+
 #include <algorithm>
+#include <cstdlib>
 #include <stdexcept>
 
 namespace mlr::actors {
@@ -27,6 +30,39 @@ replica::replica(replica_config cfg, std::unique_ptr<storage::store> store)
     store_(std::move(store)),
     clock_(cfg_.max_clock_offset_ms),
     buffer_(cfg_.max_buffered) {
+  recover();
+}
+
+// Restores what a durable store remembers: the version vector, the HLC, the counter (when
+// the incarnation is the same) and the position index of the log.
+void replica::recover() {
+  if (auto raw = store_->get_meta("applied")) {
+    if (auto vv = storage::deserialize_version_vector(*raw))
+      applied_ = std::move(*vv);
+  }
+  if (auto raw = store_->get_meta("hlc"))
+    clock_.restore(messages::hlc{std::strtoull(raw->c_str(), nullptr, 10)});
+  counter_ = applied_.get(self_);
+  full_deps_next_ = counter_ > 0;
+  for (uint64_t pos = 0; pos < store_->log_end(); ++pos)
+    if (auto* e = store_->read(pos))
+      positions_[e->ev.id.origin].push_back(pos);
+  durable_end_ = store_->log_end();
+}
+
+void replica::persist() {
+  store_->put_meta("applied", storage::serialize(applied_));
+  store_->put_meta("hlc", std::to_string(clock_.last().value));
+  store_->put_meta("incarnation", std::to_string(self_.incarnation));
+}
+
+void replica::check_own_dot(const dot& d) {
+  if (d.origin != self_ || d.counter <= counter_ || !cfg_.new_incarnation)
+    return;
+  // Everything this incarnation issued up to d.counter exists elsewhere: stop using it.
+  self_.incarnation = cfg_.new_incarnation();
+  counter_ = 0;
+  ++stats_.incarnations_taken;
 }
 
 dot replica::write(const write_request& w, uint64_t now_ms, std::vector<conflict>& conflicts) {
@@ -35,8 +71,9 @@ dot replica::write(const write_request& w, uint64_t now_ms, std::vector<conflict
   e.time = clock_.tick(now_ms);
   // Deps: what this origin applied since its previous write (everything, for the first
   // write of the incarnation). Its own previous write is implied by the counter.
-  e.deps = applied_.delta_since(counter_ == 1 ? messages::version_vector{}
-                                              : applied_at_last_write_);
+  e.deps = applied_.delta_since(counter_ == 1 || full_deps_next_ ? messages::version_vector{}
+                                                                 : applied_at_last_write_);
+  full_deps_next_ = false;
   e.deps.erase(std::remove_if(e.deps.begin(), e.deps.end(),
                               [&](const dot& d) { return d.origin == self_; }),
                e.deps.end());
@@ -64,6 +101,7 @@ replica::receive_result replica::receive(messages::event_batch batch, uint64_t n
   for (auto& e : batch.events) {
     ++out.received;
     ++stats_.events_received;
+    check_own_dot(e.id);
     if (applied_.covers(e.id) || buffer_.contains(e.id)) {
       ++out.duplicates;
       ++stats_.duplicates;
@@ -180,7 +218,7 @@ replica::fetch_result replica::fetch(messages::node_index dest, uint64_t from,
                                      size_t max_events, size_t max_scan) {
   fetch_result out;
   out.batch.sender = cfg_.self;
-  auto end = std::min<uint64_t>(store_->log_end(), from + max_scan);
+  auto end = std::min<uint64_t>(shippable_end(), from + max_scan);
   uint64_t pos = from;
   for (; pos < end && out.batch.events.size() < max_events; ++pos) {
     auto* entry = store_->read(pos);
@@ -199,6 +237,7 @@ namespace mlr::actors {
 void replica::observe_report(messages::node_index node, const messages::version_vector& vv) {
   if (node == cfg_.self)
     return;
+  check_own_dot(dot{self_, vv.get(self_)});
   reported_[node].merge(vv);
 }
 
@@ -294,6 +333,8 @@ messages::event_batch replica::serve_pull(const messages::pull_request& req) {
       break;
   }
   std::sort(wanted.begin(), wanted.end());
+  while (!wanted.empty() && wanted.back() >= shippable_end())
+    wanted.pop_back(); // not durable yet: a power cut could still take it from us
   messages::event_batch out;
   out.sender = cfg_.self;
   for (auto p : wanted)

@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -56,6 +57,9 @@ struct replica_config {
   /// Most events one pull answer carries.
   size_t max_pull_events = 4096;
   std::shared_ptr<replica_observer> observer;
+  /// Draws a new incarnation id; used when a peer shows this node a dot of its own beyond
+  /// what it recovered (its past was lost). Empty: such a dot is only counted.
+  std::function<uint64_t()> new_incarnation;
 };
 
 /// Counters a user (and a test) can read. All are totals since start, except `buffered`.
@@ -75,6 +79,7 @@ struct replica_stats {
   uint64_t pull_failures = 0;     ///< pulls that timed out or failed (next holder is tried)
   uint64_t pulled_events = 0;     ///< events that arrived in pull answers
   uint64_t pulls_served = 0;      ///< pull requests this node answered
+  uint64_t incarnations_taken = 0; ///< new incarnations after a peer showed a lost dot
 };
 
 /// One conflict as the resolver saw it: its inputs and its decision.
@@ -155,6 +160,19 @@ public:
   receive_result receive_pulled(messages::event_batch batch, uint64_t now_ms,
                                 std::vector<conflict>& conflicts);
 
+  /// Writes the version vector, counter, HLC and incarnation to the store's metadata (they
+  /// become durable with the store's next commit).
+  void persist();
+
+  /// Log positions below this are durable and may be shipped; the leader moves it.
+  void set_durable_end(uint64_t end) { durable_end_ = end; }
+  /// Where links and pull answers stop: the durable end for a durable store, the log's end
+  /// for the memory store (nothing of it survives anyway).
+  uint64_t shippable_end() const {
+    return store_->durable() ? durable_end_ : store_->log_end();
+  }
+  storage::store& mutable_store() { return *store_; }
+
   const messages::version_vector& applied() const { return applied_; }
   /// The join of every version vector gossiped to this node, and its own.
   messages::version_vector known() const;
@@ -168,6 +186,10 @@ public:
 private:
   void apply(messages::event e, std::vector<conflict>& conflicts);
   void apply_remote(messages::event e, std::vector<conflict>& conflicts);
+  void recover();
+  // A peer holds a dot of this node's incarnation that this node does not: its past was
+  // lost, so it must not issue those counters again.
+  void check_own_dot(const messages::dot& d);
   void record(conflict_record r);
 
   replica_config cfg_;
@@ -190,6 +212,8 @@ private:
   };
   std::map<messages::source, gap> gaps_;
   uint64_t pull_rotation_ = 0;
+  uint64_t durable_end_ = 0;
+  bool full_deps_next_ = false; // after recovery: the previous write's vector is unknown
 };
 
 } // namespace mlr::actors

@@ -6,6 +6,7 @@
 #include "actors/replication_link.hpp"
 #include "cluster_file.hpp"
 #include "native_client.hpp"
+#include "storage/store.hpp"
 #include "topology/graph.hpp"
 
 #include <boost/program_options.hpp>
@@ -48,6 +49,8 @@ struct node_options {
   int64_t peer_timeout_ms = 2000;
   int64_t ack_timeout_ms = 1000;
   int64_t pull_grace_ms = 500;
+  std::string data_dir;
+  std::string sync = "batch";
 };
 
 int bad_input(const std::string& msg) {
@@ -89,6 +92,14 @@ po::options_description make_options(node_options& o) {
      "file whose contents (trailing newline ignored) is the shared secret; nodes prove "
      "they know it with an HMAC challenge. Without it anyone who can reach the port and "
      "knows a node id can join")
+    ("data-dir", po::value(&o.data_dir),
+     "keep the log, the key state and the node's metadata in a RocksDB store in DIR and "
+     "resume from it after a restart (default: in memory; a restart then starts empty "
+     "under a new incarnation)")
+    ("sync", po::value(&o.sync)->default_value(o.sync),
+     "with --data-dir, when a write is durable: always (fsync per applied batch), batch "
+     "(group commit: one fsync per mailbox drain; clients acknowledged after it) or none "
+     "(no fsync: a process crash loses nothing, a power loss can lose the latest writes)")
     ("log-level", po::value(&o.log_level)->default_value(o.log_level),
      "trace, debug, info, warn, error or off")
     ("threads", po::value(&o.threads)->default_value(o.threads), "actor worker threads")
@@ -246,6 +257,15 @@ int main(int argc, char** argv) {
                  "can join the cluster",
                  o.listen);
   }
+  actors::sync_policy sync;
+  if (o.sync == "always")
+    sync = actors::sync_policy::always;
+  else if (o.sync == "batch")
+    sync = actors::sync_policy::batch;
+  else if (o.sync == "none")
+    sync = actors::sync_policy::none;
+  else
+    return bad_input("--sync must be always, batch or none, got '" + o.sync + "'");
   std::optional<std::pair<std::string, uint16_t>> client_addr, resp_addr;
   if (!o.client_listen.empty()) {
     auto a = client::parse_address(o.client_listen);
@@ -276,15 +296,56 @@ int main(int argc, char** argv) {
     return bad_input("CAF option: " + cfg.render(err));
   caf::actor_system sys{cfg};
 
-  uint64_t incarnation = actors::random_incarnation(); // no durable state: a new one
+  // The store, and the incarnation: a node keeps its incarnation only when it can prove it
+  // holds every dot it ever issued (DESIGN.md): a durable store whose links ship only
+  // synced entries (batch, always), or a clean shutdown under none.
+  std::unique_ptr<storage::store> store = storage::make_memory_store();
+  uint64_t incarnation = 0;
+  if (!o.data_dir.empty()) {
+    auto opened = storage::open_rocksdb_store(o.data_dir);
+    if (!opened) {
+      std::cerr << "mlr-node: " << opened.err().message
+                << "\nIf the directory is damaged, move it away and start this node empty: "
+                   "it takes a new incarnation and catches up from its peers.\n";
+      return 1;
+    }
+    store = std::move(*opened);
+    auto owner_cluster = store->get_meta("cluster");
+    auto owner_node = store->get_meta("node_id");
+    if (owner_cluster && owner_node && (*owner_cluster != o.cluster || *owner_node != o.id))
+      return bad_input("data directory '" + o.data_dir + "' belongs to node '" + *owner_node +
+                       "' of cluster '" + *owner_cluster + "', not to node '" + o.id +
+                       "' of cluster '" + o.cluster +
+                       "'; point --data-dir at this node's own directory");
+    auto stored = store->get_meta("incarnation");
+    bool clean = store->get_meta("clean") == std::optional<std::string>("1");
+    if (stored && (sync != actors::sync_policy::none || clean))
+      incarnation = std::strtoull(stored->c_str(), nullptr, 10);
+    if (incarnation == 0)
+      incarnation = actors::random_incarnation();
+    else
+      spdlog::info("resuming from {} under incarnation {:016x}", o.data_dir, incarnation);
+    store->put_meta("cluster", o.cluster);
+    store->put_meta("node_id", o.id);
+    store->put_meta("incarnation", std::to_string(incarnation));
+    store->put_meta("clean", "0");
+    if (auto ok = store->commit(true); !ok) {
+      std::cerr << "mlr-node: " << ok.err().message << "\n";
+      return 1;
+    }
+  } else {
+    incarnation = actors::random_incarnation(); // no durable state: a new one
+  }
   auto trees = topology::spanning_trees(*graph);
   actors::leader_config lc;
   lc.replica.self = self_index;
   lc.replica.incarnation = incarnation;
   lc.replica.forward_to = topology::forwarding_table(trees, self_index);
   lc.replica.pull_grace_ms = static_cast<uint64_t>(o.pull_grace_ms);
+  lc.replica.new_incarnation = actors::random_incarnation;
+  lc.sync = sync;
   auto resolver = resolvers::builtin_resolver(o.resolver)(sys);
-  auto leader = actors::spawn_leader(sys, lc, storage::make_memory_store(), resolver);
+  auto leader = actors::spawn_leader(sys, lc, std::move(store), resolver);
 
   actors::transport_config tc;
   tc.self = actors::node_identity{o.cluster, o.id, incarnation, secret, 1, 1, members};
@@ -377,6 +438,9 @@ int main(int argc, char** argv) {
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
+    self->request(leader, std::chrono::seconds(5), actors::shutdown_atom::value)
+      .receive([](bool ok) { if (!ok) spdlog::error("could not mark the store as cleanly shut down"); },
+               [](caf::error&) {});
   }
   return shutdown(0);
 }

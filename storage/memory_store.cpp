@@ -35,10 +35,22 @@ public:
     return pos < log_.size() ? &log_[pos] : nullptr;
   }
 
+  std::optional<std::string> get_meta(const std::string& name) const override {
+    auto i = meta_.find(name);
+    return i == meta_.end() ? std::nullopt : std::optional<std::string>(i->second);
+  }
+  void put_meta(const std::string& name, std::string value) override {
+    meta_[name] = std::move(value);
+  }
+  result<bool> commit(bool) override { return true; }
+  result<bool> sync() override { return true; }
+  bool durable() const override { return false; }
+
 private:
   // Ordered, so that for_each (and so the digest) needs no sort.
   std::map<std::string, std::vector<messages::version>> keys_;
   std::deque<log_entry> log_; // deque: appends never move earlier entries
+  std::map<std::string, std::string> meta_;
 };
 
 // FNV-1a, 64 bit: stable across runs and platforms, unlike std::hash.

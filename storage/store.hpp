@@ -5,13 +5,19 @@
 // memory (the default, for demos and tests) now, RocksDB later.
 //
 // A store is a resource owned by exactly one leader; it is not thread-safe.
+//
+// Writes (assign, append, put_meta) become visible to reads at once, and durable together,
+// atomically, at the next `commit`: a crash keeps all of a commit or none of it. With
+// `sync`, commit returns only once the data is on stable storage.
 
 #include "messages/event.hpp"
+#include "messages/error.hpp"
 #include "messages/seen_by.hpp"
 
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,11 +48,27 @@ public:
   /// Positions run from 0 to log_end() - 1.
   virtual uint64_t log_end() const = 0;
   virtual void append(log_entry entry) = 0;
-  /// The entry at `pos`, or nullptr if `pos` is past the end.
+  /// The entry at `pos`, or nullptr if `pos` is past the end. The pointer stays valid until
+  /// the next call of read().
   virtual const log_entry* read(uint64_t pos) const = 0;
+
+  /// Small named values: version vector, HLC, counter, incarnation, identity.
+  virtual std::optional<std::string> get_meta(const std::string& name) const = 0;
+  virtual void put_meta(const std::string& name, std::string value) = 0;
+
+  /// Makes everything written since the previous commit atomic (and durable with `sync`).
+  /// An error (a full disk, say) leaves the previous commit as the durable state.
+  virtual result<bool> commit(bool sync) = 0;
+  /// Forces what earlier commits wrote to stable storage (the group-commit fsync).
+  virtual result<bool> sync() = 0;
+  /// False for the memory store: nothing survives the process.
+  virtual bool durable() const = 0;
 };
 
 std::unique_ptr<store> make_memory_store();
+
+/// Opens (or creates) a RocksDB store in `dir`. Errors name the directory and the cause.
+result<std::unique_ptr<store>> open_rocksdb_store(const std::string& dir);
 
 /// A 64-bit digest of the key state (keys, dots, values, tombstones). Replicas that
 /// converged have equal digests.

@@ -164,8 +164,11 @@ struct node_ports {
 /// N mlr-node processes of one cluster, configured through a shared cluster file.
 class process_cluster {
 public:
-  process_cluster(size_t n, const std::string& topology, std::vector<std::string> extra = {})
-    : dir_(temp_dir()), extra_(std::move(extra)) {
+  /// `sync`: empty for in-memory nodes, else every node gets a data directory and this
+  /// --sync policy.
+  process_cluster(size_t n, const std::string& topology, std::vector<std::string> extra = {},
+                  std::string sync = {})
+    : dir_(temp_dir()), extra_(std::move(extra)), sync_(std::move(sync)) {
     {
       std::ofstream secret(dir_ + "/secret");
       secret << "test-secret\n";
@@ -194,7 +197,12 @@ public:
     return "127.0.0.1:" + std::to_string(ports_[i].client);
   }
 
-  /// (Re)starts node i with an empty store, from the shared cluster file or another one.
+  /// Every node keeps its state in <dir>/n<i>.db with this --sync policy from now on.
+  void use_data_dirs(const std::string& sync) { sync_ = sync; }
+  std::string data_dir(size_t i) const { return dir_ + "/n" + std::to_string(i) + ".db"; }
+
+  /// (Re)starts node i (from its data directory, or empty), from the shared cluster file or
+  /// another one.
   void start(size_t i, const std::string& cluster_file = {}) {
     std::vector<std::string> args{MLR_NODE_BIN,
                                   "--id",
@@ -212,6 +220,9 @@ public:
                                   "--pull-grace-ms",
                                   "300"};
     args.insert(args.end(), extra_.begin(), extra_.end());
+    if (!sync_.empty()) {
+      args.insert(args.end(), {"--data-dir", data_dir(i), "--sync", sync_});
+    }
     nodes_[i] = process::start(args, dir_ + "/n" + std::to_string(i) + ".log");
   }
 
@@ -276,6 +287,7 @@ public:
 private:
   std::string dir_;
   std::vector<std::string> extra_;
+  std::string sync_;
   std::vector<node_ports> ports_;
   std::vector<process> nodes_;
 };

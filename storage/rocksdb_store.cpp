@@ -1,0 +1,191 @@
+// The RocksDB store: column families "log" (position -> entry), "state" (key -> versions)
+// and the default one for metadata. Writes gather in one WriteBatch per commit, so each
+// applied batch lands atomically; uncommitted writes are read from an in-memory overlay.
+
+#include "storage/serialize.hpp"
+#include "storage/store.hpp"
+
+#include <rocksdb/db.h>
+#include <rocksdb/iterator.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+
+#include <deque>
+#include <map>
+
+namespace mlr::storage {
+
+namespace {
+
+std::string position_key(uint64_t pos) {
+  std::string k(8, '\0');
+  for (int i = 7; i >= 0; --i) {
+    k[static_cast<size_t>(i)] = static_cast<char>(pos & 0xff);
+    pos >>= 8;
+  }
+  return k;
+}
+
+class rocksdb_store final : public store {
+public:
+  rocksdb_store(std::unique_ptr<rocksdb::DB> db, std::vector<rocksdb::ColumnFamilyHandle*> cfs)
+    : db_(std::move(db)), meta_cf_(cfs[0]), log_cf_(cfs[1]), state_cf_(cfs[2]) {
+    // The log's end: one past the last stored position.
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), log_cf_));
+    it->SeekToLast();
+    if (it->Valid()) {
+      uint64_t pos = 0;
+      for (auto c : it->key().ToString())
+        pos = (pos << 8) | static_cast<uint8_t>(c);
+      committed_end_ = pos + 1;
+    }
+  }
+
+  ~rocksdb_store() override {
+    for (auto* cf : {meta_cf_, log_cf_, state_cf_})
+      db_->DestroyColumnFamilyHandle(cf);
+    db_->Close();
+  }
+
+  const std::vector<messages::version>* find(const std::string& key) const override {
+    if (auto i = pending_state_.find(key); i != pending_state_.end())
+      return &i->second;
+    std::string raw;
+    if (!db_->Get(rocksdb::ReadOptions(), state_cf_, key, &raw).ok())
+      return nullptr;
+    auto vs = deserialize_versions(raw);
+    if (!vs)
+      return nullptr;
+    scratch_versions_ = std::move(*vs);
+    return &scratch_versions_;
+  }
+
+  void assign(const std::string& key, std::vector<messages::version> versions) override {
+    batch_.Put(state_cf_, key, serialize(versions));
+    pending_state_[key] = std::move(versions);
+  }
+
+  size_t key_count() const override {
+    size_t n = 0;
+    for_each([&](const std::string&, const std::vector<messages::version>&) { ++n; });
+    return n;
+  }
+
+  void for_each(const std::function<void(const std::string&,
+                                         const std::vector<messages::version>&)>& fn)
+    const override {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), state_cf_));
+    auto pending = pending_state_.begin();
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      auto key = it->key().ToString();
+      for (; pending != pending_state_.end() && pending->first < key; ++pending)
+        fn(pending->first, pending->second);
+      if (pending != pending_state_.end() && pending->first == key) {
+        fn(pending->first, pending->second);
+        ++pending;
+        continue;
+      }
+      if (auto vs = deserialize_versions(it->value().ToString()))
+        fn(key, *vs);
+    }
+    for (; pending != pending_state_.end(); ++pending)
+      fn(pending->first, pending->second);
+  }
+
+  uint64_t log_end() const override { return committed_end_ + pending_log_.size(); }
+
+  void append(log_entry entry) override {
+    batch_.Put(log_cf_, position_key(log_end()), serialize(entry));
+    pending_log_.push_back(std::move(entry));
+  }
+
+  const log_entry* read(uint64_t pos) const override {
+    if (pos >= log_end())
+      return nullptr;
+    if (pos >= committed_end_)
+      return &pending_log_[pos - committed_end_];
+    std::string raw;
+    if (!db_->Get(rocksdb::ReadOptions(), log_cf_, position_key(pos), &raw).ok())
+      return nullptr;
+    auto e = deserialize_log_entry(raw);
+    if (!e)
+      return nullptr;
+    scratch_entry_ = std::move(*e);
+    return &scratch_entry_;
+  }
+
+  std::optional<std::string> get_meta(const std::string& name) const override {
+    if (auto i = pending_meta_.find(name); i != pending_meta_.end())
+      return i->second;
+    std::string raw;
+    if (!db_->Get(rocksdb::ReadOptions(), meta_cf_, name, &raw).ok())
+      return std::nullopt;
+    return raw;
+  }
+
+  void put_meta(const std::string& name, std::string value) override {
+    batch_.Put(meta_cf_, name, value);
+    pending_meta_[name] = std::move(value);
+  }
+
+  result<bool> commit(bool sync) override {
+    if (batch_.Count() == 0)
+      return sync ? this->sync() : result<bool>(true);
+    rocksdb::WriteOptions wo;
+    wo.sync = sync;
+    auto st = db_->Write(wo, &batch_);
+    if (!st.ok())
+      return error{errc::invalid_argument, "cannot write to the data directory: " + st.ToString() +
+                                             (st.IsNoSpace() ? " (the disk is full)" : "")};
+    batch_.Clear();
+    committed_end_ += pending_log_.size();
+    pending_log_.clear();
+    pending_state_.clear();
+    pending_meta_.clear();
+    return true;
+  }
+
+  result<bool> sync() override {
+    auto st = db_->SyncWAL();
+    if (!st.ok())
+      return error{errc::invalid_argument, "cannot sync the data directory: " + st.ToString()};
+    return true;
+  }
+
+  bool durable() const override { return true; }
+
+private:
+  std::unique_ptr<rocksdb::DB> db_;
+  rocksdb::ColumnFamilyHandle* meta_cf_;
+  rocksdb::ColumnFamilyHandle* log_cf_;
+  rocksdb::ColumnFamilyHandle* state_cf_;
+  rocksdb::WriteBatch batch_;
+  uint64_t committed_end_ = 0;
+  std::deque<log_entry> pending_log_;
+  std::map<std::string, std::vector<messages::version>> pending_state_;
+  std::map<std::string, std::string> pending_meta_;
+  mutable std::vector<messages::version> scratch_versions_;
+  mutable log_entry scratch_entry_;
+};
+
+} // namespace
+
+result<std::unique_ptr<store>> open_rocksdb_store(const std::string& dir) {
+  rocksdb::DBOptions options;
+  options.create_if_missing = true;
+  options.create_missing_column_families = true;
+  std::vector<rocksdb::ColumnFamilyDescriptor> families{
+    {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
+    {"log", rocksdb::ColumnFamilyOptions()},
+    {"state", rocksdb::ColumnFamilyOptions()}};
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  auto st = rocksdb::DB::Open(options, dir, families, &handles, &raw);
+  if (!st.ok())
+    return error{errc::invalid_argument,
+                 "cannot open data directory '" + dir + "': " + st.ToString()};
+  std::unique_ptr<rocksdb::DB> db(raw);
+  return std::unique_ptr<store>(new rocksdb_store(std::move(db), handles));
+}
+
+} // namespace mlr::storage

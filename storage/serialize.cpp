@@ -1,0 +1,192 @@
+#include "storage/serialize.hpp"
+
+namespace mlr::storage {
+
+namespace {
+
+class writer {
+public:
+  void u64(uint64_t x) {
+    while (x >= 0x80) {
+      out_ += static_cast<char>((x & 0x7f) | 0x80);
+      x >>= 7;
+    }
+    out_ += static_cast<char>(x);
+  }
+  void str(const std::string& s) {
+    u64(s.size());
+    out_ += s;
+  }
+  void source(const messages::source& s) {
+    u64(s.node);
+    u64(s.incarnation);
+  }
+  void dot(const messages::dot& d) {
+    source(d.origin);
+    u64(d.counter);
+  }
+  void dots(const std::vector<messages::dot>& ds) {
+    u64(ds.size());
+    for (auto& d : ds)
+      dot(d);
+  }
+  void seen(const messages::seen_by& s) {
+    u64(s.words().size());
+    for (auto w : s.words())
+      u64(w);
+  }
+  std::string take() { return std::move(out_); }
+
+private:
+  std::string out_;
+};
+
+class reader {
+public:
+  explicit reader(const std::string& in) : in_(in) {}
+
+  bool u64(uint64_t& x) {
+    x = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+      if (pos_ >= in_.size())
+        return false;
+      auto b = static_cast<uint8_t>(in_[pos_++]);
+      x |= uint64_t{b & 0x7fu} << shift;
+      if (!(b & 0x80))
+        return true;
+    }
+    return false;
+  }
+  bool str(std::string& s) {
+    uint64_t n = 0;
+    if (!u64(n) || n > in_.size() - pos_)
+      return false;
+    s.assign(in_, pos_, n);
+    pos_ += n;
+    return true;
+  }
+  bool source(messages::source& s) {
+    uint64_t node = 0;
+    if (!u64(node) || node > UINT32_MAX || !u64(s.incarnation))
+      return false;
+    s.node = static_cast<messages::node_index>(node);
+    return true;
+  }
+  bool dot(messages::dot& d) { return source(d.origin) && u64(d.counter); }
+  bool dots(std::vector<messages::dot>& ds) {
+    uint64_t n = 0;
+    if (!u64(n) || n > in_.size())
+      return false;
+    ds.resize(n);
+    for (auto& d : ds)
+      if (!dot(d))
+        return false;
+    return true;
+  }
+  bool seen(messages::seen_by& s) {
+    uint64_t n = 0;
+    if (!u64(n) || n > in_.size())
+      return false;
+    s.words().resize(n);
+    for (auto& w : s.words())
+      if (!u64(w))
+        return false;
+    return true;
+  }
+  bool done() const { return pos_ == in_.size(); }
+
+private:
+  const std::string& in_;
+  size_t pos_ = 0;
+};
+
+error corrupt(const std::string& what) {
+  return error{errc::malformed_frame, "corrupt " + what + " record in the data directory"};
+}
+
+} // namespace
+
+std::string serialize(const log_entry& e) {
+  writer w;
+  w.dot(e.ev.id);
+  w.u64(e.ev.time.value);
+  w.dots(e.ev.deps);
+  w.dots(e.ev.context);
+  w.seen(e.ev.seen);
+  w.str(e.ev.key);
+  w.u64(static_cast<uint64_t>(e.ev.op));
+  w.str(e.ev.value);
+  w.seen(e.forward);
+  return w.take();
+}
+
+result<log_entry> deserialize_log_entry(const std::string& bytes) {
+  reader r(bytes);
+  log_entry e;
+  uint64_t op = 0;
+  if (!r.dot(e.ev.id) || !r.u64(e.ev.time.value) || !r.dots(e.ev.deps) ||
+      !r.dots(e.ev.context) || !r.seen(e.ev.seen) || !r.str(e.ev.key) || !r.u64(op) || op > 1 ||
+      !r.str(e.ev.value) || !r.seen(e.forward) || !r.done())
+    return corrupt("log");
+  e.ev.op = static_cast<messages::op_kind>(op);
+  return e;
+}
+
+std::string serialize(const std::vector<messages::version>& versions) {
+  writer w;
+  w.u64(versions.size());
+  for (auto& v : versions) {
+    w.dot(v.id);
+    w.u64(v.time.value);
+    w.u64(v.tombstone ? 1 : 0);
+    w.str(v.value);
+  }
+  return w.take();
+}
+
+result<std::vector<messages::version>> deserialize_versions(const std::string& bytes) {
+  reader r(bytes);
+  uint64_t n = 0;
+  if (!r.u64(n) || n > bytes.size())
+    return corrupt("key state");
+  std::vector<messages::version> out(n);
+  for (auto& v : out) {
+    uint64_t tomb = 0;
+    if (!r.dot(v.id) || !r.u64(v.time.value) || !r.u64(tomb) || tomb > 1 || !r.str(v.value))
+      return corrupt("key state");
+    v.tombstone = tomb == 1;
+  }
+  if (!r.done())
+    return corrupt("key state");
+  return out;
+}
+
+std::string serialize(const messages::version_vector& vv) {
+  writer w;
+  w.u64(vv.entries().size());
+  for (auto& [s, c] : vv.entries()) {
+    w.source(s);
+    w.u64(c);
+  }
+  return w.take();
+}
+
+result<messages::version_vector> deserialize_version_vector(const std::string& bytes) {
+  reader r(bytes);
+  uint64_t n = 0;
+  if (!r.u64(n) || n > bytes.size())
+    return corrupt("version vector");
+  messages::version_vector vv;
+  for (uint64_t i = 0; i < n; ++i) {
+    messages::source s;
+    uint64_t c = 0;
+    if (!r.source(s) || !r.u64(c))
+      return corrupt("version vector");
+    vv.advance(messages::dot{s, c});
+  }
+  if (!r.done())
+    return corrupt("version vector");
+  return vv;
+}
+
+} // namespace mlr::storage
