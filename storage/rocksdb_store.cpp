@@ -170,8 +170,10 @@ private:
 
 } // namespace
 
-result<std::unique_ptr<store>> open_rocksdb_store(const std::string& dir) {
+result<std::unique_ptr<store>> open_rocksdb_store(const std::string& dir, rocksdb::Env* env) {
   rocksdb::DBOptions options;
+  if (env)
+    options.env = env;
   options.create_if_missing = true;
   options.create_missing_column_families = true;
   std::vector<rocksdb::ColumnFamilyDescriptor> families{

@@ -21,6 +21,10 @@
 #include <string>
 #include <vector>
 
+namespace rocksdb {
+class Env;
+} // namespace rocksdb
+
 namespace mlr::storage {
 
 struct log_entry {
@@ -68,7 +72,9 @@ public:
 std::unique_ptr<store> make_memory_store();
 
 /// Opens (or creates) a RocksDB store in `dir`. Errors name the directory and the cause.
-result<std::unique_ptr<store>> open_rocksdb_store(const std::string& dir);
+/// `env`: RocksDB's environment; tests pass one whose file system can lose unsynced data.
+result<std::unique_ptr<store>> open_rocksdb_store(const std::string& dir,
+                                                  rocksdb::Env* env = nullptr);
 
 /// A 64-bit digest of the key state (keys, dots, values, tombstones). Replicas that
 /// converged have equal digests.
