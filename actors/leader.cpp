@@ -112,6 +112,7 @@ public:
         s.digest = storage::state_digest(replica_.store());
         s.stats = replica_.stats();
         s.log_end = replica_.log_end();
+        s.log_begin = replica_.store().log_begin();
         s.keys = replica_.store().key_count();
         replica_.store().for_each(
           [&](const std::string&, const std::vector<messages::version>& versions) {
@@ -160,6 +161,7 @@ public:
         delayed_send(this, cfg_.tick_interval, tick_atom::value);
         gossip();
         maybe_pull();
+        collect_garbage();
       },
     };
   }
@@ -237,6 +239,19 @@ private:
       ask_resolver(std::move(c));
     pending_.clear();
     if (cfg_.replica.observer)
+      cfg_.replica.observer->on_handled(replica_);
+  }
+
+  void collect_garbage() {
+    auto before = replica_.stats().tombstones_collected + replica_.stats().log_compacted;
+    replica_.collect_garbage();
+    auto after = replica_.stats().tombstones_collected + replica_.stats().log_compacted;
+    if (after != before && durable_store()) {
+      replica_.persist();
+      if (auto ok = replica_.mutable_store().commit(false); !ok)
+        store_error_ = ok.err().message;
+    }
+    if (after != before && cfg_.replica.observer)
       cfg_.replica.observer->on_handled(replica_);
   }
 

@@ -67,6 +67,7 @@ struct node_status {
   uint64_t digest = 0;    ///< storage::state_digest of the key state
   replica_stats stats;
   uint64_t log_end = 0;
+  uint64_t log_begin = 0;  ///< first entry still kept (compaction drops stable entries)
   uint64_t keys = 0;       ///< keys with any version, deletes included
   uint64_t live_keys = 0;  ///< keys with a value (not only deletes)
   uint32_t pending_resolutions = 0;
@@ -105,13 +106,14 @@ typename Inspector::result_type inspect(Inspector& f, replica_stats& x) {
   return f(caf::meta::type_name("mlr.replica_stats"), x.local_writes, x.events_sent,
            x.events_received, x.duplicates, x.applied_remote, x.buffered, x.buffered_peak,
            x.buffer_overflows, x.conflicts, x.resolved, x.unresolved, x.pulls_sent,
-           x.pull_failures, x.pulled_events, x.pulls_served);
+           x.pull_failures, x.pulled_events, x.pulls_served, x.incarnations_taken,
+           x.tombstones_collected, x.log_compacted);
 }
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, node_status& x) {
   return f(caf::meta::type_name("mlr.node_status"), x.node, x.incarnation, x.applied, x.digest,
-           x.stats, x.log_end, x.keys, x.live_keys, x.pending_resolutions, x.mailbox_peak,
+           x.stats, x.log_end, x.log_begin, x.keys, x.live_keys, x.pending_resolutions, x.mailbox_peak,
            x.pull_in_flight);
 }
 

@@ -44,9 +44,15 @@ void replica::recover() {
     clock_.restore(messages::hlc{std::strtoull(raw->c_str(), nullptr, 10)});
   counter_ = applied_.get(self_);
   full_deps_next_ = counter_ > 0;
-  for (uint64_t pos = 0; pos < store_->log_end(); ++pos)
-    if (auto* e = store_->read(pos))
-      positions_[e->ev.id.origin].push_back(pos);
+  // Compacted entries are gone; their index slots hold their old positions, which read()
+  // answers with nullptr and pull answers skip.
+  for (uint64_t pos = store_->log_begin(); pos < store_->log_end(); ++pos)
+    if (auto* e = store_->read(pos)) {
+      auto& idx = positions_[e->ev.id.origin];
+      if (idx.size() + 1 < e->ev.id.counter)
+        idx.resize(e->ev.id.counter - 1, 0);
+      idx.push_back(pos);
+    }
   durable_end_ = store_->log_end();
 }
 
@@ -146,6 +152,8 @@ void replica::apply(event e, std::vector<conflict>& conflicts) {
   version mine{e.id, e.time, e.op == messages::op_kind::del, e.value};
   live.insert(std::upper_bound(live.begin(), live.end(), mine, by_dot), mine);
   applied_.advance(e.id);
+  if (e.op == messages::op_kind::del)
+    tombstoned_.insert(e.key);
   if (concurrent) {
     ++stats_.conflicts;
     conflicts.push_back(conflict{e.key, live});
@@ -219,7 +227,7 @@ replica::fetch_result replica::fetch(messages::node_index dest, uint64_t from,
   fetch_result out;
   out.batch.sender = cfg_.self;
   auto end = std::min<uint64_t>(shippable_end(), from + max_scan);
-  uint64_t pos = from;
+  uint64_t pos = std::max(from, store_->log_begin());
   for (; pos < end && out.batch.events.size() < max_events; ++pos) {
     auto* entry = store_->read(pos);
     if (entry->forward.contains(dest))
@@ -325,6 +333,8 @@ messages::event_batch replica::serve_pull(const messages::pull_request& req) {
       continue;
     auto& pos = i->second;
     for (auto c = r.first; c <= r.last && c <= pos.size(); ++c) {
+      if (pos[c - 1] < store_->log_begin())
+        continue; // compacted: stable, so held by every node already
       wanted.push_back(pos[c - 1]);
       if (wanted.size() >= cfg_.max_pull_events)
         break;
@@ -347,6 +357,61 @@ replica::receive_result replica::receive_pulled(messages::event_batch batch, uin
                                                 std::vector<conflict>& conflicts) {
   stats_.pulled_events += batch.events.size();
   return receive(std::move(batch), now_ms, conflicts);
+}
+
+} // namespace mlr::actors
+
+namespace mlr::actors {
+
+void replica::collect_garbage() {
+  auto members = cfg_.forward_to.size();
+  if (members == 0 || reported_.size() + 1 < members)
+    return; // not every node has been heard from: nothing can be stable yet
+  if (candidate_ && applied_.covers(candidate_->join))
+    stable_.merge(candidate_->meet);
+  stability_candidate next{applied_, applied_};
+  for (auto& [node, vv] : reported_) {
+    next.meet.intersect(vv);
+    next.join.merge(vv);
+  }
+  candidate_ = std::move(next);
+
+  // Deletes that are stable and alone: forget the key.
+  for (auto i = tombstoned_.begin(); i != tombstoned_.end();) {
+    auto* versions = store_->find(*i);
+    bool only_stable_tombstones =
+      versions && std::all_of(versions->begin(), versions->end(), [&](const version& v) {
+        return v.tombstone && stable_.covers(v.id);
+      });
+    bool any_live = versions && std::any_of(versions->begin(), versions->end(),
+                                            [](const version& v) { return !v.tombstone; });
+    if (only_stable_tombstones) {
+      store_->erase(*i);
+      ++stats_.tombstones_collected;
+      i = tombstoned_.erase(i);
+    } else if (!versions || any_live) {
+      i = tombstoned_.erase(i); // a later put revived it; a later delete re-adds it
+    } else {
+      ++i;
+    }
+  }
+
+  // Stable log prefix, beyond the retention window: drop it.
+  auto begin = store_->log_begin();
+  auto end = shippable_end();
+  if (end <= begin + cfg_.log_retention)
+    return;
+  end -= cfg_.log_retention;
+  auto pos = begin;
+  for (; pos < end; ++pos) {
+    auto* e = store_->read(pos);
+    if (!e || !stable_.covers(e->ev.id))
+      break;
+  }
+  if (pos > begin) {
+    store_->truncate_log(pos);
+    stats_.log_compacted += store_->log_begin() - begin;
+  }
 }
 
 } // namespace mlr::actors

@@ -20,6 +20,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <optional>
 #include <string>
@@ -57,6 +58,8 @@ struct replica_config {
   /// Most events one pull answer carries.
   size_t max_pull_events = 4096;
   std::shared_ptr<replica_observer> observer;
+  /// Log entries kept even when stable (a window for slow peers to catch up from the log).
+  uint64_t log_retention = 10000;
   /// Draws a new incarnation id; used when a peer shows this node a dot of its own beyond
   /// what it recovered (its past was lost). Empty: such a dot is only counted.
   std::function<uint64_t()> new_incarnation;
@@ -80,6 +83,8 @@ struct replica_stats {
   uint64_t pulled_events = 0;     ///< events that arrived in pull answers
   uint64_t pulls_served = 0;      ///< pull requests this node answered
   uint64_t incarnations_taken = 0; ///< new incarnations after a peer showed a lost dot
+  uint64_t tombstones_collected = 0; ///< stable deletes forgotten
+  uint64_t log_compacted = 0;      ///< stable log entries dropped
 };
 
 /// One conflict as the resolver saw it: its inputs and its decision.
@@ -160,6 +165,13 @@ public:
   receive_result receive_pulled(messages::event_batch batch, uint64_t now_ms,
                                 std::vector<conflict>& conflicts);
 
+  /// Stability and garbage collection (DESIGN.md): events every node holds, and with which
+  /// nothing concurrent can still arrive, are stable; their tombstones are forgotten and
+  /// their log entries dropped (keeping `log_retention` entries). Call it periodically.
+  void collect_garbage();
+  /// What is stable here: every event it covers is held everywhere.
+  const messages::version_vector& stable() const { return stable_; }
+
   /// Writes the version vector, counter, HLC and incarnation to the store's metadata (they
   /// become durable with the store's next commit).
   void persist();
@@ -214,6 +226,15 @@ private:
   uint64_t pull_rotation_ = 0;
   uint64_t durable_end_ = 0;
   bool full_deps_next_ = false; // after recovery: the previous write's vector is unknown
+  messages::version_vector stable_;
+  // The meet of every node's vector becomes stable once this node covers their join as
+  // it was when the meet was taken: then nothing concurrent with it can still arrive.
+  struct stability_candidate {
+    messages::version_vector meet;
+    messages::version_vector join;
+  };
+  std::optional<stability_candidate> candidate_;
+  std::set<std::string> tombstoned_; // keys whose latest write was a delete
 };
 
 } // namespace mlr::actors

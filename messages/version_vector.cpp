@@ -61,6 +61,16 @@ void version_vector::merge(const version_vector& other) {
     advance(dot{s, c});
 }
 
+void version_vector::intersect(const version_vector& other) {
+  std::vector<entry> out;
+  for (auto& [s, c] : entries_) {
+    auto m = std::min(c, other.get(s));
+    if (m > 0)
+      out.emplace_back(s, m);
+  }
+  entries_ = std::move(out);
+}
+
 causal_order version_vector::compare(const version_vector& other) const {
   bool mine_bigger = false;
   bool theirs_bigger = false;

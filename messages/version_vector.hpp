@@ -38,6 +38,9 @@ public:
   /// Entry-wise maximum.
   void merge(const version_vector& other);
 
+  /// Entry-wise minimum: what both vectors cover.
+  void intersect(const version_vector& other);
+
   /// How this vector relates to `other` in the causal (happened-before) order.
   causal_order compare(const version_vector& other) const;
 

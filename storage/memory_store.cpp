@@ -18,6 +18,8 @@ public:
     keys_[key] = std::move(versions);
   }
 
+  void erase(const std::string& key) override { keys_.erase(key); }
+
   size_t key_count() const override { return keys_.size(); }
 
   void for_each(const std::function<void(const std::string&,
@@ -27,12 +29,20 @@ public:
       fn(k, v);
   }
 
-  uint64_t log_end() const override { return log_.size(); }
+  uint64_t log_begin() const override { return begin_; }
+  uint64_t log_end() const override { return begin_ + log_.size(); }
 
   void append(log_entry entry) override { log_.push_back(std::move(entry)); }
 
   const log_entry* read(uint64_t pos) const override {
-    return pos < log_.size() ? &log_[pos] : nullptr;
+    return pos >= begin_ && pos < log_end() ? &log_[pos - begin_] : nullptr;
+  }
+
+  void truncate_log(uint64_t pos) override {
+    while (begin_ < pos && !log_.empty()) {
+      log_.pop_front();
+      ++begin_;
+    }
   }
 
   std::optional<std::string> get_meta(const std::string& name) const override {
@@ -50,6 +60,7 @@ private:
   // Ordered, so that for_each (and so the digest) needs no sort.
   std::map<std::string, std::vector<messages::version>> keys_;
   std::deque<log_entry> log_; // deque: appends never move earlier entries
+  uint64_t begin_ = 0;
   std::map<std::string, std::string> meta_;
 };
 
@@ -79,9 +90,16 @@ std::unique_ptr<store> make_memory_store() {
 uint64_t state_digest(const store& s) {
   fnv f;
   s.for_each([&](const std::string& key, const std::vector<messages::version>& versions) {
+    size_t live = 0;
+    for (auto& v : versions)
+      live += v.tombstone ? 0 : 1;
+    if (live == 0)
+      return;
     f.str(key);
-    f.u64(versions.size());
+    f.u64(live);
     for (auto& v : versions) {
+      if (v.tombstone)
+        continue;
       f.u64(v.id.origin.node);
       f.u64(v.id.origin.incarnation);
       f.u64(v.id.counter);

@@ -12,6 +12,7 @@
 
 #include <deque>
 #include <map>
+#include <set>
 
 namespace mlr::storage {
 
@@ -32,13 +33,17 @@ public:
     : db_(std::move(db)), meta_cf_(cfs[0]), log_cf_(cfs[1]), state_cf_(cfs[2]) {
     // The log's end: one past the last stored position.
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), log_cf_));
-    it->SeekToLast();
-    if (it->Valid()) {
+    auto position = [](const rocksdb::Slice& k) {
       uint64_t pos = 0;
-      for (auto c : it->key().ToString())
-        pos = (pos << 8) | static_cast<uint8_t>(c);
-      committed_end_ = pos + 1;
-    }
+      for (size_t i = 0; i < k.size(); ++i)
+        pos = (pos << 8) | static_cast<uint8_t>(k[i]);
+      return pos;
+    };
+    it->SeekToLast();
+    if (it->Valid())
+      committed_end_ = position(it->key()) + 1;
+    it->SeekToFirst();
+    begin_ = it->Valid() ? position(it->key()) : committed_end_;
   }
 
   ~rocksdb_store() override {
@@ -50,6 +55,8 @@ public:
   const std::vector<messages::version>* find(const std::string& key) const override {
     if (auto i = pending_state_.find(key); i != pending_state_.end())
       return &i->second;
+    if (erased_.count(key))
+      return nullptr;
     std::string raw;
     if (!db_->Get(rocksdb::ReadOptions(), state_cf_, key, &raw).ok())
       return nullptr;
@@ -61,8 +68,15 @@ public:
   }
 
   void assign(const std::string& key, std::vector<messages::version> versions) override {
+    erased_.erase(key);
     batch_.Put(state_cf_, key, serialize(versions));
     pending_state_[key] = std::move(versions);
+  }
+
+  void erase(const std::string& key) override {
+    batch_.Delete(state_cf_, key);
+    pending_state_.erase(key);
+    erased_.insert(key);
   }
 
   size_t key_count() const override {
@@ -78,6 +92,8 @@ public:
     auto pending = pending_state_.begin();
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       auto key = it->key().ToString();
+      if (erased_.count(key))
+        continue;
       for (; pending != pending_state_.end() && pending->first < key; ++pending)
         fn(pending->first, pending->second);
       if (pending != pending_state_.end() && pending->first == key) {
@@ -92,7 +108,16 @@ public:
       fn(pending->first, pending->second);
   }
 
+  uint64_t log_begin() const override { return begin_; }
   uint64_t log_end() const override { return committed_end_ + pending_log_.size(); }
+
+  void truncate_log(uint64_t pos) override {
+    pos = std::min(pos, committed_end_); // only what is already committed
+    if (pos <= begin_)
+      return;
+    batch_.DeleteRange(log_cf_, position_key(begin_), position_key(pos));
+    begin_ = pos;
+  }
 
   void append(log_entry entry) override {
     batch_.Put(log_cf_, position_key(log_end()), serialize(entry));
@@ -100,7 +125,7 @@ public:
   }
 
   const log_entry* read(uint64_t pos) const override {
-    if (pos >= log_end())
+    if (pos >= log_end() || pos < begin_)
       return nullptr;
     if (pos >= committed_end_)
       return &pending_log_[pos - committed_end_];
@@ -142,6 +167,7 @@ public:
     pending_log_.clear();
     pending_state_.clear();
     pending_meta_.clear();
+    erased_.clear();
     return true;
   }
 
@@ -161,6 +187,8 @@ private:
   rocksdb::ColumnFamilyHandle* state_cf_;
   rocksdb::WriteBatch batch_;
   uint64_t committed_end_ = 0;
+  uint64_t begin_ = 0;
+  std::set<std::string> erased_; // erased since the last commit
   std::deque<log_entry> pending_log_;
   std::map<std::string, std::vector<messages::version>> pending_state_;
   std::map<std::string, std::string> pending_meta_;

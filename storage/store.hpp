@@ -42,6 +42,8 @@ public:
   /// The live versions of `key`, or nullptr if the key was never written.
   virtual const std::vector<messages::version>* find(const std::string& key) const = 0;
   virtual void assign(const std::string& key, std::vector<messages::version> versions) = 0;
+  /// Forgets a key entirely (garbage collection of a stable tombstone).
+  virtual void erase(const std::string& key) = 0;
   /// Keys with at least one version (tombstones included).
   virtual size_t key_count() const = 0;
   /// Visits every key in ascending key order.
@@ -49,8 +51,11 @@ public:
     const std::function<void(const std::string&, const std::vector<messages::version>&)>& fn)
     const = 0;
 
-  /// Positions run from 0 to log_end() - 1.
+  /// Positions run from log_begin() to log_end() - 1; compaction moves log_begin().
+  virtual uint64_t log_begin() const = 0;
   virtual uint64_t log_end() const = 0;
+  /// Drops the entries before `pos` (compaction of stable entries).
+  virtual void truncate_log(uint64_t pos) = 0;
   virtual void append(log_entry entry) = 0;
   /// The entry at `pos`, or nullptr if `pos` is past the end. The pointer stays valid until
   /// the next call of read().
@@ -76,8 +81,9 @@ std::unique_ptr<store> make_memory_store();
 result<std::unique_ptr<store>> open_rocksdb_store(const std::string& dir,
                                                   rocksdb::Env* env = nullptr);
 
-/// A 64-bit digest of the key state (keys, dots, values, tombstones). Replicas that
-/// converged have equal digests.
+/// A 64-bit digest of the live key state (keys, dots, values; deletes left out, since
+/// replicas collect stable tombstones at different moments). Replicas that converged have
+/// equal digests.
 uint64_t state_digest(const store& s);
 
 } // namespace mlr::storage

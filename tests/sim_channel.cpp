@@ -24,6 +24,7 @@ struct parcel {
 struct channel_state {
   actors::sink_actor dest;
   bool holding = false;
+  bool holding_batches = false;
   bool cut = false;
   fault_config faults;
   std::mt19937_64 rng;
@@ -74,7 +75,7 @@ void deliver(channel_pointer self, parcel p) {
 // A message entering the channel: held, lost, delayed, duplicated or passed on.
 void admit(channel_pointer self, parcel p) {
   auto& st = self->state;
-  if (st.holding) {
+  if (st.holding || (st.holding_batches && p.kind == actors::batch_atom::value)) {
     st.held.push_back(std::move(p));
     return;
   }
@@ -128,8 +129,10 @@ channel_actor::behavior_type channel(channel_pointer self, actors::sink_actor de
       admit(self, parcel{actors::gossip_atom::value, std::move(f), promise{}});
     },
     [self](hold_atom) { self->state.holding = true; },
+    [self](hold_batches_atom) { self->state.holding_batches = true; },
     [self](release_atom) {
       self->state.holding = false;
+      self->state.holding_batches = false;
       while (!self->state.held.empty()) {
         auto p = std::move(self->state.held.front());
         self->state.held.pop_front();

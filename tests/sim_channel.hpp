@@ -24,6 +24,7 @@ using cut_atom = caf::atom_constant<caf::atom("cut")>;
 using heal_atom = caf::atom_constant<caf::atom("heal")>;
 using faults_atom = caf::atom_constant<caf::atom("faults")>;
 using deliver_atom = caf::atom_constant<caf::atom("deliver")>;
+using hold_batches_atom = caf::atom_constant<caf::atom("holdbatch")>;
 
 struct fault_config {
   double drop = 0;      ///< probability that a message, or the answer to it, is lost
@@ -55,6 +56,8 @@ typename Inspector::result_type inspect(Inspector& f, channel_stats& x) {
 using channel_actor = actors::sink_actor::extend<
   /// Stop forwarding: messages queue up until release.
   caf::reacts_to<hold_atom>,
+  /// Stop forwarding eager batches only (gossip and pulls still pass) until release.
+  caf::reacts_to<hold_batches_atom>,
   /// Forward everything queued, in order, and stop holding.
   caf::reacts_to<release_atom>,
   /// Partition: drop everything until healed.

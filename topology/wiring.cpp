@@ -33,6 +33,7 @@ result<cluster_handles> wire_cluster(caf::actor_system& sys, const cluster_spec&
     cfg.pull_timeout = spec.pull_timeout;
     cfg.replica.pull_grace_ms = static_cast<uint64_t>(spec.pull_grace.count());
     cfg.replica.observer = spec.observer;
+    cfg.replica.log_retention = spec.log_retention;
     h.incarnations.push_back(cfg.replica.incarnation);
     auto resolver = spec.make_resolver(sys);
     h.resolvers.push_back(resolver);

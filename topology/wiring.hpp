@@ -35,6 +35,8 @@ struct cluster_spec {
   std::chrono::milliseconds tick_interval{100};
   std::chrono::milliseconds pull_grace{500};
   std::chrono::milliseconds pull_timeout{1000};
+  /// Log entries each leader keeps even when stable.
+  uint64_t log_retention = 10000;
   /// Sees every application at every leader (tests' invariant checkers).
   std::shared_ptr<actors::replica_observer> observer;
   /// How node `from` reaches node `to`: what the link for that edge ships to, and what
