@@ -84,6 +84,7 @@ void collect_status(caf::io::broker* self, const node_context& ctx,
         c->doc["inbound"] = {{"accepted", a.accepted},
                              {"refused", a.refused},
                              {"bad_frames", a.bad_frames},
+                             {"bytes_received", a.bytes_received},
                              {"last_refusal", a.last_refusal}};
         c->finish_one();
       },

@@ -445,6 +445,7 @@ caf::behavior acceptor(caf::io::broker* self, std::shared_ptr<const transport_co
       c.where = accept_connection(self, msg.handle);
     },
     [=](const caf::io::new_data_msg& msg) {
+      st->stats.bytes_received += msg.buf.size();
       auto i = st->conns.find(msg.handle);
       if (i == st->conns.end())
         return;

@@ -71,13 +71,14 @@ struct acceptor_stats {
   uint64_t accepted = 0;
   uint64_t refused = 0;       ///< handshakes refused (secret, node id, versions, cluster)
   uint64_t bad_frames = 0;    ///< connections closed for a malformed or oversized frame
+  uint64_t bytes_received = 0; ///< from peers, all connections
   std::string last_refusal;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, acceptor_stats& x) {
   return f(caf::meta::type_name("mlr.acceptor_stats"), x.accepted, x.refused, x.bad_frames,
-           x.last_refusal);
+           x.bytes_received, x.last_refusal);
 }
 
 struct transport {

@@ -48,7 +48,7 @@ using link_actor = caf::typed_actor<
 struct link_config {
   messages::node_index from = 0;
   messages::node_index to = 0;
-  uint32_t max_batch_events = 512;
+  uint32_t max_batch_events = 4096;
   /// Batches in flight at once; bounds what the destination must buffer for this link.
   uint32_t window = 4;
   std::chrono::milliseconds ack_timeout{2000};
