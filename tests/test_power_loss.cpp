@@ -3,7 +3,13 @@
 // byte that was not synced. SIGKILL cannot show this (the OS page cache survives a killed
 // process); this can. The replica writes the way the leader does under each --sync policy.
 
+#include "actors/leader.hpp"
 #include "actors/replica.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/scheduler/test_coordinator.hpp>
+#include <caf/scoped_actor.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -69,6 +75,8 @@ public:
 
   /// From now on nothing reaches the disk.
   void cut() { dead_ = true; }
+  /// From now on every write fails as on a full disk (reads go on).
+  void fill() { full_ = true; }
 
   /// After the database is gone: every file shrinks to what was synced, bytes lost.
   uint64_t drop_unsynced() {
@@ -99,6 +107,8 @@ private:
                              rocksdb::IODebugContext* d) override {
       if (fs_->dead_)
         return rocksdb::IOStatus::IOError("the power is off");
+      if (fs_->full_)
+        return rocksdb::IOStatus::NoSpace("no space left on device");
       fs_->grow(name_, data.size());
       return target()->Append(data, o, d);
     }
@@ -107,6 +117,8 @@ private:
                              rocksdb::IODebugContext* d) override {
       if (fs_->dead_)
         return rocksdb::IOStatus::IOError("the power is off");
+      if (fs_->full_)
+        return rocksdb::IOStatus::NoSpace("no space left on device");
       fs_->grow(name_, data.size());
       return target()->Append(data, o, v, d);
     }
@@ -145,6 +157,7 @@ private:
   }
 
   std::atomic<bool> dead_{false};
+  std::atomic<bool> full_{false};
   std::mutex mtx_;
   std::map<std::string, sizes> files_;
 };
@@ -247,4 +260,59 @@ TEST_CASE("power loss under --sync none: what is lost is reported") {
   WARN("--sync none: " << lost << " of " << acknowledged << " acknowledged writes lost to "
                         << "a power cut over 10 runs (" << dropped << " unsynced bytes dropped)");
   CHECK(lost > 0);
+}
+
+TEST_CASE("full disk: writes are refused with a clear error, reads go on, nothing acknowledged "
+          "is harmed") {
+  auto dir = std::string("test_power_loss_full.db");
+  std::filesystem::remove_all(dir);
+  auto fs = std::make_shared<power_cut_fs>(rocksdb::FileSystem::Default());
+  auto env = rocksdb::NewCompositeEnv(fs);
+  caf::actor_system_config cfg;
+  cfg.set("scheduler.policy", caf::atom("testing"));
+  {
+    caf::actor_system sys{cfg};
+    auto& sched = dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
+    auto store = storage::open_rocksdb_store(dir, env.get());
+    REQUIRE(store);
+    leader_config lc;
+    lc.replica = replica_config{0, 11, {{}}};
+    lc.sync = sync_policy::always;
+    lc.tick_interval = std::chrono::milliseconds(0);
+    auto leader = spawn_leader(sys, lc, std::move(*store), resolvers::builtin_resolver("lww")(sys));
+    caf::scoped_actor self{sys};
+    auto put = [&](const std::string& k) {
+      self->send(leader, put_atom::value, k, std::string("v"));
+      sched.run();
+      std::string outcome;
+      self->receive([&](messages::dot&) { outcome = "ok"; },
+                    [&](caf::error& err) { outcome = sys.render(err); },
+                    caf::after(std::chrono::seconds(0)) >> [&] { outcome = "no reply"; });
+      return outcome;
+    };
+    for (int i = 0; i < 20; ++i)
+      REQUIRE(put("before-" + std::to_string(i)) == "ok");
+    fs->fill();
+    auto first = put("during");
+    INFO(first);
+    CHECK(first.find("disk is full") != std::string::npos);
+    auto second = put("during-2");
+    INFO(second);
+    CHECK(second.find("write refused") != std::string::npos);
+    self->send(leader, get_atom::value, std::string("before-7"));
+    sched.run();
+    bool found = false;
+    self->receive([&](get_result& g) { found = g.found(); },
+                  caf::after(std::chrono::seconds(0)) >> [] {});
+    CHECK(found); // reads go on
+    caf::anon_send_exit(leader, caf::exit_reason::user_shutdown);
+    sched.run();
+  }
+  env.reset();
+  auto s = storage::open_rocksdb_store(dir);
+  REQUIRE(s);
+  replica r(replica_config{0, 11, {{}}}, std::move(*s));
+  for (int i = 0; i < 20; ++i)
+    CHECK_FALSE(r.versions("before-" + std::to_string(i)).empty()); // acknowledged: intact
+  std::filesystem::remove_all(dir);
 }
