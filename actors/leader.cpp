@@ -101,8 +101,18 @@ public:
             i->second.wants_wakeup = true;
         return out;
       },
-      [this](subscribe_atom, messages::node_index dest) {
+      [this](subscribe_atom, messages::node_index dest) -> uint64_t {
         links_[dest] = link_entry{caf::actor_cast<caf::actor>(current_sender()), true};
+        uint64_t start = replica_.store().log_begin();
+        if (auto saved = replica_.store().get_meta("cursor." + std::to_string(dest)))
+          start = std::max<uint64_t>(start, std::strtoull(saved->c_str(), nullptr, 10));
+        return std::min(start, replica_.log_end());
+      },
+      [this](cursor_atom, messages::node_index dest, uint64_t pos) {
+        // Written with the next commit: losing the latest cursor only re-sends a little.
+        if (durable_store())
+          replica_.mutable_store().put_meta("cursor." + std::to_string(dest),
+                                            std::to_string(pos));
       },
       [this](status_atom) {
         node_status s;

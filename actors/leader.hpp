@@ -52,7 +52,11 @@ using leader_actor = sink_actor::extend<
   /// For links: log entries from a position that this node forwards to a destination node.
   caf::replies_to<fetch_atom, messages::node_index, uint64_t, uint32_t>::with<fetch_result>,
   /// For links: the sender wants `log_grew` when it has caught up and the log grows.
-  caf::reacts_to<subscribe_atom, messages::node_index>,
+  /// Replies where the link should start: the cursor it last reported (kept in the store,
+  /// so a node restarted from its data directory does not re-send what was acknowledged).
+  caf::replies_to<subscribe_atom, messages::node_index>::with<uint64_t>,
+  /// For links: the destination acknowledged the log up to this position.
+  caf::reacts_to<cursor_atom, messages::node_index, uint64_t>,
   /// Version vector, digest and counters.
   caf::replies_to<status_atom>::with<node_status>,
   /// The most recent conflicts, oldest first.

@@ -71,7 +71,8 @@ void collect_status(caf::io::broker* self, const node_context& ctx,
                            {"resolved", s.stats.resolved},
                            {"unresolved", s.stats.unresolved},
                            {"pulls_sent", s.stats.pulls_sent},
-                           {"pulled_events", s.stats.pulled_events}};
+                           {"pulled_events", s.stats.pulled_events},
+                           {"pull_events_served", s.stats.pull_events_served}};
         c->finish_one();
       },
       [c](caf::error&) {

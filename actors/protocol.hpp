@@ -37,6 +37,7 @@ using peers_atom = caf::atom_constant<caf::atom("peers")>;
 using report_atom = caf::atom_constant<caf::atom("report")>;
 using sync_atom = caf::atom_constant<caf::atom("sync")>;
 using shutdown_atom = caf::atom_constant<caf::atom("shutdown")>;
+using cursor_atom = caf::atom_constant<caf::atom("cursor")>;
 
 /// The dots of the versions a client has seen: hand back what `get` returned, and the write
 /// replaces exactly those (Riak's vclock, CouchDB's _rev).
@@ -106,7 +107,8 @@ typename Inspector::result_type inspect(Inspector& f, replica_stats& x) {
   return f(caf::meta::type_name("mlr.replica_stats"), x.local_writes, x.events_sent,
            x.events_received, x.duplicates, x.applied_remote, x.buffered, x.buffered_peak,
            x.buffer_overflows, x.conflicts, x.resolved, x.unresolved, x.pulls_sent,
-           x.pull_failures, x.pulled_events, x.pulls_served, x.incarnations_taken,
+           x.pull_failures, x.pulled_events, x.pulls_served, x.pull_events_served,
+           x.incarnations_taken,
            x.tombstones_collected, x.log_compacted);
 }
 

@@ -350,6 +350,7 @@ messages::event_batch replica::serve_pull(const messages::pull_request& req) {
   for (auto p : wanted)
     out.events.push_back(store_->read(p)->ev);
   stats_.events_sent += out.events.size();
+  stats_.pull_events_served += out.events.size();
   return out;
 }
 

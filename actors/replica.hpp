@@ -82,6 +82,7 @@ struct replica_stats {
   uint64_t pull_failures = 0;     ///< pulls that timed out or failed (next holder is tried)
   uint64_t pulled_events = 0;     ///< events that arrived in pull answers
   uint64_t pulls_served = 0;      ///< pull requests this node answered
+  uint64_t pull_events_served = 0; ///< events sent in pull answers (also in events_sent)
   uint64_t incarnations_taken = 0; ///< new incarnations after a peer showed a lost dot
   uint64_t tombstones_collected = 0; ///< stable deletes forgotten
   uint64_t log_compacted = 0;      ///< stable log entries dropped

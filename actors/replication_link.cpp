@@ -20,8 +20,13 @@ public:
   behavior_type make_behavior() override {
     // The link lives and dies with its source leader.
     link_to(source_);
-    send(source_, subscribe_atom::value, cfg_.to);
-    pump();
+    // Start where the destination last acknowledged (0 for a fresh log), then ship.
+    request(source_, caf::infinite, subscribe_atom::value, cfg_.to).then([this](uint64_t start) {
+      status_.sent_cursor = std::max(status_.sent_cursor, start);
+      status_.acked_cursor = std::max(status_.acked_cursor, start);
+      started_ = true;
+      pump();
+    });
     return {
       [this](log_grew_atom) { pump(); },
       [this](status_atom) {
@@ -47,7 +52,7 @@ private:
 
   // Fetches and ships while the window has room and the log has entries for us.
   void pump() {
-    if (fetching_ || in_flight_.size() >= cfg_.window)
+    if (!started_ || fetching_ || in_flight_.size() >= cfg_.window)
       return;
     fetching_ = true;
     auto epoch = epoch_;
@@ -87,10 +92,13 @@ private:
     for (auto& b : in_flight_)
       if (b.seq == seq)
         b.acked = true;
+    auto acked_before = status_.acked_cursor;
     while (!in_flight_.empty() && in_flight_.front().acked) {
       status_.acked_cursor = in_flight_.front().end;
       in_flight_.pop_front();
     }
+    if (status_.acked_cursor > acked_before)
+      send(source_, cursor_atom::value, cfg_.to, status_.acked_cursor);
     ++status_.acks;
     if (auto a = messages::decode_ack(ack_frame))
       status_.remote_applied = std::move(a->applied);
@@ -119,6 +127,7 @@ private:
   uint64_t next_seq_ = 0;
   uint64_t epoch_ = 0; ///< bumped by each go-back, to ignore answers from before it
   bool fetching_ = false;
+  bool started_ = false; ///< the start cursor arrived from the leader
 };
 
 } // namespace
