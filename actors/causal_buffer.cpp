@@ -2,11 +2,12 @@
 
 namespace mlr::actors {
 
-bool causal_buffer::ready(const messages::event& e, const messages::version_vector& applied) {
+bool causal_buffer::ready(const messages::event& e, const messages::version_vector& applied,
+                          const messages::version_vector& retired) {
   if (applied.get(e.id.origin) + 1 != e.id.counter)
     return false;
   for (auto& d : e.deps)
-    if (!applied.covers(d))
+    if (!applied.covers(d) && !retired.covers(d))
       return false;
   return true;
 }
@@ -29,11 +30,13 @@ bool causal_buffer::contains(const messages::dot& d) const {
 }
 
 std::optional<messages::event>
-causal_buffer::release_ready(const messages::version_vector& applied) {
+causal_buffer::release_ready(const messages::version_vector& applied,
+                            const messages::version_vector& retired) {
   for (auto i = by_source_.begin(); i != by_source_.end(); ++i) {
     auto& events = i->second;
-    // Anything at or below what was applied is a stale duplicate: drop it on the way.
-    auto done = applied.get(i->first);
+    // Anything at or below what was applied is a stale duplicate: drop it on the way. A
+    // retired incarnation has nothing left to apply.
+    auto done = retired.get(i->first) > 0 ? UINT64_MAX : applied.get(i->first);
     while (!events.empty() && events.begin()->first <= done) {
       events.erase(events.begin());
       --size_;
@@ -41,7 +44,7 @@ causal_buffer::release_ready(const messages::version_vector& applied) {
     if (events.empty())
       continue;
     auto first = events.begin();
-    if (!ready(first->second, applied))
+    if (!ready(first->second, applied, retired))
       continue;
     messages::event out = std::move(first->second);
     events.erase(first);

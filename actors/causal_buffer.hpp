@@ -20,16 +20,20 @@ class causal_buffer {
 public:
   explicit causal_buffer(size_t capacity) : capacity_(capacity) {}
 
-  /// True when the event can be applied now against `applied`.
-  static bool ready(const messages::event& e, const messages::version_vector& applied);
+  /// True when the event can be applied now against `applied`; deps of retired
+  /// incarnations count as covered up to their final counter in `retired`.
+  static bool ready(const messages::event& e, const messages::version_vector& applied,
+                    const messages::version_vector& retired);
 
   enum class insert_result { buffered, duplicate, full };
   insert_result insert(messages::event e);
 
   bool contains(const messages::dot& d) const;
 
-  /// Removes and returns one event that is ready against `applied`, if any.
-  std::optional<messages::event> release_ready(const messages::version_vector& applied);
+  /// Removes and returns one event that is ready against `applied`, if any. Events of a
+  /// retired incarnation are dropped (the table answers for them).
+  std::optional<messages::event> release_ready(const messages::version_vector& applied,
+                                               const messages::version_vector& retired);
 
   /// Visits every buffered event.
   template <class F>

@@ -72,6 +72,9 @@ public:
         note_mailbox();
         if (!store_error_.empty())
           return make_error(errc::invalid_argument, "write refused: " + store_error_);
+        for (auto& w : writes)
+          if (reserved(w.key))
+            return reserved_error();
         auto before = replica_.log_end();
         std::vector<dot> dots;
         dots.reserve(writes.size());
@@ -117,7 +120,7 @@ public:
       [this](status_atom) {
         node_status s;
         s.node = cfg_.replica.self;
-        s.incarnation = cfg_.replica.incarnation;
+        s.incarnation = replica_.self().incarnation;
         s.applied = replica_.applied();
         s.digest = storage::state_digest(replica_.store());
         s.stats = replica_.stats();
@@ -133,6 +136,8 @@ public:
         s.pending_resolutions = pending_resolutions_;
         s.mailbox_peak = mailbox_peak_;
         s.pull_in_flight = pull_in_flight_;
+        s.retired = replica_.retired();
+        s.transfer = replica_.transfer();
         return s;
       },
       [this](conflicts_atom) {
@@ -144,7 +149,23 @@ public:
         auto req = messages::decode_pull(f, cfg_.limits);
         if (!req)
           return make_error(req.err().code, req.err().message);
-        return messages::encode(replica_.serve_pull(*req));
+        if (req->start_transfer) {
+          // The snapshot holds committed state only: commit, and make it durable, so that
+          // the receiver never holds a dot a power cut could take from this node.
+          if (durable_store()) {
+            replica_.persist();
+            if (auto ok = replica_.mutable_store().commit(true); !ok)
+              return make_error(errc::invalid_argument, ok.err().message);
+            advance_durable();
+          }
+          log("state transfer to node " + std::to_string(req->requester) + " starts (" +
+              std::to_string(replica_.store().key_count()) + " keys)");
+        }
+        auto answer = replica_.serve_pull(*req, steady_ms());
+        if (answer.chunk && answer.chunk->done)
+          log("state transfer to node " + std::to_string(req->requester) + " done: " +
+              std::to_string(answer.chunk->keys_sent) + " keys");
+        return messages::encode(answer);
       },
       [this](gossip_atom, const messages::frame& f) {
         note_mailbox();
@@ -172,6 +193,9 @@ public:
         gossip();
         maybe_pull();
         collect_garbage();
+        auto before = replica_.log_end();
+        if (store_error_.empty() && replica_.retire_incarnations(now(), pending_))
+          after_change(before);
       },
     };
   }
@@ -206,6 +230,8 @@ private:
     note_mailbox();
     if (!store_error_.empty())
       return make_error(errc::invalid_argument, "write refused: " + store_error_);
+    if (reserved(w.key))
+      return reserved_error();
     auto before = replica_.log_end();
     auto d = replica_.write(w, now(), pending_);
     after_change(before);
@@ -213,6 +239,14 @@ private:
   }
 
   bool durable_store() { return replica_.store().durable(); }
+
+  static bool reserved(const std::string& key) {
+    return key.compare(0, reserved_key_prefix.size(), reserved_key_prefix) == 0;
+  }
+  static caf::error reserved_error() {
+    return make_error(errc::invalid_argument,
+                      "keys starting with \\0mlr: are the cluster's own; choose another key");
+  }
 
   // Under group commit a write is acknowledged after the fsync that covers it.
   template <class T>
@@ -228,8 +262,8 @@ private:
 
   // Persists what the message changed, makes it durable as the policy says, wakes links
   // for what became shippable, and hands new conflicts to the resolver.
-  void after_change(uint64_t log_before) {
-    if (durable_store() && replica_.log_end() > log_before) {
+  void after_change(uint64_t log_before, bool state_changed = false) {
+    if (durable_store() && (replica_.log_end() > log_before || state_changed)) {
       replica_.persist();
       auto ok = replica_.mutable_store().commit(cfg_.sync == sync_policy::always);
       if (!ok) {
@@ -252,9 +286,30 @@ private:
       cfg_.replica.observer->on_handled(replica_);
   }
 
+  void log(const std::string& line) {
+    if (cfg_.log)
+      cfg_.log(line);
+  }
+
+  // Start, progress (every tenth of the keys) and end of an incoming state transfer.
+  void report_transfer(const transfer_progress& before, const transfer_progress& after) {
+    auto from = [](const transfer_progress& t) { return "node " + std::to_string(t.from); };
+    if (after.active && !before.active) {
+      log("state transfer from " + from(after) + " wanted: what this node lacks left the log");
+    } else if (after.active && after.keys_total > 0 &&
+               after.keys_done * 10 / after.keys_total != before.keys_done * 10 / after.keys_total) {
+      log("state transfer from " + from(after) + ": " + std::to_string(after.keys_done) + " of ~" +
+          std::to_string(after.keys_total) + " keys");
+    } else if (before.active && !after.active) {
+      log("state transfer from " + from(before) + " done: " +
+          std::to_string(replica_.stats().transfer_keys_received) + " keys merged in total, " +
+          std::to_string(replica_.stats().transfers_received) + " transfers");
+    }
+  }
+
   void collect_garbage() {
     auto before = replica_.stats().tombstones_collected + replica_.stats().log_compacted;
-    replica_.collect_garbage();
+    replica_.collect_garbage(steady_ms());
     auto after = replica_.stats().tombstones_collected + replica_.stats().log_compacted;
     if (after != before && durable_store()) {
       replica_.persist();
@@ -348,9 +403,15 @@ private:
             return;
           }
           auto before = replica_.log_end();
+          auto keys_before = replica_.stats().transfer_keys_received;
+          auto transfer_before = replica_.transfer();
           replica_.receive_pulled(std::move(*batch), now(), pending_);
-          after_change(before);
-          if (replica_.log_end() > before)
+          auto transfer_after = replica_.transfer();
+          bool merged = replica_.stats().transfer_keys_received != keys_before ||
+                        transfer_before.active != transfer_after.active;
+          after_change(before, merged);
+          report_transfer(transfer_before, transfer_after);
+          if (replica_.log_end() > before || merged)
             maybe_pull(true); // progress: go on at once while there is more to fetch
         },
         [this](caf::error&) {

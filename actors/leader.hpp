@@ -96,6 +96,8 @@ struct leader_config {
   /// How long a pull waits for its answer before the next holder is tried.
   std::chrono::milliseconds pull_timeout{1000};
   sync_policy sync = sync_policy::batch;
+  /// Where the leader reports rare events worth a line in a node's log (state transfers).
+  std::function<void(const std::string&)> log;
 };
 
 /// Milliseconds since the Unix epoch from the system clock: the default wall clock.

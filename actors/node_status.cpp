@@ -56,8 +56,18 @@ void collect_status(caf::io::broker* self, const node_context& ctx,
   self->request(ctx.leader, timeout, status_atom::value)
     .then(
       [c, members](node_status& s) {
+        c->doc["incarnation"] = hex(s.incarnation); // may have changed since start
         c->doc["applied"] = vv_json(s.applied, members);
         c->doc["applied_total"] = s.applied.total();
+        c->doc["retired"] = vv_json(s.retired, members);
+        c->doc["log_begin"] = s.log_begin;
+        auto from = s.transfer.from < members.size() ? members[s.transfer.from]
+                                                     : std::to_string(s.transfer.from);
+        c->doc["state_transfer"] =
+          s.transfer.active ? nlohmann::json{{"from", from},
+                                             {"keys_done", s.transfer.keys_done},
+                                             {"keys_total", s.transfer.keys_total}}
+                            : nlohmann::json(nullptr);
         c->doc["state_digest"] = hex(s.digest);
         c->doc["keys"] = s.keys;
         c->doc["log_entries"] = s.log_end;
@@ -72,7 +82,15 @@ void collect_status(caf::io::broker* self, const node_context& ctx,
                            {"unresolved", s.stats.unresolved},
                            {"pulls_sent", s.stats.pulls_sent},
                            {"pulled_events", s.stats.pulled_events},
-                           {"pull_events_served", s.stats.pull_events_served}};
+                           {"pull_events_served", s.stats.pull_events_served},
+                           {"log_compacted", s.stats.log_compacted},
+                           {"tombstones_collected", s.stats.tombstones_collected},
+                           {"transfers_received", s.stats.transfers_received},
+                           {"transfer_keys_received", s.stats.transfer_keys_received},
+                           {"transfers_served", s.stats.transfers_served},
+                           {"incarnations_taken", s.stats.incarnations_taken},
+                           {"incarnations_retired", s.stats.incarnations_retired},
+                           {"retired_rejected", s.stats.retired_rejected}};
         c->finish_one();
       },
       [c](caf::error&) {

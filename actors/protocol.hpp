@@ -74,6 +74,8 @@ struct node_status {
   uint32_t pending_resolutions = 0;
   uint64_t mailbox_peak = 0; ///< most messages seen waiting in the leader's mailbox
   bool pull_in_flight = false;
+  messages::version_vector retired; ///< retired incarnations -> final counters
+  transfer_progress transfer;       ///< the state transfer this node receives, if any
 };
 
 /// Converts mlr's error to CAF's, keeping the message as the error's context.
@@ -108,15 +110,22 @@ typename Inspector::result_type inspect(Inspector& f, replica_stats& x) {
            x.events_received, x.duplicates, x.applied_remote, x.buffered, x.buffered_peak,
            x.buffer_overflows, x.conflicts, x.resolved, x.unresolved, x.pulls_sent,
            x.pull_failures, x.pulled_events, x.pulls_served, x.pull_events_served,
-           x.incarnations_taken,
-           x.tombstones_collected, x.log_compacted);
+           x.incarnations_taken, x.tombstones_collected, x.log_compacted,
+           x.transfers_received, x.transfer_keys_received, x.transfers_served,
+           x.transfer_chunks_served, x.incarnations_retired, x.retired_rejected);
 }
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, node_status& x) {
   return f(caf::meta::type_name("mlr.node_status"), x.node, x.incarnation, x.applied, x.digest,
            x.stats, x.log_end, x.log_begin, x.keys, x.live_keys, x.pending_resolutions, x.mailbox_peak,
-           x.pull_in_flight);
+           x.pull_in_flight, x.retired, x.transfer);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, transfer_progress& x) {
+  return f(caf::meta::type_name("mlr.transfer_progress"), x.active, x.from, x.keys_done,
+           x.keys_total);
 }
 
 template <class Inspector>

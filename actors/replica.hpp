@@ -60,6 +60,12 @@ struct replica_config {
   std::shared_ptr<replica_observer> observer;
   /// Log entries kept even when stable (a window for slow peers to catch up from the log).
   uint64_t log_retention = 10000;
+  /// A state transfer whose receiver asked nothing for this long is dropped (its hold on
+  /// log compaction released).
+  uint64_t transfer_idle_ms = 30000;
+  /// Size of one state-transfer chunk: at most this many keys, or about this many bytes.
+  size_t transfer_chunk_keys = 1024;
+  size_t transfer_chunk_bytes = 1u << 20;
   /// Draws a new incarnation id; used when a peer shows this node a dot of its own beyond
   /// what it recovered (its past was lost). Empty: such a dot is only counted.
   std::function<uint64_t()> new_incarnation;
@@ -86,7 +92,25 @@ struct replica_stats {
   uint64_t incarnations_taken = 0; ///< new incarnations after a peer showed a lost dot
   uint64_t tombstones_collected = 0; ///< stable deletes forgotten
   uint64_t log_compacted = 0;      ///< stable log entries dropped
+  uint64_t transfers_received = 0; ///< state transfers this node completed as receiver
+  uint64_t transfer_keys_received = 0; ///< keys merged from state-transfer chunks
+  uint64_t transfers_served = 0;   ///< state transfers this node sent to the end
+  uint64_t transfer_chunks_served = 0;
+  uint64_t incarnations_retired = 0; ///< (origin, incarnation) entries folded into the table
+  uint64_t retired_rejected = 0;   ///< events of a retired incarnation above its final counter
 };
+
+/// A state transfer this node receives, as `status` shows it.
+struct transfer_progress {
+  bool active = false;
+  messages::node_index from = 0;
+  uint64_t keys_done = 0;
+  uint64_t keys_total = 0; ///< the sender's estimate
+};
+
+/// Keys starting with this are the cluster's own (retired incarnations now; topology
+/// later). Clients cannot write them.
+inline const std::string reserved_key_prefix = std::string("\0mlr:", 5);
 
 /// One conflict as the resolver saw it: its inputs and its decision.
 struct conflict_record {
@@ -160,8 +184,11 @@ public:
   std::optional<pull_plan> plan_pull(uint64_t now_ms, bool eager = false);
   /// The pull to `holder` went unanswered: the next plan asks another holder.
   void pull_failed();
-  /// Answers a pull from this node's log, in log order (a causal order).
-  messages::event_batch serve_pull(const messages::pull_request& req);
+  /// Answers a pull from this node's log, in log order (a causal order). When part of it
+  /// left the log (compacted), the answer says so and carries no events; the requester then
+  /// asks for a state transfer, whose chunks are answers to further pulls. Commit the store
+  /// before serving a `start_transfer` request: the snapshot holds only committed state.
+  messages::event_batch serve_pull(const messages::pull_request& req, uint64_t now_ms = 0);
   /// Takes a pull answer: like a batch, counted separately.
   receive_result receive_pulled(messages::event_batch batch, uint64_t now_ms,
                                 std::vector<conflict>& conflicts);
@@ -169,7 +196,18 @@ public:
   /// Stability and garbage collection (DESIGN.md): events every node holds, and with which
   /// nothing concurrent can still arrive, are stable; their tombstones are forgotten and
   /// their log entries dropped (keeping `log_retention` entries). Call it periodically.
-  void collect_garbage();
+  /// `now_ms` expires idle outgoing state transfers (0: never).
+  void collect_garbage(uint64_t now_ms = 0);
+  /// Retires this node's own earlier incarnations once every node holds all of them: a
+  /// write of the reserved key `\0mlr:retired:<node>` whose application (here and at every
+  /// node) folds them from the version vectors into the permanent table. The dot written,
+  /// if any.
+  std::optional<messages::dot> retire_incarnations(uint64_t now_ms,
+                                                   std::vector<conflict>& conflicts);
+  /// Retired (origin, incarnation) -> final counter: deps up to it count as covered, dots
+  /// above it are rejected.
+  const messages::version_vector& retired() const { return retired_; }
+  transfer_progress transfer() const;
   /// What is stable here: every event it covers is held everywhere.
   const messages::version_vector& stable() const { return stable_; }
 
@@ -203,6 +241,18 @@ private:
   // A peer holds a dot of this node's incarnation that this node does not: its past was
   // lost, so it must not issue those counters again.
   void check_own_dot(const messages::dot& d);
+  bool held(const messages::dot& d) const { return applied_.covers(d) || retired_.covers(d); }
+  // Moves (origin, incarnation) entries from the version vectors into the retired table.
+  void fold(const messages::version_vector& retiring);
+  void release_buffered(std::vector<conflict>& conflicts);
+  messages::event_batch serve_transfer(const messages::pull_request& req, uint64_t now_ms);
+  void merge_chunk(messages::node_index from, const messages::state_chunk& c,
+                   std::vector<conflict>& conflicts);
+  void finish_transfer(std::vector<conflict>& conflicts);
+  // An index slot for a dot held but not in the log (compacted, or came by state transfer).
+  static constexpr uint64_t not_in_log = UINT64_MAX;
+  // Index of where dot (s, c) sits in the log.
+  void index_position(const messages::dot& d, uint64_t pos);
   void record(conflict_record r);
 
   replica_config cfg_;
@@ -236,6 +286,32 @@ private:
   };
   std::optional<stability_candidate> candidate_;
   std::set<std::string> tombstoned_; // keys whose latest write was a delete
+  messages::version_vector retired_;
+  // Outgoing state transfers, by id: each holds a snapshot and holds back log compaction
+  // at the position where the snapshot was taken.
+  struct transfer_out {
+    messages::node_index to = 0;
+    std::unique_ptr<storage::state_snapshot> snap;
+    messages::version_vector snapshot_vv;
+    uint64_t hold = 0;
+    uint64_t keys_sent = 0;
+    uint64_t last_ms = 0;
+  };
+  std::map<uint64_t, transfer_out> transfers_out_;
+  uint64_t transfer_seq_ = 0;
+  // The incoming state transfer, if one is wanted or running (id 0: not started yet).
+  struct transfer_in {
+    messages::node_index from = 0;
+    uint64_t id = 0;
+    messages::version_vector snapshot;
+    messages::version_vector retired;
+    std::string after;
+    uint64_t keys_done = 0;
+    uint64_t keys_total = 0;
+    uint32_t failures = 0;
+    std::set<std::string> seen; // keys the snapshot had
+  };
+  std::optional<transfer_in> transfer_;
 };
 
 } // namespace mlr::actors

@@ -49,6 +49,7 @@ struct node_options {
   int64_t peer_timeout_ms = 2000;
   int64_t ack_timeout_ms = 1000;
   int64_t pull_grace_ms = 500;
+  uint64_t log_retention = 10000;
   std::string data_dir;
   std::string sync = "batch";
 };
@@ -110,7 +111,10 @@ po::options_description make_options(node_options& o) {
     ("ack-timeout-ms", po::value(&o.ack_timeout_ms)->default_value(o.ack_timeout_ms),
      "a batch unacknowledged this long is shipped again")
     ("pull-grace-ms", po::value(&o.pull_grace_ms)->default_value(o.pull_grace_ms),
-     "how long a gap in what this node knows exists may last before it pulls");
+     "how long a gap in what this node knows exists may last before it pulls")
+    ("log-retention", po::value(&o.log_retention)->default_value(o.log_retention),
+     "log entries kept after they became stable (held by every node), so a peer that was "
+     "away briefly catches up from the log; one further behind gets a state transfer");
   return desc;
 }
 
@@ -317,6 +321,18 @@ int main(int argc, char** argv) {
                        "' of cluster '" + *owner_cluster + "', not to node '" + o.id +
                        "' of cluster '" + o.cluster +
                        "'; point --data-dir at this node's own directory");
+    // Node indexes in version vectors come from the sorted membership: a directory written
+    // under another membership would read them as other nodes.
+    std::string joined;
+    for (auto& m : members)
+      joined += (joined.empty() ? "" : ",") + m;
+    if (auto was = store->get_meta("members");
+        was && joined.compare(0, was->size(), *was) != 0)
+      return bad_input("data directory '" + o.data_dir + "' was written by a cluster of members " +
+                       *was + "; this start names " + joined +
+                       ": node indexes would change. Start with the same members (new ones "
+                       "may only sort after the old), or start this node with an empty directory");
+    store->put_meta("members", joined);
     auto stored = store->get_meta("incarnation");
     bool clean = store->get_meta("clean") == std::optional<std::string>("1");
     if (stored && (sync != actors::sync_policy::none || clean))
@@ -344,6 +360,8 @@ int main(int argc, char** argv) {
   lc.replica.pull_grace_ms = static_cast<uint64_t>(o.pull_grace_ms);
   lc.replica.new_incarnation = actors::random_incarnation;
   lc.sync = sync;
+  lc.replica.log_retention = o.log_retention;
+  lc.log = [](const std::string& line) { spdlog::info("{}", line); };
   auto resolver = resolvers::builtin_resolver(o.resolver)(sys);
   auto leader = actors::spawn_leader(sys, lc, std::move(store), resolver);
 

@@ -94,6 +94,81 @@ result<std::vector<dot>> read_dots(capnp::List<wire::Dot>::Reader in,
   return out;
 }
 
+void write_vector(capnp::List<wire::Counter>::Builder out, const version_vector& vv,
+                  source_table& table) {
+  auto& entries = vv.entries();
+  for (unsigned i = 0; i < entries.size(); ++i) {
+    out[i].setSource(table.index_of(entries[i].first));
+    out[i].setCounter(entries[i].second);
+  }
+}
+
+void write_chunk(wire::StateChunk::Builder out, const state_chunk& c, source_table& table) {
+  out.setTransfer(c.transfer);
+  out.setDone(c.done);
+  out.setKeysTotal(c.keys_total);
+  out.setKeysSent(c.keys_sent);
+  write_vector(out.initSnapshot(static_cast<unsigned>(c.snapshot.size())), c.snapshot, table);
+  write_vector(out.initRetired(static_cast<unsigned>(c.retired.size())), c.retired, table);
+  auto keys = out.initKeys(static_cast<unsigned>(c.keys.size()));
+  for (unsigned i = 0; i < c.keys.size(); ++i) {
+    keys[i].setKey(as_bytes(c.keys[i].first));
+    auto& vs = c.keys[i].second;
+    auto versions = keys[i].initVersions(static_cast<unsigned>(vs.size()));
+    for (unsigned j = 0; j < vs.size(); ++j) {
+      versions[j].setSource(table.index_of(vs[j].id.origin));
+      versions[j].setCounter(vs[j].id.counter);
+      versions[j].setHlc(vs[j].time.value);
+      versions[j].setTombstone(vs[j].tombstone);
+      if (!vs[j].tombstone)
+        versions[j].setValue(as_bytes(vs[j].value));
+    }
+  }
+}
+
+result<version_vector> read_vector(capnp::List<wire::Counter>::Reader in,
+                                   const std::vector<source>& table, const char* field) {
+  auto entries = read_counters(in, table, field);
+  if (!entries)
+    return entries.err();
+  version_vector out;
+  for (auto& d : *entries)
+    out.advance(d);
+  return out;
+}
+
+result<state_chunk> read_chunk(wire::StateChunk::Reader in, const std::vector<source>& table) {
+  state_chunk out;
+  out.transfer = in.getTransfer();
+  out.done = in.getDone();
+  out.keys_total = in.getKeysTotal();
+  out.keys_sent = in.getKeysSent();
+  auto snapshot = read_vector(in.getSnapshot(), table, "snapshot vector");
+  if (!snapshot)
+    return snapshot.err();
+  out.snapshot = std::move(*snapshot);
+  auto retired = read_vector(in.getRetired(), table, "retired table");
+  if (!retired)
+    return retired.err();
+  out.retired = std::move(*retired);
+  out.keys.reserve(in.getKeys().size());
+  for (auto k : in.getKeys()) {
+    std::vector<version> vs;
+    for (auto v : k.getVersions()) {
+      if (v.getSource() >= table.size())
+        return malformed("state chunk version refers to source " +
+                         std::to_string(v.getSource()) + " but the table has " +
+                         std::to_string(table.size()));
+      if (v.getCounter() == 0 || v.getCounter() > max_counter)
+        return malformed("state chunk version has counter " + std::to_string(v.getCounter()));
+      vs.push_back(version{dot{table[v.getSource()], v.getCounter()}, hlc{v.getHlc()},
+                           v.getTombstone(), as_string(v.getValue())});
+    }
+    out.keys.emplace_back(as_string(k.getKey()), std::move(vs));
+  }
+  return out;
+}
+
 void build_batch(capnp::MessageBuilder& msg, const event_batch& batch) {
   auto root = msg.initRoot<wire::EventBatch>();
   root.setSender(batch.sender);
@@ -129,6 +204,9 @@ void build_batch(capnp::MessageBuilder& msg, const event_batch& batch) {
     else
       out.setPut(as_bytes(e.value));
   }
+  root.setCompacted(batch.compacted);
+  if (batch.chunk)
+    write_chunk(root.initChunk(), *batch.chunk, table);
   write_sources(root.initSources(static_cast<unsigned>(table.sources().size())), table.sources());
 }
 
@@ -170,6 +248,10 @@ frame encode(const pull_request& p) {
   capnp::MallocMessageBuilder msg;
   auto root = msg.initRoot<wire::PullRequest>();
   root.setRequester(p.requester);
+  root.setStartTransfer(p.start_transfer);
+  root.setTransfer(p.transfer);
+  if (!p.after_key.empty())
+    root.setAfterKey(as_bytes(p.after_key));
   source_table table;
   auto ranges = root.initRanges(static_cast<unsigned>(p.ranges.size()));
   for (unsigned i = 0; i < p.ranges.size(); ++i) {
@@ -190,6 +272,9 @@ result<pull_request> decode_pull(const frame& f, const decode_limits& limits) {
       return table.err();
     pull_request out;
     out.requester = root.getRequester();
+    out.start_transfer = root.getStartTransfer();
+    out.transfer = root.getTransfer();
+    out.after_key = as_string(root.getAfterKey());
     for (auto r : root.getRanges()) {
       if (r.getSource() >= table->size())
         return malformed("pull range refers to source " + std::to_string(r.getSource()) +
@@ -252,6 +337,13 @@ result<event_batch> decode_batch(const frame& f, const decode_limits& limits) {
         e.value = as_string(in.getPut());
       }
       out.events.push_back(std::move(e));
+    }
+    out.compacted = root.getCompacted();
+    if (root.hasChunk()) {
+      auto chunk = read_chunk(root.getChunk(), *table);
+      if (!chunk)
+        return chunk.err();
+      out.chunk = std::move(*chunk);
     }
     return out;
   });

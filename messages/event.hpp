@@ -9,6 +9,7 @@
 #include "messages/version_vector.hpp"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,10 +32,40 @@ struct event {
   std::string value;
 };
 
+/// One version of a key as a store keeps it; siblings are several of these.
+struct version {
+  dot id;
+  hlc time;
+  bool tombstone = false;
+  std::string value;
+
+  friend bool operator==(const version& a, const version& b) {
+    return a.id == b.id && a.time == b.time && a.tombstone == b.tombstone && a.value == b.value;
+  }
+};
+
+/// One chunk of a state transfer (DESIGN.md, "Offline and reconnect"): keys of a consistent
+/// snapshot of the sender's key state in ascending order, with the snapshot's version
+/// vector, so the receiver can merge them as a state CRDT.
+struct state_chunk {
+  uint64_t transfer = 0;          ///< id the sender gave the transfer
+  version_vector snapshot;        ///< what the snapshot covers
+  version_vector retired;         ///< the sender's retired-incarnation table
+  std::vector<std::pair<std::string, std::vector<version>>> keys;
+  bool done = false;              ///< the last chunk
+  uint64_t keys_total = 0;        ///< keys in the snapshot (an estimate on RocksDB)
+  uint64_t keys_sent = 0;         ///< keys sent so far, this chunk included
+};
+
 struct event_batch {
   node_index sender = 0;
   uint64_t epoch = 0;
   std::vector<event> events;
+  /// Pull answers only: part of what was asked left the sender's log (compacted, or it
+  /// arrived by state transfer): the requester should ask for a state transfer.
+  bool compacted = false;
+  /// Pull answers only: a chunk of a state transfer.
+  std::optional<state_chunk> chunk;
 };
 
 struct ack {
@@ -55,18 +86,12 @@ struct counter_range {
 struct pull_request {
   node_index requester = 0;
   std::vector<counter_range> ranges;
+  /// Asks for a new state transfer instead of events.
+  bool start_transfer = false;
+  /// Non-zero: the next chunk of this transfer, the keys after `after_key`.
+  uint64_t transfer = 0;
+  std::string after_key;
 };
 
-/// One version of a key as a store keeps it; siblings are several of these.
-struct version {
-  dot id;
-  hlc time;
-  bool tombstone = false;
-  std::string value;
-
-  friend bool operator==(const version& a, const version& b) {
-    return a.id == b.id && a.time == b.time && a.tombstone == b.tombstone && a.value == b.value;
-  }
-};
 
 } // namespace mlr::messages

@@ -53,6 +53,35 @@ struct EventBatch {
   sources @2 :List(Source);
   events @3 :List(Event);
   baseHlc @4 :UInt64;        # HLCs are physical milliseconds << 16 | logical; events carry deltas
+  compacted @5 :Bool;        # pull answer: what was asked left the sender's log; ask for a state transfer
+  chunk @6 :StateChunk;      # pull answer to a state-transfer request (sources index `sources`)
+}
+
+# One version of a key in a state transfer. `source` indexes the enclosing batch's sources.
+struct KeyVersion {
+  source @0 :UInt16;
+  counter @1 :UInt64;
+  hlc @2 :UInt64;
+  tombstone @3 :Bool;
+  value @4 :Data;
+}
+
+struct KeyState {
+  key @0 :Data;
+  versions @1 :List(KeyVersion);
+}
+
+# A chunk of a state transfer: keys of a consistent snapshot of the sender's key state, in
+# ascending key order. The receiver merges them as a state CRDT: a version survives if both
+# sides hold it, or if one side holds it and the other side's vector does not cover it.
+struct StateChunk {
+  transfer @0 :UInt64;            # id the sender gave this transfer
+  snapshot @1 :List(Counter);     # the snapshot's version vector
+  retired @2 :List(Counter);      # the sender's retired incarnations -> final counters
+  keys @3 :List(KeyState);
+  done @4 :Bool;                  # last chunk
+  keysTotal @5 :UInt64;           # keys in the snapshot (an estimate on RocksDB)
+  keysSent @6 :UInt64;            # keys sent so far, this chunk included
 }
 
 # The receiver's answer to a batch, sent on receipt (before causal delivery).
@@ -78,6 +107,9 @@ struct PullRequest {
   requester @0 :UInt32;
   sources @1 :List(Source);
   ranges @2 :List(Range);
+  startTransfer @3 :Bool;    # ask for a state transfer (after an answer marked `compacted`)
+  transfer @4 :UInt64;       # non-zero: the next chunk of this transfer...
+  afterKey @5 :Data;         # ...with the keys after this one
 }
 
 # --- Between processes ---------------------------------------------------------------

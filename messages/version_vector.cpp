@@ -61,6 +61,12 @@ void version_vector::merge(const version_vector& other) {
     advance(dot{s, c});
 }
 
+void version_vector::erase(const source& s) {
+  auto i = find_entry(entries_, s);
+  if (i != entries_.end() && i->first == s)
+    entries_.erase(i);
+}
+
 void version_vector::intersect(const version_vector& other) {
   std::vector<entry> out;
   for (auto& [s, c] : entries_) {

@@ -38,6 +38,9 @@ public:
   /// Entry-wise maximum.
   void merge(const version_vector& other);
 
+  /// Drops the entry of `s` (a retired incarnation folded into the permanent table).
+  void erase(const source& s);
+
   /// Entry-wise minimum: what both vectors cover.
   void intersect(const version_vector& other);
 

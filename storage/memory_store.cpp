@@ -7,6 +7,34 @@ namespace mlr::storage {
 
 namespace {
 
+using key_map = std::map<std::string, std::vector<messages::version>>;
+
+// A copy of the key map: the memory store is for demos and tests, where that is cheap.
+class memory_snapshot final : public state_snapshot {
+public:
+  explicit memory_snapshot(key_map keys) : keys_(std::move(keys)) {}
+
+  chunk read(const std::string& after, bool from_start, size_t max_keys,
+             size_t max_bytes) override {
+    chunk out;
+    size_t bytes = 0;
+    auto i = from_start ? keys_.begin() : keys_.upper_bound(after);
+    for (; i != keys_.end() && out.keys.size() < max_keys && bytes < max_bytes; ++i) {
+      bytes += i->first.size();
+      for (auto& v : i->second)
+        bytes += v.value.size() + 32;
+      out.keys.emplace_back(i->first, i->second);
+    }
+    out.more = i != keys_.end();
+    return out;
+  }
+
+  uint64_t estimated_keys() const override { return keys_.size(); }
+
+private:
+  key_map keys_;
+};
+
 class memory_store final : public store {
 public:
   const std::vector<messages::version>* find(const std::string& key) const override {
@@ -55,10 +83,13 @@ public:
   result<bool> commit(bool) override { return true; }
   result<bool> sync() override { return true; }
   bool durable() const override { return false; }
+  std::unique_ptr<state_snapshot> snapshot() const override {
+    return std::make_unique<memory_snapshot>(keys_);
+  }
 
 private:
   // Ordered, so that for_each (and so the digest) needs no sort.
-  std::map<std::string, std::vector<messages::version>> keys_;
+  key_map keys_;
   std::deque<log_entry> log_; // deque: appends never move earlier entries
   uint64_t begin_ = 0;
   std::map<std::string, std::string> meta_;

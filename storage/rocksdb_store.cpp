@@ -27,6 +27,50 @@ std::string position_key(uint64_t pos) {
   return k;
 }
 
+// A RocksDB snapshot of the state column family: reads see the committed state as it was
+// when the snapshot was taken, whatever the leader writes meanwhile.
+class rocksdb_snapshot final : public state_snapshot {
+public:
+  rocksdb_snapshot(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf)
+    : db_(db), cf_(cf), snap_(db->GetSnapshot()) {
+    uint64_t n = 0;
+    if (db_->GetIntProperty(cf_, "rocksdb.estimate-num-keys", &n))
+      estimate_ = n;
+  }
+  ~rocksdb_snapshot() override { db_->ReleaseSnapshot(snap_); }
+
+  chunk read(const std::string& after, bool from_start, size_t max_keys,
+             size_t max_bytes) override {
+    rocksdb::ReadOptions ro;
+    ro.snapshot = snap_;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_));
+    if (from_start) {
+      it->SeekToFirst();
+    } else {
+      it->Seek(after);
+      if (it->Valid() && it->key() == rocksdb::Slice(after))
+        it->Next();
+    }
+    chunk out;
+    size_t bytes = 0;
+    for (; it->Valid() && out.keys.size() < max_keys && bytes < max_bytes; it->Next()) {
+      bytes += it->key().size() + it->value().size();
+      if (auto vs = deserialize_versions(it->value().ToString()))
+        out.keys.emplace_back(it->key().ToString(), std::move(*vs));
+    }
+    out.more = it->Valid();
+    return out;
+  }
+
+  uint64_t estimated_keys() const override { return estimate_; }
+
+private:
+  rocksdb::DB* db_;
+  rocksdb::ColumnFamilyHandle* cf_;
+  const rocksdb::Snapshot* snap_;
+  uint64_t estimate_ = 0;
+};
+
 class rocksdb_store final : public store {
 public:
   rocksdb_store(std::unique_ptr<rocksdb::DB> db, std::vector<rocksdb::ColumnFamilyHandle*> cfs)
@@ -179,6 +223,10 @@ public:
   }
 
   bool durable() const override { return true; }
+
+  std::unique_ptr<state_snapshot> snapshot() const override {
+    return std::make_unique<rocksdb_snapshot>(db_.get(), state_cf_);
+  }
 
 private:
   std::unique_ptr<rocksdb::DB> db_;

@@ -35,6 +35,23 @@ struct log_entry {
   messages::seen_by forward;
 };
 
+/// A consistent, read-only view of a store's committed key state: what a state transfer
+/// sends, in chunks, while the leader goes on writing.
+class state_snapshot {
+public:
+  virtual ~state_snapshot() = default;
+  struct chunk {
+    std::vector<std::pair<std::string, std::vector<messages::version>>> keys;
+    bool more = false; ///< keys remain after this chunk
+  };
+  /// Up to `max_keys` keys in ascending order (fewer once about `max_bytes` were read),
+  /// after `after`, or from the first key when `from_start`.
+  virtual chunk read(const std::string& after, bool from_start, size_t max_keys,
+                     size_t max_bytes) = 0;
+  /// Keys in the snapshot (an estimate on RocksDB): for progress reports.
+  virtual uint64_t estimated_keys() const = 0;
+};
+
 class store {
 public:
   virtual ~store() = default;
@@ -72,6 +89,10 @@ public:
   virtual result<bool> sync() = 0;
   /// False for the memory store: nothing survives the process.
   virtual bool durable() const = 0;
+
+  /// A consistent view of the committed key state (commit first: what was written since
+  /// the last commit is not in it). It stays valid while the store lives.
+  virtual std::unique_ptr<state_snapshot> snapshot() const = 0;
 };
 
 std::unique_ptr<store> make_memory_store();

@@ -1,0 +1,114 @@
+// The replica's garbage collection (DESIGN.md, "Stability and garbage collection"):
+// stability from gossiped vectors, tombstones and log entries dropped once stable, and
+// retired incarnations folded into the permanent table.
+
+#include "actors/replica.hpp"
+
+#include "storage/serialize.hpp"
+
+#include <algorithm>
+#include <functional>
+
+namespace mlr::actors {
+
+using messages::dot;
+using messages::event;
+using messages::version;
+
+void replica::fold(const messages::version_vector& retiring) {
+  for (auto& [s, final_counter] : retiring.entries()) {
+    if (s == self_)
+      continue; // the running incarnation is never retired
+    if (retired_.get(s) == 0)
+      ++stats_.incarnations_retired;
+    retired_.advance(dot{s, std::max(final_counter, applied_.get(s))});
+    applied_.erase(s);
+    applied_at_last_write_.erase(s);
+    stable_.erase(s);
+    positions_.erase(s);
+    gaps_.erase(s);
+    for (auto& [node, vv] : reported_)
+      vv.erase(s);
+    if (candidate_) {
+      candidate_->meet.erase(s);
+      candidate_->join.erase(s);
+    }
+  }
+}
+
+std::optional<dot> replica::retire_incarnations(uint64_t now_ms, std::vector<conflict>& conflicts) {
+  // Earlier incarnations of this node that every node holds entirely: stable at their
+  // counter here means every node reported exactly that counter, and nobody can add to
+  // them (this node runs a newer incarnation).
+  messages::version_vector retiring;
+  for (auto& [s, c] : applied_.entries())
+    if (s.node == self_.node && s.incarnation != self_.incarnation && stable_.get(s) >= c)
+      retiring.advance(dot{s, c});
+  if (retiring.empty())
+    return std::nullopt;
+  write_request w;
+  w.key = reserved_key_prefix + "retired:" + std::to_string(self_.node);
+  w.value = storage::serialize(retiring);
+  return write(w, now_ms, conflicts); // applying it folds them here; the others follow
+}
+
+void replica::collect_garbage(uint64_t now_ms) {
+  // Outgoing transfers nobody asked about for a while are abandoned.
+  if (now_ms > 0)
+    for (auto i = transfers_out_.begin(); i != transfers_out_.end();)
+      i = now_ms - i->second.last_ms > cfg_.transfer_idle_ms ? transfers_out_.erase(i)
+                                                             : std::next(i);
+  auto members = cfg_.forward_to.size();
+  if (members == 0 || reported_.size() + 1 < members)
+    return; // not every node has been heard from: nothing can be stable yet
+  if (candidate_ && applied_.covers(candidate_->join))
+    stable_.merge(candidate_->meet);
+  stability_candidate next{applied_, applied_};
+  for (auto& [node, vv] : reported_) {
+    next.meet.intersect(vv);
+    next.join.merge(vv);
+  }
+  candidate_ = std::move(next);
+
+  // Deletes that are stable and alone: forget the key.
+  for (auto i = tombstoned_.begin(); i != tombstoned_.end();) {
+    auto* versions = store_->find(*i);
+    bool only_stable_tombstones =
+      versions && std::all_of(versions->begin(), versions->end(), [&](const version& v) {
+        return v.tombstone && (stable_.covers(v.id) || retired_.covers(v.id));
+      });
+    bool any_live = versions && std::any_of(versions->begin(), versions->end(),
+                                            [](const version& v) { return !v.tombstone; });
+    if (only_stable_tombstones) {
+      store_->erase(*i);
+      ++stats_.tombstones_collected;
+      i = tombstoned_.erase(i);
+    } else if (!versions || any_live) {
+      i = tombstoned_.erase(i); // a later put revived it; a later delete re-adds it
+    } else {
+      ++i;
+    }
+  }
+
+  // Stable log prefix, beyond the retention window: drop it.
+  auto begin = store_->log_begin();
+  auto end = shippable_end();
+  // A receiver of a state transfer resumes from the log where the snapshot was taken.
+  for (auto& [id, t] : transfers_out_)
+    end = std::min(end, t.hold);
+  if (end <= begin + cfg_.log_retention)
+    return;
+  end -= cfg_.log_retention;
+  auto pos = begin;
+  for (; pos < end; ++pos) {
+    auto* e = store_->read(pos);
+    if (!e || !(stable_.covers(e->ev.id) || retired_.covers(e->ev.id)))
+      break;
+  }
+  if (pos > begin) {
+    store_->truncate_log(pos);
+    stats_.log_compacted += store_->log_begin() - begin;
+  }
+}
+
+} // namespace mlr::actors

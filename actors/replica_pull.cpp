@@ -1,0 +1,328 @@
+// The replica's pull side (DESIGN.md, "Causal metadata"): gossiped version vectors, gaps
+// that made no progress for the grace period, one holder asked at a time; and the state
+// transfer that answers a pull for what left the holder's log.
+
+#include "actors/replica.hpp"
+
+#include <algorithm>
+#include <functional>
+#include <cstdint>
+
+namespace mlr::actors {
+
+using messages::dot;
+using messages::event;
+using messages::version;
+
+void replica::observe_report(messages::node_index node, const messages::version_vector& vv) {
+  if (node == cfg_.self)
+    return;
+  check_own_dot(dot{self_, vv.get(self_)});
+  auto& r = reported_[node];
+  r.merge(vv);
+  for (auto& [s, c] : retired_.entries())
+    r.erase(s); // a node that has not folded it yet still reports it
+}
+
+messages::version_vector replica::known() const {
+  auto out = applied_;
+  for (auto& [node, vv] : reported_)
+    out.merge(vv);
+  return out;
+}
+
+std::optional<replica::pull_plan> replica::plan_pull(uint64_t now_ms, bool eager) {
+  if (transfer_) {
+    // A state transfer goes first: chunk after chunk, from one holder.
+    pull_plan plan;
+    plan.holder = transfer_->from;
+    plan.request.requester = cfg_.self;
+    plan.request.start_transfer = transfer_->id == 0;
+    plan.request.transfer = transfer_->id;
+    plan.request.after_key = transfer_->after;
+    ++stats_.pulls_sent;
+    return plan;
+  }
+  // What this node knows exists: gossiped vectors, plus what buffered events wait for.
+  auto wanted = known();
+  buffer_.for_each([&](const event& e) {
+    wanted.advance(dot{e.id.origin, e.id.counter - 1});
+    for (auto& d : e.deps)
+      wanted.advance(d);
+  });
+  // A gap is due when it made no progress for the grace period.
+  std::vector<messages::source> due;
+  for (auto i = gaps_.begin(); i != gaps_.end();)
+    i = wanted.get(i->first) > applied_.get(i->first) ? std::next(i) : gaps_.erase(i);
+  for (auto& [s, target] : wanted.entries()) {
+    auto have = applied_.get(s);
+    if (target <= have || retired_.get(s) > 0)
+      continue;
+    auto [it, fresh] = gaps_.try_emplace(s, gap{now_ms, have});
+    auto& g = it->second;
+    if (eager) {
+      due.push_back(s);
+      continue;
+    }
+    if (fresh || have > g.applied_then) {
+      g = gap{now_ms, have};
+      continue;
+    }
+    if (now_ms - g.since_ms >= cfg_.pull_grace_ms)
+      due.push_back(s);
+  }
+  if (due.empty())
+    return std::nullopt;
+  // Holders of the first due source's next event, in index order; rotate on failures.
+  std::vector<messages::node_index> holders;
+  for (auto& [node, vv] : reported_)
+    if (vv.get(due.front()) > applied_.get(due.front()))
+      holders.push_back(node);
+  if (holders.empty())
+    return std::nullopt; // only buffered deps name it; gossip will tell who holds it
+  pull_plan plan;
+  plan.holder = holders[pull_rotation_ % holders.size()];
+  plan.request.requester = cfg_.self;
+  auto& holder_vv = reported_[plan.holder];
+  for (auto& s : due) {
+    auto first = applied_.get(s) + 1;
+    auto last = std::min(wanted.get(s), holder_vv.get(s));
+    // Leave out what already waits in the buffer: it needs no second copy.
+    for (auto c = first; c <= last; ++c) {
+      if (buffer_.contains(dot{s, c})) {
+        if (c > first)
+          plan.request.ranges.push_back(messages::counter_range{s, first, c - 1});
+        first = c + 1;
+      }
+    }
+    if (first <= last)
+      plan.request.ranges.push_back(messages::counter_range{s, first, last});
+    gaps_[s] = gap{now_ms, applied_.get(s)}; // the next pull waits another grace period
+  }
+  if (plan.request.ranges.empty())
+    return std::nullopt;
+  ++stats_.pulls_sent;
+  return plan;
+}
+
+void replica::pull_failed() {
+  ++stats_.pull_failures;
+  ++pull_rotation_;
+  // A transfer survives a lost chunk or two; then another holder is asked from scratch
+  // (merging is idempotent, so chunks already merged do no harm).
+  if (transfer_ && ++transfer_->failures >= 3)
+    transfer_.reset();
+}
+
+transfer_progress replica::transfer() const {
+  transfer_progress out;
+  if (transfer_) {
+    out.active = true;
+    out.from = transfer_->from;
+    out.keys_done = transfer_->keys_done;
+    out.keys_total = transfer_->keys_total;
+  }
+  return out;
+}
+
+messages::event_batch replica::serve_pull(const messages::pull_request& req, uint64_t now_ms) {
+  ++stats_.pulls_served;
+  if (req.start_transfer || req.transfer != 0)
+    return serve_transfer(req, now_ms);
+  std::vector<uint64_t> wanted;
+  messages::event_batch out;
+  out.sender = cfg_.self;
+  for (auto& r : req.ranges) {
+    auto i = positions_.find(r.origin);
+    auto held_up_to = std::min(r.last, applied_.get(r.origin));
+    auto indexed = i == positions_.end() ? 0 : i->second.size();
+    for (auto c = r.first; c <= held_up_to; ++c) {
+      auto pos = c <= indexed ? i->second[c - 1] : not_in_log;
+      if (pos == not_in_log || pos < store_->log_begin()) {
+        // Held, but no longer in the log: only a state transfer can bring it.
+        out.compacted = true;
+        return out;
+      }
+      wanted.push_back(pos);
+      if (wanted.size() >= cfg_.max_pull_events)
+        break;
+    }
+    if (wanted.size() >= cfg_.max_pull_events)
+      break;
+  }
+  std::sort(wanted.begin(), wanted.end());
+  while (!wanted.empty() && wanted.back() >= shippable_end())
+    wanted.pop_back(); // not durable yet: a power cut could still take it from us
+  for (auto p : wanted)
+    out.events.push_back(store_->read(p)->ev);
+  stats_.events_sent += out.events.size();
+  stats_.pull_events_served += out.events.size();
+  return out;
+}
+
+replica::receive_result replica::receive_pulled(messages::event_batch batch, uint64_t now_ms,
+                                                std::vector<conflict>& conflicts) {
+  if (batch.chunk) {
+    merge_chunk(batch.sender, *batch.chunk, conflicts);
+    return {};
+  }
+  if (batch.compacted) {
+    // What we asked for left the holder's log. Ask it for its state; a transfer that was
+    // running (and that the holder no longer knows) starts again.
+    transfer_.reset();
+    transfer_.emplace();
+    transfer_->from = batch.sender;
+    return {};
+  }
+  stats_.pulled_events += batch.events.size();
+  return receive(std::move(batch), now_ms, conflicts);
+}
+
+messages::event_batch replica::serve_transfer(const messages::pull_request& req,
+                                              uint64_t now_ms) {
+  messages::event_batch out;
+  out.sender = cfg_.self;
+  uint64_t id = req.transfer;
+  if (req.start_transfer) {
+    for (auto i = transfers_out_.begin(); i != transfers_out_.end();)
+      i = i->second.to == req.requester ? transfers_out_.erase(i) : std::next(i);
+    // Ids differ across restarts of this node, so a stale id is never mistaken for a new one.
+    id = (self_.incarnation << 16) ^ ++transfer_seq_;
+    transfer_out t;
+    t.to = req.requester;
+    t.snap = store_->snapshot();
+    t.snapshot_vv = applied_;
+    t.hold = shippable_end();
+    transfers_out_.emplace(id, std::move(t));
+  }
+  auto i = transfers_out_.find(id);
+  if (i == transfers_out_.end()) {
+    out.compacted = true; // unknown (expired, or this node restarted): start again
+    return out;
+  }
+  auto& t = i->second;
+  t.last_ms = now_ms;
+  auto got = t.snap->read(req.after_key, req.start_transfer, cfg_.transfer_chunk_keys,
+                          cfg_.transfer_chunk_bytes);
+  messages::state_chunk chunk;
+  chunk.transfer = id;
+  chunk.snapshot = t.snapshot_vv;
+  chunk.retired = retired_;
+  t.keys_sent += got.keys.size();
+  chunk.keys_sent = t.keys_sent;
+  chunk.keys_total = std::max(t.snap->estimated_keys(), t.keys_sent);
+  chunk.keys = std::move(got.keys);
+  chunk.done = !got.more;
+  ++stats_.transfer_chunks_served;
+  if (chunk.done) {
+    ++stats_.transfers_served;
+    transfers_out_.erase(i);
+  }
+  out.chunk = std::move(chunk);
+  return out;
+}
+
+namespace {
+
+// The state-CRDT merge of DESIGN.md: a version survives if both sides hold it, or if one
+// side holds it and the other side's vector does not cover its dot.
+std::vector<version> merge_versions(const std::vector<version>& mine,
+                                    const std::vector<version>& theirs,
+                                    const std::function<bool(const dot&)>& i_cover,
+                                    const std::function<bool(const dot&)>& they_cover,
+                                    bool& both_sides) {
+  auto in = [](const std::vector<version>& xs, const dot& d) {
+    return std::any_of(xs.begin(), xs.end(), [&](const version& v) { return v.id == d; });
+  };
+  std::vector<version> out;
+  bool mine_only = false;
+  bool theirs_only = false;
+  for (auto& v : mine)
+    if (in(theirs, v.id) || !they_cover(v.id)) {
+      out.push_back(v);
+      mine_only |= !in(theirs, v.id);
+    }
+  for (auto& v : theirs)
+    if (!in(mine, v.id) && !i_cover(v.id)) {
+      out.push_back(v);
+      theirs_only = true;
+    }
+  std::sort(out.begin(), out.end(), [](const version& a, const version& b) { return a.id < b.id; });
+  both_sides = mine_only && theirs_only;
+  return out;
+}
+
+} // namespace
+
+void replica::merge_chunk(messages::node_index from, const messages::state_chunk& c,
+                          std::vector<conflict>& conflicts) {
+  if (!transfer_ || transfer_->from != from || (transfer_->id != 0 && transfer_->id != c.transfer))
+    return; // a late answer to a transfer given up on
+  auto& t = *transfer_;
+  t.id = c.transfer;
+  t.snapshot = c.snapshot;
+  t.retired = c.retired;
+  t.failures = 0;
+  auto i_cover = [&](const dot& d) { return held(d); };
+  auto they_cover = [&](const dot& d) { return c.snapshot.covers(d) || c.retired.covers(d); };
+  for (auto& [key, theirs] : c.keys) {
+    t.seen.insert(key);
+    auto* current = store_->find(key);
+    static const std::vector<version> none;
+    const auto& mine = current ? *current : none;
+    bool both_sides = false;
+    auto merged = merge_versions(mine, theirs, i_cover, they_cover, both_sides);
+    if (merged == mine)
+      continue;
+    if (std::any_of(merged.begin(), merged.end(), [](const version& v) { return v.tombstone; }))
+      tombstoned_.insert(key);
+    if (both_sides) {
+      ++stats_.conflicts; // concurrent versions met: the resolver decides, as for events
+      conflicts.push_back(conflict{key, merged});
+    }
+    if (merged.empty())
+      store_->erase(key);
+    else
+      store_->assign(key, std::move(merged));
+  }
+  stats_.transfer_keys_received += c.keys.size();
+  if (!c.keys.empty())
+    t.after = c.keys.back().first;
+  t.keys_done = c.keys_sent;
+  t.keys_total = c.keys_total;
+  if (c.done)
+    finish_transfer(conflicts);
+}
+
+void replica::finish_transfer(std::vector<conflict>& conflicts) {
+  auto& t = *transfer_;
+  // Keys the snapshot lacks: the sender collected them (stable deletes), so what it covers
+  // of them is gone; what it does not cover is newer and stays.
+  std::vector<std::pair<std::string, std::vector<version>>> changed;
+  store_->for_each([&](const std::string& key, const std::vector<version>& mine) {
+    if (t.seen.count(key))
+      return;
+    std::vector<version> kept;
+    for (auto& v : mine)
+      if (!t.snapshot.covers(v.id) && !t.retired.covers(v.id))
+        kept.push_back(v);
+    if (kept.size() != mine.size())
+      changed.emplace_back(key, std::move(kept));
+  });
+  for (auto& [key, kept] : changed) {
+    if (kept.empty())
+      store_->erase(key);
+    else
+      store_->assign(key, std::move(kept));
+  }
+  // The vector jumps: this node now holds everything the snapshot covered. It has no log
+  // entries for those events, so its tree children get them by pull (or by transfer).
+  applied_.merge(t.snapshot);
+  fold(t.retired);
+  ++stats_.transfers_received;
+  transfer_.reset();
+  release_buffered(conflicts);
+  stats_.buffered = buffer_.size();
+}
+
+} // namespace mlr::actors
