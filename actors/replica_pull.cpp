@@ -73,20 +73,30 @@ std::optional<replica::pull_plan> replica::plan_pull(uint64_t now_ms, bool eager
   }
   if (due.empty())
     return std::nullopt;
-  // Holders of the first due source's next event, in index order; rotate on failures.
+  // Sources that only buffered events name and no gossiped vector shows: a node retired
+  // them (so it no longer reports them), or their holders were not heard from yet. They go
+  // first, asked of every peer in turn: one that retired them answers "compacted", and the
+  // state transfer that follows brings their state and the retired table.
+  auto reported = [&](const messages::source& s) {
+    return std::any_of(reported_.begin(), reported_.end(),
+                       [&](auto& r) { return r.second.get(s) > applied_.get(s); });
+  };
+  auto unknown = std::find_if(due.begin(), due.end(), [&](auto& s) { return !reported(s); });
+  auto target = unknown != due.end() ? *unknown : due.front();
+  // Holders of the target's next event, in index order; rotate on failures.
   std::vector<messages::node_index> holders;
   for (auto& [node, vv] : reported_)
-    if (vv.get(due.front()) > applied_.get(due.front()))
+    if (!reported(target) || vv.get(target) > applied_.get(target))
       holders.push_back(node);
   if (holders.empty())
-    return std::nullopt; // only buffered deps name it; gossip will tell who holds it
+    return std::nullopt; // nobody heard from yet
   pull_plan plan;
   plan.holder = holders[pull_rotation_ % holders.size()];
   plan.request.requester = cfg_.self;
   auto& holder_vv = reported_[plan.holder];
   for (auto& s : due) {
     auto first = applied_.get(s) + 1;
-    auto last = std::min(wanted.get(s), holder_vv.get(s));
+    auto last = std::min(wanted.get(s), reported(s) ? holder_vv.get(s) : wanted.get(s));
     // Leave out what already waits in the buffer: it needs no second copy.
     for (auto c = first; c <= last; ++c) {
       if (buffer_.contains(dot{s, c})) {
@@ -133,6 +143,10 @@ messages::event_batch replica::serve_pull(const messages::pull_request& req, uin
   messages::event_batch out;
   out.sender = cfg_.self;
   for (auto& r : req.ranges) {
+    if (retired_.get(r.origin) >= r.first) {
+      out.compacted = true; // retired here: its state comes with a state transfer
+      return out;
+    }
     auto i = positions_.find(r.origin);
     auto held_up_to = std::min(r.last, applied_.get(r.origin));
     auto indexed = i == positions_.end() ? 0 : i->second.size();
@@ -175,6 +189,8 @@ replica::receive_result replica::receive_pulled(messages::event_batch batch, uin
     return {};
   }
   stats_.pulled_events += batch.events.size();
+  if (batch.events.empty())
+    ++pull_rotation_; // this holder had none of it: ask another next time
   return receive(std::move(batch), now_ms, conflicts);
 }
 

@@ -6,6 +6,8 @@
 
 #include <sys/stat.h>
 
+#include <filesystem>
+
 #include <atomic>
 #include <mutex>
 #include <random>
@@ -124,4 +126,74 @@ TEST_CASE("durable: a data directory of another node is refused; a damaged one i
   CHECK(damaged.first == 1);
   CHECK(damaged.second.find("cannot open data directory") != std::string::npos);
   CHECK(damaged.second.find("move it away") != std::string::npos);
+
+  // The same node under a membership that would renumber the nodes: refused.
+  auto moved = c.dir() + "/renumbered.txt";
+  {
+    std::ofstream f(moved);
+    f << "cluster itest\ntopology mesh\nnode a-new 127.0.0.1:" << free_port()
+      << "\nnode n0 127.0.0.1:" << c.ports(0).peer << "\nnode n1 127.0.0.1:" << c.ports(1).peer
+      << "\n";
+  }
+  auto renumbered = run_command({MLR_NODE_BIN, "--id", "n0", "--cluster-file", moved,
+                                 "--data-dir", c.data_dir(0)});
+  CHECK(renumbered.first == 2);
+  CHECK(renumbered.second.find("node indexes would change") != std::string::npos);
+}
+
+TEST_CASE("durable mesh N=3: a node wiped after its peers compacted their logs catches up by "
+          "state transfer, and its old incarnation is retired everywhere") {
+  process_cluster c(3, "mesh", {"--log-retention", "0"}, "batch");
+  auto a = c.connect(0);
+  auto z = c.connect(2);
+  for (int k = 0; k < 400; ++k) {
+    REQUIRE(a->put("a" + std::to_string(k), std::string(100, 'a')));
+    if (k % 4 == 0)
+      REQUIRE(z->put("z" + std::to_string(k), "old n2"));
+  }
+  REQUIRE(c.wait_converged());
+  // Every node's log is compacted: what n2 will lack is no longer in any log.
+  REQUIRE(eventually(
+    [&] {
+      for (size_t i = 0; i < 3; ++i)
+        if ((*c.status(i))["log_begin"].get<uint64_t>() < 400)
+          return false;
+      return true;
+    },
+    20s));
+  auto old_incarnation = (*c.status(2))["incarnation"].get<std::string>();
+  c.node(2).kill_hard();
+  std::filesystem::remove_all(c.data_dir(2));
+  c.start(2);
+  REQUIRE(c.wait_ready(2));
+  INFO(c.logs());
+  REQUIRE(c.wait_converged(30s));
+  auto s2 = *c.status(2);
+  CHECK(s2["incarnation"].get<std::string>() != old_incarnation);
+  CHECK(s2["stats"]["transfers_received"].get<uint64_t>() >= 1);
+  CHECK(s2["stats"]["transfer_keys_received"].get<uint64_t>() >= 500);
+  CHECK(s2["keys"].get<uint64_t>() >= 500);
+  auto n2_log = read_file(c.dir() + "/n2.log");
+  CHECK(n2_log.find("state transfer from") != std::string::npos);
+  CHECK(n2_log.find("done:") != std::string::npos);
+
+  // Its next writes reach everyone.
+  REQUIRE(c.connect(2)->put("after-wipe", "new n2"));
+  REQUIRE(c.wait_converged(20s));
+  auto got = c.connect(0)->get("after-wipe");
+  REQUIRE(got);
+  REQUIRE(got->siblings.size() == 1);
+
+  // The old incarnation leaves every version vector for the retired table.
+  REQUIRE(eventually(
+    [&] {
+      for (size_t i = 0; i < 3; ++i) {
+        auto s = *c.status(i);
+        if (s["applied"].size() > 3 || s["retired"].size() != 1)
+          return false;
+      }
+      return true;
+    },
+    20s));
+  CHECK(c.wait_converged());
 }

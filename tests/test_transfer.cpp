@@ -1,0 +1,270 @@
+// State transfer and retired incarnations on the CAF-free replica, driven step by step:
+// the snapshot merge rule, a node restarted empty that catches up by chunks after its
+// peers compacted their logs, and version vectors that stay small across 20 empty restarts.
+
+#include "actors/replica.hpp"
+#include "storage/serialize.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <memory>
+
+using namespace mlr;
+using namespace mlr::actors;
+using messages::dot;
+
+namespace {
+
+write_request put(const std::string& k, const std::string& v) {
+  return write_request{k, messages::op_kind::put, v, false, {}};
+}
+
+// A mesh of replicas with memory stores, moved by hand: ship logs, gossip, pull, collect.
+struct mesh {
+  explicit mesh(size_t n, uint64_t retention = 10000, size_t chunk_keys = 1024)
+    : size(n), retention(retention), chunk_keys(chunk_keys) {
+    for (messages::node_index i = 0; i < n; ++i)
+      nodes.push_back(make(i));
+  }
+
+  std::unique_ptr<replica> make(messages::node_index self) {
+    replica_config cfg;
+    cfg.self = self;
+    cfg.incarnation = ++incarnations;
+    cfg.forward_to.resize(size);
+    for (messages::node_index n = 0; n < size; ++n)
+      if (n != self)
+        cfg.forward_to[self].push_back(n);
+    cfg.log_retention = retention;
+    cfg.transfer_chunk_keys = chunk_keys;
+    cfg.pull_grace_ms = 10;
+    return std::make_unique<replica>(cfg, storage::make_memory_store());
+  }
+
+  // Node `i` loses everything and starts again under a new incarnation.
+  void restart_empty(messages::node_index i) {
+    nodes[i] = make(i);
+    for (auto& [pair, cur] : cursors)
+      if (pair.first == i || pair.second == i)
+        cur = 0;
+  }
+
+  replica& operator[](size_t i) { return *nodes[i]; }
+
+  // Everything `from` has to ship to `to` since the last time.
+  void ship(messages::node_index from, messages::node_index to) {
+    auto& cur = cursors[{from, to}];
+    auto got = nodes[from]->fetch(to, cur, 1u << 20, 1u << 20);
+    cur = got.next;
+    if (!got.batch.events.empty())
+      nodes[to]->receive(std::move(got.batch), now, conflicts);
+  }
+
+  void gossip() {
+    for (messages::node_index a = 0; a < size; ++a)
+      for (messages::node_index b = 0; b < size; ++b)
+        if (a != b)
+          nodes[b]->observe_report(a, nodes[a]->applied());
+  }
+
+  // One pull (or one state-transfer chunk) for node `i`, if it has one due.
+  bool pull(messages::node_index i) {
+    now += 100;
+    auto plan = nodes[i]->plan_pull(now, true);
+    if (!plan)
+      return false;
+    auto answer = nodes[plan->holder]->serve_pull(plan->request, now);
+    nodes[i]->receive_pulled(std::move(answer), now, conflicts);
+    return true;
+  }
+
+  // Ships, gossips, pulls and collects until nothing moves.
+  void settle(int rounds = 50) {
+    for (int r = 0; r < rounds; ++r) {
+      for (messages::node_index a = 0; a < size; ++a)
+        for (messages::node_index b = 0; b < size; ++b)
+          if (a != b)
+            ship(a, b);
+      gossip();
+      for (messages::node_index a = 0; a < size; ++a) {
+        for (int k = 0; k < 1000 && pull(a); ++k) {
+        }
+        nodes[a]->collect_garbage(now);
+        nodes[a]->retire_incarnations(now, conflicts);
+      }
+    }
+  }
+
+  size_t size;
+  uint64_t retention;
+  size_t chunk_keys;
+  uint64_t incarnations = 100;
+  uint64_t now = 1'000'000;
+  std::vector<std::unique_ptr<replica>> nodes;
+  std::map<std::pair<messages::node_index, messages::node_index>, uint64_t> cursors;
+  std::vector<conflict> conflicts;
+};
+
+} // namespace
+
+TEST_CASE("snapshot merge: a version the receiver replaced does not come back as a sibling") {
+  mesh m(2);
+  m[0].write(put("k", "v1"), m.now, m.conflicts);
+  m.ship(0, 1);
+  m[1].write(put("k", "v2"), m.now, m.conflicts); // replaces v1 at node 1 only
+  m[0].write(put("only-sender", "s"), m.now, m.conflicts);
+  m[1].write(put("only-receiver", "r"), m.now, m.conflicts);
+  REQUIRE(m[0].versions("k").size() == 1);
+  REQUIRE(m[0].versions("k")[0].value == "v1");
+
+  // Node 1 asks node 0 for its state (as after a pull answered "compacted").
+  messages::event_batch compacted;
+  compacted.sender = 0;
+  compacted.compacted = true;
+  m[1].receive_pulled(compacted, m.now, m.conflicts);
+  REQUIRE(m[1].transfer().active);
+  while (m[1].transfer().active)
+    REQUIRE(m.pull(1));
+
+  auto k = m[1].versions("k");
+  REQUIRE(k.size() == 1);          // v1 is covered by node 1's vector and absent: superseded
+  CHECK(k[0].value == "v2");
+  REQUIRE(m[1].versions("only-sender").size() == 1); // node 1's vector did not cover it
+  REQUIRE(m[1].versions("only-receiver").size() == 1); // the snapshot did not cover it
+  CHECK(m[1].applied().covers(m[0].applied()));
+  CHECK(m[1].stats().transfers_received == 1);
+  CHECK(m.conflicts.empty());
+}
+
+TEST_CASE("snapshot merge: concurrent versions from both sides become siblings for the resolver") {
+  mesh m(2);
+  m[0].write(put("k", "from-0"), m.now, m.conflicts);
+  m[1].write(put("k", "from-1"), m.now, m.conflicts);
+  messages::event_batch compacted;
+  compacted.sender = 0;
+  compacted.compacted = true;
+  m[1].receive_pulled(compacted, m.now, m.conflicts);
+  while (m[1].transfer().active)
+    REQUIRE(m.pull(1));
+  CHECK(m[1].versions("k").size() == 2);
+  REQUIRE(m.conflicts.size() == 1);
+  CHECK(m.conflicts[0].versions.size() == 2);
+}
+
+TEST_CASE("state transfer: a node restarted empty after its peers compacted catches up in chunks") {
+  mesh m(3, /*retention=*/0, /*chunk_keys=*/16);
+  for (int i = 0; i < 200; ++i)
+    m[i % 3].write(put("key-" + std::to_string(i), "v" + std::to_string(i)), m.now, m.conflicts);
+  m.settle(4);
+  REQUIRE(m[0].store().log_begin() > 0); // stable entries left the log
+  auto digest = storage::state_digest(m[0].store());
+
+  m.restart_empty(2);
+  m.gossip();
+  // The first pull is answered "compacted"; then chunk after chunk.
+  REQUIRE(m.pull(2));
+  REQUIRE(m[2].transfer().active);
+  auto from = m[2].transfer().from;
+  REQUIRE(m.pull(2)); // the first chunk: the sender now holds a snapshot
+  CHECK(m[2].transfer().keys_done == 16);
+
+  // Meanwhile the sender takes writes and collects: its log must not be compacted past
+  // the snapshot, so the receiver can go on from the log afterwards.
+  auto hold = m[from].log_end();
+  for (int i = 0; i < 20; ++i)
+    m[from].write(put("during-" + std::to_string(i), "d"), m.now, m.conflicts);
+  m.gossip();
+  for (int r = 0; r < 3; ++r)
+    m[from].collect_garbage(m.now);
+  CHECK(m[from].store().log_begin() <= hold);
+
+  int chunks = 1;
+  while (m[2].transfer().active) {
+    REQUIRE(m.pull(2));
+    ++chunks;
+  }
+  CHECK(chunks >= 200 / 16);
+  CHECK(m[2].stats().transfers_received == 1);
+  CHECK(m[from].stats().transfers_served == 1);
+  CHECK(m[2].stats().transfer_keys_received >= 200);
+
+  m.settle(6);
+  CHECK(storage::state_digest(m[2].store()) == storage::state_digest(m[0].store()));
+  CHECK(storage::state_digest(m[1].store()) == storage::state_digest(m[0].store()));
+  CHECK(storage::state_digest(m[0].store()) != digest); // the writes during the transfer
+  for (int i = 0; i < 20; ++i)
+    CHECK(m[2].versions("during-" + std::to_string(i)).size() == 1);
+
+  // Its next writes reach everyone.
+  m[2].write(put("after", "x"), m.now, m.conflicts);
+  m.settle(2);
+  CHECK(m[0].versions("after").size() == 1);
+  CHECK(m[1].versions("after").size() == 1);
+}
+
+TEST_CASE("retired incarnations: 20 empty restarts leave every vector at most members + 2 long") {
+  mesh m(3);
+  for (int restart = 0; restart < 20; ++restart) {
+    for (messages::node_index n = 0; n < 3; ++n)
+      m[n].write(put("k" + std::to_string(n), std::to_string(restart)), m.now, m.conflicts);
+    m.settle(6);
+    m.restart_empty(2);
+  }
+  m[2].write(put("last", "x"), m.now, m.conflicts);
+  m.settle(8);
+  for (messages::node_index n = 0; n < 3; ++n) {
+    INFO("node " << n << " applied " << messages::to_string(m[n].applied()) << " transfer "
+                  << m[n].transfer().active << " pulls " << m[n].stats().pulls_sent
+                  << " pulled " << m[n].stats().pulled_events << " buffered " << m[n].buffered()
+                  << " received " << m[n].stats().transfers_received << " rejected "
+                  << m[n].stats().retired_rejected);
+    CHECK(m[n].applied().size() <= 3 + 2);
+    CHECK(m[n].retired().size() >= 19);
+    CHECK(m[n].versions("last").size() == 1);
+    CHECK(storage::state_digest(m[n].store()) == storage::state_digest(m[0].store()));
+  }
+  CHECK(m[0].stats().incarnations_retired >= 19);
+}
+
+TEST_CASE("retired incarnations: an event held back that depends on a folded one is applied") {
+  mesh m(3);
+  m[2].write(put("x", "from-old-2"), m.now, m.conflicts); // (2, old incarnation):1
+  m.settle(3);
+  auto a_before = m[0].applied();
+  // Node 0 writes y after x: its deps name (2, old):1. Hold y back from everyone.
+  m[0].write(put("y", "from-0"), m.now, m.conflicts);
+  auto held = m[0].fetch(1, m.cursors[{0, 1}], 1u << 20, 1u << 20).batch;
+  REQUIRE(held.events.size() == 1);
+  REQUIRE_FALSE(held.events[0].deps.empty());
+  m.cursors[{0, 1}] = m[0].log_end();
+  m.cursors[{0, 2}] = m[0].log_end();
+
+  // Node 2 restarts empty and catches x up from node 1; gossip from node 0 is late (its
+  // report still says it has not written y).
+  m.restart_empty(2);
+  for (int r = 0; r < 6; ++r) {
+    m.ship(1, 2);
+    m.ship(2, 1);
+    for (messages::node_index a : {1, 2})
+      for (messages::node_index b : {1, 2})
+        if (a != b)
+          m[b].observe_report(a, m[a].applied());
+    m[1].observe_report(0, a_before);
+    m[2].observe_report(0, a_before);
+    for (messages::node_index n : {1, 2}) {
+      while (m.pull(n)) {
+      }
+      m[n].collect_garbage(m.now);
+      m[n].retire_incarnations(m.now, m.conflicts);
+    }
+    m[2].write(put("tick", std::to_string(r)), m.now, m.conflicts);
+  }
+  REQUIRE(m[1].retired().size() == 1); // node 1 folded node 2's old incarnation
+  REQUIRE(m[1].applied().get(held.events[0].deps[0].origin) == 0);
+
+  m[1].receive(held, m.now, m.conflicts);
+  CHECK(m[1].buffered() == 0);
+  REQUIRE(m[1].versions("y").size() == 1);
+  CHECK(m[1].versions("y")[0].value == "from-0");
+}
