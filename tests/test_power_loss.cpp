@@ -28,6 +28,16 @@ using namespace mlr::actors;
 
 namespace {
 
+// A replica configuration with the fields these tests set (the rest left at defaults).
+inline mlr::actors::replica_config config(mlr::messages::node_index self, uint64_t incarnation,
+                                          std::vector<std::vector<mlr::messages::node_index>> fwd) {
+  mlr::actors::replica_config c;
+  c.self = self;
+  c.incarnation = incarnation;
+  c.forward_to = std::move(fwd);
+  return c;
+}
+
 class power_cut_fs : public rocksdb::FileSystemWrapper {
 public:
   explicit power_cut_fs(std::shared_ptr<rocksdb::FileSystem> base)
@@ -186,7 +196,7 @@ outcome run(policy p, unsigned seed) {
   std::mt19937 rng(seed);
   outcome out;
   std::vector<std::string> acked_keys;
-  replica_config cfg{0, 11, {{1}, {}}};
+  replica_config cfg = config(0, 11, {{1}, {}});
   {
     auto s = storage::open_rocksdb_store(dir, env.get());
     REQUIRE(s);
@@ -276,7 +286,7 @@ TEST_CASE("full disk: writes are refused with a clear error, reads go on, nothin
     auto store = storage::open_rocksdb_store(dir, env.get());
     REQUIRE(store);
     leader_config lc;
-    lc.replica = replica_config{0, 11, {{}}};
+    lc.replica = config(0, 11, {{}});
     lc.sync = sync_policy::always;
     lc.tick_interval = std::chrono::milliseconds(0);
     auto leader = spawn_leader(sys, lc, std::move(*store), resolvers::builtin_resolver("lww")(sys));
@@ -311,7 +321,7 @@ TEST_CASE("full disk: writes are refused with a clear error, reads go on, nothin
   env.reset();
   auto s = storage::open_rocksdb_store(dir);
   REQUIRE(s);
-  replica r(replica_config{0, 11, {{}}}, std::move(*s));
+  replica r(config(0, 11, {{}}), std::move(*s));
   for (int i = 0; i < 20; ++i)
     CHECK_FALSE(r.versions("before-" + std::to_string(i)).empty()); // acknowledged: intact
   std::filesystem::remove_all(dir);

@@ -15,6 +15,16 @@ using messages::event_batch;
 
 namespace {
 
+// A replica configuration with the fields these tests set (the rest left at defaults).
+inline mlr::actors::replica_config config(mlr::messages::node_index self, uint64_t incarnation,
+                                          std::vector<std::vector<mlr::messages::node_index>> fwd) {
+  mlr::actors::replica_config c;
+  c.self = self;
+  c.incarnation = incarnation;
+  c.forward_to = std::move(fwd);
+  return c;
+}
+
 replica make_replica(messages::node_index self, uint64_t incarnation, size_t nodes = 3) {
   replica_config cfg;
   cfg.self = self;
@@ -137,7 +147,7 @@ TEST_CASE("rocksdb store: committed writes survive a reopen; uncommitted ones do
   {
     auto s = storage::open_rocksdb_store(dir);
     REQUIRE(s);
-    auto a = replica(replica_config{0, 11, {{1}, {}}}, std::move(*s));
+    auto a = replica(config(0, 11, {{1}, {}}), std::move(*s));
     std::vector<conflict> conflicts;
     a.write(put("x", "1"), 1000, conflicts);
     a.write(put("y", "2"), 1000, conflicts);
@@ -148,7 +158,7 @@ TEST_CASE("rocksdb store: committed writes survive a reopen; uncommitted ones do
   }
   auto s = storage::open_rocksdb_store(dir);
   REQUIRE(s);
-  auto a = replica(replica_config{0, 11, {{1}, {}}}, std::move(*s));
+  auto a = replica(config(0, 11, {{1}, {}}), std::move(*s));
   CHECK(a.applied().get({0, 11}) == 2);
   CHECK(a.log_end() == 2);
   CHECK(storage::state_digest(a.store()) == digest);
