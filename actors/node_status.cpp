@@ -121,6 +121,7 @@ void collect_status(caf::io::broker* self, const node_context& ctx,
                                      {"lag_events", p.lag_events},
                                      {"lag_seconds", static_cast<double>(p.lag_ms) / 1000.0},
                                      {"connects", p.connects},
+                                     {"bytes_received", p.bytes_received},
                                      {"last_error", p.last_error},
                                      {"applied", vv_json(p.applied, members)}});
           c->finish_one();

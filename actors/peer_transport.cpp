@@ -278,6 +278,7 @@ caf::behavior dialer(caf::io::broker* self, std::shared_ptr<const transport_conf
     [=](const caf::io::new_data_msg& msg) {
       if (st->st == dialer_state::stage::down || msg.handle != st->conn)
         return;
+      st->peer.bytes_received += msg.buf.size();
       auto err = st->reader->feed(msg.buf, [&](const wire_header& h, const frame& payload) {
         return on_dialer_message(self, *st, h, payload);
       });

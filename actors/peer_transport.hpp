@@ -58,12 +58,13 @@ struct peer_state {
   messages::version_vector applied; ///< the peer's version vector, as last heard
   uint64_t lag_events = 0;     ///< events this node has applied that the peer has not
   int64_t lag_ms = 0;          ///< how long the peer has been behind this node (0: caught up)
+  uint64_t bytes_received = 0; ///< on this node's connection to the peer (acks, pull answers)
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, peer_state& x) {
   return f(caf::meta::type_name("mlr.peer_state"), x.id, x.up, x.version, x.silent_ms,
-           x.connects, x.last_error, x.applied, x.lag_events, x.lag_ms);
+           x.connects, x.last_error, x.applied, x.lag_events, x.lag_ms, x.bytes_received);
 }
 
 /// The acceptor's counters: what it refused and why.

@@ -73,6 +73,18 @@ std::string human_status(const nlohmann::json& j) {
            std::to_string(s.value("duplicates_dropped", 0)) + ", buffered: " +
            std::to_string(s.value("buffered", 0)) + ", pulled: " +
            std::to_string(s.value("pulled_events", 0)) + "\n";
+    out += "log: entries " + std::to_string(j.value("log_begin", 0)) + ".." +
+           std::to_string(j.value("log_entries", 0)) + " kept (" +
+           std::to_string(s.value("log_compacted", 0)) + " compacted), state transfers: " +
+           std::to_string(s.value("transfers_received", 0)) + " received, " +
+           std::to_string(s.value("transfers_served", 0)) + " served, retired incarnations: " +
+           std::to_string(j.contains("retired") ? j["retired"].size() : 0) + "\n";
+  }
+  if (j.contains("state_transfer") && j["state_transfer"].is_object()) {
+    auto& t = j["state_transfer"];
+    out += "state transfer from " + t.value("from", std::string("?")) + ": " +
+           std::to_string(t.value("keys_done", 0)) + " of ~" +
+           std::to_string(t.value("keys_total", 0)) + " keys\n";
   }
   out += "peers:\n";
   std::snprintf(line, sizeof(line), "  %-12s %-5s %-8s %12s %10s %10s  %s\n", "id", "up",
