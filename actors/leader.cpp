@@ -1,5 +1,7 @@
 #include "actors/leader.hpp"
 
+#include "actors/replication_link.hpp"
+
 #include <caf/actor_system.hpp>
 #include <caf/detail/scope_guard.hpp>
 #include <caf/send.hpp>
@@ -7,6 +9,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 namespace mlr::actors {
 
@@ -91,8 +94,10 @@ public:
           out.push_back(read(k));
         return out;
       },
-      [this](fetch_atom, messages::node_index dest, uint64_t from, uint32_t max_events) {
-        auto got = replica_.fetch(dest, from, max_events, std::max(max_events, cfg_.max_fetch_scan));
+      [this](fetch_atom, messages::node_index dest, uint64_t from, uint32_t max_events,
+             messages::node_index ship_to) {
+        auto got = replica_.fetch(dest, from, max_events,
+                                  std::max(max_events, cfg_.max_fetch_scan), ship_to);
         fetch_result out;
         out.count = static_cast<uint32_t>(got.batch.events.size());
         if (out.count > 0)
@@ -282,8 +287,26 @@ private:
     for (auto& c : pending_)
       ask_resolver(std::move(c));
     pending_.clear();
+    for (auto dest : replica_.take_relay_destinations())
+      spawn_relay_link(dest);
     if (cfg_.replica.observer)
       cfg_.replica.observer->on_handled(replica_);
+  }
+
+  // A link to a node that is not one of this node's out-edges, for entries it forwards
+  // while relaying for a node that stopped answering (a star's standby hub shipping to the
+  // other spokes).
+  void spawn_relay_link(messages::node_index dest) {
+    if (dest == cfg_.replica.self || dest >= peers_.size() || !peers_[dest] ||
+        std::find(cfg_.out_edges.begin(), cfg_.out_edges.end(), dest) != cfg_.out_edges.end() ||
+        !relay_links_.insert(dest).second)
+      return;
+    link_config lc;
+    lc.from = cfg_.replica.self;
+    lc.to = dest;
+    lc.ack_timeout = cfg_.relay_ack_timeout;
+    log("relaying: a link to node " + std::to_string(dest) + " starts");
+    spawn_replication_link(system(), lc, caf::actor_cast<leader_actor>(this), peers_[dest]);
   }
 
   void log(const std::string& line) {
@@ -467,6 +490,7 @@ private:
   bool sync_scheduled_ = false;
   std::vector<std::function<void()>> deferred_;
   std::string store_error_; ///< set when the store refused a write (a full disk, ...)
+  std::set<messages::node_index> relay_links_;
 };
 
 } // namespace

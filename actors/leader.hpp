@@ -49,8 +49,11 @@ using leader_actor = sink_actor::extend<
   caf::replies_to<get_atom, std::string>::with<get_result>,
   /// Reads several keys in one message.
   caf::replies_to<get_atom, std::vector<std::string>>::with<std::vector<get_result>>,
-  /// For links: log entries from a position that this node forwards to a destination node.
-  caf::replies_to<fetch_atom, messages::node_index, uint64_t, uint32_t>::with<fetch_result>,
+  /// For links: log entries from a position that this node forwards to a destination node
+  /// (dest, from, max events), to be shipped to a node (dest itself, or a detour on its
+  /// behalf; what that node's gossiped vector covers is left out).
+  caf::replies_to<fetch_atom, messages::node_index, uint64_t, uint32_t,
+                  messages::node_index>::with<fetch_result>,
   /// For links: the sender wants `log_grew` when it has caught up and the log grows.
   /// Replies where the link should start: the cursor it last reported (kept in the store,
   /// so a node restarted from its data directory does not re-send what was acknowledged).
@@ -96,6 +99,11 @@ struct leader_config {
   /// How long a pull waits for its answer before the next holder is tried.
   std::chrono::milliseconds pull_timeout{1000};
   sync_policy sync = sync_policy::batch;
+  /// The destinations of this node's own links (its out-edges). When it relays for a node
+  /// that stopped answering and must ship to another node, the leader spawns a link there.
+  std::vector<messages::node_index> out_edges;
+  /// Ack timeout of the links the leader spawns that way.
+  std::chrono::milliseconds relay_ack_timeout{2000};
   /// Where the leader reports rare events worth a line in a node's log (state transfers).
   std::function<void(const std::string&)> log;
 };

@@ -90,7 +90,10 @@ void collect_status(caf::io::broker* self, const node_context& ctx,
                            {"transfers_served", s.stats.transfers_served},
                            {"incarnations_taken", s.stats.incarnations_taken},
                            {"incarnations_retired", s.stats.incarnations_retired},
-                           {"retired_rejected", s.stats.retired_rejected}};
+                           {"retired_rejected", s.stats.retired_rejected},
+                           {"relayed", s.stats.relayed},
+                           {"skipped_covered", s.stats.skipped_covered},
+                           {"applied_remote", s.stats.applied_remote}};
         c->finish_one();
       },
       [c](caf::error&) {

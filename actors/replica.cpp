@@ -116,6 +116,9 @@ replica::receive_result replica::receive(messages::event_batch batch, uint64_t n
                                          std::vector<conflict>& conflicts) {
   receive_result out;
   for (auto& e : batch.events) {
+    e.relay_for = batch.relay_for;
+    if (e.relay_for != messages::no_node)
+      ++stats_.relayed;
     ++out.received;
     ++stats_.events_received;
     check_own_dot(e.id);
@@ -139,6 +142,13 @@ replica::receive_result replica::receive(messages::event_batch batch, uint64_t n
   }
   stats_.buffered = buffer_.size();
   stats_.buffered_peak = std::max<uint64_t>(stats_.buffered_peak, stats_.buffered);
+  return out;
+}
+
+std::vector<messages::node_index> replica::take_relay_destinations() {
+  std::vector<messages::node_index> out(relay_dests_.begin(), relay_dests_.end());
+  relay_dests_reported_.insert(relay_dests_.begin(), relay_dests_.end());
+  relay_dests_.clear();
   return out;
 }
 
@@ -195,6 +205,17 @@ void replica::apply(event e, std::vector<conflict>& conflicts) {
     for (auto child : cfg_.forward_to[origin])
       if (!e.seen.contains(child) && child != cfg_.self)
         entry.forward.insert(child);
+  // Arrived on a detour around a node that stopped answering: forward it as that node
+  // would have, too.
+  if (e.relay_for != messages::no_node && origin < cfg_.trees.size() &&
+      e.relay_for < cfg_.trees[origin].size())
+    for (auto child : cfg_.trees[origin][e.relay_for])
+      if (!e.seen.contains(child) && child != cfg_.self && child != e.relay_for) {
+        entry.forward.insert(child);
+        if (!relay_dests_reported_.count(child))
+          relay_dests_.insert(child);
+      }
+  e.relay_for = messages::no_node;
   e.seen.insert(cfg_.self);
   e.seen.merge(entry.forward);
   index_position(e.id, store_->log_end());
@@ -250,15 +271,27 @@ std::vector<version> replica::versions(const std::string& key) const {
 }
 
 replica::fetch_result replica::fetch(messages::node_index dest, uint64_t from,
-                                     size_t max_events, size_t max_scan) {
+                                     size_t max_events, size_t max_scan,
+                                     messages::node_index ship_to) {
   fetch_result out;
   out.batch.sender = cfg_.self;
+  if (ship_to == messages::no_node)
+    ship_to = dest;
+  if (ship_to != dest)
+    out.batch.relay_for = dest;
+  auto reported = reported_.find(ship_to);
+  auto* has = reported == reported_.end() ? nullptr : &reported->second;
   auto end = std::min<uint64_t>(shippable_end(), from + max_scan);
   uint64_t pos = std::max(from, store_->log_begin());
   for (; pos < end && out.batch.events.size() < max_events; ++pos) {
     auto* entry = store_->read(pos);
-    if (entry->forward.contains(dest))
-      out.batch.events.push_back(entry->ev);
+    if (!entry->forward.contains(dest))
+      continue;
+    if (has && has->covers(entry->ev.id)) {
+      ++stats_.skipped_covered; // it got there another way (a detour, a pull)
+      continue;
+    }
+    out.batch.events.push_back(entry->ev);
   }
   out.next = pos;
   stats_.events_sent += out.batch.events.size();

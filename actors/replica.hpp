@@ -48,6 +48,10 @@ struct replica_config {
   /// forward_to[o] = the nodes this node forwards events from origin node `o` to: its
   /// children in o's spanning tree. Indexed by node; missing entries mean "none".
   std::vector<std::vector<messages::node_index>> forward_to;
+  /// Every node's forwarding table: trees[o][x] = the children of node x in o's tree. Used
+  /// when events arrive on behalf of a node that stopped answering (a detour); empty: such
+  /// events are forwarded as this node's own table says only.
+  std::vector<std::vector<std::vector<messages::node_index>>> trees;
   /// Most events held while waiting for their causal past.
   size_t max_buffered = 1u << 20;
   uint64_t max_clock_offset_ms = 500;
@@ -98,6 +102,8 @@ struct replica_stats {
   uint64_t transfer_chunks_served = 0;
   uint64_t incarnations_retired = 0; ///< (origin, incarnation) entries folded into the table
   uint64_t retired_rejected = 0;   ///< events of a retired incarnation above its final counter
+  uint64_t relayed = 0;            ///< events that arrived on behalf of another node (detour)
+  uint64_t skipped_covered = 0;    ///< log entries not shipped: the destination had them
 };
 
 /// A state transfer this node receives, as `status` shows it.
@@ -162,13 +168,15 @@ public:
   std::vector<messages::version> versions(const std::string& key) const;
 
   /// Up to `max_events` log entries from `from` that this node forwards to `dest`,
-  /// scanning at most `max_scan` entries. `next` is where the next fetch starts.
+  /// scanning at most `max_scan` entries, to be shipped to `ship_to` (`dest` itself, or a
+  /// detour on its behalf). Entries that `ship_to`'s gossiped vector already covers are
+  /// skipped. `next` is where the next fetch starts.
   struct fetch_result {
     messages::event_batch batch;
     uint64_t next = 0;
   };
   fetch_result fetch(messages::node_index dest, uint64_t from, size_t max_events,
-                     size_t max_scan);
+                     size_t max_scan, messages::node_index ship_to = messages::no_node);
 
   /// Records another node's version vector, as gossiped.
   void observe_report(messages::node_index node, const messages::version_vector& vv);
@@ -208,6 +216,9 @@ public:
   /// above it are rejected.
   const messages::version_vector& retired() const { return retired_; }
   transfer_progress transfer() const;
+  /// Nodes this node started forwarding to because it relays for a node that stopped
+  /// answering (they may have no link from here yet); each is returned once.
+  std::vector<messages::node_index> take_relay_destinations();
   /// What is stable here: every event it covers is held everywhere.
   const messages::version_vector& stable() const { return stable_; }
 
@@ -312,6 +323,8 @@ private:
     std::set<std::string> seen; // keys the snapshot had
   };
   std::optional<transfer_in> transfer_;
+  std::set<messages::node_index> relay_dests_;
+  std::set<messages::node_index> relay_dests_reported_;
 };
 
 } // namespace mlr::actors

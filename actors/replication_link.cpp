@@ -11,10 +11,16 @@ namespace {
 
 class link_impl : public link_actor::base {
 public:
-  link_impl(caf::actor_config& ac, link_config cfg, leader_actor source, sink_actor dest)
-    : link_actor::base(ac), cfg_(cfg), source_(std::move(source)), dest_(std::move(dest)) {
+  link_impl(caf::actor_config& ac, link_config cfg, leader_actor source, sink_actor dest,
+            std::vector<sink_actor> detour_sinks)
+    : link_actor::base(ac), cfg_(std::move(cfg)), source_(std::move(source)) {
     status_.from = cfg_.from;
     status_.to = cfg_.to;
+    status_.route = cfg_.to;
+    routes_.emplace_back(cfg_.to, std::move(dest));
+    for (size_t i = 0; i < cfg_.detours.size() && i < detour_sinks.size(); ++i)
+      if (detour_sinks[i])
+        routes_.emplace_back(cfg_.detours[i], std::move(detour_sinks[i]));
   }
 
   behavior_type make_behavior() override {
@@ -29,6 +35,7 @@ public:
     });
     return {
       [this](log_grew_atom) { pump(); },
+      [this](tick_atom) { probe(); },
       [this](status_atom) {
         status_.in_flight = static_cast<uint32_t>(in_flight_.size());
         return status_;
@@ -40,7 +47,7 @@ public:
   // keep both alive.
   void on_exit() override {
     source_ = nullptr;
-    dest_ = nullptr;
+    routes_.clear();
   }
 
 private:
@@ -57,7 +64,7 @@ private:
     fetching_ = true;
     auto epoch = epoch_;
     request(source_, caf::infinite, fetch_atom::value, cfg_.to, status_.sent_cursor,
-            cfg_.max_batch_events)
+            cfg_.max_batch_events, routes_[route_].first)
       .then([this, epoch](fetch_result& r) {
         fetching_ = false;
         if (epoch != epoch_) { // a retransmit restarted the cursor meanwhile
@@ -67,8 +74,8 @@ private:
         status_.sent_cursor = r.next;
         if (r.count > 0)
           ship(std::move(r));
-        else if (in_flight_.empty())
-          status_.acked_cursor = r.next; // nothing for us in between
+        else if (in_flight_.empty() && r.next > status_.acked_cursor)
+          advance_acked(r.next); // nothing for us in between
         if (r.next < r.log_end)
           pump();
       });
@@ -80,7 +87,7 @@ private:
     ++status_.batches_sent;
     status_.events_sent += r.count;
     auto epoch = epoch_;
-    request(dest_, cfg_.ack_timeout, batch_atom::value, std::move(r.batch))
+    request(routes_[route_].second, cfg_.ack_timeout, batch_atom::value, std::move(r.batch))
       .then([this, seq](messages::frame& ack_frame) { on_ack(seq, ack_frame); },
             [this, seq, epoch](caf::error&) {
               if (epoch == epoch_)
@@ -92,17 +99,25 @@ private:
     for (auto& b : in_flight_)
       if (b.seq == seq)
         b.acked = true;
-    auto acked_before = status_.acked_cursor;
     while (!in_flight_.empty() && in_flight_.front().acked) {
-      status_.acked_cursor = in_flight_.front().end;
+      advance_acked(in_flight_.front().end);
       in_flight_.pop_front();
     }
-    if (status_.acked_cursor > acked_before)
-      send(source_, cursor_atom::value, cfg_.to, status_.acked_cursor);
     ++status_.acks;
+    failures_ = 0;
     if (auto a = messages::decode_ack(ack_frame))
       status_.remote_applied = std::move(a->applied);
     pump();
+  }
+
+  // The destination has everything before `pos` that is meant for it: the leader keeps
+  // that cursor (a detour's progress is not the destination's, so it is not kept).
+  void advance_acked(uint64_t pos) {
+    if (pos <= status_.acked_cursor)
+      return;
+    status_.acked_cursor = pos;
+    if (route_ == 0)
+      send(source_, cursor_atom::value, cfg_.to, pos);
   }
 
   // A batch went unacknowledged: ship everything after the acked cursor again.
@@ -116,12 +131,59 @@ private:
     ++epoch_;
     in_flight_.clear();
     status_.sent_cursor = status_.acked_cursor;
+    if (++failures_ >= cfg_.failures_before_detour && routes_.size() > 1)
+      take_detour();
+    pump();
+  }
+
+  // The current route stopped acknowledging: ship to the next detour instead.
+  void take_detour() {
+    failures_ = 0;
+    if (route_ == 0) {
+      detour_start_ = status_.acked_cursor;
+      delayed_send(this, cfg_.probe_interval, tick_atom::value);
+    }
+    route_ = route_ + 1 < routes_.size() ? route_ + 1 : 1;
+    status_.route = routes_[route_].first;
+    ++status_.detours_taken;
+  }
+
+  // While detoured: an empty batch to the destination; an answer brings the link back.
+  void probe() {
+    if (route_ == 0)
+      return;
+    messages::event_batch empty;
+    empty.sender = cfg_.from;
+    request(routes_[0].second, cfg_.ack_timeout, batch_atom::value, messages::encode(empty))
+      .then([this](messages::frame&) { come_back(); },
+            [this](caf::error&) {
+              if (route_ != 0)
+                delayed_send(this, cfg_.probe_interval, tick_atom::value);
+            });
+  }
+
+  // The destination answers again: ship it everything since the detour began.
+  void come_back() {
+    if (route_ == 0)
+      return;
+    route_ = 0;
+    status_.route = cfg_.to;
+    ++status_.returns;
+    ++epoch_;
+    in_flight_.clear();
+    failures_ = 0;
+    status_.sent_cursor = detour_start_;
+    status_.acked_cursor = detour_start_;
     pump();
   }
 
   link_config cfg_;
   leader_actor source_;
-  sink_actor dest_;
+  /// [0]: the destination; then the detours, in order of preference.
+  std::vector<std::pair<messages::node_index, sink_actor>> routes_;
+  size_t route_ = 0;
+  uint32_t failures_ = 0;     ///< unacknowledged batches in a row on the current route
+  uint64_t detour_start_ = 0; ///< the destination's acked cursor when the detour began
   link_status status_;
   std::deque<batch_in_flight> in_flight_;
   uint64_t next_seq_ = 0;
@@ -133,8 +195,9 @@ private:
 } // namespace
 
 link_actor spawn_replication_link(caf::actor_system& sys, link_config cfg, leader_actor source,
-                                  sink_actor destination) {
-  return sys.spawn<link_impl>(cfg, std::move(source), std::move(destination));
+                                  sink_actor destination, std::vector<sink_actor> detour_sinks) {
+  return sys.spawn<link_impl>(std::move(cfg), std::move(source), std::move(destination),
+                              std::move(detour_sinks));
 }
 
 } // namespace mlr::actors

@@ -37,6 +37,8 @@ result<cluster_file> parse_cluster_file(const std::string& text) {
       err = one(out.topology);
     else if (key == "hub")
       err = one(out.hub);
+    else if (key == "standby-hubs")
+      err = one(out.standby_hubs);
     else if (key == "resolver")
       err = one(out.resolver);
     else if (key == "node") {
@@ -56,7 +58,7 @@ result<cluster_file> parse_cluster_file(const std::string& text) {
           return bad("node '" + n.id + "' is listed twice");
       out.nodes.push_back(std::move(n));
     } else {
-      return bad("unknown statement '" + key + "' (cluster, topology, hub, resolver, node)");
+      return bad("unknown statement '" + key + "' (cluster, topology, hub, standby-hubs, resolver, node)");
     }
     if (err)
       return *err;

@@ -37,6 +37,7 @@ struct node_options {
   std::vector<std::string> peers;
   std::string topology = "mesh";
   std::string hub;
+  std::string standby_hubs;
   std::string resolver = "lww";
   std::string client_listen;
   std::string resp_listen;
@@ -76,13 +77,17 @@ po::options_description make_options(node_options& o) {
      "ID=HOST:PORT of another node; repeat for each (or use --cluster-file)")
     ("cluster-file", po::value(&o.cluster_file),
      "a file listing the cluster's nodes, addresses and topology, the same for every node "
-     "(lines: 'cluster NAME', 'topology T', 'hub ID', 'resolver R', "
+     "(lines: 'cluster NAME', 'topology T', 'hub ID', 'standby-hubs ID,ID', 'resolver R', "
      "'node ID HOST:PORT [client=HOST:PORT] [resp=HOST:PORT]')")
     ("config", po::value(&o.config_file),
      "read options from FILE ('name = value' lines, e.g. 'id = n0'); flags win")
     ("topology", po::value(&o.topology)->default_value(o.topology),
      "ring, star, mesh, or an edge-list file ('a -> b' lines); the same on every node")
     ("hub", po::value(&o.hub), "the hub of a star (default: the first node)")
+    ("standby-hubs", po::value(&o.standby_hubs),
+     "ID,ID: for a star, where a spoke ships while the hub does not answer (the first that "
+     "answers relays to every other spoke); it goes back to the hub once the hub answers. "
+     "Without it a spoke ships to the other spokes in turn")
     ("resolver", po::value(&o.resolver)->default_value(o.resolver),
      "lww (last writer wins), multi (keep siblings) or max (largest number wins)")
     ("client-listen", po::value(&o.client_listen),
@@ -190,6 +195,8 @@ int main(int argc, char** argv) {
       o.topology = cf->topology;
     if (!cf->hub.empty() && !vm.count("hub"))
       o.hub = cf->hub;
+    if (!cf->standby_hubs.empty() && !vm.count("standby-hubs"))
+      o.standby_hubs = cf->standby_hubs;
     if (!cf->resolver.empty() && vm["resolver"].defaulted())
       o.resolver = cf->resolver;
     for (auto& n : cf->nodes) {
@@ -248,6 +255,18 @@ int main(int argc, char** argv) {
   if (graph->names() != members)
     return bad_input("the topology file's nodes (" + std::to_string(graph->size()) +
                      ") are not the cluster's members; list the same ids");
+  std::vector<messages::node_index> standby;
+  for (size_t at = 0; !o.standby_hubs.empty() && at <= o.standby_hubs.size();) {
+    auto comma = o.standby_hubs.find(',', at);
+    auto id = o.standby_hubs.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+    at = comma == std::string::npos ? o.standby_hubs.size() + 1 : comma + 1;
+    auto i = graph->find(id);
+    if (i < 0)
+      return bad_input("--standby-hubs names '" + id + "', which is not a member");
+    if (o.topology != "star")
+      return bad_input("--standby-hubs is for a star topology; this one is " + o.topology);
+    standby.push_back(static_cast<messages::node_index>(i));
+  }
   if (auto ok = topology::validate(*graph); !ok)
     return bad_input(ok.err().message);
   std::string secret;
@@ -357,6 +376,9 @@ int main(int argc, char** argv) {
   lc.replica.self = self_index;
   lc.replica.incarnation = incarnation;
   lc.replica.forward_to = topology::forwarding_table(trees, self_index);
+  lc.replica.trees = trees;
+  lc.out_edges = graph->successors(self_index);
+  lc.relay_ack_timeout = std::chrono::milliseconds(o.ack_timeout_ms);
   lc.replica.pull_grace_ms = static_cast<uint64_t>(o.pull_grace_ms);
   lc.replica.new_incarnation = actors::random_incarnation;
   lc.sync = sync;
@@ -397,7 +419,13 @@ int main(int argc, char** argv) {
     link.from = self_index;
     link.to = to;
     link.ack_timeout = std::chrono::milliseconds(o.ack_timeout_ms);
-    links.push_back(actors::spawn_replication_link(sys, link, leader, net->sinks[to]));
+    link.probe_interval = std::chrono::milliseconds(o.peer_timeout_ms / 2);
+    link.detours = topology::detour_candidates(*graph, trees, self_index, to, standby);
+    std::vector<actors::sink_actor> detour_sinks;
+    for (auto d : link.detours)
+      detour_sinks.push_back(net->sinks[d]);
+    links.push_back(
+      actors::spawn_replication_link(sys, link, leader, net->sinks[to], std::move(detour_sinks)));
   }
   caf::anon_send(leader, actors::peers_atom::value, net->sinks);
 

@@ -205,6 +205,8 @@ void build_batch(capnp::MessageBuilder& msg, const event_batch& batch) {
       out.setPut(as_bytes(e.value));
   }
   root.setCompacted(batch.compacted);
+  if (batch.relay_for != no_node)
+    root.setRelayFor(batch.relay_for + 1);
   if (batch.chunk)
     write_chunk(root.initChunk(), *batch.chunk, table);
   write_sources(root.initSources(static_cast<unsigned>(table.sources().size())), table.sources());
@@ -339,6 +341,8 @@ result<event_batch> decode_batch(const frame& f, const decode_limits& limits) {
       out.events.push_back(std::move(e));
     }
     out.compacted = root.getCompacted();
+    if (root.getRelayFor() != 0)
+      out.relay_for = root.getRelayFor() - 1;
     if (root.hasChunk()) {
       auto chunk = read_chunk(root.getChunk(), *table);
       if (!chunk)

@@ -17,6 +17,9 @@ namespace mlr::messages {
 
 enum class op_kind : uint8_t { put = 0, del = 1 };
 
+/// No node: for optional node fields.
+inline constexpr node_index no_node = UINT32_MAX;
+
 struct event {
   dot id;
   hlc time;
@@ -30,6 +33,9 @@ struct event {
   std::string key;
   op_kind op = op_kind::put;
   std::string value;
+  /// Not on the wire: the node this event arrived on behalf of (see event_batch), kept
+  /// with it while it waits in the causal buffer.
+  node_index relay_for = no_node;
 };
 
 /// One version of a key as a store keeps it; siblings are several of these.
@@ -66,6 +72,10 @@ struct event_batch {
   bool compacted = false;
   /// Pull answers only: a chunk of a state transfer.
   std::optional<state_chunk> chunk;
+  /// A detour: the sender ships these events on behalf of this node, which stopped
+  /// answering; the receiver forwards them as that node would have (to its children in
+  /// each origin's tree) as well as it would itself.
+  node_index relay_for = no_node;
 };
 
 struct ack {

@@ -55,6 +55,8 @@ struct EventBatch {
   baseHlc @4 :UInt64;        # HLCs are physical milliseconds << 16 | logical; events carry deltas
   compacted @5 :Bool;        # pull answer: what was asked left the sender's log; ask for a state transfer
   chunk @6 :StateChunk;      # pull answer to a state-transfer request (sources index `sources`)
+  relayFor @7 :UInt32;       # 0, or 1 + the node this batch was meant for: it stopped answering,
+                             # so the receiver forwards these events as that node would have
 }
 
 # One version of a key in a state transfer. `source` indexes the enclosing batch's sources.

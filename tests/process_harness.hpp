@@ -5,6 +5,7 @@
 
 #include "native_client.hpp"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include <catch2/catch.hpp>
@@ -231,6 +232,12 @@ public:
                                   "500",
                                   "--pull-grace-ms",
                                   "300"};
+    // A flag in `extra` replaces the default above.
+    for (size_t a = 0; a < extra_.size(); ++a) {
+      auto d = std::find(args.begin() + 5, args.end(), extra_[a]);
+      if (d != args.end() && extra_[a].rfind("--", 0) == 0 && d + 1 != args.end())
+        args.erase(d, d + 2);
+    }
     args.insert(args.end(), extra_.begin(), extra_.end());
     if (!sync_.empty()) {
       args.insert(args.end(), {"--data-dir", data_dir(i), "--sync", sync_});

@@ -105,7 +105,7 @@ TEST_CASE("durable mesh N=3 --sync batch: 20 SIGKILLs at random moments lose no 
   CHECK(missing == 0);
 }
 
-TEST_CASE("durable: a data directory of another node is refused; a damaged one is explained") {
+TEST_CASE("durable: a data directory of another node is refused, a damaged one is explained") {
   process_cluster c(2, "mesh", {}, "batch");
   REQUIRE(c.connect(0)->put("k", "v"));
   c.node(0).signal(SIGTERM);

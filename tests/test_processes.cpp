@@ -165,7 +165,7 @@ TEST_CASE("processes mesh N=3: concurrent client writes at every node converge, 
   check_convergence("mesh");
 }
 
-TEST_CASE("processes mesh N=3: a node killed and restarted empty catches up; its writes spread") {
+TEST_CASE("processes mesh N=3: a node killed and restarted empty catches up, its writes spread") {
   process_cluster c(3, "mesh");
   auto a = c.connect(0);
   for (int k = 0; k < 200; ++k)
@@ -254,7 +254,7 @@ TEST_CASE("processes mesh N=3: with the TCP link n0 -> n1 cut, n0's writes reach
       CHECK_FALSE(p["up"].get<bool>()); // the link really is cut
 }
 
-TEST_CASE("processes mesh N=2: redis-cli SET at A is read at B; redis-benchmark has no errors") {
+TEST_CASE("processes mesh N=2: redis-cli SET at A is read at B, redis-benchmark has no errors") {
   process_cluster c(2, "mesh");
   auto pa = std::to_string(c.ports(0).resp);
   auto pb = std::to_string(c.ports(1).resp);
@@ -480,7 +480,7 @@ TEST_CASE("processes mesh N=2: SIGTERM stops a node cleanly, links flushed") {
   CHECK(c.connect(1)->get("k")->siblings == std::vector<std::string>{"v"});
 }
 
-TEST_CASE("mlr topology check: star:5 names the hub, ring:5 every node, mesh:5 none; "
+TEST_CASE("mlr topology check: star:5 names the hub, ring:5 every node, mesh:5 none, "
           "a disconnected file is refused") {
   auto star = run_command({MLR_CLI_BIN, "topology", "check", "star:5"});
   CHECK(star.first == 0);

@@ -91,7 +91,7 @@ TEST_CASE("replica: an event waits for its deps and a duplicate of it is dropped
   CHECK(conflicts.empty());
 }
 
-TEST_CASE("replica: a node restarted empty takes a new incarnation; its writes are new") {
+TEST_CASE("replica: a node restarted empty takes a new incarnation, its writes are new") {
   auto a = make_replica(0, 11);
   auto b = make_replica(1, 22);
   std::vector<conflict> conflicts;
@@ -140,7 +140,7 @@ TEST_CASE("replica: a peer showing a dot of this node beyond its counter forces 
   CHECK(restored.stats().incarnations_taken == 1);
 }
 
-TEST_CASE("rocksdb store: committed writes survive a reopen; uncommitted ones do not") {
+TEST_CASE("rocksdb store: committed writes survive a reopen, uncommitted ones do not") {
   auto dir = std::string("test_replica_store.db");
   std::filesystem::remove_all(dir);
   uint64_t digest = 0;

@@ -29,7 +29,7 @@ topology::cluster_spec stability_spec(sim_network& net, std::shared_ptr<invarian
 } // namespace
 
 TEST_CASE("mesh N=3 tombstones: a delete is not collected before a concurrent put arrives "
-          "everywhere; all nodes agree") {
+          "everywhere, all nodes agree") {
   sim_cluster c;
   sim_network net(*c.sys, 5);
   auto checker = std::make_shared<invariant_checker>();

@@ -286,4 +286,35 @@ std::vector<std::vector<node_index>> forwarding_table(
   return out;
 }
 
+std::vector<node_index> detour_candidates(
+  const graph& g, const std::vector<std::vector<std::vector<node_index>>>& trees,
+  node_index from, node_index to, const std::vector<node_index>& preferred) {
+  bool relays = false;
+  for (node_index o = 0; o < trees.size(); ++o)
+    relays |= o != to && o != from && to < trees[o].size() && !trees[o][to].empty();
+  // `from`'s own writes count too: the node after `to` needs them.
+  relays |= from < trees.size() && to < trees[from].size() && !trees[from][to].empty();
+  if (!relays)
+    return {};
+  std::vector<node_index> out;
+  auto add = [&](node_index n) {
+    if (n != from && n != to && n < g.size() &&
+        std::find(out.begin(), out.end(), n) == out.end())
+      out.push_back(n);
+  };
+  for (auto n : preferred)
+    add(n);
+  std::vector<bool> seen(g.size(), false);
+  std::vector<node_index> queue{to};
+  seen[to] = true;
+  for (size_t i = 0; i < queue.size(); ++i)
+    for (auto next : g.successors(queue[i]))
+      if (!seen[next]) {
+        seen[next] = true;
+        add(next);
+        queue.push_back(next);
+      }
+  return out;
+}
+
 } // namespace mlr::topology

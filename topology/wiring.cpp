@@ -25,6 +25,9 @@ result<cluster_handles> wire_cluster(caf::actor_system& sys, const cluster_spec&
       cfg.replica.incarnation = rng();
     while (cfg.replica.incarnation == 0);
     cfg.replica.forward_to = forwarding_table(trees, n);
+    cfg.replica.trees = trees;
+    cfg.out_edges = spec.topology.successors(n);
+    cfg.relay_ack_timeout = spec.link.ack_timeout;
     cfg.replica.max_buffered = spec.max_buffered;
     cfg.wall_clock_ms = spec.wall_clock_ms;
     cfg.resolver_timeout = spec.resolver_timeout;
@@ -51,8 +54,12 @@ result<cluster_handles> wire_cluster(caf::actor_system& sys, const cluster_spec&
     auto link_cfg = spec.link;
     link_cfg.from = from;
     link_cfg.to = to;
-    h.links.push_back(
-      actors::spawn_replication_link(sys, link_cfg, h.leaders[from], reach[from][to]));
+    link_cfg.detours = detour_candidates(spec.topology, trees, from, to, spec.standby_hubs);
+    std::vector<actors::sink_actor> detour_sinks;
+    for (auto d : link_cfg.detours)
+      detour_sinks.push_back(reach[from][d]);
+    h.links.push_back(actors::spawn_replication_link(sys, link_cfg, h.leaders[from],
+                                                     reach[from][to], std::move(detour_sinks)));
   }
   for (node_index from = 0; from < n; ++from)
     caf::anon_send(h.leaders[from], actors::peers_atom::value, std::move(reach[from]));

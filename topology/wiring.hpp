@@ -35,6 +35,8 @@ struct cluster_spec {
   std::chrono::milliseconds tick_interval{100};
   std::chrono::milliseconds pull_grace{500};
   std::chrono::milliseconds pull_timeout{1000};
+  /// A star's standby hubs: where spokes ship first when the hub stops answering.
+  std::vector<node_index> standby_hubs;
   /// Log entries each leader keeps even when stable.
   uint64_t log_retention = 10000;
   /// Sees every application at every leader (tests' invariant checkers).
