@@ -10,6 +10,7 @@
 
 #include <cstdlib>
 #include <random>
+#include <set>
 #include <sstream>
 
 using namespace mlr;
@@ -43,9 +44,13 @@ struct run_result {
   size_t writes = 0;
   uint64_t pulls = 0;
   uint64_t overflows = 0;
+  uint64_t relayed = 0;
+  uint64_t crashes = 0;
 };
 
-run_result run_seed(const std::string& kind, uint64_t seed) {
+// `crashes`: nodes also go down (cut off both ways and taking no writes) for a while and
+// come back, so links take detours around them, mixed with the message faults.
+run_result run_seed(const std::string& kind, uint64_t seed, bool crashes = false) {
   run_result out;
   std::mt19937_64 rng(seed);
   sim_cluster c;
@@ -54,6 +59,8 @@ run_result run_seed(const std::string& kind, uint64_t seed) {
   size_t n = 3 + seed % 3;
   auto spec = fault_spec(make_graph(kind, n), seed % 2 ? "multi" : "lww", checker);
   spec.seed = seed;
+  if (crashes && kind == "star")
+    spec.standby_hubs = {1};
   spec.make_sink = [&](topology::node_index from, topology::node_index to,
                        actors::leader_actor dest) { return net.sink(from, to, dest); };
   c.start(spec);
@@ -74,9 +81,28 @@ run_result run_seed(const std::string& kind, uint64_t seed) {
     return out.failure.empty();
   };
 
+  std::set<topology::node_index> down;
+  auto cut_node = [&](topology::node_index x) {
+    for (auto& [pair, ch] : net.channels())
+      if (pair.first == x || pair.second == x)
+        caf::anon_send(ch, cut_atom::value);
+  };
   for (int round = 0; round < 40; ++round) {
+    if (crashes && rng() % 6 == 0 && down.size() + 1 < n) {
+      auto x = static_cast<topology::node_index>(rng() % n);
+      if (down.insert(x).second)
+        ++out.crashes;
+    } else if (crashes && !down.empty() && rng() % 5 == 0) {
+      down.erase(std::next(down.begin(), static_cast<long>(rng() % down.size())));
+      for (auto& [pair, ch] : net.channels())
+        caf::anon_send(ch, heal_atom::value);
+    }
+    for (auto x : down)
+      cut_node(x);
     for (auto k = rng() % 3; k > 0; --k) {
       auto node = rng() % n;
+      if (down.count(static_cast<topology::node_index>(node)))
+        continue; // a crashed node takes no writes
       c.queue_put(node, "k" + std::to_string(rng() % 5),
                   "s" + std::to_string(seed) + "r" + std::to_string(round));
       ++out.writes;
@@ -90,7 +116,9 @@ run_result run_seed(const std::string& kind, uint64_t seed) {
     if (rng() % 8 == 0)
       for (auto& [pair, ch] : net.channels())
         caf::anon_send(ch, heal_atom::value);
-    c.advance(std::chrono::milliseconds(1 + rng() % 60));
+    for (auto x : down)
+      cut_node(x); // stays down through a heal of the partitions
+    c.advance(std::chrono::milliseconds(1 + rng() % (crashes ? 200 : 60)));
     if (!check("while faults were on"))
       return out;
   }
@@ -120,6 +148,7 @@ run_result run_seed(const std::string& kind, uint64_t seed) {
     return out;
   }
   for (auto& s : all) {
+    out.relayed += s.stats.relayed;
     out.pulls += s.stats.pulls_sent;
     out.overflows += s.stats.buffer_overflows;
     if (s.stats.buffered != 0 || s.stats.buffered_peak > 4)
@@ -134,27 +163,38 @@ uint64_t env_or(const char* name, uint64_t fallback) {
   return v ? std::strtoull(v, nullptr, 10) : fallback;
 }
 
-void run_seeds(const std::string& kind) {
+void run_seeds(const std::string& kind, bool crashes = false) {
   uint64_t first = env_or("MLR_SIM_SEED", 1);
   uint64_t count = std::getenv("MLR_SIM_SEED") ? 1 : env_or("MLR_SIM_SEEDS", 200);
   uint64_t pulls = 0;
   uint64_t overflows = 0;
+  uint64_t relayed = 0;
+  uint64_t down = 0;
   for (uint64_t seed = first; seed < first + count; ++seed) {
-    auto r = run_seed(kind, seed);
+    auto r = run_seed(kind, seed, crashes);
     if (!r.failure.empty())
       FAIL(kind << " seed " << seed << " failed: " << r.failure
                 << "\nreplay exactly: MLR_SIM_SEED=" << seed
-                << " tests/test_simulation '" << kind << "*'");
+                << " tests/test_simulation '" << kind << (crashes ? " with crashes" : "")
+                << "*'");
     pulls += r.pulls;
     overflows += r.overflows;
+    relayed += r.relayed;
+    down += r.crashes;
   }
   // The faults must have made the recovery paths work, or the test proves little.
   if (count >= 50) {
     CHECK(pulls > 0);
     CHECK(overflows > 0);
+    if (crashes) {
+      CHECK(down > count);
+      if (kind == "ring" || kind == "star")
+        CHECK(relayed > 0); // links took detours around the crashed nodes
+    }
   }
-  WARN(kind << ": " << count << " seeds passed; pulls " << pulls << ", buffer overflows "
-            << overflows);
+  WARN(kind << (crashes ? " with crashes" : "") << ": " << count << " seeds passed; "
+            << down << " nodes went down, pulls " << pulls << ", buffer overflows " << overflows
+            << ", events relayed on detours " << relayed);
 }
 
 } // namespace
@@ -171,6 +211,23 @@ TEST_CASE("mesh under drop/duplicate/reorder/partition: invariants hold and all 
 TEST_CASE("custom two-path graph under drop/duplicate/reorder/partition: invariants hold, "
           "all converge") {
   run_seeds("custom");
+}
+
+TEST_CASE("ring with crashes, drop/duplicate/reorder/partition: nothing lost, nothing applied "
+          "twice, all converge") {
+  run_seeds("ring", true);
+}
+TEST_CASE("star with crashes (standby hub n1), drop/duplicate/reorder/partition: nothing lost, "
+          "nothing applied twice, all converge") {
+  run_seeds("star", true);
+}
+TEST_CASE("mesh with crashes, drop/duplicate/reorder/partition: nothing lost, nothing applied "
+          "twice, all converge") {
+  run_seeds("mesh", true);
+}
+TEST_CASE("custom two-path graph with crashes, drop/duplicate/reorder/partition: nothing lost, "
+          "nothing applied twice, all converge") {
+  run_seeds("custom", true);
 }
 
 TEST_CASE("simulated network: a seed replays exactly") {
