@@ -230,8 +230,11 @@ caf::behavior dialer(caf::io::broker* self, std::shared_ptr<const transport_conf
   st->next_attempt = steady::now();
   self->send(self, tick_atom::value);
   auto forward = [self, st](wire_kind kind, const frame& payload) -> caf::result<frame> {
+    // Known down: say so now (before taking the response over), so links can detour.
+    if (st->st != dialer_state::stage::up)
+      return caf::result<frame>(make_error(errc::peer_down, "peer " + peer_name(*st) + " is down"));
     auto rp = self->make_response_promise();
-    if (st->st != dialer_state::stage::up || st->backlog > st->cfg->max_write_backlog)
+    if (st->backlog > st->cfg->max_write_backlog)
       return caf::delegated<frame>{}; // lost in the network: the sender times out
     auto id = ++st->next_id;
     st->pending.emplace(id, rp);

@@ -287,7 +287,8 @@ replica::fetch_result replica::fetch(messages::node_index dest, uint64_t from,
     auto* entry = store_->read(pos);
     if (!entry->forward.contains(dest))
       continue;
-    if (has && has->covers(entry->ev.id)) {
+    // A detour never takes an event back to its origin, nor to a node that has it.
+    if (entry->ev.id.origin.node == ship_to || (has && has->covers(entry->ev.id))) {
       ++stats_.skipped_covered; // it got there another way (a detour, a pull)
       continue;
     }

@@ -3,6 +3,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include <algorithm>
 #include <deque>
 
 namespace mlr::actors {
@@ -61,6 +62,14 @@ private:
   void pump() {
     if (!started_ || fetching_ || in_flight_.size() >= cfg_.window)
       return;
+    if (clock().now() < resume_at_) { // the route refused at once: wait before trying again
+      if (!resume_scheduled_) {
+        resume_scheduled_ = true;
+        delayed_send(this, resume_at_ - clock().now(), log_grew_atom::value);
+      }
+      return;
+    }
+    resume_scheduled_ = false;
     fetching_ = true;
     auto epoch = epoch_;
     request(source_, caf::infinite, fetch_atom::value, cfg_.to, status_.sent_cursor,
@@ -89,9 +98,17 @@ private:
     auto epoch = epoch_;
     request(routes_[route_].second, cfg_.ack_timeout, batch_atom::value, std::move(r.batch))
       .then([this, seq](messages::frame& ack_frame) { on_ack(seq, ack_frame); },
-            [this, seq, epoch](caf::error&) {
-              if (epoch == epoch_)
-                go_back(seq);
+            [this, seq, epoch](caf::error& err) {
+              if (epoch != epoch_)
+                return;
+              // Refused at once (the connection is known to be down): count it like a
+              // timeout, but do not hammer the route; a detour, if taken, goes at once.
+              if (is(err, errc::peer_down)) {
+                resume_at_ = clock().now() + cfg_.ack_timeout;
+                // Known down, not merely slow: detour now rather than after more failures.
+                failures_ = std::max(failures_, cfg_.failures_before_detour - 1);
+              }
+              go_back(seq);
             });
   }
 
@@ -144,6 +161,7 @@ private:
       delayed_send(this, cfg_.probe_interval, tick_atom::value);
     }
     route_ = route_ + 1 < routes_.size() ? route_ + 1 : 1;
+    resume_at_ = {};
     status_.route = routes_[route_].first;
     ++status_.detours_taken;
   }
@@ -172,6 +190,7 @@ private:
     ++epoch_;
     in_flight_.clear();
     failures_ = 0;
+    resume_at_ = {};
     status_.sent_cursor = detour_start_;
     status_.acked_cursor = detour_start_;
     pump();
@@ -184,6 +203,8 @@ private:
   size_t route_ = 0;
   uint32_t failures_ = 0;     ///< unacknowledged batches in a row on the current route
   uint64_t detour_start_ = 0; ///< the destination's acked cursor when the detour began
+  caf::actor_clock::time_point resume_at_{}; ///< no shipping before this (route refused)
+  bool resume_scheduled_ = false;
   link_status status_;
   std::deque<batch_in_flight> in_flight_;
   uint64_t next_seq_ = 0;

@@ -12,6 +12,7 @@ const char* to_string(errc code) {
     case errc::unknown_node: return "unknown_node";
     case errc::resolver_failed: return "resolver_failed";
     case errc::timeout: return "timeout";
+    case errc::peer_down: return "peer_down";
   }
   return "unknown";
 }

@@ -19,6 +19,7 @@ enum class errc : uint8_t {
   unknown_node,     ///< a node index or name that is not a member
   resolver_failed,  ///< a resolver answered with an error or not at all
   timeout,          ///< an operation did not finish in time
+  peer_down,        ///< the connection to that node is down: nothing was sent
 };
 
 /// Human-readable name of a code, for logs and error messages.
