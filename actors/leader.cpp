@@ -37,6 +37,9 @@ public:
   }
 
   behavior_type make_behavior() override {
+    link_dests_.insert(cfg_.out_edges.begin(), cfg_.out_edges.end());
+    if (auto t = replica_.take_topology_update()) // recovered from the store
+      apply_topology(*t);
     if (cfg_.tick_interval.count() > 0)
       delayed_send(this, cfg_.tick_interval, tick_atom::value);
     return {
@@ -143,6 +146,9 @@ public:
         s.pull_in_flight = pull_in_flight_;
         s.retired = replica_.retired();
         s.transfer = replica_.transfer();
+        if (auto e = replica_.epoch())
+          s.epoch = messages::to_string(*e);
+        s.topology = topology_;
         return s;
       },
       [this](conflicts_atom) {
@@ -179,7 +185,26 @@ public:
         else
           ++bad_gossip_;
       },
-      [this](peers_atom, std::vector<sink_actor>& peers) { peers_ = std::move(peers); },
+      [this](peers_atom, std::vector<sink_actor>& peers) {
+        peers_ = std::move(peers);
+        ensure_links();
+      },
+      [this](topology_atom, const std::string& spec) -> caf::result<dot> {
+        note_mailbox();
+        if (!cfg_.route)
+          return make_error(errc::invalid_argument, "this node cannot change its topology");
+        auto r = cfg_.route(spec);
+        if (!r)
+          return make_error(r.err().code, r.err().message);
+        if (!store_error_.empty())
+          return make_error(errc::invalid_argument, "write refused: " + store_error_);
+        auto before = replica_.log_end();
+        auto d = replica_.write(
+          write_request{topology_key, messages::op_kind::put, r->canonical, false, {}}, now(),
+          pending_);
+        after_change(before);
+        return acknowledge(d);
+      },
       [this](report_atom) { return own_report(); },
       [this](sync_atom) { group_commit(); },
       [this](shutdown_atom) {
@@ -289,6 +314,8 @@ private:
     pending_.clear();
     for (auto dest : replica_.take_relay_destinations())
       spawn_relay_link(dest);
+    if (auto t = replica_.take_topology_update())
+      apply_topology(*t);
     if (cfg_.replica.observer)
       cfg_.replica.observer->on_handled(replica_);
   }
@@ -298,15 +325,57 @@ private:
   // other spokes).
   void spawn_relay_link(messages::node_index dest) {
     if (dest == cfg_.replica.self || dest >= peers_.size() || !peers_[dest] ||
-        std::find(cfg_.out_edges.begin(), cfg_.out_edges.end(), dest) != cfg_.out_edges.end() ||
-        !relay_links_.insert(dest).second)
+        link_dests_.count(dest))
       return;
+    log("relaying: a link to node " + std::to_string(dest) + " starts");
+    spawn_link(dest, {});
+  }
+
+  void spawn_link(messages::node_index dest, const std::vector<messages::node_index>& detours) {
+    link_dests_.insert(dest);
     link_config lc;
     lc.from = cfg_.replica.self;
     lc.to = dest;
     lc.ack_timeout = cfg_.relay_ack_timeout;
-    log("relaying: a link to node " + std::to_string(dest) + " starts");
-    spawn_replication_link(system(), lc, caf::actor_cast<leader_actor>(this), peers_[dest]);
+    std::vector<sink_actor> detour_sinks;
+    for (auto d : detours)
+      if (d < peers_.size() && peers_[d]) {
+        lc.detours.push_back(d);
+        detour_sinks.push_back(peers_[d]);
+      }
+    spawn_replication_link(system(), lc, caf::actor_cast<leader_actor>(this), peers_[dest],
+                           std::move(detour_sinks));
+  }
+
+  // The topology key changed: route by it, and open links for its new out-edges.
+  void apply_topology(const std::string& spec) {
+    if (!cfg_.route)
+      return;
+    auto r = cfg_.route(spec);
+    if (!r) {
+      log("topology epoch " + epoch_name() + " ignored: " + r.err().message);
+      return;
+    }
+    replica_.set_routing(*r);
+    topology_ = r->canonical;
+    wanted_links_ = r->links;
+    log("topology epoch " + epoch_name() + ": " + std::to_string(r->links.size()) +
+        " links out of this node");
+    ensure_links();
+  }
+
+  void ensure_links() {
+    if (peers_.empty())
+      return;
+    for (auto& [dest, detours] : wanted_links_)
+      if (dest != cfg_.replica.self && dest < peers_.size() && peers_[dest] &&
+          !link_dests_.count(dest))
+        spawn_link(dest, detours);
+  }
+
+  std::string epoch_name() {
+    auto e = replica_.epoch();
+    return e ? messages::to_string(*e) : std::string("static");
   }
 
   void log(const std::string& line) {
@@ -490,7 +559,9 @@ private:
   bool sync_scheduled_ = false;
   std::vector<std::function<void()>> deferred_;
   std::string store_error_; ///< set when the store refused a write (a full disk, ...)
-  std::set<messages::node_index> relay_links_;
+  std::set<messages::node_index> link_dests_; ///< nodes this node has a link to
+  std::vector<std::pair<messages::node_index, std::vector<messages::node_index>>> wanted_links_;
+  std::string topology_; ///< the routed topology, once the topology key set one
 };
 
 } // namespace

@@ -75,7 +75,11 @@ using leader_actor = sink_actor::extend<
   /// Group commit (sent to itself): one fsync for everything applied before it.
   caf::reacts_to<sync_atom>,
   /// Clean stop: make everything durable and mark the store as shut down cleanly.
-  caf::replies_to<shutdown_atom>::with<bool>>;
+  caf::replies_to<shutdown_atom>::with<bool>,
+  /// Changes the cluster's topology at runtime ("ring", "star:HUB", "mesh" or an edge
+  /// list): a write of the replicated topology key, whose dot (replied) is the new epoch.
+  /// Every node routes by it once the write reaches it.
+  caf::replies_to<topology_atom, std::string>::with<messages::dot>>;
 
 /// When a write counts as durable (stores that survive the process only).
 /// - none: written to the OS at every applied batch; a process crash loses nothing, a
@@ -104,6 +108,10 @@ struct leader_config {
   std::vector<messages::node_index> out_edges;
   /// Ack timeout of the links the leader spawns that way.
   std::chrono::milliseconds relay_ack_timeout{2000};
+  /// Turns a topology ("ring", "star:HUB", "mesh", an edge list) into this node's routing,
+  /// or says why it cannot (unknown nodes, not strongly connected). Empty: the topology
+  /// cannot change at runtime.
+  std::function<result<routing>(const std::string&)> route;
   /// Where the leader reports rare events worth a line in a node's log (state transfers).
   std::function<void(const std::string&)> log;
 };

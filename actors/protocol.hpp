@@ -38,6 +38,7 @@ using report_atom = caf::atom_constant<caf::atom("report")>;
 using sync_atom = caf::atom_constant<caf::atom("sync")>;
 using shutdown_atom = caf::atom_constant<caf::atom("shutdown")>;
 using cursor_atom = caf::atom_constant<caf::atom("cursor")>;
+using topology_atom = caf::atom_constant<caf::atom("topology")>;
 
 /// The dots of the versions a client has seen: hand back what `get` returned, and the write
 /// replaces exactly those (Riak's vclock, CouchDB's _rev).
@@ -76,6 +77,8 @@ struct node_status {
   bool pull_in_flight = false;
   messages::version_vector retired; ///< retired incarnations -> final counters
   transfer_progress transfer;       ///< the state transfer this node receives, if any
+  std::string epoch;                ///< the topology epoch (a dot), "" for the static one
+  std::string topology;             ///< the topology routed by now (an edge list)
 };
 
 /// Converts mlr's error to CAF's, keeping the message as the error's context.
@@ -120,7 +123,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, node_status& x) {
   return f(caf::meta::type_name("mlr.node_status"), x.node, x.incarnation, x.applied, x.digest,
            x.stats, x.log_end, x.log_begin, x.keys, x.live_keys, x.pending_resolutions, x.mailbox_peak,
-           x.pull_in_flight, x.retired, x.transfer);
+           x.pull_in_flight, x.retired, x.transfer, x.epoch, x.topology);
 }
 
 template <class Inspector>

@@ -48,6 +48,10 @@ void replica::recover() {
     clock_.restore(messages::hlc{std::strtoull(raw->c_str(), nullptr, 10)});
   counter_ = applied_.get(self_);
   full_deps_next_ = counter_ > 0;
+  if (auto* t = store_->find(topology_key)) {
+    auto vs = *t;
+    reduce_reserved(topology_key, vs);
+  }
   // Compacted entries are gone; their index slots hold their old positions, which read()
   // answers with nullptr and pull answers skip.
   for (uint64_t pos = store_->log_begin(); pos < store_->log_end(); ++pos)
@@ -145,6 +149,34 @@ replica::receive_result replica::receive(messages::event_batch batch, uint64_t n
   return out;
 }
 
+void replica::reduce_reserved(const std::string& key, std::vector<version>& live) {
+  if (live.size() > 1) {
+    auto win = std::max_element(live.begin(), live.end(), [](const version& a, const version& b) {
+      return a.time != b.time ? a.time < b.time : a.id < b.id;
+    });
+    live = {*win};
+  }
+  if (key != topology_key || live.empty() || live[0].tombstone)
+    return;
+  if (!epoch_ || *epoch_ != live[0].id) {
+    epoch_ = live[0].id;
+    epoch_time_ = live[0].time;
+    topology_update_ = live[0].value;
+  }
+}
+
+std::optional<std::string> replica::take_topology_update() {
+  auto out = std::move(topology_update_);
+  topology_update_.reset();
+  return out;
+}
+
+void replica::set_routing(const routing& r) {
+  cfg_.forward_to = r.forward_to;
+  cfg_.trees = r.trees;
+  routing_changed_ = true;
+}
+
 std::vector<messages::node_index> replica::take_relay_destinations() {
   std::vector<messages::node_index> out(relay_dests_.begin(), relay_dests_.end());
   relay_dests_reported_.insert(relay_dests_.begin(), relay_dests_.end());
@@ -184,6 +216,11 @@ void replica::apply(event e, std::vector<conflict>& conflicts) {
   applied_.advance(e.id);
   if (e.op == messages::op_kind::del)
     tombstoned_.insert(e.key);
+  bool reserved = e.key.compare(0, reserved_key_prefix.size(), reserved_key_prefix) == 0;
+  if (reserved) {
+    reduce_reserved(e.key, live);
+    concurrent = false;
+  }
   if (concurrent) {
     ++stats_.conflicts;
     conflicts.push_back(conflict{e.key, live});
@@ -275,6 +312,7 @@ replica::fetch_result replica::fetch(messages::node_index dest, uint64_t from,
                                      messages::node_index ship_to) {
   fetch_result out;
   out.batch.sender = cfg_.self;
+  out.batch.epoch = epoch_time_.value; // the topology this node routes by (0: the static one)
   if (ship_to == messages::no_node)
     ship_to = dest;
   if (ship_to != dest)

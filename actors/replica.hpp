@@ -64,6 +64,11 @@ struct replica_config {
   std::shared_ptr<replica_observer> observer;
   /// Log entries kept even when stable (a window for slow peers to catch up from the log).
   uint64_t log_retention = 10000;
+  /// For this long after the topology changed, a gap is pulled after `pull_grace_ms_changed`
+  /// instead: while nodes route by different trees, events can miss a node, and version
+  /// vectors (not the trees) decide what is still owed.
+  uint64_t topology_change_window_ms = 3000;
+  uint64_t pull_grace_ms_changed = 100;
   /// A state transfer whose receiver asked nothing for this long is dropped (its hold on
   /// log compaction released).
   uint64_t transfer_idle_ms = 30000;
@@ -117,6 +122,19 @@ struct transfer_progress {
 /// Keys starting with this are the cluster's own (retired incarnations now; topology
 /// later). Clients cannot write them.
 inline const std::string reserved_key_prefix = std::string("\0mlr:", 5);
+/// The cluster's topology (DESIGN.md, "Topologies"): a last-writer-wins key whose winning
+/// version's dot is the topology epoch. Its value is an edge list ("a -> b" lines).
+inline const std::string topology_key = reserved_key_prefix + "topology";
+
+/// How one node routes under a topology: what the leader installs when the topology key
+/// changes. Built outside the actors (topology/), which know graphs.
+struct routing {
+  std::string canonical; ///< the topology as the key holds it
+  std::vector<std::vector<messages::node_index>> forward_to;
+  std::vector<std::vector<std::vector<messages::node_index>>> trees;
+  /// This node's out-edges, each with its detours (DESIGN.md, "Topologies").
+  std::vector<std::pair<messages::node_index, std::vector<messages::node_index>>> links;
+};
 
 /// One conflict as the resolver saw it: its inputs and its decision.
 struct conflict_record {
@@ -219,6 +237,14 @@ public:
   /// Nodes this node started forwarding to because it relays for a node that stopped
   /// answering (they may have no link from here yet); each is returned once.
   std::vector<messages::node_index> take_relay_destinations();
+  /// The topology key's winning value when it changed since the last call (a write, a
+  /// batch, a state transfer, or recovery).
+  std::optional<std::string> take_topology_update();
+  /// Routes by another topology from now on (entries already logged keep their targets).
+  void set_routing(const routing& r);
+  /// The topology epoch: the dot of the topology key's winning version (none: the static
+  /// topology the node started with).
+  std::optional<messages::dot> epoch() const { return epoch_; }
   /// What is stable here: every event it covers is held everywhere.
   const messages::version_vector& stable() const { return stable_; }
 
@@ -323,6 +349,13 @@ private:
     std::set<std::string> seen; // keys the snapshot had
   };
   std::optional<transfer_in> transfer_;
+  // Reserved keys are the cluster's own: last writer wins, always, whatever the resolver.
+  void reduce_reserved(const std::string& key, std::vector<messages::version>& live);
+  std::optional<messages::dot> epoch_;
+  bool routing_changed_ = false;   // since the last plan_pull
+  uint64_t fast_pulls_until_ = 0;  // steady ms: the short grace period applies until then
+  messages::hlc epoch_time_;
+  std::optional<std::string> topology_update_;
   std::set<messages::node_index> relay_dests_;
   std::set<messages::node_index> relay_dests_reported_;
 };

@@ -32,6 +32,13 @@ messages::version_vector replica::known() const {
 }
 
 std::optional<replica::pull_plan> replica::plan_pull(uint64_t now_ms, bool eager) {
+  if (routing_changed_) {
+    routing_changed_ = false;
+    fast_pulls_until_ = now_ms + cfg_.topology_change_window_ms;
+  }
+  auto grace = now_ms < fast_pulls_until_
+                 ? std::min(cfg_.pull_grace_ms, cfg_.pull_grace_ms_changed)
+                 : cfg_.pull_grace_ms;
   if (transfer_) {
     // A state transfer goes first: chunk after chunk, from one holder.
     pull_plan plan;
@@ -68,7 +75,7 @@ std::optional<replica::pull_plan> replica::plan_pull(uint64_t now_ms, bool eager
       g = gap{now_ms, have};
       continue;
     }
-    if (now_ms - g.since_ms >= cfg_.pull_grace_ms)
+    if (now_ms - g.since_ms >= grace)
       due.push_back(s);
   }
   if (due.empty())
@@ -288,6 +295,10 @@ void replica::merge_chunk(messages::node_index from, const messages::state_chunk
     const auto& mine = current ? *current : none;
     bool both_sides = false;
     auto merged = merge_versions(mine, theirs, i_cover, they_cover, both_sides);
+    if (key.compare(0, reserved_key_prefix.size(), reserved_key_prefix) == 0) {
+      reduce_reserved(key, merged);
+      both_sides = false;
+    }
     if (merged == mine)
       continue;
     if (std::any_of(merged.begin(), merged.end(), [](const version& v) { return v.tombstone; }))

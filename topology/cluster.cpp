@@ -91,6 +91,10 @@ result<messages::dot> cluster::put(size_t node, const std::string& key, const st
   return impl_->ask<messages::dot>(node, actors::put_atom::value, key, value, context);
 }
 
+result<messages::dot> cluster::set_topology(size_t node, const std::string& spec) {
+  return impl_->ask<messages::dot>(node, actors::topology_atom::value, spec);
+}
+
 result<messages::dot> cluster::del(size_t node, const std::string& key) {
   return impl_->ask<messages::dot>(node, actors::del_atom::value, key);
 }
@@ -141,7 +145,8 @@ bool converged(const std::vector<node_status>& nodes) {
   for (auto& n : nodes) {
     if (n.stats.buffered != 0 || n.pending_resolutions != 0)
       return false;
-    if (n.applied != nodes.front().applied || n.digest != nodes.front().digest)
+    if (n.applied != nodes.front().applied || n.digest != nodes.front().digest ||
+        n.epoch != nodes.front().epoch)
       return false;
   }
   return true;

@@ -55,6 +55,10 @@ public:
   result<messages::dot> put(size_t node, const std::string& key, const std::string& value,
                             const causal_context& context);
   result<messages::dot> del(size_t node, const std::string& key);
+  /// Changes the topology at runtime, from `node`: "ring", "star:HUB", "mesh" or an edge
+  /// list over the member names. Returns the new epoch; every node routes by it once the
+  /// write reaches it (concurrent changes: the last writer wins everywhere).
+  result<messages::dot> set_topology(size_t node, const std::string& spec);
   result<messages::dot> del(size_t node, const std::string& key, const causal_context& context);
   /// Several puts applied in one message, in order.
   result<std::vector<messages::dot>>
@@ -74,7 +78,7 @@ private:
   std::unique_ptr<impl> impl_;
 };
 
-/// True when the nodes' statuses show one converged state: equal version vectors and
+/// True when the nodes' statuses show one converged state: equal version vectors, epochs and
 /// digests, nothing buffered, no resolution pending.
 bool converged(const std::vector<node_status>& nodes);
 

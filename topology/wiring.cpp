@@ -3,9 +3,79 @@
 #include <caf/actor_system.hpp>
 #include <caf/send.hpp>
 
+#include <algorithm>
 #include <random>
+#include <sstream>
 
 namespace mlr::topology {
+
+namespace {
+
+result<graph> graph_for(const std::string& spec, const std::vector<std::string>& names) {
+  if (spec == "ring")
+    return make_ring(names);
+  if (spec == "mesh")
+    return make_mesh(names);
+  if (spec == "star" || spec.rfind("star:", 0) == 0) {
+    auto hub = spec == "star" ? names.front() : spec.substr(5);
+    auto it = std::find(names.begin(), names.end(), hub);
+    if (it == names.end())
+      return error{errc::unknown_node, "the star's hub '" + hub + "' is not a member"};
+    return make_star(names, static_cast<node_index>(it - names.begin()));
+  }
+  if (spec.find("->") == std::string::npos)
+    return error{errc::bad_topology, "topology '" + spec +
+                                       "': write ring, mesh, star, star:HUB or 'a -> b' lines"};
+  graph g(names);
+  std::istringstream in(spec);
+  int line_no = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_no;
+    line = line.substr(0, line.find('#'));
+    auto arrow = line.find("->");
+    auto trim = [](std::string x) {
+      x.erase(0, x.find_first_not_of(" \t\r"));
+      x.erase(x.find_last_not_of(" \t\r") + 1);
+      return x;
+    };
+    if (trim(line).empty())
+      continue;
+    if (arrow == std::string::npos)
+      return error{errc::bad_topology,
+                   "topology line " + std::to_string(line_no) + ": write 'a -> b'"};
+    auto a = trim(line.substr(0, arrow));
+    auto b = trim(line.substr(arrow + 2));
+    auto from = g.find(a);
+    auto to = g.find(b);
+    if (from < 0 || to < 0)
+      return error{errc::unknown_node, "topology line " + std::to_string(line_no) + " names '" +
+                                         (from < 0 ? a : b) + "', which is not a member"};
+    g.add_edge(static_cast<node_index>(from), static_cast<node_index>(to));
+  }
+  return g;
+}
+
+} // namespace
+
+std::function<result<actors::routing>(const std::string&)>
+make_router(std::vector<std::string> names, node_index self, std::vector<node_index> standby) {
+  return [names = std::move(names), self,
+          standby = std::move(standby)](const std::string& spec) -> result<actors::routing> {
+    auto g = graph_for(spec, names);
+    if (!g)
+      return g.err();
+    if (auto ok = validate(*g); !ok)
+      return ok.err();
+    actors::routing r;
+    for (auto [from, to] : g->edges())
+      r.canonical += g->name(from) + " -> " + g->name(to) + "\n";
+    r.trees = spanning_trees(*g);
+    r.forward_to = forwarding_table(r.trees, self);
+    for (auto to : g->successors(self))
+      r.links.emplace_back(to, detour_candidates(*g, r.trees, self, to, standby));
+    return r;
+  };
+}
 
 result<cluster_handles> wire_cluster(caf::actor_system& sys, const cluster_spec& spec) {
   if (auto ok = validate(spec.topology); !ok)
@@ -27,6 +97,7 @@ result<cluster_handles> wire_cluster(caf::actor_system& sys, const cluster_spec&
     cfg.replica.forward_to = forwarding_table(trees, n);
     cfg.replica.trees = trees;
     cfg.out_edges = spec.topology.successors(n);
+    cfg.route = make_router(spec.topology.names(), n, spec.standby_hubs);
     cfg.relay_ack_timeout = spec.link.ack_timeout;
     cfg.replica.max_buffered = spec.max_buffered;
     cfg.wall_clock_ms = spec.wall_clock_ms;

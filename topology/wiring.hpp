@@ -56,6 +56,14 @@ struct cluster_handles {
   std::vector<uint64_t> incarnations;
 };
 
+/// A leader's `route`: turns "ring", "star" (hub: the first node), "star:HUB", "mesh" or an
+/// edge list ("a -> b" lines over these member names) into the routing of node `self`,
+/// with `standby_hubs` first among a star spoke's detours. Refuses unknown names and graphs
+/// that are not strongly connected.
+std::function<result<actors::routing>(const std::string&)>
+make_router(std::vector<std::string> names, node_index self,
+            std::vector<node_index> standby_hubs = {});
+
 /// Validates the topology and spawns the cluster. Refuses a graph that is not strongly
 /// connected (the error names the unreachable nodes).
 result<cluster_handles> wire_cluster(caf::actor_system& sys, const cluster_spec& spec);

@@ -1,0 +1,158 @@
+// Changing a running cluster's topology, in process on the deterministic scheduler: the
+// topology lives in a replicated last-writer-wins key whose dot is the epoch, so a change
+// reaches every node like any write, concurrent changes resolve the same way everywhere,
+// and a node that was partitioned during a change ends at the same epoch.
+
+#include "harness.hpp"
+#include "invariant_checker.hpp"
+#include "sim_channel.hpp"
+
+using namespace mlr;
+using namespace mlr::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+topology::cluster_spec spec_for(topology::graph g, sim_network& net,
+                                std::shared_ptr<invariant_checker> checker) {
+  topology::cluster_spec spec;
+  spec.topology = std::move(g);
+  spec.make_resolver = resolvers::builtin_resolver("lww");
+  spec.observer = std::move(checker);
+  spec.link.ack_timeout = 200ms;
+  spec.tick_interval = 50ms;
+  spec.pull_grace = 60s; // what arrives here arrives by the links of the current topology
+  spec.pull_timeout = 200ms;
+  spec.make_sink = [&net](topology::node_index from, topology::node_index to,
+                          actors::leader_actor dest) { return net.sink(from, to, dest); };
+  return spec;
+}
+
+void run_for(sim_cluster& c, std::chrono::milliseconds total) {
+  for (auto t = 0ms; t < total; t += 50ms)
+    c.advance(50ms);
+}
+
+void queue_topology(sim_cluster& c, size_t node, const std::string& spec) {
+  (*c.self)->send(c.h.leaders.at(node), actors::topology_atom::value, spec);
+}
+
+uint64_t total_sent(sim_cluster& c) {
+  uint64_t n = 0;
+  for (auto& s : c.statuses())
+    n += s.stats.events_sent;
+  return n;
+}
+
+} // namespace
+
+TEST_CASE("ring N=5 to mesh during writes: nothing lost, one epoch everywhere, then one hop "
+          "and N-1 events per write") {
+  sim_cluster c;
+  sim_network net(*c.sys, 21);
+  auto checker = std::make_shared<invariant_checker>();
+  c.start(spec_for(topology::make_ring(topology::default_names(5)), net, checker));
+  std::vector<std::string> keys;
+  for (int r = 0; r < 6; ++r) {
+    for (size_t n = 0; n < 5; ++n) {
+      keys.push_back("r" + std::to_string(r) + "n" + std::to_string(n));
+      c.queue_put(n, keys.back(), "v");
+    }
+    if (r == 3)
+      queue_topology(c, 2, "mesh"); // concurrent with that round's writes
+    c.run();
+    c.drain_write_acks();
+    run_for(c, 100ms);
+  }
+  run_for(c, 1s);
+  auto all = c.statuses();
+  REQUIRE(topology::converged(all));
+  CHECK(checker->violations().empty());
+  REQUIRE_FALSE(all[0].epoch.empty());
+  for (auto& s : all) {
+    CHECK(s.epoch == all[0].epoch);
+    CHECK(s.topology.find("n0 -> n2") != std::string::npos); // a mesh edge, not a ring one
+  }
+  for (auto& k : keys)
+    for (size_t n = 0; n < 5; ++n)
+      CHECK(c.value(n, k) == "v");
+
+  // One hop now: with n1 -> n2 cut, n0's write still reaches n2 at once (the ring needed
+  // n1 to forward it).
+  caf::anon_send(net.at(1, 2), cut_atom::value);
+  auto sent_before = total_sent(c);
+  c.put(0, "after", "x");
+  run_for(c, 200ms);
+  CHECK(c.value(2, "after") == "x");
+  CHECK(c.status(2).stats.pulls_sent == 0);
+  CHECK(total_sent(c) - sent_before == 4); // N - 1
+  caf::anon_send(net.at(1, 2), heal_atom::value);
+  run_for(c, 500ms);
+  CHECK(topology::converged(c.statuses()));
+}
+
+TEST_CASE("concurrent topology changes at two nodes: one epoch wins everywhere, including "
+          "at a node partitioned during the change") {
+  sim_cluster c;
+  sim_network net(*c.sys, 22);
+  auto checker = std::make_shared<invariant_checker>();
+  c.start(spec_for(topology::make_mesh(topology::default_names(4)), net, checker));
+  c.put(0, "k", "before");
+  run_for(c, 300ms);
+  for (size_t x = 0; x < 3; ++x) { // n3 cut off
+    caf::anon_send(net.at(x, 3), cut_atom::value);
+    caf::anon_send(net.at(3, x), cut_atom::value);
+  }
+  c.run();
+  queue_topology(c, 0, "ring");
+  queue_topology(c, 1, "star:n2");
+  c.run();
+  auto a = c.take<messages::dot>();
+  auto b = c.take<messages::dot>();
+  run_for(c, 1s);
+  auto e0 = c.status(0).epoch;
+  CHECK((e0 == messages::to_string(a) || e0 == messages::to_string(b)));
+  for (size_t n = 0; n < 3; ++n)
+    CHECK(c.status(n).epoch == e0);
+  CHECK(c.status(3).epoch.empty()); // it has not heard of either
+  for (size_t x = 0; x < 3; ++x) {
+    caf::anon_send(net.at(x, 3), heal_atom::value);
+    caf::anon_send(net.at(3, x), heal_atom::value);
+  }
+  run_for(c, 61s); // n3 lacks the changes: it pulls them after the grace period
+  auto all = c.statuses();
+  CHECK(topology::converged(all));
+  for (auto& s : all)
+    CHECK(s.epoch == e0);
+  // Writes still reach everyone under the winner.
+  c.put(3, "k", "after");
+  run_for(c, 500ms);
+  for (size_t n = 0; n < 4; ++n)
+    CHECK(c.value(n, "k") == "after");
+  CHECK(checker->violations().empty());
+}
+
+TEST_CASE("a topology that is not strongly connected, or names a stranger, is refused") {
+  sim_cluster c;
+  sim_network net(*c.sys, 23);
+  auto checker = std::make_shared<invariant_checker>();
+  c.start(spec_for(topology::make_mesh(topology::default_names(3)), net, checker));
+  for (auto [spec, says] : std::vector<std::pair<std::string, std::string>>{
+         {"n0 -> n1\nn1 -> n2\n", "cannot reach"},
+         {"n0 -> n1\nn1 -> x9\n", "'x9', which is not a member"},
+         {"star:x9", "'x9' is not a member"},
+         {"tree", "write ring, mesh, star"}}) {
+    queue_topology(c, 0, spec);
+    c.run();
+    bool refused = false;
+    (*c.self)->receive([&](messages::dot&) {},
+                       [&](caf::error& err) {
+                         refused = true;
+                         INFO(c.sys->render(err));
+                         CHECK(c.sys->render(err).find(says) != std::string::npos);
+                       },
+                       caf::after(0s) >> [] {});
+    CHECK(refused);
+  }
+  CHECK(c.status(0).epoch.empty());
+}
