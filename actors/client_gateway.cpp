@@ -105,6 +105,17 @@ caf::behavior client_gateway(caf::io::broker* self, node_context ctx, std::strin
             },
             on_error);
         break;
+      case messages::client_request::op::set_topology:
+        self->request(st->ctx.leader, request_timeout, topology_atom::value, req.value)
+          .then(
+            [answer, hdl, seq, id](messages::dot& d) {
+              messages::client_response r;
+              r.kind = messages::client_response::op::written;
+              r.written = messages::to_string(d);
+              answer(hdl, seq, id, r);
+            },
+            on_error);
+        break;
       case messages::client_request::op::status:
         collect_status(self, st->ctx, [answer, hdl, seq, id](std::string json) {
           messages::client_response r;

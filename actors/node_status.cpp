@@ -57,6 +57,9 @@ void collect_status(caf::io::broker* self, const node_context& ctx,
     .then(
       [c, members](node_status& s) {
         c->doc["incarnation"] = hex(s.incarnation); // may have changed since start
+        c->doc["epoch"] = s.epoch.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.epoch);
+        if (!s.topology.empty())
+          c->doc["topology_edges"] = s.topology;
         c->doc["applied"] = vv_json(s.applied, members);
         c->doc["applied_total"] = s.applied.total();
         c->doc["retired"] = vv_json(s.retired, members);

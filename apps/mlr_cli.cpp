@@ -18,7 +18,9 @@
 
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <thread>
 
 namespace po = boost::program_options;
@@ -34,7 +36,8 @@ const char* usage =
   "  mlr --node HOST:PORT del KEY [--context TOKEN]\n"
   "  mlr --node HOST:PORT status [--json]\n"
   "  mlr --node HOST:PORT watch [--interval SECONDS] [--count N]\n"
-  "  mlr topology check FILE|ring:N|star:N|mesh:N\n\n"
+  "  mlr topology check FILE|ring:N|star:N|mesh:N\n"
+  "  mlr --node HOST:PORT topology set ring|mesh|star:HUB|FILE\n\n"
   "get prints each live value on its own line (several when concurrent writes left\n"
   "siblings, under --resolver multi), then 'context: TOKEN'. Pass that token to put or del\n"
   "with --context to replace exactly the versions you saw; without it a write replaces\n"
@@ -42,7 +45,11 @@ const char* usage =
   "replication to the others is asynchronous.\n\n"
   "topology check prints whether a topology is strongly connected, its single points of\n"
   "failure (nodes and links whose loss disconnects it), its diameter, messages per write\n"
-  "and fan-out per node; it exits 1 for a graph that is not strongly connected.\n\n"
+  "and fan-out per node; it exits 1 for a graph that is not strongly connected.\n"
+  "topology set changes a running cluster's topology through one node (FILE: 'a -> b'\n"
+  "lines over the member ids): a replicated write whose dot, printed, is the new epoch;\n"
+  "every node routes by it once the write reaches it ('status' shows each node's epoch).\n"
+  "A topology that is not strongly connected or names a stranger is refused.\n\n"
   "Exit status: 0 ok, 1 error from the node or key not found, 2 bad usage, 3 unreachable.\n\n";
 
 int fail_usage(const std::string& msg) {
@@ -58,6 +65,8 @@ std::string human_status(const nlohmann::json& j) {
                 j.value("incarnation", "?").c_str(), j.value("topology", "?").c_str(),
                 j.value("resolver", "?").c_str());
   out += line;
+  if (j.contains("epoch") && j["epoch"].is_string())
+    out += "topology epoch " + j["epoch"].get<std::string>() + "\n";
   out += "applied: " + std::to_string(j.value("applied_total", 0)) + " events, " +
          std::to_string(j.value("keys", 0)) + " keys, state digest " +
          j.value("state_digest", "?") + "\n";
@@ -143,9 +152,38 @@ int main(int argc, char** argv) {
     std::cout << usage << desc;
     return vm.count("help") ? 0 : 2;
   }
+  if (words[0] == "topology" && words.size() == 3 && words[1] == "set") {
+    if (node.empty())
+      return fail_usage("--node HOST:PORT is required for 'topology set'");
+    auto spec = words[2];
+    if (spec != "ring" && spec != "mesh" && spec.rfind("star", 0) != 0) {
+      std::ifstream f(spec);
+      if (!f) {
+        std::cerr << "mlr: cannot read topology file '" << spec
+                  << "'; write ring, mesh, star:HUB or the path of an edge list\n";
+        return 2;
+      }
+      std::stringstream text;
+      text << f.rdbuf();
+      spec = text.str();
+    }
+    auto conn = client::connection::open(node);
+    if (!conn) {
+      std::cerr << "mlr: " << conn.err().message << "\n";
+      return 3;
+    }
+    auto r = (*conn)->set_topology(spec);
+    if (!r) {
+      std::cerr << "mlr: " << r.err().message << "\n";
+      return 1;
+    }
+    std::cout << "epoch " << *r << "\n";
+    return 0;
+  }
   if (words[0] == "topology") {
     if (words.size() != 3 || words[1] != "check")
-      return fail_usage("write 'mlr topology check FILE|ring:N|star:N|mesh:N'");
+      return fail_usage("write 'mlr topology check FILE|ring:N|star:N|mesh:N' or "
+                        "'mlr --node HOST:PORT topology set ring|mesh|star:HUB|FILE'");
     auto g = topology::graph_from_spec(words[2]);
     if (!g) {
       std::cerr << "mlr: " << g.err().message << "\n";

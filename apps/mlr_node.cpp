@@ -8,6 +8,7 @@
 #include "native_client.hpp"
 #include "storage/store.hpp"
 #include "topology/graph.hpp"
+#include "topology/wiring.hpp"
 
 #include <boost/program_options.hpp>
 #include <caf/actor_system.hpp>
@@ -378,6 +379,7 @@ int main(int argc, char** argv) {
   lc.replica.forward_to = topology::forwarding_table(trees, self_index);
   lc.replica.trees = trees;
   lc.out_edges = graph->successors(self_index);
+  lc.route = topology::make_router(members, self_index, standby);
   lc.relay_ack_timeout = std::chrono::milliseconds(o.ack_timeout_ms);
   lc.replica.pull_grace_ms = static_cast<uint64_t>(o.pull_grace_ms);
   lc.replica.new_incarnation = actors::random_incarnation;

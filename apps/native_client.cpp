@@ -158,6 +158,13 @@ result<messages::client_response> connection::get(const std::string& key) {
   return r;
 }
 
+result<std::string> connection::set_topology(const std::string& spec) {
+  messages::client_request req;
+  req.kind = messages::client_request::op::set_topology;
+  req.value = spec;
+  return written_or_error(call(req));
+}
+
 result<std::string> connection::status() {
   messages::client_request req;
   req.kind = messages::client_request::op::status;

@@ -32,6 +32,9 @@ public:
   result<messages::client_response> get(const std::string& key);
   /// The node's status as JSON text.
   result<std::string> status();
+  /// Changes the cluster's topology ("ring", "star:HUB", "mesh" or an edge list) through
+  /// this node. Returns the new epoch (a dot).
+  result<std::string> set_topology(const std::string& spec);
 
 private:
   int fd_ = -1;

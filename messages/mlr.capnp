@@ -187,6 +187,7 @@ struct ClientRequest {
       context @7 :Text;
     }
     status @8 :Void;
+    setTopology @9 :Text;  # "ring", "star:HUB", "mesh" or an edge list; answered by `written`
   }
 }
 

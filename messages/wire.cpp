@@ -201,6 +201,9 @@ frame encode(const client_request& x) {
     case client_request::op::status:
       root.setStatus();
       break;
+    case client_request::op::set_topology:
+      root.setSetTopology(x.value);
+      break;
   }
   return to_frame(msg);
 }
@@ -234,6 +237,10 @@ result<client_request> decode_client_request(const frame& f) {
       }
       case wire::ClientRequest::STATUS:
         out.kind = client_request::op::status;
+        break;
+      case wire::ClientRequest::SET_TOPOLOGY:
+        out.kind = client_request::op::set_topology;
+        out.value = root.getSetTopology();
         break;
       default:
         return malformed("client request of an unknown kind");

@@ -5,6 +5,9 @@
 
 #include "process_harness.hpp"
 
+#include <atomic>
+#include <thread>
+
 using namespace mlr;
 using namespace mlr::testing;
 using namespace std::chrono_literals;
@@ -78,4 +81,45 @@ TEST_CASE("processes star N=5 --standby-hubs n2: the hub killed during writes, s
   REQUIRE(c.wait_ready(0));
   CHECK(c.wait_converged(30s));
   CHECK(everywhere(c, {0}, during));
+}
+
+TEST_CASE("processes ring N=3 to mesh with 'mlr topology set' during writes: one epoch "
+          "everywhere, nothing lost, kept across a restart") {
+  process_cluster c(3, "ring", {}, "batch");
+  std::atomic<bool> stop{false};
+  std::vector<std::string> written;
+  std::thread writer([&] {
+    auto conn = c.connect(1);
+    for (int i = 0; !stop; ++i) {
+      auto k = "w" + std::to_string(i);
+      if (conn->put(k, "v"))
+        written.push_back(k);
+      std::this_thread::sleep_for(2ms);
+    }
+  });
+  std::this_thread::sleep_for(200ms);
+  auto bad = run_command({MLR_CLI_BIN, "--node", c.client_address(0), "topology", "set", "star:x9"});
+  CHECK(bad.first == 1);
+  CHECK(bad.second.find("'x9' is not a member") != std::string::npos);
+  auto set = run_command({MLR_CLI_BIN, "--node", c.client_address(0), "topology", "set", "mesh"});
+  REQUIRE(set.first == 0);
+  REQUIRE(set.second.rfind("epoch n0.", 0) == 0);
+  auto epoch = set.second.substr(6, set.second.find('\n') - 6);
+  std::this_thread::sleep_for(300ms);
+  stop = true;
+  writer.join();
+  INFO(c.logs());
+  REQUIRE(c.wait_converged());
+  for (size_t n = 0; n < 3; ++n) {
+    auto s = *c.status(n);
+    CHECK(s["epoch"] == epoch);
+    CHECK(s["topology_edges"].get<std::string>().find("n0 -> n2") != std::string::npos);
+  }
+  CHECK(everywhere(c, {0, 1, 2}, written));
+  c.node(2).signal(SIGTERM);
+  REQUIRE(c.node(2).wait(10s) == 0);
+  c.start(2);
+  REQUIRE(c.wait_ready(2));
+  CHECK((*c.status(2))["epoch"] == epoch);
+  CHECK(c.wait_converged());
 }
