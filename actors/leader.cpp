@@ -191,19 +191,20 @@ public:
       },
       [this](topology_atom, const std::string& spec) -> caf::result<dot> {
         note_mailbox();
-        if (!cfg_.route)
-          return make_error(errc::invalid_argument, "this node cannot change its topology");
-        auto r = cfg_.route(spec);
-        if (!r)
-          return make_error(r.err().code, r.err().message);
-        if (!store_error_.empty())
-          return make_error(errc::invalid_argument, "write refused: " + store_error_);
-        auto before = replica_.log_end();
-        auto d = replica_.write(
-          write_request{topology_key, messages::op_kind::put, r->canonical, false, {}}, now(),
-          pending_);
-        after_change(before);
-        return acknowledge(d);
+        auto d = write_topology(spec);
+        if (!d)
+          return make_error(d.err().code, d.err().message);
+        return acknowledge(*d);
+      },
+      [this](detour_atom, messages::node_index to, bool detoured) {
+        log(std::string("link to node ") + std::to_string(to) +
+            (detoured ? ": no answer, detouring" : ": answers again, detour ended"));
+        if (detoured && to == cfg_.take_over_from && !took_over_) {
+          took_over_ = true;
+          auto d = write_topology(cfg_.take_over_spec);
+          log("the hub (node " + std::to_string(to) + ") is down: taking its role, " +
+              (d ? "epoch " + messages::to_string(*d) : "refused: " + d.err().message));
+        }
       },
       [this](report_atom) { return own_report(); },
       [this](sync_atom) { group_commit(); },
@@ -376,6 +377,23 @@ private:
   std::string epoch_name() {
     auto e = replica_.epoch();
     return e ? messages::to_string(*e) : std::string("static");
+  }
+
+  // Writes the topology key (validated first); the dot is the new epoch.
+  result<dot> write_topology(const std::string& spec) {
+    if (!cfg_.route)
+      return error{errc::invalid_argument, "this node cannot change its topology"};
+    auto r = cfg_.route(spec);
+    if (!r)
+      return r.err();
+    if (!store_error_.empty())
+      return error{errc::invalid_argument, "write refused: " + store_error_};
+    auto before = replica_.log_end();
+    auto d = replica_.write(
+      write_request{topology_key, messages::op_kind::put, r->canonical, false, {}}, now(),
+      pending_);
+    after_change(before);
+    return d;
   }
 
   void log(const std::string& line) {
@@ -562,6 +580,7 @@ private:
   std::set<messages::node_index> link_dests_; ///< nodes this node has a link to
   std::vector<std::pair<messages::node_index, std::vector<messages::node_index>>> wanted_links_;
   std::string topology_; ///< the routed topology, once the topology key set one
+  bool took_over_ = false;
 };
 
 } // namespace

@@ -79,7 +79,10 @@ using leader_actor = sink_actor::extend<
   /// Changes the cluster's topology at runtime ("ring", "star:HUB", "mesh" or an edge
   /// list): a write of the replicated topology key, whose dot (replied) is the new epoch.
   /// Every node routes by it once the write reaches it.
-  caf::replies_to<topology_atom, std::string>::with<messages::dot>>;
+  caf::replies_to<topology_atom, std::string>::with<messages::dot>,
+  /// From a link: its destination stopped answering (true) and it took a detour, or it
+  /// answers again (false).
+  caf::reacts_to<detour_atom, messages::node_index, bool>>;
 
 /// When a write counts as durable (stores that survive the process only).
 /// - none: written to the OS at every applied batch; a process crash loses nothing, a
@@ -112,6 +115,11 @@ struct leader_config {
   /// or says why it cannot (unknown nodes, not strongly connected). Empty: the topology
   /// cannot change at runtime.
   std::function<result<routing>(const std::string&)> route;
+  /// `--hub-return spoke` at a star's first standby hub: when its link to node
+  /// `take_over_from` (the hub) detours, this node writes `take_over_spec` ("star:<self>")
+  /// as the cluster's topology, once. The old hub then comes back as a spoke.
+  messages::node_index take_over_from = messages::no_node;
+  std::string take_over_spec;
   /// Where the leader reports rare events worth a line in a node's log (state transfers).
   std::function<void(const std::string&)> log;
 };

@@ -39,6 +39,7 @@ using sync_atom = caf::atom_constant<caf::atom("sync")>;
 using shutdown_atom = caf::atom_constant<caf::atom("shutdown")>;
 using cursor_atom = caf::atom_constant<caf::atom("cursor")>;
 using topology_atom = caf::atom_constant<caf::atom("topology")>;
+using detour_atom = caf::atom_constant<caf::atom("detour")>;
 
 /// The dots of the versions a client has seen: hand back what `get` returned, and the write
 /// replaces exactly those (Riak's vclock, CouchDB's _rev).

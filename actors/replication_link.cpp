@@ -159,6 +159,7 @@ private:
     if (route_ == 0) {
       detour_start_ = status_.acked_cursor;
       delayed_send(this, cfg_.probe_interval, tick_atom::value);
+      send(source_, detour_atom::value, cfg_.to, true);
     }
     route_ = route_ + 1 < routes_.size() ? route_ + 1 : 1;
     resume_at_ = {};
@@ -187,6 +188,7 @@ private:
     route_ = 0;
     status_.route = cfg_.to;
     ++status_.returns;
+    send(source_, detour_atom::value, cfg_.to, false);
     ++epoch_;
     in_flight_.clear();
     failures_ = 0;

@@ -39,6 +39,8 @@ result<cluster_file> parse_cluster_file(const std::string& text) {
       err = one(out.hub);
     else if (key == "standby-hubs")
       err = one(out.standby_hubs);
+    else if (key == "hub-return")
+      err = one(out.hub_return);
     else if (key == "resolver")
       err = one(out.resolver);
     else if (key == "node") {
@@ -58,7 +60,7 @@ result<cluster_file> parse_cluster_file(const std::string& text) {
           return bad("node '" + n.id + "' is listed twice");
       out.nodes.push_back(std::move(n));
     } else {
-      return bad("unknown statement '" + key + "' (cluster, topology, hub, standby-hubs, resolver, node)");
+      return bad("unknown statement '" + key + "' (cluster, topology, hub, standby-hubs, hub-return, resolver, node)");
     }
     if (err)
       return *err;

@@ -6,6 +6,7 @@
 //     topology ring                    # ring, star, mesh, or the path of an edge-list file
 //     hub n0                           # the hub, for a star
 //     standby-hubs n1,n2               # where spokes ship while the hub does not answer
+//     hub-return spoke                 # a failed hub comes back as a spoke (or: resume)
 //     resolver lww                     # lww, multi or max
 //     node n0 127.0.0.1:7000 client=127.0.0.1:7100 resp=127.0.0.1:6400
 //     node n1 127.0.0.1:7001 client=127.0.0.1:7101
@@ -31,6 +32,7 @@ struct cluster_file {
   std::string topology;
   std::string hub;
   std::string standby_hubs; ///< comma-separated ids
+  std::string hub_return;   ///< spoke or resume
   std::string resolver;
   std::vector<cluster_node> nodes;
 };

@@ -39,6 +39,7 @@ struct node_options {
   std::string topology = "mesh";
   std::string hub;
   std::string standby_hubs;
+  std::string hub_return = "resume";
   std::string resolver = "lww";
   std::string client_listen;
   std::string resp_listen;
@@ -89,6 +90,10 @@ po::options_description make_options(node_options& o) {
      "ID,ID: for a star, where a spoke ships while the hub does not answer (the first that "
      "answers relays to every other spoke); it goes back to the hub once the hub answers. "
      "Without it a spoke ships to the other spokes in turn")
+    ("hub-return", po::value(&o.hub_return)->default_value(o.hub_return),
+     "when a star's hub fails: resume (spokes detour meanwhile; it takes its role back when "
+     "it answers again) or spoke (the first standby hub makes itself the hub by a topology "
+     "change, a new epoch; the old hub comes back as a spoke)")
     ("resolver", po::value(&o.resolver)->default_value(o.resolver),
      "lww (last writer wins), multi (keep siblings) or max (largest number wins)")
     ("client-listen", po::value(&o.client_listen),
@@ -198,6 +203,8 @@ int main(int argc, char** argv) {
       o.hub = cf->hub;
     if (!cf->standby_hubs.empty() && !vm.count("standby-hubs"))
       o.standby_hubs = cf->standby_hubs;
+    if (!cf->hub_return.empty() && vm["hub-return"].defaulted())
+      o.hub_return = cf->hub_return;
     if (!cf->resolver.empty() && vm["resolver"].defaulted())
       o.resolver = cf->resolver;
     for (auto& n : cf->nodes) {
@@ -268,6 +275,10 @@ int main(int argc, char** argv) {
       return bad_input("--standby-hubs is for a star topology; this one is " + o.topology);
     standby.push_back(static_cast<messages::node_index>(i));
   }
+  if (o.hub_return != "resume" && o.hub_return != "spoke")
+    return bad_input("--hub-return must be resume or spoke, got '" + o.hub_return + "'");
+  if (o.hub_return == "spoke" && standby.empty())
+    return bad_input("--hub-return spoke needs --standby-hubs: a standby takes the hub's role");
   if (auto ok = topology::validate(*graph); !ok)
     return bad_input(ok.err().message);
   std::string secret;
@@ -380,6 +391,11 @@ int main(int argc, char** argv) {
   lc.replica.trees = trees;
   lc.out_edges = graph->successors(self_index);
   lc.route = topology::make_router(members, self_index, standby);
+  if (o.hub_return == "spoke" && standby.front() == self_index) {
+    auto hub = graph->find(o.hub.empty() ? members.front() : o.hub);
+    lc.take_over_from = static_cast<messages::node_index>(hub);
+    lc.take_over_spec = "star:" + o.id;
+  }
   lc.relay_ack_timeout = std::chrono::milliseconds(o.ack_timeout_ms);
   lc.replica.pull_grace_ms = static_cast<uint64_t>(o.pull_grace_ms);
   lc.replica.new_incarnation = actors::random_incarnation;

@@ -283,3 +283,46 @@ TEST_CASE("star N=5 without standby: a spoke relays through another spoke while 
   CHECK(checker->violations().empty());
   require_quiet(c);
 }
+
+TEST_CASE("star N=5 --hub-return spoke: the standby makes itself the hub by a topology "
+          "change, and the old hub comes back as a spoke") {
+  sim_cluster c;
+  sim_network net(*c.sys, 17);
+  auto checker = std::make_shared<invariant_checker>();
+  auto spec = spec_for(topology::make_star(topology::default_names(5), 0), net, checker);
+  spec.standby_hubs = {2};
+  spec.hub_return = "spoke";
+  c.start(spec);
+  write_round(c, {0, 1, 2, 3, 4}, 0);
+  run_for(c, 500ms);
+  set_down(net, 5, 0, true);
+  std::vector<std::pair<std::string, std::string>> during;
+  for (int r = 1; r <= 10; ++r) {
+    auto k = write_round(c, {1, 2, 3, 4}, r);
+    during.insert(during.end(), k.begin(), k.end());
+    run_for(c, 100ms);
+  }
+  run_for(c, 2s);
+  require_everywhere(c, {1, 2, 3, 4}, during);
+  auto epoch = c.status(2).epoch;
+  REQUIRE_FALSE(epoch.empty()); // n2 wrote the new topology: star with hub n2
+  for (size_t n : {1, 3, 4}) {
+    CHECK(c.status(n).epoch == epoch);
+    CHECK(c.status(n).topology.find("n2 -> n" + std::to_string(n)) != std::string::npos);
+  }
+  set_down(net, 5, 0, false);
+  run_for(c, 3s);
+  require_everywhere(c, {0}, during);
+  auto all = c.statuses();
+  CHECK(topology::converged(all));
+  CHECK(all[0].epoch == epoch); // the old hub routes as a spoke of n2 now
+  CHECK(all[0].topology.find("n0 -> n1") == std::string::npos);
+  CHECK(all[0].topology.find("n0 -> n2") != std::string::npos);
+  CHECK(checker->violations().empty());
+  // Writes at the old hub now go through n2.
+  c.put(0, "from-old-hub", "x");
+  run_for(c, 500ms);
+  for (size_t n = 1; n < 5; ++n)
+    CHECK(c.value(n, "from-old-hub") == "x");
+  require_quiet(c);
+}

@@ -67,20 +67,49 @@ TEST_CASE("processes ring N=5: n3 killed during writes, the others converge by t
   CHECK(everywhere(c, {3}, during));
 }
 
-TEST_CASE("processes star N=5 --standby-hubs n2: the hub killed during writes, spokes converge "
-          "through the standby, the hub restarts and everything converges") {
-  process_cluster c(5, "star", {"--standby-hubs", "n2", "--pull-grace-ms", "20000"}, "batch");
+namespace {
+
+// A star whose hub n0 is SIGKILLed during writes, with standby n2 and a --hub-return policy.
+void star_hub_failover(const std::string& policy) {
+  process_cluster c(5, "star",
+                    {"--standby-hubs", "n2", "--hub-return", policy, "--pull-grace-ms", "20000"},
+                    "batch");
   write_at(c, {0, 1, 2, 3, 4}, "before", 5);
   REQUIRE(c.wait_converged());
   c.node(0).kill_hard();
   auto during = write_at(c, {1, 2, 3, 4}, "during", 20);
   INFO(c.logs());
   CHECK(eventually([&] { return everywhere(c, {1, 2, 3, 4}, during); }, 15s));
-  CHECK(node_stat(c, 2, "relayed") > 0); // the standby relays as the hub would
+  if (policy == "resume")
+    CHECK(node_stat(c, 2, "relayed") > 0); // the standby relays as the hub would
   c.start(0);
   REQUIRE(c.wait_ready(0));
   CHECK(c.wait_converged(30s));
   CHECK(everywhere(c, {0}, during));
+  auto s0 = *c.status(0);
+  if (policy == "spoke") {
+    // n2 made itself the hub: every node, the old hub included, routes by that epoch.
+    REQUIRE(s0["epoch"].is_string());
+    CHECK(s0["epoch"].get<std::string>().rfind("n2.", 0) == 0);
+    CHECK(s0["topology_edges"].get<std::string>().find("n0 -> n2") != std::string::npos);
+    CHECK(s0["topology_edges"].get<std::string>().find("n0 -> n1") == std::string::npos);
+  } else {
+    CHECK(s0["epoch"].is_null()); // no topology change: the hub took its role back
+  }
+  auto after = write_at(c, {0}, "after", 5);
+  CHECK(eventually([&] { return everywhere(c, {1, 2, 3, 4}, after); }, 10s));
+}
+
+} // namespace
+
+TEST_CASE("processes star N=5 --standby-hubs n2 --hub-return resume: the hub killed during "
+          "writes, spokes converge through the standby, the hub returns to its role") {
+  star_hub_failover("resume");
+}
+
+TEST_CASE("processes star N=5 --standby-hubs n2 --hub-return spoke: the hub killed during "
+          "writes, the standby takes its role, the old hub returns as a spoke") {
+  star_hub_failover("spoke");
 }
 
 TEST_CASE("processes ring N=3 to mesh with 'mlr topology set' during writes: one epoch "

@@ -98,6 +98,13 @@ result<cluster_handles> wire_cluster(caf::actor_system& sys, const cluster_spec&
     cfg.replica.trees = trees;
     cfg.out_edges = spec.topology.successors(n);
     cfg.route = make_router(spec.topology.names(), n, spec.standby_hubs);
+    if (spec.hub_return == "spoke" && !spec.standby_hubs.empty() && spec.standby_hubs[0] == n) {
+      // The hub: the node every other node links to.
+      for (node_index x = 0; x < spec.topology.size(); ++x)
+        if (spec.topology.successors(x).size() + 1 == spec.topology.size() && x != n)
+          cfg.take_over_from = x;
+      cfg.take_over_spec = "star:" + spec.topology.name(n);
+    }
     cfg.relay_ack_timeout = spec.link.ack_timeout;
     cfg.replica.max_buffered = spec.max_buffered;
     cfg.wall_clock_ms = spec.wall_clock_ms;

@@ -37,6 +37,10 @@ struct cluster_spec {
   std::chrono::milliseconds pull_timeout{1000};
   /// A star's standby hubs: where spokes ship first when the hub stops answering.
   std::vector<node_index> standby_hubs;
+  /// What a star's hub is when it comes back after a failure: "resume" (it takes its role
+  /// back: spokes only detoured meanwhile) or "spoke" (the first standby took the role
+  /// over by a topology change when the hub stopped answering).
+  std::string hub_return = "resume";
   /// Log entries each leader keeps even when stable.
   uint64_t log_retention = 10000;
   /// Sees every application at every leader (tests' invariant checkers).
