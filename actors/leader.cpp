@@ -352,12 +352,13 @@ private:
   void apply_topology(const std::string& spec) {
     if (!cfg_.route)
       return;
-    auto r = cfg_.route(spec);
+    auto r = cfg_.route(spec, members_);
     if (!r) {
       log("topology epoch " + epoch_name() + " ignored: " + r.err().message);
       return;
     }
     replica_.set_routing(*r);
+    members_ = r->members;
     topology_ = r->canonical;
     wanted_links_ = r->links;
     log("topology epoch " + epoch_name() + ": " + std::to_string(r->links.size()) +
@@ -383,7 +384,7 @@ private:
   result<dot> write_topology(const std::string& spec) {
     if (!cfg_.route)
       return error{errc::invalid_argument, "this node cannot change its topology"};
-    auto r = cfg_.route(spec);
+    auto r = cfg_.route(spec, members_);
     if (!r)
       return r.err();
     if (!store_error_.empty())
@@ -581,6 +582,7 @@ private:
   std::vector<std::pair<messages::node_index, std::vector<messages::node_index>>> wanted_links_;
   std::string topology_; ///< the routed topology, once the topology key set one
   bool took_over_ = false;
+  std::vector<std::string> members_; ///< as the topology key set them (empty: the initial)
 };
 
 } // namespace

@@ -114,7 +114,8 @@ struct leader_config {
   /// Turns a topology ("ring", "star:HUB", "mesh", an edge list) into this node's routing,
   /// or says why it cannot (unknown nodes, not strongly connected). Empty: the topology
   /// cannot change at runtime.
-  std::function<result<routing>(const std::string&)> route;
+  /// The second argument is the current membership (empty: the one the node started with).
+  std::function<result<routing>(const std::string&, const std::vector<std::string>&)> route;
   /// `--hub-return spoke` at a star's first standby hub: when its link to node
   /// `take_over_from` (the hub) detours, this node writes `take_over_spec` ("star:<self>")
   /// as the cluster's topology, once. The old hub then comes back as a spoke.

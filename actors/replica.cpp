@@ -174,6 +174,7 @@ std::optional<std::string> replica::take_topology_update() {
 void replica::set_routing(const routing& r) {
   cfg_.forward_to = r.forward_to;
   cfg_.trees = r.trees;
+  live_ = r.live;
   routing_changed_ = true;
 }
 

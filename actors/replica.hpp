@@ -39,6 +39,9 @@ public:
   virtual void on_apply(messages::node_index self, const messages::event& e, bool local) = 0;
   /// After the leader handled one message that may have changed the replica.
   virtual void on_handled(const replica& r) = 0;
+  /// A state transfer ended at `self`: its version vector now also covers `snapshot`,
+  /// whose events it holds without having applied them one by one.
+  virtual void on_state_transfer(messages::node_index, const messages::version_vector&) {}
 };
 
 struct replica_config {
@@ -134,6 +137,10 @@ struct routing {
   std::vector<std::vector<std::vector<messages::node_index>>> trees;
   /// This node's out-edges, each with its detours (DESIGN.md, "Topologies").
   std::vector<std::pair<messages::node_index, std::vector<messages::node_index>>> links;
+  /// The membership, in node-index order (append only: indexes are never reused), and
+  /// which members are live (false: removed, decommissioned).
+  std::vector<std::string> members;
+  std::vector<bool> live;
 };
 
 /// One conflict as the resolver saw it: its inputs and its decision.
@@ -352,6 +359,8 @@ private:
   // Reserved keys are the cluster's own: last writer wins, always, whatever the resolver.
   void reduce_reserved(const std::string& key, std::vector<messages::version>& live);
   std::optional<messages::dot> epoch_;
+  std::vector<bool> live_; // empty: every node of forward_to is a live member
+  bool is_live(messages::node_index n) const { return n >= live_.size() || live_[n]; }
   bool routing_changed_ = false;   // since the last plan_pull
   uint64_t fast_pulls_until_ = 0;  // steady ms: the short grace period applies until then
   messages::hlc epoch_time_;

@@ -58,13 +58,21 @@ void replica::collect_garbage(uint64_t now_ms) {
     for (auto i = transfers_out_.begin(); i != transfers_out_.end();)
       i = now_ms - i->second.last_ms > cfg_.transfer_idle_ms ? transfers_out_.erase(i)
                                                              : std::next(i);
-  auto members = cfg_.forward_to.size();
-  if (members == 0 || reported_.size() + 1 < members)
+  // Live members only: a removed node's vector no longer holds anything back.
+  size_t members = 0;
+  for (messages::node_index n = 0; n < cfg_.forward_to.size(); ++n)
+    members += is_live(n) ? 1 : 0;
+  size_t heard = 0;
+  for (auto& [node, vv] : reported_)
+    heard += node < cfg_.forward_to.size() && is_live(node) ? 1 : 0;
+  if (members == 0 || heard + 1 < members)
     return; // not every node has been heard from: nothing can be stable yet
   if (candidate_ && applied_.covers(candidate_->join))
     stable_.merge(candidate_->meet);
   stability_candidate next{applied_, applied_};
   for (auto& [node, vv] : reported_) {
+    if (node >= cfg_.forward_to.size() || !is_live(node))
+      continue;
     next.meet.intersect(vv);
     next.join.merge(vv);
   }

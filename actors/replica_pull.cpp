@@ -344,6 +344,8 @@ void replica::finish_transfer(std::vector<conflict>& conflicts) {
   }
   // The vector jumps: this node now holds everything the snapshot covered. It has no log
   // entries for those events, so its tree children get them by pull (or by transfer).
+  if (cfg_.observer)
+    cfg_.observer->on_state_transfer(cfg_.self, t.snapshot);
   applied_.merge(t.snapshot);
   fold(t.retired);
   ++stats_.transfers_received;

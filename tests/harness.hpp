@@ -50,6 +50,7 @@ struct sim_cluster {
   caf::scheduler::test_coordinator* sched = nullptr;
   std::unique_ptr<caf::scoped_actor> self;
   topology::cluster_handles h;
+  topology::cluster_spec spec_; ///< as started (for add_node)
   /// The wall clock every leader reads; tests move it or freeze it.
   std::shared_ptr<uint64_t> wall_ms = std::make_shared<uint64_t>(1'700'000'000'000ull);
   /// When true, every read of the wall clock advances it by 1 ms.
@@ -79,7 +80,18 @@ struct sim_cluster {
     if (!wired)
       FAIL("wire_cluster failed: " << wired.err().message);
     h = std::move(*wired);
+    spec_ = std::move(spec);
     run();
+  }
+
+  /// Adds a node to the running cluster (topology::add_node); returns its index.
+  size_t add_node(const std::string& name, const std::string& topology, size_t via = 0) {
+    auto n = topology::add_node(*sys, spec_, h, name, topology,
+                                static_cast<topology::node_index>(via));
+    if (!n)
+      FAIL("add_node failed: " << n.err().message);
+    run();
+    return *n;
   }
 
   void start(topology::graph g, const std::string& resolver = "lww") {

@@ -11,35 +11,62 @@ namespace mlr::topology {
 
 namespace {
 
-result<graph> graph_for(const std::string& spec, const std::vector<std::string>& names) {
-  if (spec == "ring")
-    return make_ring(names);
-  if (spec == "mesh")
-    return make_mesh(names);
-  if (spec == "star" || spec.rfind("star:", 0) == 0) {
-    auto hub = spec == "star" ? names.front() : spec.substr(5);
-    auto it = std::find(names.begin(), names.end(), hub);
-    if (it == names.end())
-      return error{errc::unknown_node, "the star's hub '" + hub + "' is not a member"};
-    return make_star(names, static_cast<node_index>(it - names.begin()));
-  }
-  if (spec.find("->") == std::string::npos)
-    return error{errc::bad_topology, "topology '" + spec +
-                                       "': write ring, mesh, star, star:HUB or 'a -> b' lines"};
+std::string trim(std::string x) {
+  x.erase(0, x.find_first_not_of(" \t\r\n"));
+  x.erase(x.find_last_not_of(" \t\r\n") + 1);
+  return x;
+}
+
+std::vector<std::string> words(const std::string& line) {
+  std::istringstream in(line);
+  std::vector<std::string> out;
+  for (std::string w; in >> w;)
+    out.push_back(w);
+  return out;
+}
+
+// The graph over every member (indexes stay put; removed members have no edges).
+result<graph> graph_for(const std::string& body, const std::vector<std::string>& names,
+                        const std::vector<bool>& live) {
   graph g(names);
-  std::istringstream in(spec);
+  std::vector<node_index> up;
+  for (node_index i = 0; i < names.size(); ++i)
+    if (live[i])
+      up.push_back(i);
+  auto kind = trim(body);
+  if (kind == "ring") {
+    for (size_t i = 0; i < up.size(); ++i)
+      g.add_edge(up[i], up[(i + 1) % up.size()]);
+    return g;
+  }
+  if (kind == "mesh") {
+    for (auto a : up)
+      for (auto b : up)
+        g.add_edge(a, b);
+    return g;
+  }
+  if (kind == "star" || kind.rfind("star:", 0) == 0) {
+    auto hub = kind == "star" ? names[up.front()] : kind.substr(5);
+    auto h = g.find(hub);
+    if (h < 0 || !live[static_cast<size_t>(h)])
+      return error{errc::unknown_node, "the star's hub '" + hub + "' is not a member"};
+    for (auto x : up) {
+      g.add_edge(static_cast<node_index>(h), x);
+      g.add_edge(x, static_cast<node_index>(h));
+    }
+    return g;
+  }
+  if (body.find("->") == std::string::npos)
+    return error{errc::bad_topology, "topology '" + kind +
+                                       "': write ring, mesh, star, star:HUB or 'a -> b' lines"};
+  std::istringstream in(body);
   int line_no = 0;
   for (std::string line; std::getline(in, line);) {
     ++line_no;
     line = line.substr(0, line.find('#'));
-    auto arrow = line.find("->");
-    auto trim = [](std::string x) {
-      x.erase(0, x.find_first_not_of(" \t\r"));
-      x.erase(x.find_last_not_of(" \t\r") + 1);
-      return x;
-    };
     if (trim(line).empty())
       continue;
+    auto arrow = line.find("->");
     if (arrow == std::string::npos)
       return error{errc::bad_topology,
                    "topology line " + std::to_string(line_no) + ": write 'a -> b'"};
@@ -47,9 +74,10 @@ result<graph> graph_for(const std::string& spec, const std::vector<std::string>&
     auto b = trim(line.substr(arrow + 2));
     auto from = g.find(a);
     auto to = g.find(b);
-    if (from < 0 || to < 0)
+    if (from < 0 || to < 0 || !live[static_cast<size_t>(from)] || !live[static_cast<size_t>(to)])
       return error{errc::unknown_node, "topology line " + std::to_string(line_no) + " names '" +
-                                         (from < 0 ? a : b) + "', which is not a member"};
+                                         (from < 0 || !live[static_cast<size_t>(from)] ? a : b) +
+                                         "', which is not a member"};
     g.add_edge(static_cast<node_index>(from), static_cast<node_index>(to));
   }
   return g;
@@ -57,24 +85,164 @@ result<graph> graph_for(const std::string& spec, const std::vector<std::string>&
 
 } // namespace
 
-std::function<result<actors::routing>(const std::string&)>
+std::function<result<actors::routing>(const std::string&, const std::vector<std::string>&)>
 make_router(std::vector<std::string> names, node_index self, std::vector<node_index> standby) {
-  return [names = std::move(names), self,
-          standby = std::move(standby)](const std::string& spec) -> result<actors::routing> {
-    auto g = graph_for(spec, names);
+  return [initial = std::move(names), self, standby = std::move(standby)](
+           const std::string& spec,
+           const std::vector<std::string>& current) -> result<actors::routing> {
+    // Optional 'members' and 'removed' lines first, then the topology.
+    auto members = current.empty() ? initial : current;
+    std::vector<std::string> removed;
+    std::string body;
+    std::istringstream in(spec);
+    for (std::string line; std::getline(in, line);) {
+      auto w = words(line);
+      if (!w.empty() && w[0] == "members") {
+        std::vector<std::string> listed(w.begin() + 1, w.end());
+        if (listed.size() < members.size() ||
+            !std::equal(members.begin(), members.end(), listed.begin()))
+          return error{errc::bad_topology,
+                       "'members' must list the current members in order, new ones last "
+                       "(node indexes are never reused)"};
+        members = std::move(listed);
+      } else if (!w.empty() && w[0] == "removed") {
+        removed.insert(removed.end(), w.begin() + 1, w.end());
+      } else {
+        body += line + "\n";
+      }
+    }
+    std::vector<bool> live(members.size(), true);
+    for (auto& r : removed) {
+      auto i = std::find(members.begin(), members.end(), r);
+      if (i == members.end())
+        return error{errc::unknown_node, "'removed' names '" + r + "', which is not a member"};
+      live[static_cast<size_t>(i - members.begin())] = false;
+    }
+    if (std::count(live.begin(), live.end(), true) == 0)
+      return error{errc::bad_topology, "a topology needs at least one member left"};
+    auto g = graph_for(body, members, live);
     if (!g)
       return g.err();
-    if (auto ok = validate(*g); !ok)
+    // Strongly connected over the live members.
+    std::vector<std::string> up_names;
+    std::vector<int> sub_index(members.size(), -1);
+    for (node_index i = 0; i < members.size(); ++i)
+      if (live[i]) {
+        sub_index[i] = static_cast<int>(up_names.size());
+        up_names.push_back(members[i]);
+      }
+    graph sub(up_names);
+    for (auto [from, to] : g->edges())
+      sub.add_edge(static_cast<node_index>(sub_index[from]), static_cast<node_index>(sub_index[to]));
+    if (auto ok = validate(sub); !ok)
       return ok.err();
     actors::routing r;
+    r.members = members;
+    r.live = live;
+    r.canonical = "members";
+    for (auto& m : members)
+      r.canonical += " " + m;
+    r.canonical += "\n";
+    if (!removed.empty()) {
+      r.canonical += "removed";
+      for (node_index i = 0; i < members.size(); ++i)
+        if (!live[i])
+          r.canonical += " " + members[i];
+      r.canonical += "\n";
+    }
     for (auto [from, to] : g->edges())
       r.canonical += g->name(from) + " -> " + g->name(to) + "\n";
     r.trees = spanning_trees(*g);
-    r.forward_to = forwarding_table(r.trees, self);
-    for (auto to : g->successors(self))
-      r.links.emplace_back(to, detour_candidates(*g, r.trees, self, to, standby));
+    if (self < members.size()) {
+      r.forward_to = forwarding_table(r.trees, self);
+      for (auto to : g->successors(self))
+        r.links.emplace_back(to, detour_candidates(*g, r.trees, self, to, standby));
+    }
     return r;
   };
+}
+
+namespace {
+
+// A leader's configuration as the cluster spec says, routing left to the caller.
+actors::leader_config base_config(const cluster_spec& spec, node_index n, uint64_t incarnation) {
+  actors::leader_config cfg;
+  cfg.replica.self = n;
+  cfg.replica.incarnation = incarnation;
+  cfg.relay_ack_timeout = spec.link.ack_timeout;
+  cfg.replica.max_buffered = spec.max_buffered;
+  cfg.wall_clock_ms = spec.wall_clock_ms;
+  cfg.resolver_timeout = spec.resolver_timeout;
+  cfg.limits = spec.limits;
+  cfg.tick_interval = spec.tick_interval;
+  cfg.pull_timeout = spec.pull_timeout;
+  cfg.replica.pull_grace_ms = static_cast<uint64_t>(spec.pull_grace.count());
+  cfg.replica.observer = spec.observer;
+  cfg.replica.log_retention = spec.log_retention;
+  return cfg;
+}
+
+actors::sink_actor sink_for(const cluster_spec& spec, node_index from, node_index to,
+                            const actors::leader_actor& dest) {
+  return spec.make_sink ? spec.make_sink(from, to, dest) : actors::sink_actor{dest};
+}
+
+} // namespace
+
+result<node_index> add_node(caf::actor_system& sys, const cluster_spec& spec,
+                            cluster_handles& h, const std::string& name,
+                            const std::string& topology, node_index via) {
+  if (std::find(h.members.begin(), h.members.end(), name) != h.members.end())
+    return error{errc::invalid_argument, "'" + name + "' is a member already"};
+  if (via >= h.leaders.size())
+    return error{errc::unknown_node, "no node " + std::to_string(via) + " to write the topology at"};
+  auto n = static_cast<node_index>(h.leaders.size());
+  auto members = h.members;
+  members.push_back(name);
+  std::string full = "members";
+  for (auto& m : members)
+    full += " " + m;
+  full += "\n" + topology;
+  auto route = make_router(members, n, spec.standby_hubs);
+  auto r = route(full, {});
+  if (!r)
+    return r.err();
+  std::mt19937_64 rng(spec.seed * 1000003 + n);
+  uint64_t incarnation = 0;
+  while (incarnation == 0)
+    incarnation = rng();
+  auto cfg = base_config(spec, n, incarnation);
+  cfg.replica.forward_to = r->forward_to;
+  cfg.replica.trees = r->trees;
+  cfg.route = route;
+  for (auto& [dest, detours] : r->links)
+    cfg.out_edges.push_back(dest);
+  auto resolver = spec.make_resolver(sys);
+  auto leader = actors::spawn_leader(sys, std::move(cfg), storage::make_memory_store(), resolver);
+  h.leaders.push_back(leader);
+  h.resolvers.push_back(resolver);
+  h.incarnations.push_back(incarnation);
+  h.members = members;
+  for (node_index x = 0; x < n; ++x)
+    h.reach[x].push_back(sink_for(spec, x, n, leader));
+  h.reach.emplace_back(n + 1);
+  for (node_index x = 0; x < n; ++x)
+    h.reach[n][x] = sink_for(spec, n, x, h.leaders[x]);
+  for (auto& [dest, detours] : r->links) {
+    auto link_cfg = spec.link;
+    link_cfg.from = n;
+    link_cfg.to = dest;
+    link_cfg.detours = detours;
+    std::vector<actors::sink_actor> detour_sinks;
+    for (auto d : detours)
+      detour_sinks.push_back(h.reach[n][d]);
+    h.links.push_back(actors::spawn_replication_link(sys, link_cfg, leader, h.reach[n][dest],
+                                                     std::move(detour_sinks)));
+  }
+  for (node_index x = 0; x <= n; ++x)
+    caf::anon_send(h.leaders[x], actors::peers_atom::value, h.reach[x]);
+  caf::anon_send(h.leaders[via], actors::topology_atom::value, full);
+  return n;
 }
 
 result<cluster_handles> wire_cluster(caf::actor_system& sys, const cluster_spec& spec) {
@@ -87,13 +255,13 @@ result<cluster_handles> wire_cluster(caf::actor_system& sys, const cluster_spec&
   auto trees = spanning_trees(spec.topology);
   std::mt19937_64 rng(spec.seed);
   for (node_index n = 0; n < spec.topology.size(); ++n) {
-    actors::leader_config cfg;
-    cfg.replica.self = n;
     // A node without durable state cannot prove its past: it always takes a new
     // incarnation. Zero is reserved for "none".
+    uint64_t incarnation = 0;
     do
-      cfg.replica.incarnation = rng();
-    while (cfg.replica.incarnation == 0);
+      incarnation = rng();
+    while (incarnation == 0);
+    auto cfg = base_config(spec, n, incarnation);
     cfg.replica.forward_to = forwarding_table(trees, n);
     cfg.replica.trees = trees;
     cfg.out_edges = spec.topology.successors(n);
@@ -105,16 +273,6 @@ result<cluster_handles> wire_cluster(caf::actor_system& sys, const cluster_spec&
           cfg.take_over_from = x;
       cfg.take_over_spec = "star:" + spec.topology.name(n);
     }
-    cfg.relay_ack_timeout = spec.link.ack_timeout;
-    cfg.replica.max_buffered = spec.max_buffered;
-    cfg.wall_clock_ms = spec.wall_clock_ms;
-    cfg.resolver_timeout = spec.resolver_timeout;
-    cfg.limits = spec.limits;
-    cfg.tick_interval = spec.tick_interval;
-    cfg.pull_timeout = spec.pull_timeout;
-    cfg.replica.pull_grace_ms = static_cast<uint64_t>(spec.pull_grace.count());
-    cfg.replica.observer = spec.observer;
-    cfg.replica.log_retention = spec.log_retention;
     h.incarnations.push_back(cfg.replica.incarnation);
     auto resolver = spec.make_resolver(sys);
     h.resolvers.push_back(resolver);
@@ -126,8 +284,7 @@ result<cluster_handles> wire_cluster(caf::actor_system& sys, const cluster_spec&
   for (node_index from = 0; from < n; ++from)
     for (node_index to = 0; to < n; ++to)
       if (from != to)
-        reach[from][to] = spec.make_sink ? spec.make_sink(from, to, h.leaders[to])
-                                         : actors::sink_actor{h.leaders[to]};
+        reach[from][to] = sink_for(spec, from, to, h.leaders[to]);
   for (auto [from, to] : spec.topology.edges()) {
     auto link_cfg = spec.link;
     link_cfg.from = from;
@@ -140,7 +297,9 @@ result<cluster_handles> wire_cluster(caf::actor_system& sys, const cluster_spec&
                                                      reach[from][to], std::move(detour_sinks)));
   }
   for (node_index from = 0; from < n; ++from)
-    caf::anon_send(h.leaders[from], actors::peers_atom::value, std::move(reach[from]));
+    caf::anon_send(h.leaders[from], actors::peers_atom::value, reach[from]);
+  h.members = spec.topology.names();
+  h.reach = std::move(reach);
   return h;
 }
 

@@ -58,15 +58,30 @@ struct cluster_handles {
   std::vector<resolvers::resolver_actor> resolvers;
   std::vector<actors::link_actor> links; ///< in the order of topology.edges()
   std::vector<uint64_t> incarnations;
+  std::vector<std::string> members;      ///< node names in index order (added ones last)
+  /// reach[from][to]: how `from` reaches `to` (cluster_spec::make_sink).
+  std::vector<std::vector<actors::sink_actor>> reach;
 };
 
-/// A leader's `route`: turns "ring", "star" (hub: the first node), "star:HUB", "mesh" or an
-/// edge list ("a -> b" lines over these member names) into the routing of node `self`,
-/// with `standby_hubs` first among a star spoke's detours. Refuses unknown names and graphs
-/// that are not strongly connected.
-std::function<result<actors::routing>(const std::string&)>
+/// A leader's `route`: turns a topology into the routing of node `self`, with
+/// `standby_hubs` first among a star spoke's detours. A topology is optional lines
+/// 'members A B C ...' (the current members in order, new ones appended) and 'removed X ...',
+/// then "ring", "star" (hub: the first live node), "star:HUB", "mesh" or an edge list
+/// ("a -> b" lines). Without a 'members' line the current membership (`names` at first)
+/// stays. Refuses unknown names, reordered members, and graphs that are not strongly
+/// connected over the live members.
+std::function<result<actors::routing>(const std::string&, const std::vector<std::string>&)>
 make_router(std::vector<std::string> names, node_index self,
             std::vector<node_index> standby_hubs = {});
+
+/// Adds node `name` to a running cluster: spawns its leader (empty, a new incarnation),
+/// connects it with every node, and writes the topology `topology` ("mesh", "ring",
+/// "star:HUB" or an edge list, over the members and the new node) at node `via`, so every
+/// node routes by it once the write reaches it. The new node catches up by pull or state
+/// transfer. Returns its index.
+result<node_index> add_node(caf::actor_system& sys, const cluster_spec& spec,
+                            cluster_handles& h, const std::string& name,
+                            const std::string& topology, node_index via = 0);
 
 /// Validates the topology and spawns the cluster. Refuses a graph that is not strongly
 /// connected (the error names the unreachable nodes).
