@@ -490,8 +490,10 @@ private:
     if (peers_.empty())
       return;
     auto f = own_report();
+    if (!replica_.is_live(cfg_.replica.self))
+      return; // removed from the cluster
     for (messages::node_index n = 0; n < peers_.size(); ++n)
-      if (n != cfg_.replica.self && peers_[n])
+      if (n != cfg_.replica.self && peers_[n] && replica_.is_live(n))
         send(peers_[n], gossip_atom::value, f);
   }
 

@@ -149,18 +149,95 @@ replica::receive_result replica::receive(messages::event_batch batch, uint64_t n
   return out;
 }
 
+namespace {
+
+std::vector<std::string> split_words(const std::string& line) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < line.size()) {
+    auto j = line.find_first_of(" \t\r", i);
+    if (j == std::string::npos)
+      j = line.size();
+    if (j > i)
+      out.push_back(line.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
+// Concurrent topology writes: the last writer's shape wins, but memberships merge, so that
+// a node added at one node and a node removed at another, at the same time, both happen:
+// members are the winner's list plus, in dot order, the names only a loser lists; removed
+// is the union. Deterministic in the set of versions, so every node reaches the same value.
+std::string merge_topologies(const version& winner, std::vector<version> losers) {
+  std::sort(losers.begin(), losers.end(), [](const version& a, const version& b) {
+    return a.time != b.time ? a.time < b.time : a.id < b.id;
+  });
+  std::vector<std::string> members;
+  std::set<std::string> removed;
+  std::string body;
+  auto read = [&](const std::string& value, bool keep_body) {
+    size_t start = 0;
+    while (start <= value.size()) {
+      auto end = value.find('\n', start);
+      if (end == std::string::npos)
+        end = value.size();
+      auto line = value.substr(start, end - start);
+      auto w = split_words(line);
+      if (!w.empty() && w[0] == "members") {
+        for (size_t i = 1; i < w.size(); ++i)
+          if (std::find(members.begin(), members.end(), w[i]) == members.end())
+            members.push_back(w[i]);
+      } else if (!w.empty() && w[0] == "removed") {
+        removed.insert(w.begin() + 1, w.end());
+      } else if (keep_body && !line.empty()) {
+        body += line + "\n";
+      }
+      start = end + 1;
+    }
+  };
+  read(winner.value, true);
+  for (auto& l : losers)
+    read(l.value, false);
+  if (members.empty())
+    return winner.value;
+  std::string out = "members";
+  for (auto& m : members)
+    out += " " + m;
+  out += "\n";
+  if (!removed.empty()) {
+    out += "removed";
+    for (auto& m : members)
+      if (removed.count(m))
+        out += " " + m;
+    out += "\n";
+  }
+  return out + body;
+}
+
+} // namespace
+
 void replica::reduce_reserved(const std::string& key, std::vector<version>& live) {
   if (live.size() > 1) {
     auto win = std::max_element(live.begin(), live.end(), [](const version& a, const version& b) {
       return a.time != b.time ? a.time < b.time : a.id < b.id;
     });
-    live = {*win};
+    auto winner = *win;
+    if (key == topology_key && !winner.tombstone) {
+      std::vector<version> losers;
+      for (auto& v : live)
+        if (v.id != winner.id && !v.tombstone)
+          losers.push_back(v);
+      winner.value = merge_topologies(winner, std::move(losers));
+    }
+    live = {winner};
   }
   if (key != topology_key || live.empty() || live[0].tombstone)
     return;
-  if (!epoch_ || *epoch_ != live[0].id) {
+  if (!epoch_ || *epoch_ != live[0].id || topology_value_ != live[0].value) {
     epoch_ = live[0].id;
     epoch_time_ = live[0].time;
+    topology_value_ = live[0].value;
     topology_update_ = live[0].value;
   }
 }

@@ -252,6 +252,8 @@ public:
   /// The topology epoch: the dot of the topology key's winning version (none: the static
   /// topology the node started with).
   std::optional<messages::dot> epoch() const { return epoch_; }
+  /// False for a member the topology removed (decommissioned).
+  bool is_live(messages::node_index n) const { return n >= live_.size() || live_[n]; }
   /// What is stable here: every event it covers is held everywhere.
   const messages::version_vector& stable() const { return stable_; }
 
@@ -360,10 +362,10 @@ private:
   void reduce_reserved(const std::string& key, std::vector<messages::version>& live);
   std::optional<messages::dot> epoch_;
   std::vector<bool> live_; // empty: every node of forward_to is a live member
-  bool is_live(messages::node_index n) const { return n >= live_.size() || live_[n]; }
   bool routing_changed_ = false;   // since the last plan_pull
   uint64_t fast_pulls_until_ = 0;  // steady ms: the short grace period applies until then
   messages::hlc epoch_time_;
+  std::string topology_value_;
   std::optional<std::string> topology_update_;
   std::set<messages::node_index> relay_dests_;
   std::set<messages::node_index> relay_dests_reported_;

@@ -36,6 +36,8 @@ std::optional<replica::pull_plan> replica::plan_pull(uint64_t now_ms, bool eager
     routing_changed_ = false;
     fast_pulls_until_ = now_ms + cfg_.topology_change_window_ms;
   }
+  if (!is_live(cfg_.self))
+    return std::nullopt; // removed from the cluster: it asks nobody for anything
   auto grace = now_ms < fast_pulls_until_
                  ? std::min(cfg_.pull_grace_ms, cfg_.pull_grace_ms_changed)
                  : cfg_.pull_grace_ms;

@@ -238,3 +238,60 @@ TEST_CASE("membership: a removed node no longer holds anything back, the rest ke
     CHECK(c.value(0, "after-" + std::to_string(i)) == "v");
   CHECK(checker->violations().empty());
 }
+
+TEST_CASE("membership: a node added at one node while another is removed at a second, "
+          "concurrently, with a third partitioned: both happen, one epoch everywhere, N-1 "
+          "events per write after") {
+  sim_cluster c;
+  sim_network net(*c.sys, 26);
+  auto checker = std::make_shared<invariant_checker>();
+  auto spec = spec_for(topology::make_mesh(topology::default_names(4)), net, checker);
+  spec.pull_grace = 300ms;
+  c.start(spec);
+  c.put(0, "before", "v");
+  run_for(c, 300ms);
+  auto cut = [&](size_t a, size_t b, bool on) {
+    for (auto ch : {net.at(a, b), net.at(b, a)}) {
+      if (on)
+        caf::anon_send(ch, cut_atom::value);
+      else
+        caf::anon_send(ch, heal_atom::value);
+    }
+  };
+  // n0 and n1 cannot see each other's change; n2 sees nothing at all.
+  cut(0, 1, true);
+  for (size_t x : {0, 1, 3})
+    cut(2, x, true);
+  c.run();
+  queue_topology(c, 1, "members n0 n1 n2 n3\nremoved n3\nmesh");
+  c.run();
+  c.take<messages::dot>();
+  auto added = c.add_node("n4", "mesh", 0);
+  run_for(c, 1s);
+  cut(0, 1, false);
+  for (size_t x : {0, 1, 3})
+    cut(2, x, false);
+  run_for(c, 3s);
+  auto all = c.statuses();
+  CHECK(topology::converged(all));
+  for (auto& s : all) {
+    INFO("node " << s.node << " topology:\n" << s.topology);
+    CHECK(s.epoch == all[0].epoch);
+    CHECK(s.topology.rfind("members n0 n1 n2 n3 n4\nremoved n3\n", 0) == 0);
+    CHECK(s.topology.find("n0 -> n3") == std::string::npos);
+    CHECK(s.topology.find("n0 -> n4") != std::string::npos);
+  }
+  auto sent = [&] {
+    uint64_t n = 0;
+    for (auto& s : c.statuses())
+      n += s.stats.events_sent;
+    return n;
+  };
+  auto before = sent();
+  c.put(added, "from-n4", "x");
+  run_for(c, 500ms);
+  CHECK(sent() - before == 3); // four live members
+  for (size_t n : {0, 1, 2})
+    CHECK(c.value(n, "from-n4") == "x");
+  CHECK(checker->violations().empty());
+}

@@ -74,10 +74,11 @@ result<graph> graph_for(const std::string& body, const std::vector<std::string>&
     auto b = trim(line.substr(arrow + 2));
     auto from = g.find(a);
     auto to = g.find(b);
-    if (from < 0 || to < 0 || !live[static_cast<size_t>(from)] || !live[static_cast<size_t>(to)])
+    if (from < 0 || to < 0)
       return error{errc::unknown_node, "topology line " + std::to_string(line_no) + " names '" +
-                                         (from < 0 || !live[static_cast<size_t>(from)] ? a : b) +
-                                         "', which is not a member"};
+                                         (from < 0 ? a : b) + "', which is not a member"};
+    if (!live[static_cast<size_t>(from)] || !live[static_cast<size_t>(to)])
+      continue; // a removed member's edges go with it (a concurrent removal merged in)
     g.add_edge(static_cast<node_index>(from), static_cast<node_index>(to));
   }
   return g;
