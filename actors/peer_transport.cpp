@@ -1,17 +1,22 @@
 #include "actors/peer_transport.hpp"
 
 #include "actors/broker_util.hpp"
+#include "actors/tcp_connect.hpp"
 #include "messages/codec.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/io/broker.hpp>
 #include <caf/io/middleman.hpp>
+#include <caf/event_based_actor.hpp>
 #include <caf/response_promise.hpp>
+#include <caf/spawn_options.hpp>
 #include <spdlog/spdlog.h>
 
 #include <future>
 #include <map>
 #include <random>
+
+#include <unistd.h>
 
 namespace mlr::actors {
 
@@ -38,12 +43,13 @@ void write_message(caf::io::broker* self, connection_handle hdl, wire_kind kind,
 // ---- dialer: this node's connection to one peer -----------------------------------------
 
 using tick_atom_t = tick_atom;
+using connected_atom = caf::atom_constant<caf::atom("connected")>;
 
 struct dialer_state {
   std::shared_ptr<const transport_config> cfg;
   messages::node_index to = 0;
   leader_actor leader;
-  enum class stage { down, handshaking, up } st = stage::down;
+  enum class stage { down, connecting, handshaking, up } st = stage::down;
   connection_handle conn;
   std::unique_ptr<message_reader> reader;
   std::string nonce;
@@ -87,7 +93,7 @@ std::string peer_where(const dialer_state& st) {
 
 void go_down(caf::io::broker* self, dialer_state& st, const std::string& why) {
   bool was_up = st.st == dialer_state::stage::up;
-  if (st.st != dialer_state::stage::down)
+  if (st.st == dialer_state::stage::handshaking || st.st == dialer_state::stage::up)
     self->close(st.conn);
   st.st = dialer_state::stage::down;
   st.peer.up = false;
@@ -108,14 +114,33 @@ void go_down(caf::io::broker* self, dialer_state& st, const std::string& why) {
                                       static_cast<double>(st.backoff.count()) * jitter(st.rng)));
 }
 
+// Connects on a detached thread (see tcp_connect.hpp); the socket comes back as a
+// `connected` message.
 void try_connect(caf::io::broker* self, dialer_state& st) {
-  auto& a = st.cfg->addresses[st.to];
-  auto hdl = self->add_tcp_scribe(a.host, a.port);
-  if (!hdl) {
-    go_down(self, st, "cannot connect: " + self->system().render(hdl.error()));
+  st.st = dialer_state::stage::connecting;
+  st.stage_since = steady::now();
+  auto a = st.cfg->addresses[st.to];
+  auto timeout = st.cfg->peer_timeout;
+  auto dialer = caf::actor_cast<caf::actor>(self);
+  self->spawn<caf::detached>([dialer, a, timeout](caf::event_based_actor* helper) {
+    auto r = tcp_connect(a.host, a.port, timeout);
+    helper->send(dialer, connected_atom::value, r.fd, r.error);
+  });
+}
+
+// The connect finished: adopt the socket and say hello.
+void on_connected(caf::io::broker* self, dialer_state& st, int fd, const std::string& err) {
+  if (st.st != dialer_state::stage::connecting) {
+    if (fd >= 0)
+      ::close(fd);
     return;
   }
-  st.conn = *hdl;
+  if (fd < 0) {
+    st.st = dialer_state::stage::down;
+    go_down(self, st, "cannot connect: " + err);
+    return;
+  }
+  st.conn = self->add_scribe(fd);
   st.reader = std::make_unique<message_reader>(st.cfg->max_frame_bytes);
   self->configure_read(st.conn, caf::io::receive_policy::at_most(64 * 1024));
   self->ack_writes(st.conn, true);
@@ -252,6 +277,7 @@ caf::behavior dialer(caf::io::broker* self, std::shared_ptr<const transport_conf
       if (st->st == dialer_state::stage::up && st->backlog <= st->cfg->max_write_backlog)
         write_message(self, st->conn, wire_kind::gossip, 0, f);
     },
+    [=](connected_atom, int fd, const std::string& err) { on_connected(self, *st, fd, err); },
     [=](tick_atom) {
       self->delayed_send(self, st->cfg->heartbeat_interval, tick_atom::value);
       switch (st->st) {
@@ -259,6 +285,8 @@ caf::behavior dialer(caf::io::broker* self, std::shared_ptr<const transport_conf
           if (steady::now() >= st->next_attempt)
             try_connect(self, *st);
           break;
+        case dialer_state::stage::connecting:
+          break; // the connect gives up by itself after the peer timeout
         case dialer_state::stage::handshaking:
           if (ms_since(st->stage_since) > st->cfg->peer_timeout.count())
             go_down(self, *st, "handshake timed out after " +
@@ -279,7 +307,8 @@ caf::behavior dialer(caf::io::broker* self, std::shared_ptr<const transport_conf
       }
     },
     [=](const caf::io::new_data_msg& msg) {
-      if (st->st == dialer_state::stage::down || msg.handle != st->conn)
+      if (st->st == dialer_state::stage::down || st->st == dialer_state::stage::connecting ||
+          msg.handle != st->conn)
         return;
       st->peer.bytes_received += msg.buf.size();
       auto err = st->reader->feed(msg.buf, [&](const wire_header& h, const frame& payload) {

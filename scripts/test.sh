@@ -3,6 +3,8 @@
 # whole suite through ctest; then build with AddressSanitizer and UndefinedBehaviorSanitizer
 # and run the unit and simulation tests again under it.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+# The link-cut test puts nodes in network namespaces and cuts a link with iptables.
+MLR_PACKAGES+=(iproute2 iptables)
 mlr_install
 start=$(date +%s)
 mlr_build build -DCMAKE_BUILD_TYPE=Release
