@@ -6,6 +6,7 @@
 #include "harness.hpp"
 #include "invariant_checker.hpp"
 #include "sim_channel.hpp"
+#include "topology/cluster.hpp"
 
 using namespace mlr;
 using namespace mlr::testing;
@@ -294,4 +295,41 @@ TEST_CASE("membership: a node added at one node while another is removed at a se
   for (size_t n : {0, 1, 2})
     CHECK(c.value(n, "from-n4") == "x");
   CHECK(checker->violations().empty());
+}
+
+TEST_CASE("C++ API: cluster::add_node and remove_node on a running cluster") {
+  topology::cluster_options o;
+  o.topology = "mesh";
+  o.nodes = 3;
+  auto c = topology::cluster::start(o);
+  REQUIRE(c);
+  auto& cl = **c;
+  for (size_t n = 0; n < 3; ++n)
+    REQUIRE(cl.put(n, "before-" + std::to_string(n), "v"));
+  auto added = cl.add_node("n3");
+  REQUIRE(added);
+  CHECK(*added == 3);
+  CHECK(cl.size() == 4);
+  REQUIRE(cl.put(3, "from-n3", "v"));
+  REQUIRE(cl.wait_converged(std::chrono::seconds(20)));
+  for (size_t n = 0; n < 4; ++n) {
+    auto g = cl.get(n, "before-0");
+    REQUIRE(g);
+    CHECK(g->found());
+    auto h = cl.get(n, "from-n3");
+    REQUIRE(h);
+    CHECK(h->found());
+  }
+  auto removed = cl.remove_node("n1", "mesh", 2);
+  REQUIRE(removed);
+  CHECK_FALSE(cl.remove_node("n9"));
+  REQUIRE(cl.put(0, "after-removal", "v"));
+  REQUIRE(cl.wait_converged(std::chrono::seconds(20)));
+  for (size_t n : {0, 2, 3}) {
+    auto s = cl.status(n);
+    REQUIRE(s);
+    CHECK(s->topology.find("removed n1") != std::string::npos);
+    CHECK(cl.get(n, "after-removal")->found());
+  }
+  CHECK(cl.members() == std::vector<std::string>{"n0", "n1", "n2", "n3"});
 }

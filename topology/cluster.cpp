@@ -6,6 +6,9 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/scoped_actor.hpp>
 
+#include <algorithm>
+#include <mutex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -16,6 +19,8 @@ struct cluster::impl {
   caf::actor_system_config cfg;
   std::unique_ptr<caf::actor_system> sys;
   cluster_handles handles;
+  cluster_spec spec; ///< as wired (add_node uses it)
+  std::mutex membership; ///< add_node and remove_node one at a time
 
   // Sends a request from a fresh scoped actor (one per call, so threads may share the
   // cluster) and waits for the answer.
@@ -70,6 +75,7 @@ result<std::unique_ptr<cluster>> cluster::start(cluster_options options) {
   if (!h)
     return h.err();
   p->handles = std::move(*h);
+  p->spec = std::move(spec);
   return std::unique_ptr<cluster>(new cluster(std::move(p)));
 }
 
@@ -89,6 +95,41 @@ result<messages::dot> cluster::put(size_t node, const std::string& key,
 result<messages::dot> cluster::put(size_t node, const std::string& key, const std::string& value,
                                    const causal_context& context) {
   return impl_->ask<messages::dot>(node, actors::put_atom::value, key, value, context);
+}
+
+result<size_t> cluster::add_node(const std::string& name, const std::string& shape,
+                                 size_t via) {
+  std::lock_guard<std::mutex> guard(impl_->membership);
+  auto n = topology::add_node(*impl_->sys, impl_->spec, impl_->handles, name, shape,
+                              static_cast<node_index>(via));
+  if (!n)
+    return n.err();
+  return static_cast<size_t>(*n);
+}
+
+result<messages::dot> cluster::remove_node(const std::string& name, const std::string& shape,
+                                           size_t via) {
+  std::lock_guard<std::mutex> guard(impl_->membership);
+  auto& members = impl_->handles.members;
+  if (std::find(members.begin(), members.end(), name) == members.end())
+    return error{errc::unknown_node, "'" + name + "' is not a member"};
+  // The removed ones so far, from the topology the writing node routes by.
+  auto s = status(via);
+  if (!s)
+    return s.err();
+  std::string removed = name;
+  auto at = s->topology.find("removed ");
+  if (at != std::string::npos)
+    removed += " " + s->topology.substr(at + 8, s->topology.find('\n', at) - at - 8);
+  std::string spec = "members";
+  for (auto& m : members)
+    spec += " " + m;
+  spec += "\nremoved " + removed + "\n" + shape;
+  return set_topology(via, spec);
+}
+
+const std::vector<std::string>& cluster::members() const {
+  return impl_->handles.members;
 }
 
 result<messages::dot> cluster::set_topology(size_t node, const std::string& spec) {
@@ -133,7 +174,23 @@ bool cluster::wait_converged(std::chrono::milliseconds timeout) {
     for (size_t n = 0; n < size(); ++n)
       if (auto s = status(n))
         all.push_back(std::move(*s));
-    if (all.size() == size() && converged(all))
+    // Members removed by the topology (as the first node routes) are left out.
+    std::set<std::string> removed;
+    if (!all.empty()) {
+      auto at = all.front().topology.find("removed ");
+      if (at != std::string::npos) {
+        std::istringstream in(all.front().topology.substr(at + 8, all.front().topology.find('\n', at) - at - 8));
+        for (std::string w; in >> w;)
+          removed.insert(w);
+      }
+    }
+    auto expected = size();
+    std::vector<node_status> live;
+    for (auto& s : all)
+      if (!removed.count(impl_->handles.members.at(s.node)))
+        live.push_back(s);
+    expected -= std::min(expected, removed.size());
+    if (live.size() == expected && converged(live))
       return true;
     if (std::chrono::steady_clock::now() >= deadline)
       return false;

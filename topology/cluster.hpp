@@ -59,6 +59,17 @@ public:
   /// list over the member names. Returns the new epoch; every node routes by it once the
   /// write reaches it (concurrent changes: the last writer wins everywhere).
   result<messages::dot> set_topology(size_t node, const std::string& spec);
+  /// Adds a node to the running cluster (empty; it catches up by pull or state transfer)
+  /// and routes everyone by `shape` ("mesh", "ring", "star:HUB", ...) over the members and
+  /// it, written at node `via`. Returns the new node's index (indexes are never reused).
+  result<size_t> add_node(const std::string& name, const std::string& shape = "mesh",
+                          size_t via = 0);
+  /// Removes (decommissions) a member: every node routes by `shape` over the remaining
+  /// ones, and the removed one no longer holds back stability. Returns the new epoch.
+  result<messages::dot> remove_node(const std::string& name, const std::string& shape = "mesh",
+                                    size_t via = 0);
+  /// Node names in index order, removed ones included.
+  const std::vector<std::string>& members() const;
   result<messages::dot> del(size_t node, const std::string& key, const causal_context& context);
   /// Several puts applied in one message, in order.
   result<std::vector<messages::dot>>
@@ -68,8 +79,9 @@ public:
   result<node_status> status(size_t node);
   result<std::vector<actors::conflict_record>> conflicts(size_t node);
 
-  /// Waits until every node has applied the same events, holds the same state and has no
-  /// resolution pending. False on timeout.
+  /// Waits until every member (removed ones left out) has applied the same events, holds
+  /// the same state, routes by the same topology epoch and has no resolution pending.
+  /// False on timeout.
   bool wait_converged(std::chrono::milliseconds timeout);
 
 private:
