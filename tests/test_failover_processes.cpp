@@ -152,3 +152,45 @@ TEST_CASE("processes ring N=3 to mesh with 'mlr topology set' during writes: one
   CHECK((*c.status(2))["epoch"] == epoch);
   CHECK(c.wait_converged());
 }
+
+TEST_CASE("processes mesh N=4: a member removed with 'mlr topology set FILE' is decommissioned, "
+          "the rest converge and compact their logs again") {
+  process_cluster c(4, "mesh", {"--log-retention", "0"});
+  write_at(c, {0, 1, 2, 3}, "before", 5);
+  REQUIRE(c.wait_converged());
+  c.node(1).kill_hard(); // gone for good
+  auto during = write_at(c, {0, 2, 3}, "during", 10);
+  std::this_thread::sleep_for(500ms); // what all four held is compacted by now
+  auto begin_before = (*c.status(0))["log_begin"].get<uint64_t>();
+  std::this_thread::sleep_for(500ms);
+  // n1 is still a member: nothing it lacks can be stable, so nothing more is compacted.
+  CHECK((*c.status(0))["log_begin"].get<uint64_t>() == begin_before);
+  auto file = c.dir() + "/without-n1.txt";
+  {
+    std::ofstream f(file);
+    f << "members n0 n1 n2 n3\nremoved n1\nmesh\n";
+  }
+  auto set = run_command({MLR_CLI_BIN, "--node", c.client_address(2), "topology", "set", file});
+  INFO(set.second << c.logs());
+  REQUIRE(set.first == 0);
+  auto after = write_at(c, {0, 2, 3}, "after", 10);
+  CHECK(eventually([&] { return everywhere(c, {0, 2, 3}, during) && everywhere(c, {0, 2, 3}, after); },
+                   15s));
+  CHECK(eventually(
+    [&] {
+      std::optional<nlohmann::json> first;
+      for (size_t n : {0, 2, 3}) {
+        auto s = c.status(n);
+        if (!s || !(*s)["epoch"].is_string() ||
+            (*s)["topology_edges"].get<std::string>().find("removed n1") == std::string::npos)
+          return false;
+        if (!first)
+          first = s;
+        else if ((*s)["epoch"] != (*first)["epoch"] || (*s)["applied"] != (*first)["applied"] ||
+                 (*s)["state_digest"] != (*first)["state_digest"])
+          return false;
+      }
+      return (*first)["log_begin"].get<uint64_t>() > begin_before; // stable again: compacted
+    },
+    15s));
+}
