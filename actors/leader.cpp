@@ -187,6 +187,10 @@ public:
       },
       [this](peers_atom, std::vector<sink_actor>& peers) {
         peers_ = std::move(peers);
+        // A topology recovered or learnt before the peers were known may name members the
+        // process has no connection to yet.
+        if (current_routing_ && cfg_.on_routing && peers_.size() < current_routing_->members.size())
+          cfg_.on_routing(*current_routing_);
         ensure_links();
       },
       [this](topology_atom, const std::string& spec) -> caf::result<dot> {
@@ -352,13 +356,15 @@ private:
   void apply_topology(const std::string& spec) {
     if (!cfg_.route)
       return;
-    auto r = cfg_.route(spec, members_);
+    auto r = cfg_.route(spec, current_routing_ ? &*current_routing_ : nullptr);
     if (!r) {
       log("topology epoch " + epoch_name() + " ignored: " + r.err().message);
       return;
     }
     replica_.set_routing(*r);
-    members_ = r->members;
+    current_routing_ = *r;
+    if (cfg_.on_routing)
+      cfg_.on_routing(*r);
     topology_ = r->canonical;
     wanted_links_ = r->links;
     log("topology epoch " + epoch_name() + ": " + std::to_string(r->links.size()) +
@@ -384,14 +390,14 @@ private:
   result<dot> write_topology(const std::string& spec) {
     if (!cfg_.route)
       return error{errc::invalid_argument, "this node cannot change its topology"};
-    auto r = cfg_.route(spec, members_);
+    auto r = cfg_.route(spec, current_routing_ ? &*current_routing_ : nullptr);
     if (!r)
       return r.err();
     if (!store_error_.empty())
       return error{errc::invalid_argument, "write refused: " + store_error_};
     auto before = replica_.log_end();
     auto d = replica_.write(
-      write_request{topology_key, messages::op_kind::put, r->canonical, false, {}}, now(),
+      write_request{topology_key, messages::op_kind::put, r->stored, false, {}}, now(),
       pending_);
     after_change(before);
     return d;
@@ -584,7 +590,7 @@ private:
   std::vector<std::pair<messages::node_index, std::vector<messages::node_index>>> wanted_links_;
   std::string topology_; ///< the routed topology, once the topology key set one
   bool took_over_ = false;
-  std::vector<std::string> members_; ///< as the topology key set them (empty: the initial)
+  std::optional<routing> current_routing_; ///< as the topology key set it (none: the initial)
 };
 
 } // namespace

@@ -114,8 +114,11 @@ struct leader_config {
   /// Turns a topology ("ring", "star:HUB", "mesh", an edge list) into this node's routing,
   /// or says why it cannot (unknown nodes, not strongly connected). Empty: the topology
   /// cannot change at runtime.
-  /// The second argument is the current membership (empty: the one the node started with).
-  std::function<result<routing>(const std::string&, const std::vector<std::string>&)> route;
+  /// The second argument is the current routing (null: the topology the node started with).
+  std::function<result<routing>(const std::string&, const routing*)> route;
+  /// Called (on the leader's thread) after the node starts routing by a new topology: a
+  /// process adds connections to members it did not know, then sends the leader `peers`.
+  std::function<void(const routing&)> on_routing;
   /// `--hub-return spoke` at a star's first standby hub: when its link to node
   /// `take_over_from` (the hub) detours, this node writes `take_over_spec` ("star:<self>")
   /// as the cluster's topology, once. The old hub then comes back as a spoke.

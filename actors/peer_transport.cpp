@@ -5,6 +5,7 @@
 #include "messages/codec.hpp"
 
 #include <caf/actor_system.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/io/broker.hpp>
 #include <caf/io/middleman.hpp>
 #include <caf/event_based_actor.hpp>
@@ -17,6 +18,9 @@
 #include <random>
 
 #include <unistd.h>
+
+// Only ever sent to this process's own acceptor; never serialized.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<const mlr::actors::transport_config>)
 
 namespace mlr::actors {
 
@@ -44,6 +48,7 @@ void write_message(caf::io::broker* self, connection_handle hdl, wire_kind kind,
 
 using tick_atom_t = tick_atom;
 using connected_atom = caf::atom_constant<caf::atom("connected")>;
+using member_atom = caf::atom_constant<caf::atom("member")>;
 
 struct dialer_state {
   std::shared_ptr<const transport_config> cfg;
@@ -513,6 +518,8 @@ caf::behavior acceptor(caf::io::broker* self, std::shared_ptr<const transport_co
     [=](const caf::io::connection_closed_msg& msg) { st->conns.erase(msg.handle); },
     [=](const caf::io::acceptor_closed_msg&) {},
     [=](status_atom) { return st->stats; },
+    // A member added at runtime: its dials are accepted from now on.
+    [=](member_atom, std::shared_ptr<const transport_config>& cfg) { st->cfg = cfg; },
   };
 }
 
@@ -531,6 +538,7 @@ result<transport> start_transport(caf::actor_system& sys, transport_config cfg,
   if (!port)
     return port.err();
   t.port = *port;
+  t.cfg = shared;
   auto n = shared->self.members.size();
   t.dialers.resize(n);
   t.sinks.resize(n);
@@ -541,6 +549,26 @@ result<transport> start_transport(caf::actor_system& sys, transport_config cfg,
     t.sinks[i] = caf::actor_cast<sink_actor>(t.dialers[i]);
   }
   return t;
+}
+
+sink_actor add_peer(caf::actor_system& sys, transport& t, leader_actor leader,
+                    const std::string& name, peer_address where) {
+  auto next = std::make_shared<transport_config>(*t.cfg);
+  auto i = std::find(next->self.members.begin(), next->self.members.end(), name);
+  if (i != next->self.members.end()) { // known already
+    auto idx = static_cast<size_t>(i - next->self.members.begin());
+    return idx < t.sinks.size() ? t.sinks[idx] : sink_actor{};
+  }
+  auto index = static_cast<messages::node_index>(next->self.members.size());
+  next->self.members.push_back(name);
+  next->addresses.push_back(std::move(where));
+  t.cfg = next;
+  caf::anon_send(t.acceptor, member_atom::value, t.cfg);
+  t.dialers.push_back(sys.middleman().spawn_broker(dialer, t.cfg, index, leader));
+  t.sinks.push_back(caf::actor_cast<sink_actor>(t.dialers.back()));
+  spdlog::info("member {} added at runtime: dialing {}:{}", name, t.cfg->addresses[index].host,
+               t.cfg->addresses[index].port);
+  return t.sinks.back();
 }
 
 } // namespace mlr::actors

@@ -87,7 +87,14 @@ struct transport {
   uint16_t port = 0;                ///< the listening port (useful when 0 was asked for)
   std::vector<caf::actor> dialers;  ///< by node index; null for this node
   std::vector<sink_actor> sinks;    ///< the same, as sinks for links and the leader
+  std::shared_ptr<const transport_config> cfg; ///< grows with members added at runtime
 };
+
+/// Adds a member at runtime (it gets the next node index): the acceptor accepts its dials
+/// and a new dialer connects to it. Returns its sink (the existing one if it is known).
+/// Not thread-safe: call it from one thread at a time.
+sink_actor add_peer(caf::actor_system& sys, transport& t, leader_actor leader,
+                    const std::string& name, peer_address where);
 
 /// Opens the listening port and starts a dialer per peer. Errors name the address.
 result<transport> start_transport(caf::actor_system& sys, transport_config cfg,

@@ -175,6 +175,7 @@ std::string merge_topologies(const version& winner, std::vector<version> losers)
   });
   std::vector<std::string> members;
   std::set<std::string> removed;
+  std::vector<std::pair<std::string, std::string>> addresses;
   std::string body;
   auto read = [&](const std::string& value, bool keep_body) {
     size_t start = 0;
@@ -190,6 +191,10 @@ std::string merge_topologies(const version& winner, std::vector<version> losers)
             members.push_back(w[i]);
       } else if (!w.empty() && w[0] == "removed") {
         removed.insert(w.begin() + 1, w.end());
+      } else if (w.size() == 3 && w[0] == "address") {
+        if (std::none_of(addresses.begin(), addresses.end(),
+                         [&](auto& a) { return a.first == w[1]; }))
+          addresses.emplace_back(w[1], w[2]);
       } else if (keep_body && !line.empty()) {
         body += line + "\n";
       }
@@ -212,6 +217,8 @@ std::string merge_topologies(const version& winner, std::vector<version> losers)
         out += " " + m;
     out += "\n";
   }
+  for (auto& [name, where] : addresses)
+    out += "address " + name + " " + where + "\n";
   return out + body;
 }
 

@@ -132,7 +132,11 @@ inline const std::string topology_key = reserved_key_prefix + "topology";
 /// How one node routes under a topology: what the leader installs when the topology key
 /// changes. Built outside the actors (topology/), which know graphs.
 struct routing {
-  std::string canonical; ///< the topology as the key holds it
+  /// What the topology key holds: the membership lines and the shape as given ("mesh",
+  /// "ring", "star:HUB" or an edge list), so that a membership merged in later (a concurrent
+  /// add) is laid out by the same shape.
+  std::string stored;
+  std::string canonical; ///< the membership lines and every edge: what status shows
   std::vector<std::vector<messages::node_index>> forward_to;
   std::vector<std::vector<std::vector<messages::node_index>>> trees;
   /// This node's out-edges, each with its detours (DESIGN.md, "Topologies").
@@ -141,6 +145,8 @@ struct routing {
   /// which members are live (false: removed, decommissioned).
   std::vector<std::string> members;
   std::vector<bool> live;
+  /// Where members added at runtime listen (name, "host:port"), for processes.
+  std::vector<std::pair<std::string, std::string>> addresses;
 };
 
 /// One conflict as the resolver saw it: its inputs and its decision.

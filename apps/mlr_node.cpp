@@ -21,8 +21,10 @@
 #include <algorithm>
 #include <csignal>
 #include <fstream>
+#include <mutex>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -391,6 +393,39 @@ int main(int argc, char** argv) {
   lc.replica.trees = trees;
   lc.out_edges = graph->successors(self_index);
   lc.route = topology::make_router(members, self_index, standby);
+  // Members added at runtime: the topology key names where they listen; connect to them
+  // and hand the leader their sinks. Runs on the leader's thread.
+  struct runtime_members {
+    std::mutex m;
+    caf::actor_system* sys = nullptr;
+    actors::transport* net = nullptr;
+    actors::leader_actor leader;
+  };
+  auto rt = std::make_shared<runtime_members>();
+  lc.on_routing = [rt](const actors::routing& r) {
+    std::lock_guard<std::mutex> guard(rt->m);
+    if (!rt->net)
+      return; // not started yet, or stopping; the leader calls again with its peers
+    bool added = false;
+    for (size_t i = rt->net->sinks.size(); i < r.members.size(); ++i) {
+      auto where = std::find_if(r.addresses.begin(), r.addresses.end(),
+                                [&](auto& a) { return a.first == r.members[i]; });
+      auto addr = where == r.addresses.end()
+                    ? result<std::pair<std::string, uint16_t>>(
+                        error{errc::invalid_argument, "no 'address' line"})
+                    : client::parse_address(where->second);
+      if (!addr) {
+        spdlog::error("member {} added by the topology but cannot be reached: {}", r.members[i],
+                      addr.err().message);
+        break; // indexes must stay in order
+      }
+      actors::add_peer(*rt->sys, *rt->net, rt->leader, r.members[i],
+                       actors::peer_address{addr->first, addr->second});
+      added = true;
+    }
+    if (added)
+      caf::anon_send(rt->leader, actors::peers_atom::value, rt->net->sinks);
+  };
   if (o.hub_return == "spoke" && standby.front() == self_index) {
     auto hub = graph->find(o.hub.empty() ? members.front() : o.hub);
     lc.take_over_from = static_cast<messages::node_index>(hub);
@@ -416,6 +451,10 @@ int main(int argc, char** argv) {
   auto net = actors::start_transport(sys, tc, leader);
   std::vector<caf::actor> brokers;
   auto shutdown = [&](int code) {
+    {
+      std::lock_guard<std::mutex> guard(rt->m);
+      rt->net = nullptr;
+    }
     for (auto& b : brokers)
       caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(leader, caf::exit_reason::user_shutdown);
@@ -444,6 +483,12 @@ int main(int argc, char** argv) {
       detour_sinks.push_back(net->sinks[d]);
     links.push_back(
       actors::spawn_replication_link(sys, link, leader, net->sinks[to], std::move(detour_sinks)));
+  }
+  {
+    std::lock_guard<std::mutex> guard(rt->m);
+    rt->sys = &sys;
+    rt->net = &*net;
+    rt->leader = leader;
   }
   caf::anon_send(leader, actors::peers_atom::value, net->sinks);
 

@@ -194,3 +194,111 @@ TEST_CASE("processes mesh N=4: a member removed with 'mlr topology set FILE' is 
     },
     15s));
 }
+
+TEST_CASE("processes: a node added at one node while another is removed at a second, "
+          "concurrently, with a third stopped meanwhile: one epoch everywhere, N-1 events per "
+          "write after") {
+  process_cluster c(4, "mesh");
+  write_at(c, {0, 1, 2, 3}, "before", 5);
+  REQUIRE(c.wait_converged());
+  // The newcomer's cluster file: the members in order, itself last.
+  node_ports p4{free_port(), free_port(), free_port()};
+  auto cf5 = c.dir() + "/cluster5.txt";
+  {
+    std::ofstream out(cf5);
+    out << read_file(c.dir() + "/cluster.txt") << "node n4 127.0.0.1:" << p4.peer
+        << " client=127.0.0.1:" << p4.client << "\n";
+  }
+  auto add = c.dir() + "/add-n4.txt";
+  auto remove = c.dir() + "/remove-n3.txt";
+  {
+    std::ofstream a(add);
+    a << "members n0 n1 n2 n3 n4\naddress n4 127.0.0.1:" << p4.peer << "\nmesh\n";
+    std::ofstream r(remove);
+    r << "members n0 n1 n2 n3\nremoved n3\nmesh\n";
+  }
+  c.node(2).signal(SIGSTOP); // partitioned while the changes happen
+  std::pair<int, std::string> added, removed;
+  std::thread t1([&] {
+    added = run_command({MLR_CLI_BIN, "--node", c.client_address(0), "topology", "set", add});
+  });
+  std::thread t2([&] {
+    removed = run_command({MLR_CLI_BIN, "--node", c.client_address(1), "topology", "set", remove});
+  });
+  t1.join();
+  t2.join();
+  INFO(added.second << removed.second);
+  REQUIRE(added.first == 0);
+  REQUIRE(removed.first == 0);
+  auto n4 = process::start({MLR_NODE_BIN, "--id", "n4", "--cluster-file", cf5,
+                            "--cluster-secret-file", c.dir() + "/secret", "--heartbeat-ms", "100",
+                            "--peer-timeout-ms", "1000", "--ack-timeout-ms", "500",
+                            "--pull-grace-ms", "300"},
+                           c.dir() + "/n4.log");
+  c.node(3).kill_hard(); // decommissioned
+  std::this_thread::sleep_for(1s);
+  c.node(2).signal(SIGCONT);
+  auto status4 = [&]() -> std::optional<nlohmann::json> {
+    auto conn = client::connection::open("127.0.0.1:" + std::to_string(p4.client),
+                                         std::chrono::milliseconds(2000));
+    if (!conn)
+      return std::nullopt;
+    auto s = (*conn)->status();
+    if (!s)
+      return std::nullopt;
+    return nlohmann::json::parse(*s);
+  };
+  auto statuses = [&] {
+    std::vector<std::optional<nlohmann::json>> out{c.status(0), c.status(1), c.status(2),
+                                                   status4()};
+    return out;
+  };
+  INFO(c.logs() << "--- n4 ---\n" << read_file(c.dir() + "/n4.log"));
+  CHECK(eventually(
+    [&] {
+      auto all = statuses();
+      for (auto& s : all)
+        if (!s || !(*s)["epoch"].is_string() ||
+            (*s)["topology_edges"].get<std::string>().rfind(
+              "members n0 n1 n2 n3 n4\n", 0) != 0 ||
+            (*s)["topology_edges"].get<std::string>().find("removed n3") == std::string::npos ||
+            (*s)["epoch"] != (*all[0])["epoch"] || (*s)["applied"] != (*all[0])["applied"] ||
+            (*s)["state_digest"] != (*all[0])["state_digest"])
+          return false;
+      return true;
+    },
+    30s));
+  auto sent = [&] {
+    uint64_t n = 0;
+    for (auto& s : statuses())
+      if (s)
+        n += (*s)["stats"]["events_sent"].get<uint64_t>();
+    return n;
+  };
+  std::this_thread::sleep_for(500ms); // let pulls and acks from the change settle
+  auto before = sent();
+  std::vector<std::string> after;
+  auto conn0 = c.connect(0);
+  for (int i = 0; i < 10; ++i) {
+    after.push_back("after-change-" + std::to_string(i));
+    REQUIRE(conn0->put(after.back(), "v"));
+  }
+  CHECK(eventually(
+    [&] {
+      auto conn = client::connection::open("127.0.0.1:" + std::to_string(p4.client));
+      if (!conn)
+        return false;
+      for (auto& k : after) {
+        auto g = (*conn)->get(k);
+        if (!g || g->siblings.size() != 1)
+          return false;
+      }
+      return everywhere(c, {1, 2}, after);
+    },
+    10s));
+  std::this_thread::sleep_for(300ms);
+  auto per_write = static_cast<double>(sent() - before) / 10.0;
+  WARN("events shipped per write after the change: " << per_write << " (4 live members)");
+  CHECK(per_write >= 3.0);
+  CHECK(per_write <= 3.2); // N - 1, give or take a retransmission
+}

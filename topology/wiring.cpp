@@ -86,28 +86,44 @@ result<graph> graph_for(const std::string& body, const std::vector<std::string>&
 
 } // namespace
 
-std::function<result<actors::routing>(const std::string&, const std::vector<std::string>&)>
+std::function<result<actors::routing>(const std::string&, const actors::routing*)>
 make_router(std::vector<std::string> names, node_index self, std::vector<node_index> standby) {
   return [initial = std::move(names), self, standby = std::move(standby)](
            const std::string& spec,
-           const std::vector<std::string>& current) -> result<actors::routing> {
-    // Optional 'members' and 'removed' lines first, then the topology.
-    auto members = current.empty() ? initial : current;
+           const actors::routing* current) -> result<actors::routing> {
+    // Optional 'members', 'removed' and 'address' lines, then the topology. Members only
+    // grow and removals stick: what the current topology has is kept.
+    auto members = current ? current->members : initial;
     std::vector<std::string> removed;
+    auto addresses = current ? current->addresses
+                             : std::vector<std::pair<std::string, std::string>>{};
+    if (current)
+      for (size_t i = 0; i < current->members.size() && i < current->live.size(); ++i)
+        if (!current->live[i])
+          removed.push_back(current->members[i]);
     std::string body;
     std::istringstream in(spec);
     for (std::string line; std::getline(in, line);) {
       auto w = words(line);
       if (!w.empty() && w[0] == "members") {
         std::vector<std::string> listed(w.begin() + 1, w.end());
-        if (listed.size() < members.size() ||
-            !std::equal(members.begin(), members.end(), listed.begin()))
+        auto common = std::min(listed.size(), members.size());
+        if (!std::equal(members.begin(), members.begin() + static_cast<long>(common),
+                        listed.begin()))
           return error{errc::bad_topology,
                        "'members' must list the current members in order, new ones last "
                        "(node indexes are never reused)"};
-        members = std::move(listed);
+        if (listed.size() > members.size())
+          members = std::move(listed);
       } else if (!w.empty() && w[0] == "removed") {
         removed.insert(removed.end(), w.begin() + 1, w.end());
+      } else if (!w.empty() && w[0] == "address") {
+        if (w.size() != 3)
+          return error{errc::bad_topology, "write 'address NAME HOST:PORT'"};
+        addresses.erase(std::remove_if(addresses.begin(), addresses.end(),
+                                       [&](auto& a) { return a.first == w[1]; }),
+                        addresses.end());
+        addresses.emplace_back(w[1], w[2]);
       } else {
         body += line + "\n";
       }
@@ -140,10 +156,13 @@ make_router(std::vector<std::string> names, node_index self, std::vector<node_in
     actors::routing r;
     r.members = members;
     r.live = live;
+    r.addresses = addresses;
     r.canonical = "members";
     for (auto& m : members)
       r.canonical += " " + m;
     r.canonical += "\n";
+    for (auto& [name, where] : addresses)
+      r.canonical += "address " + name + " " + where + "\n";
     if (!removed.empty()) {
       r.canonical += "removed";
       for (node_index i = 0; i < members.size(); ++i)
@@ -151,6 +170,7 @@ make_router(std::vector<std::string> names, node_index self, std::vector<node_in
           r.canonical += " " + members[i];
       r.canonical += "\n";
     }
+    r.stored = r.canonical + trim(body) + "\n";
     for (auto [from, to] : g->edges())
       r.canonical += g->name(from) + " -> " + g->name(to) + "\n";
     r.trees = spanning_trees(*g);
@@ -205,7 +225,7 @@ result<node_index> add_node(caf::actor_system& sys, const cluster_spec& spec,
     full += " " + m;
   full += "\n" + topology;
   auto route = make_router(members, n, spec.standby_hubs);
-  auto r = route(full, {});
+  auto r = route(full, nullptr);
   if (!r)
     return r.err();
   std::mt19937_64 rng(spec.seed * 1000003 + n);

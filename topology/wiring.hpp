@@ -67,10 +67,11 @@ struct cluster_handles {
 /// `standby_hubs` first among a star spoke's detours. A topology is optional lines
 /// 'members A B C ...' (the current members in order, new ones appended) and 'removed X ...',
 /// then "ring", "star" (hub: the first live node), "star:HUB", "mesh" or an edge list
-/// ("a -> b" lines). Without a 'members' line the current membership (`names` at first)
-/// stays. Refuses unknown names, reordered members, and graphs that are not strongly
-/// connected over the live members.
-std::function<result<actors::routing>(const std::string&, const std::vector<std::string>&)>
+/// ("a -> b" lines); 'address NAME HOST:PORT' lines tell processes where a new member
+/// listens. Members only grow (a shorter list keeps the current one) and removals stick:
+/// the current routing (null: `names`, all live) is the base. Refuses unknown names,
+/// reordered members, and graphs that are not strongly connected over the live members.
+std::function<result<actors::routing>(const std::string&, const actors::routing*)>
 make_router(std::vector<std::string> names, node_index self,
             std::vector<node_index> standby_hubs = {});
 
