@@ -46,9 +46,11 @@ const char* usage =
   "topology check prints whether a topology is strongly connected, its single points of\n"
   "failure (nodes and links whose loss disconnects it), its diameter, messages per write\n"
   "and fan-out per node; it exits 1 for a graph that is not strongly connected.\n"
-  "topology set changes a running cluster's topology through one node (FILE: 'a -> b'\n"
-  "lines over the member ids): a replicated write whose dot, printed, is the new epoch;\n"
-  "every node routes by it once the write reaches it ('status' shows each node's epoch).\n"
+  "topology set changes a running cluster's topology through one node: a replicated\n"
+  "write whose dot, printed, is the new epoch; every node routes by it once the write\n"
+  "reaches it ('status' shows each node's epoch). FILE holds optional lines 'members A B\n"
+  "...' (the current members in order, new ones last), 'address NAME HOST:PORT' (where a\n"
+  "new member listens) and 'removed NAME ...', then ring, mesh, star:HUB or 'a -> b' lines.\n"
   "A topology that is not strongly connected or names a stranger is refused.\n\n"
   "Exit status: 0 ok, 1 error from the node or key not found, 2 bad usage, 3 unreachable.\n\n";
 
