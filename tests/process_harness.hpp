@@ -168,6 +168,17 @@ bool eventually(F pred, std::chrono::milliseconds timeout) {
   return pred();
 }
 
+/// A node's `status --json`, asked at its client address, or nothing if it does not answer.
+inline std::optional<nlohmann::json> status_at(const std::string& client_address) {
+  auto c = client::connection::open(client_address, std::chrono::milliseconds(2000));
+  if (!c)
+    return std::nullopt;
+  auto s = (*c)->status();
+  if (!s)
+    return std::nullopt;
+  return nlohmann::json::parse(*s);
+}
+
 struct node_ports {
   uint16_t peer = 0;
   uint16_t client = 0;
@@ -257,15 +268,7 @@ public:
     return std::move(*c);
   }
 
-  std::optional<nlohmann::json> status(size_t i) {
-    auto c = client::connection::open(client_address(i), std::chrono::milliseconds(2000));
-    if (!c)
-      return std::nullopt;
-    auto s = (*c)->status();
-    if (!s)
-      return std::nullopt;
-    return nlohmann::json::parse(*s);
-  }
+  std::optional<nlohmann::json> status(size_t i) { return status_at(client_address(i)); }
 
   /// Every node reachable, equal version vectors and digests, every peer up with zero lag.
   bool converged() {

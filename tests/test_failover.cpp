@@ -8,50 +8,13 @@
 // here reached it by the detour, not by pull; the case that needs pull (the node behind a
 // cut link) waits past the grace period on purpose.
 
-#include "harness.hpp"
-#include "invariant_checker.hpp"
-#include "sim_channel.hpp"
+#include "sim_scenarios.hpp"
 
 using namespace mlr;
 using namespace mlr::testing;
 using namespace std::chrono_literals;
 
 namespace {
-
-topology::cluster_spec spec_for(topology::graph g, sim_network& net,
-                                std::shared_ptr<invariant_checker> checker) {
-  topology::cluster_spec spec;
-  spec.topology = std::move(g);
-  spec.make_resolver = resolvers::builtin_resolver("lww");
-  spec.observer = std::move(checker);
-  spec.link.ack_timeout = 200ms;
-  spec.link.probe_interval = 200ms;
-  spec.tick_interval = 50ms;
-  spec.pull_grace = 60s;
-  spec.pull_timeout = 200ms;
-  spec.make_sink = [&net](topology::node_index from, topology::node_index to,
-                          actors::leader_actor dest) { return net.sink(from, to, dest); };
-  return spec;
-}
-
-// Every channel to and from `n`: a crashed node, as its peers see it.
-void set_down(sim_network& net, size_t nodes, size_t n, bool down) {
-  for (size_t x = 0; x < nodes; ++x) {
-    if (x == n)
-      continue;
-    for (auto ch : {net.at(x, n), net.at(n, x)}) {
-      if (down)
-        caf::anon_send(ch, cut_atom::value);
-      else
-        caf::anon_send(ch, heal_atom::value);
-    }
-  }
-}
-
-void run_for(sim_cluster& c, std::chrono::milliseconds total) {
-  for (auto t = 0ms; t < total; t += 50ms)
-    c.advance(50ms);
-}
 
 struct totals {
   uint64_t sent = 0;
@@ -109,7 +72,7 @@ TEST_CASE("ring N=5: node 3 down during writes, live nodes keep converging by th
   sim_cluster c;
   sim_network net(*c.sys, 11);
   auto checker = std::make_shared<invariant_checker>();
-  c.start(spec_for(topology::make_ring(topology::default_names(5)), net, checker));
+  c.start(sim_spec(topology::make_ring(topology::default_names(5)), net, checker, 60s));
   auto keys = write_round(c, {0, 1, 2, 3, 4}, 0);
   run_for(c, 500ms);
   REQUIRE(topology::converged(c.statuses()));
@@ -144,7 +107,7 @@ TEST_CASE("ring N=5: two non-adjacent nodes down, live nodes converge, both retu
   sim_cluster c;
   sim_network net(*c.sys, 12);
   auto checker = std::make_shared<invariant_checker>();
-  c.start(spec_for(topology::make_ring(topology::default_names(5)), net, checker));
+  c.start(sim_spec(topology::make_ring(topology::default_names(5)), net, checker, 60s));
   write_round(c, {0, 1, 2, 3, 4}, 0);
   run_for(c, 500ms);
   set_down(net, 5, 1, true);
@@ -170,7 +133,7 @@ TEST_CASE("ring N=5: only the link n2 -> n3 cut, n3 stays alive and gets what it
   sim_cluster c;
   sim_network net(*c.sys, 13);
   auto checker = std::make_shared<invariant_checker>();
-  c.start(spec_for(topology::make_ring(topology::default_names(5)), net, checker));
+  c.start(sim_spec(topology::make_ring(topology::default_names(5)), net, checker, 60s));
   write_round(c, {0, 1, 2, 3, 4}, 0);
   run_for(c, 500ms);
   caf::anon_send(net.at(2, 3), cut_atom::value);
@@ -199,7 +162,7 @@ TEST_CASE("ring N=5: re-linking around a node that wrote and died does not loop 
   sim_cluster c;
   sim_network net(*c.sys, 14);
   auto checker = std::make_shared<invariant_checker>();
-  c.start(spec_for(topology::make_ring(topology::default_names(5)), net, checker));
+  c.start(sim_spec(topology::make_ring(topology::default_names(5)), net, checker, 60s));
   // n3's writes reach n4 only: then n3 dies, with them half way round the ring.
   caf::anon_send(net.at(4, 0), hold_atom::value);
   auto keys = write_round(c, {3}, 1);
@@ -225,7 +188,7 @@ TEST_CASE("star N=5: the hub dies during writes, spokes converge through the sta
   sim_cluster c;
   sim_network net(*c.sys, 15);
   auto checker = std::make_shared<invariant_checker>();
-  auto spec = spec_for(topology::make_star(topology::default_names(5), 0), net, checker);
+  auto spec = sim_spec(topology::make_star(topology::default_names(5), 0), net, checker, 60s);
   spec.standby_hubs = {2};
   c.start(spec);
   write_round(c, {0, 1, 2, 3, 4}, 0);
@@ -265,7 +228,7 @@ TEST_CASE("star N=5 without standby: a spoke relays through another spoke while 
   sim_cluster c;
   sim_network net(*c.sys, 16);
   auto checker = std::make_shared<invariant_checker>();
-  c.start(spec_for(topology::make_star(topology::default_names(5), 0), net, checker));
+  c.start(sim_spec(topology::make_star(topology::default_names(5), 0), net, checker, 60s));
   write_round(c, {0, 1, 2, 3, 4}, 0);
   run_for(c, 500ms);
   set_down(net, 5, 0, true);
@@ -289,7 +252,7 @@ TEST_CASE("star N=5 --hub-return spoke: the standby makes itself the hub by a to
   sim_cluster c;
   sim_network net(*c.sys, 17);
   auto checker = std::make_shared<invariant_checker>();
-  auto spec = spec_for(topology::make_star(topology::default_names(5), 0), net, checker);
+  auto spec = sim_spec(topology::make_star(topology::default_names(5), 0), net, checker, 60s);
   spec.standby_hubs = {2};
   spec.hub_return = "spoke";
   c.start(spec);

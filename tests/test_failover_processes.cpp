@@ -238,16 +238,7 @@ TEST_CASE("processes: a node added at one node while another is removed at a sec
   c.node(3).kill_hard(); // decommissioned
   std::this_thread::sleep_for(1s);
   c.node(2).signal(SIGCONT);
-  auto status4 = [&]() -> std::optional<nlohmann::json> {
-    auto conn = client::connection::open("127.0.0.1:" + std::to_string(p4.client),
-                                         std::chrono::milliseconds(2000));
-    if (!conn)
-      return std::nullopt;
-    auto s = (*conn)->status();
-    if (!s)
-      return std::nullopt;
-    return nlohmann::json::parse(*s);
-  };
+  auto status4 = [&] { return status_at("127.0.0.1:" + std::to_string(p4.client)); };
   auto statuses = [&] {
     std::vector<std::optional<nlohmann::json>> out{c.status(0), c.status(1), c.status(2),
                                                    status4()};

@@ -2,9 +2,7 @@
 // staying bounded under a writer ten times faster than replication, and resolvers that
 // fail or never answer.
 
-#include "harness.hpp"
-#include "invariant_checker.hpp"
-#include "sim_channel.hpp"
+#include "sim_scenarios.hpp"
 
 #include <caf/typed_event_based_actor.hpp>
 #include <caf/typed_response_promise.hpp>
@@ -14,21 +12,6 @@ using namespace mlr::testing;
 using namespace std::chrono_literals;
 
 namespace {
-
-topology::cluster_spec base_spec(topology::graph g, sim_network& net,
-                                 std::shared_ptr<invariant_checker> checker) {
-  topology::cluster_spec spec;
-  spec.topology = std::move(g);
-  spec.make_resolver = resolvers::builtin_resolver("lww");
-  spec.observer = std::move(checker);
-  spec.link.ack_timeout = 200ms;
-  spec.tick_interval = 50ms;
-  spec.pull_grace = 150ms;
-  spec.pull_timeout = 200ms;
-  spec.make_sink = [&net](topology::node_index from, topology::node_index to,
-                          actors::leader_actor dest) { return net.sink(from, to, dest); };
-  return spec;
-}
 
 struct silent_state {
   std::vector<caf::typed_response_promise<std::vector<messages::dot>>> kept;
@@ -62,7 +45,7 @@ TEST_CASE("mesh N=4 pull: a write that reached only D reaches B and C by pull") 
   sim_cluster c;
   sim_network net(*c.sys, 1);
   auto checker = std::make_shared<invariant_checker>();
-  auto spec = base_spec(topology::make_mesh({"a", "b", "c", "d"}), net, checker);
+  auto spec = sim_spec(topology::make_mesh({"a", "b", "c", "d"}), net, checker, 150ms);
   c.start(spec);
   // A -> B and A -> C are cut: A's write reaches only D, which forwards nothing in a mesh.
   caf::anon_send(net.at(0, 1), cut_atom::value);
@@ -97,7 +80,7 @@ TEST_CASE("mesh N=5 pull: a holder that does not answer is replaced by the next 
   sim_cluster c;
   sim_network net(*c.sys, 2);
   auto checker = std::make_shared<invariant_checker>();
-  auto spec = base_spec(topology::make_mesh({"a", "b", "c", "d", "e"}), net, checker);
+  auto spec = sim_spec(topology::make_mesh({"a", "b", "c", "d", "e"}), net, checker, 150ms);
   c.start(spec);
   // A's write reaches only D and E. B's requests to D are lost, so B's first pull (to D,
   // the first holder in index order) times out and the next one goes to E.
@@ -122,7 +105,7 @@ TEST_CASE("mesh N=3 bounded: a writer ten times faster than replication stays bo
   sim_cluster c;
   sim_network net(*c.sys, 7);
   auto checker = std::make_shared<invariant_checker>();
-  auto spec = base_spec(topology::make_mesh(topology::default_names(3)), net, checker);
+  auto spec = sim_spec(topology::make_mesh(topology::default_names(3)), net, checker, 150ms);
   // Links carry one event per batch and one batch at a time, over channels that delay
   // every message by 1-20 ms (10 ms on average, reordered): about 100 events/s per link.
   spec.link.max_batch_events = 1;
@@ -184,7 +167,7 @@ TEST_CASE("mesh N=3 resolver timeout: siblings stay and exactly one unresolved r
   sim_cluster c;
   sim_network net(*c.sys, 3);
   auto checker = std::make_shared<invariant_checker>();
-  auto spec = base_spec(topology::make_mesh(topology::default_names(3)), net, checker);
+  auto spec = sim_spec(topology::make_mesh(topology::default_names(3)), net, checker, 150ms);
   spec.make_resolver = [](caf::actor_system& sys) -> resolvers::resolver_actor {
     return sys.spawn(silent_resolver);
   };
@@ -219,7 +202,7 @@ TEST_CASE("mesh N=3 resolver error: siblings stay and the conflict is recorded u
   sim_cluster c;
   sim_network net(*c.sys, 3);
   auto checker = std::make_shared<invariant_checker>();
-  auto spec = base_spec(topology::make_mesh(topology::default_names(3)), net, checker);
+  auto spec = sim_spec(topology::make_mesh(topology::default_names(3)), net, checker, 150ms);
   spec.make_resolver = [](caf::actor_system& sys) -> resolvers::resolver_actor {
     return sys.spawn(failing_resolver);
   };

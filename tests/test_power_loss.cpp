@@ -5,6 +5,7 @@
 
 #include "actors/leader.hpp"
 #include "actors/replica.hpp"
+#include "replica_config.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -26,17 +27,9 @@
 using namespace mlr;
 using namespace mlr::actors;
 
-namespace {
+using mlr::testing::config;
 
-// A replica configuration with the fields these tests set (the rest left at defaults).
-inline mlr::actors::replica_config config(mlr::messages::node_index self, uint64_t incarnation,
-                                          std::vector<std::vector<mlr::messages::node_index>> fwd) {
-  mlr::actors::replica_config c;
-  c.self = self;
-  c.incarnation = incarnation;
-  c.forward_to = std::move(fwd);
-  return c;
-}
+namespace {
 
 class power_cut_fs : public rocksdb::FileSystemWrapper {
 public:

@@ -2,6 +2,7 @@
 // buffer, and a node restarted without its state taking a new incarnation.
 
 #include "actors/replica.hpp"
+#include "replica_config.hpp"
 #include "storage/serialize.hpp"
 
 #include <filesystem>
@@ -13,17 +14,9 @@ using namespace mlr::actors;
 using messages::dot;
 using messages::event_batch;
 
-namespace {
+using mlr::testing::config;
 
-// A replica configuration with the fields these tests set (the rest left at defaults).
-inline mlr::actors::replica_config config(mlr::messages::node_index self, uint64_t incarnation,
-                                          std::vector<std::vector<mlr::messages::node_index>> fwd) {
-  mlr::actors::replica_config c;
-  c.self = self;
-  c.incarnation = incarnation;
-  c.forward_to = std::move(fwd);
-  return c;
-}
+namespace {
 
 replica make_replica(messages::node_index self, uint64_t incarnation, size_t nodes = 3) {
   replica_config cfg;

@@ -3,9 +3,7 @@
 // reaches every node like any write, concurrent changes resolve the same way everywhere,
 // and a node that was partitioned during a change ends at the same epoch.
 
-#include "harness.hpp"
-#include "invariant_checker.hpp"
-#include "sim_channel.hpp"
+#include "sim_scenarios.hpp"
 #include "topology/cluster.hpp"
 
 using namespace mlr;
@@ -13,26 +11,6 @@ using namespace mlr::testing;
 using namespace std::chrono_literals;
 
 namespace {
-
-topology::cluster_spec spec_for(topology::graph g, sim_network& net,
-                                std::shared_ptr<invariant_checker> checker) {
-  topology::cluster_spec spec;
-  spec.topology = std::move(g);
-  spec.make_resolver = resolvers::builtin_resolver("lww");
-  spec.observer = std::move(checker);
-  spec.link.ack_timeout = 200ms;
-  spec.tick_interval = 50ms;
-  spec.pull_grace = 60s; // what arrives here arrives by the links of the current topology
-  spec.pull_timeout = 200ms;
-  spec.make_sink = [&net](topology::node_index from, topology::node_index to,
-                          actors::leader_actor dest) { return net.sink(from, to, dest); };
-  return spec;
-}
-
-void run_for(sim_cluster& c, std::chrono::milliseconds total) {
-  for (auto t = 0ms; t < total; t += 50ms)
-    c.advance(50ms);
-}
 
 void queue_topology(sim_cluster& c, size_t node, const std::string& spec) {
   (*c.self)->send(c.h.leaders.at(node), actors::topology_atom::value, spec);
@@ -52,7 +30,7 @@ TEST_CASE("ring N=5 to mesh during writes: nothing lost, one epoch everywhere, t
   sim_cluster c;
   sim_network net(*c.sys, 21);
   auto checker = std::make_shared<invariant_checker>();
-  c.start(spec_for(topology::make_ring(topology::default_names(5)), net, checker));
+  c.start(sim_spec(topology::make_ring(topology::default_names(5)), net, checker, 60s));
   std::vector<std::string> keys;
   for (int r = 0; r < 6; ++r) {
     for (size_t n = 0; n < 5; ++n) {
@@ -97,13 +75,10 @@ TEST_CASE("concurrent topology changes at two nodes: one epoch wins everywhere, 
   sim_cluster c;
   sim_network net(*c.sys, 22);
   auto checker = std::make_shared<invariant_checker>();
-  c.start(spec_for(topology::make_mesh(topology::default_names(4)), net, checker));
+  c.start(sim_spec(topology::make_mesh(topology::default_names(4)), net, checker, 60s));
   c.put(0, "k", "before");
   run_for(c, 300ms);
-  for (size_t x = 0; x < 3; ++x) { // n3 cut off
-    caf::anon_send(net.at(x, 3), cut_atom::value);
-    caf::anon_send(net.at(3, x), cut_atom::value);
-  }
+  set_down(net, 4, 3, true); // n3 cut off
   c.run();
   queue_topology(c, 0, "ring");
   queue_topology(c, 1, "star:n2");
@@ -116,10 +91,7 @@ TEST_CASE("concurrent topology changes at two nodes: one epoch wins everywhere, 
   for (size_t n = 0; n < 3; ++n)
     CHECK(c.status(n).epoch == e0);
   CHECK(c.status(3).epoch.empty()); // it has not heard of either
-  for (size_t x = 0; x < 3; ++x) {
-    caf::anon_send(net.at(x, 3), heal_atom::value);
-    caf::anon_send(net.at(3, x), heal_atom::value);
-  }
+  set_down(net, 4, 3, false);
   run_for(c, 61s); // n3 lacks the changes: it pulls them after the grace period
   auto all = c.statuses();
   CHECK(topology::converged(all));
@@ -137,7 +109,7 @@ TEST_CASE("a topology that is not strongly connected, or names a stranger, is re
   sim_cluster c;
   sim_network net(*c.sys, 23);
   auto checker = std::make_shared<invariant_checker>();
-  c.start(spec_for(topology::make_mesh(topology::default_names(3)), net, checker));
+  c.start(sim_spec(topology::make_mesh(topology::default_names(3)), net, checker, 60s));
   for (auto [spec, says] : std::vector<std::pair<std::string, std::string>>{
          {"n0 -> n1\nn1 -> n2\n", "cannot reach"},
          {"n0 -> n1\nn1 -> x9\n", "'x9', which is not a member"},
@@ -163,7 +135,7 @@ TEST_CASE("membership: a 4th node added to a live 3-node mesh during writes conv
   sim_cluster c;
   sim_network net(*c.sys, 24);
   auto checker = std::make_shared<invariant_checker>();
-  auto spec = spec_for(topology::make_mesh(topology::default_names(3)), net, checker);
+  auto spec = sim_spec(topology::make_mesh(topology::default_names(3)), net, checker, 60s);
   spec.log_retention = 0; // what the newcomer lacks has left every log: a state transfer
   spec.pull_grace = 300ms;
   c.start(spec);
@@ -207,16 +179,13 @@ TEST_CASE("membership: a removed node no longer holds anything back, the rest ke
   sim_cluster c;
   sim_network net(*c.sys, 25);
   auto checker = std::make_shared<invariant_checker>();
-  auto spec = spec_for(topology::make_mesh(topology::default_names(4)), net, checker);
+  auto spec = sim_spec(topology::make_mesh(topology::default_names(4)), net, checker, 60s);
   spec.log_retention = 0;
   c.start(spec);
   c.put(0, "k0", "v");
   run_for(c, 500ms);
   // n1 goes away for good: cut off, then removed by a topology change at n2.
-  for (size_t x : {0, 2, 3}) {
-    caf::anon_send(net.at(x, 1), cut_atom::value);
-    caf::anon_send(net.at(1, x), cut_atom::value);
-  }
+  set_down(net, 4, 1, true);
   c.run();
   auto log_before = c.status(0).log_end;
   for (int i = 0; i < 20; ++i)
@@ -246,19 +215,12 @@ TEST_CASE("membership: a node added at one node while another is removed at a se
   sim_cluster c;
   sim_network net(*c.sys, 26);
   auto checker = std::make_shared<invariant_checker>();
-  auto spec = spec_for(topology::make_mesh(topology::default_names(4)), net, checker);
+  auto spec = sim_spec(topology::make_mesh(topology::default_names(4)), net, checker, 60s);
   spec.pull_grace = 300ms;
   c.start(spec);
   c.put(0, "before", "v");
   run_for(c, 300ms);
-  auto cut = [&](size_t a, size_t b, bool on) {
-    for (auto ch : {net.at(a, b), net.at(b, a)}) {
-      if (on)
-        caf::anon_send(ch, cut_atom::value);
-      else
-        caf::anon_send(ch, heal_atom::value);
-    }
-  };
+  auto cut = [&](size_t a, size_t b, bool on) { cut_between(net, a, b, on); };
   // n0 and n1 cannot see each other's change; n2 sees nothing at all.
   cut(0, 1, true);
   for (size_t x : {0, 1, 3})

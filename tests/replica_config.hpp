@@ -1,0 +1,19 @@
+#pragma once
+// A replica configuration with only the fields the replica-level tests set.
+
+#include "actors/replica.hpp"
+
+#include <vector>
+
+namespace mlr::testing {
+
+inline actors::replica_config config(messages::node_index self, uint64_t incarnation,
+                                     std::vector<std::vector<messages::node_index>> forward_to) {
+  actors::replica_config c;
+  c.self = self;
+  c.incarnation = incarnation;
+  c.forward_to = std::move(forward_to);
+  return c;
+}
+
+} // namespace mlr::testing
