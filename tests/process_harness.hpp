@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -43,9 +45,35 @@ inline uint16_t free_port() {
   return ntohs(a.sin_port);
 }
 
+/// The scratch directories this test program made; removed when it exits (its processes
+/// are stopped by then), unless MLR_KEEP_TEST_DIRS is set, to look at the logs.
+class temp_dirs {
+public:
+  static temp_dirs& instance() {
+    static temp_dirs dirs;
+    return dirs;
+  }
+  std::string make() {
+    char tmpl[] = "/tmp/mlr-test-XXXXXX";
+    std::string dir = ::mkdtemp(tmpl);
+    dirs_.push_back(dir);
+    return dir;
+  }
+  ~temp_dirs() {
+    if (std::getenv("MLR_KEEP_TEST_DIRS"))
+      return;
+    for (auto& d : dirs_) {
+      std::error_code ignored;
+      std::filesystem::remove_all(d, ignored);
+    }
+  }
+
+private:
+  std::vector<std::string> dirs_;
+};
+
 inline std::string temp_dir() {
-  char tmpl[] = "/tmp/mlr-test-XXXXXX";
-  return ::mkdtemp(tmpl);
+  return temp_dirs::instance().make();
 }
 
 inline std::string read_file(const std::string& path) {

@@ -1,0 +1,326 @@
+// The dialer: this node's connection to one peer (see peer_transport.hpp): connect with a
+// timeout on a helper thread, handshake, heartbeats, down/up with backoff, and requests
+// forwarded to the peer with their answers delivered back.
+
+#include "actors/transport_detail.hpp"
+
+#include "messages/codec.hpp"
+#include "actors/tcp_connect.hpp"
+
+#include <caf/event_based_actor.hpp>
+#include <caf/response_promise.hpp>
+#include <caf/spawn_options.hpp>
+#include <spdlog/spdlog.h>
+
+#include <map>
+#include <random>
+
+#include <unistd.h>
+
+namespace mlr::actors::detail {
+
+using messages::frame;
+using messages::wire_header;
+using messages::wire_kind;
+using caf::io::connection_handle;
+
+namespace {
+
+
+using connected_atom = caf::atom_constant<caf::atom("connected")>;
+
+struct dialer_state {
+  std::shared_ptr<const transport_config> cfg;
+  messages::node_index to = 0;
+  leader_actor leader;
+  enum class stage { down, connecting, handshaking, up } st = stage::down;
+  connection_handle conn;
+  std::unique_ptr<message_reader> reader;
+  std::string nonce;
+  std::map<uint64_t, caf::response_promise> pending;
+  uint64_t next_id = 0;
+  messages::version_vector own_applied;
+  peer_state peer;
+  steady::time_point last_heard;
+  steady::time_point stage_since;
+  steady::time_point next_attempt;
+  std::chrono::milliseconds backoff{0};
+  uint64_t backlog = 0;
+  std::optional<steady::time_point> behind_since;
+  std::mt19937_64 rng{std::random_device{}()};
+};
+
+// Lag: what we applied that the peer has not, and since when it has been behind.
+void update_lag(dialer_state& st) {
+  uint64_t missing = 0;
+  for (auto& [s, c] : st.own_applied.entries()) {
+    auto theirs = st.peer.applied.get(s);
+    if (c > theirs)
+      missing += c - theirs;
+  }
+  st.peer.lag_events = missing;
+  if (missing == 0)
+    st.behind_since.reset();
+  else if (!st.behind_since)
+    st.behind_since = steady::now();
+  st.peer.lag_ms = st.behind_since ? ms_since(*st.behind_since) : 0;
+}
+
+const std::string& peer_name(const dialer_state& st) {
+  return st.cfg->self.members[st.to];
+}
+
+std::string peer_where(const dialer_state& st) {
+  auto& a = st.cfg->addresses[st.to];
+  return peer_name(st) + " at " + a.host + ":" + std::to_string(a.port);
+}
+
+void go_down(caf::io::broker* self, dialer_state& st, const std::string& why) {
+  bool was_up = st.st == dialer_state::stage::up;
+  if (st.st == dialer_state::stage::handshaking || st.st == dialer_state::stage::up)
+    self->close(st.conn);
+  st.st = dialer_state::stage::down;
+  st.peer.up = false;
+  st.peer.version = 0;
+  if (why != st.peer.last_error || was_up)
+    spdlog::warn("peer {}: {}", peer_where(st), why);
+  st.peer.last_error = why;
+  for (auto& [id, rp] : st.pending)
+    if (rp.pending())
+      rp.deliver(make_error(errc::timeout, "connection to peer " + peer_name(st) + " lost"));
+  st.pending.clear();
+  st.backlog = 0;
+  // Exponential backoff with jitter (0.5x-1.5x), so peers do not reconnect in lockstep.
+  st.backoff = std::min(st.cfg->backoff_max,
+                        std::max(st.cfg->backoff_min, st.backoff * 2));
+  std::uniform_real_distribution<double> jitter(0.5, 1.5);
+  st.next_attempt = steady::now() + std::chrono::milliseconds(static_cast<int64_t>(
+                                      static_cast<double>(st.backoff.count()) * jitter(st.rng)));
+}
+
+// Connects on a detached thread (see tcp_connect.hpp); the socket comes back as a
+// `connected` message.
+void try_connect(caf::io::broker* self, dialer_state& st) {
+  st.st = dialer_state::stage::connecting;
+  st.stage_since = steady::now();
+  auto a = st.cfg->addresses[st.to];
+  auto timeout = st.cfg->peer_timeout;
+  auto dialer = caf::actor_cast<caf::actor>(self);
+  self->spawn<caf::detached>([dialer, a, timeout](caf::event_based_actor* helper) {
+    auto r = tcp_connect(a.host, a.port, timeout);
+    helper->send(dialer, connected_atom::value, r.fd, r.error);
+  });
+}
+
+// The connect finished: adopt the socket and say hello.
+void on_connected(caf::io::broker* self, dialer_state& st, int fd, const std::string& err) {
+  if (st.st != dialer_state::stage::connecting) {
+    if (fd >= 0)
+      ::close(fd);
+    return;
+  }
+  if (fd < 0) {
+    st.st = dialer_state::stage::down;
+    go_down(self, st, "cannot connect: " + err);
+    return;
+  }
+  st.conn = self->add_scribe(fd);
+  st.reader = std::make_unique<message_reader>(st.cfg->max_frame_bytes);
+  self->configure_read(st.conn, caf::io::receive_policy::at_most(64 * 1024));
+  self->ack_writes(st.conn, true);
+  st.st = dialer_state::stage::handshaking;
+  st.stage_since = steady::now();
+  st.nonce = random_nonce();
+  messages::hello h;
+  h.cluster = st.cfg->self.cluster;
+  h.node_id = st.cfg->self.node_id;
+  h.incarnation = st.cfg->self.incarnation;
+  h.min_version = st.cfg->self.min_version;
+  h.max_version = st.cfg->self.max_version;
+  h.applied = st.own_applied;
+  h.nonce = st.nonce;
+  write_message(self, st.conn, wire_kind::hello, 0, messages::encode(h));
+}
+
+// Tells the local leader what the peer has applied, as if the peer had gossiped it.
+void report_to_leader(caf::io::broker* self, dialer_state& st,
+                      const messages::version_vector& vv) {
+  st.peer.applied = vv;
+  update_lag(st);
+  messages::ack a;
+  a.receiver = st.to;
+  a.applied = vv;
+  self->send(st.leader, gossip_atom::value, messages::encode(a));
+}
+
+std::optional<error> on_dialer_message(caf::io::broker* self, dialer_state& st,
+                                       const wire_header& h, const frame& payload) {
+  st.last_heard = steady::now();
+  if (st.st == dialer_state::stage::handshaking) {
+    if (h.kind == wire_kind::error) {
+      auto f = messages::decode_failure(payload);
+      return error{errc::invalid_argument,
+                   "refused our connection: " + (f ? f->message : std::string("(unreadable)"))};
+    }
+    if (h.kind != wire_kind::hello_reply)
+      return error{errc::malformed_frame, std::string("sent ") + messages::to_string(h.kind) +
+                                            " before completing the handshake"};
+    auto r = messages::decode_hello_reply(payload);
+    if (!r)
+      return r.err();
+    if (r->node_id != peer_name(st))
+      return error{errc::unknown_node, "answered as node '" + r->node_id + "', expected '" +
+                                         peer_name(st) + "'"};
+    if (r->cluster != st.cfg->self.cluster)
+      return error{errc::invalid_argument, "belongs to cluster '" + r->cluster + "'"};
+    if (!same_proof(r->proof, acceptor_proof(st.cfg->self.secret, st.nonce, r->nonce)))
+      return error{errc::invalid_argument,
+                   "wrong cluster secret: its proof does not match ours; check "
+                   "--cluster-secret-file on both nodes"};
+    if (r->version < st.cfg->self.min_version || r->version > st.cfg->self.max_version)
+      return error{errc::invalid_argument, "chose protocol version " +
+                                             std::to_string(r->version) + ", which we do not speak"};
+    write_message(self, st.conn, wire_kind::proof, 0,
+                  messages::encode_proof(dialer_proof(st.cfg->self.secret, r->nonce, st.nonce)));
+    st.st = dialer_state::stage::up;
+    st.peer.up = true;
+    st.peer.version = r->version;
+    st.peer.last_error.clear();
+    ++st.peer.connects;
+    st.backoff = std::chrono::milliseconds(0);
+    spdlog::info("peer {}: connected, protocol version {}", peer_where(st), r->version);
+    report_to_leader(self, st, r->applied);
+    return std::nullopt;
+  }
+  switch (h.kind) {
+    case wire_kind::ack:
+    case wire_kind::pull_answer: {
+      if (h.kind == wire_kind::ack)
+        if (auto a = messages::decode_ack(payload)) {
+          st.peer.applied.merge(a->applied); // acks carry the receiver's vector: fresher lag
+          update_lag(st);
+        }
+      auto i = st.pending.find(h.request_id);
+      if (i != st.pending.end()) {
+        i->second.deliver(payload);
+        st.pending.erase(i);
+      }
+      return std::nullopt;
+    }
+    case wire_kind::error: {
+      auto i = st.pending.find(h.request_id);
+      if (i != st.pending.end()) {
+        auto f = messages::decode_failure(payload);
+        i->second.deliver(f ? make_error(f->code, f->message)
+                            : make_error(errc::malformed_frame, "unreadable failure"));
+        st.pending.erase(i);
+      }
+      return std::nullopt;
+    }
+    case wire_kind::heartbeat: {
+      if (auto a = messages::decode_ack(payload))
+        report_to_leader(self, st, a->applied);
+      return std::nullopt;
+    }
+    default:
+      return error{errc::malformed_frame,
+                   std::string("sent an unexpected ") + messages::to_string(h.kind)};
+  }
+}
+
+} // namespace
+
+caf::behavior dialer(caf::io::broker* self, std::shared_ptr<const transport_config> cfg,
+                     messages::node_index to, leader_actor leader) {
+  auto st = std::make_shared<dialer_state>();
+  st->cfg = cfg;
+  st->to = to;
+  st->leader = leader;
+  st->peer.id = cfg->self.members[to];
+  st->backoff = std::chrono::milliseconds(0);
+  st->next_attempt = steady::now();
+  self->send(self, tick_atom::value);
+  auto forward = [self, st](wire_kind kind, const frame& payload) -> caf::result<frame> {
+    // Known down: say so now (before taking the response over), so links can detour.
+    if (st->st != dialer_state::stage::up)
+      return caf::result<frame>(make_error(errc::peer_down, "peer " + peer_name(*st) + " is down"));
+    auto rp = self->make_response_promise();
+    if (st->backlog > st->cfg->max_write_backlog)
+      return caf::delegated<frame>{}; // lost in the network: the sender times out
+    auto id = ++st->next_id;
+    st->pending.emplace(id, rp);
+    write_message(self, st->conn, kind, id, payload);
+    return caf::delegated<frame>{};
+  };
+  return {
+    [=](batch_atom, const frame& f) { return forward(wire_kind::batch, f); },
+    [=](pull_atom, const frame& f) { return forward(wire_kind::pull, f); },
+    [=](gossip_atom, const frame& f) {
+      if (auto a = messages::decode_ack(f)) {
+        st->own_applied = a->applied;
+        update_lag(*st);
+      }
+      if (st->st == dialer_state::stage::up && st->backlog <= st->cfg->max_write_backlog)
+        write_message(self, st->conn, wire_kind::gossip, 0, f);
+    },
+    [=](connected_atom, int fd, const std::string& err) { on_connected(self, *st, fd, err); },
+    [=](tick_atom) {
+      self->delayed_send(self, st->cfg->heartbeat_interval, tick_atom::value);
+      switch (st->st) {
+        case dialer_state::stage::down:
+          if (steady::now() >= st->next_attempt)
+            try_connect(self, *st);
+          break;
+        case dialer_state::stage::connecting:
+          break; // the connect gives up by itself after the peer timeout
+        case dialer_state::stage::handshaking:
+          if (ms_since(st->stage_since) > st->cfg->peer_timeout.count())
+            go_down(self, *st, "handshake timed out after " +
+                                 std::to_string(st->cfg->peer_timeout.count()) + " ms");
+          break;
+        case dialer_state::stage::up:
+          if (ms_since(st->last_heard) > st->cfg->peer_timeout.count()) {
+            go_down(self, *st, "down: silent for " + std::to_string(ms_since(st->last_heard)) +
+                                 " ms");
+            break;
+          }
+          messages::ack a;
+          a.receiver = st->cfg->self_index;
+          a.applied = st->own_applied;
+          write_message(self, st->conn, wire_kind::heartbeat, ++st->next_id,
+                        messages::encode(a));
+          break;
+      }
+    },
+    [=](const caf::io::new_data_msg& msg) {
+      if (st->st == dialer_state::stage::down || st->st == dialer_state::stage::connecting ||
+          msg.handle != st->conn)
+        return;
+      st->peer.bytes_received += msg.buf.size();
+      auto err = st->reader->feed(msg.buf, [&](const wire_header& h, const frame& payload) {
+        return on_dialer_message(self, *st, h, payload);
+      });
+      if (err)
+        go_down(self, *st, err->message);
+    },
+    [=](const caf::io::data_transferred_msg& msg) {
+      if (msg.handle == st->conn)
+        st->backlog = msg.remaining;
+    },
+    [=](const caf::io::connection_closed_msg& msg) {
+      if (st->st != dialer_state::stage::down && msg.handle == st->conn) {
+        st->st = dialer_state::stage::handshaking; // so go_down does not close it twice
+        self->close(st->conn);
+        go_down(self, *st, "connection closed by the peer");
+      }
+    },
+    [=](status_atom) {
+      update_lag(*st);
+      auto p = st->peer;
+      p.silent_ms = st->peer.connects > 0 ? ms_since(st->last_heard) : -1;
+      return p;
+    },
+  };
+}
+
+} // namespace mlr::actors::detail
