@@ -40,8 +40,9 @@ inline void run_for(sim_cluster& c, std::chrono::milliseconds total) {
 
 /// Cuts (or heals) both directions between `a` and `b`.
 inline void cut_between(sim_network& net, size_t a, size_t b, bool cut) {
-  for (auto ch : {net.at(static_cast<topology::node_index>(a), static_cast<topology::node_index>(b)),
-                  net.at(static_cast<topology::node_index>(b), static_cast<topology::node_index>(a))}) {
+  auto x = static_cast<topology::node_index>(a);
+  auto y = static_cast<topology::node_index>(b);
+  for (auto ch : {net.at(x, y), net.at(y, x)}) {
     if (cut)
       caf::anon_send(ch, cut_atom::value);
     else

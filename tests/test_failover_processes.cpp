@@ -127,7 +127,8 @@ TEST_CASE("processes ring N=3 to mesh with 'mlr topology set' during writes: one
     }
   });
   std::this_thread::sleep_for(200ms);
-  auto bad = run_command({MLR_CLI_BIN, "--node", c.client_address(0), "topology", "set", "star:x9"});
+  auto bad =
+    run_command({MLR_CLI_BIN, "--node", c.client_address(0), "topology", "set", "star:x9"});
   CHECK(bad.first == 1);
   CHECK(bad.second.find("'x9' is not a member") != std::string::npos);
   auto set = run_command({MLR_CLI_BIN, "--node", c.client_address(0), "topology", "set", "mesh"});
@@ -174,7 +175,8 @@ TEST_CASE("processes mesh N=4: a member removed with 'mlr topology set FILE' is 
   INFO(set.second << c.logs());
   REQUIRE(set.first == 0);
   auto after = write_at(c, {0, 2, 3}, "after", 10);
-  CHECK(eventually([&] { return everywhere(c, {0, 2, 3}, during) && everywhere(c, {0, 2, 3}, after); },
+  CHECK(eventually(
+    [&] { return everywhere(c, {0, 2, 3}, during) && everywhere(c, {0, 2, 3}, after); },
                    15s));
   CHECK(eventually(
     [&] {

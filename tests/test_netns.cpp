@@ -106,7 +106,8 @@ TEST_CASE("netns ring N=5: the link n2 -> n3 cut by iptables while n3 stays aliv
   auto logs = [&] {
     std::string out;
     for (size_t i = 0; i < n; ++i)
-      out += "--- n" + std::to_string(i) + " ---\n" + read_file(dir + "/n" + std::to_string(i) + ".log");
+      out += "--- n" + std::to_string(i) + " ---\n" +
+             read_file(dir + "/n" + std::to_string(i) + ".log");
     return out;
   };
   auto status = [&](size_t i) -> std::optional<nlohmann::json> {

@@ -179,7 +179,8 @@ bool cluster::wait_converged(std::chrono::milliseconds timeout) {
     if (!all.empty()) {
       auto at = all.front().topology.find("removed ");
       if (at != std::string::npos) {
-        std::istringstream in(all.front().topology.substr(at + 8, all.front().topology.find('\n', at) - at - 8));
+        auto& t = all.front().topology;
+        std::istringstream in(t.substr(at + 8, t.find('\n', at) - at - 8));
         for (std::string w; in >> w;)
           removed.insert(w);
       }

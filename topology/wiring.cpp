@@ -150,7 +150,8 @@ make_router(std::vector<std::string> names, node_index self, std::vector<node_in
       }
     graph sub(up_names);
     for (auto [from, to] : g->edges())
-      sub.add_edge(static_cast<node_index>(sub_index[from]), static_cast<node_index>(sub_index[to]));
+      sub.add_edge(static_cast<node_index>(sub_index[from]),
+                   static_cast<node_index>(sub_index[to]));
     if (auto ok = validate(sub); !ok)
       return ok.err();
     actors::routing r;
@@ -216,7 +217,8 @@ result<node_index> add_node(caf::actor_system& sys, const cluster_spec& spec,
   if (std::find(h.members.begin(), h.members.end(), name) != h.members.end())
     return error{errc::invalid_argument, "'" + name + "' is a member already"};
   if (via >= h.leaders.size())
-    return error{errc::unknown_node, "no node " + std::to_string(via) + " to write the topology at"};
+    return error{errc::unknown_node,
+                 "no node " + std::to_string(via) + " to write the topology at"};
   auto n = static_cast<node_index>(h.leaders.size());
   auto members = h.members;
   members.push_back(name);

@@ -1,0 +1,302 @@
+#pragma once
+// Internal to the leader (leader.cpp, leader_routing.cpp): the actor's class. Users spawn
+// leaders with spawn_leader (leader.hpp) and never see this.
+
+#include "actors/leader.hpp"
+
+#include <caf/detail/scope_guard.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <set>
+
+namespace mlr::actors::detail {
+
+using messages::dot;
+
+class leader_impl : public leader_actor::base {
+public:
+  leader_impl(caf::actor_config& ac, leader_config cfg, std::unique_ptr<storage::store> store,
+              resolvers::resolver_actor resolver)
+    : leader_actor::base(ac),
+      cfg_(std::move(cfg)),
+      replica_(cfg_.replica, std::move(store)),
+      resolver_(std::move(resolver)) {
+    durable_end_ = replica_.log_end();
+    if (!cfg_.wall_clock_ms)
+      cfg_.wall_clock_ms = system_wall_clock_ms;
+  }
+
+  behavior_type make_behavior() override;
+
+  // Handles form cycles (links hold their leader, the leader holds its links): drop
+  // them on exit so the actors can be destroyed.
+  void on_exit() override {
+    links_.clear();
+    peers_.clear();
+    resolver_ = nullptr;
+  }
+
+private:
+  struct link_entry {
+    caf::actor handle;
+    bool wants_wakeup = false;
+  };
+
+  uint64_t now() { return cfg_.wall_clock_ms(); }
+
+  get_result read(const std::string& key) {
+    get_result out;
+    for (auto& v : replica_.versions(key)) {
+      out.context.dots.push_back(v.id);
+      if (!v.tombstone)
+        out.siblings.push_back(v);
+    }
+    return out;
+  }
+
+  caf::result<dot> write_one(const write_request& w) {
+    note_mailbox();
+    if (!store_error_.empty())
+      return make_error(errc::invalid_argument, "write refused: " + store_error_);
+    if (reserved(w.key))
+      return reserved_error();
+    auto before = replica_.log_end();
+    auto d = replica_.write(w, now(), pending_);
+    after_change(before);
+    return acknowledge(d);
+  }
+
+  bool durable_store() { return replica_.store().durable(); }
+
+  static bool reserved(const std::string& key) {
+    return key.compare(0, reserved_key_prefix.size(), reserved_key_prefix) == 0;
+  }
+  static caf::error reserved_error() {
+    return make_error(errc::invalid_argument,
+                      "keys starting with \\0mlr: are the cluster's own; choose another key");
+  }
+
+  // Under group commit a write is acknowledged after the fsync that covers it.
+  template <class T>
+  caf::result<T> acknowledge(T value) {
+    if (!store_error_.empty())
+      return make_error(errc::invalid_argument, "write not durable: " + store_error_);
+    if (!durable_store() || cfg_.sync != sync_policy::batch)
+      return value;
+    auto rp = make_response_promise<T>();
+    deferred_.push_back([rp, value]() mutable { rp.deliver(value); });
+    return rp;
+  }
+
+  // Persists what the message changed, makes it durable as the policy says, wakes links
+  // for what became shippable, and hands new conflicts to the resolver.
+  void after_change(uint64_t log_before, bool state_changed = false) {
+    if (durable_store() && (replica_.log_end() > log_before || state_changed)) {
+      replica_.persist();
+      auto ok = replica_.mutable_store().commit(cfg_.sync == sync_policy::always);
+      if (!ok) {
+        store_error_ = ok.err().message;
+      } else if (cfg_.sync == sync_policy::batch) {
+        if (!sync_scheduled_) {
+          sync_scheduled_ = true;
+          send(this, sync_atom::value);
+        }
+      } else {
+        advance_durable();
+      }
+    } else if (!durable_store()) {
+      advance_durable();
+    }
+    for (auto& c : pending_)
+      ask_resolver(std::move(c));
+    pending_.clear();
+    for (auto dest : replica_.take_relay_destinations())
+      spawn_relay_link(dest);
+    if (auto t = replica_.take_topology_update())
+      apply_topology(*t);
+    if (cfg_.replica.observer)
+      cfg_.replica.observer->on_handled(replica_);
+  }
+
+  // Topology, links and relays (leader_routing.cpp).
+  void spawn_relay_link(messages::node_index dest);
+  void spawn_link(messages::node_index dest, const std::vector<messages::node_index>& detours);
+  void apply_topology(const std::string& spec);
+  void ensure_links();
+  std::string epoch_name();
+  result<dot> write_topology(const std::string& spec);
+  void log(const std::string& line);
+  void report_transfer(const transfer_progress& before, const transfer_progress& after);
+  void collect_garbage() {
+    auto before = replica_.stats().tombstones_collected + replica_.stats().log_compacted;
+    replica_.collect_garbage(steady_ms());
+    auto after = replica_.stats().tombstones_collected + replica_.stats().log_compacted;
+    if (after != before && durable_store()) {
+      replica_.persist();
+      if (auto ok = replica_.mutable_store().commit(false); !ok)
+        store_error_ = ok.err().message;
+    }
+    if (after != before && cfg_.replica.observer)
+      cfg_.replica.observer->on_handled(replica_);
+  }
+
+  // Everything committed so far is durable: links may ship it.
+  void advance_durable() {
+    auto end = replica_.log_end();
+    if (end <= durable_end_)
+      return;
+    durable_end_ = end;
+    replica_.set_durable_end(end);
+    for (auto& [dest, link] : links_) {
+      if (link.wants_wakeup && link.handle) {
+        link.wants_wakeup = false;
+        caf::anon_send(link.handle, log_grew_atom::value);
+      }
+    }
+  }
+
+  void group_commit() {
+    sync_scheduled_ = false;
+    auto ok = replica_.mutable_store().sync();
+    if (!ok) {
+      store_error_ = ok.err().message;
+      for (auto& d : deferred_)
+        d(); // they were applied; the error reaches later writes
+      deferred_.clear();
+      return;
+    }
+    advance_durable();
+    auto ready = std::move(deferred_);
+    deferred_.clear();
+    for (auto& d : ready)
+      d();
+  }
+
+  void note_mailbox() {
+    // Messages already moved into the mailbox's queue and not yet handled (+1: this one).
+    // mailbox().size() would move new arrivals into that queue while the actor is
+    // iterating it, which CAF does not allow from inside a handler (UBSan caught it), so
+    // messages still in the inbox are not counted: a lower bound, taken every message.
+    mailbox_peak_ =
+      std::max<uint64_t>(mailbox_peak_, static_cast<uint64_t>(mailbox().queue().total_task_size()) + 1);
+  }
+
+  uint64_t steady_ms() {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   clock().now().time_since_epoch())
+                                   .count());
+  }
+
+  messages::frame own_report() {
+    messages::ack report;
+    report.receiver = cfg_.replica.self;
+    report.applied = replica_.applied();
+    return messages::encode(report);
+  }
+
+  // Tells every peer what this node has applied.
+  void gossip() {
+    if (peers_.empty())
+      return;
+    auto f = own_report();
+    if (!replica_.is_live(cfg_.replica.self))
+      return; // removed from the cluster
+    for (messages::node_index n = 0; n < peers_.size(); ++n)
+      if (n != cfg_.replica.self && peers_[n] && replica_.is_live(n))
+        send(peers_[n], gossip_atom::value, f);
+  }
+
+  // Asks one holder for what this node has waited for past the grace period.
+  void maybe_pull(bool eager = false) {
+    if (pull_in_flight_ || peers_.empty())
+      return;
+    auto plan = replica_.plan_pull(steady_ms(), eager);
+    if (!plan || plan->holder >= peers_.size() || !peers_[plan->holder])
+      return;
+    pull_in_flight_ = true;
+    request(peers_[plan->holder], cfg_.pull_timeout, pull_atom::value,
+            messages::encode(plan->request))
+      .then(
+        [this](messages::frame& answer) {
+          pull_in_flight_ = false;
+          auto batch = messages::decode_batch(answer, cfg_.limits);
+          if (!batch) {
+            replica_.pull_failed();
+            return;
+          }
+          auto before = replica_.log_end();
+          auto keys_before = replica_.stats().transfer_keys_received;
+          auto transfer_before = replica_.transfer();
+          replica_.receive_pulled(std::move(*batch), now(), pending_);
+          auto transfer_after = replica_.transfer();
+          bool merged = replica_.stats().transfer_keys_received != keys_before ||
+                        transfer_before.active != transfer_after.active;
+          after_change(before, merged);
+          report_transfer(transfer_before, transfer_after);
+          if (replica_.log_end() > before || merged)
+            maybe_pull(true); // progress: go on at once while there is more to fetch
+        },
+        [this](caf::error&) {
+          pull_in_flight_ = false;
+          replica_.pull_failed();
+        });
+  }
+
+  void ask_resolver(conflict c) {
+    ++pending_resolutions_;
+    auto shared = std::make_shared<conflict>(std::move(c));
+    request(resolver_, cfg_.resolver_timeout, resolvers::resolve_atom::value, shared->key,
+            shared->versions)
+      .then(
+        [this, shared](std::vector<dot>& keep) {
+          --pending_resolutions_;
+          auto notify = caf::detail::make_scope_guard([this] {
+            if (cfg_.replica.observer)
+              cfg_.replica.observer->on_handled(replica_);
+          });
+          auto is_input = [&](const dot& d) {
+            return std::any_of(shared->versions.begin(), shared->versions.end(),
+                               [&](const messages::version& v) { return v.id == d; });
+          };
+          if (keep.empty() || !std::all_of(keep.begin(), keep.end(), is_input)) {
+            replica_.unresolved(*shared, "resolver kept nothing or a dot it was not given");
+            return;
+          }
+          replica_.resolve(*shared, keep);
+          if (durable_store()) {
+            replica_.persist();
+            if (auto ok = replica_.mutable_store().commit(false); !ok)
+              store_error_ = ok.err().message;
+          }
+        },
+        [this, shared](caf::error& err) {
+          --pending_resolutions_;
+          replica_.unresolved(*shared, "resolver failed: " + system().render(err));
+        });
+  }
+
+  leader_config cfg_;
+  replica replica_;
+  resolvers::resolver_actor resolver_;
+  std::vector<conflict> pending_;
+  std::map<messages::node_index, link_entry> links_;
+  uint32_t pending_resolutions_ = 0;
+  std::vector<sink_actor> peers_;
+  bool pull_in_flight_ = false;
+  uint64_t mailbox_peak_ = 0;
+  uint64_t bad_gossip_ = 0;
+  uint64_t durable_end_ = 0;
+  bool sync_scheduled_ = false;
+  std::vector<std::function<void()>> deferred_;
+  std::string store_error_; ///< set when the store refused a write (a full disk, ...)
+  std::set<messages::node_index> link_dests_; ///< nodes this node has a link to
+  std::vector<std::pair<messages::node_index, std::vector<messages::node_index>>> wanted_links_;
+  std::string topology_; ///< the routed topology, once the topology key set one
+  bool took_over_ = false;
+  std::optional<routing> current_routing_; ///< as the topology key set it (none: the initial)
+};
+
+} // namespace mlr::actors::detail

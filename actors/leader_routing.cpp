@@ -1,0 +1,111 @@
+// The leader's routing side: the topology key turned into routing and links, links spawned
+// for relays and new out-edges, and the log lines for topology and state-transfer events.
+
+#include "actors/leader_impl.hpp"
+#include "actors/replication_link.hpp"
+
+#include <caf/actor_system.hpp>
+
+namespace mlr::actors::detail {
+
+// A link to a node that is not one of this node's out-edges, for entries it forwards
+// while relaying for a node that stopped answering (a star's standby hub shipping to the
+// other spokes).
+void leader_impl::spawn_relay_link(messages::node_index dest) {
+  if (dest == cfg_.replica.self || dest >= peers_.size() || !peers_[dest] ||
+      link_dests_.count(dest))
+    return;
+  log("relaying: a link to node " + std::to_string(dest) + " starts");
+  spawn_link(dest, {});
+}
+
+void leader_impl::spawn_link(messages::node_index dest,
+                             const std::vector<messages::node_index>& detours) {
+  link_dests_.insert(dest);
+  link_config lc;
+  lc.from = cfg_.replica.self;
+  lc.to = dest;
+  lc.ack_timeout = cfg_.relay_ack_timeout;
+  std::vector<sink_actor> detour_sinks;
+  for (auto d : detours)
+    if (d < peers_.size() && peers_[d]) {
+      lc.detours.push_back(d);
+      detour_sinks.push_back(peers_[d]);
+    }
+  spawn_replication_link(system(), lc, caf::actor_cast<leader_actor>(this), peers_[dest],
+                         std::move(detour_sinks));
+}
+
+// The topology key changed: route by it, and open links for its new out-edges.
+void leader_impl::apply_topology(const std::string& spec) {
+  if (!cfg_.route)
+    return;
+  auto r = cfg_.route(spec, current_routing_ ? &*current_routing_ : nullptr);
+  if (!r) {
+    log("topology epoch " + epoch_name() + " ignored: " + r.err().message);
+    return;
+  }
+  replica_.set_routing(*r);
+  current_routing_ = *r;
+  if (cfg_.on_routing)
+    cfg_.on_routing(*r);
+  topology_ = r->canonical;
+  wanted_links_ = r->links;
+  log("topology epoch " + epoch_name() + ": " + std::to_string(r->links.size()) +
+      " links out of this node");
+  ensure_links();
+}
+
+void leader_impl::ensure_links() {
+  if (peers_.empty())
+    return;
+  for (auto& [dest, detours] : wanted_links_)
+    if (dest != cfg_.replica.self && dest < peers_.size() && peers_[dest] &&
+        !link_dests_.count(dest))
+      spawn_link(dest, detours);
+}
+
+std::string leader_impl::epoch_name() {
+  auto e = replica_.epoch();
+  return e ? messages::to_string(*e) : std::string("static");
+}
+
+// Writes the topology key (validated first); the dot is the new epoch.
+result<dot> leader_impl::write_topology(const std::string& spec) {
+  if (!cfg_.route)
+    return error{errc::invalid_argument, "this node cannot change its topology"};
+  auto r = cfg_.route(spec, current_routing_ ? &*current_routing_ : nullptr);
+  if (!r)
+    return r.err();
+  if (!store_error_.empty())
+    return error{errc::invalid_argument, "write refused: " + store_error_};
+  auto before = replica_.log_end();
+  auto d = replica_.write(
+    write_request{topology_key, messages::op_kind::put, r->stored, false, {}}, now(),
+    pending_);
+  after_change(before);
+  return d;
+}
+
+void leader_impl::log(const std::string& line) {
+  if (cfg_.log)
+    cfg_.log(line);
+}
+
+// Start, progress (every tenth of the keys) and end of an incoming state transfer.
+void leader_impl::report_transfer(const transfer_progress& before, const transfer_progress& after) {
+  auto from = [](const transfer_progress& t) { return "node " + std::to_string(t.from); };
+  if (after.active && !before.active) {
+    log("state transfer from " + from(after) + " wanted: what this node lacks left the log");
+  } else if (after.active && after.keys_total > 0 &&
+             after.keys_done * 10 / after.keys_total != before.keys_done * 10 / after.keys_total) {
+    log("state transfer from " + from(after) + ": " + std::to_string(after.keys_done) + " of ~" +
+        std::to_string(after.keys_total) + " keys");
+  } else if (before.active && !after.active) {
+    log("state transfer from " + from(before) + " done: " +
+        std::to_string(replica_.stats().transfer_keys_received) + " keys merged in total, " +
+        std::to_string(replica_.stats().transfers_received) + " transfers");
+  }
+}
+
+} // namespace mlr::actors::detail
