@@ -1,0 +1,52 @@
+#pragma once
+// mlr-node's flags (Boost.Program_options) and the cluster secret file: what `--help`
+// prints, in one place.
+
+#include "messages/error.hpp"
+
+#include <boost/program_options.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace mlr::apps {
+
+struct node_options {
+  std::string id;
+  std::string cluster = "mlr";
+  std::string listen;
+  std::vector<std::string> peers;
+  std::string topology = "mesh";
+  std::string hub;
+  std::string standby_hubs;
+  std::string hub_return = "resume";
+  std::string resolver = "lww";
+  std::string client_listen;
+  std::string resp_listen;
+  std::string secret_file;
+  std::string cluster_file;
+  std::string config_file;
+  std::string log_level = "info";
+  size_t threads = 2;
+  int64_t heartbeat_ms = 250;
+  int64_t peer_timeout_ms = 2000;
+  int64_t ack_timeout_ms = 1000;
+  int64_t pull_grace_ms = 500;
+  uint64_t log_retention = 10000;
+  std::string data_dir;
+  std::string sync = "batch";
+};
+
+/// Says what is wrong with the input on stderr, points at --help, and returns exit status 2.
+int bad_input(const std::string& msg);
+
+/// Every flag mlr-node takes, bound to `o`.
+boost::program_options::options_description make_options(node_options& o);
+
+/// The cluster secret: the file's content without trailing newlines; an error if the file
+/// cannot be read or is empty.
+result<std::string> read_secret(const std::string& path);
+
+} // namespace mlr::apps
