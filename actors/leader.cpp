@@ -201,7 +201,10 @@ leader_impl::behavior_type leader_impl::make_behavior() {
     },
     [this](tick_atom) {
       note_mailbox();
-      delayed_send(this, cfg_.tick_interval, tick_atom::value);
+      if (cfg_.tick_interval.count() > 0)
+        delayed_send(this, cfg_.tick_interval, tick_atom::value);
+      if (!store_error_.empty())
+        retry_store();
       gossip();
       maybe_pull();
       collect_garbage();

@@ -83,7 +83,10 @@ private:
   template <class T>
   caf::result<T> acknowledge(T value) {
     if (!store_error_.empty())
-      return make_error(errc::invalid_argument, "write not durable: " + store_error_);
+      return make_error(errc::invalid_argument,
+                        "write not durable: " + store_error_ +
+                          "; it stays in memory and becomes durable if space is freed before "
+                          "the node stops, so its outcome is unknown");
     if (!durable_store() || cfg_.sync != sync_policy::batch)
       return value;
     auto rp = make_response_promise<T>();
@@ -141,6 +144,18 @@ private:
     }
     if (after != before && cfg_.replica.observer)
       cfg_.replica.observer->on_handled(replica_);
+  }
+
+  // The store refused a write (a full disk): try again; once it takes it, writes resume.
+  void retry_store() {
+    auto ok = replica_.mutable_store().recover();
+    if (!ok) {
+      store_error_ = ok.err().message; // the latest reason
+      return;
+    }
+    log("the data directory takes writes again (was: " + store_error_ + ")");
+    store_error_.clear();
+    advance_durable();
   }
 
   // Everything committed so far is durable: links may ship it.

@@ -224,6 +224,14 @@ public:
 
   bool durable() const override { return true; }
 
+  result<bool> recover() override {
+    // A failed write leaves RocksDB read-only until it resumes; "busy" means it is already
+    // recovering by itself, so the write below tells whether it is done.
+    if (auto st = db_->Resume(); !st.ok() && !st.IsBusy())
+      return error{errc::invalid_argument, "the data directory cannot resume: " + st.ToString()};
+    return commit(true);
+  }
+
   std::unique_ptr<state_snapshot> snapshot() const override {
     return std::make_unique<rocksdb_snapshot>(db_.get(), state_cf_);
   }

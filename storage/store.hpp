@@ -87,6 +87,8 @@ public:
   virtual result<bool> commit(bool sync) = 0;
   /// Forces what earlier commits wrote to stable storage (the group-commit fsync).
   virtual result<bool> sync() = 0;
+  /// After a commit failed (a full disk): tries again to make what is pending durable.
+  virtual result<bool> recover() { return commit(true); }
   /// False for the memory store: nothing survives the process.
   virtual bool durable() const = 0;
 

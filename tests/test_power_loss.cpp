@@ -23,6 +23,7 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <thread>
 
 using namespace mlr;
 using namespace mlr::actors;
@@ -78,6 +79,8 @@ public:
 
   /// From now on nothing reaches the disk.
   void cut() { dead_ = true; }
+  /// Space was freed: writes succeed again.
+  void drain() { full_ = false; }
   /// From now on every write fails as on a full disk (reads go on).
   void fill() { full_ = true; }
 
@@ -308,6 +311,17 @@ TEST_CASE("full disk: writes are refused with a clear error, reads go on, nothin
     self->receive([&](get_result& g) { found = g.found(); },
                   caf::after(std::chrono::seconds(0)) >> [] {});
     CHECK(found); // reads go on
+    // Space is freed: the next tick makes what is pending durable, and writes resume.
+    fs->drain();
+    std::string after;
+    for (int i = 0; i < 100 && after != "ok"; ++i) { // RocksDB recovers on its own thread
+      self->send(leader, tick_atom::value);
+      sched.run();
+      after = put("after");
+      if (after != "ok")
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    CHECK(after == "ok");
     caf::anon_send_exit(leader, caf::exit_reason::user_shutdown);
     sched.run();
   }
@@ -317,5 +331,6 @@ TEST_CASE("full disk: writes are refused with a clear error, reads go on, nothin
   replica r(config(0, 11, {{}}), std::move(*s));
   for (int i = 0; i < 20; ++i)
     CHECK_FALSE(r.versions("before-" + std::to_string(i)).empty()); // acknowledged: intact
+  CHECK_FALSE(r.versions("after").empty()); // acknowledged after the space came back
   std::filesystem::remove_all(dir);
 }
