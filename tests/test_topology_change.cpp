@@ -244,16 +244,10 @@ TEST_CASE("membership: a node added at one node while another is removed at a se
     CHECK(s.topology.find("n0 -> n3") == std::string::npos);
     CHECK(s.topology.find("n0 -> n4") != std::string::npos);
   }
-  auto sent = [&] {
-    uint64_t n = 0;
-    for (auto& s : c.statuses())
-      n += s.stats.events_sent;
-    return n;
-  };
-  auto before = sent();
+  auto before = total_sent(c);
   c.put(added, "from-n4", "x");
   run_for(c, 500ms);
-  CHECK(sent() - before == 3); // four live members
+  CHECK(total_sent(c) - before == 3); // four live members
   for (size_t n : {0, 1, 2})
     CHECK(c.value(n, "from-n4") == "x");
   CHECK(checker->violations().empty());
