@@ -1,6 +1,12 @@
 // The acceptor: the listening socket and the other nodes' connections to this one
-// (see peer_transport.hpp): handshake, then requests handed to the local leader and the
-// answers written back.
+// (see peer_transport.hpp): the handshake of handshake.hpp, then requests handed to the
+// local leader and the answers written back.
+//
+// An unproven connection is held on a short leash: it may send frames of a few KiB only,
+// it is closed if it has not proved itself within the handshake timeout, and at most
+// `max_unproven` are held at once. Nothing it sends reaches the leader, and nothing about
+// this node is written to it, before its proof checks out. Afterwards the proven node
+// index is the only sender, requester or reporter its messages may name.
 
 #include "actors/transport_detail.hpp"
 
@@ -20,14 +26,18 @@ using caf::io::connection_handle;
 
 namespace {
 
-
 struct inbound {
   enum class stage { await_hello, await_proof, up } st = stage::await_hello;
+  /// Unique per connection in this process: the OS reuses file descriptors, and with them
+  /// CAF's connection handles, so an answer checks it still writes to the connection that
+  /// asked.
+  uint64_t serial = 0;
   std::unique_ptr<message_reader> reader;
   std::string peer_id;
-  std::string dialer_nonce;
-  std::string nonce;
+  messages::node_index peer = messages::no_node;
+  std::string transcript;
   std::string where;
+  steady::time_point since;
   std::string refusal; ///< set when the handshake is refused; the connection then closes
 };
 
@@ -35,131 +45,212 @@ struct acceptor_state {
   std::shared_ptr<const transport_config> cfg;
   leader_actor leader;
   std::map<connection_handle, inbound> conns;
+  uint64_t next_serial = 0;
   acceptor_stats stats;
+  steady::time_point last_flood_log;
+
+  // The connection `hdl` if it is still the one numbered `serial`.
+  inbound* find(connection_handle hdl, uint64_t serial) {
+    auto i = conns.find(hdl);
+    return i != conns.end() && i->second.serial == serial ? &i->second : nullptr;
+  }
+  size_t unproven() const {
+    size_t n = 0;
+    for (auto& [h, c] : conns)
+      n += c.st != inbound::stage::up;
+    return n;
+  }
 };
+
+// The kinds a proven peer may send, with the node index each must name.
+std::optional<error> check_speaker(const inbound& c, const wire_header& h, const frame& payload,
+                                   const transport_config& cfg) {
+  messages::decode_limits limits;
+  limits.max_frame_bytes = cfg.max_frame_bytes;
+  result<messages::node_index> named = messages::node_index{0};
+  const char* field = "";
+  switch (h.kind) {
+    case wire_kind::batch:
+      named = messages::peek_batch_sender(payload, limits);
+      field = "a batch from sender";
+      break;
+    case wire_kind::pull:
+      named = messages::peek_pull_requester(payload, limits);
+      field = "a pull for requester";
+      break;
+    case wire_kind::gossip:
+    case wire_kind::heartbeat:
+      named = messages::peek_ack_receiver(payload, limits);
+      field = "the version vector of node";
+      break;
+    default:
+      return error{errc::malformed_frame,
+                   std::string("sent an unexpected ") + messages::to_string(h.kind)};
+  }
+  if (!named)
+    return named.err();
+  if (*named != c.peer)
+    return error{errc::unknown_node, "node " + c.peer_id + " (index " + std::to_string(c.peer) +
+                                       ") sent " + field + " " + std::to_string(*named) +
+                                       ": a connection speaks only for its proven node"};
+  return std::nullopt;
+}
 
 } // namespace
 
 caf::behavior acceptor(caf::io::broker* self, std::shared_ptr<const transport_config> cfg,
-                       leader_actor leader,
-                       listen_promise opened) {
+                       leader_actor leader, listen_promise opened) {
   auto st = std::make_shared<acceptor_state>();
   st->cfg = cfg;
   st->leader = leader;
   if (!open_listener(self, cfg->listen_host, cfg->listen_port, opened, "peers"))
     return {};
+  self->delayed_send(self, std::chrono::milliseconds(200), tick_atom::value);
 
-  // Marks the handshake refused; the data handler logs it and closes the connection
-  // once the reader is no longer in use.
+  // Marks the handshake refused; the data handler logs it, tells the peer, and closes the
+  // connection once the reader is no longer in use.
   auto refuse = [](inbound& c, const std::string& why) {
     c.refusal = why;
     return error{errc::invalid_argument, why};
   };
 
-  // Answers a request from the peer with what the leader replies.
-  auto ask_leader = [self, st](connection_handle hdl, uint64_t id, wire_kind answer_kind,
-                               auto... request) {
+  // Answers a request from the peer with what the leader replies, on the same connection.
+  auto ask_leader = [self, st](connection_handle hdl, uint64_t serial, uint64_t id,
+                               wire_kind answer_kind, auto... request) {
     self->request(st->leader, caf::infinite, request...)
       .then(
-        [self, st, hdl, id, answer_kind](frame& answer) {
-          if (st->conns.count(hdl))
+        [self, st, hdl, serial, id, answer_kind](frame& answer) {
+          if (st->find(hdl, serial))
             write_message(self, hdl, answer_kind, id, answer);
         },
-        [self, st, hdl, id](caf::error& err) {
-          if (st->conns.count(hdl))
+        [self, st, hdl, serial, id](caf::error& err) {
+          if (st->find(hdl, serial))
             write_message(self, hdl, wire_kind::error, id,
                           messages::encode(messages::failure{
                             static_cast<errc>(err.code()), self->system().render(err)}));
         });
   };
 
-  auto on_message = [self, st, refuse, ask_leader](connection_handle hdl, inbound& c,
-                                                   const wire_header& h,
-                                                   const frame& payload) -> std::optional<error> {
+  auto on_hello = [self, st, refuse](connection_handle hdl, inbound& c, const wire_header& h,
+                                     const frame& payload) -> std::optional<error> {
+    if (h.kind != wire_kind::hello)
+      return error{errc::malformed_frame, std::string("sent ") + messages::to_string(h.kind) +
+                                            " instead of a hello"};
+    auto hello = messages::decode_hello(payload);
+    if (!hello)
+      return hello.err();
+    auto version = check_hello(st->cfg->self, *hello);
+    if (!version)
+      return refuse(c, version.err().message);
+    c.peer_id = hello->node_id;
+    messages::hello_reply challenge;
+    challenge.version = *version;
+    challenge.nonce = random_nonce();
+    auto reply = messages::encode(challenge);
+    c.transcript = transcript(payload, reply);
+    c.st = inbound::stage::await_proof;
+    write_message(self, hdl, wire_kind::hello_reply, 0, reply);
+    return std::nullopt;
+  };
+
+  auto on_proof = [self, st, refuse](connection_handle hdl, inbound& c, const wire_header& h,
+                                     const frame& payload) -> std::optional<error> {
+    if (h.kind != wire_kind::proof)
+      return error{errc::malformed_frame, std::string("sent ") + messages::to_string(h.kind) +
+                                            " instead of its proof"};
+    auto proof = messages::decode_proof(payload);
+    if (!proof)
+      return proof.err();
+    auto& self_id = st->cfg->self;
+    if (!same_proof(*proof, dialer_proof(self_id.secret, self_id.cluster, c.transcript)))
+      return refuse(c, "its proof does not match: wrong cluster name or secret; check the "
+                       "cluster file and --cluster-secret-file on both nodes");
+    auto member = check_member(self_id, c.peer_id);
+    if (!member)
+      return refuse(c, member.err().message);
+    c.peer = *member;
+    c.st = inbound::stage::up;
+    c.reader->set_max_frame_bytes(st->cfg->max_frame_bytes);
+    ++st->stats.accepted;
+    spdlog::info("accepted node {} from {}", c.peer_id, c.where);
+    // Only now does the peer learn who this node is and what it holds.
+    messages::welcome w;
+    w.node_id = self_id.node_id;
+    w.incarnation = self_id.incarnation;
+    w.proof = acceptor_proof(self_id.secret, self_id.cluster, c.transcript, *proof);
+    auto serial = c.serial;
+    self->request(st->leader, caf::infinite, report_atom::value)
+      .then([self, st, hdl, serial, w](frame& report) mutable {
+        if (auto a = messages::decode_ack(report))
+          w.applied = a->applied;
+        if (st->find(hdl, serial))
+          write_message(self, hdl, wire_kind::welcome, 0, messages::encode(w));
+      });
+    return std::nullopt;
+  };
+
+  auto on_message = [self, st, ask_leader, on_hello, on_proof](
+                      connection_handle hdl, inbound& c, const wire_header& h,
+                      const frame& payload) -> std::optional<error> {
     switch (c.st) {
-      case inbound::stage::await_hello: {
-        if (h.kind != wire_kind::hello)
-          return error{errc::malformed_frame, std::string("sent ") + messages::to_string(h.kind) +
-                                                " instead of a hello"};
-        auto hello = messages::decode_hello(payload);
-        if (!hello)
-          return hello.err();
-        auto version = check_hello(st->cfg->self, *hello);
-        if (!version)
-          return refuse(c, "node '" + hello->node_id + "': " + version.err().message);
-        c.peer_id = hello->node_id;
-        c.dialer_nonce = hello->nonce;
-        c.nonce = random_nonce();
-        c.st = inbound::stage::await_proof;
-        messages::hello_reply r;
-        r.cluster = st->cfg->self.cluster;
-        r.node_id = st->cfg->self.node_id;
-        r.incarnation = st->cfg->self.incarnation;
-        r.version = *version;
-        r.nonce = c.nonce;
-        r.proof = acceptor_proof(st->cfg->self.secret, c.dialer_nonce, c.nonce);
-        // The reply carries our version vector; the leader fills it in.
-        self->request(st->leader, caf::infinite, report_atom::value)
-          .then([self, st, hdl, r](frame& report) mutable {
-            if (auto a = messages::decode_ack(report))
-              r.applied = a->applied;
-            if (st->conns.count(hdl))
-              write_message(self, hdl, wire_kind::hello_reply, 0, messages::encode(r));
-          });
-        // Tell the leader what the dialer has applied.
-        auto idx = std::find(st->cfg->self.members.begin(), st->cfg->self.members.end(),
-                             hello->node_id) -
-                   st->cfg->self.members.begin();
-        messages::ack a;
-        a.receiver = static_cast<messages::node_index>(idx);
-        a.applied = hello->applied;
-        self->send(st->leader, gossip_atom::value, messages::encode(a));
-        return std::nullopt;
-      }
-      case inbound::stage::await_proof: {
-        if (h.kind != wire_kind::proof)
-          return error{errc::malformed_frame, std::string("sent ") + messages::to_string(h.kind) +
-                                                " instead of its proof"};
-        auto proof = messages::decode_proof(payload);
-        if (!proof)
-          return proof.err();
-        if (!same_proof(*proof, dialer_proof(st->cfg->self.secret, c.nonce, c.dialer_nonce)))
-          return refuse(c, "node '" + c.peer_id +
-                             "': wrong cluster secret (its proof does not match); check "
-                             "--cluster-secret-file on both nodes");
-        c.st = inbound::stage::up;
-        ++st->stats.accepted;
-        spdlog::info("accepted node {} from {}", c.peer_id, c.where);
-        return std::nullopt;
-      }
+      case inbound::stage::await_hello:
+        return on_hello(hdl, c, h, payload);
+      case inbound::stage::await_proof:
+        return on_proof(hdl, c, h, payload);
       case inbound::stage::up:
-        switch (h.kind) {
-          case wire_kind::batch:
-            ask_leader(hdl, h.request_id, wire_kind::ack, batch_atom::value, payload);
-            return std::nullopt;
-          case wire_kind::pull:
-            ask_leader(hdl, h.request_id, wire_kind::pull_answer, pull_atom::value, payload);
-            return std::nullopt;
-          case wire_kind::gossip:
-            self->send(st->leader, gossip_atom::value, payload);
-            return std::nullopt;
-          case wire_kind::heartbeat:
-            self->send(st->leader, gossip_atom::value, payload);
-            ask_leader(hdl, h.request_id, wire_kind::heartbeat, report_atom::value);
-            return std::nullopt;
-          default:
-            return error{errc::malformed_frame,
-                         std::string("sent an unexpected ") + messages::to_string(h.kind)};
-        }
+        break;
+    }
+    if (auto bad = check_speaker(c, h, payload, *st->cfg)) {
+      if (bad->code == errc::unknown_node)
+        ++st->stats.impersonations;
+      return bad;
+    }
+    switch (h.kind) {
+      case wire_kind::batch:
+        ask_leader(hdl, c.serial, h.request_id, wire_kind::ack, batch_atom::value, payload);
+        break;
+      case wire_kind::pull:
+        ask_leader(hdl, c.serial, h.request_id, wire_kind::pull_answer, pull_atom::value,
+                   payload);
+        break;
+      case wire_kind::gossip:
+        self->send(st->leader, gossip_atom::value, payload);
+        break;
+      case wire_kind::heartbeat:
+        self->send(st->leader, gossip_atom::value, payload);
+        ask_leader(hdl, c.serial, h.request_id, wire_kind::heartbeat, report_atom::value);
+        break;
+      default:
+        break; // check_speaker refused every other kind
     }
     return std::nullopt;
   };
 
+  auto drop = [self, st](std::map<connection_handle, inbound>::iterator i) {
+    self->close(i->first);
+    st->conns.erase(i);
+  };
+
   return {
     [=](const caf::io::new_connection_msg& msg) {
+      if (st->unproven() >= st->cfg->max_unproven) {
+        // A flood of connections that never prove themselves: keep serving the proven ones.
+        ++st->stats.unproven_refused;
+        if (ms_since(st->last_flood_log) > 1000) {
+          st->last_flood_log = steady::now();
+          spdlog::warn("refusing peer connections: {} are still unproven (the limit); {} "
+                       "refused so far",
+                       st->cfg->max_unproven, st->stats.unproven_refused);
+        }
+        self->close(msg.handle);
+        return;
+      }
       auto& c = st->conns[msg.handle];
-      c.reader = std::make_unique<message_reader>(st->cfg->max_frame_bytes);
+      c = inbound{};
+      c.serial = ++st->next_serial;
+      c.reader = std::make_unique<message_reader>(st->cfg->unproven_frame_bytes);
       c.where = accept_connection(self, msg.handle);
+      c.since = steady::now();
     },
     [=](const caf::io::new_data_msg& msg) {
       st->stats.bytes_received += msg.buf.size();
@@ -167,35 +258,54 @@ caf::behavior acceptor(caf::io::broker* self, std::shared_ptr<const transport_co
       if (i == st->conns.end())
         return;
       auto hdl = msg.handle;
+      auto serial = i->second.serial;
       auto err = i->second.reader->feed(msg.buf, [&](const wire_header& h, const frame& p) {
-        auto j = st->conns.find(hdl);
-        if (j == st->conns.end())
+        auto* c = st->find(hdl, serial);
+        if (!c)
           return std::optional<error>{};
-        return on_message(hdl, j->second, h, p);
+        return on_message(hdl, *c, h, p);
       });
-      if (err) {
-        auto j = st->conns.find(hdl);
-        if (j == st->conns.end())
-          return;
-        auto& c = j->second;
-        if (!c.refusal.empty()) {
-          ++st->stats.refused;
-          st->stats.last_refusal = c.refusal;
-          spdlog::warn("refused connection from {}: {}", c.where, c.refusal);
-          write_message(self, hdl, wire_kind::error, 0,
-                        messages::encode(messages::failure{errc::invalid_argument, c.refusal}));
-        } else {
-          ++st->stats.bad_frames;
-          st->stats.last_refusal = err->message;
-          spdlog::warn("closing connection from {}{}: {}", c.where,
-                       c.peer_id.empty() ? "" : " (node " + c.peer_id + ")", err->message);
-        }
-        self->close(hdl);
-        st->conns.erase(j);
+      if (!err)
+        return;
+      auto j = st->conns.find(hdl);
+      if (j == st->conns.end() || j->second.serial != serial)
+        return;
+      auto& c = j->second;
+      if (!c.refusal.empty()) {
+        ++st->stats.refused;
+        st->stats.last_refusal = c.refusal;
+        spdlog::warn("refused connection from {}: {}", c.where, c.refusal);
+        write_message(self, hdl, wire_kind::error, 0,
+                      messages::encode(messages::failure{errc::invalid_argument, c.refusal}));
+      } else {
+        ++st->stats.bad_frames;
+        st->stats.last_refusal = err->message;
+        spdlog::warn("closing connection from {}{}: {}", c.where,
+                     c.peer_id.empty() || c.st != inbound::stage::up ? ""
+                                                                    : " (node " + c.peer_id + ")",
+                     err->message);
       }
+      drop(j);
     },
     [=](const caf::io::connection_closed_msg& msg) { st->conns.erase(msg.handle); },
     [=](const caf::io::acceptor_closed_msg&) {},
+    [=](tick_atom) {
+      self->delayed_send(self, std::chrono::milliseconds(200), tick_atom::value);
+      auto limit = st->cfg->handshake_timeout.count();
+      for (auto i = st->conns.begin(); i != st->conns.end();) {
+        auto& c = i->second;
+        if (c.st == inbound::stage::up || ms_since(c.since) <= limit) {
+          ++i;
+          continue;
+        }
+        ++st->stats.handshake_timeouts;
+        spdlog::warn("closing connection from {}: no proof within the handshake timeout of {} ms",
+                     c.where, limit);
+        auto next = std::next(i);
+        drop(i);
+        i = next;
+      }
+    },
     [=](status_atom) { return st->stats; },
     // A member added at runtime: its dials are accepted from now on.
     [=](member_atom, std::shared_ptr<const transport_config>& cfg) { st->cfg = cfg; },

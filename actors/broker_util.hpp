@@ -45,6 +45,10 @@ class message_reader {
 public:
   explicit message_reader(size_t max_frame_bytes) : splitter_(max_frame_bytes) {}
 
+  void set_max_frame_bytes(size_t n) { splitter_.set_max(n); }
+  /// Bytes received and not yet handed out as a whole message.
+  size_t buffered() const { return splitter_.buffered(); }
+
   /// Calls fn(header, payload) for every whole message, stopping at the first error that
   /// `fn` returns; the returned error means the connection must be closed.
   template <class F>

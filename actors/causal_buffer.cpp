@@ -29,6 +29,17 @@ bool causal_buffer::contains(const messages::dot& d) const {
   return i != by_source_.end() && i->second.count(d.counter) > 0;
 }
 
+std::vector<uint64_t> causal_buffer::counters(const messages::source& s, uint64_t first,
+                                              uint64_t last) const {
+  std::vector<uint64_t> out;
+  auto i = by_source_.find(s);
+  if (i == by_source_.end())
+    return out;
+  for (auto j = i->second.lower_bound(first); j != i->second.end() && j->first <= last; ++j)
+    out.push_back(j->first);
+  return out;
+}
+
 std::optional<messages::event>
 causal_buffer::release_ready(const messages::version_vector& applied,
                             const messages::version_vector& retired) {

@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <map>
 #include <optional>
+#include <vector>
 
 namespace mlr::actors {
 
@@ -29,6 +30,10 @@ public:
   insert_result insert(messages::event e);
 
   bool contains(const messages::dot& d) const;
+
+  /// The buffered counters of `s` within [first, last], ascending: a walk over what is
+  /// held, never over the range (whose ends may come from the network).
+  std::vector<uint64_t> counters(const messages::source& s, uint64_t first, uint64_t last) const;
 
   /// Removes and returns one event that is ready against `applied`, if any. Events of a
   /// retired incarnation are dropped (the table answers for them).

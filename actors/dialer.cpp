@@ -36,7 +36,9 @@ struct dialer_state {
   enum class stage { down, connecting, handshaking, up } st = stage::down;
   connection_handle conn;
   std::unique_ptr<message_reader> reader;
-  std::string nonce;
+  frame hello;            // the exact bytes sent: half of the transcript
+  std::string transcript; // set once the challenge arrived
+  std::string proof;      // this node's proof, which the acceptor's covers
   std::map<uint64_t, caf::response_promise> pending;
   uint64_t next_id = 0;
   messages::version_vector own_applied;
@@ -125,21 +127,21 @@ void on_connected(caf::io::broker* self, dialer_state& st, int fd, const std::st
     return;
   }
   st.conn = self->add_scribe(fd);
-  st.reader = std::make_unique<message_reader>(st.cfg->max_frame_bytes);
+  // Until the peer proved itself, only handshake-sized frames are taken from it.
+  st.reader = std::make_unique<message_reader>(st.cfg->unproven_frame_bytes);
+  st.transcript.clear();
+  st.proof.clear();
   self->configure_read(st.conn, caf::io::receive_policy::at_most(64 * 1024));
   self->ack_writes(st.conn, true);
   st.st = dialer_state::stage::handshaking;
   st.stage_since = steady::now();
-  st.nonce = random_nonce();
   messages::hello h;
-  h.cluster = st.cfg->self.cluster;
   h.node_id = st.cfg->self.node_id;
-  h.incarnation = st.cfg->self.incarnation;
   h.min_version = st.cfg->self.min_version;
   h.max_version = st.cfg->self.max_version;
-  h.applied = st.own_applied;
-  h.nonce = st.nonce;
-  write_message(self, st.conn, wire_kind::hello, 0, messages::encode(h));
+  h.nonce = random_nonce();
+  st.hello = messages::encode(h);
+  write_message(self, st.conn, wire_kind::hello, 0, st.hello);
 }
 
 // Tells the local leader what the peer has applied, as if the peer had gossiped it.
@@ -153,45 +155,81 @@ void report_to_leader(caf::io::broker* self, dialer_state& st,
   self->send(st.leader, gossip_atom::value, messages::encode(a));
 }
 
-std::optional<error> on_dialer_message(caf::io::broker* self, dialer_state& st,
-                                       const wire_header& h, const frame& payload) {
-  st.last_heard = steady::now();
-  if (st.st == dialer_state::stage::handshaking) {
-    if (h.kind == wire_kind::error) {
-      auto f = messages::decode_failure(payload);
-      return error{errc::invalid_argument,
-                   "refused our connection: " + (f ? f->message : std::string("(unreadable)"))};
-    }
+// The handshake, dialer side (handshake.hpp): prove ourselves against the challenge, then
+// check the acceptor's proof and identity in its welcome.
+std::optional<error> on_handshake_message(caf::io::broker* self, dialer_state& st,
+                                          const wire_header& h, const frame& payload) {
+  if (h.kind == wire_kind::error) {
+    auto f = messages::decode_failure(payload);
+    return error{errc::invalid_argument,
+                 "refused our connection: " + (f ? f->message : std::string("(unreadable)"))};
+  }
+  auto& self_id = st.cfg->self;
+  if (st.transcript.empty()) {
     if (h.kind != wire_kind::hello_reply)
       return error{errc::malformed_frame, std::string("sent ") + messages::to_string(h.kind) +
-                                            " before completing the handshake"};
+                                            " instead of a challenge"};
     auto r = messages::decode_hello_reply(payload);
     if (!r)
       return r.err();
-    if (r->node_id != peer_name(st))
-      return error{errc::unknown_node, "answered as node '" + r->node_id + "', expected '" +
-                                         peer_name(st) + "'"};
-    if (r->cluster != st.cfg->self.cluster)
-      return error{errc::invalid_argument, "belongs to cluster '" + r->cluster + "'"};
-    if (!same_proof(r->proof, acceptor_proof(st.cfg->self.secret, st.nonce, r->nonce)))
-      return error{errc::invalid_argument,
-                   "wrong cluster secret: its proof does not match ours; check "
-                   "--cluster-secret-file on both nodes"};
-    if (r->version < st.cfg->self.min_version || r->version > st.cfg->self.max_version)
+    if (r->version < self_id.min_version || r->version > self_id.max_version)
       return error{errc::invalid_argument, "chose protocol version " +
                                              std::to_string(r->version) + ", which we do not speak"};
-    write_message(self, st.conn, wire_kind::proof, 0,
-                  messages::encode_proof(dialer_proof(st.cfg->self.secret, r->nonce, st.nonce)));
-    st.st = dialer_state::stage::up;
-    st.peer.up = true;
+    if (r->nonce.size() != 32)
+      return error{errc::invalid_argument, "its challenge nonce has " +
+                                             std::to_string(r->nonce.size()) + " bytes instead of 32"};
     st.peer.version = r->version;
-    st.peer.last_error.clear();
-    ++st.peer.connects;
-    st.backoff = std::chrono::milliseconds(0);
-    spdlog::info("peer {}: connected, protocol version {}", peer_where(st), r->version);
-    report_to_leader(self, st, r->applied);
+    st.transcript = transcript(st.hello, payload);
+    st.proof = dialer_proof(self_id.secret, self_id.cluster, st.transcript);
+    write_message(self, st.conn, wire_kind::proof, 0, messages::encode_proof(st.proof));
     return std::nullopt;
   }
+  if (h.kind != wire_kind::welcome)
+    return error{errc::malformed_frame, std::string("sent ") + messages::to_string(h.kind) +
+                                          " before completing the handshake"};
+  auto w = messages::decode_welcome(payload);
+  if (!w)
+    return w.err();
+  if (!same_proof(w->proof, acceptor_proof(self_id.secret, self_id.cluster, st.transcript,
+                                           st.proof)))
+    return error{errc::invalid_argument,
+                 "its proof does not match: wrong cluster name or secret; check the cluster "
+                 "file and --cluster-secret-file on both nodes"};
+  if (w->node_id != peer_name(st))
+    return error{errc::unknown_node, "answered as node '" + w->node_id + "', expected '" +
+                                       peer_name(st) + "'"};
+  st.st = dialer_state::stage::up;
+  st.reader->set_max_frame_bytes(st.cfg->max_frame_bytes);
+  st.peer.up = true;
+  st.peer.last_error.clear();
+  ++st.peer.connects;
+  st.backoff = std::chrono::milliseconds(0);
+  spdlog::info("peer {}: connected, protocol version {}", peer_where(st), st.peer.version);
+  report_to_leader(self, st, w->applied);
+  // Our own vector, at once (the acceptor hands it to its leader as gossip).
+  messages::ack a;
+  a.receiver = st.cfg->self_index;
+  a.applied = st.own_applied;
+  write_message(self, st.conn, wire_kind::heartbeat, ++st.next_id, messages::encode(a));
+  return std::nullopt;
+}
+
+std::optional<error> on_dialer_message(caf::io::broker* self, dialer_state& st,
+                                       const wire_header& h, const frame& payload) {
+  st.last_heard = steady::now();
+  if (st.st == dialer_state::stage::handshaking)
+    return on_handshake_message(self, st, h, payload);
+  // Answers and reports name the node they come from: only the proven peer.
+  auto named = h.kind == wire_kind::pull_answer ? messages::peek_batch_sender(payload)
+               : h.kind == wire_kind::ack || h.kind == wire_kind::heartbeat
+                 ? messages::peek_ack_receiver(payload)
+                 : result<messages::node_index>(st.to);
+  if (!named)
+    return named.err();
+  if (*named != st.to)
+    return error{errc::unknown_node, std::string("sent a ") + messages::to_string(h.kind) +
+                                       " naming node " + std::to_string(*named) +
+                                       "; a connection speaks only for its proven node"};
   switch (h.kind) {
     case wire_kind::ack:
     case wire_kind::pull_answer: {

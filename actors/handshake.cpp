@@ -36,14 +36,6 @@ std::string hmac_sha256(const std::string& key, const std::string& data) {
 }
 
 result<uint32_t> check_hello(const node_identity& self, const messages::hello& h) {
-  if (h.cluster != self.cluster)
-    return error{errc::invalid_argument, "it belongs to cluster '" + h.cluster +
-                                           "', this node to '" + self.cluster + "'"};
-  if (h.node_id == self.node_id)
-    return error{errc::unknown_node, "it claims this node's own id '" + h.node_id + "'"};
-  if (std::find(self.members.begin(), self.members.end(), h.node_id) == self.members.end())
-    return error{errc::unknown_node, "unknown node id '" + h.node_id +
-                                       "' (not in this node's --peer list or cluster file)"};
   if (h.min_version > h.max_version)
     return error{errc::invalid_argument, "it announces an empty protocol range " +
                                            std::to_string(h.min_version) + "-" +
@@ -63,14 +55,51 @@ result<uint32_t> check_hello(const node_identity& self, const messages::hello& h
   return hi;
 }
 
-std::string acceptor_proof(const std::string& secret, const std::string& dialer_nonce,
-                           const std::string& acceptor_nonce) {
-  return hmac_sha256(secret, "mlr-acceptor" + dialer_nonce + acceptor_nonce);
+result<messages::node_index> check_member(const node_identity& self, const std::string& id) {
+  if (id == self.node_id)
+    return error{errc::unknown_node, "it claims this node's own id '" + id + "'"};
+  auto i = std::find(self.members.begin(), self.members.end(), id);
+  if (i == self.members.end())
+    return error{errc::unknown_node,
+                 "unknown node id '" + id + "' (not in this node's --peer list or cluster file)"};
+  return static_cast<messages::node_index>(i - self.members.begin());
 }
 
-std::string dialer_proof(const std::string& secret, const std::string& acceptor_nonce,
-                         const std::string& dialer_nonce) {
-  return hmac_sha256(secret, "mlr-dialer" + acceptor_nonce + dialer_nonce);
+namespace {
+
+void append_sized(std::string& out, const messages::frame& f) {
+  uint64_t n = f.bytes.size();
+  for (int i = 0; i < 8; ++i)
+    out.push_back(static_cast<char>((n >> (8 * i)) & 0xff));
+  out.append(reinterpret_cast<const char*>(f.bytes.data()), f.bytes.size());
+}
+
+// Length-prefixed, so that no two different (cluster, transcript) pairs hash alike.
+std::string sized(const std::string& s) {
+  messages::frame f;
+  f.bytes.assign(s.begin(), s.end());
+  std::string out;
+  append_sized(out, f);
+  return out;
+}
+
+} // namespace
+
+std::string transcript(const messages::frame& hello, const messages::frame& challenge) {
+  std::string out;
+  append_sized(out, hello);
+  append_sized(out, challenge);
+  return out;
+}
+
+std::string dialer_proof(const std::string& secret, const std::string& cluster,
+                         const std::string& transcript) {
+  return hmac_sha256(secret, "mlr-dialer-2" + sized(cluster) + transcript);
+}
+
+std::string acceptor_proof(const std::string& secret, const std::string& cluster,
+                           const std::string& transcript, const std::string& dialer_proof) {
+  return hmac_sha256(secret, "mlr-acceptor-2" + sized(cluster) + transcript + sized(dialer_proof));
 }
 
 bool same_proof(const std::string& a, const std::string& b) {

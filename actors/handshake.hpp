@@ -1,10 +1,21 @@
 #pragma once
 // The connection handshake between two nodes, without sockets: build and check the hello,
-// its reply and the proof. Mutual authentication is an HMAC-SHA256 challenge over the
-// cluster secret: each side signs the other's random nonce, so neither the secret nor a
-// reusable proof ever crosses the wire. Every refusal says which check failed.
+// the challenge and the two proofs (protocol version 2; the wire layout is in mlr.capnp).
+//
+// What it promises:
+// - Nothing a connection sends is believed, and nothing about this node (its id, cluster
+//   name, incarnation, version vector) is told to it, before it has proved that it knows
+//   the cluster secret. The acceptor answers a hello with a bare challenge (a version and
+//   a nonce); the dialer proves first; only then does the acceptor say who it is.
+// - Both proofs are HMAC-SHA256 over the cluster secret, the cluster name and the whole
+//   transcript (the exact bytes of the hello and of the challenge), so no field of either
+//   can be changed or replayed into another handshake. The cluster name never crosses the
+//   wire; a wrong one fails like a wrong secret.
+// - Checks that need no secret (protocol range, nonce size) refuse at once and name only
+//   protocol facts; the membership check runs after the proof.
 
 #include "messages/error.hpp"
+#include "messages/frame.hpp"
 #include "messages/wire.hpp"
 
 #include <string>
@@ -17,9 +28,9 @@ struct node_identity {
   std::string node_id;
   uint64_t incarnation = 0;
   std::string secret;
-  uint32_t min_version = 1;
-  uint32_t max_version = 1;
-  /// Every member's id; a hello from anyone else is refused.
+  uint32_t min_version = 2;
+  uint32_t max_version = 2;
+  /// Every member's id; a proven peer claiming any other id is refused.
   std::vector<std::string> members;
 };
 
@@ -31,16 +42,24 @@ uint64_t random_incarnation();
 
 std::string hmac_sha256(const std::string& key, const std::string& data);
 
-/// The acceptor checks a hello: cluster, membership, protocol versions. Returns the version
-/// both speak (the highest common one).
+/// The acceptor's checks before any proof: the protocol range and the nonce. Returns the
+/// version both speak (the highest common one). Refusals name protocol facts only.
 result<uint32_t> check_hello(const node_identity& self, const messages::hello& h);
 
-/// What the acceptor proves: that it knows the secret, bound to both nonces.
-std::string acceptor_proof(const std::string& secret, const std::string& dialer_nonce,
-                           const std::string& acceptor_nonce);
-/// What the dialer proves in return.
-std::string dialer_proof(const std::string& secret, const std::string& acceptor_nonce,
-                         const std::string& dialer_nonce);
+/// The acceptor's check once the dialer proved itself: the id it claims is another member.
+/// Returns its node index.
+result<messages::node_index> check_member(const node_identity& self, const std::string& id);
+
+/// What both proofs cover: the exact bytes of the hello and of the challenge, each with its
+/// length in front.
+std::string transcript(const messages::frame& hello, const messages::frame& challenge);
+
+/// The dialer's proof, over the cluster name and the transcript.
+std::string dialer_proof(const std::string& secret, const std::string& cluster,
+                         const std::string& transcript);
+/// The acceptor's proof, over the same and the dialer's proof.
+std::string acceptor_proof(const std::string& secret, const std::string& cluster,
+                           const std::string& transcript, const std::string& dialer_proof);
 
 /// Compares proofs in constant time.
 bool same_proof(const std::string& a, const std::string& b);

@@ -109,6 +109,9 @@ void collect_status(caf::io::broker* self, const node_context& ctx,
         c->doc["inbound"] = {{"accepted", a.accepted},
                              {"refused", a.refused},
                              {"bad_frames", a.bad_frames},
+                             {"handshake_timeouts", a.handshake_timeouts},
+                             {"unproven_refused", a.unproven_refused},
+                             {"impersonations", a.impersonations},
                              {"bytes_received", a.bytes_received},
                              {"last_refusal", a.last_refusal}};
         c->finish_one();

@@ -41,6 +41,12 @@ struct transport_config {
   uint16_t listen_port = 0;
   size_t max_frame_bytes = 64u << 20;
   size_t max_write_backlog = 64u << 20;
+  /// A connection that has not proved itself within this time is closed.
+  std::chrono::milliseconds handshake_timeout{5000};
+  /// At most this many connections may be unproven at once; more are closed on arrival.
+  size_t max_unproven = 64;
+  /// Largest frame an unproven connection may send (a hello or a proof is ~100 bytes).
+  size_t unproven_frame_bytes = 4096;
   std::chrono::milliseconds heartbeat_interval{250};
   std::chrono::milliseconds peer_timeout{2000};
   std::chrono::milliseconds backoff_min{100};
@@ -72,6 +78,9 @@ struct acceptor_stats {
   uint64_t accepted = 0;
   uint64_t refused = 0;       ///< handshakes refused (secret, node id, versions, cluster)
   uint64_t bad_frames = 0;    ///< connections closed for a malformed or oversized frame
+  uint64_t handshake_timeouts = 0; ///< connections that did not prove themselves in time
+  uint64_t unproven_refused = 0;   ///< connections closed because too many were unproven
+  uint64_t impersonations = 0;     ///< proven connections closed for naming another sender
   uint64_t bytes_received = 0; ///< from peers, all connections
   std::string last_refusal;
 };
@@ -79,7 +88,8 @@ struct acceptor_stats {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, acceptor_stats& x) {
   return f(caf::meta::type_name("mlr.acceptor_stats"), x.accepted, x.refused, x.bad_frames,
-           x.bytes_received, x.last_refusal);
+           x.handshake_timeouts, x.unproven_refused, x.impersonations, x.bytes_received,
+           x.last_refusal);
 }
 
 struct transport {

@@ -107,12 +107,10 @@ std::optional<replica::pull_plan> replica::plan_pull(uint64_t now_ms, bool eager
     auto first = applied_.get(s) + 1;
     auto last = std::min(wanted.get(s), reported(s) ? holder_vv.get(s) : wanted.get(s));
     // Leave out what already waits in the buffer: it needs no second copy.
-    for (auto c = first; c <= last; ++c) {
-      if (buffer_.contains(dot{s, c})) {
-        if (c > first)
-          plan.request.ranges.push_back(messages::counter_range{s, first, c - 1});
-        first = c + 1;
-      }
+    for (auto c : buffer_.counters(s, first, last)) {
+      if (c > first)
+        plan.request.ranges.push_back(messages::counter_range{s, first, c - 1});
+      first = c + 1;
     }
     if (first <= last)
       plan.request.ranges.push_back(messages::counter_range{s, first, last});

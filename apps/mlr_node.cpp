@@ -333,13 +333,14 @@ int main(int argc, char** argv) {
   auto leader = actors::spawn_leader(sys, lc, std::move(store), resolver);
 
   actors::transport_config tc;
-  tc.self = actors::node_identity{o.cluster, o.id, incarnation, secret, 1, 1, members};
+  tc.self = actors::node_identity{o.cluster, o.id, incarnation, secret, 2, 2, members};
   tc.self_index = self_index;
   tc.addresses = peer_addresses;
   tc.listen_host = listen->first;
   tc.listen_port = listen->second;
   tc.heartbeat_interval = std::chrono::milliseconds(o.heartbeat_ms);
   tc.peer_timeout = std::chrono::milliseconds(o.peer_timeout_ms);
+  tc.handshake_timeout = std::chrono::milliseconds(o.handshake_timeout_ms);
   auto net = actors::start_transport(sys, tc, leader);
   std::vector<caf::actor> brokers;
   auto shutdown = [&](int code) {

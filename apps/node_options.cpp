@@ -74,6 +74,11 @@ po::options_description make_options(node_options& o) {
      "a batch unacknowledged this long is shipped again")
     ("pull-grace-ms", po::value(&o.pull_grace_ms)->default_value(o.pull_grace_ms),
      "how long a gap in what this node knows exists may last before it pulls")
+    ("handshake-timeout-ms",
+     po::value(&o.handshake_timeout_ms)->default_value(o.handshake_timeout_ms),
+     "a peer connection that has not proved it knows the cluster secret this long after it "
+     "opened is closed; at most 64 connections may be unproven at once, each sending frames "
+     "of at most 4 KiB")
     ("log-retention", po::value(&o.log_retention)->default_value(o.log_retention),
      "log entries kept after they became stable (held by every node), so a peer that was "
      "away briefly catches up from the log; one further behind gets a state transfer");

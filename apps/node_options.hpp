@@ -34,6 +34,7 @@ struct node_options {
   int64_t peer_timeout_ms = 2000;
   int64_t ack_timeout_ms = 1000;
   int64_t pull_grace_ms = 500;
+  int64_t handshake_timeout_ms = 5000;
   uint64_t log_retention = 10000;
   std::string data_dir;
   std::string sync = "batch";

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <stdexcept>
 
 namespace mlr::messages {
 
@@ -26,7 +27,11 @@ namespace {
 // Interns sources into the per-message table that Counter and Event refer to by index.
 class source_table {
 public:
+  /// Batches are split so that none needs more than 65,536 sources (see
+  /// max_batch_sources); a vector or a batch that would is a bug, not a wrap-around.
   uint16_t index_of(const source& s) {
+    if (order_.size() > UINT16_MAX && !index_.count(s))
+      throw std::length_error("mlr: a message would name more than 65,536 sources");
     auto [it, inserted] = index_.emplace(s, static_cast<uint16_t>(order_.size()));
     if (inserted)
       order_.push_back(s);
@@ -58,6 +63,9 @@ void write_dots(capnp::List<wire::Dot>::Builder out, const std::vector<dot>& xs,
 }
 
 result<std::vector<source>> read_sources(capnp::List<wire::Source>::Reader in) {
+  if (in.size() > max_batch_sources)
+    return malformed("message names " + std::to_string(in.size()) + " sources; at most " +
+                     std::to_string(max_batch_sources) + " fit its 16-bit indexes");
   std::vector<source> out;
   out.reserve(in.size());
   for (auto s : in)
@@ -74,6 +82,9 @@ result<std::vector<dot>> read_counters(capnp::List<wire::Counter>::Reader in,
       return malformed(std::string(field) + " refers to source " +
                        std::to_string(c.getSource()) + " but the table has " +
                        std::to_string(table.size()));
+    if (c.getCounter() > max_counter)
+      return malformed(std::string(field) + " has counter " + std::to_string(c.getCounter()) +
+                       "; counters stay below 2^48");
     out.push_back(dot{table[c.getSource()], c.getCounter()});
   }
   return out;
@@ -88,8 +99,10 @@ result<std::vector<dot>> read_dots(capnp::List<wire::Dot>::Reader in,
       return malformed(std::string(field) + " refers to source " +
                        std::to_string(d.getSource()) + " but the table has " +
                        std::to_string(table.size()));
-    out.push_back(dot{table[d.getSource()],
-                      (uint64_t{d.getCounterHigh()} << 32) | d.getCounterLow()});
+    auto counter = (uint64_t{d.getCounterHigh()} << 32) | d.getCounterLow();
+    if (counter == 0)
+      return malformed(std::string(field) + " names counter 0; counters start at 1");
+    out.push_back(dot{table[d.getSource()], counter});
   }
   return out;
 }
@@ -281,9 +294,10 @@ result<pull_request> decode_pull(const frame& f, const decode_limits& limits) {
       if (r.getSource() >= table->size())
         return malformed("pull range refers to source " + std::to_string(r.getSource()) +
                          " but the table has " + std::to_string(table->size()));
-      if (r.getFirst() == 0 || r.getFirst() > r.getLast())
+      if (r.getFirst() == 0 || r.getFirst() > r.getLast() || r.getLast() > max_counter)
         return malformed("pull range " + std::to_string(r.getFirst()) + ".." +
-                         std::to_string(r.getLast()) + " is empty or starts at 0");
+                         std::to_string(r.getLast()) +
+                         " is empty, starts at 0 or ends past 2^48");
       out.ranges.push_back(counter_range{(*table)[r.getSource()], r.getFirst(), r.getLast()});
     }
     return out;
@@ -369,6 +383,27 @@ result<ack> decode_ack(const frame& f, const decode_limits& limits) {
     for (auto& d : *entries)
       out.applied.advance(d);
     return out;
+  });
+}
+
+result<node_index> peek_batch_sender(const frame& f, const decode_limits& limits) {
+  return with_reader<node_index>(f, limits, "event batch",
+                                 [](capnp::MessageReader& r) -> result<node_index> {
+    return r.getRoot<wire::EventBatch>().getSender();
+  });
+}
+
+result<node_index> peek_pull_requester(const frame& f, const decode_limits& limits) {
+  return with_reader<node_index>(f, limits, "pull request",
+                                 [](capnp::MessageReader& r) -> result<node_index> {
+    return r.getRoot<wire::PullRequest>().getRequester();
+  });
+}
+
+result<node_index> peek_ack_receiver(const frame& f, const decode_limits& limits) {
+  return with_reader<node_index>(f, limits, "ack",
+                                 [](capnp::MessageReader& r) -> result<node_index> {
+    return r.getRoot<wire::Ack>().getReceiver();
   });
 }
 

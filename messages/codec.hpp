@@ -12,6 +12,10 @@
 
 namespace mlr::messages {
 
+/// Most sources (origin incarnations) one message may name: events, deps and contexts
+/// refer to them by a 16-bit index. Links split batches below it.
+inline constexpr size_t max_batch_sources = 65536;
+
 struct decode_limits {
   /// Largest frame accepted, in bytes; also bounds Cap'n Proto's traversal limit.
   size_t max_frame_bytes = 64u << 20;
@@ -27,6 +31,14 @@ frame encode(const pull_request& p);
 std::vector<uint8_t> encode_packed(const event_batch& batch);
 
 result<event_batch> decode_batch(const frame& f, const decode_limits& limits = {});
+
+/// The node a batch names as its sender, a pull as its requester, an ack or gossip as its
+/// receiver (the node whose vector it carries), read without decoding the rest: cheap
+/// enough for the network thread, which closes a connection that speaks for anyone but
+/// its proven peer.
+result<node_index> peek_batch_sender(const frame& f, const decode_limits& limits = {});
+result<node_index> peek_pull_requester(const frame& f, const decode_limits& limits = {});
+result<node_index> peek_ack_receiver(const frame& f, const decode_limits& limits = {});
 result<ack> decode_ack(const frame& f, const decode_limits& limits = {});
 result<pull_request> decode_pull(const frame& f, const decode_limits& limits = {});
 

@@ -132,6 +132,7 @@ enum Kind {
   error @9;          # payload: Failure; answers a request that failed
   clientRequest @10; # payload: ClientRequest (client port)
   clientResponse @11;# payload: ClientResponse (client port)
+  welcome @12;       # payload: Welcome (acceptor -> dialer, once the dialer's proof checked out)
 }
 
 struct Header {
@@ -139,6 +140,17 @@ struct Header {
   requestId @1 :UInt64;   # pairs an answer with its request; 0 for one-way messages
 }
 
+# The handshake (protocol version 2). Nothing about a node is told to a connection before
+# the connection has proved that it knows the cluster secret, and both proofs bind the
+# whole transcript (the exact bytes of the hello and of the challenge):
+#   dialer -> acceptor   Hello       nodeId, minVersion, maxVersion, nonce (nothing else)
+#   acceptor -> dialer   HelloReply  version, nonce (nothing else: the challenge)
+#   dialer -> acceptor   Proof       HMAC-SHA256(secret, "mlr-dialer-2" | cluster | transcript)
+#   acceptor -> dialer   Welcome     its id, incarnation and vector, and
+#                                    HMAC-SHA256(secret, "mlr-acceptor-2" | cluster | transcript | dialer proof)
+# where transcript = u64le(len(hello)) | hello | u64le(len(reply)) | reply. The cluster name
+# is never sent: it is bound into both proofs. Version 1's fields that carried node state
+# in the hello and its reply stay in the schema, unused.
 struct Hello {
   cluster @0 :Text;
   nodeId @1 :Text;
@@ -158,11 +170,19 @@ struct HelloReply {
   sources @4 :List(Source);
   versionVector @5 :List(Counter);
   nonce @6 :Data;         # the acceptor's own challenge
-  proof @7 :Data;         # HMAC-SHA256(secret, "mlr-acceptor" | dialer nonce | acceptor nonce)
+  proof @7 :Data;         # unused since version 2
 }
 
 struct Proof {
-  proof @0 :Data;         # HMAC-SHA256(secret, "mlr-dialer" | acceptor nonce | dialer nonce)
+  proof @0 :Data;         # see the handshake above
+}
+
+struct Welcome {
+  nodeId @0 :Text;
+  incarnation @1 :UInt64;
+  sources @2 :List(Source);
+  versionVector @3 :List(Counter);
+  proof @4 :Data;         # see the handshake above
 }
 
 struct Failure {

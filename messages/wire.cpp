@@ -28,14 +28,17 @@ const char* to_string(wire_kind k) {
     case wire_kind::error: return "error";
     case wire_kind::client_request: return "client_request";
     case wire_kind::client_response: return "client_response";
+    case wire_kind::welcome: return "welcome";
   }
   return "unknown";
 }
 
 namespace {
 
-// Handshake and client messages are small: a tight limit makes a hostile one cheap.
+// Handshake messages are small: a tight limit makes a hostile one cheap.
 const decode_limits small_limits{1u << 20, 0};
+constexpr uint64_t max_counter = (uint64_t{1} << 48) - 1;
+constexpr size_t max_name_bytes = 256;
 
 template <class List>
 void write_vv(List sources_out, capnp::List<wire::Counter>::Builder entries_out,
@@ -55,6 +58,9 @@ result<version_vector> read_vv(SourcesReader sources, EntriesReader entries) {
   for (auto e : entries) {
     if (e.getSource() >= sources.size())
       return malformed("version vector entry refers to a source that is not in the table");
+    if (e.getCounter() > max_counter)
+      return malformed("version vector entry has counter " + std::to_string(e.getCounter()) +
+                       "; counters stay below 2^48");
     auto s = sources[e.getSource()];
     out.advance(dot{source{s.getNode(), s.getIncarnation()}, e.getCounter()});
   }
@@ -76,7 +82,7 @@ result<wire_header> decode_header(const frame& f) {
                                   [](capnp::MessageReader& r) -> result<wire_header> {
     auto root = r.getRoot<wire::Header>();
     auto kind = static_cast<uint16_t>(root.getKind());
-    if (kind > static_cast<uint16_t>(wire_kind::client_response))
+    if (kind > static_cast<uint16_t>(wire_kind::welcome))
       return malformed("header names unknown message kind " + std::to_string(kind));
     return wire_header{static_cast<wire_kind>(kind), root.getRequestId()};
   });
@@ -85,13 +91,9 @@ result<wire_header> decode_header(const frame& f) {
 frame encode(const hello& h) {
   capnp::MallocMessageBuilder msg;
   auto root = msg.initRoot<wire::Hello>();
-  root.setCluster(h.cluster);
   root.setNodeId(h.node_id);
-  root.setIncarnation(h.incarnation);
   root.setMinVersion(h.min_version);
   root.setMaxVersion(h.max_version);
-  auto n = static_cast<unsigned>(h.applied.size());
-  write_vv(root.initSources(n), root.initVersionVector(n), h.applied);
   root.setNonce(as_bytes(h.nonce));
   return to_frame(msg);
 }
@@ -100,15 +102,12 @@ result<hello> decode_hello(const frame& f) {
   return with_reader<hello>(f, small_limits, "hello", [](capnp::MessageReader& r) -> result<hello> {
     auto root = r.getRoot<wire::Hello>();
     hello out;
-    out.cluster = root.getCluster();
+    if (root.getNodeId().size() > max_name_bytes)
+      return malformed("hello names a node id of " + std::to_string(root.getNodeId().size()) +
+                       " bytes; ids have at most " + std::to_string(max_name_bytes));
     out.node_id = root.getNodeId();
-    out.incarnation = root.getIncarnation();
     out.min_version = root.getMinVersion();
     out.max_version = root.getMaxVersion();
-    auto vv = read_vv(root.getSources(), root.getVersionVector());
-    if (!vv)
-      return vv.err();
-    out.applied = std::move(*vv);
     out.nonce = as_string(root.getNonce());
     return out;
   });
@@ -117,14 +116,8 @@ result<hello> decode_hello(const frame& f) {
 frame encode(const hello_reply& h) {
   capnp::MallocMessageBuilder msg;
   auto root = msg.initRoot<wire::HelloReply>();
-  root.setCluster(h.cluster);
-  root.setNodeId(h.node_id);
-  root.setIncarnation(h.incarnation);
   root.setVersion(h.version);
-  auto n = static_cast<unsigned>(h.applied.size());
-  write_vv(root.initSources(n), root.initVersionVector(n), h.applied);
   root.setNonce(as_bytes(h.nonce));
-  root.setProof(as_bytes(h.proof));
   return to_frame(msg);
 }
 
@@ -133,15 +126,34 @@ result<hello_reply> decode_hello_reply(const frame& f) {
                                   [](capnp::MessageReader& r) -> result<hello_reply> {
     auto root = r.getRoot<wire::HelloReply>();
     hello_reply out;
-    out.cluster = root.getCluster();
+    out.version = root.getVersion();
+    out.nonce = as_string(root.getNonce());
+    return out;
+  });
+}
+
+frame encode(const welcome& w) {
+  capnp::MallocMessageBuilder msg;
+  auto root = msg.initRoot<wire::Welcome>();
+  root.setNodeId(w.node_id);
+  root.setIncarnation(w.incarnation);
+  auto n = static_cast<unsigned>(w.applied.size());
+  write_vv(root.initSources(n), root.initVersionVector(n), w.applied);
+  root.setProof(as_bytes(w.proof));
+  return to_frame(msg);
+}
+
+result<welcome> decode_welcome(const frame& f) {
+  return with_reader<welcome>(f, decode_limits{}, "welcome",
+                              [](capnp::MessageReader& r) -> result<welcome> {
+    auto root = r.getRoot<wire::Welcome>();
+    welcome out;
     out.node_id = root.getNodeId();
     out.incarnation = root.getIncarnation();
-    out.version = root.getVersion();
     auto vv = read_vv(root.getSources(), root.getVersionVector());
     if (!vv)
       return vv.err();
     out.applied = std::move(*vv);
-    out.nonce = as_string(root.getNonce());
     out.proof = as_string(root.getProof());
     return out;
   });

@@ -31,6 +31,7 @@ enum class wire_kind : uint16_t {
   error = 9,
   client_request = 10,
   client_response = 11,
+  welcome = 12,
 };
 
 const char* to_string(wire_kind k);
@@ -40,23 +41,27 @@ struct wire_header {
   uint64_t request_id = 0;
 };
 
+/// The dialer's first message: who it claims to be and its challenge, nothing more (the
+/// handshake is described in mlr.capnp and actors/handshake.hpp).
 struct hello {
-  std::string cluster;
   std::string node_id;
-  uint64_t incarnation = 0;
-  uint32_t min_version = 1;
-  uint32_t max_version = 1;
-  version_vector applied;
+  uint32_t min_version = 2;
+  uint32_t max_version = 2;
   std::string nonce;
 };
 
+/// The acceptor's challenge: the protocol version it chose and its nonce, nothing more.
 struct hello_reply {
-  std::string cluster;
+  uint32_t version = 2;
+  std::string nonce;
+};
+
+/// The acceptor's answer to a dialer proof that checked out: who it is, what it has
+/// applied, and its own proof.
+struct welcome {
   std::string node_id;
   uint64_t incarnation = 0;
-  uint32_t version = 1;
   version_vector applied;
-  std::string nonce;
   std::string proof;
 };
 
@@ -85,6 +90,7 @@ struct client_response {
 frame encode(const wire_header& h);
 frame encode(const hello& h);
 frame encode(const hello_reply& h);
+frame encode(const welcome& w);
 frame encode_proof(const std::string& proof);
 frame encode(const failure& f);
 frame encode(const client_request& r);
@@ -94,6 +100,7 @@ struct decode_limits;
 result<wire_header> decode_header(const frame& f);
 result<hello> decode_hello(const frame& f);
 result<hello_reply> decode_hello_reply(const frame& f);
+result<welcome> decode_welcome(const frame& f);
 result<std::string> decode_proof(const frame& f);
 result<failure> decode_failure(const frame& f);
 result<client_request> decode_client_request(const frame& f);
@@ -116,6 +123,9 @@ public:
   result<std::optional<frame>> next();
 
   size_t buffered() const { return buf_.size() - pos_; }
+  /// Changes the limit for the frames still to come (a connection that proved itself may
+  /// send larger ones than the handshake allows).
+  void set_max(size_t max_frame_bytes) { max_ = max_frame_bytes; }
 
 private:
   size_t max_;

@@ -72,6 +72,35 @@ private:
   std::vector<std::string> dirs_;
 };
 
+/// CPU seconds (user + system) process `pid` has used, from /proc.
+inline double cpu_seconds(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  auto close = text.rfind(')');
+  if (close == std::string::npos)
+    return 0;
+  std::istringstream rest(text.substr(close + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14)
+      utime = std::stoull(field);
+    if (i == 15)
+      stime = std::stoull(field);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+/// Resident memory of process `pid` in KiB (VmRSS), from /proc.
+inline uint64_t rss_kib(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmRSS:", 0) == 0)
+      return std::stoull(line.substr(6));
+  return 0;
+}
+
 inline std::string temp_dir() {
   return temp_dirs::instance().make();
 }
@@ -165,6 +194,7 @@ public:
   }
 
   std::string log() const { return read_file(log_); }
+  pid_t pid() const { return pid_; }
   const std::string& log_path() const { return log_; }
 
 private:

@@ -3,6 +3,7 @@
 // pass or fail.
 
 #include "process_harness.hpp"
+#include "raw_socket.hpp"
 
 #include "actors/handshake.hpp"
 #include "messages/codec.hpp"
@@ -18,89 +19,6 @@ using namespace mlr::testing;
 using namespace std::chrono_literals;
 
 namespace {
-
-// A raw TCP connection for speaking (or garbling) the protocol by hand.
-class raw_socket {
-public:
-  explicit raw_socket(uint16_t port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0)
-      FAIL("cannot connect to port " << port);
-  }
-  explicit raw_socket(int fd) : fd_(fd) {}
-  ~raw_socket() { ::close(fd_); }
-
-  void send(const std::string& bytes) {
-    ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-  }
-  void send(const messages::frame& f) {
-    send(std::string(f.bytes.begin(), f.bytes.end()));
-  }
-  void send(messages::wire_kind kind, const messages::frame& payload, uint64_t id = 0) {
-    send(messages::encode(messages::wire_header{kind, id}));
-    send(payload);
-  }
-  /// The next whole frame, or nullopt if none arrives in time or the peer closed.
-  std::optional<messages::frame> frame(std::chrono::milliseconds timeout = 3000ms) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-      auto next = splitter_.next();
-      if (next && *next)
-        return **next;
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    deadline - std::chrono::steady_clock::now())
-                    .count();
-      if (left <= 0)
-        return std::nullopt;
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(left)) <= 0)
-        continue;
-      char buf[65536];
-      auto n = ::recv(fd_, buf, sizeof(buf), 0);
-      if (n <= 0)
-        return std::nullopt;
-      splitter_.append(buf, static_cast<size_t>(n));
-    }
-  }
-  /// True when the peer closed the connection within the timeout.
-  bool closed_by_peer(std::chrono::milliseconds timeout = 3000ms) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 100) > 0) {
-        char buf[4096];
-        if (::recv(fd_, buf, sizeof(buf), 0) <= 0)
-          return true;
-      }
-    }
-    return false;
-  }
-
-private:
-  int fd_ = -1;
-  messages::frame_splitter splitter_{64u << 20};
-};
-
-std::string garbage(size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::string s(n, '\0');
-  for (auto& c : s)
-    c = static_cast<char>(rng());
-  return s;
-}
-
-messages::hello hello_from(const std::string& id) {
-  messages::hello h;
-  h.cluster = "itest";
-  h.node_id = id;
-  h.incarnation = 42;
-  h.nonce = actors::random_nonce();
-  return h;
-}
 
 // Checks that node `i` still serves clients, and still replicates to node `other`.
 void check_still_serving(process_cluster& c, size_t i, size_t other, const std::string& key) {
@@ -144,7 +62,7 @@ void check_convergence(const std::string& topology) {
       CHECK(p["up"].get<bool>());
       CHECK(p["lag_events"].get<uint64_t>() == 0);
       CHECK(p["lag_seconds"].get<double>() == 0.0);
-      CHECK(p["protocol_version"].get<int>() == 1);
+      CHECK(p["protocol_version"].get<int>() == 2);
     }
   }
   auto expected = c.connect(0)->get("shared-0");
@@ -319,12 +237,12 @@ TEST_CASE("processes mesh N=2 bad input: each is refused with a clear log line, 
     REQUIRE(messages::decode_hello_reply(*reply));
     s.send(messages::wire_kind::proof, messages::encode_proof(std::string(32, 'x')));
     CHECK(s.closed_by_peer());
-    CHECK(log_has("wrong cluster secret"));
+    CHECK(log_has("wrong cluster name or secret"));
     check_still_serving(c, 0, 1, "after-secret");
   }
-  SECTION("an unknown node id") {
+  SECTION("an unknown node id, with the right secret") {
     raw_socket s(peer);
-    s.send(messages::wire_kind::hello, messages::encode(hello_from("intruder")));
+    CHECK_FALSE(handshake_as(s, "intruder", "itest", "test-secret"));
     CHECK(s.closed_by_peer());
     CHECK(log_has("unknown node id 'intruder'"));
     check_still_serving(c, 0, 1, "after-unknown");
@@ -336,7 +254,7 @@ TEST_CASE("processes mesh N=2 bad input: each is refused with a clear log line, 
     h.max_version = 9;
     s.send(messages::wire_kind::hello, messages::encode(h));
     CHECK(s.closed_by_peer());
-    CHECK(log_has("no common protocol version: this node speaks 1-1, the peer 5-9"));
+    CHECK(log_has("no common protocol version: this node speaks 2-2, the peer 5-9"));
     check_still_serving(c, 0, 1, "after-version");
   }
   SECTION("garbage on the client port") {
@@ -388,22 +306,27 @@ TEST_CASE("processes: a batch captured off the wire decodes with the capnp tool"
   raw_socket s(::accept(listener, nullptr, nullptr));
   ::close(listener);
   // Handshake as the acceptor, with the real secret.
-  REQUIRE(s.frame());
-  auto hello = messages::decode_hello(*s.frame());
+  auto hello_msg = s.message();
+  REQUIRE(hello_msg);
+  auto hello = messages::decode_hello(hello_msg->second);
   REQUIRE(hello);
   CHECK(hello->node_id == "n0");
   messages::hello_reply r;
-  r.cluster = "itest";
-  r.node_id = "n1";
-  r.incarnation = 7;
-  r.version = 1;
+  r.version = 2;
   r.nonce = actors::random_nonce();
-  r.proof = actors::acceptor_proof("wire-secret", hello->nonce, r.nonce);
-  s.send(messages::wire_kind::hello_reply, messages::encode(r));
-  REQUIRE(s.frame());
-  auto proof = messages::decode_proof(*s.frame());
+  auto challenge = messages::encode(r);
+  s.send(messages::wire_kind::hello_reply, challenge);
+  auto t = actors::transcript(hello_msg->second, challenge);
+  auto proof_msg = s.message();
+  REQUIRE(proof_msg);
+  auto proof = messages::decode_proof(proof_msg->second);
   REQUIRE(proof);
-  CHECK(actors::same_proof(*proof, actors::dialer_proof("wire-secret", r.nonce, hello->nonce)));
+  CHECK(actors::same_proof(*proof, actors::dialer_proof("wire-secret", "itest", t)));
+  messages::welcome w;
+  w.node_id = "n1";
+  w.incarnation = 7;
+  w.proof = actors::acceptor_proof("wire-secret", "itest", t, *proof);
+  s.send(messages::wire_kind::welcome, messages::encode(w));
   // A write at n0 comes to n1 as a batch.
   REQUIRE(eventually(
     [&] { return static_cast<bool>(client::connection::open("127.0.0.1:" + std::to_string(client0))); },
