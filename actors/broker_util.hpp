@@ -53,8 +53,19 @@ public:
   /// `fn` returns; the returned error means the connection must be closed.
   template <class F>
   std::optional<error> feed(const std::vector<char>& bytes, F fn) {
+    return feed(bytes, fn, [] { return false; });
+  }
+  /// The same, but stops (keeping the rest buffered) while `paused()` holds; `drain` goes on.
+  template <class F, class P>
+  std::optional<error> feed(const std::vector<char>& bytes, F fn, P paused) {
     splitter_.append(bytes.data(), bytes.size());
+    return drain(fn, paused);
+  }
+  template <class F, class P>
+  std::optional<error> drain(F fn, P paused) {
     for (;;) {
+      if (paused())
+        return std::nullopt;
       auto next = splitter_.next();
       if (!next)
         return next.err();

@@ -22,6 +22,11 @@ using messages::frame;
 
 inline constexpr auto request_timeout = std::chrono::seconds(10);
 
+/// A gateway sends itself this (with the handle's id and the connection's serial) to take
+/// the requests that waited while a connection was paused, outside the handler that
+/// resumed it.
+using resume_atom = caf::atom_constant<caf::atom("resume")>;
+
 // Answers leave a connection in request order, whatever order they are ready in.
 struct reply_queue {
   std::deque<std::optional<std::string>> slots;
@@ -43,6 +48,54 @@ struct reply_queue {
       ++first;
     }
     return out;
+  }
+};
+
+/// What a client is told when a request failed. A write that timed out after it reached
+/// the leader may still be applied: it says so, and never reads like a refusal.
+inline std::string failure_text(const caf::error& err, bool is_write) {
+  if (actors::is_request_timeout(err))
+    return is_write ? "timed out; the write may still be applied (read the key to see)"
+                    : "timed out; the node did not answer within " +
+                        std::to_string(request_timeout.count()) + " s";
+  return actors::from_caf(err).message;
+}
+
+/// Flow control for one client connection: at most `max_pipeline` requests in flight and
+/// `max_output_bytes` written but not yet sent; past either, the gateway stops parsing the
+/// connection's requests (they wait in its reader) until both drained to half. The backlog
+/// is every byte written minus every byte CAF's data_transferred_msg reports sent.
+///
+/// Reading itself goes on: CAF 0.17's halt/trigger loses a trigger that comes while its
+/// lazy removal of the socket is still pending, and the connection is then never read
+/// again (seen here, with a pipelining client). So the bytes a paused connection sends
+/// are bounded by `max_paused_input` instead; past it the client is disconnected.
+struct client_flow {
+  size_t in_flight = 0;
+  size_t output_backlog = 0;
+  bool paused = false;
+
+  bool over(const node_context& ctx) const {
+    return in_flight >= ctx.max_pipeline || output_backlog >= ctx.max_output_bytes;
+  }
+  /// Call after anything changed. True when the connection was resumed just now: take the
+  /// requests that waited (outside the current handler: send resume_atom).
+  bool update(const node_context& ctx) {
+    if (!paused && over(ctx)) {
+      paused = true;
+    } else if (paused && in_flight <= ctx.max_pipeline / 2 &&
+               output_backlog <= ctx.max_output_bytes / 2) {
+      paused = false;
+      return true;
+    }
+    return false;
+  }
+  /// What a client that sent too much while paused is told before it is disconnected.
+  std::string overrun(const node_context& ctx) const {
+    return "the client sent more than " + std::to_string(ctx.max_paused_input) +
+           " bytes of requests without reading its answers (" + std::to_string(in_flight) +
+           " unanswered, " + std::to_string(output_backlog) +
+           " bytes of answers unread); read the answers while pipelining";
   }
 };
 

@@ -27,6 +27,20 @@ struct node_context {
   caf::actor acceptor;
   std::vector<caf::actor> dialers; ///< by node index; null for this node
   size_t max_frame_bytes = 64u << 20;
+  /// The leader's write limits (leader_config): a request larger than these plus 1 MiB is
+  /// refused by the gateway as a protocol error before it is buffered whole; one within
+  /// that margin reaches the leader, whose error names the size and the limit.
+  size_t max_key_bytes = 64u << 10;
+  size_t max_value_bytes = 16u << 20;
+  /// Requests one connection may have in flight, and answers written to it but not yet
+  /// taken by the client: past either, the gateway stops parsing that connection's
+  /// requests until both drained to half (a well-behaved pipelining client only slows).
+  size_t max_pipeline = 1024;
+  size_t max_output_bytes = 8u << 20;
+  /// What a paused connection may send meanwhile. A client that goes on sending without
+  /// reading its answers is disconnected with an error past it (as Redis does past its
+  /// client-output-buffer-limit), so its input and answers stay bounded.
+  size_t max_paused_input = 16u << 20;
 };
 
 struct gateway {

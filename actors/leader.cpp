@@ -55,9 +55,12 @@ leader_impl::behavior_type leader_impl::make_behavior() {
       note_mailbox();
       if (!store_error_.empty())
         return make_error(errc::invalid_argument, "write refused: " + store_error_);
-      for (auto& w : writes)
+      for (auto& w : writes) {
         if (reserved(w.key))
           return reserved_error();
+        if (auto err = size_error(w))
+          return *err; // nothing of the message is written
+      }
       auto before = replica_.log_end();
       std::vector<dot> dots;
       dots.reserve(writes.size());

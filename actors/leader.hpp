@@ -124,6 +124,12 @@ struct leader_config {
   /// as the cluster's topology, once. The old hub then comes back as a spoke.
   messages::node_index take_over_from = messages::no_node;
   std::string take_over_spec;
+  /// Largest key and value a client may write. A larger one is refused when it is written,
+  /// naming its size and the limit, so that every write fits the frames that replicate it
+  /// (DESIGN.md, "Hostile input"); mlr-node sets them with --max-key-bytes and
+  /// --max-value-bytes.
+  size_t max_key_bytes = 64u << 10;
+  size_t max_value_bytes = 16u << 20;
   /// Where the leader reports rare events worth a line in a node's log (state transfers).
   std::function<void(const std::string&)> log;
 };

@@ -63,6 +63,8 @@ private:
       return make_error(errc::invalid_argument, "write refused: " + store_error_);
     if (reserved(w.key))
       return reserved_error();
+    if (auto err = size_error(w))
+      return *err;
     auto before = replica_.log_end();
     auto d = replica_.write(w, now(), pending_);
     after_change(before);
@@ -70,6 +72,19 @@ private:
   }
 
   bool durable_store() { return replica_.store().durable(); }
+
+  // A key or value above the node's limits is refused before anything is written.
+  std::optional<caf::error> size_error(const write_request& w) {
+    if (w.key.size() > cfg_.max_key_bytes)
+      return make_error(errc::invalid_argument,
+                        "key is " + std::to_string(w.key.size()) + " bytes; the limit is " +
+                          std::to_string(cfg_.max_key_bytes) + " (--max-key-bytes)");
+    if (w.value.size() > cfg_.max_value_bytes)
+      return make_error(errc::invalid_argument,
+                        "value is " + std::to_string(w.value.size()) + " bytes; the limit is " +
+                          std::to_string(cfg_.max_value_bytes) + " (--max-value-bytes)");
+    return std::nullopt;
+  }
 
   static bool reserved(const std::string& key) {
     return key.compare(0, reserved_key_prefix.size(), reserved_key_prefix) == 0;

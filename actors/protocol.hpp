@@ -12,6 +12,7 @@
 #include <caf/atom.hpp>
 #include <caf/error.hpp>
 #include <caf/make_message.hpp>
+#include <caf/sec.hpp>
 
 #include <string>
 #include <vector>
@@ -86,6 +87,27 @@ struct node_status {
 inline caf::error make_error(errc code, std::string message) {
   return caf::error{static_cast<uint8_t>(code), caf::atom("mlr"),
                     caf::make_message(std::move(message))};
+}
+
+/// True when a request to another actor failed because no answer came in time: the
+/// receiver may still carry it out (a write may still be applied).
+inline bool is_request_timeout(const caf::error& err) {
+  return err.category() == caf::atom("system") &&
+         err.code() == static_cast<uint8_t>(caf::sec::request_timeout);
+}
+
+/// Converts CAF's error back to mlr's in one place, keeping its category: an mlr error
+/// comes back with its code and message; a request that timed out is errc::timeout (its
+/// outcome unknown); anything else is described by CAF.
+inline error from_caf(const caf::error& err) {
+  if (err.category() == caf::atom("mlr")) {
+    auto& ctx = err.context();
+    std::string msg = ctx.match_elements<std::string>() ? ctx.get_as<std::string>(0) : "";
+    return error{static_cast<errc>(err.code()), msg};
+  }
+  if (is_request_timeout(err))
+    return error{errc::timeout, "no answer in time; the request may still be carried out"};
+  return error{errc::invalid_argument, caf::to_string(err)};
 }
 
 /// True when `err` carries mlr's `code`.

@@ -24,6 +24,23 @@ bool by_dot(const version& a, const version& b) {
 
 } // namespace
 
+bool batch_budget::take(const event& e) {
+  size_t added = 0;
+  messages::for_each_source(e, [&](const messages::source& s) {
+    if (!sources_.count(s))
+      ++added;
+  });
+  auto bytes = messages::encoded_size_bound(e);
+  bool first = events_ == 0;
+  if (!first && (bytes_ + bytes > max_bytes_ ||
+                 sources_.size() + added > messages::max_batch_sources))
+    return false;
+  messages::for_each_source(e, [&](const messages::source& s) { sources_.insert(s); });
+  bytes_ += bytes;
+  ++events_;
+  return true;
+}
+
 replica::replica(replica_config cfg, std::unique_ptr<storage::store> store)
   : cfg_(std::move(cfg)),
     self_{cfg_.self, cfg_.incarnation},
@@ -406,6 +423,7 @@ replica::fetch_result replica::fetch(messages::node_index dest, uint64_t from,
   auto* has = reported == reported_.end() ? nullptr : &reported->second;
   auto end = std::min<uint64_t>(shippable_end(), from + max_scan);
   uint64_t pos = std::max(from, store_->log_begin());
+  batch_budget budget(cfg_.max_batch_bytes);
   for (; pos < end && out.batch.events.size() < max_events; ++pos) {
     auto* entry = store_->read(pos);
     if (!entry->forward.contains(dest))
@@ -415,6 +433,8 @@ replica::fetch_result replica::fetch(messages::node_index dest, uint64_t from,
       ++stats_.skipped_covered; // it got there another way (a detour, a pull)
       continue;
     }
+    if (!budget.take(entry->ev))
+      break; // full: the next batch starts here
     out.batch.events.push_back(entry->ev);
   }
   out.next = pos;

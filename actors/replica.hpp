@@ -11,6 +11,7 @@
 // - an event is applied only after everything in its origin's causal past.
 
 #include "actors/causal_buffer.hpp"
+#include "messages/codec.hpp"
 #include "messages/event.hpp"
 #include "messages/hlc.hpp"
 #include "messages/version_vector.hpp"
@@ -64,6 +65,10 @@ struct replica_config {
   uint64_t pull_grace_ms = 500;
   /// Most events one pull answer carries.
   size_t max_pull_events = 4096;
+  /// A batch or pull answer stops growing at about this many bytes (it always carries at
+  /// least one event), so that no frame ever exceeds the frame limit (64 MiB): a value is
+  /// at most 16 MiB, and a batch is never more than this plus one event.
+  size_t max_batch_bytes = 8u << 20;
   std::shared_ptr<replica_observer> observer;
   /// Log entries kept even when stable (a window for slow peers to catch up from the log).
   uint64_t log_retention = 10000;
@@ -172,6 +177,22 @@ struct write_request {
   /// the write replaces every version this node holds of the key.
   bool has_context = false;
   std::vector<messages::dot> context;
+};
+
+/// What one batch may still take: bytes below the batch limit and at most
+/// messages::max_batch_sources sources (its 16-bit source indexes). The first event always
+/// fits.
+class batch_budget {
+public:
+  explicit batch_budget(size_t max_bytes) : max_bytes_(max_bytes) {}
+  /// Counts `e` in and returns true, or returns false when it does not fit any more.
+  bool take(const messages::event& e);
+
+private:
+  size_t max_bytes_;
+  size_t bytes_ = 0;
+  size_t events_ = 0;
+  std::set<messages::source> sources_;
 };
 
 class replica {

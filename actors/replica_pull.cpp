@@ -174,8 +174,13 @@ messages::event_batch replica::serve_pull(const messages::pull_request& req, uin
   std::sort(wanted.begin(), wanted.end());
   while (!wanted.empty() && wanted.back() >= shippable_end())
     wanted.pop_back(); // not durable yet: a power cut could still take it from us
-  for (auto p : wanted)
-    out.events.push_back(store_->read(p)->ev);
+  batch_budget budget(cfg_.max_batch_bytes);
+  for (auto p : wanted) {
+    auto& e = store_->read(p)->ev;
+    if (!budget.take(e))
+      break; // the rest comes with the next pull (a prefix in log order stays causal)
+    out.events.push_back(e);
+  }
   stats_.events_sent += out.events.size();
   stats_.pull_events_served += out.events.size();
   return out;

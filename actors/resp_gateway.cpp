@@ -1,6 +1,14 @@
 // The Redis-protocol (RESP) gateway, parsed with hiredis's redisReader: redis-cli and
 // redis-benchmark work unmodified. Pipelined SETs and GETs are gathered into one leader
 // message per read.
+//
+// Hostile and careless clients: the reader builds requests with our own object functions,
+// which refuse a multibulk count above 1,048,576 (Redis's "invalid multibulk length"), a
+// nested array, or anything but bulk strings, before anything is allocated for them; a bulk
+// string announced above the size limit (the value limit plus 1 MiB) is refused as soon as
+// its length has arrived; a connection's unread input is bounded the same way, and its
+// requests in flight and unsent answers by client_flow. Over a limit the client gets
+// "-ERR Protocol error: ..." and the connection is closed; everyone else is served.
 
 #include "actors/gateway_common.hpp"
 #include "actors/node_status.hpp"
@@ -37,19 +45,101 @@ std::string resp_array(const std::vector<std::string>& encoded) {
   return out;
 }
 
+constexpr size_t max_multibulk = 1u << 20;
+
 struct resp_conn {
+  /// Unique per connection in this process: the OS reuses file descriptors, and with them
+  /// CAF's connection handles, so every answer checks it goes to the connection that asked.
+  uint64_t serial = 0;
   redisReader* reader = nullptr;
   reply_queue replies;
+  client_flow flow;
   std::string where;
   bool closing = false;
+  size_t max_bulk = 0;
+  std::string refusal; ///< set by the object functions when they refuse the input
 };
+
+// Where an answer goes: the connection (and which one of those on this handle) and the
+// request's place in its reply order.
+struct reply_to {
+  connection_handle hdl;
+  uint64_t serial = 0;
+  uint64_t seq = 0;
+};
+
+// hiredis object functions that build a request (an array of bulk strings) directly as a
+// std::vector<std::string>, refusing anything else before allocating for it. A refusal
+// returns nullptr, which hiredis reports as an error; resp_conn::refusal says why.
+resp_conn& conn_of(const redisReadTask* t) {
+  return *static_cast<resp_conn*>(t->privdata);
+}
+
+void* refuse_object(const redisReadTask* t, std::string why) {
+  if (conn_of(t).refusal.empty())
+    conn_of(t).refusal = std::move(why);
+  return nullptr;
+}
+
+void* make_array(const redisReadTask* t, int elements) {
+  if (t->parent)
+    return refuse_object(t, "nested arrays are not commands");
+  if (elements < 0 || static_cast<size_t>(elements) > max_multibulk)
+    return refuse_object(t, "invalid multibulk length " + std::to_string(elements) +
+                              " (at most " + std::to_string(max_multibulk) + ")");
+  auto* args = new std::vector<std::string>();
+  args->reserve(std::min<size_t>(static_cast<size_t>(elements), 16)); // grows as they arrive
+  return args;
+}
+
+void* make_string(const redisReadTask* t, char* str, size_t len) {
+  if (!t->parent || t->type != REDIS_REPLY_STRING)
+    return refuse_object(t, "expected an array of bulk strings");
+  if (len > conn_of(t).max_bulk)
+    return refuse_object(t, "bulk string of " + std::to_string(len) + " bytes");
+  auto* args = static_cast<std::vector<std::string>*>(t->parent->obj);
+  args->emplace_back(str, len);
+  return args; // any non-null pointer: hiredis only frees the root
+}
+
+void* make_integer(const redisReadTask* t, long long) {
+  return refuse_object(t, "expected an array of bulk strings");
+}
+
+void* make_nil(const redisReadTask* t) {
+  return refuse_object(t, "expected an array of bulk strings");
+}
+
+void free_request(void* obj) {
+  delete static_cast<std::vector<std::string>*>(obj);
+}
+
+redisReplyObjectFunctions request_functions{make_string, make_array, make_integer, make_nil,
+                                            free_request};
+
+// The length of a bulk string whose header arrived but whose bytes have not (hiredis keeps
+// its position at the length digits until the whole string is there), if any.
+std::optional<unsigned long long> pending_bulk_length(const redisReader* r) {
+  if (r->ridx < 0 || r->rstack[r->ridx].type != REDIS_REPLY_STRING)
+    return std::nullopt;
+  unsigned long long n = 0;
+  for (size_t i = r->pos; i < r->len && i < r->pos + 20; ++i) {
+    auto c = r->buf[i];
+    if (c == '\r')
+      return n;
+    if (c < '0' || c > '9')
+      return std::nullopt;
+    n = n * 10 + static_cast<unsigned long long>(c - '0');
+  }
+  return std::nullopt;
+}
 
 enum class run_kind { none, set, get };
 
 // Consecutive SETs or GETs of one connection, parsed from the same read.
 struct command_run {
   run_kind kind = run_kind::none;
-  std::vector<uint64_t> seqs;
+  std::vector<reply_to> to;
   std::vector<std::string> keys;
   std::vector<std::string> values;
 };
@@ -58,6 +148,16 @@ struct resp_state {
   node_context ctx;
   std::map<connection_handle, resp_conn> conns;
   std::map<connection_handle, command_run> runs;
+  uint64_t next_serial = 0;
+
+  resp_conn* find(connection_handle hdl) {
+    auto i = conns.find(hdl);
+    return i == conns.end() ? nullptr : &i->second;
+  }
+  resp_conn* find(connection_handle hdl, uint64_t serial) {
+    auto* c = find(hdl);
+    return c && c->serial == serial ? c : nullptr;
+  }
   ~resp_state() {
     for (auto& [h, c] : conns)
       if (c.reader)
@@ -110,39 +210,62 @@ caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string 
   if (!open_listener(self, host, port, opened, "Redis clients"))
     return {};
 
-  auto answer = [self, st](connection_handle hdl, uint64_t seq, std::string bytes) {
+  auto close_conn = [self, st](connection_handle hdl) {
     auto i = st->conns.find(hdl);
     if (i == st->conns.end())
       return;
-    write_bytes(self, hdl, i->second.replies.fill(seq, std::move(bytes)));
-    if (i->second.closing && i->second.replies.slots.empty()) {
-      self->close(hdl);
-      redisReaderFree(i->second.reader);
-      st->conns.erase(i);
-    }
+    self->close(hdl);
+    redisReaderFree(i->second.reader);
+    st->conns.erase(i);
+    st->runs.erase(hdl);
+  };
+
+  // Writes an answer to the connection that asked, in request order; an answer for a
+  // connection that closed (even if its handle was reused since) is dropped.
+  auto answer = [self, st, close_conn](const reply_to& to, std::string bytes) {
+    auto* c = st->find(to.hdl, to.serial);
+    if (!c)
+      return;
+    auto ready = c->replies.fill(to.seq, std::move(bytes));
+    c->flow.output_backlog += ready.size(); // until the next data_transferred_msg says
+    write_bytes(self, to.hdl, ready);
+    c->flow.in_flight = c->replies.slots.size();
+    if (c->flow.update(st->ctx))
+      self->send(self, resume_atom::value, to.hdl.id(), to.serial);
+    if (c->closing && c->replies.slots.empty())
+      close_conn(to.hdl);
+  };
+
+  auto reserve = [self, st](connection_handle hdl, resp_conn& c) {
+    reply_to to{hdl, c.serial, c.replies.reserve()};
+    c.flow.in_flight = c.replies.slots.size();
+    c.flow.update(st->ctx);
+    return to;
   };
 
   // Reads `keys` in one leader message and hands the results, in order, to `done`.
   auto get_all = [self, st](std::vector<std::string> keys,
-                            std::function<void(std::vector<get_result>)> done) {
-    auto n = keys.size();
+                            std::function<void(std::vector<get_result>)> done,
+                            std::function<void(caf::error&)> failed) {
     self->request(st->ctx.leader, request_timeout, get_atom::value, std::move(keys))
       .then([done](std::vector<get_result>& rs) { done(std::move(rs)); },
-            [done, n](caf::error&) { done(std::vector<get_result>(n)); });
+            [failed](caf::error& err) { failed(err); });
   };
 
-  auto dispatch = [self, st, answer, get_all](connection_handle hdl,
-                                              std::vector<std::string> args) {
-    auto& conn = st->conns[hdl];
-    auto seq = conn.replies.reserve();
+  auto dispatch = [self, st, answer, get_all, reserve](connection_handle hdl,
+                                                       std::vector<std::string> args) {
+    auto& conn = *st->find(hdl);
+    auto to = reserve(hdl, conn);
     auto cmd = upper(args[0]);
-    auto fail = [answer, hdl, seq, self](caf::error& err) {
-      answer(hdl, seq, resp_error("ERR " + self->system().render(err)));
+    auto fail_read = [answer, to](caf::error& err) {
+      answer(to, resp_error("ERR " + failure_text(err, false)));
+    };
+    auto fail_write = [answer, to](caf::error& err) {
+      answer(to, resp_error("ERR " + failure_text(err, true)));
     };
     auto arity = [&](size_t min, size_t max, bool pairs = false) {
       if (args.size() < min || args.size() > max || (pairs && args.size() % 2 == 0)) {
-        answer(hdl, seq, resp_error("ERR wrong number of arguments for '" + args[0] +
-                                    "' command"));
+        answer(to, resp_error("ERR wrong number of arguments for '" + args[0] + "' command"));
         return false;
       }
       return true;
@@ -150,94 +273,88 @@ caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string 
     constexpr size_t many = ~size_t{0};
     if (cmd == "PING") {
       if (arity(1, 2))
-        answer(hdl, seq, args.size() == 2 ? resp_bulk(args[1]) : resp_simple("PONG"));
+        answer(to, args.size() == 2 ? resp_bulk(args[1]) : resp_simple("PONG"));
     } else if (cmd == "GET") {
       if (arity(2, 2))
         self->request(st->ctx.leader, request_timeout, get_atom::value, args[1])
           .then(
-            [answer, hdl, seq](get_result& g) {
+            [answer, to](get_result& g) {
               auto* v = newest(g.siblings);
-              answer(hdl, seq, v ? resp_bulk(v->value) : resp_nil());
+              answer(to, v ? resp_bulk(v->value) : resp_nil());
             },
-            fail);
+            fail_read);
     } else if (cmd == "SET") {
       if (args.size() > 3)
-        answer(hdl, seq, resp_error("ERR SET options (EX, PX, NX, XX, ...) are not supported"));
+        answer(to, resp_error("ERR SET options (EX, PX, NX, XX, ...) are not supported"));
       else if (arity(3, 3))
         self->request(st->ctx.leader, request_timeout, put_atom::value, args[1], args[2])
-          .then([answer, hdl, seq](messages::dot&) { answer(hdl, seq, resp_simple("OK")); },
-                fail);
+          .then([answer, to](messages::dot&) { answer(to, resp_simple("OK")); }, fail_write);
     } else if (cmd == "MSET") {
       if (arity(3, many, true)) {
         std::vector<write_request> writes;
         for (size_t i = 1; i + 1 < args.size(); i += 2)
           writes.push_back(write_request{args[i], messages::op_kind::put, args[i + 1], false, {}});
         self->request(st->ctx.leader, request_timeout, write_atom::value, std::move(writes))
-          .then([answer, hdl, seq](std::vector<messages::dot>&) {
-                  answer(hdl, seq, resp_simple("OK"));
-                },
-                fail);
+          .then([answer, to](std::vector<messages::dot>&) { answer(to, resp_simple("OK")); },
+                fail_write);
       }
     } else if (cmd == "MGET") {
       if (arity(2, many))
         get_all(std::vector<std::string>(args.begin() + 1, args.end()),
-                [answer, hdl, seq](std::vector<get_result> rs) {
+                [answer, to](std::vector<get_result> rs) {
                   std::vector<std::string> out;
                   for (auto& g : rs) {
                     auto* v = newest(g.siblings);
                     out.push_back(v ? resp_bulk(v->value) : resp_nil());
                   }
-                  answer(hdl, seq, resp_array(out));
-                });
+                  answer(to, resp_array(out));
+                },
+                fail_read);
     } else if (cmd == "EXISTS") {
       if (arity(2, many))
         get_all(std::vector<std::string>(args.begin() + 1, args.end()),
-                [answer, hdl, seq](std::vector<get_result> rs) {
-                  answer(hdl, seq, resp_int(static_cast<uint64_t>(std::count_if(
-                                     rs.begin(), rs.end(),
-                                     [](const get_result& g) { return g.found(); }))));
-                });
+                [answer, to](std::vector<get_result> rs) {
+                  answer(to, resp_int(static_cast<uint64_t>(std::count_if(
+                               rs.begin(), rs.end(), [](const get_result& g) { return g.found(); }))));
+                },
+                fail_read);
     } else if (cmd == "DEL") {
       if (arity(2, many)) {
         std::vector<std::string> keys(args.begin() + 1, args.end());
-        get_all(keys, [self, st, answer, hdl, seq, keys](std::vector<get_result> rs) {
-          std::vector<write_request> writes;
-          for (size_t i = 0; i < keys.size(); ++i)
-            if (rs[i].found())
-              writes.push_back(write_request{keys[i], messages::op_kind::del, {}, true,
-                                             rs[i].context.dots});
-          auto n = writes.size();
-          if (n == 0) {
-            answer(hdl, seq, resp_int(0));
-            return;
-          }
-          self->request(st->ctx.leader, request_timeout, write_atom::value, std::move(writes))
-            .then([answer, hdl, seq, n](std::vector<messages::dot>&) {
-                    answer(hdl, seq, resp_int(n));
-                  },
-                  [answer, hdl, seq, self](caf::error& err) {
-                    answer(hdl, seq, resp_error("ERR " + self->system().render(err)));
-                  });
-        });
+        get_all(
+          keys,
+          [self, st, answer, to, keys, fail_write](std::vector<get_result> rs) {
+            std::vector<write_request> writes;
+            for (size_t i = 0; i < keys.size() && i < rs.size(); ++i)
+              if (rs[i].found())
+                writes.push_back(write_request{keys[i], messages::op_kind::del, {}, true,
+                                               rs[i].context.dots});
+            auto n = writes.size();
+            if (n == 0) {
+              answer(to, resp_int(0));
+              return;
+            }
+            self->request(st->ctx.leader, request_timeout, write_atom::value, std::move(writes))
+              .then([answer, to, n](std::vector<messages::dot>&) { answer(to, resp_int(n)); },
+                    fail_write);
+          },
+          fail_read);
       }
     } else if (cmd == "DBSIZE") {
       if (arity(1, 1))
         self->request(st->ctx.leader, request_timeout, status_atom::value)
-          .then([answer, hdl, seq](node_status& s) { answer(hdl, seq, resp_int(s.live_keys)); },
-                fail);
+          .then([answer, to](node_status& s) { answer(to, resp_int(s.live_keys)); }, fail_read);
     } else if (cmd == "INFO") {
-      collect_status(self, st->ctx, [self, st, answer, hdl, seq](std::string json) {
+      collect_status(self, st->ctx, [self, st, answer, to](std::string json) {
         // live_keys comes from the leader's status; add it to the document.
         self->request(st->ctx.leader, request_timeout, status_atom::value)
           .then(
-            [answer, hdl, seq, json](node_status& s) {
+            [answer, to, json](node_status& s) {
               auto j = nlohmann::json::parse(json, nullptr, false);
               j["live_keys"] = s.live_keys;
-              answer(hdl, seq, resp_bulk(info_text(j.dump())));
+              answer(to, resp_bulk(info_text(j.dump())));
             },
-            [answer, hdl, seq, json](caf::error&) {
-              answer(hdl, seq, resp_bulk(info_text(json)));
-            });
+            [answer, to, json](caf::error&) { answer(to, resp_bulk(info_text(json))); });
       });
     } else if (cmd == "CONFIG") {
       if (args.size() == 3 && upper(args[1]) == "GET") {
@@ -251,18 +368,18 @@ caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string 
           out.push_back(resp_bulk("appendonly"));
           out.push_back(resp_bulk("no"));
         }
-        answer(hdl, seq, resp_array(out));
+        answer(to, resp_array(out));
       } else {
-        answer(hdl, seq, resp_error("ERR only CONFIG GET is supported"));
+        answer(to, resp_error("ERR only CONFIG GET is supported"));
       }
     } else if (cmd == "COMMAND") {
-      answer(hdl, seq, resp_array({}));
+      answer(to, resp_array({}));
     } else if (cmd == "QUIT") {
       conn.closing = true;
-      answer(hdl, seq, resp_simple("OK"));
+      answer(to, resp_simple("OK"));
     } else {
       std::string shown = args[0].size() > 64 ? args[0].substr(0, 64) + "..." : args[0];
-      answer(hdl, seq, resp_error("ERR unknown command '" + shown + "'"));
+      answer(to, resp_error("ERR unknown command '" + shown + "'"));
     }
   };
 
@@ -273,10 +390,10 @@ caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string 
       return;
     auto run = std::move(i->second);
     st->runs.erase(i);
-    auto seqs = std::make_shared<std::vector<uint64_t>>(std::move(run.seqs));
-    auto fail_all = [answer, hdl, seqs, self](caf::error& err) {
-      for (auto seq : *seqs)
-        answer(hdl, seq, resp_error("ERR " + self->system().render(err)));
+    auto tos = std::make_shared<std::vector<reply_to>>(std::move(run.to));
+    auto fail_all = [answer, tos, kind = run.kind](caf::error& err) {
+      for (auto& to : *tos)
+        answer(to, resp_error("ERR " + failure_text(err, kind == run_kind::set)));
     };
     if (run.kind == run_kind::set) {
       std::vector<write_request> writes;
@@ -286,91 +403,131 @@ caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string 
                                        std::move(run.values[k]), false, {}});
       self->request(st->ctx.leader, request_timeout, write_atom::value, std::move(writes))
         .then(
-          [answer, hdl, seqs](std::vector<messages::dot>&) {
-            for (auto seq : *seqs)
-              answer(hdl, seq, resp_simple("OK"));
+          [answer, tos](std::vector<messages::dot>&) {
+            for (auto& to : *tos)
+              answer(to, resp_simple("OK"));
           },
           fail_all);
     } else {
       self->request(st->ctx.leader, request_timeout, get_atom::value, std::move(run.keys))
         .then(
-          [answer, hdl, seqs](std::vector<get_result>& rs) {
-            for (size_t k = 0; k < seqs->size() && k < rs.size(); ++k) {
+          [answer, tos](std::vector<get_result>& rs) {
+            for (size_t k = 0; k < tos->size() && k < rs.size(); ++k) {
               auto* v = newest(rs[k].siblings);
-              answer(hdl, (*seqs)[k], v ? resp_bulk(v->value) : resp_nil());
+              answer((*tos)[k], v ? resp_bulk(v->value) : resp_nil());
             }
           },
           fail_all);
     }
   };
 
+  // Closes a connection whose input broke a rule, telling the client why first.
+  auto protocol_error = [self, st, close_conn](connection_handle hdl, const std::string& why) {
+    auto* c = st->find(hdl);
+    if (!c)
+      return;
+    spdlog::warn("closing RESP connection from {}: protocol error: {}", c->where, why);
+    write_bytes(self, hdl, resp_error("ERR Protocol error: " + why));
+    close_conn(hdl);
+  };
+
+  // Takes every whole request out of the connection's reader.
+  auto drain = [st, dispatch, flush_run, protocol_error, reserve,
+                answer](connection_handle hdl) {
+    auto flush_at_exit = caf::detail::make_scope_guard([&] { flush_run(hdl); });
+    for (;;) {
+      auto* c = st->find(hdl);
+      if (!c || c->closing || c->flow.paused)
+        return; // a paused connection's requests wait in its reader
+      void* raw = nullptr;
+      if (redisReaderGetReply(c->reader, &raw) != REDIS_OK) {
+        auto why = c->refusal.empty() ? std::string(c->reader->errstr) : c->refusal;
+        if (c->refusal.rfind("bulk string of ", 0) == 0)
+          why += " is above this node's limit of " + std::to_string(c->max_bulk) +
+                 " bytes (--max-value-bytes plus 1 MiB)";
+        flush_run(hdl);
+        protocol_error(hdl, why);
+        return;
+      }
+      if (!raw) {
+        // Needs more bytes. Refuse now what would only be refused once it all arrived.
+        auto pending = pending_bulk_length(c->reader);
+        if (pending && *pending > c->max_bulk) {
+          flush_run(hdl);
+          protocol_error(hdl, "bulk string of " + std::to_string(*pending) +
+                                " bytes is above this node's limit of " +
+                                std::to_string(c->max_bulk) +
+                                " bytes (--max-value-bytes plus 1 MiB)");
+        } else if (c->reader->len - c->reader->pos > c->max_bulk + (64u << 10)) {
+          flush_run(hdl);
+          protocol_error(hdl, "a request of more than " + std::to_string(c->max_bulk) +
+                                " bytes (--max-value-bytes plus 1 MiB)");
+        }
+        return;
+      }
+      std::unique_ptr<std::vector<std::string>> req(static_cast<std::vector<std::string>*>(raw));
+      if (req->empty())
+        continue; // "*0\r\n": nothing to do, as in Redis
+      auto& args = *req;
+      // Pipelined plain SETs and GETs are gathered into one leader message per run.
+      auto cmd = upper(args[0]);
+      auto kind = cmd == "SET" && args.size() == 3 ? run_kind::set
+                  : cmd == "GET" && args.size() == 2 ? run_kind::get
+                                                     : run_kind::none;
+      if (kind == run_kind::none) {
+        flush_run(hdl);
+        dispatch(hdl, std::move(args));
+        continue;
+      }
+      if (auto it = st->runs.find(hdl); it != st->runs.end() && it->second.kind != kind)
+        flush_run(hdl);
+      auto& r = st->runs[hdl];
+      r.kind = kind;
+      r.to.push_back(reserve(hdl, *c));
+      r.keys.push_back(std::move(args[1]));
+      if (kind == run_kind::set)
+        r.values.push_back(std::move(args[2]));
+    }
+  };
+
   return {
     [=](const caf::io::new_connection_msg& msg) {
       auto& c = st->conns[msg.handle];
-      c.reader = redisReaderCreate();
+      if (c.reader)
+        redisReaderFree(c.reader); // a closed connection whose handle the OS reused
+      c = resp_conn{};
+      c.serial = ++st->next_serial;
+      c.max_bulk = std::max(st->ctx.max_value_bytes, st->ctx.max_key_bytes) + (1u << 20);
+      c.reader = redisReaderCreateWithFunctions(&request_functions);
+      c.reader->privdata = &c; // map nodes do not move
       c.where = accept_connection(self, msg.handle);
+      self->ack_writes(msg.handle, true);
     },
     [=](const caf::io::new_data_msg& msg) {
-      auto i = st->conns.find(msg.handle);
-      if (i == st->conns.end() || i->second.closing)
+      auto* c = st->find(msg.handle);
+      if (!c || c->closing)
         return;
-      auto hdl = msg.handle;
-      redisReaderFeed(i->second.reader, msg.buf.data(), msg.buf.size());
-      auto flush_at_exit = caf::detail::make_scope_guard([&] { flush_run(hdl); });
-      for (;;) {
-        auto j = st->conns.find(hdl);
-        if (j == st->conns.end() || j->second.closing)
-          return;
-        void* raw = nullptr;
-        if (redisReaderGetReply(j->second.reader, &raw) != REDIS_OK) {
-          auto why = std::string(j->second.reader->errstr);
-          spdlog::warn("closing RESP connection from {}: protocol error: {}", j->second.where,
-                       why);
-          write_bytes(self, hdl, resp_error("ERR Protocol error: " + why));
-          self->close(hdl);
-          redisReaderFree(j->second.reader);
-          st->conns.erase(j);
-          return;
-        }
-        if (!raw)
-          return;
-        auto* reply = static_cast<redisReply*>(raw);
-        std::vector<std::string> args;
-        bool ok = reply->type == REDIS_REPLY_ARRAY && reply->elements > 0;
-        for (size_t k = 0; ok && k < reply->elements; ++k) {
-          auto* e = reply->element[k];
-          if (e->type != REDIS_REPLY_STRING) {
-            ok = false;
-            break;
-          }
-          args.emplace_back(e->str, e->len);
-        }
-        freeReplyObject(reply);
-        if (!ok) {
-          flush_run(hdl);
-          auto seq = j->second.replies.reserve();
-          answer(hdl, seq, resp_error("ERR Protocol error: expected an array of bulk strings"));
-          continue;
-        }
-        // Pipelined plain SETs and GETs are gathered into one leader message per run.
-        auto cmd = upper(args[0]);
-        auto kind = cmd == "SET" && args.size() == 3 ? run_kind::set
-                    : cmd == "GET" && args.size() == 2 ? run_kind::get
-                                                       : run_kind::none;
-        if (kind == run_kind::none) {
-          flush_run(hdl);
-          dispatch(hdl, std::move(args));
-          continue;
-        }
-        auto& run = st->runs[hdl];
-        if (run.kind != kind)
-          flush_run(hdl);
-        run.kind = kind;
-        run.seqs.push_back(j->second.replies.reserve());
-        run.keys.push_back(std::move(args[1]));
-        if (kind == run_kind::set)
-          run.values.push_back(std::move(args[2]));
+      redisReaderFeed(c->reader, msg.buf.data(), msg.buf.size());
+      if (c->flow.paused && c->reader->len - c->reader->pos > st->ctx.max_paused_input) {
+        auto why = c->flow.overrun(st->ctx);
+        spdlog::warn("closing RESP connection from {}: {}", c->where, why);
+        write_bytes(self, msg.handle, resp_error("ERR " + why));
+        close_conn(msg.handle);
+        return;
       }
+      drain(msg.handle);
+    },
+    [=](const caf::io::data_transferred_msg& msg) {
+      if (auto* c = st->find(msg.handle)) {
+        c->flow.output_backlog -= std::min<size_t>(msg.written, c->flow.output_backlog);
+        if (c->flow.update(st->ctx))
+          self->send(self, resume_atom::value, msg.handle.id(), c->serial);
+      }
+    },
+    [=](resume_atom, int64_t id, uint64_t serial) {
+      auto hdl = connection_handle::from_int(id);
+      if (auto* c = st->find(hdl, serial); c && !c->flow.paused)
+        drain(hdl);
     },
     [=](const caf::io::connection_closed_msg& msg) {
       st->runs.erase(msg.handle);

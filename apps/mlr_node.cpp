@@ -149,6 +149,10 @@ int main(int argc, char** argv) {
       return bad_input("address of node '" + members[i] + "': " + a.err().message);
     peer_addresses[i] = actors::peer_address{a->first, a->second};
   }
+  if (o.max_value_bytes > (32u << 20) || o.max_key_bytes > (1u << 20))
+    return bad_input("--max-value-bytes may be at most 33554432 (32 MiB) and --max-key-bytes "
+                     "at most 1048576 (1 MiB): a write must fit the 64 MiB frames that "
+                     "replicate it");
   if (!resolvers::builtin_resolver(o.resolver))
     return bad_input("--resolver must be lww, multi or max, got '" + o.resolver + "'");
   auto graph = topology::make_topology(o.topology, members, o.hub);
@@ -329,6 +333,8 @@ int main(int argc, char** argv) {
   lc.sync = sync;
   lc.replica.log_retention = o.log_retention;
   lc.log = [](const std::string& line) { spdlog::info("{}", line); };
+  lc.max_key_bytes = o.max_key_bytes;
+  lc.max_value_bytes = o.max_value_bytes;
   auto resolver = resolvers::builtin_resolver(o.resolver)(sys);
   auto leader = actors::spawn_leader(sys, lc, std::move(store), resolver);
 
@@ -395,6 +401,8 @@ int main(int argc, char** argv) {
   ctx.leader = leader;
   ctx.acceptor = net->acceptor;
   ctx.dialers = net->dialers;
+  ctx.max_key_bytes = o.max_key_bytes;
+  ctx.max_value_bytes = o.max_value_bytes;
   std::string where = "peers on " + o.listen;
   if (client_addr) {
     auto g = actors::start_client_gateway(sys, ctx, client_addr->first, client_addr->second);

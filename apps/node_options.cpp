@@ -79,6 +79,13 @@ po::options_description make_options(node_options& o) {
      "a peer connection that has not proved it knows the cluster secret this long after it "
      "opened is closed; at most 64 connections may be unproven at once, each sending frames "
      "of at most 4 KiB")
+    ("max-key-bytes", po::value(&o.max_key_bytes)->default_value(o.max_key_bytes),
+     "largest key a client may write (64 KiB); a larger one is refused, naming its size")
+    ("max-value-bytes", po::value(&o.max_value_bytes)->default_value(o.max_value_bytes),
+     "largest value a client may write (16 MiB, at most 32 MiB so that every write fits a "
+     "64 MiB frame); a larger one is refused at write time, naming its size and the limit. "
+     "A request more than 1 MiB above it is refused as a protocol error before it is "
+     "buffered, and the connection closed")
     ("log-retention", po::value(&o.log_retention)->default_value(o.log_retention),
      "log entries kept after they became stable (held by every node), so a peer that was "
      "away briefly catches up from the log; one further behind gets a state transfer");

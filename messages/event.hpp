@@ -38,6 +38,24 @@ struct event {
   node_index relay_for = no_node;
 };
 
+/// About how many bytes `e` takes in a batch frame (an upper bound for the fixed parts):
+/// what links and pull answers add up to stay below the frame limit.
+inline size_t encoded_size_bound(const event& e) {
+  return 96 + e.key.size() + e.value.size() + 8 * (e.deps.size() + e.context.size()) +
+         8 * e.seen.words().size() + 16 * (1 + e.deps.size() + e.context.size());
+}
+
+/// Calls fn(source) for every source `e` names (origin, deps, context): what a batch's
+/// source table must hold for it.
+template <class F>
+void for_each_source(const event& e, F fn) {
+  fn(e.id.origin);
+  for (auto& d : e.deps)
+    fn(d.origin);
+  for (auto& d : e.context)
+    fn(d.origin);
+}
+
 /// One version of a key as a store keeps it; siblings are several of these.
 struct version {
   dot id;

@@ -91,14 +91,19 @@ inline double cpu_seconds(pid_t pid) {
   return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
-/// Resident memory of process `pid` in KiB (VmRSS), from /proc.
-inline uint64_t rss_kib(pid_t pid) {
+/// A size field of /proc/PID/status in KiB ("VmRSS:", "VmSize:").
+inline uint64_t proc_status_kib(pid_t pid, const std::string& field) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/status");
   std::string line;
   while (std::getline(f, line))
-    if (line.rfind("VmRSS:", 0) == 0)
-      return std::stoull(line.substr(6));
+    if (line.rfind(field, 0) == 0)
+      return std::stoull(line.substr(field.size()));
   return 0;
+}
+
+/// Resident memory of process `pid` in KiB.
+inline uint64_t rss_kib(pid_t pid) {
+  return proc_status_kib(pid, "VmRSS:");
 }
 
 inline std::string temp_dir() {

@@ -34,7 +34,7 @@ struct cluster::impl {
     self->request(handles.leaders[node], options.request_timeout, std::forward<Ts>(xs)...)
       .receive([&](T& x) { out.emplace(std::move(x)); },
                [&](caf::error& err) {
-                 out.emplace(error{errc::timeout, sys->render(err)});
+                 out.emplace(actors::from_caf(err));
                });
     return std::move(*out);
   }
