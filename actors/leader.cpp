@@ -52,22 +52,7 @@ leader_impl::behavior_type leader_impl::make_behavior() {
     },
     [this](write_atom, const std::vector<write_request>& writes)
       -> caf::result<std::vector<dot>> {
-      note_mailbox();
-      if (!store_error_.empty())
-        return make_error(errc::invalid_argument, "write refused: " + store_error_);
-      for (auto& w : writes) {
-        if (reserved(w.key))
-          return reserved_error();
-        if (auto err = size_error(w))
-          return *err; // nothing of the message is written
-      }
-      auto before = replica_.log_end();
-      std::vector<dot> dots;
-      dots.reserve(writes.size());
-      for (auto& w : writes)
-        dots.push_back(replica_.write(w, now(), pending_));
-      after_change(before);
-      return acknowledge(std::move(dots));
+      return write_all<std::vector<dot>>(writes, [](std::vector<dot>& ds) { return ds; });
     },
     [this](get_atom, const std::string& key) { return read(key); },
     [this](get_atom, const std::vector<std::string>& keys) {
@@ -208,6 +193,7 @@ leader_impl::behavior_type leader_impl::make_behavior() {
         delayed_send(this, cfg_.tick_interval, tick_atom::value);
       if (!store_error_.empty())
         retry_store();
+      retry_waiting(); // writes whose context wait expired are refused
       gossip();
       maybe_pull();
       collect_garbage();

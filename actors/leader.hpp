@@ -130,6 +130,10 @@ struct leader_config {
   /// --max-value-bytes.
   size_t max_key_bytes = 64u << 10;
   size_t max_value_bytes = 16u << 20;
+  /// How long a write whose context names writes this node has not applied yet waits for
+  /// them (they are pulled meanwhile) before it is refused, and how many may wait.
+  std::chrono::milliseconds context_wait{5000};
+  size_t max_waiting_writes = 10000;
   /// Where the leader reports rare events worth a line in a node's log (state transfers).
   std::function<void(const std::string&)> log;
 };

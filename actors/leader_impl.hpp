@@ -58,17 +58,110 @@ private:
   }
 
   caf::result<dot> write_one(const write_request& w) {
+    return write_all<dot>({w}, [](std::vector<dot>& ds) { return ds.front(); });
+  }
+
+  // Writes `ws` in order, all or none, and acknowledges them as the durability policy
+  // says; `pick` turns their dots into the reply. A write whose context names dots this
+  // node has not applied (read at another node, or before it restarted empty) waits for
+  // them, because a context is part of the write's causal past (DESIGN.md, "Hostile
+  // input"); writes without such a context do not wait behind it.
+  template <class T, class Pick>
+  caf::result<T> write_all(std::vector<write_request> ws, Pick pick) {
     note_mailbox();
+    if (auto err = refusal(ws))
+      return *err;
+    std::vector<dot> missing;
+    for (auto& w : ws)
+      for (auto& d : replica_.missing_context(w))
+        missing.push_back(d);
+    if (missing.empty()) {
+      auto dots = apply_writes(ws);
+      return acknowledge(pick(dots));
+    }
+    if (waiting_.size() >= cfg_.max_waiting_writes)
+      return make_error(errc::invalid_argument,
+                        std::to_string(waiting_.size()) + " writes already wait for their " +
+                          "contexts here; nothing was written: retry later");
+    replica_.want(missing);
+    auto rp = make_response_promise<T>();
+    auto deadline = steady_ms() + static_cast<uint64_t>(cfg_.context_wait.count());
+    waiting_.push_back(
+      waiting_write{deadline, [this, rp, ws = std::move(ws), pick](bool expired) mutable {
+                      std::vector<dot> still;
+                      for (auto& w : ws)
+                        for (auto& d : replica_.missing_context(w))
+                          still.push_back(d);
+                      if (!still.empty()) {
+                        if (expired)
+                          rp.deliver(context_error(still));
+                        return expired;
+                      }
+                      if (auto err = refusal(ws)) {
+                        rp.deliver(*err);
+                        return true;
+                      }
+                      auto dots = apply_writes(ws);
+                      acknowledge_to(rp, pick(dots));
+                      return true;
+                    }});
+    return rp;
+  }
+
+  std::optional<caf::error> refusal(const std::vector<write_request>& ws) {
     if (!store_error_.empty())
       return make_error(errc::invalid_argument, "write refused: " + store_error_);
-    if (reserved(w.key))
-      return reserved_error();
-    if (auto err = size_error(w))
-      return *err;
+    for (auto& w : ws) {
+      if (reserved(w.key))
+        return reserved_error();
+      if (auto err = size_error(w))
+        return err; // nothing of the message is written
+    }
+    return std::nullopt;
+  }
+
+  std::vector<dot> apply_writes(const std::vector<write_request>& ws) {
     auto before = replica_.log_end();
-    auto d = replica_.write(w, now(), pending_);
+    std::vector<dot> dots;
+    dots.reserve(ws.size());
+    for (auto& w : ws)
+      dots.push_back(replica_.write(w, now(), pending_));
     after_change(before);
-    return acknowledge(d);
+    return dots;
+  }
+
+  caf::error context_error(const std::vector<dot>& missing) {
+    std::string names;
+    for (size_t i = 0; i < missing.size() && i < 3; ++i)
+      names += (i ? ", " : "") + messages::to_string(missing[i]);
+    if (missing.size() > 3)
+      names += " and " + std::to_string(missing.size() - 3) + " more";
+    return make_error(errc::invalid_argument,
+                      "the context names " + names + ", which this node has not received " +
+                        "within " + std::to_string(cfg_.context_wait.count()) +
+                        " ms; nothing was written: write at the node you read from, or retry " +
+                        "once it has replicated");
+  }
+
+  // Writes that waited for their contexts: those whose contexts arrived are applied (in
+  // the order they came), those past their deadline refused.
+  void retry_waiting() {
+    if (waiting_.empty() || retrying_)
+      return;
+    retrying_ = true;
+    auto now_ms = steady_ms();
+    std::vector<waiting_write> keep;
+    auto batch = std::move(waiting_);
+    waiting_.clear();
+    for (auto& w : batch)
+      if (!w.retry(now_ms >= w.deadline_ms))
+        keep.push_back(std::move(w));
+    keep.insert(keep.end(), std::make_move_iterator(waiting_.begin()),
+                std::make_move_iterator(waiting_.end()));
+    waiting_ = std::move(keep);
+    if (waiting_.empty())
+      replica_.clear_wanted();
+    retrying_ = false;
   }
 
   bool durable_store() { return replica_.store().durable(); }
@@ -98,15 +191,30 @@ private:
   template <class T>
   caf::result<T> acknowledge(T value) {
     if (!store_error_.empty())
-      return make_error(errc::invalid_argument,
-                        "write not durable: " + store_error_ +
-                          "; it stays in memory and becomes durable if space is freed before "
-                          "the node stops, so its outcome is unknown");
+      return not_durable_error();
     if (!durable_store() || cfg_.sync != sync_policy::batch)
       return value;
     auto rp = make_response_promise<T>();
     deferred_.push_back([rp, value]() mutable { rp.deliver(value); });
     return rp;
+  }
+
+  // The same for a promise made earlier (a write that waited for its context).
+  template <class T>
+  void acknowledge_to(caf::typed_response_promise<T>& rp, T value) {
+    if (!store_error_.empty())
+      rp.deliver(not_durable_error());
+    else if (!durable_store() || cfg_.sync != sync_policy::batch)
+      rp.deliver(std::move(value));
+    else
+      deferred_.push_back([rp, value]() mutable { rp.deliver(value); });
+  }
+
+  caf::error not_durable_error() {
+    return make_error(errc::invalid_argument,
+                      "write not durable: " + store_error_ +
+                        "; it stays in memory and becomes durable if space is freed before "
+                        "the node stops, so its outcome is unknown");
   }
 
   // Persists what the message changed, makes it durable as the policy says, wakes links
@@ -137,6 +245,7 @@ private:
       apply_topology(*t);
     if (cfg_.replica.observer)
       cfg_.replica.observer->on_handled(replica_);
+    retry_waiting();
   }
 
   // Topology, links and relays (leader_routing.cpp).
@@ -327,6 +436,12 @@ private:
   std::string topology_; ///< the routed topology, once the topology key set one
   bool took_over_ = false;
   std::optional<routing> current_routing_; ///< as the topology key set it (none: the initial)
+  struct waiting_write {
+    uint64_t deadline_ms = 0;
+    std::function<bool(bool expired)> retry; ///< true when it was answered
+  };
+  std::vector<waiting_write> waiting_; ///< writes waiting for their contexts, oldest first
+  bool retrying_ = false;
 };
 
 } // namespace mlr::actors::detail

@@ -18,6 +18,16 @@ bool contains(const std::vector<dot>& xs, const dot& d) {
   return std::find(xs.begin(), xs.end(), d) != xs.end();
 }
 
+// A context replaces every version whose origin incarnation it names at or above the
+// version's counter: every earlier write of an origin is in the causal past of its later
+// ones, and a context is part of its write's causal past, so this is the same rule at every
+// node (DESIGN.md, "Hostile input"); it lets a context carry one dot per origin incarnation.
+bool replaces(const std::vector<dot>& context, const dot& v) {
+  return std::any_of(context.begin(), context.end(), [&](const dot& d) {
+    return d.origin == v.origin && d.counter >= v.counter;
+  });
+}
+
 bool by_dot(const version& a, const version& b) {
   return a.id < b.id;
 }
@@ -103,6 +113,26 @@ void replica::check_own_dot(const dot& d) {
   ++stats_.incarnations_taken;
 }
 
+std::vector<dot> replica::missing_context(const write_request& w) const {
+  std::vector<dot> out;
+  if (!w.has_context)
+    return out;
+  for (auto& d : messages::canonical_context(w.context))
+    if (!held(d))
+      out.push_back(d);
+  return out;
+}
+
+void replica::want(const std::vector<dot>& dots) {
+  for (auto& d : dots)
+    if (!held(d))
+      wanted_.advance(d);
+}
+
+void replica::clear_wanted() {
+  wanted_ = messages::version_vector{};
+}
+
 dot replica::write(const write_request& w, uint64_t now_ms, std::vector<conflict>& conflicts) {
   event e;
   e.id = dot{self_, ++counter_};
@@ -116,10 +146,12 @@ dot replica::write(const write_request& w, uint64_t now_ms, std::vector<conflict
                               [&](const dot& d) { return d.origin == self_; }),
                e.deps.end());
   if (w.has_context) {
-    e.context = w.context;
+    e.context = messages::canonical_context(w.context);
   } else if (auto* current = store_->find(w.key)) {
+    std::vector<dot> all;
     for (auto& v : *current)
-      e.context.push_back(v.id);
+      all.push_back(v.id);
+    e.context = messages::canonical_context(all);
   }
   e.key = w.key;
   e.op = w.op;
@@ -307,7 +339,7 @@ void replica::apply(event e, std::vector<conflict>& conflicts) {
   if (auto* current = store_->find(e.key)) {
     for (auto& v : *current) {
       // The same version may already be here: it came with a state transfer.
-      if (v.id != e.id && !contains(e.context, v.id)) {
+      if (v.id != e.id && !replaces(e.context, v.id)) {
         live.push_back(v);
         concurrent = true;
       }

@@ -200,7 +200,17 @@ public:
   replica(replica_config cfg, std::unique_ptr<storage::store> store);
 
   /// Applies a local write at wall time `now_ms`; concurrent versions go to `conflicts`.
+  /// Its context must be held here (see missing_context): a context is part of the write's
+  /// causal past, so the write's deps cover it and every receiver applies it after them.
   messages::dot write(const write_request& w, uint64_t now_ms, std::vector<conflict>& conflicts);
+
+  /// The dots a write's context names that this node has not applied (read at another
+  /// node, or before this node restarted empty): the write must wait for them.
+  std::vector<messages::dot> missing_context(const write_request& w) const;
+  /// Pull these (a waiting write needs them), as if a buffered event depended on them.
+  void want(const std::vector<messages::dot>& dots);
+  /// No write waits any more: stop pulling for what they named.
+  void clear_wanted();
 
   struct receive_result {
     uint32_t received = 0;
@@ -360,6 +370,8 @@ private:
   std::optional<stability_candidate> candidate_;
   std::set<std::string> tombstoned_; // keys whose latest write was a delete
   messages::version_vector retired_;
+  // Dots that writes waiting at this node named in their contexts: pulled like gaps.
+  messages::version_vector wanted_;
   // Outgoing state transfers, by id: each holds a snapshot and holds back log compaction
   // at the position where the snapshot was taken.
   struct transfer_out {

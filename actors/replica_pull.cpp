@@ -54,6 +54,9 @@ std::optional<replica::pull_plan> replica::plan_pull(uint64_t now_ms, bool eager
   }
   // What this node knows exists: gossiped vectors, plus what buffered events wait for.
   auto wanted = known();
+  for (auto& [s, c] : wanted_.entries())
+    if (applied_.get(s) < c && retired_.get(s) == 0)
+      wanted.advance(dot{s, c}); // named by the context of a write waiting here
   buffer_.for_each([&](const event& e) {
     wanted.advance(dot{e.id.origin, e.id.counter - 1});
     for (auto& d : e.deps)

@@ -210,7 +210,8 @@ void build_batch(capnp::MessageBuilder& msg, const event_batch& batch) {
         more.set(w - 1, words[w]);
     }
     write_dots(out.initDeps(static_cast<unsigned>(e.deps.size())), e.deps, table);
-    write_dots(out.initContext(static_cast<unsigned>(e.context.size())), e.context, table);
+    auto context = canonical_context(e.context); // entries logged before it was the rule
+    write_dots(out.initContext(static_cast<unsigned>(context.size())), context, table);
     out.setKey(as_bytes(e.key));
     if (e.op == op_kind::del)
       out.setDel();
@@ -337,6 +338,18 @@ result<event_batch> decode_batch(const frame& f, const decode_limits& limits) {
       auto context = read_dots(in.getContext(), *table, "context");
       if (!context)
         return context.err();
+      if (context->size() > 1) {
+        std::vector<source> origins;
+        origins.reserve(context->size());
+        for (auto& d : *context)
+          origins.push_back(d.origin);
+        std::sort(origins.begin(), origins.end());
+        auto twice = std::adjacent_find(origins.begin(), origins.end());
+        if (twice != origins.end())
+          return malformed("event " + std::to_string(in.getCounter()) +
+                           "'s context names origin incarnation " + to_string(*twice) +
+                           " twice; a context carries one dot per origin incarnation");
+      }
       e.context = std::move(*context);
       auto more = in.getSeenByMore();
       if (in.getSeenBy() != 0 || more.size() > 0) {

@@ -8,6 +8,7 @@
 #include "messages/seen_by.hpp"
 #include "messages/version_vector.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -54,6 +55,23 @@ void for_each_source(const event& e, F fn) {
     fn(d.origin);
   for (auto& d : e.context)
     fn(d.origin);
+}
+
+/// A key context with one dot per origin incarnation: the highest one named. A context
+/// replaces every version of an origin incarnation up to the counter it names (every
+/// earlier write of an origin is in the causal past of its later ones), so this form
+/// means the same and bounds a context by the number of live origin incarnations.
+inline std::vector<dot> canonical_context(const std::vector<dot>& context) {
+  std::vector<dot> out(context);
+  std::sort(out.begin(), out.end());
+  std::vector<dot> top;
+  for (auto& d : out) {
+    if (!top.empty() && top.back().origin == d.origin)
+      top.back() = d; // sorted by counter within an origin: the last is the highest
+    else
+      top.push_back(d);
+  }
+  return top;
 }
 
 /// One version of a key as a store keeps it; siblings are several of these.

@@ -6,6 +6,8 @@
 //   band (what the origin had applied when it wrote), never from the wire deps;
 // - version vectors never go backwards;
 // - applied events and the log agree (each application appends exactly one entry).
+// - a write's context is part of its causal past: every dot it names was applied (or
+//   brought by a state transfer) before the write, at its origin and everywhere else.
 // A state transfer makes a node hold events it never applied one by one: they count as
 // its causal past from then on, and are never to be applied there again.
 // It only records; tests assert on `violations()` from their own thread.
@@ -29,6 +31,12 @@ public:
       fail(self, "applied " + messages::to_string(e.id) + " twice");
     if (jumped.covers(e.id))
       fail(self, "applied " + messages::to_string(e.id) + ", which a state transfer brought");
+    for (auto& d : e.context)
+      if (!mine.count(d) && !jumped.covers(d)) {
+        fail(self, "applied " + messages::to_string(e.id) + " before " + messages::to_string(d) +
+                     ", which its context names");
+        break;
+      }
     if (local) {
       past_[e.id] = mine;
     } else {

@@ -1,0 +1,112 @@
+#pragma once
+// A mesh of CAF-free replicas with memory stores, moved by hand for deterministic tests:
+// ship logs, gossip, pull (state-transfer chunks included), collect garbage, retire.
+
+#include "actors/replica.hpp"
+#include "storage/store.hpp"
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace mlr::testing {
+
+using actors::conflict;
+using actors::replica;
+using actors::replica_config;
+using actors::write_request;
+
+
+inline write_request put(const std::string& k, const std::string& v) {
+  return write_request{k, messages::op_kind::put, v, false, {}};
+}
+
+// A mesh of replicas with memory stores, moved by hand: ship logs, gossip, pull, collect.
+struct mesh {
+  explicit mesh(size_t n, uint64_t retention = 10000, size_t chunk_keys = 1024)
+    : size(n), retention(retention), chunk_keys(chunk_keys) {
+    for (messages::node_index i = 0; i < n; ++i)
+      nodes.push_back(make(i));
+  }
+
+  std::unique_ptr<replica> make(messages::node_index self) {
+    replica_config cfg;
+    cfg.self = self;
+    cfg.incarnation = ++incarnations;
+    cfg.forward_to.resize(size);
+    for (messages::node_index n = 0; n < size; ++n)
+      if (n != self)
+        cfg.forward_to[self].push_back(n);
+    cfg.log_retention = retention;
+    cfg.transfer_chunk_keys = chunk_keys;
+    cfg.pull_grace_ms = 10;
+    return std::make_unique<replica>(cfg, storage::make_memory_store());
+  }
+
+  // Node `i` loses everything and starts again under a new incarnation.
+  void restart_empty(messages::node_index i) {
+    nodes[i] = make(i);
+    for (auto& [pair, cur] : cursors)
+      if (pair.first == i || pair.second == i)
+        cur = 0;
+  }
+
+  replica& operator[](size_t i) { return *nodes[i]; }
+
+  // Everything `from` has to ship to `to` since the last time.
+  void ship(messages::node_index from, messages::node_index to) {
+    auto& cur = cursors[{from, to}];
+    auto got = nodes[from]->fetch(to, cur, 1u << 20, 1u << 20);
+    cur = got.next;
+    if (!got.batch.events.empty())
+      nodes[to]->receive(std::move(got.batch), now, conflicts);
+  }
+
+  void gossip() {
+    for (messages::node_index a = 0; a < size; ++a)
+      for (messages::node_index b = 0; b < size; ++b)
+        if (a != b)
+          nodes[b]->observe_report(a, nodes[a]->applied());
+  }
+
+  // One pull (or one state-transfer chunk) for node `i`, if it has one due.
+  bool pull(messages::node_index i) {
+    now += 100;
+    auto plan = nodes[i]->plan_pull(now, true);
+    if (!plan)
+      return false;
+    auto answer = nodes[plan->holder]->serve_pull(plan->request, now);
+    nodes[i]->receive_pulled(std::move(answer), now, conflicts);
+    return true;
+  }
+
+  // Ships, gossips, pulls and collects until nothing moves.
+  void settle(int rounds = 50) {
+    for (int r = 0; r < rounds; ++r) {
+      for (messages::node_index a = 0; a < size; ++a)
+        for (messages::node_index b = 0; b < size; ++b)
+          if (a != b)
+            ship(a, b);
+      gossip();
+      for (messages::node_index a = 0; a < size; ++a) {
+        for (int k = 0; k < 1000 && pull(a); ++k) {
+        }
+        nodes[a]->collect_garbage(now);
+        nodes[a]->retire_incarnations(now, conflicts);
+      }
+    }
+  }
+
+  size_t size;
+  uint64_t retention;
+  size_t chunk_keys;
+  uint64_t incarnations = 100;
+  uint64_t now = 1'000'000;
+  std::vector<std::unique_ptr<replica>> nodes;
+  std::map<std::pair<messages::node_index, messages::node_index>, uint64_t> cursors;
+  std::vector<conflict> conflicts;
+};
+
+
+} // namespace mlr::testing
