@@ -1,7 +1,8 @@
 // An example of a resolver written by a user: it relies only on the public protocol in
 // resolvers/resolver.hpp. Rule: keep the version whose value is the largest number.
-// Values that do not parse as a number, and deletes, rank below every number; ties fall
-// back to last-writer-wins, so the choice is a total order and every node agrees.
+// Values that do not parse as a number ("nan" included: NaN is unordered, so it would
+// break the order), and deletes, rank below every number; infinities are numbers; ties
+// fall back to last-writer-wins, so the choice is a total order and every node agrees.
 
 #include "resolvers/resolver.hpp"
 
@@ -10,6 +11,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <optional>
 
@@ -23,7 +25,7 @@ std::optional<long double> as_number(const messages::version& v) {
   errno = 0;
   char* end = nullptr;
   long double x = std::strtold(v.value.c_str(), &end);
-  if (errno != 0 || end != v.value.c_str() + v.value.size())
+  if (errno != 0 || end != v.value.c_str() + v.value.size() || std::isnan(x))
     return std::nullopt;
   return x;
 }

@@ -9,6 +9,7 @@
 #include "messages/codec.hpp"
 
 #include <map>
+#include <set>
 #include <random>
 #include <sstream>
 
@@ -255,6 +256,33 @@ TEST_CASE("ring N=3 custom resolver (max): the largest number wins everywhere, n
   for (size_t node = 0; node < 3; ++node)
     CHECK(c.value(node, "score") == "42");
   CHECK(topology::converged(c.statuses()));
+}
+
+TEST_CASE("max resolver: a total order, NaN and infinities ranked; every order of the inputs "
+          "keeps the same version") {
+  sim_cluster c;
+  auto r = resolvers::builtin_resolver("max")(*c.sys);
+  std::vector<std::string> values{"nan", "NaN", "-inf", "3", "1e99999", "abc", "-0", "0", "",
+                                  "inf", "-nan", "2.5"};
+  std::vector<messages::version> versions;
+  for (size_t i = 0; i < values.size(); ++i)
+    versions.push_back(messages::version{messages::dot{messages::source{uint32_t(i), 1}, 1},
+                                         messages::hlc{1000 + (i * 7919) % 13}, false, values[i]});
+  std::set<messages::dot> winners;
+  std::mt19937 rng(5);
+  for (int round = 0; round < 50; ++round) {
+    std::shuffle(versions.begin(), versions.end(), rng);
+    (*c.self)->send(r, resolvers::resolve_atom::value, std::string("k"), versions);
+    c.run();
+    auto keep = c.take<std::vector<messages::dot>>();
+    REQUIRE(keep.size() == 1);
+    winners.insert(keep[0]);
+  }
+  REQUIRE(winners.size() == 1);
+  auto w = std::find_if(versions.begin(), versions.end(),
+                        [&](const messages::version& v) { return v.id == *winners.begin(); });
+  CHECK(w->value == "inf");
+  caf::anon_send_exit(r, caf::exit_reason::user_shutdown);
 }
 
 TEST_CASE("mesh N=3 bad input: bad frames get error values and the leader keeps serving") {
