@@ -14,6 +14,20 @@ uint64_t system_wall_clock_ms() {
 namespace detail {
 
 leader_impl::behavior_type leader_impl::make_behavior() {
+  // A handler that throws stops the leader (CAF's default); say so to whoever runs the
+  // node. Set explicitly: with CAF 0.17's default handler, monitors were not told either.
+  set_exception_handler([this](caf::scheduled_actor*, std::exception_ptr& ep) -> caf::error {
+    std::string what = "an unknown exception";
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    if (cfg_.on_failure)
+      cfg_.on_failure(what);
+    return make_error(errc::invalid_argument, "the leader stopped: " + what);
+  });
   link_dests_.insert(cfg_.out_edges.begin(), cfg_.out_edges.end());
   if (auto t = replica_.take_topology_update()) // recovered from the store
     apply_topology(*t);

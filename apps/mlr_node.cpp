@@ -1,6 +1,7 @@
 // mlr-node: one leader per process, replicating over TCP to the other nodes of its cluster.
 // See `mlr-node --help`. Exit status: 0 after a clean stop (SIGTERM or SIGINT), 2 on bad
-// flags or files, 1 when the node cannot start (a port in use, ...).
+// flags or files, 1 when the node cannot start (a port in use, ...), 3 when its leader
+// stopped while running (the log says why).
 
 #include "actors/gateways.hpp"
 #include "actors/replication_link.hpp"
@@ -14,6 +15,7 @@
 #include <boost/program_options.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
+#include <caf/event_based_actor.hpp>
 #include <caf/io/middleman.hpp>
 #include <caf/scoped_actor.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -21,6 +23,8 @@
 
 #include <algorithm>
 #include <csignal>
+#include <signal.h>
+#include <unistd.h>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -37,7 +41,24 @@ using apps::read_secret;
 
 namespace {
 
-volatile std::sig_atomic_t stop_requested = 0;
+// Why an essential actor stopped (the leader or a resolver); set before SIGUSR1 is raised.
+std::mutex fatal_mutex;
+std::string fatal_reason;
+
+// Throws when a write to `key` is applied: what --fault leader-throws-on-key installs, so
+// tests can see what the process does when its leader dies.
+class throw_on_key : public actors::replica_observer {
+public:
+  explicit throw_on_key(std::string key) : key_(std::move(key)) {}
+  void on_apply(messages::node_index, const messages::event& e, bool) override {
+    if (e.key == key_)
+      throw std::runtime_error("fault injected by --fault: a write to '" + key_ + "'");
+  }
+  void on_handled(const actors::replica&) override {}
+
+private:
+  std::string key_;
+};
 
 } // namespace
 
@@ -218,6 +239,7 @@ int main(int argc, char** argv) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGUSR1); // an essential actor stopped (see the watcher below)
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   caf::actor_system_config cfg;
@@ -333,11 +355,28 @@ int main(int argc, char** argv) {
   lc.sync = sync;
   lc.replica.log_retention = o.log_retention;
   lc.log = [](const std::string& line) { spdlog::info("{}", line); };
+  if (!o.fault.empty()) {
+    const std::string prefix = "leader-throws-on-key:";
+    if (o.fault.rfind(prefix, 0) != 0)
+      return bad_input("--fault must be leader-throws-on-key:KEY, got '" + o.fault + "'");
+    lc.replica.observer = std::make_shared<throw_on_key>(o.fault.substr(prefix.size()));
+    spdlog::warn("fault injection on: the leader throws when '{}' is written",
+                 o.fault.substr(prefix.size()));
+  }
   lc.max_key_bytes = o.max_key_bytes;
   lc.max_value_bytes = o.max_value_bytes;
+  // A node whose leader stopped must not go on listening while every request fails: the
+  // process exits non-zero with the reason, so a supervisor (systemd, Kubernetes) restarts
+  // it, from its data directory when it has one.
+  lc.on_failure = [](const std::string& what) {
+    {
+      std::lock_guard<std::mutex> guard(fatal_mutex);
+      fatal_reason = "the leader stopped: " + what;
+    }
+    ::kill(::getpid(), SIGUSR1);
+  };
   auto resolver = resolvers::builtin_resolver(o.resolver)(sys);
   auto leader = actors::spawn_leader(sys, lc, std::move(store), resolver);
-
   actors::transport_config tc;
   tc.self = actors::node_identity{o.cluster, o.id, incarnation, secret, 2, 2, members};
   tc.self_index = self_index;
@@ -427,6 +466,13 @@ int main(int argc, char** argv) {
 
   int sig = 0;
   sigwait(&stop_signals, &sig);
+  if (sig == SIGUSR1) {
+    std::lock_guard<std::mutex> guard(fatal_mutex);
+    spdlog::critical("{}; exiting (status 3) instead of serving requests that would all fail; "
+                     "restart the node (from its data directory, if it has one)",
+                     fatal_reason);
+    return shutdown(3);
+  }
   spdlog::info("stopping on {}: flushing links", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   // Flush: wait (up to 2 s) until every link has nothing in flight and has caught up.
   {

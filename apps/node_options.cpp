@@ -86,6 +86,9 @@ po::options_description make_options(node_options& o) {
      "64 MiB frame); a larger one is refused at write time, naming its size and the limit. "
      "A request more than 1 MiB above it is refused as a protocol error before it is "
      "buffered, and the connection closed")
+    ("fault", po::value(&o.fault),
+     "fault injection for tests: leader-throws-on-key:KEY makes the leader throw when KEY "
+     "is written, to see the process exit with status 3 instead of serving failures")
     ("log-retention", po::value(&o.log_retention)->default_value(o.log_retention),
      "log entries kept after they became stable (held by every node), so a peer that was "
      "away briefly catches up from the log; one further behind gets a state transfer");

@@ -37,6 +37,7 @@ struct node_options {
   int64_t handshake_timeout_ms = 5000;
   size_t max_key_bytes = 64u << 10;
   size_t max_value_bytes = 16u << 20;
+  std::string fault;
   uint64_t log_retention = 10000;
   std::string data_dir;
   std::string sync = "batch";

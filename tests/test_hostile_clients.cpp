@@ -268,3 +268,21 @@ TEST_CASE("replies reach the connection that asked: a slow request, close, recon
     CHECK(wrong == 0);
   }
 }
+
+TEST_CASE("a node whose leader dies exits with status 3 and the reason; it never goes on "
+          "listening while every request fails") {
+  process_cluster c(2, "mesh", {"--fault", "leader-throws-on-key:boom"});
+  REQUIRE(c.connect(0)->put("fine", "1"));
+  auto conn = c.connect(0);
+  auto r = conn->put("boom", "x"); // the leader throws while applying it
+  CHECK_FALSE(r);
+  CHECK(c.node(0).wait(10s) == 3);
+  auto log = c.node(0).log();
+  INFO(log);
+  CHECK(log.find("the leader stopped") != std::string::npos);
+  CHECK(log.find("fault injected by --fault") != std::string::npos);
+  CHECK_FALSE(client::connection::open(c.client_address(0), 500ms)); // nobody listens
+  // The other node goes on serving.
+  REQUIRE(c.connect(1)->put("still", "serving"));
+  CHECK(c.connect(1)->get("fine")->siblings.size() == 1);
+}
