@@ -353,17 +353,22 @@ private:
     if (pull_in_flight_ || peers_.empty())
       return;
     auto plan = replica_.plan_pull(steady_ms(), eager);
-    if (!plan || plan->holder >= peers_.size() || !peers_[plan->holder])
+    if (!plan)
       return;
+    if (plan->holder >= peers_.size() || !peers_[plan->holder]) {
+      replica_.pull_failed(); // nobody to ask there: the next plan asks another holder
+      return;
+    }
     pull_in_flight_ = true;
-    request(peers_[plan->holder], cfg_.pull_timeout, pull_atom::value,
-            messages::encode(plan->request))
+    replica_.pull_sent();
+    auto holder = plan->holder;
+    request(peers_[holder], cfg_.pull_timeout, pull_atom::value, messages::encode(plan->request))
       .then(
-        [this](messages::frame& answer) {
+        [this, holder](messages::frame& answer) {
           pull_in_flight_ = false;
           auto batch = messages::decode_batch(answer, cfg_.limits);
-          if (!batch) {
-            replica_.pull_failed();
+          if (!batch || batch->sender != holder) {
+            replica_.pull_failed(); // unreadable, or an answer in another node's name
             return;
           }
           auto before = replica_.log_end();

@@ -105,8 +105,14 @@ void replica::persist() {
 }
 
 void replica::check_own_dot(const dot& d) {
-  if (d.origin != self_ || d.counter <= counter_ || !cfg_.new_incarnation)
+  if (d.origin != self_ || d.counter <= counter_)
     return;
+  if (!cfg_.new_incarnation) {
+    // No source of new incarnations: at least never issue a counter that exists.
+    counter_ = d.counter;
+    ++stats_.incarnations_taken;
+    return;
+  }
   // Everything this incarnation issued up to d.counter exists elsewhere: stop using it.
   self_.incarnation = cfg_.new_incarnation();
   counter_ = 0;
@@ -134,6 +140,8 @@ void replica::clear_wanted() {
 }
 
 dot replica::write(const write_request& w, uint64_t now_ms, std::vector<conflict>& conflicts) {
+  // Never issue a dot this node already holds (its past came back some other way).
+  check_own_dot(dot{self_, applied_.get(self_)});
   event e;
   e.id = dot{self_, ++counter_};
   e.time = clock_.tick(now_ms);

@@ -117,6 +117,9 @@ struct replica_stats {
   uint64_t retired_rejected = 0;   ///< events of a retired incarnation above its final counter
   uint64_t relayed = 0;            ///< events that arrived on behalf of another node (detour)
   uint64_t skipped_covered = 0;    ///< log entries not shipped: the destination had them
+  uint64_t pulls_refused = 0;      ///< pulls for a requester that is not a live member
+  uint64_t pull_answers_refused = 0; ///< pull answers from a holder that is not a live member
+  uint64_t reports_refused = 0;    ///< gossiped vectors of nodes that are not live members
 };
 
 /// A state transfer this node receives, as `status` shows it.
@@ -252,6 +255,8 @@ public:
   /// `eager`: the previous pull made progress, so every open gap is due now (catching up
   /// a large backlog one answer after another instead of one per grace period).
   std::optional<pull_plan> plan_pull(uint64_t now_ms, bool eager = false);
+  /// The pull was sent (stats count only what really left).
+  void pull_sent();
   /// The pull to `holder` went unanswered: the next plan asks another holder.
   void pull_failed();
   /// Answers a pull from this node's log, in log order (a causal order). When part of it
@@ -278,6 +283,8 @@ public:
   /// above it are rejected.
   const messages::version_vector& retired() const { return retired_; }
   transfer_progress transfer() const;
+  /// State transfers this node serves now, and the distinct snapshots they hold.
+  std::pair<size_t, size_t> outgoing_transfers() const;
   /// Nodes this node started forwarding to because it relays for a node that stopped
   /// answering (they may have no link from here yet); each is returned once.
   std::vector<messages::node_index> take_relay_destinations();
@@ -291,6 +298,11 @@ public:
   std::optional<messages::dot> epoch() const { return epoch_; }
   /// False for a member the topology removed (decommissioned).
   bool is_live(messages::node_index n) const { return n >= live_.size() || live_[n]; }
+  /// A live member of the cluster as this node routes it (what a peer may speak for).
+  bool is_member(messages::node_index n) const {
+    auto members = std::max(live_.size(), cfg_.forward_to.size());
+    return n < members && is_live(n);
+  }
   /// What is stable here: every event it covers is held everywhere.
   const messages::version_vector& stable() const { return stable_; }
 
@@ -376,7 +388,9 @@ private:
   // at the position where the snapshot was taken.
   struct transfer_out {
     messages::node_index to = 0;
-    std::unique_ptr<storage::state_snapshot> snap;
+    /// Shared by transfers that started while nothing changed (a snapshot is a full copy
+    /// on the memory store).
+    std::shared_ptr<storage::state_snapshot> snap;
     messages::version_vector snapshot_vv;
     uint64_t hold = 0;
     uint64_t keys_sent = 0;

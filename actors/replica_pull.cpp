@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <set>
 #include <cstdint>
 
 namespace mlr::actors {
@@ -15,8 +16,11 @@ using messages::event;
 using messages::version;
 
 void replica::observe_report(messages::node_index node, const messages::version_vector& vv) {
-  if (node == cfg_.self)
+  if (node == cfg_.self || !is_member(node)) {
+    if (node != cfg_.self)
+      ++stats_.reports_refused; // only members' vectors count (holders, stability)
     return;
+  }
   check_own_dot(dot{self_, vv.get(self_)});
   auto& r = reported_[node];
   r.merge(vv);
@@ -49,7 +53,6 @@ std::optional<replica::pull_plan> replica::plan_pull(uint64_t now_ms, bool eager
     plan.request.start_transfer = transfer_->id == 0;
     plan.request.transfer = transfer_->id;
     plan.request.after_key = transfer_->after;
-    ++stats_.pulls_sent;
     return plan;
   }
   // What this node knows exists: gossiped vectors, plus what buffered events wait for.
@@ -121,8 +124,11 @@ std::optional<replica::pull_plan> replica::plan_pull(uint64_t now_ms, bool eager
   }
   if (plan.request.ranges.empty())
     return std::nullopt;
-  ++stats_.pulls_sent;
   return plan;
+}
+
+void replica::pull_sent() {
+  ++stats_.pulls_sent;
 }
 
 void replica::pull_failed() {
@@ -132,6 +138,13 @@ void replica::pull_failed() {
   // (merging is idempotent, so chunks already merged do no harm).
   if (transfer_ && ++transfer_->failures >= 3)
     transfer_.reset();
+}
+
+std::pair<size_t, size_t> replica::outgoing_transfers() const {
+  std::set<const storage::state_snapshot*> snaps;
+  for (auto& [id, t] : transfers_out_)
+    snaps.insert(t.snap.get());
+  return {transfers_out_.size(), snaps.size()};
 }
 
 transfer_progress replica::transfer() const {
@@ -146,6 +159,13 @@ transfer_progress replica::transfer() const {
 }
 
 messages::event_batch replica::serve_pull(const messages::pull_request& req, uint64_t now_ms) {
+  if (!is_member(req.requester) || req.requester == cfg_.self) {
+    // Nobody to serve: no snapshot, no hold on compaction for a made-up requester.
+    ++stats_.pulls_refused;
+    messages::event_batch none;
+    none.sender = cfg_.self;
+    return none;
+  }
   ++stats_.pulls_served;
   if (req.start_transfer || req.transfer != 0)
     return serve_transfer(req, now_ms);
@@ -191,6 +211,11 @@ messages::event_batch replica::serve_pull(const messages::pull_request& req, uin
 
 replica::receive_result replica::receive_pulled(messages::event_batch batch, uint64_t now_ms,
                                                 std::vector<conflict>& conflicts) {
+  if (!is_member(batch.sender) || batch.sender == cfg_.self) {
+    ++stats_.pull_answers_refused; // a holder that is not a live member: ask another
+    pull_failed();
+    return {};
+  }
   if (batch.chunk) {
     merge_chunk(batch.sender, *batch.chunk, conflicts);
     return {};
@@ -221,9 +246,15 @@ messages::event_batch replica::serve_transfer(const messages::pull_request& req,
     id = (self_.incarnation << 16) ^ ++transfer_seq_;
     transfer_out t;
     t.to = req.requester;
-    t.snap = store_->snapshot();
     t.snapshot_vv = applied_;
     t.hold = shippable_end();
+    // At most one transfer per member (the requester's earlier one was dropped above), and
+    // one snapshot for all that start while nothing changed.
+    for (auto& [other_id, other] : transfers_out_)
+      if (other.hold == t.hold && other.snapshot_vv == t.snapshot_vv)
+        t.snap = other.snap;
+    if (!t.snap)
+      t.snap = store_->snapshot();
     transfers_out_.emplace(id, std::move(t));
   }
   auto i = transfers_out_.find(id);
@@ -289,10 +320,17 @@ void replica::merge_chunk(messages::node_index from, const messages::state_chunk
                           std::vector<conflict>& conflicts) {
   if (!transfer_ || transfer_->from != from || (transfer_->id != 0 && transfer_->id != c.transfer))
     return; // a late answer to a transfer given up on
+  // A snapshot that shows this node dots of its own beyond its counter: its past was lost
+  // (or the sender lies); either way it must not issue those counters again.
+  check_own_dot(dot{self_, c.snapshot.get(self_)});
+  for (auto& [key, vs] : c.keys)
+    for (auto& v : vs)
+      check_own_dot(v.id);
   auto& t = *transfer_;
   t.id = c.transfer;
   t.snapshot = c.snapshot;
   t.retired = c.retired;
+  t.retired.erase(self_); // this incarnation is live: nobody retires it for us
   t.failures = 0;
   auto i_cover = [&](const dot& d) { return held(d); };
   auto they_cover = [&](const dot& d) { return c.snapshot.covers(d) || c.retired.covers(d); };
@@ -352,6 +390,7 @@ void replica::finish_transfer(std::vector<conflict>& conflicts) {
   }
   // The vector jumps: this node now holds everything the snapshot covered. It has no log
   // entries for those events, so its tree children get them by pull (or by transfer).
+  check_own_dot(dot{self_, t.snapshot.get(self_)});
   if (cfg_.observer)
     cfg_.observer->on_state_transfer(cfg_.self, t.snapshot);
   applied_.merge(t.snapshot);

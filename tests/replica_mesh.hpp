@@ -41,6 +41,7 @@ struct mesh {
     cfg.log_retention = retention;
     cfg.transfer_chunk_keys = chunk_keys;
     cfg.pull_grace_ms = 10;
+    cfg.new_incarnation = [this] { return ++incarnations; };
     return std::make_unique<replica>(cfg, storage::make_memory_store());
   }
 
