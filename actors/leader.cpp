@@ -114,12 +114,7 @@ leader_impl::behavior_type leader_impl::make_behavior() {
       s.log_end = replica_.log_end();
       s.log_begin = replica_.store().log_begin();
       s.keys = replica_.store().key_count();
-      replica_.store().for_each(
-        [&](const std::string&, const std::vector<messages::version>& versions) {
-          if (std::any_of(versions.begin(), versions.end(),
-                          [](const messages::version& v) { return !v.tombstone; }))
-            ++s.live_keys;
-        });
+      s.live_keys = replica_.store().live_key_count(); // O(1), like the digest
       s.pending_resolutions = pending_resolutions_;
       s.mailbox_peak = mailbox_peak_;
       s.pull_in_flight = pull_in_flight_;

@@ -54,7 +54,7 @@ bool batch_budget::take(const event& e) {
 replica::replica(replica_config cfg, std::unique_ptr<storage::store> store)
   : cfg_(std::move(cfg)),
     self_{cfg_.self, cfg_.incarnation},
-    store_(std::move(store)),
+    store_(storage::with_digest(std::move(store))), // status must not scan the state
     clock_(cfg_.max_clock_offset_ms),
     buffer_(cfg_.max_buffered) {
   recover();

@@ -118,28 +118,51 @@ std::unique_ptr<store> make_memory_store() {
   return std::make_unique<memory_store>();
 }
 
-uint64_t state_digest(const store& s) {
+std::optional<uint64_t> key_digest(const std::string& key,
+                                   const std::vector<messages::version>& versions) {
+  size_t live = 0;
+  for (auto& v : versions)
+    live += v.tombstone ? 0 : 1;
+  if (live == 0)
+    return std::nullopt;
   fnv f;
-  s.for_each([&](const std::string& key, const std::vector<messages::version>& versions) {
-    size_t live = 0;
-    for (auto& v : versions)
-      live += v.tombstone ? 0 : 1;
-    if (live == 0)
-      return;
-    f.str(key);
-    f.u64(live);
-    for (auto& v : versions) {
-      if (v.tombstone)
-        continue;
-      f.u64(v.id.origin.node);
-      f.u64(v.id.origin.incarnation);
-      f.u64(v.id.counter);
-      f.u64(v.time.value);
-      f.u64(v.tombstone ? 1 : 0);
-      f.str(v.value);
-    }
+  f.str(key);
+  f.u64(live);
+  for (auto& v : versions) {
+    if (v.tombstone)
+      continue;
+    f.u64(v.id.origin.node);
+    f.u64(v.id.origin.incarnation);
+    f.u64(v.id.counter);
+    f.u64(v.time.value);
+    f.str(v.value);
+  }
+  // Mixed (splitmix64's finaliser), so that sums of similar keys' hashes do not cancel.
+  auto z = f.h + 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+uint64_t store::digest() const {
+  uint64_t sum = 0;
+  for_each([&](const std::string& key, const std::vector<messages::version>& versions) {
+    if (auto h = key_digest(key, versions))
+      sum += *h;
   });
-  return f.h;
+  return sum;
+}
+
+uint64_t store::live_key_count() const {
+  uint64_t n = 0;
+  for_each([&](const std::string& key, const std::vector<messages::version>& versions) {
+    n += key_digest(key, versions) ? 1 : 0;
+  });
+  return n;
+}
+
+uint64_t state_digest(const store& s) {
+  return s.digest();
 }
 
 } // namespace mlr::storage

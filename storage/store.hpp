@@ -63,6 +63,10 @@ public:
   virtual void erase(const std::string& key) = 0;
   /// Keys with at least one version (tombstones included).
   virtual size_t key_count() const = 0;
+  /// Keys with a value (not only deletes), and the state digest (see state_digest). These
+  /// scan the whole state; a store made by with_digest answers both in O(1).
+  virtual uint64_t live_key_count() const;
+  virtual uint64_t digest() const;
   /// Visits every key in ascending key order.
   virtual void for_each(
     const std::function<void(const std::string&, const std::vector<messages::version>&)>& fn)
@@ -106,7 +110,16 @@ result<std::unique_ptr<store>> open_rocksdb_store(const std::string& dir,
 
 /// A 64-bit digest of the live key state (keys, dots, values; deletes left out, since
 /// replicas collect stable tombstones at different moments). Replicas that converged have
-/// equal digests.
+/// equal digests. It is the sum of key_digest over the keys, so that a store can keep it
+/// up to date with every write (with_digest).
 uint64_t state_digest(const store& s);
+
+/// One key's share of the digest; nothing for a key with no live value.
+std::optional<uint64_t> key_digest(const std::string& key,
+                                   const std::vector<messages::version>& versions);
+
+/// Wraps a store so that digest() and live_key_count() cost O(1): it reads the whole state
+/// once, here, and keeps both up to date with every assign and erase.
+std::unique_ptr<store> with_digest(std::unique_ptr<store> inner);
 
 } // namespace mlr::storage

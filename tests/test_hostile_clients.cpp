@@ -286,3 +286,65 @@ TEST_CASE("a node whose leader dies exits with status 3 and the reason; it never
   REQUIRE(c.connect(1)->put("still", "serving"));
   CHECK(c.connect(1)->get("fine")->siblings.size() == 1);
 }
+
+TEST_CASE("status-like requests are cheap: hundreds of pipelined DBSIZE, INFO and status over "
+          "100 MiB of state delay neither another client's SET nor a peer's heartbeat") {
+  process_cluster c(2, "mesh");
+  {
+    raw_socket load(c.ports(0).resp);
+    std::string value(64u << 10, 'v');
+    for (int batch = 0; batch < 100; ++batch) {
+      std::vector<std::string> mset{"MSET"};
+      for (int k = 0; k < 16; ++k) {
+        mset.push_back("big-" + std::to_string(batch) + "-" + std::to_string(k));
+        mset.push_back(value);
+      }
+      load.send(resp_command(mset));
+      REQUIRE(resp_reply(load, 20s) == "+OK");
+    }
+  }
+  REQUIRE(c.wait_converged(60s));
+  raw_socket flood(c.ports(0).resp);
+  std::string many;
+  for (int i = 0; i < 300; ++i)
+    many += resp_command({"DBSIZE"});
+  for (int i = 0; i < 100; ++i)
+    many += resp_command({"INFO"});
+  raw_socket native(c.ports(0).client);
+  messages::client_request status;
+  status.kind = messages::client_request::op::status;
+  std::string statuses;
+  for (int i = 0; i < 200; ++i) {
+    statuses += std::string(reinterpret_cast<const char*>(
+                              messages::encode(messages::wire_header{
+                                messages::wire_kind::client_request, uint64_t(i + 1)}).bytes.data()),
+                            messages::encode(messages::wire_header{
+                              messages::wire_kind::client_request, uint64_t(i + 1)}).bytes.size());
+    auto body = messages::encode(status);
+    statuses += std::string(body.bytes.begin(), body.bytes.end());
+  }
+  auto log_before = c.node(1).log().size();
+  flood.send(many);
+  native.send(statuses);
+  // Meanwhile: SETs by another client, one at a time.
+  raw_socket other(c.ports(0).resp);
+  int64_t worst_ms = 0;
+  for (int i = 0; i < 20; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    other.send(resp_command({"SET", "meanwhile-" + std::to_string(i), "x"}));
+    REQUIRE(resp_reply(other, 30s) == "+OK");
+    worst_ms = std::max<int64_t>(
+      worst_ms, std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::steady_clock::now() - t0)
+                  .count());
+  }
+  INFO("slowest SET during the flood: " << worst_ms << " ms");
+  CHECK(worst_ms < 1000); // a functional bound: a digest per request took minutes here
+  auto first = resp_reply(flood, 10s);
+  CHECK(first == ":1600");
+  // Heartbeats went on: the peer never saw n0 go silent.
+  std::this_thread::sleep_for(1s);
+  auto n1_log = c.node(1).log().substr(log_before);
+  CHECK(n1_log.find("silent") == std::string::npos);
+  CHECK(c.wait_converged(30s));
+}
