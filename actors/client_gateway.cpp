@@ -24,6 +24,7 @@ struct client_conn {
   reply_queue replies;
   client_flow flow;
   std::string where;
+  client_role role = client_role::none;
 };
 
 struct client_state {
@@ -88,6 +89,42 @@ caf::behavior client_gateway(caf::io::broker* self, node_context ctx, std::strin
       r.written = messages::to_string(d);
       answer(hdl, serial, seq, id, r);
     };
+    auto fail = [&](const std::string& why) {
+      answer(hdl, serial, seq, id, failure_response(errc::invalid_argument, why));
+    };
+    if (req.kind == messages::client_request::op::auth) {
+      auto role = role_for(st->ctx.access, req.value);
+      if (role == client_role::none) {
+        spdlog::warn("client {}: auth with a wrong secret", conn.where);
+        fail("wrong secret: pass the node's client secret (or its admin secret)");
+        return;
+      }
+      conn.role = role;
+      messages::client_response r;
+      r.kind = messages::client_response::op::written;
+      r.written = role == client_role::admin ? "admin" : "client";
+      answer(hdl, serial, seq, id, r);
+      return;
+    }
+    if (conn.role == client_role::none) {
+      fail("authentication required: this node takes requests only after the client secret "
+           "(mlr --secret-file FILE, or MLR_SECRET)");
+      return;
+    }
+    if (req.kind == messages::client_request::op::set_topology) {
+      if (conn.role != client_role::admin) {
+        spdlog::warn("client {}: topology set refused: not authenticated as admin", conn.where);
+        fail(st->ctx.access.admin_secret.empty()
+               ? "topology changes are refused: this node was started without "
+                 "--admin-secret-file"
+               : "topology changes need the admin secret (mlr --admin-secret-file FILE, or "
+                 "MLR_ADMIN_SECRET)");
+        return;
+      }
+      auto first_line = req.value.substr(0, req.value.find('\n'));
+      spdlog::info("topology set by admin client {}: {}{}", conn.where, first_line,
+                   first_line.size() < req.value.size() ? " ..." : "");
+    }
     causal_context ctx;
     if (req.has_context) {
       auto dots = messages::parse_context_token(req.context);
@@ -130,14 +167,22 @@ caf::behavior client_gateway(caf::io::broker* self, node_context ctx, std::strin
       case messages::client_request::op::set_topology:
         self->request(st->ctx.leader, request_timeout, topology_atom::value, req.value)
           .then(
-            [answer, hdl, serial, seq, id](messages::dot& d) {
+            [answer, hdl, serial, seq, id, where = conn.where](messages::dot& d) {
+              spdlog::info("topology set by admin client {}: accepted, epoch {}", where,
+                           messages::to_string(d));
               messages::client_response r;
               r.kind = messages::client_response::op::written;
               r.written = messages::to_string(d);
               answer(hdl, serial, seq, id, r);
             },
-            on_error);
+            [answer, hdl, serial, seq, id, where = conn.where](caf::error& err) {
+              auto e = from_caf(err);
+              spdlog::warn("topology set by admin client {}: refused: {}", where, e.message);
+              answer(hdl, serial, seq, id, failure_response(e.code, failure_text(err, true)));
+            });
         break;
+      case messages::client_request::op::auth:
+        break; // answered above
       case messages::client_request::op::status:
         collect_status(self, st->ctx, [answer, hdl, serial, seq, id](std::string json) {
           messages::client_response r;
@@ -195,7 +240,15 @@ caf::behavior client_gateway(caf::io::broker* self, node_context ctx, std::strin
       c.reader = std::make_unique<message_reader>(std::min(
         st->ctx.max_frame_bytes, st->ctx.max_key_bytes + st->ctx.max_value_bytes + (1u << 20)));
       c.where = accept_connection(self, msg.handle);
+      c.role = initial_role(st->ctx.access);
       self->ack_writes(msg.handle, true);
+      if (refused_remote(st->ctx.access, self->remote_addr(msg.handle))) {
+        spdlog::warn("refused client {}: {}", c.where, protected_mode_text);
+        write_bytes(self, msg.handle,
+                    client_answer(0, failure_response(errc::invalid_argument, protected_mode_text)));
+        self->close(msg.handle);
+        st->conns.erase(msg.handle);
+      }
     },
     [=](const caf::io::data_transferred_msg& msg) {
       auto i = st->conns.find(msg.handle);

@@ -99,6 +99,36 @@ struct client_flow {
   }
 };
 
+/// What a connection proved it may do.
+enum class client_role { none, client, admin };
+
+/// The role `secret` proves (none: it matches no secret). Compared in constant time.
+inline client_role role_for(const client_access& a, const std::string& secret) {
+  if (!a.admin_secret.empty() && same_proof(secret, a.admin_secret))
+    return client_role::admin;
+  if (!a.client_secret.empty() && same_proof(secret, a.client_secret))
+    return client_role::client;
+  return client_role::none;
+}
+
+/// A new connection's role before it authenticates: client when no client secret is set.
+inline client_role initial_role(const client_access& a) {
+  return a.client_secret.empty() ? client_role::client : client_role::none;
+}
+
+/// Protected mode: with no client secret, only loopback clients (unless allowed).
+inline bool refused_remote(const client_access& a, const std::string& remote_addr) {
+  if (!a.client_secret.empty() || a.allow_remote)
+    return false;
+  return !(remote_addr.rfind("127.", 0) == 0 || remote_addr == "::1" ||
+           remote_addr.rfind("::ffff:127.", 0) == 0);
+}
+
+inline const char* protected_mode_text =
+  "this node serves clients without authentication, so only from loopback (protected mode); "
+  "start it with --client-secret-file to serve other hosts, or with "
+  "--allow-unauthenticated-clients to open it deliberately";
+
 inline void write_bytes(caf::io::broker* self, connection_handle hdl, const std::string& bytes) {
   if (bytes.empty())
     return;

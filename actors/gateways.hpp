@@ -15,6 +15,19 @@
 
 namespace mlr::actors {
 
+/// Who may use a node's client ports (Redis's requirepass and protected mode).
+struct client_access {
+  /// Data requests need this secret first (RESP: AUTH or HELLO ... AUTH; native: auth).
+  /// Empty: no authentication, and only loopback clients are served unless
+  /// `allow_remote` says otherwise.
+  std::string client_secret;
+  /// Admin requests (topology set, membership) need this one; it also allows data
+  /// requests. Empty: admin requests are refused.
+  std::string admin_secret;
+  /// Without a client secret, serve clients from other hosts too (--allow-unauthenticated-clients).
+  bool allow_remote = false;
+};
+
 /// What a gateway needs to know about its node.
 struct node_context {
   std::string cluster;
@@ -41,6 +54,7 @@ struct node_context {
   /// reading its answers is disconnected with an error past it (as Redis does past its
   /// client-output-buffer-limit), so its input and answers stay bounded.
   size_t max_paused_input = 16u << 20;
+  client_access access;
 };
 
 struct gateway {

@@ -34,7 +34,7 @@ namespace {
 std::string resp_simple(const std::string& s) { return "+" + s + "\r\n"; }
 std::string resp_error(const std::string& s) { return "-" + s + "\r\n"; }
 std::string resp_int(uint64_t x) { return ":" + std::to_string(x) + "\r\n"; }
-std::string resp_nil() { return "$-1\r\n"; }
+std::string resp_nil(bool resp3) { return resp3 ? "_\r\n" : "$-1\r\n"; }
 std::string resp_bulk(const std::string& s) {
   return "$" + std::to_string(s.size()) + "\r\n" + s + "\r\n";
 }
@@ -58,6 +58,8 @@ struct resp_conn {
   bool closing = false;
   size_t max_bulk = 0;
   std::string refusal; ///< set by the object functions when they refuse the input
+  client_role role = client_role::none;
+  bool resp3 = false; ///< HELLO 3: nulls are written as RESP3's "_"
 };
 
 // Where an answer goes: the connection (and which one of those on this handle) and the
@@ -139,6 +141,7 @@ enum class run_kind { none, set, get };
 // Consecutive SETs or GETs of one connection, parsed from the same read.
 struct command_run {
   run_kind kind = run_kind::none;
+  bool resp3 = false;
   std::vector<reply_to> to;
   std::vector<std::string> keys;
   std::vector<std::string> values;
@@ -271,6 +274,69 @@ caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string 
       return true;
     };
     constexpr size_t many = ~size_t{0};
+    if (cmd == "AUTH") {
+      // AUTH secret, or AUTH user secret (Redis 6's form; the user name is not checked).
+      if (!arity(2, 3))
+        return;
+      auto role = role_for(st->ctx.access, args.back());
+      if (role == client_role::none) {
+        spdlog::warn("RESP client {}: AUTH with a wrong secret", conn.where);
+        answer(to, resp_error("WRONGPASS invalid username-password pair or user is disabled."));
+      } else {
+        conn.role = role;
+        answer(to, resp_simple("OK"));
+      }
+      return;
+    }
+    if (cmd == "HELLO") {
+      // HELLO [protover [AUTH user secret] [SETNAME name]]
+      bool resp3 = conn.resp3;
+      if (args.size() >= 2) {
+        if (args[1] != "2" && args[1] != "3") {
+          answer(to, resp_error("NOPROTO unsupported protocol version"));
+          return;
+        }
+        resp3 = args[1] == "3";
+      }
+      for (size_t i = 2; i < args.size(); ++i) {
+        auto opt = upper(args[i]);
+        if (opt == "AUTH" && i + 2 < args.size()) {
+          auto role = role_for(st->ctx.access, args[i + 2]);
+          if (role == client_role::none) {
+            spdlog::warn("RESP client {}: HELLO AUTH with a wrong secret", conn.where);
+            answer(to, resp_error("WRONGPASS invalid username-password pair or user is disabled."));
+            return;
+          }
+          conn.role = role;
+          i += 2;
+        } else if (opt == "SETNAME" && i + 1 < args.size()) {
+          ++i;
+        } else {
+          answer(to, resp_error("ERR syntax error in HELLO option '" + args[i] + "'"));
+          return;
+        }
+      }
+      if (conn.role == client_role::none) {
+        answer(to, resp_error("NOAUTH HELLO must be called with the client's credentials "
+                              "(HELLO 3 AUTH default SECRET)"));
+        return;
+      }
+      conn.resp3 = resp3;
+      std::vector<std::pair<std::string, std::string>> fields{
+        {resp_bulk("server"), resp_bulk("mlr")},
+        {resp_bulk("version"), resp_bulk("0.1.0")},
+        {resp_bulk("proto"), resp_int(resp3 ? 3 : 2)},
+        {resp_bulk("id"), resp_int(conn.serial)},
+        {resp_bulk("mode"), resp_bulk("standalone")},
+        {resp_bulk("role"), resp_bulk("master")},
+        {resp_bulk("modules"), resp_array({})}};
+      std::string out = (resp3 ? "%" : "*") + std::to_string(resp3 ? fields.size()
+                                                                    : 2 * fields.size()) + "\r\n";
+      for (auto& [k, v] : fields)
+        out += k + v;
+      answer(to, out);
+      return;
+    }
     if (cmd == "PING") {
       if (arity(1, 2))
         answer(to, args.size() == 2 ? resp_bulk(args[1]) : resp_simple("PONG"));
@@ -278,9 +344,9 @@ caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string 
       if (arity(2, 2))
         self->request(st->ctx.leader, request_timeout, get_atom::value, args[1])
           .then(
-            [answer, to](get_result& g) {
+            [answer, to, resp3 = conn.resp3](get_result& g) {
               auto* v = newest(g.siblings);
-              answer(to, v ? resp_bulk(v->value) : resp_nil());
+              answer(to, v ? resp_bulk(v->value) : resp_nil(resp3));
             },
             fail_read);
     } else if (cmd == "SET") {
@@ -301,11 +367,11 @@ caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string 
     } else if (cmd == "MGET") {
       if (arity(2, many))
         get_all(std::vector<std::string>(args.begin() + 1, args.end()),
-                [answer, to](std::vector<get_result> rs) {
+                [answer, to, resp3 = conn.resp3](std::vector<get_result> rs) {
                   std::vector<std::string> out;
                   for (auto& g : rs) {
                     auto* v = newest(g.siblings);
-                    out.push_back(v ? resp_bulk(v->value) : resp_nil());
+                    out.push_back(v ? resp_bulk(v->value) : resp_nil(resp3));
                   }
                   answer(to, resp_array(out));
                 },
@@ -411,10 +477,10 @@ caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string 
     } else {
       self->request(st->ctx.leader, request_timeout, get_atom::value, std::move(run.keys))
         .then(
-          [answer, tos](std::vector<get_result>& rs) {
+          [answer, tos, resp3 = run.resp3](std::vector<get_result>& rs) {
             for (size_t k = 0; k < tos->size() && k < rs.size(); ++k) {
               auto* v = newest(rs[k].siblings);
-              answer((*tos)[k], v ? resp_bulk(v->value) : resp_nil());
+              answer((*tos)[k], v ? resp_bulk(v->value) : resp_nil(resp3));
             }
           },
           fail_all);
@@ -469,8 +535,13 @@ caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string 
       if (req->empty())
         continue; // "*0\r\n": nothing to do, as in Redis
       auto& args = *req;
-      // Pipelined plain SETs and GETs are gathered into one leader message per run.
       auto cmd = upper(args[0]);
+      if (c->role == client_role::none && cmd != "AUTH" && cmd != "HELLO" && cmd != "QUIT") {
+        flush_run(hdl);
+        answer(reserve(hdl, *c), resp_error("NOAUTH Authentication required."));
+        continue;
+      }
+      // Pipelined plain SETs and GETs are gathered into one leader message per run.
       auto kind = cmd == "SET" && args.size() == 3 ? run_kind::set
                   : cmd == "GET" && args.size() == 2 ? run_kind::get
                                                      : run_kind::none;
@@ -483,6 +554,7 @@ caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string 
         flush_run(hdl);
       auto& r = st->runs[hdl];
       r.kind = kind;
+      r.resp3 = c->resp3;
       r.to.push_back(reserve(hdl, *c));
       r.keys.push_back(std::move(args[1]));
       if (kind == run_kind::set)
@@ -501,7 +573,13 @@ caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string 
       c.reader = redisReaderCreateWithFunctions(&request_functions);
       c.reader->privdata = &c; // map nodes do not move
       c.where = accept_connection(self, msg.handle);
+      c.role = initial_role(st->ctx.access);
       self->ack_writes(msg.handle, true);
+      if (refused_remote(st->ctx.access, self->remote_addr(msg.handle))) {
+        spdlog::warn("refused RESP client {}: {}", c.where, protected_mode_text);
+        write_bytes(self, msg.handle, resp_error(std::string("DENIED ") + protected_mode_text));
+        close_conn(msg.handle);
+      }
     },
     [=](const caf::io::new_data_msg& msg) {
       auto* c = st->find(msg.handle);

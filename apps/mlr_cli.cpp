@@ -11,6 +11,7 @@
 // 2 bad usage, 3 the node could not be reached.
 
 #include "native_client.hpp"
+#include "secret_file.hpp"
 #include "topology/analysis.hpp"
 
 #include <boost/program_options.hpp>
@@ -18,6 +19,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -52,7 +54,19 @@ const char* usage =
   "...' (the current members in order, new ones last), 'address NAME HOST:PORT' (where a\n"
   "new member listens) and 'removed NAME ...', then ring, mesh, star:HUB or 'a -> b' lines.\n"
   "A topology that is not strongly connected or names a stranger is refused.\n\n"
+  "A node started with --client-secret-file takes requests only after its secret:\n"
+  "give --secret-file FILE (or set MLR_SECRET). topology set needs the node's admin\n"
+  "secret: --admin-secret-file FILE (or MLR_ADMIN_SECRET).\n\n"
   "Exit status: 0 ok, 1 error from the node or key not found, 2 bad usage, 3 unreachable.\n\n";
+
+// The secret from a file, or from the environment variable; empty when neither is given.
+result<std::string> secret_from(const std::string& file, const char* env, const char* what) {
+  if (!file.empty())
+    return apps::read_secret(file, what);
+  if (auto* v = std::getenv(env))
+    return std::string(v);
+  return std::string();
+}
 
 int fail_usage(const std::string& msg) {
   std::cerr << "mlr: " << msg << "\nRun 'mlr --help' for usage.\n";
@@ -133,9 +147,14 @@ int main(int argc, char** argv) {
   double interval = 1.0;
   int64_t count = -1;
   std::vector<std::string> words;
+  std::string secret_file, admin_secret_file;
   po::options_description desc("Options");
   desc.add_options()("help,h", "print this help")
     ("node", po::value(&node), "HOST:PORT of the node's client port")
+    ("secret-file", po::value(&secret_file),
+     "file holding the node's client secret (default: $MLR_SECRET)")
+    ("admin-secret-file", po::value(&admin_secret_file),
+     "file holding the node's admin secret, for topology set (default: $MLR_ADMIN_SECRET)")
     ("context", po::value(&context), "for put/del: the context token a get printed")
     ("json", po::bool_switch(&as_json), "for status: print JSON")
     ("interval", po::value(&interval)->default_value(interval), "for watch: seconds between updates")
@@ -154,6 +173,22 @@ int main(int argc, char** argv) {
     std::cout << usage << desc;
     return vm.count("help") ? 0 : 2;
   }
+  auto secret = secret_from(secret_file, "MLR_SECRET", "client secret");
+  auto admin_secret = secret_from(admin_secret_file, "MLR_ADMIN_SECRET", "admin secret");
+  for (auto* s : {&secret, &admin_secret})
+    if (!*s)
+      return fail_usage(s->err().message);
+  // Opens the connection and proves the secret (the admin one when `admin`), if any.
+  auto open = [&](bool admin) -> result<std::unique_ptr<client::connection>> {
+    auto conn = client::connection::open(node);
+    if (!conn)
+      return conn.err();
+    auto& key = admin && !admin_secret->empty() ? *admin_secret : *secret;
+    if (!key.empty())
+      if (auto ok = (*conn)->auth(key); !ok)
+        return error{errc::invalid_argument, ok.err().message};
+    return conn;
+  };
   if (words[0] == "topology" && words.size() == 3 && words[1] == "set") {
     if (node.empty())
       return fail_usage("--node HOST:PORT is required for 'topology set'");
@@ -169,10 +204,10 @@ int main(int argc, char** argv) {
       text << f.rdbuf();
       spec = text.str();
     }
-    auto conn = client::connection::open(node);
+    auto conn = open(true);
     if (!conn) {
       std::cerr << "mlr: " << conn.err().message << "\n";
-      return 3;
+      return conn.err().code == errc::invalid_argument ? 1 : 3;
     }
     auto r = (*conn)->set_topology(spec);
     if (!r) {
@@ -205,10 +240,10 @@ int main(int argc, char** argv) {
     return fail_usage("wrong number of arguments for '" + cmd + "'");
   if (cmd != "put" && cmd != "get" && cmd != "del" && cmd != "status" && cmd != "watch")
     return fail_usage("unknown command '" + cmd + "' (put, get, del, status, watch)");
-  auto conn = client::connection::open(node);
+  auto conn = open(false);
   if (!conn) {
     std::cerr << "mlr: " << conn.err().message << "\n";
-    return 3;
+    return conn.err().code == errc::invalid_argument ? 1 : 3;
   }
   auto& c = **conn;
   if (cmd == "put" || cmd == "del") {

@@ -8,6 +8,7 @@
 #include "cluster_file.hpp"
 #include "native_client.hpp"
 #include "node_options.hpp"
+#include "secret_file.hpp"
 #include "storage/store.hpp"
 #include "topology/graph.hpp"
 #include "topology/wiring.hpp"
@@ -211,6 +212,37 @@ int main(int argc, char** argv) {
                  "can join the cluster",
                  o.listen);
   }
+  // Clients: a secret (Redis's requirepass), or loopback only (Redis's protected mode).
+  actors::client_access access;
+  if (!o.client_secret_file.empty() && !o.requirepass.empty())
+    return bad_input("give either --client-secret-file or requirepass, not both");
+  if (!o.client_secret_file.empty()) {
+    auto s = read_secret(o.client_secret_file, "client secret");
+    if (!s)
+      return bad_input(s.err().message);
+    access.client_secret = *s;
+  } else {
+    access.client_secret = o.requirepass;
+  }
+  if (!o.admin_secret_file.empty()) {
+    auto s = read_secret(o.admin_secret_file, "admin secret");
+    if (!s)
+      return bad_input(s.err().message);
+    access.admin_secret = *s;
+  }
+  if (!access.admin_secret.empty() && access.admin_secret == access.client_secret)
+    return bad_input("the admin secret must differ from the client secret: whoever may write "
+                     "data should not be able to change the cluster");
+  access.allow_remote = o.allow_unauthenticated;
+  auto loopback = [](const std::string& address) {
+    auto host = address.substr(0, address.rfind(':'));
+    return host.rfind("127.", 0) == 0 || host == "localhost" || host == "[::1]" || host == "::1";
+  };
+  for (auto* a : {&o.client_listen, &o.resp_listen})
+    if (!a->empty() && !loopback(*a) && access.client_secret.empty() && !access.allow_remote)
+      return bad_input("clients would reach " + *a + " without a secret: give "
+                       "--client-secret-file FILE (clients then authenticate, e.g. redis-cli "
+                       "-a), or --allow-unauthenticated-clients to open it deliberately");
   actors::sync_policy sync;
   if (o.sync == "always")
     sync = actors::sync_policy::always;
@@ -442,6 +474,7 @@ int main(int argc, char** argv) {
   ctx.dialers = net->dialers;
   ctx.max_key_bytes = o.max_key_bytes;
   ctx.max_value_bytes = o.max_value_bytes;
+  ctx.access = access;
   std::string where = "peers on " + o.listen;
   if (client_addr) {
     auto g = actors::start_client_gateway(sys, ctx, client_addr->first, client_addr->second);
@@ -463,6 +496,15 @@ int main(int argc, char** argv) {
   }
   spdlog::info("node {} of cluster '{}' ({} nodes, topology {}, resolver {}) listening: {}",
                o.id, o.cluster, members.size(), o.topology, o.resolver, where);
+  if (access.client_secret.empty())
+    spdlog::warn(access.allow_remote
+                   ? "clients are not authenticated, and clients from any host are served "
+                     "(--allow-unauthenticated-clients)"
+                   : "clients are not authenticated (no --client-secret-file): serving "
+                     "loopback clients only (protected mode)");
+  if (access.admin_secret.empty())
+    spdlog::info("no --admin-secret-file: topology and membership changes through the client "
+                 "port are refused");
 
   int sig = 0;
   sigwait(&stop_signals, &sig);

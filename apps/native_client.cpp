@@ -158,6 +158,13 @@ result<messages::client_response> connection::get(const std::string& key) {
   return r;
 }
 
+result<std::string> connection::auth(const std::string& secret) {
+  messages::client_request req;
+  req.kind = messages::client_request::op::auth;
+  req.value = secret;
+  return written_or_error(call(req));
+}
+
 result<std::string> connection::set_topology(const std::string& spec) {
   messages::client_request req;
   req.kind = messages::client_request::op::set_topology;

@@ -32,6 +32,10 @@ public:
   result<messages::client_response> get(const std::string& key);
   /// The node's status as JSON text.
   result<std::string> status();
+  /// Proves this connection knows the node's client secret ("client") or admin secret
+  /// ("admin", which also allows data requests); a node started with --client-secret-file
+  /// serves nothing else before it.
+  result<std::string> auth(const std::string& secret);
   /// Changes the cluster's topology ("ring", "star:HUB", "mesh" or an edge list) through
   /// this node. Returns the new epoch (a dot).
   result<std::string> set_topology(const std::string& spec);

@@ -55,6 +55,19 @@ po::options_description make_options(node_options& o) {
      "file whose contents (trailing newline ignored) is the shared secret; nodes prove "
      "they know it with an HMAC challenge. Without it anyone who can reach the port and "
      "knows a node id can join")
+    ("client-secret-file", po::value(&o.client_secret_file),
+     "file holding the secret clients must give first (RESP: AUTH or HELLO 3 AUTH, as "
+     "redis-cli -a does; mlr: --secret-file). Without it clients are not authenticated and "
+     "only loopback clients are served (protected mode)")
+    ("requirepass", po::value(&o.requirepass),
+     "the client secret itself, as in redis.conf (for --config files; --client-secret-file "
+     "keeps it out of the process list)")
+    ("admin-secret-file", po::value(&o.admin_secret_file),
+     "file holding the secret for admin requests (mlr topology set: membership and "
+     "topology changes), distinct from the client secret; without it they are refused. "
+     "Every accepted or refused change is logged with the client's address")
+    ("allow-unauthenticated-clients", po::bool_switch(&o.allow_unauthenticated),
+     "serve clients from other hosts without a client secret (protected mode off)")
     ("data-dir", po::value(&o.data_dir),
      "keep the log, the key state and the node's metadata in a RocksDB store in DIR and "
      "resume from it after a restart (default: in memory; a restart then starts empty "
@@ -93,20 +106,6 @@ po::options_description make_options(node_options& o) {
      "log entries kept after they became stable (held by every node), so a peer that was "
      "away briefly catches up from the log; one further behind gets a state transfer");
   return desc;
-}
-
-result<std::string> read_secret(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f)
-    return error{errc::invalid_argument, "cannot read the cluster secret file '" + path + "'"};
-  std::stringstream buf;
-  buf << f.rdbuf();
-  auto s = buf.str();
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r'))
-    s.pop_back();
-  if (s.empty())
-    return error{errc::invalid_argument, "the cluster secret file '" + path + "' is empty"};
-  return s;
 }
 
 } // namespace mlr::apps

@@ -38,6 +38,10 @@ struct node_options {
   size_t max_key_bytes = 64u << 10;
   size_t max_value_bytes = 16u << 20;
   std::string fault;
+  std::string client_secret_file;
+  std::string requirepass;
+  std::string admin_secret_file;
+  bool allow_unauthenticated = false;
   uint64_t log_retention = 10000;
   std::string data_dir;
   std::string sync = "batch";
@@ -48,9 +52,5 @@ int bad_input(const std::string& msg);
 
 /// Every flag mlr-node takes, bound to `o`.
 boost::program_options::options_description make_options(node_options& o);
-
-/// The cluster secret: the file's content without trailing newlines; an error if the file
-/// cannot be read or is empty.
-result<std::string> read_secret(const std::string& path);
 
 } // namespace mlr::apps

@@ -208,6 +208,9 @@ struct ClientRequest {
     }
     status @8 :Void;
     setTopology @9 :Text;  # "ring", "star:HUB", "mesh" or an edge list; answered by `written`
+                           # (needs the admin secret)
+    auth @10 :Data;        # the client secret (data) or the admin secret (data and admin);
+                           # answered by `written` ("client" or "admin") or a failure
   }
 }
 

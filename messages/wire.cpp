@@ -216,6 +216,9 @@ frame encode(const client_request& x) {
     case client_request::op::set_topology:
       root.setSetTopology(x.value);
       break;
+    case client_request::op::auth:
+      root.setAuth(as_bytes(x.value));
+      break;
   }
   return to_frame(msg);
 }
@@ -253,6 +256,10 @@ result<client_request> decode_client_request(const frame& f) {
       case wire::ClientRequest::SET_TOPOLOGY:
         out.kind = client_request::op::set_topology;
         out.value = root.getSetTopology();
+        break;
+      case wire::ClientRequest::AUTH:
+        out.kind = client_request::op::auth;
+        out.value = as_string(root.getAuth());
         break;
       default:
         return malformed("client request of an unknown kind");

@@ -71,9 +71,9 @@ struct failure {
 };
 
 struct client_request {
-  enum class op : uint8_t { put, get, del, status, set_topology } kind = op::get;
+  enum class op : uint8_t { put, get, del, status, set_topology, auth } kind = op::get;
   std::string key;
-  std::string value; ///< put: the value; set_topology: the topology
+  std::string value; ///< put: the value; set_topology: the topology; auth: the secret
   bool has_context = false;
   std::string context; ///< a context token (see context_token)
 };

@@ -232,9 +232,12 @@ bool eventually(F pred, std::chrono::milliseconds timeout) {
 }
 
 /// A node's `status --json`, asked at its client address, or nothing if it does not answer.
-inline std::optional<nlohmann::json> status_at(const std::string& client_address) {
+inline std::optional<nlohmann::json> status_at(const std::string& client_address,
+                                              const std::string& secret = {}) {
   auto c = client::connection::open(client_address, std::chrono::milliseconds(2000));
   if (!c)
+    return std::nullopt;
+  if (!secret.empty() && !(*c)->auth(secret))
     return std::nullopt;
   auto s = (*c)->status();
   if (!s)
@@ -256,9 +259,17 @@ public:
   process_cluster(size_t n, const std::string& topology, std::vector<std::string> extra = {},
                   std::string sync = {})
     : dir_(temp_dir()), extra_(std::move(extra)), sync_(std::move(sync)) {
+    for (size_t a = 0; a + 1 < extra_.size(); ++a)
+      if (extra_[a] == "--client-secret-file") {
+        client_secret_ = read_file(extra_[a + 1]);
+        while (!client_secret_.empty() && client_secret_.back() == '\n')
+          client_secret_.pop_back();
+      }
     {
       std::ofstream secret(dir_ + "/secret");
       secret << "test-secret\n";
+      std::ofstream admin(dir_ + "/admin-secret");
+      admin << "test-admin-secret\n";
     }
     std::ofstream cf(dir_ + "/cluster.txt");
     cf << "cluster itest\ntopology " << topology << "\n";
@@ -287,6 +298,8 @@ public:
   /// Every node keeps its state in <dir>/n<i>.db with this --sync policy from now on.
   void use_data_dirs(const std::string& sync) { sync_ = sync; }
   std::string data_dir(size_t i) const { return dir_ + "/n" + std::to_string(i) + ".db"; }
+  /// The admin secret every node was started with (for 'mlr --admin-secret-file').
+  std::string admin_secret_file() const { return dir_ + "/admin-secret"; }
 
   /// (Re)starts node i (from its data directory, or empty), from the shared cluster file or
   /// another one.
@@ -298,6 +311,8 @@ public:
                                   cluster_file.empty() ? dir_ + "/cluster.txt" : cluster_file,
                                   "--cluster-secret-file",
                                   dir_ + "/secret",
+                                  "--admin-secret-file",
+                                  dir_ + "/admin-secret",
                                   "--heartbeat-ms",
                                   "100",
                                   "--peer-timeout-ms",
@@ -324,14 +339,19 @@ public:
     return eventually([&] { return status(i).has_value(); }, std::chrono::seconds(10));
   }
 
+  /// A client connection to node i, authenticated when the nodes take a client secret.
   std::unique_ptr<client::connection> connect(size_t i) {
     auto c = client::connection::open(client_address(i));
     if (!c)
       FAIL("cannot connect to node " << i << ": " << c.err().message << "\nlog:\n" << logs());
+    if (!client_secret_.empty() && !(*c)->auth(client_secret_))
+      FAIL("node " << i << " refused the client secret");
     return std::move(*c);
   }
 
-  std::optional<nlohmann::json> status(size_t i) { return status_at(client_address(i)); }
+  std::optional<nlohmann::json> status(size_t i) {
+    return status_at(client_address(i), client_secret_);
+  }
 
   /// Every node reachable, equal version vectors and digests, every peer up with zero lag.
   bool converged() {
@@ -373,6 +393,7 @@ private:
   std::string dir_;
   std::vector<std::string> extra_;
   std::string sync_;
+  std::string client_secret_; ///< from --client-secret-file in `extra`, if any
   std::vector<node_ports> ports_;
   std::vector<process> nodes_;
 };

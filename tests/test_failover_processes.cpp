@@ -128,10 +128,10 @@ TEST_CASE("processes ring N=3 to mesh with 'mlr topology set' during writes: one
   });
   std::this_thread::sleep_for(200ms);
   auto bad =
-    run_command({MLR_CLI_BIN, "--node", c.client_address(0), "topology", "set", "star:x9"});
+    run_command({MLR_CLI_BIN, "--admin-secret-file", c.admin_secret_file(), "--node", c.client_address(0), "topology", "set", "star:x9"});
   CHECK(bad.first == 1);
   CHECK(bad.second.find("'x9' is not a member") != std::string::npos);
-  auto set = run_command({MLR_CLI_BIN, "--node", c.client_address(0), "topology", "set", "mesh"});
+  auto set = run_command({MLR_CLI_BIN, "--admin-secret-file", c.admin_secret_file(), "--node", c.client_address(0), "topology", "set", "mesh"});
   REQUIRE(set.first == 0);
   REQUIRE(set.second.rfind("epoch n0.", 0) == 0);
   auto epoch = set.second.substr(6, set.second.find('\n') - 6);
@@ -171,7 +171,7 @@ TEST_CASE("processes mesh N=4: a member removed with 'mlr topology set FILE' is 
     std::ofstream f(file);
     f << "members n0 n1 n2 n3\nremoved n1\nmesh\n";
   }
-  auto set = run_command({MLR_CLI_BIN, "--node", c.client_address(2), "topology", "set", file});
+  auto set = run_command({MLR_CLI_BIN, "--admin-secret-file", c.admin_secret_file(), "--node", c.client_address(2), "topology", "set", file});
   INFO(set.second << c.logs());
   REQUIRE(set.first == 0);
   auto after = write_at(c, {0, 2, 3}, "after", 10);
@@ -222,10 +222,10 @@ TEST_CASE("processes: a node added at one node while another is removed at a sec
   c.node(2).signal(SIGSTOP); // partitioned while the changes happen
   std::pair<int, std::string> added, removed;
   std::thread t1([&] {
-    added = run_command({MLR_CLI_BIN, "--node", c.client_address(0), "topology", "set", add});
+    added = run_command({MLR_CLI_BIN, "--admin-secret-file", c.admin_secret_file(), "--node", c.client_address(0), "topology", "set", add});
   });
   std::thread t2([&] {
-    removed = run_command({MLR_CLI_BIN, "--node", c.client_address(1), "topology", "set", remove});
+    removed = run_command({MLR_CLI_BIN, "--admin-secret-file", c.admin_secret_file(), "--node", c.client_address(1), "topology", "set", remove});
   });
   t1.join();
   t2.join();
