@@ -123,6 +123,8 @@ leader_impl::behavior_type leader_impl::make_behavior() {
       if (auto e = replica_.epoch())
         s.epoch = messages::to_string(*e);
       s.topology = topology_;
+      if (pending_topology_)
+        s.pending_topology = *pending_topology_;
       return s;
     },
     [this](conflicts_atom) {
@@ -206,6 +208,10 @@ leader_impl::behavior_type leader_impl::make_behavior() {
       gossip();
       maybe_pull();
       collect_garbage();
+      if (pending_topology_) {
+        auto spec = *pending_topology_;
+        apply_topology(spec); // routes by it once its epoch is stable
+      }
       auto before = replica_.log_end();
       if (store_error_.empty() && replica_.retire_incarnations(now(), pending_))
         after_change(before);

@@ -252,6 +252,7 @@ private:
   void spawn_relay_link(messages::node_index dest);
   void spawn_link(messages::node_index dest, const std::vector<messages::node_index>& detours);
   void apply_topology(const std::string& spec);
+  void route_by(const routing& r);
   void ensure_links();
   std::string epoch_name();
   result<dot> write_topology(const std::string& spec);
@@ -441,6 +442,8 @@ private:
   std::string topology_; ///< the routed topology, once the topology key set one
   bool took_over_ = false;
   std::optional<routing> current_routing_; ///< as the topology key set it (none: the initial)
+  /// A topology that adds members, waiting for its epoch to be stable (apply_topology).
+  std::optional<std::string> pending_topology_;
   struct waiting_write {
     uint64_t deadline_ms = 0;
     std::function<bool(bool expired)> retry; ///< true when it was answered

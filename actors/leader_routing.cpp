@@ -36,22 +36,72 @@ void leader_impl::spawn_link(messages::node_index dest,
                          std::move(detour_sinks));
 }
 
+// `spec` with its 'members' line replaced by `members`.
+static std::string with_members(const std::string& spec, const std::vector<std::string>& members) {
+  std::string out = "members";
+  for (auto& m : members)
+    out += " " + m;
+  out += "\n";
+  size_t start = 0;
+  while (start <= spec.size()) {
+    auto end = spec.find('\n', start);
+    if (end == std::string::npos)
+      end = spec.size();
+    auto line = spec.substr(start, end - start);
+    if (line.rfind("members", 0) != 0)
+      out += line + "\n";
+    start = end + 1;
+  }
+  return out;
+}
+
 // The topology key changed: route by it, and open links for its new out-edges.
+//
+// A topology that adds members waits until its epoch is stable (every live member holds
+// it, and nothing concurrent with it can still arrive): node indexes are never reused or
+// changed, so every node must number the new members alike, and only once every
+// concurrent addition has arrived is the merged membership the same everywhere (two
+// members added at the same moment at two nodes). Removals and shape changes apply at once.
 void leader_impl::apply_topology(const std::string& spec) {
   if (!cfg_.route)
     return;
   auto r = cfg_.route(spec, current_routing_ ? &*current_routing_ : nullptr);
   if (!r) {
     log("topology epoch " + epoch_name() + " ignored: " + r.err().message);
+    pending_topology_.reset();
     return;
   }
-  replica_.set_routing(*r);
-  current_routing_ = *r;
+  auto members_now = current_routing_ ? current_routing_->members.size()
+                                      : cfg_.replica.forward_to.size();
+  auto epoch = replica_.epoch();
+  if (r->members.size() > members_now && epoch && !replica_.stable().covers(*epoch)) {
+    if (pending_topology_ != spec)
+      log("topology epoch " + epoch_name() + " adds members: routing by it once every live "
+          "member holds it");
+    pending_topology_ = spec;
+    // Meanwhile route by the rest of it (removals above all: stability itself may wait
+    // for a member that this very change removes).
+    std::vector<std::string> members(r->members.begin(),
+                                     r->members.begin() + static_cast<long>(members_now));
+    if (auto interim = cfg_.route(with_members(spec, members),
+                                  current_routing_ ? &*current_routing_ : nullptr))
+      route_by(*interim);
+    return;
+  }
+  pending_topology_.reset();
+  route_by(*r);
+}
+
+void leader_impl::route_by(const routing& r) {
+  if (current_routing_ && current_routing_->canonical == r.canonical)
+    return; // already routing by it (the interim routing of a pending addition)
+  replica_.set_routing(r);
+  current_routing_ = r;
   if (cfg_.on_routing)
-    cfg_.on_routing(*r);
-  topology_ = r->canonical;
-  wanted_links_ = r->links;
-  log("topology epoch " + epoch_name() + ": " + std::to_string(r->links.size()) +
+    cfg_.on_routing(r);
+  topology_ = r.canonical;
+  wanted_links_ = r.links;
+  log("topology epoch " + epoch_name() + ": " + std::to_string(r.links.size()) +
       " links out of this node");
   ensure_links();
 }

@@ -60,6 +60,8 @@ void collect_status(caf::io::broker* self, const node_context& ctx,
         c->doc["epoch"] = s.epoch.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.epoch);
         if (!s.topology.empty())
           c->doc["topology_edges"] = s.topology;
+        if (!s.pending_topology.empty())
+          c->doc["topology_pending"] = s.pending_topology;
         c->doc["applied"] = vv_json(s.applied, members);
         c->doc["applied_total"] = s.applied.total();
         c->doc["retired"] = vv_json(s.retired, members);

@@ -342,7 +342,7 @@ int main(int argc, char** argv) {
   lc.replica.forward_to = topology::forwarding_table(trees, self_index);
   lc.replica.trees = trees;
   lc.out_edges = graph->successors(self_index);
-  lc.route = topology::make_router(members, self_index, standby);
+  lc.route = topology::make_router(members, self_index, standby, /*require_addresses=*/true);
   // Members added at runtime: the topology key names where they listen; connect to them
   // and hand the leader their sinks. Runs on the leader's thread.
   struct runtime_members {

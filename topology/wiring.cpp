@@ -4,6 +4,7 @@
 #include <caf/send.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <random>
 #include <sstream>
 
@@ -86,11 +87,36 @@ result<graph> graph_for(const std::string& body, const std::vector<std::string>&
 
 } // namespace
 
+namespace {
+
+bool well_formed_name(const std::string& n) {
+  return !n.empty() && n.size() <= max_name_bytes &&
+         std::all_of(n.begin(), n.end(), [](unsigned char c) {
+           return std::isalnum(c) || c == '-' || c == '_' || c == '.';
+         });
+}
+
+bool well_formed_address(const std::string& a) {
+  auto colon = a.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == a.size() || a.size() > 300)
+    return false;
+  auto port = a.substr(colon + 1);
+  return port.size() <= 5 && std::all_of(port.begin(), port.end(), ::isdigit) &&
+         std::stoul(port) > 0 && std::stoul(port) < 65536;
+}
+
+} // namespace
+
 std::function<result<actors::routing>(const std::string&, const actors::routing*)>
-make_router(std::vector<std::string> names, node_index self, std::vector<node_index> standby) {
-  return [initial = std::move(names), self, standby = std::move(standby)](
+make_router(std::vector<std::string> names, node_index self, std::vector<node_index> standby,
+            bool require_addresses) {
+  return [initial = std::move(names), self, standby = std::move(standby), require_addresses](
            const std::string& spec,
            const actors::routing* current) -> result<actors::routing> {
+    if (spec.size() > max_topology_bytes)
+      return error{errc::bad_topology, "the topology is " + std::to_string(spec.size()) +
+                                         " bytes; at most " + std::to_string(max_topology_bytes) +
+                                         " are accepted"};
     // Optional 'members', 'removed' and 'address' lines, then the topology. Members only
     // grow and removals stick: what the current topology has is kept.
     auto members = current ? current->members : initial;
@@ -107,6 +133,19 @@ make_router(std::vector<std::string> names, node_index self, std::vector<node_in
       auto w = words(line);
       if (!w.empty() && w[0] == "members") {
         std::vector<std::string> listed(w.begin() + 1, w.end());
+        if (listed.size() > max_members)
+          return error{errc::bad_topology, "'members' lists " + std::to_string(listed.size()) +
+                                             " members; a cluster has at most " +
+                                             std::to_string(max_members)};
+        for (size_t i = 0; i < listed.size(); ++i) {
+          if (!well_formed_name(listed[i]))
+            return error{errc::bad_topology,
+                         "member name '" + listed[i].substr(0, 80) +
+                           "' is not 1-64 letters, digits, '-', '_' or '.'"};
+          if (std::find(listed.begin(), listed.begin() + static_cast<long>(i), listed[i]) !=
+              listed.begin() + static_cast<long>(i))
+            return error{errc::bad_topology, "'members' names '" + listed[i] + "' twice"};
+        }
         auto common = std::min(listed.size(), members.size());
         if (!std::equal(members.begin(), members.begin() + static_cast<long>(common),
                         listed.begin()))
@@ -118,7 +157,7 @@ make_router(std::vector<std::string> names, node_index self, std::vector<node_in
       } else if (!w.empty() && w[0] == "removed") {
         removed.insert(removed.end(), w.begin() + 1, w.end());
       } else if (!w.empty() && w[0] == "address") {
-        if (w.size() != 3)
+        if (w.size() != 3 || !well_formed_address(w[2]))
           return error{errc::bad_topology, "write 'address NAME HOST:PORT'"};
         addresses.erase(std::remove_if(addresses.begin(), addresses.end(),
                                        [&](auto& a) { return a.first == w[1]; }),
@@ -128,6 +167,18 @@ make_router(std::vector<std::string> names, node_index self, std::vector<node_in
         body += line + "\n";
       }
     }
+    for (auto& [name, where] : addresses)
+      if (std::find(members.begin(), members.end(), name) == members.end())
+        return error{errc::unknown_node, "'address' names '" + name + "', which is not a member"};
+    // Processes must know where every member listens: those they started with, and an
+    // 'address' line for each one added since.
+    if (require_addresses)
+      for (size_t i = initial.size(); i < members.size(); ++i)
+        if (std::none_of(addresses.begin(), addresses.end(),
+                         [&](auto& a) { return a.first == members[i]; }))
+          return error{errc::bad_topology, "new member '" + members[i] +
+                                             "' has no 'address " + members[i] +
+                                             " HOST:PORT' line: nobody could reach it"};
     std::vector<bool> live(members.size(), true);
     for (auto& r : removed) {
       auto i = std::find(members.begin(), members.end(), r);
