@@ -36,7 +36,8 @@ void leader_impl::spawn_link(messages::node_index dest,
                          std::move(detour_sinks));
 }
 
-// `spec` with its 'members' line replaced by `members`.
+// `spec` with its 'members' line replaced by `members`, and its 'address' lines for anyone
+// else left out.
 static std::string with_members(const std::string& spec, const std::vector<std::string>& members) {
   std::string out = "members";
   for (auto& m : members)
@@ -48,9 +49,15 @@ static std::string with_members(const std::string& spec, const std::vector<std::
     if (end == std::string::npos)
       end = spec.size();
     auto line = spec.substr(start, end - start);
-    if (line.rfind("members", 0) != 0)
-      out += line + "\n";
     start = end + 1;
+    if (line.rfind("members", 0) == 0)
+      continue;
+    if (line.rfind("address ", 0) == 0) {
+      auto name = line.substr(8, line.find(' ', 8) - 8);
+      if (std::find(members.begin(), members.end(), name) == members.end())
+        continue;
+    }
+    out += line + "\n";
   }
   return out;
 }
