@@ -131,7 +131,13 @@ std::string leader_impl::epoch_name() {
 result<dot> leader_impl::write_topology(const std::string& spec) {
   if (!cfg_.route)
     return error{errc::invalid_argument, "this node cannot change its topology"};
-  auto r = cfg_.route(spec, current_routing_ ? &*current_routing_ : nullptr);
+  // Relative to a pending addition, if any: the new value must keep the members it adds
+  // (this write replaces it), or they would be lost.
+  std::optional<routing> base = current_routing_;
+  if (pending_topology_)
+    if (auto p = cfg_.route(*pending_topology_, base ? &*base : nullptr))
+      base = *p;
+  auto r = cfg_.route(spec, base ? &*base : nullptr);
   if (!r)
     return r.err();
   if (!store_error_.empty())

@@ -358,3 +358,29 @@ TEST_CASE("membership: two members added at the same moment at two nodes end wit
   }
   CHECK(checker->violations().empty());
 }
+
+TEST_CASE("membership: a change written while an addition waits keeps the addition") {
+  sim_cluster c;
+  sim_network net(*c.sys, 32);
+  auto checker = std::make_shared<invariant_checker>();
+  c.start(sim_spec(topology::make_mesh(topology::default_names(4)), net, checker, 300ms));
+  set_down(net, 4, 3, true); // n3 is away: nothing becomes stable, the addition waits
+  c.run();
+  queue_topology(c, 0, "members n0 n1 n2 n3 a0\nmesh");
+  c.run();
+  c.take<messages::dot>();
+  run_for(c, 200ms);
+  REQUIRE_FALSE(c.status(1).pending_topology.empty());
+  // n1, which holds the waiting addition, removes n3 (written without a0: as an operator
+  // would, from the membership they know).
+  queue_topology(c, 1, "members n0 n1 n2 n3\nremoved n3\nmesh");
+  c.run();
+  c.take<messages::dot>();
+  run_for(c, 2s);
+  for (size_t n : {0, 1, 2}) {
+    auto s = c.status(n);
+    INFO("node " << n << " routes by:\n" << s.topology);
+    CHECK(s.topology.rfind("members n0 n1 n2 n3 a0\nremoved n3\n", 0) == 0);
+  }
+  CHECK(checker->violations().empty());
+}
