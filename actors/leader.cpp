@@ -25,7 +25,7 @@ leader_impl::behavior_type leader_impl::make_behavior() {
     } catch (...) {
     }
     if (cfg_.on_failure)
-      cfg_.on_failure(what);
+      cfg_.on_failure("the leader stopped: " + what);
     return make_error(errc::invalid_argument, "the leader stopped: " + what);
   });
   link_dests_.insert(cfg_.out_edges.begin(), cfg_.out_edges.end());

@@ -134,9 +134,10 @@ struct leader_config {
   /// them (they are pulled meanwhile) before it is refused, and how many may wait.
   std::chrono::milliseconds context_wait{5000};
   size_t max_waiting_writes = 10000;
-  /// Called when the leader stops because a handler threw (a bug, or a user's observer):
-  /// the node can serve nothing any more, so a process exits (mlr-node: status 3) rather
-  /// than go on listening while every request fails. The argument says what was thrown.
+  /// Called when the node can serve nothing any more: the leader stopped because a handler
+  /// threw (a bug, or a user's observer), or its store broke (an fsync failed, so only a
+  /// restart recovers what reached the disk). A process then exits (mlr-node: status 3)
+  /// rather than go on listening while every request fails. The argument says why.
   std::function<void(const std::string&)> on_failure;
   /// Where the leader reports rare events worth a line in a node's log (state transfers).
   std::function<void(const std::string&)> log;

@@ -195,7 +195,12 @@ private:
     if (!durable_store() || cfg_.sync != sync_policy::batch)
       return value;
     auto rp = make_response_promise<T>();
-    deferred_.push_back([rp, value]() mutable { rp.deliver(value); });
+    deferred_.push_back([rp, value](const caf::error* err) mutable {
+      if (err)
+        rp.deliver(*err);
+      else
+        rp.deliver(value);
+    });
     return rp;
   }
 
@@ -207,7 +212,12 @@ private:
     else if (!durable_store() || cfg_.sync != sync_policy::batch)
       rp.deliver(std::move(value));
     else
-      deferred_.push_back([rp, value]() mutable { rp.deliver(value); });
+      deferred_.push_back([rp, value](const caf::error* err) mutable {
+        if (err)
+          rp.deliver(*err);
+        else
+          rp.deliver(value);
+      });
   }
 
   caf::error not_durable_error() {
@@ -225,6 +235,7 @@ private:
       auto ok = replica_.mutable_store().commit(cfg_.sync == sync_policy::always);
       if (!ok) {
         store_error_ = ok.err().message;
+        report_broken_store();
       } else if (cfg_.sync == sync_policy::batch) {
         if (!sync_scheduled_) {
           sync_scheduled_ = true;
@@ -298,21 +309,41 @@ private:
     }
   }
 
+  // One fsync for every write applied since the last one. If it fails, none of them is
+  // acknowledged as durable (their outcome is unknown: they are in the OS, maybe on disk)
+  // and none is shipped, since advance_durable does not run; writes are refused until the
+  // store takes writes again (retry_store).
   void group_commit() {
     sync_scheduled_ = false;
     auto ok = replica_.mutable_store().sync();
+    auto ready = std::move(deferred_);
+    deferred_.clear();
     if (!ok) {
       store_error_ = ok.err().message;
-      for (auto& d : deferred_)
-        d(); // they were applied; the error reaches later writes
-      deferred_.clear();
+      log("group commit failed: " + store_error_ + "; " + std::to_string(ready.size()) +
+          " writes not acknowledged, writes refused until the data directory recovers");
+      report_broken_store();
+      auto err = make_error(errc::invalid_argument,
+                            "write not durable: " + store_error_ +
+                              "; it was applied in memory and may or may not reach the disk, "
+                              "so its outcome is unknown");
+      for (auto& d : ready)
+        d(&err);
       return;
     }
     advance_durable();
-    auto ready = std::move(deferred_);
-    deferred_.clear();
     for (auto& d : ready)
-      d();
+      d(nullptr);
+  }
+
+  // After a failed fsync only a restart recovers the store: say so to whoever runs the
+  // node (mlr-node exits with status 3), once.
+  void report_broken_store() {
+    if (!replica_.store().broken() || broken_reported_)
+      return;
+    broken_reported_ = true;
+    if (cfg_.on_failure)
+      cfg_.on_failure(store_error_);
   }
 
   void note_mailbox() {
@@ -435,7 +466,7 @@ private:
   uint64_t bad_gossip_ = 0;
   uint64_t durable_end_ = 0;
   bool sync_scheduled_ = false;
-  std::vector<std::function<void()>> deferred_;
+  std::vector<std::function<void(const caf::error*)>> deferred_; ///< waiting for the fsync
   std::string store_error_; ///< set when the store refused a write (a full disk, ...)
   std::set<messages::node_index> link_dests_; ///< nodes this node has a link to
   std::vector<std::pair<messages::node_index, std::vector<messages::node_index>>> wanted_links_;
@@ -450,6 +481,7 @@ private:
   };
   std::vector<waiting_write> waiting_; ///< writes waiting for their contexts, oldest first
   bool retrying_ = false;
+  bool broken_reported_ = false;
 };
 
 } // namespace mlr::actors::detail

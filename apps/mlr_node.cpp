@@ -403,7 +403,7 @@ int main(int argc, char** argv) {
   lc.on_failure = [](const std::string& what) {
     {
       std::lock_guard<std::mutex> guard(fatal_mutex);
-      fatal_reason = "the leader stopped: " + what;
+      fatal_reason = what;
     }
     ::kill(::getpid(), SIGUSR1);
   };

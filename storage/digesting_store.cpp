@@ -58,6 +58,7 @@ public:
   result<bool> sync() override { return inner_->sync(); }
   result<bool> recover() override { return inner_->recover(); }
   bool durable() const override { return inner_->durable(); }
+  bool broken() const override { return inner_->broken(); }
   std::unique_ptr<state_snapshot> snapshot() const override { return inner_->snapshot(); }
 
 private:

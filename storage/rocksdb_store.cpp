@@ -198,14 +198,20 @@ public:
   }
 
   result<bool> commit(bool sync) override {
+    if (!broken_.empty())
+      return error{errc::invalid_argument, broken_};
     if (batch_.Count() == 0)
       return sync ? this->sync() : result<bool>(true);
     rocksdb::WriteOptions wo;
     wo.sync = sync;
     auto st = db_->Write(wo, &batch_);
-    if (!st.ok())
+    if (!st.ok() && !st.IsNoSpace())
+      return fail_sync(st); // the WAL writer saw an I/O error: it cannot be used again
+    if (!st.ok()) {
+      write_failed_ = true; // until Resume() (recover) gives RocksDB a fresh WAL
       return error{errc::invalid_argument, "cannot write to the data directory: " + st.ToString() +
-                                             (st.IsNoSpace() ? " (the disk is full)" : "")};
+                                             " (the disk is full)"};
+    }
     batch_.Clear();
     committed_end_ += pending_log_.size();
     pending_log_.clear();
@@ -216,20 +222,47 @@ public:
   }
 
   result<bool> sync() override {
+    if (!broken_.empty())
+      return error{errc::invalid_argument, broken_};
+    if (write_failed_) // syncing a WAL that failed a write is an assertion in this build
+      return error{errc::invalid_argument,
+                   "cannot sync the data directory: a write to it failed (the disk is full)"};
     auto st = db_->SyncWAL();
     if (!st.ok())
-      return error{errc::invalid_argument, "cannot sync the data directory: " + st.ToString()};
+      return fail_sync(st);
     return true;
   }
+
+  bool broken() const override { return !broken_.empty(); }
 
   bool durable() const override { return true; }
 
   result<bool> recover() override {
+    if (!broken_.empty())
+      return error{errc::invalid_argument, broken_};
     // A failed write leaves RocksDB read-only until it resumes; "busy" means it is already
     // recovering by itself, so the write below tells whether it is done.
     if (auto st = db_->Resume(); !st.ok() && !st.IsBusy())
       return error{errc::invalid_argument, "the data directory cannot resume: " + st.ToString()};
-    return commit(true);
+    // The write tells whether RocksDB is done recovering (with a fresh WAL); syncing goes
+    // through Write, not SyncWAL, while the old writer may still be the failed one.
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    auto st = db_->Write(wo, &batch_);
+    if (!st.ok()) {
+      if (!st.IsNoSpace())
+        return fail_sync(st);
+      return error{errc::invalid_argument, "cannot write to the data directory: " + st.ToString() +
+                                             " (the disk is full)"};
+    }
+    write_failed_ = false;
+    batch_.Clear();
+    committed_end_ += pending_log_.size();
+    pending_log_.clear();
+    pending_state_.clear();
+    pending_meta_.clear();
+    erased_.clear();
+    return true;
   }
 
   std::unique_ptr<state_snapshot> snapshot() const override {
@@ -237,6 +270,18 @@ public:
   }
 
 private:
+  // An fsync failed: what reached the disk is unknown, and RocksDB cannot be asked again
+  // (this build asserts on the next sync of a WAL whose sync failed). Like PostgreSQL
+  // after fsyncgate, the store refuses everything from now on; a restart recovers what
+  // really is on disk.
+  error fail_sync(const rocksdb::Status& st) {
+    broken_ = "an fsync of the data directory failed (" + st.ToString() +
+              "): what reached the disk is unknown; restart the node to recover from it";
+    return error{errc::invalid_argument, broken_};
+  }
+
+  std::string broken_;
+  bool write_failed_ = false; ///< a write failed for lack of space; Resume() clears it
   std::unique_ptr<rocksdb::DB> db_;
   rocksdb::ColumnFamilyHandle* meta_cf_;
   rocksdb::ColumnFamilyHandle* log_cf_;

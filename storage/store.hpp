@@ -95,6 +95,9 @@ public:
   virtual result<bool> recover() { return commit(true); }
   /// False for the memory store: nothing survives the process.
   virtual bool durable() const = 0;
+  /// True once an fsync failed: the store refuses every write from then on, and only a
+  /// restart (reopening the data directory) recovers what really reached the disk.
+  virtual bool broken() const { return false; }
 
   /// A consistent view of the committed key state (commit first: what was written since
   /// the last commit is not in it). It stays valid while the store lives.

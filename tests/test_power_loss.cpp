@@ -1,7 +1,8 @@
 // Power loss, simulated under RocksDB: a file system that remembers how much of each file
 // was synced and, at the "power cut", refuses every further write and throws away every
 // byte that was not synced. SIGKILL cannot show this (the OS page cache survives a killed
-// process); this can. The replica writes the way the leader does under each --sync policy.
+// process); this can. The leader itself runs on CAF's deterministic scheduler, with its
+// own group commit, and the test reads its log as a link would to see what it ships.
 
 #include "actors/leader.hpp"
 #include "actors/replica.hpp"
@@ -83,6 +84,9 @@ public:
   void drain() { full_ = false; }
   /// From now on every write fails as on a full disk (reads go on).
   void fill() { full_ = true; }
+  /// From now on (until heal_syncs) every fsync fails; writes to the OS still succeed.
+  void fail_syncs() { sync_fails_ = true; }
+  void heal_syncs() { sync_fails_ = false; }
 
   /// After the database is gone: every file shrinks to what was synced, bytes lost.
   uint64_t drop_unsynced() {
@@ -131,6 +135,8 @@ private:
     rocksdb::IOStatus Sync(const rocksdb::IOOptions& o, rocksdb::IODebugContext* d) override {
       if (fs_->dead_)
         return rocksdb::IOStatus::IOError("the power is off");
+      if (fs_->sync_fails_)
+        return rocksdb::IOStatus::IOError("injected fsync failure");
       auto st = target()->Sync(o, d);
       fs_->synced(name_);
       return st;
@@ -138,6 +144,8 @@ private:
     rocksdb::IOStatus Fsync(const rocksdb::IOOptions& o, rocksdb::IODebugContext* d) override {
       if (fs_->dead_)
         return rocksdb::IOStatus::IOError("the power is off");
+      if (fs_->sync_fails_)
+        return rocksdb::IOStatus::IOError("injected fsync failure");
       auto st = target()->Fsync(o, d);
       fs_->synced(name_);
       return st;
@@ -164,6 +172,7 @@ private:
 
   std::atomic<bool> dead_{false};
   std::atomic<bool> full_{false};
+  std::atomic<bool> sync_fails_{false};
   std::mutex mtx_;
   std::map<std::string, sizes> files_;
 };
@@ -182,7 +191,78 @@ struct outcome {
   uint64_t bytes_dropped = 0;
 };
 
-// Writes at one replica until a seeded moment, cuts the power, and reopens.
+sync_policy to_sync(policy p) {
+  return p == policy::always ? sync_policy::always
+         : p == policy::batch ? sync_policy::batch
+                              : sync_policy::none;
+}
+
+// One leader of a 2-node cluster (node 0, forwarding to node 1) on a RocksDB store over
+// `env`, on CAF's deterministic scheduler; the test plays its client and its link.
+struct leader_on_disk {
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  caf::scheduler::test_coordinator* sched = nullptr;
+  std::unique_ptr<caf::scoped_actor> self;
+  leader_actor leader;
+  uint64_t fetched = 0; ///< the link's cursor
+  std::shared_ptr<std::vector<std::string>> failures_seen =
+    std::make_shared<std::vector<std::string>>();
+  std::vector<std::string>& failures = *failures_seen; ///< what on_failure was told
+
+  leader_on_disk(const std::string& dir, rocksdb::Env* env, sync_policy sync) {
+    cfg.set("scheduler.policy", caf::atom("testing"));
+    sys = std::make_unique<caf::actor_system>(cfg);
+    sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
+    self = std::make_unique<caf::scoped_actor>(*sys);
+    auto store = storage::open_rocksdb_store(dir, env);
+    REQUIRE(store);
+    leader_config lc;
+    lc.replica = config(0, 11, {{1}, {}});
+    lc.sync = sync;
+    lc.tick_interval = std::chrono::milliseconds(0);
+    lc.on_failure = [seen = failures_seen](const std::string& why) { seen->push_back(why); };
+    leader = spawn_leader(*sys, lc, std::move(*store), resolvers::builtin_resolver("lww")(*sys));
+  }
+  ~leader_on_disk() {
+    caf::anon_send_exit(leader, caf::exit_reason::user_shutdown);
+    sched->run();
+  }
+
+  void send_put(const std::string& k) { (*self)->send(leader, put_atom::value, k, std::string("v")); }
+
+  // Every answer waiting: the dots acknowledged, and the errors.
+  std::pair<std::vector<messages::dot>, std::vector<std::string>> answers() {
+    std::vector<messages::dot> dots;
+    std::vector<std::string> errors;
+    for (bool more = true; more;)
+      (*self)->receive([&](messages::dot& d) { dots.push_back(d); },
+                       [&](caf::error& err) { errors.push_back(from_caf(err).message); },
+                       caf::after(std::chrono::seconds(0)) >> [&] { more = false; });
+    return {dots, errors};
+  }
+
+  // What a link to node 1 is handed now: the highest counter shipped so far.
+  uint64_t ship() {
+    (*self)->send(leader, fetch_atom::value, messages::node_index{1}, fetched, uint32_t{1u << 20},
+                  messages::no_node);
+    sched->run();
+    uint64_t top = 0;
+    (*self)->receive(
+      [&](fetch_result& f) {
+        fetched = f.next;
+        if (f.count > 0)
+          if (auto b = messages::decode_batch(f.batch))
+            for (auto& e : b->events)
+              top = std::max(top, e.id.counter);
+      },
+      caf::after(std::chrono::seconds(0)) >> [] {});
+    return top;
+  }
+};
+
+// Writes at one leader, running its jobs a few at a time, until a seeded moment (fsyncs
+// may be pending), cuts the power, and reopens.
 outcome run(policy p, unsigned seed) {
   auto dir = "test_power_loss_" + std::to_string(static_cast<int>(p)) + "_" +
              std::to_string(seed) + ".db";
@@ -192,41 +272,26 @@ outcome run(policy p, unsigned seed) {
   std::mt19937 rng(seed);
   outcome out;
   std::vector<std::string> acked_keys;
-  replica_config cfg = config(0, 11, {{1}, {}});
   {
-    auto s = storage::open_rocksdb_store(dir, env.get());
-    REQUIRE(s);
-    replica r(cfg, std::move(*s));
-    std::vector<conflict> conflicts;
-    std::vector<std::string> awaiting_sync;
+    leader_on_disk l(dir, env.get(), to_sync(p));
     auto writes = 50 + rng() % 200;
     for (size_t i = 0; i < writes; ++i) {
-      auto key = "k" + std::to_string(i);
-      r.write(put(key, "v"), 1000, conflicts);
-      r.persist();
-      REQUIRE(r.mutable_store().commit(p == policy::always));
-      if (p == policy::batch) {
-        awaiting_sync.push_back(key);
-        if (rng() % 8 == 0) { // the group commit: one fsync for the writes before it
-          REQUIRE(r.mutable_store().sync());
-          acked_keys.insert(acked_keys.end(), awaiting_sync.begin(), awaiting_sync.end());
-          awaiting_sync.clear();
-          out.shipped_max = r.applied().get({0, 11}); // links ship only what is durable
-        }
-      } else {
-        acked_keys.push_back(key);
-        if (p == policy::always)
-          out.shipped_max = r.applied().get({0, 11});
+      l.send_put("k" + std::to_string(i));
+      for (auto jobs = rng() % 6; jobs > 0 && l.sched->try_run_once(); --jobs) {
       }
+      for (auto& d : l.answers().first)
+        acked_keys.push_back("k" + std::to_string(d.counter - 1)); // one writer: counters
+      if (rng() % 4 == 0)
+        out.shipped_max = std::max(out.shipped_max, l.ship());
     }
-    fs->cut();
+    fs->cut(); // whatever was not synced is gone, acknowledged or not
   }
   env.reset();
   out.bytes_dropped = fs->drop_unsynced();
   out.acknowledged = acked_keys.size();
   auto s = storage::open_rocksdb_store(dir);
   REQUIRE(s);
-  replica r(cfg, std::move(*s));
+  replica r(config(0, 11, {{1}, {}}), std::move(*s));
   out.recovered = r.applied().get({0, 11});
   for (auto& k : acked_keys)
     if (r.versions(k).empty())
@@ -249,6 +314,65 @@ TEST_CASE("power loss under --sync always and batch: no acknowledged write lost,
       // incarnation cannot reissue a dot a peer has seen.
       CHECK(o.recovered >= o.shipped_max);
     }
+  }
+}
+
+TEST_CASE("fsync failure under --sync batch and always: no client is told its write is "
+          "durable, nothing is shipped, writes are refused until the store recovers") {
+  for (auto p : {policy::batch, policy::always}) {
+    INFO((p == policy::always ? "always" : "batch"));
+    auto dir = std::string("test_power_loss_fsync.db");
+    std::filesystem::remove_all(dir);
+    auto fs = std::make_shared<power_cut_fs>(rocksdb::FileSystem::Default());
+    auto env = rocksdb::NewCompositeEnv(fs);
+    {
+      leader_on_disk l(dir, env.get(), to_sync(p));
+      for (int i = 0; i < 10; ++i)
+        l.send_put("ok-" + std::to_string(i));
+      l.sched->run();
+      REQUIRE(l.answers().first.size() == 10);
+      auto shipped_before = l.ship();
+      REQUIRE(shipped_before == 10);
+      fs->fail_syncs();
+      for (int i = 0; i < 10; ++i)
+        l.send_put("unsynced-" + std::to_string(i));
+      l.sched->run();
+      auto [dots, errors] = l.answers();
+      CHECK(dots.empty()); // before the fix, under batch, all ten were acknowledged
+      REQUIRE(!errors.empty());
+      for (auto& e : errors)
+        CHECK((e.find("outcome is unknown") != std::string::npos ||
+               e.find("write refused") != std::string::npos));
+      CHECK(l.ship() == 0); // nothing of it left the node
+      l.send_put("refused");
+      l.sched->run();
+      auto refused = l.answers();
+      CHECK(refused.first.empty());
+      REQUIRE(refused.second.size() == 1);
+      CHECK(refused.second[0].find("restart the node to recover") != std::string::npos);
+      CHECK(l.failures.size() == 1); // mlr-node exits with status 3 on it
+      (*l.self)->send(l.leader, tick_atom::value); // retrying does not touch RocksDB again
+      l.sched->run();
+    }
+    // The disk heals and the node restarts from its directory: what was acknowledged is
+    // there, and writes are taken again.
+    fs->heal_syncs();
+    {
+      leader_on_disk l(dir, env.get(), to_sync(p));
+      for (int i = 0; i < 10; ++i) {
+        (*l.self)->send(l.leader, get_atom::value, "ok-" + std::to_string(i));
+        l.sched->run();
+        bool found = false;
+        (*l.self)->receive([&](get_result& g) { found = g.found(); },
+                           caf::after(std::chrono::seconds(0)) >> [] {});
+        CHECK(found);
+      }
+      l.send_put("after");
+      l.sched->run();
+      CHECK(l.answers().first.size() == 1);
+    }
+    env.reset();
+    std::filesystem::remove_all(dir);
   }
 }
 
