@@ -2,23 +2,20 @@
 // redis-benchmark work unmodified. Pipelined SETs and GETs are gathered into one leader
 // message per read.
 //
-// Hostile and careless clients: the reader builds requests with our own object functions,
-// which refuse a multibulk count above 1,048,576 (Redis's "invalid multibulk length"), a
-// nested array, or anything but bulk strings, before anything is allocated for them; a bulk
-// string announced above the size limit (the value limit plus 1 MiB) is refused as soon as
-// its length has arrived; a connection's unread input is bounded the same way, and its
-// requests in flight and unsent answers by client_flow. Over a limit the client gets
+// Hostile and careless clients: requests are read by resp_reader, which bounds every count
+// and length before anything is allocated for it; a connection's requests in flight and
+// unsent answers are bounded by client_flow. Over a limit the client gets
 // "-ERR Protocol error: ..." and the connection is closed; everyone else is served.
 
 #include "actors/gateway_common.hpp"
 #include "actors/node_status.hpp"
+#include "actors/resp_reader.hpp"
 #include "messages/wire.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/io/broker.hpp>
 #include <spdlog/spdlog.h>
 #include <caf/detail/scope_guard.hpp>
-#include <hiredis/hiredis.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -45,19 +42,15 @@ std::string resp_array(const std::vector<std::string>& encoded) {
   return out;
 }
 
-constexpr size_t max_multibulk = 1u << 20;
-
 struct resp_conn {
   /// Unique per connection in this process: the OS reuses file descriptors, and with them
   /// CAF's connection handles, so every answer checks it goes to the connection that asked.
   uint64_t serial = 0;
-  redisReader* reader = nullptr;
+  std::unique_ptr<resp_reader> reader;
   reply_queue replies;
   client_flow flow;
   std::string where;
   bool closing = false;
-  size_t max_bulk = 0;
-  std::string refusal; ///< set by the object functions when they refuse the input
   client_role role = client_role::none;
   bool resp3 = false; ///< HELLO 3: nulls are written as RESP3's "_"
 };
@@ -69,72 +62,6 @@ struct reply_to {
   uint64_t serial = 0;
   uint64_t seq = 0;
 };
-
-// hiredis object functions that build a request (an array of bulk strings) directly as a
-// std::vector<std::string>, refusing anything else before allocating for it. A refusal
-// returns nullptr, which hiredis reports as an error; resp_conn::refusal says why.
-resp_conn& conn_of(const redisReadTask* t) {
-  return *static_cast<resp_conn*>(t->privdata);
-}
-
-void* refuse_object(const redisReadTask* t, std::string why) {
-  if (conn_of(t).refusal.empty())
-    conn_of(t).refusal = std::move(why);
-  return nullptr;
-}
-
-void* make_array(const redisReadTask* t, int elements) {
-  if (t->parent)
-    return refuse_object(t, "nested arrays are not commands");
-  if (elements < 0 || static_cast<size_t>(elements) > max_multibulk)
-    return refuse_object(t, "invalid multibulk length " + std::to_string(elements) +
-                              " (at most " + std::to_string(max_multibulk) + ")");
-  auto* args = new std::vector<std::string>();
-  args->reserve(std::min<size_t>(static_cast<size_t>(elements), 16)); // grows as they arrive
-  return args;
-}
-
-void* make_string(const redisReadTask* t, char* str, size_t len) {
-  if (!t->parent || t->type != REDIS_REPLY_STRING)
-    return refuse_object(t, "expected an array of bulk strings");
-  if (len > conn_of(t).max_bulk)
-    return refuse_object(t, "bulk string of " + std::to_string(len) + " bytes");
-  auto* args = static_cast<std::vector<std::string>*>(t->parent->obj);
-  args->emplace_back(str, len);
-  return args; // any non-null pointer: hiredis only frees the root
-}
-
-void* make_integer(const redisReadTask* t, long long) {
-  return refuse_object(t, "expected an array of bulk strings");
-}
-
-void* make_nil(const redisReadTask* t) {
-  return refuse_object(t, "expected an array of bulk strings");
-}
-
-void free_request(void* obj) {
-  delete static_cast<std::vector<std::string>*>(obj);
-}
-
-redisReplyObjectFunctions request_functions{make_string, make_array, make_integer, make_nil,
-                                            free_request};
-
-// The length of a bulk string whose header arrived but whose bytes have not (hiredis keeps
-// its position at the length digits until the whole string is there), if any.
-std::optional<unsigned long long> pending_bulk_length(const redisReader* r) {
-  if (r->ridx < 0 || r->rstack[r->ridx].type != REDIS_REPLY_STRING)
-    return std::nullopt;
-  unsigned long long n = 0;
-  for (size_t i = r->pos; i < r->len && i < r->pos + 20; ++i) {
-    auto c = r->buf[i];
-    if (c == '\r')
-      return n;
-    if (c < '0' || c > '9')
-      return std::nullopt;
-    n = n * 10 + static_cast<unsigned long long>(c - '0');
-  }
-  return std::nullopt;
-}
 
 enum class run_kind { none, set, get };
 
@@ -161,11 +88,7 @@ struct resp_state {
     auto* c = find(hdl);
     return c && c->serial == serial ? c : nullptr;
   }
-  ~resp_state() {
-    for (auto& [h, c] : conns)
-      if (c.reader)
-        redisReaderFree(c.reader);
-  }
+
 };
 
 std::string upper(std::string s) {
@@ -218,7 +141,6 @@ caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string 
     if (i == st->conns.end())
       return;
     self->close(hdl);
-    redisReaderFree(i->second.reader);
     st->conns.erase(i);
     st->runs.erase(hdl);
   };
@@ -505,33 +427,15 @@ caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string 
       auto* c = st->find(hdl);
       if (!c || c->closing || c->flow.paused)
         return; // a paused connection's requests wait in its reader
-      void* raw = nullptr;
-      if (redisReaderGetReply(c->reader, &raw) != REDIS_OK) {
-        auto why = c->refusal.empty() ? std::string(c->reader->errstr) : c->refusal;
-        if (c->refusal.rfind("bulk string of ", 0) == 0)
-          why += " is above this node's limit of " + std::to_string(c->max_bulk) +
-                 " bytes (--max-value-bytes plus 1 MiB)";
+      auto got = c->reader->next();
+      if (!got) {
         flush_run(hdl);
-        protocol_error(hdl, why);
+        protocol_error(hdl, got.err().message);
         return;
       }
-      if (!raw) {
-        // Needs more bytes. Refuse now what would only be refused once it all arrived.
-        auto pending = pending_bulk_length(c->reader);
-        if (pending && *pending > c->max_bulk) {
-          flush_run(hdl);
-          protocol_error(hdl, "bulk string of " + std::to_string(*pending) +
-                                " bytes is above this node's limit of " +
-                                std::to_string(c->max_bulk) +
-                                " bytes (--max-value-bytes plus 1 MiB)");
-        } else if (c->reader->len - c->reader->pos > c->max_bulk + (64u << 10)) {
-          flush_run(hdl);
-          protocol_error(hdl, "a request of more than " + std::to_string(c->max_bulk) +
-                                " bytes (--max-value-bytes plus 1 MiB)");
-        }
-        return;
-      }
-      std::unique_ptr<std::vector<std::string>> req(static_cast<std::vector<std::string>*>(raw));
+      if (!*got)
+        return; // needs more bytes
+      auto req = &**got;
       if (req->empty())
         continue; // "*0\r\n": nothing to do, as in Redis
       auto& args = *req;
@@ -565,13 +469,10 @@ caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string 
   return {
     [=](const caf::io::new_connection_msg& msg) {
       auto& c = st->conns[msg.handle];
-      if (c.reader)
-        redisReaderFree(c.reader); // a closed connection whose handle the OS reused
-      c = resp_conn{};
+      c = resp_conn{}; // a closed connection whose handle the OS reused goes
       c.serial = ++st->next_serial;
-      c.max_bulk = std::max(st->ctx.max_value_bytes, st->ctx.max_key_bytes) + (1u << 20);
-      c.reader = redisReaderCreateWithFunctions(&request_functions);
-      c.reader->privdata = &c; // map nodes do not move
+      c.reader = std::make_unique<resp_reader>(
+        std::max(st->ctx.max_value_bytes, st->ctx.max_key_bytes) + (1u << 20));
       c.where = accept_connection(self, msg.handle);
       c.role = initial_role(st->ctx.access);
       self->ack_writes(msg.handle, true);
@@ -585,8 +486,8 @@ caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string 
       auto* c = st->find(msg.handle);
       if (!c || c->closing)
         return;
-      redisReaderFeed(c->reader, msg.buf.data(), msg.buf.size());
-      if (c->flow.paused && c->reader->len - c->reader->pos > st->ctx.max_paused_input) {
+      c->reader->feed(msg.buf.data(), msg.buf.size());
+      if (c->flow.paused && c->reader->buffered() > st->ctx.max_paused_input) {
         auto why = c->flow.overrun(st->ctx);
         spdlog::warn("closing RESP connection from {}: {}", c->where, why);
         write_bytes(self, msg.handle, resp_error("ERR " + why));
@@ -609,11 +510,7 @@ caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string 
     },
     [=](const caf::io::connection_closed_msg& msg) {
       st->runs.erase(msg.handle);
-      auto i = st->conns.find(msg.handle);
-      if (i != st->conns.end()) {
-        redisReaderFree(i->second.reader);
-        st->conns.erase(i);
-      }
+      st->conns.erase(msg.handle);
     },
     [=](const caf::io::acceptor_closed_msg&) {},
   };
