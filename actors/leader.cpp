@@ -29,6 +29,13 @@ leader_impl::behavior_type leader_impl::make_behavior() {
     return make_error(errc::invalid_argument, "the leader stopped: " + what);
   });
   link_dests_.insert(cfg_.out_edges.begin(), cfg_.out_edges.end());
+  // A resolver that stops is replaced (CAF 0.17 may not tell monitors of an actor that
+  // died of an exception; a failed request also triggers the replacement).
+  monitor(resolver_);
+  set_down_handler([this](caf::down_msg& m) {
+    if (m.source == resolver_.address())
+      replace_resolver("it stopped: " + system().render(m.reason));
+  });
   if (auto t = replica_.take_topology_update()) // recovered from the store
     apply_topology(*t);
   if (cfg_.tick_interval.count() > 0)
@@ -208,6 +215,7 @@ leader_impl::behavior_type leader_impl::make_behavior() {
       gossip();
       maybe_pull();
       collect_garbage();
+      retry_resolutions();
       if (pending_topology_) {
         auto spec = *pending_topology_;
         apply_topology(spec); // routes by it once its epoch is stable

@@ -96,8 +96,12 @@ struct leader_config {
   replica_config replica;
   /// Wall-clock milliseconds for HLC timestamps. Injected so tests control time.
   std::function<uint64_t()> wall_clock_ms;
-  /// How long the leader waits for the resolver before keeping siblings as unresolved.
+  /// How long the leader waits for the resolver before keeping siblings as unresolved
+  /// (for now: the key is asked again a second later).
   std::chrono::milliseconds resolver_timeout{5000};
+  /// Where the resolver came from: a resolver that stops (it threw) is replaced by a new
+  /// one from here, and the conflicts it left are asked again. Empty: not replaced.
+  resolvers::resolver_factory make_resolver;
   messages::decode_limits limits;
   /// Most log entries one fetch scans.
   uint32_t max_fetch_scan = 8192;

@@ -421,6 +421,10 @@ private:
         });
   }
 
+  // Resolution is each node's own (deterministic in the set of versions, so all agree):
+  // a node whose resolver failed would keep siblings the others dropped, for good. So a
+  // failed or timed-out resolution is asked again (retry_resolutions), with the versions
+  // the key holds then, and a resolver that died is replaced (supervision).
   void ask_resolver(conflict c) {
     ++pending_resolutions_;
     auto shared = std::make_shared<conflict>(std::move(c));
@@ -441,6 +445,7 @@ private:
             replica_.unresolved(*shared, "resolver kept nothing or a dot it was not given");
             return;
           }
+          retry_keys_.erase(shared->key);
           replica_.resolve(*shared, keep);
           if (durable_store()) {
             replica_.persist();
@@ -451,8 +456,40 @@ private:
         [this, shared](caf::error& err) {
           --pending_resolutions_;
           replica_.unresolved(*shared, "resolver failed: " + system().render(err));
+          if (err == caf::sec::request_receiver_down)
+            replace_resolver("it stopped");
+          retry_keys_[shared->key] = steady_ms() + resolver_retry_ms;
         });
   }
+
+  // Spawns a new resolver in place of one that stopped (with the factory it came from).
+  void replace_resolver(const std::string& why) {
+    if (!cfg_.make_resolver || resolver_replaced_at_ == steady_ms())
+      return;
+    resolver_replaced_at_ = steady_ms();
+    resolver_ = cfg_.make_resolver(system());
+    monitor(resolver_);
+    ++resolver_restarts_;
+    log("the resolver was replaced: " + why);
+  }
+
+  // Asks again for keys whose resolution failed, if they still hold several versions.
+  void retry_resolutions() {
+    auto now_ms = steady_ms();
+    for (auto i = retry_keys_.begin(); i != retry_keys_.end();) {
+      if (i->second > now_ms) {
+        ++i;
+        continue;
+      }
+      auto versions = replica_.versions(i->first);
+      auto key = i->first;
+      i = retry_keys_.erase(i);
+      if (versions.size() > 1)
+        ask_resolver(conflict{key, std::move(versions)});
+    }
+  }
+
+  static constexpr uint64_t resolver_retry_ms = 1000;
 
   leader_config cfg_;
   replica replica_;
@@ -482,6 +519,9 @@ private:
   std::vector<waiting_write> waiting_; ///< writes waiting for their contexts, oldest first
   bool retrying_ = false;
   bool broken_reported_ = false;
+  std::map<std::string, uint64_t> retry_keys_; ///< failed resolutions -> when to ask again
+  uint64_t resolver_replaced_at_ = UINT64_MAX;
+  uint64_t resolver_restarts_ = 0;
 };
 
 } // namespace mlr::actors::detail

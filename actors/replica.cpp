@@ -119,6 +119,13 @@ void replica::check_own_dot(const dot& d) {
   ++stats_.incarnations_taken;
 }
 
+bool replica::names_members(const event& e) const {
+  auto members = std::max(live_.size(), cfg_.forward_to.size());
+  auto member = [&](const dot& d) { return d.origin.node < members && d.counter > 0; };
+  return member(e.id) && std::all_of(e.deps.begin(), e.deps.end(), member) &&
+         std::all_of(e.context.begin(), e.context.end(), member);
+}
+
 std::vector<dot> replica::missing_context(const write_request& w) const {
   std::vector<dot> out;
   if (!w.has_context)
@@ -182,6 +189,10 @@ replica::receive_result replica::receive(messages::event_batch batch, uint64_t n
       ++stats_.relayed;
     ++out.received;
     ++stats_.events_received;
+    if (!names_members(e)) {
+      ++stats_.events_refused; // it could never be applied: it would wait forever
+      continue;
+    }
     check_own_dot(e.id);
     if (held(e.id) || buffer_.contains(e.id)) {
       ++out.duplicates;

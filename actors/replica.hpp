@@ -120,6 +120,7 @@ struct replica_stats {
   uint64_t pulls_refused = 0;      ///< pulls for a requester that is not a live member
   uint64_t pull_answers_refused = 0; ///< pull answers from a holder that is not a live member
   uint64_t reports_refused = 0;    ///< gossiped vectors of nodes that are not live members
+  uint64_t events_refused = 0;     ///< events naming a node that is not a member (dot, deps, context)
 };
 
 /// A state transfer this node receives, as `status` shows it.
@@ -337,6 +338,8 @@ private:
   // lost, so it must not issue those counters again.
   void check_own_dot(const messages::dot& d);
   bool held(const messages::dot& d) const { return applied_.covers(d) || retired_.covers(d); }
+  // Every dot the event names (its own, its deps, its context) is of a member node.
+  bool names_members(const messages::event& e) const;
   // Moves (origin, incarnation) entries from the version vectors into the retired table.
   void fold(const messages::version_vector& retiring);
   void release_buffered(std::vector<conflict>& conflicts);

@@ -57,14 +57,15 @@ std::optional<replica::pull_plan> replica::plan_pull(uint64_t now_ms, bool eager
   }
   // What this node knows exists: gossiped vectors, plus what buffered events wait for.
   auto wanted = known();
+  std::vector<dot> waited_for; // gathered, then merged at once (advance per dot is O(n))
   for (auto& [s, c] : wanted_.entries())
     if (applied_.get(s) < c && retired_.get(s) == 0)
-      wanted.advance(dot{s, c}); // named by the context of a write waiting here
+      waited_for.push_back(dot{s, c}); // named by the context of a write waiting here
   buffer_.for_each([&](const event& e) {
-    wanted.advance(dot{e.id.origin, e.id.counter - 1});
-    for (auto& d : e.deps)
-      wanted.advance(d);
+    waited_for.push_back(dot{e.id.origin, e.id.counter - 1});
+    waited_for.insert(waited_for.end(), e.deps.begin(), e.deps.end());
   });
+  wanted.merge(messages::version_vector::from_dots(std::move(waited_for)));
   // A gap is due when it made no progress for the grace period.
   std::vector<messages::source> due;
   for (auto i = gaps_.begin(); i != gaps_.end();)
@@ -349,8 +350,10 @@ void replica::merge_chunk(messages::node_index from, const messages::state_chunk
       continue;
     if (std::any_of(merged.begin(), merged.end(), [](const version& v) { return v.tombstone; }))
       tombstoned_.insert(key);
-    if (both_sides) {
-      ++stats_.conflicts; // concurrent versions met: the resolver decides, as for events
+    // Several versions after the merge, from both sides or only from the sender (its own
+    // resolution may still have been pending): this node's resolver decides, as for events.
+    if (both_sides || merged.size() > 1) {
+      ++stats_.conflicts;
       conflicts.push_back(conflict{key, merged});
     }
     if (merged.empty())

@@ -407,7 +407,8 @@ int main(int argc, char** argv) {
     }
     ::kill(::getpid(), SIGUSR1);
   };
-  auto resolver = resolvers::builtin_resolver(o.resolver)(sys);
+  lc.make_resolver = resolvers::builtin_resolver(o.resolver);
+  auto resolver = lc.make_resolver(sys);
   auto leader = actors::spawn_leader(sys, lc, std::move(store), resolver);
   actors::transport_config tc;
   tc.self = actors::node_identity{o.cluster, o.id, incarnation, secret, 2, 2, members};

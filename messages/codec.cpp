@@ -144,10 +144,7 @@ result<version_vector> read_vector(capnp::List<wire::Counter>::Reader in,
   auto entries = read_counters(in, table, field);
   if (!entries)
     return entries.err();
-  version_vector out;
-  for (auto& d : *entries)
-    out.advance(d);
-  return out;
+  return version_vector::from_dots(std::move(*entries));
 }
 
 result<state_chunk> read_chunk(wire::StateChunk::Reader in, const std::vector<source>& table) {
@@ -393,8 +390,7 @@ result<ack> decode_ack(const frame& f, const decode_limits& limits) {
     out.receiver = root.getReceiver();
     out.received = root.getReceived();
     out.duplicates = root.getDuplicates();
-    for (auto& d : *entries)
-      out.applied.advance(d);
+    out.applied = version_vector::from_dots(std::move(*entries));
     return out;
   });
 }

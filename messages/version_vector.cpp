@@ -57,8 +57,39 @@ void version_vector::advance(const dot& d) {
 }
 
 void version_vector::merge(const version_vector& other) {
-  for (auto& [s, c] : other.entries_)
-    advance(dot{s, c});
+  // A linear merge of two sorted lists (advance() per entry was quadratic, and vectors come
+  // from the network).
+  std::vector<entry> out;
+  out.reserve(entries_.size() + other.entries_.size());
+  auto a = entries_.cbegin();
+  auto b = other.entries_.cbegin();
+  while (a != entries_.cend() || b != other.entries_.cend()) {
+    if (b == other.entries_.cend() || (a != entries_.cend() && a->first < b->first))
+      out.push_back(*a++);
+    else if (a == entries_.cend() || b->first < a->first)
+      out.push_back(*b++);
+    else {
+      out.emplace_back(a->first, std::max(a->second, b->second));
+      ++a;
+      ++b;
+    }
+  }
+  entries_ = std::move(out);
+}
+
+version_vector version_vector::from_dots(std::vector<dot> dots) {
+  std::sort(dots.begin(), dots.end());
+  version_vector out;
+  out.entries_.reserve(dots.size());
+  for (auto& d : dots) {
+    if (d.counter == 0)
+      continue;
+    if (!out.entries_.empty() && out.entries_.back().first == d.origin)
+      out.entries_.back().second = d.counter; // sorted: the last is the highest
+    else
+      out.entries_.emplace_back(d.origin, d.counter);
+  }
+  return out;
 }
 
 void version_vector::erase(const source& s) {
@@ -82,8 +113,8 @@ causal_order version_vector::compare(const version_vector& other) const {
   bool theirs_bigger = false;
   auto a = entries_.begin();
   auto b = other.entries_.begin();
-  while (a != entries_.end() || b != other.entries_.end()) {
-    if (b == other.entries_.end() || (a != entries_.end() && a->first < b->first)) {
+  while (a != entries_.cend() || b != other.entries_.cend()) {
+    if (b == other.entries_.cend() || (a != entries_.cend() && a->first < b->first)) {
       mine_bigger |= a->second > 0;
       ++a;
     } else if (a == entries_.end() || b->first < a->first) {

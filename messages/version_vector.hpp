@@ -38,6 +38,10 @@ public:
   /// Entry-wise maximum.
   void merge(const version_vector& other);
 
+  /// The vector of these dots (the highest counter per source): O(n log n), for decoders,
+  /// which must not spend quadratic time on a list from the network.
+  static version_vector from_dots(std::vector<dot> dots);
+
   /// Drops the entry of `s` (a retired incarnation folded into the permanent table).
   void erase(const source& s);
 

@@ -3,6 +3,7 @@
 #include "messages/detail/capnp_io.hpp"
 #include "messages/mlr.capnp.h"
 
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 
@@ -54,7 +55,8 @@ void write_vv(List sources_out, capnp::List<wire::Counter>::Builder entries_out,
 
 template <class SourcesReader, class EntriesReader>
 result<version_vector> read_vv(SourcesReader sources, EntriesReader entries) {
-  version_vector out;
+  std::vector<dot> out;
+  out.reserve(entries.size());
   for (auto e : entries) {
     if (e.getSource() >= sources.size())
       return malformed("version vector entry refers to a source that is not in the table");
@@ -62,9 +64,9 @@ result<version_vector> read_vv(SourcesReader sources, EntriesReader entries) {
       return malformed("version vector entry has counter " + std::to_string(e.getCounter()) +
                        "; counters stay below 2^48");
     auto s = sources[e.getSource()];
-    out.advance(dot{source{s.getNode(), s.getIncarnation()}, e.getCounter()});
+    out.push_back(dot{source{s.getNode(), s.getIncarnation()}, e.getCounter()});
   }
-  return out;
+  return version_vector::from_dots(std::move(out));
 }
 
 } // namespace
@@ -339,7 +341,35 @@ std::string to_context_token(const std::vector<dot>& dots) {
   return out;
 }
 
+namespace {
+
+// Digits (base 10 or 16) of `s` from `pos` up to `stop`, at most `max_digits` of them and
+// no more than `limit`; nothing on anything else.
+std::optional<uint64_t> parse_number(const std::string& s, size_t& pos, char stop, int base,
+                                     size_t max_digits, uint64_t limit) {
+  uint64_t x = 0;
+  size_t digits = 0;
+  for (; pos < s.size() && s[pos] != stop; ++pos, ++digits) {
+    auto c = static_cast<unsigned char>(s[pos]);
+    int v = std::isdigit(c) ? c - '0' : base == 16 && std::isxdigit(c) ? std::tolower(c) - 'a' + 10 : -1;
+    if (v < 0 || digits >= max_digits)
+      return std::nullopt;
+    x = x * static_cast<uint64_t>(base) + static_cast<uint64_t>(v);
+    if (x > limit)
+      return std::nullopt;
+  }
+  if (digits == 0)
+    return std::nullopt;
+  return x;
+}
+
+} // namespace
+
 result<std::vector<dot>> parse_context_token(const std::string& token) {
+  if (token.size() > max_context_token_bytes)
+    return error{errc::invalid_argument, "context of " + std::to_string(token.size()) +
+                                           " bytes; a context has at most " +
+                                           std::to_string(max_context_token_bytes)};
   std::vector<dot> out;
   size_t pos = 0;
   while (pos < token.size()) {
@@ -347,18 +377,27 @@ result<std::vector<dot>> parse_context_token(const std::string& token) {
     if (end == std::string::npos)
       end = token.size();
     auto part = token.substr(pos, end - pos);
-    unsigned node = 0;
-    unsigned long long inc = 0, counter = 0;
-    int used = 0;
-    if (std::sscanf(part.c_str(), "n%u.%16llx.%llu%n", &node, &inc, &counter, &used) != 3 ||
-        used != static_cast<int>(part.size()) || counter == 0)
-      return error{errc::invalid_argument,
-                   "context '" + part + "' is not a dot like n0.00000000deadbeef.12; pass "
-                   "the context exactly as get printed it"};
-    out.push_back(dot{source{node, inc}, counter});
+    auto bad = error{errc::invalid_argument,
+                     "context '" + part.substr(0, 80) + "' is not a dot like "
+                     "n0.00000000deadbeef.12; pass the context exactly as get printed it"};
+    size_t at = 1;
+    if (part.empty() || part[0] != 'n')
+      return bad;
+    auto node = parse_number(part, at, '.', 10, 10, UINT32_MAX - 1);
+    if (!node || at >= part.size())
+      return bad;
+    ++at;
+    auto inc = parse_number(part, at, '.', 16, 16, UINT64_MAX);
+    if (!inc || at >= part.size())
+      return bad;
+    ++at;
+    auto counter = parse_number(part, at, '\0', 10, 15, max_counter);
+    if (!counter || *counter == 0 || at != part.size())
+      return bad;
+    out.push_back(dot{source{static_cast<node_index>(*node), *inc}, *counter});
     pos = end + 1;
   }
-  return out;
+  return canonical_context(out); // one dot per origin incarnation
 }
 
 void frame_splitter::append(const void* data, size_t size) {

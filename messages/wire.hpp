@@ -108,6 +108,9 @@ result<client_response> decode_client_response(const frame& f);
 
 /// A causal context as text, for clients: "node.incarnation.counter" dots joined by ','.
 std::string to_context_token(const std::vector<dot>& dots);
+/// Parses a token (at most `max_context_token_bytes`; counters below 2^48) into one dot per
+/// origin incarnation; the error says what is wrong with which part.
+inline constexpr size_t max_context_token_bytes = 64u << 10;
 result<std::vector<dot>> parse_context_token(const std::string& token);
 
 /// Cuts a byte stream into Cap'n Proto stream frames.

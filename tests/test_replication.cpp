@@ -4,6 +4,8 @@
 // error values while the leader keeps serving.
 
 #include "harness.hpp"
+
+#include <caf/typed_event_based_actor.hpp>
 #include "sim_channel.hpp"
 
 #include "messages/codec.hpp"
@@ -329,4 +331,66 @@ TEST_CASE("mesh N=3 bad input: bad frames get error values and the leader keeps 
     CHECK(c.value(node, "other") == "fine");
   }
   CHECK(topology::converged(c.statuses()));
+}
+
+namespace {
+
+// Node 1's first resolver fails its first request ("throw": it throws, and dies; "silent":
+// it never answers, so the request times out); every other resolver is last-writer-wins.
+resolvers::resolver_factory one_flaky_resolver(std::string mode) {
+  auto spawned = std::make_shared<int>(0);
+  return [spawned, mode](caf::actor_system& sys) -> resolvers::resolver_actor {
+    if ((*spawned)++ != 1)
+      return resolvers::builtin_resolver("lww")(sys);
+    auto calls = std::make_shared<int>(0);
+    return sys.spawn([calls, mode](resolvers::resolver_actor::pointer self)
+                       -> resolvers::resolver_actor::behavior_type {
+      return {[=](resolvers::resolve_atom, const std::string&,
+                  const std::vector<messages::version>& vs)
+                -> caf::result<std::vector<messages::dot>> {
+        if ((*calls)++ == 0) {
+          if (mode == "throw")
+            throw std::runtime_error("this resolver fails once");
+          return self->make_response_promise<std::vector<messages::dot>>(); // never delivered
+        }
+        auto best = std::max_element(vs.begin(), vs.end(), resolvers::lww_less);
+        return std::vector<messages::dot>{best->id};
+      }};
+    });
+  };
+}
+
+void flaky_resolver_converges(const std::string& mode) {
+  sim_cluster c;
+  topology::cluster_spec spec;
+  spec.topology = topology::make_mesh(topology::default_names(3));
+  spec.make_resolver = one_flaky_resolver(mode);
+  spec.resolver_timeout = std::chrono::milliseconds(2000);
+  spec.tick_interval = std::chrono::milliseconds(100);
+  c.start(std::move(spec));
+  c.queue_put(0, "k", "from-0");
+  c.queue_put(2, "k", "from-2");
+  c.run();
+  c.drain_write_acks();
+  for (int i = 0; i < 50; ++i)
+    c.advance(std::chrono::milliseconds(100));
+  auto all = c.statuses();
+  for (auto& s : all)
+    INFO("node " << s.node << " digest " << s.digest << " unresolved " << s.stats.unresolved);
+  CHECK(all[1].stats.unresolved >= 1); // it did fail at node 1
+  CHECK(topology::converged(all)); // and was asked again: node 1 agrees with the others
+  for (size_t n = 0; n < 3; ++n)
+    CHECK(c.get(n, "k").siblings.size() == 1);
+}
+
+} // namespace
+
+TEST_CASE("resolver supervision: a resolver that throws at one node is replaced, its conflict "
+          "asked again, and that node converges with the others") {
+  flaky_resolver_converges("throw");
+}
+
+TEST_CASE("resolver supervision: a resolution that times out at one node is asked again, and "
+          "that node converges with the others") {
+  flaky_resolver_converges("silent");
 }

@@ -1,0 +1,35 @@
+#pragma once
+// A leader's `route` (actors::leader_config::route): turns the topology key's value into
+// the routing of one node. The one parser and validator of runtime topologies: every node
+// routes through it, and a change is checked by it before it is written.
+
+#include "actors/replica.hpp"
+#include "topology/graph.hpp"
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace mlr::topology {
+
+/// A leader's `route`: turns a topology into the routing of node `self`, with
+/// `standby_hubs` first among a star spoke's detours. A topology is optional lines
+/// 'members A B C ...' (the current members in order, new ones appended) and 'removed X ...',
+/// then "ring", "star" (hub: the first live node), "star:HUB", "mesh" or an edge list
+/// ("a -> b" lines); 'address NAME HOST:PORT' lines tell processes where a new member
+/// listens. Members only grow (a shorter list keeps the current one) and removals stick:
+/// the current routing (null: `names`, all live) is the base. Refuses unknown names,
+/// reordered members, and graphs that are not strongly connected over the live members.
+/// Names are 1-64 letters, digits, '-', '_' or '.', each listed once; a cluster has at most
+/// `max_members` members and a topology at most `max_topology_bytes`. With
+/// `require_addresses` (processes) every member added after `names` needs an 'address' line.
+/// Every node routes through this one parser, and a change is validated by it before it is
+/// written, so a change accepted at one node is accepted everywhere.
+inline constexpr size_t max_members = 256;
+inline constexpr size_t max_topology_bytes = 64u << 10;
+inline constexpr size_t max_name_bytes = 64;
+std::function<result<actors::routing>(const std::string&, const actors::routing*)>
+make_router(std::vector<std::string> names, node_index self,
+            std::vector<node_index> standby_hubs = {}, bool require_addresses = false);
+
+} // namespace mlr::topology
