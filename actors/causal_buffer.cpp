@@ -15,12 +15,14 @@ bool causal_buffer::ready(const messages::event& e, const messages::version_vect
 causal_buffer::insert_result causal_buffer::insert(messages::event e) {
   if (contains(e.id))
     return insert_result::duplicate;
-  if (size_ >= capacity_)
+  auto b = messages::encoded_size_bound(e);
+  if (size_ >= capacity_ || bytes_ + b > max_bytes_)
     return insert_result::full;
   auto counter = e.id.counter;
   auto origin = e.id.origin;
   by_source_[origin].emplace(counter, std::move(e));
   ++size_;
+  bytes_ += b;
   return insert_result::buffered;
 }
 
@@ -49,6 +51,7 @@ causal_buffer::release_ready(const messages::version_vector& applied,
     // retired incarnation has nothing left to apply.
     auto done = retired.get(i->first) > 0 ? UINT64_MAX : applied.get(i->first);
     while (!events.empty() && events.begin()->first <= done) {
+      bytes_ -= messages::encoded_size_bound(events.begin()->second);
       events.erase(events.begin());
       --size_;
     }
@@ -57,6 +60,7 @@ causal_buffer::release_ready(const messages::version_vector& applied,
     auto first = events.begin();
     if (!ready(first->second, applied, retired))
       continue;
+    bytes_ -= messages::encoded_size_bound(first->second);
     messages::event out = std::move(first->second);
     events.erase(first);
     --size_;

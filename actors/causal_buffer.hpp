@@ -11,6 +11,7 @@
 #include "messages/version_vector.hpp"
 
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <vector>
@@ -19,7 +20,9 @@ namespace mlr::actors {
 
 class causal_buffer {
 public:
-  explicit causal_buffer(size_t capacity) : capacity_(capacity) {}
+  /// At most `capacity` events and `max_bytes` bytes of them (messages::encoded_size_bound).
+  explicit causal_buffer(size_t capacity, size_t max_bytes = SIZE_MAX)
+    : capacity_(capacity), max_bytes_(max_bytes) {}
 
   /// True when the event can be applied now against `applied`; deps of retired
   /// incarnations count as covered up to their final counter in `retired`.
@@ -49,11 +52,14 @@ public:
   }
 
   size_t size() const { return size_; }
+  size_t bytes() const { return bytes_; }
   size_t capacity() const { return capacity_; }
 
 private:
   size_t capacity_;
+  size_t max_bytes_;
   size_t size_ = 0;
+  size_t bytes_ = 0;
   std::map<messages::source, std::map<uint64_t, messages::event>> by_source_;
 };
 

@@ -56,7 +56,7 @@ replica::replica(replica_config cfg, std::unique_ptr<storage::store> store)
     self_{cfg_.self, cfg_.incarnation},
     store_(storage::with_digest(std::move(store))), // status must not scan the state
     clock_(cfg_.max_clock_offset_ms),
-    buffer_(cfg_.max_buffered) {
+    buffer_(cfg_.max_buffered, cfg_.max_buffered_bytes) {
   recover();
 }
 
@@ -85,16 +85,6 @@ void replica::recover() {
     if (auto* e = store_->read(pos); e && retired_.get(e->ev.id.origin) == 0)
       index_position(e->ev.id, pos);
   durable_end_ = store_->log_end();
-}
-
-void replica::index_position(const dot& d, uint64_t pos) {
-  auto& idx = positions_[d.origin];
-  if (idx.size() + 1 < d.counter)
-    idx.resize(d.counter - 1, not_in_log); // compacted, or jumped over by a state transfer
-  if (idx.size() + 1 == d.counter)
-    idx.push_back(pos);
-  else
-    idx[d.counter - 1] = pos;
 }
 
 void replica::persist() {

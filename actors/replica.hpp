@@ -11,6 +11,7 @@
 // - an event is applied only after everything in its origin's causal past.
 
 #include "actors/causal_buffer.hpp"
+#include "actors/position_index.hpp"
 #include "messages/codec.hpp"
 #include "messages/event.hpp"
 #include "messages/hlc.hpp"
@@ -56,8 +57,9 @@ struct replica_config {
   /// when events arrive on behalf of a node that stopped answering (a detour); empty: such
   /// events are forwarded as this node's own table says only.
   std::vector<std::vector<std::vector<messages::node_index>>> trees;
-  /// Most events held while waiting for their causal past.
+  /// Most events held while waiting for their causal past, and most bytes of them.
   size_t max_buffered = 1u << 20;
+  size_t max_buffered_bytes = 256u << 20;
   uint64_t max_clock_offset_ms = 500;
   /// Conflict records kept for inspection (oldest dropped first).
   size_t conflict_log_capacity = 1024;
@@ -329,6 +331,10 @@ public:
   const storage::store& store() const { return *store_; }
   uint64_t log_end() const { return store_->log_end(); }
   size_t buffered() const { return buffer_.size(); }
+  /// Memory the replica holds per event besides the log: positions indexed, and bytes of
+  /// events in the causal buffer (both bounded: by the log, and by max_buffered_bytes).
+  size_t indexed_positions() const { return positions_.entries(); }
+  size_t buffered_bytes() const { return buffer_.bytes(); }
 
 private:
   void apply(messages::event e, std::vector<conflict>& conflicts);
@@ -347,10 +353,8 @@ private:
   void merge_chunk(messages::node_index from, const messages::state_chunk& c,
                    std::vector<conflict>& conflicts);
   void finish_transfer(std::vector<conflict>& conflicts);
-  // An index slot for a dot held but not in the log (compacted, or came by state transfer).
-  static constexpr uint64_t not_in_log = UINT64_MAX;
-  // Index of where dot (s, c) sits in the log.
-  void index_position(const messages::dot& d, uint64_t pos);
+  static constexpr uint64_t not_in_log = position_index::not_in_log;
+  void index_position(const messages::dot& d, uint64_t pos) { positions_.set(d, pos); }
   void record(conflict_record r);
 
   replica_config cfg_;
@@ -363,9 +367,9 @@ private:
   causal_buffer buffer_;
   replica_stats stats_;
   std::deque<conflict_record> conflicts_;
-  // positions_[s][c - 1] = log position of dot (s, c); contiguous because every source is
-  // applied in counter order. Lets a pull answer find events without scanning the log.
-  std::map<messages::source, std::vector<uint64_t>> positions_;
+  // Where each dot sits in the log (lets a pull answer find events without scanning it);
+  // compacted with the log.
+  position_index positions_;
   std::map<messages::node_index, messages::version_vector> reported_;
   struct gap {
     uint64_t since_ms = 0;

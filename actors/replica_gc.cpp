@@ -116,6 +116,7 @@ void replica::collect_garbage(uint64_t now_ms) {
   if (pos > begin) {
     store_->truncate_log(pos);
     stats_.log_compacted += store_->log_begin() - begin;
+    positions_.drop_before(store_->log_begin()); // the index shrinks with the log
   }
 }
 

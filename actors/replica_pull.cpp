@@ -178,11 +178,9 @@ messages::event_batch replica::serve_pull(const messages::pull_request& req, uin
       out.compacted = true; // retired here: its state comes with a state transfer
       return out;
     }
-    auto i = positions_.find(r.origin);
     auto held_up_to = std::min(r.last, applied_.get(r.origin));
-    auto indexed = i == positions_.end() ? 0 : i->second.size();
     for (auto c = r.first; c <= held_up_to; ++c) {
-      auto pos = c <= indexed ? i->second[c - 1] : not_in_log;
+      auto pos = positions_.find(dot{r.origin, c});
       if (pos == not_in_log || pos < store_->log_begin()) {
         // Held, but no longer in the log: only a state transfer can bring it.
         out.compacted = true;

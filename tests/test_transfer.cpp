@@ -176,3 +176,55 @@ TEST_CASE("retired incarnations: an event held back that depends on a folded one
   REQUIRE(m[1].versions("y").size() == 1);
   CHECK(m[1].versions("y")[0].value == "from-0");
 }
+
+TEST_CASE("memory: with a million events and retention 50, the log and the position index stay "
+          "bounded at every node") {
+  mesh m(2, /*retention=*/50);
+  const int chunk = 10000;
+  size_t most_log = 0, most_index = 0;
+  for (int done = 0; done < 1000000; done += chunk) {
+    for (int i = 0; i < chunk; ++i)
+      m[(done / chunk) % 2].write(put("key-" + std::to_string(i % 1000), "v"), m.now, m.conflicts);
+    for (int round = 0; round < 3; ++round) {
+      m.ship(0, 1);
+      m.ship(1, 0);
+      m.gossip();
+      m[0].collect_garbage(m.now);
+      m[1].collect_garbage(m.now);
+    }
+    for (size_t n = 0; n < 2; ++n) {
+      most_log = std::max<size_t>(most_log, m[n].log_end() - m[n].store().log_begin());
+      most_index = std::max(most_index, m[n].indexed_positions());
+    }
+  }
+  INFO("most log entries held " << most_log << ", most positions indexed " << most_index);
+  CHECK(m[0].applied().total() == 1000000);
+  CHECK(m[1].applied() == m[0].applied());
+  CHECK(most_log <= 50 + 2 * chunk);
+  CHECK(most_index <= most_log); // it held 8 bytes per event ever applied before
+  for (size_t n = 0; n < 2; ++n)
+    CHECK(m[n].indexed_positions() <= 50 + chunk);
+}
+
+TEST_CASE("memory: the causal buffer is bounded in bytes; what does not fit is pulled later") {
+  replica_config cfg;
+  cfg.self = 1;
+  cfg.incarnation = 2;
+  cfg.forward_to.resize(2);
+  cfg.max_buffered_bytes = 1u << 20;
+  replica r(cfg, storage::make_memory_store());
+  messages::event_batch b;
+  b.sender = 0;
+  for (uint64_t c = 2; c < 40; ++c) { // counter 1 never comes: all of them wait
+    messages::event e;
+    e.id = dot{messages::source{0, 7}, c};
+    e.key = "k" + std::to_string(c);
+    e.value = std::string(64u << 10, 'x');
+    b.events.push_back(e);
+  }
+  std::vector<conflict> conflicts;
+  r.receive(b, 1000, conflicts);
+  CHECK(r.buffered_bytes() <= (1u << 20));
+  CHECK(r.buffered() < 38);
+  CHECK(r.stats().buffer_overflows > 0);
+}
