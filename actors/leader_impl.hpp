@@ -365,6 +365,7 @@ private:
     messages::ack report;
     report.receiver = cfg_.replica.self;
     report.applied = replica_.applied();
+    report.stable = replica_.stable();
     return messages::encode(report);
   }
 

@@ -75,6 +75,12 @@ void replica::recover() {
     clock_.restore(messages::hlc{std::strtoull(raw->c_str(), nullptr, 10)});
   counter_ = applied_.get(self_);
   full_deps_next_ = counter_ > 0;
+  // Keys whose versions include deletes, so that their tombstones are collected after a
+  // restart too (one scan of the key state at start-up).
+  store_->for_each([&](const std::string& key, const std::vector<version>& vs) {
+    if (std::any_of(vs.begin(), vs.end(), [](const version& v) { return v.tombstone; }))
+      tombstoned_.insert(key);
+  });
   if (auto* t = store_->find(topology_key)) {
     auto vs = *t;
     reduce_reserved(topology_key, vs);
@@ -348,7 +354,10 @@ void replica::apply(event e, std::vector<conflict>& conflicts) {
   if (auto* current = store_->find(e.key)) {
     for (auto& v : *current) {
       // The same version may already be here: it came with a state transfer.
-      if (v.id != e.id && !replaces(e.context, v.id)) {
+      // A tombstone stable here is in the causal past of anything that can still arrive:
+      // it is replaced, not concurrent (its origin may have forgotten it, see
+      // collect_garbage).
+      if (v.id != e.id && !replaces(e.context, v.id) && !(v.tombstone && stable_.covers(v.id))) {
         live.push_back(v);
         concurrent = true;
       }

@@ -246,8 +246,10 @@ public:
   fetch_result fetch(messages::node_index dest, uint64_t from, size_t max_events,
                      size_t max_scan, messages::node_index ship_to = messages::no_node);
 
-  /// Records another node's version vector, as gossiped.
-  void observe_report(messages::node_index node, const messages::version_vector& vv);
+  /// Records another node's version vector, as gossiped, and what is stable there (gossip
+  /// carries it; acks and heartbeats do not, and an empty one changes nothing).
+  void observe_report(messages::node_index node, const messages::version_vector& vv,
+                      const messages::version_vector& stable = {});
 
   /// A pull to make now, if some gap in what this node knows exists made no progress for
   /// the grace period: whom to ask, and for which ranges (buffered events left out).
@@ -371,6 +373,10 @@ private:
   // compacted with the log.
   position_index positions_;
   std::map<messages::node_index, messages::version_vector> reported_;
+  // What every other node reported stable: a tombstone is collected only once it is stable
+  // everywhere, so that every node that still holds it knows that anything arriving now
+  // is causally after it (see apply), whatever the clocks say.
+  std::map<messages::node_index, messages::version_vector> reported_stable_;
   struct gap {
     uint64_t since_ms = 0;
     uint64_t applied_then = 0;

@@ -29,6 +29,8 @@ void replica::fold(const messages::version_vector& retiring) {
     gaps_.erase(s);
     for (auto& [node, vv] : reported_)
       vv.erase(s);
+    for (auto& [node, vv] : reported_stable_)
+      vv.erase(s);
     if (candidate_) {
       candidate_->meet.erase(s);
       candidate_->join.erase(s);
@@ -78,12 +80,29 @@ void replica::collect_garbage(uint64_t now_ms) {
   }
   candidate_ = std::move(next);
 
-  // Deletes that are stable and alone: forget the key.
+  // Deletes that are stable everywhere and alone: forget the key. Stable here is not
+  // enough: a node where it is not stable yet could meet a write that this node makes
+  // after forgetting the delete (so without it in its context) as a concurrent version,
+  // and with per-node clock skew the delete's HLC could win there.
+  auto stable_everywhere = [&](const dot& d) {
+    if (retired_.covers(d))
+      return true;
+    if (!stable_.covers(d))
+      return false;
+    for (messages::node_index n = 0; n < cfg_.forward_to.size(); ++n) {
+      if (n == cfg_.self || !is_live(n))
+        continue;
+      auto r = reported_stable_.find(n);
+      if (r == reported_stable_.end() || !r->second.covers(d))
+        return false;
+    }
+    return true;
+  };
   for (auto i = tombstoned_.begin(); i != tombstoned_.end();) {
     auto* versions = store_->find(*i);
     bool only_stable_tombstones =
       versions && std::all_of(versions->begin(), versions->end(), [&](const version& v) {
-        return v.tombstone && (stable_.covers(v.id) || retired_.covers(v.id));
+        return v.tombstone && stable_everywhere(v.id);
       });
     bool any_live = versions && std::any_of(versions->begin(), versions->end(),
                                             [](const version& v) { return !v.tombstone; });

@@ -15,7 +15,8 @@ using messages::dot;
 using messages::event;
 using messages::version;
 
-void replica::observe_report(messages::node_index node, const messages::version_vector& vv) {
+void replica::observe_report(messages::node_index node, const messages::version_vector& vv,
+                             const messages::version_vector& stable) {
   if (node == cfg_.self || !is_member(node)) {
     if (node != cfg_.self)
       ++stats_.reports_refused; // only members' vectors count (holders, stability)
@@ -24,8 +25,12 @@ void replica::observe_report(messages::node_index node, const messages::version_
   check_own_dot(dot{self_, vv.get(self_)});
   auto& r = reported_[node];
   r.merge(vv);
-  for (auto& [s, c] : retired_.entries())
+  auto& st = reported_stable_[node];
+  st.merge(stable);
+  for (auto& [s, c] : retired_.entries()) {
     r.erase(s); // a node that has not folded it yet still reports it
+    st.erase(s);
+  }
 }
 
 messages::version_vector replica::known() const {

@@ -253,6 +253,8 @@ frame encode(const ack& a) {
     vv[i].setSource(table.index_of(entries[i].first));
     vv[i].setCounter(entries[i].second);
   }
+  if (!a.stable.empty())
+    write_vector(root.initStable(static_cast<unsigned>(a.stable.size())), a.stable, table);
   write_sources(root.initSources(static_cast<unsigned>(table.sources().size())), table.sources());
   return to_frame(msg);
 }
@@ -391,6 +393,10 @@ result<ack> decode_ack(const frame& f, const decode_limits& limits) {
     out.received = root.getReceived();
     out.duplicates = root.getDuplicates();
     out.applied = version_vector::from_dots(std::move(*entries));
+    auto stable = read_vector(root.getStable(), *table, "stable vector");
+    if (!stable)
+      return stable.err();
+    out.stable = std::move(*stable);
     return out;
   });
 }

@@ -117,6 +117,8 @@ struct event_batch {
 struct ack {
   node_index receiver = 0;
   version_vector applied;
+  /// Gossip only: what is stable at the receiver (empty in acks of batches).
+  version_vector stable;
   uint32_t received = 0;
   uint32_t duplicates = 0;
 };

@@ -93,6 +93,8 @@ struct Ack {
   versionVector @2 :List(Counter);  # what the receiver has applied
   received @3 :UInt32;              # events in the acknowledged batch
   duplicates @4 :UInt32;            # of which already applied or already buffered
+  stable @5 :List(Counter);         # gossip: what is stable at the receiver (a tombstone is
+                                    # collected only once it is stable everywhere)
 }
 
 # A closed range of counters of one source.

@@ -20,6 +20,10 @@ actors::leader_config base_config(const cluster_spec& spec, node_index n, uint64
   cfg.relay_ack_timeout = spec.link.ack_timeout;
   cfg.replica.max_buffered = spec.max_buffered;
   cfg.wall_clock_ms = spec.wall_clock_ms;
+  if (n < spec.clock_skew_ms.size() && spec.clock_skew_ms[n] != 0 && cfg.wall_clock_ms)
+    cfg.wall_clock_ms = [clock = spec.wall_clock_ms, skew = spec.clock_skew_ms[n]] {
+      return static_cast<uint64_t>(static_cast<int64_t>(clock()) + skew);
+    };
   cfg.resolver_timeout = spec.resolver_timeout;
   cfg.limits = spec.limits;
   cfg.make_resolver = spec.make_resolver;

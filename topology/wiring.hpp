@@ -25,6 +25,8 @@ struct cluster_spec {
   uint64_t seed = 1;
   /// Wall clock for HLCs; the system clock when empty.
   std::function<uint64_t()> wall_clock_ms;
+  /// Per node, milliseconds added to that clock (tests of clock skew); empty: none.
+  std::vector<int64_t> clock_skew_ms;
   /// Applied to every link; `from` and `to` are filled in per edge.
   actors::link_config link;
   size_t max_buffered = 1u << 20;
