@@ -156,6 +156,16 @@ dot replica::write(const write_request& w, uint64_t now_ms, std::vector<conflict
   e.deps.erase(std::remove_if(e.deps.begin(), e.deps.end(),
                               [&](const dot& d) { return d.origin == self_; }),
                e.deps.end());
+  // Last writer wins must agree with causality: a write is after every version this node
+  // holds of its key, whatever clock those came from (a peer's clock may run ahead of the
+  // offset this clock follows); and after any delete of it this node forgot (see
+  // collect_garbage).
+  if (auto* current = store_->find(w.key))
+    for (auto& v : *current)
+      if (!(e.time > v.time)) {
+        clock_.restore(v.time);
+        e.time = clock_.tick(now_ms);
+      }
   if (w.has_context) {
     e.context = messages::canonical_context(w.context);
   } else if (auto* current = store_->find(w.key)) {
@@ -354,10 +364,7 @@ void replica::apply(event e, std::vector<conflict>& conflicts) {
   if (auto* current = store_->find(e.key)) {
     for (auto& v : *current) {
       // The same version may already be here: it came with a state transfer.
-      // A tombstone stable here is in the causal past of anything that can still arrive:
-      // it is replaced, not concurrent (its origin may have forgotten it, see
-      // collect_garbage).
-      if (v.id != e.id && !replaces(e.context, v.id) && !(v.tombstone && stable_.covers(v.id))) {
+      if (v.id != e.id && !replaces(e.context, v.id)) {
         live.push_back(v);
         concurrent = true;
       }

@@ -107,6 +107,10 @@ void replica::collect_garbage(uint64_t now_ms) {
     bool any_live = versions && std::any_of(versions->begin(), versions->end(),
                                             [](const version& v) { return !v.tombstone; });
     if (only_stable_tombstones) {
+      // The clock moves past the forgotten deletes, so that a later write of the key wins
+      // over them at a node that still holds them, whatever clock they came from.
+      for (auto& v : *versions)
+        clock_.restore(v.time);
       store_->erase(*i);
       ++stats_.tombstones_collected;
       i = tombstoned_.erase(i);

@@ -2,9 +2,12 @@
 // and partitions that heal, on CAF's deterministic test_coordinator. For every topology,
 // at least 200 seeds; an invariant checker runs after every handled message; once faults
 // stop, every node converges with an empty causal buffer. A failing seed is printed with
-// the command that replays it exactly (MLR_SIM_SEED=<seed>).
+// the command that replays it exactly (MLR_SIM_SEED=<seed>). MLR_SIM_SEEDS and
+// MLR_SIM_FIRST run other seeds (scripts/simulate.sh runs 10,000).
 
 #include "harness.hpp"
+
+#include <caf/typed_event_based_actor.hpp>
 #include "invariant_checker.hpp"
 #include "sim_channel.hpp"
 
@@ -40,6 +43,7 @@ topology::cluster_spec fault_spec(graph g, const std::string& resolver,
 
 struct run_result {
   std::string failure; // empty: passed
+  size_t refused = 0;  // writes refused (a context whose dots never came in time)
   uint64_t trace = 0;
   size_t writes = 0;
   uint64_t pulls = 0;
@@ -48,9 +52,47 @@ struct run_result {
   uint64_t crashes = 0;
 };
 
+// Takes every answer waiting for the test (write acknowledgements, refusals); returns how
+// many writes were refused.
+size_t drain_answers(sim_cluster& c) {
+  size_t refused = 0;
+  for (bool more = true; more;)
+    (*c.self)->receive([&](messages::dot&) {}, [&](caf::error&) { ++refused; },
+                       caf::after(std::chrono::seconds(0)) >> [&] { more = false; });
+  return refused;
+}
+
+// Node 1's resolver fails its first few requests, alternately by throwing (it dies and is
+// replaced) and by never answering (the request times out); the others are `name`.
+resolvers::resolver_factory failing_at_node_1(const std::string& name) {
+  auto spawned = std::make_shared<int>(0);
+  return [spawned, name](caf::actor_system& sys) -> resolvers::resolver_actor {
+    if ((*spawned)++ != 1)
+      return resolvers::builtin_resolver(name)(sys);
+    auto calls = std::make_shared<int>(0);
+    auto inner = resolvers::builtin_resolver(name)(sys);
+    return sys.spawn([calls, inner](resolvers::resolver_actor::pointer self)
+                       -> resolvers::resolver_actor::behavior_type {
+      return {[=](resolvers::resolve_atom a, const std::string& k,
+                  const std::vector<messages::version>& vs)
+                -> caf::result<std::vector<messages::dot>> {
+        auto n = (*calls)++;
+        if (n < 4 && n % 2 == 0)
+          throw std::runtime_error("a resolver that fails at one node");
+        if (n < 4)
+          return self->make_response_promise<std::vector<messages::dot>>(); // never answered
+        return self->delegate(inner, a, k, vs);
+      }};
+    });
+  };
+}
+
 // `crashes`: nodes also go down (cut off both ways and taking no writes) for a while and
 // come back, so links take detours around them, mixed with the message faults.
-run_result run_seed(const std::string& kind, uint64_t seed, bool crashes = false) {
+// `mixed`: every node's clock is skewed (up to 5 s either way), writes include deletes and
+// writes with a causal context read at another node, and node 1's resolver fails.
+run_result run_seed(const std::string& kind, uint64_t seed, bool crashes = false,
+                    bool mixed = false) {
   run_result out;
   std::mt19937_64 rng(seed);
   sim_cluster c;
@@ -61,6 +103,12 @@ run_result run_seed(const std::string& kind, uint64_t seed, bool crashes = false
   spec.seed = seed;
   if (crashes && kind == "star")
     spec.standby_hubs = {1};
+  if (mixed) {
+    for (size_t i = 0; i < n; ++i)
+      spec.clock_skew_ms.push_back(static_cast<int64_t>(rng() % 10001) - 5000);
+    spec.make_resolver = failing_at_node_1(seed % 2 ? "multi" : "lww");
+    spec.resolver_timeout = std::chrono::milliseconds(300);
+  }
   spec.make_sink = [&](topology::node_index from, topology::node_index to,
                        actors::leader_actor dest) { return net.sink(from, to, dest); };
   c.start(spec);
@@ -103,8 +151,23 @@ run_result run_seed(const std::string& kind, uint64_t seed, bool crashes = false
       auto node = rng() % n;
       if (down.count(static_cast<topology::node_index>(node)))
         continue; // a crashed node takes no writes
-      c.queue_put(node, "k" + std::to_string(rng() % 5),
-                  "s" + std::to_string(seed) + "r" + std::to_string(round));
+      auto key = "k" + std::to_string(rng() % 5);
+      auto value = "s" + std::to_string(seed) + "r" + std::to_string(round);
+      auto what = mixed ? rng() % 4 : 0;
+      if (what == 1) {
+        (*c.self)->send(c.h.leaders.at(node), actors::del_atom::value, key);
+      } else if (what == 2) {
+        // A context read at another node: the write waits for what it names.
+        auto other = (node + 1 + rng() % (n - 1)) % n;
+        (*c.self)->send(c.h.leaders.at(other), actors::get_atom::value, key);
+        c.run();
+        actors::get_result g;
+        (*c.self)->receive([&](actors::get_result& r) { g = std::move(r); },
+                           caf::after(std::chrono::seconds(0)) >> [] {});
+        (*c.self)->send(c.h.leaders.at(node), actors::put_atom::value, key, value, g.context);
+      } else {
+        c.queue_put(node, key, value);
+      }
       ++out.writes;
     }
     if (rng() % 10 == 0) { // cut one node off, both directions
@@ -121,6 +184,7 @@ run_result run_seed(const std::string& kind, uint64_t seed, bool crashes = false
     c.advance(std::chrono::milliseconds(1 + rng() % (crashes ? 200 : 60)));
     if (!check("while faults were on"))
       return out;
+    out.refused += drain_answers(c);
   }
 
   // Faults stop: heal everything and let the cluster settle.
@@ -134,16 +198,24 @@ run_result run_seed(const std::string& kind, uint64_t seed, bool crashes = false
     c.advance(50ms);
     if (!check("after faults stopped"))
       return out;
-    c.drain_write_acks();
+    out.refused += drain_answers(c);
     all = c.statuses();
-    settled = topology::converged(all) && all[0].applied.total() == out.writes;
+    settled = topology::converged(all) &&
+              all[0].applied.total() + out.refused == out.writes;
   }
   if (!settled) {
     std::ostringstream msg;
     msg << "did not converge within 20 s of simulated time after faults stopped;";
-    for (auto& s : all)
+    for (auto& s : all) {
       msg << "\n  node " << s.node << ": applied " << s.applied.total() << " of " << out.writes
-          << ", buffered " << s.stats.buffered << ", vv " << messages::to_string(s.applied);
+          << ", buffered " << s.stats.buffered << ", digest " << s.digest << ", vv "
+          << messages::to_string(s.applied);
+      for (int k = 0; k < 5; ++k) {
+        msg << "\n    k" << k << ":";
+        for (auto& v : c.get(s.node, "k" + std::to_string(k)).siblings)
+          msg << " " << v.value << "@" << messages::to_string(v.id);
+      }
+    }
     out.failure = msg.str();
     return out;
   }
@@ -163,20 +235,20 @@ uint64_t env_or(const char* name, uint64_t fallback) {
   return v ? std::strtoull(v, nullptr, 10) : fallback;
 }
 
-void run_seeds(const std::string& kind, bool crashes = false) {
-  uint64_t first = env_or("MLR_SIM_SEED", 1);
+void run_seeds(const std::string& kind, bool crashes = false, bool mixed = false) {
+  uint64_t first = env_or("MLR_SIM_SEED", env_or("MLR_SIM_FIRST", 1));
   uint64_t count = std::getenv("MLR_SIM_SEED") ? 1 : env_or("MLR_SIM_SEEDS", 200);
   uint64_t pulls = 0;
   uint64_t overflows = 0;
   uint64_t relayed = 0;
   uint64_t down = 0;
   for (uint64_t seed = first; seed < first + count; ++seed) {
-    auto r = run_seed(kind, seed, crashes);
+    auto r = run_seed(kind, seed, crashes, mixed);
     if (!r.failure.empty())
       FAIL(kind << " seed " << seed << " failed: " << r.failure
                 << "\nreplay exactly: MLR_SIM_SEED=" << seed
-                << " tests/test_simulation '" << kind << (crashes ? " with crashes" : "")
-                << "*'");
+                << " tests/test_simulation '" << kind
+                << (mixed ? " mixed" : crashes ? " with crashes" : "") << "*'");
     pulls += r.pulls;
     overflows += r.overflows;
     relayed += r.relayed;
@@ -228,6 +300,23 @@ TEST_CASE("mesh with crashes, drop/duplicate/reorder/partition: nothing lost, no
 TEST_CASE("custom two-path graph with crashes, drop/duplicate/reorder/partition: nothing lost, "
           "nothing applied twice, all converge") {
   run_seeds("custom", true);
+}
+
+TEST_CASE("ring mixed: skewed clocks, deletes, contexts read at other nodes, a resolver failing "
+          "at one node, with crashes and message faults: invariants hold, all converge") {
+  run_seeds("ring", true, true);
+}
+TEST_CASE("star mixed: skewed clocks, deletes, contexts read at other nodes, a resolver failing "
+          "at one node, with crashes and message faults: invariants hold, all converge") {
+  run_seeds("star", true, true);
+}
+TEST_CASE("mesh mixed: skewed clocks, deletes, contexts read at other nodes, a resolver failing "
+          "at one node, with crashes and message faults: invariants hold, all converge") {
+  run_seeds("mesh", true, true);
+}
+TEST_CASE("custom mixed: skewed clocks, deletes, contexts read at other nodes, a resolver "
+          "failing at one node, with crashes and message faults: invariants hold, all converge") {
+  run_seeds("custom", true, true);
 }
 
 TEST_CASE("simulated network: a seed replays exactly") {
