@@ -75,8 +75,15 @@ leader_impl::behavior_type leader_impl::make_behavior() {
       -> caf::result<std::vector<dot>> {
       return write_all<std::vector<dot>>(writes, [](std::vector<dot>& ds) { return ds; });
     },
-    [this](get_atom, const std::string& key) { return read(key); },
-    [this](get_atom, const std::vector<std::string>& keys) {
+    [this](get_atom, const std::string& key) -> caf::result<get_result> {
+      if (auto err = removed_error())
+        return *err;
+      return read(key);
+    },
+    [this](get_atom, const std::vector<std::string>& keys)
+      -> caf::result<std::vector<get_result>> {
+      if (auto err = removed_error())
+        return *err;
       std::vector<get_result> out;
       out.reserve(keys.size());
       for (auto& k : keys)

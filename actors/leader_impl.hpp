@@ -109,6 +109,8 @@ private:
   }
 
   std::optional<caf::error> refusal(const std::vector<write_request>& ws) {
+    if (auto err = removed_error())
+      return err;
     if (!store_error_.empty())
       return make_error(errc::invalid_argument, "write refused: " + store_error_);
     for (auto& w : ws) {
@@ -165,6 +167,21 @@ private:
   }
 
   bool durable_store() { return replica_.store().durable(); }
+
+  // A member the topology removed takes no writes and serves no reads: it no longer
+  // receives anything, so what it would serve goes stale. Its clients are told where to go.
+  std::optional<caf::error> removed_error() {
+    if (replica_.is_live(cfg_.replica.self))
+      return std::nullopt;
+    std::string live;
+    if (current_routing_)
+      for (size_t i = 0; i < current_routing_->members.size(); ++i)
+        if (i < current_routing_->live.size() && current_routing_->live[i])
+          live += (live.empty() ? "" : ", ") + current_routing_->members[i];
+    return make_error(errc::invalid_argument,
+                      "this node was removed from the cluster (topology epoch " + epoch_name() +
+                        "); nothing was done: use a live member (" + live + ")");
+  }
 
   // A key or value above the node's limits is refused before anything is written.
   std::optional<caf::error> size_error(const write_request& w) {
