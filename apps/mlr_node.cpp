@@ -46,19 +46,25 @@ namespace {
 std::mutex fatal_mutex;
 std::string fatal_reason;
 
-// Throws when a write to `key` is applied: what --fault leader-throws-on-key installs, so
-// tests can see what the process does when its leader dies.
-class throw_on_key : public actors::replica_observer {
+// What --fault installs, so tests can see what the process does when its leader dies
+// (it throws when a write to `key` is applied) or stalls (it sleeps 11 s first, longer
+// than the gateways wait).
+class fault_on_key : public actors::replica_observer {
 public:
-  explicit throw_on_key(std::string key) : key_(std::move(key)) {}
+  fault_on_key(std::string key, bool stall) : key_(std::move(key)), stall_(stall) {}
   void on_apply(messages::node_index, const messages::event& e, bool) override {
-    if (e.key == key_)
+    if (e.key != key_)
+      return;
+    if (stall_)
+      std::this_thread::sleep_for(std::chrono::seconds(11));
+    else
       throw std::runtime_error("fault injected by --fault: a write to '" + key_ + "'");
   }
   void on_handled(const actors::replica&) override {}
 
 private:
   std::string key_;
+  bool stall_;
 };
 
 } // namespace
@@ -388,12 +394,15 @@ int main(int argc, char** argv) {
   lc.replica.log_retention = o.log_retention;
   lc.log = [](const std::string& line) { spdlog::info("{}", line); };
   if (!o.fault.empty()) {
-    const std::string prefix = "leader-throws-on-key:";
-    if (o.fault.rfind(prefix, 0) != 0)
-      return bad_input("--fault must be leader-throws-on-key:KEY, got '" + o.fault + "'");
-    lc.replica.observer = std::make_shared<throw_on_key>(o.fault.substr(prefix.size()));
-    spdlog::warn("fault injection on: the leader throws when '{}' is written",
-                 o.fault.substr(prefix.size()));
+    const std::string throws = "leader-throws-on-key:", stalls = "leader-stalls-on-key:";
+    bool stall = o.fault.rfind(stalls, 0) == 0;
+    if (!stall && o.fault.rfind(throws, 0) != 0)
+      return bad_input("--fault must be leader-throws-on-key:KEY or leader-stalls-on-key:KEY, "
+                       "got '" + o.fault + "'");
+    auto key = o.fault.substr((stall ? stalls : throws).size());
+    lc.replica.observer = std::make_shared<fault_on_key>(key, stall);
+    spdlog::warn("fault injection on: the leader {} when '{}' is written",
+                 stall ? "stalls for 11 s" : "throws", key);
   }
   lc.max_key_bytes = o.max_key_bytes;
   lc.max_value_bytes = o.max_value_bytes;

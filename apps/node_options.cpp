@@ -101,7 +101,8 @@ po::options_description make_options(node_options& o) {
      "buffered, and the connection closed")
     ("fault", po::value(&o.fault),
      "fault injection for tests: leader-throws-on-key:KEY makes the leader throw when KEY "
-     "is written, to see the process exit with status 3 instead of serving failures")
+     "is written (the process then exits with status 3); leader-stalls-on-key:KEY makes it "
+     "sleep 11 s first (the client is told its write timed out and may still be applied)")
     ("log-retention", po::value(&o.log_retention)->default_value(o.log_retention),
      "log entries kept after they became stable (held by every node), so a peer that was "
      "away briefly catches up from the log; one further behind gets a state transfer");

@@ -348,3 +348,17 @@ TEST_CASE("status-like requests are cheap: hundreds of pipelined DBSIZE, INFO an
   CHECK(n1_log.find("silent") == std::string::npos);
   CHECK(c.wait_converged(30s));
 }
+
+TEST_CASE("a write that times out after the node took it says its outcome is unknown, and it "
+          "is applied later") {
+  process_cluster c(2, "mesh", {"--fault", "leader-stalls-on-key:slow"});
+  raw_socket r(c.ports(0).resp);
+  r.send(resp_command({"SET", "slow", "late"}));
+  auto answer = resp_reply(r, 15s);
+  CHECK(answer == "-ERR timed out; the write may still be applied (read the key to see)");
+  // It was not a refusal: once the leader goes on, the write is there, everywhere.
+  CHECK(eventually([&] {
+    auto g = c.connect(1)->get("slow");
+    return g && g->siblings == std::vector<std::string>{"late"};
+  }, 15s));
+}

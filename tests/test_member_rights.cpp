@@ -98,3 +98,15 @@ TEST_CASE("member rights: a gossiped vector in the name of a non-member is ignor
   CHECK(m[1].known() == m[1].applied()); // nothing was believed
   CHECK_FALSE(m[1].plan_pull(m.now + 10'000, true));
 }
+
+TEST_CASE("member rights: pulls are counted when they are sent, not when they are planned") {
+  mesh m(2);
+  m[0].write(put("a", "1"), m.now, m.conflicts);
+  m.gossip();
+  m.now += 10'000;
+  auto plan = m[1].plan_pull(m.now, true);
+  REQUIRE(plan);
+  CHECK(m[1].stats().pulls_sent == 0); // a plan the leader cannot send counts nothing
+  m[1].pull_sent();
+  CHECK(m[1].stats().pulls_sent == 1);
+}

@@ -161,3 +161,24 @@ TEST_CASE("rocksdb store: committed writes survive a reopen, uncommitted ones do
   CHECK(a.write(put("w", "3"), 1000, conflicts).counter == 3);
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("replica: a batch stops below its byte budget and at 65,536 sources; the first event "
+          "always fits") {
+  messages::event big;
+  big.id = messages::dot{messages::source{0, 1}, 1};
+  big.key = "k";
+  big.value = std::string(16u << 20, 'v'); // the largest value a client may write
+  actors::batch_budget by_bytes(8u << 20);
+  CHECK(by_bytes.take(big)); // alone it is over the budget, but a batch carries at least one
+  CHECK_FALSE(by_bytes.take(big));
+  actors::batch_budget by_sources(SIZE_MAX);
+  size_t taken = 0;
+  for (uint32_t i = 0; i < 70000; ++i) {
+    messages::event e;
+    e.id = messages::dot{messages::source{i, 1}, 1}; // a new source each
+    if (!by_sources.take(e))
+      break;
+    ++taken;
+  }
+  CHECK(taken == messages::max_batch_sources); // the rest goes into the next batch
+}

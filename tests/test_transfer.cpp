@@ -228,3 +228,22 @@ TEST_CASE("memory: the causal buffer is bounded in bytes; what does not fit is p
   CHECK(r.buffered() < 38);
   CHECK(r.stats().buffer_overflows > 0);
 }
+
+TEST_CASE("state transfer: siblings that arrive by transfer go to the receiver's resolver") {
+  mesh m(2);
+  // Node 0 holds two versions of k whose resolution is still pending (a write that did not
+  // replace the other: an explicit, empty context).
+  m[0].write(put("k", "a"), m.now, m.conflicts);
+  m[0].write(write_request{"k", messages::op_kind::put, "b", true, {}}, m.now, m.conflicts);
+  REQUIRE(m[0].versions("k").size() == 2);
+  m.conflicts.clear();
+  messages::event_batch compacted;
+  compacted.sender = 0;
+  compacted.compacted = true;
+  m[1].receive_pulled(compacted, m.now, m.conflicts);
+  while (m[1].transfer().active)
+    REQUIRE(m.pull(1));
+  REQUIRE(m[1].versions("k").size() == 2);
+  REQUIRE(m.conflicts.size() == 1); // before: none, and the siblings stayed for good
+  CHECK(m.conflicts[0].key == "k");
+}
