@@ -37,6 +37,7 @@ struct inbound {
   messages::node_index peer = messages::no_node;
   std::string transcript;
   std::string where;
+  std::string host; ///< the remote address, for the per-host limit
   steady::time_point since;
   std::string refusal; ///< set when the handshake is refused; the connection then closes
 };
@@ -54,11 +55,20 @@ struct acceptor_state {
     auto i = conns.find(hdl);
     return i != conns.end() && i->second.serial == serial ? &i->second : nullptr;
   }
-  size_t unproven() const {
+  size_t unproven(const std::string& from_host = {}) const {
     size_t n = 0;
     for (auto& [h, c] : conns)
-      n += c.st != inbound::stage::up;
+      n += c.st != inbound::stage::up && (from_host.empty() || c.host == from_host);
     return n;
+  }
+  // The unproven connection that has waited longest.
+  std::map<connection_handle, inbound>::iterator oldest_unproven() {
+    auto best = conns.end();
+    for (auto i = conns.begin(); i != conns.end(); ++i)
+      if (i->second.st != inbound::stage::up &&
+          (best == conns.end() || i->second.since < best->second.since))
+        best = i;
+    return best;
   }
 };
 
@@ -177,12 +187,14 @@ caf::behavior acceptor(caf::io::broker* self, std::shared_ptr<const transport_co
     messages::welcome w;
     w.node_id = self_id.node_id;
     w.incarnation = self_id.incarnation;
-    w.proof = acceptor_proof(self_id.secret, self_id.cluster, c.transcript, *proof);
     auto serial = c.serial;
+    auto proof_input = std::make_tuple(self_id.secret, self_id.cluster, c.transcript, *proof);
     self->request(st->leader, caf::infinite, report_atom::value)
-      .then([self, st, hdl, serial, w](frame& report) mutable {
+      .then([self, st, hdl, serial, w, proof_input](frame& report) mutable {
         if (auto a = messages::decode_ack(report))
           w.applied = a->applied;
+        auto& [secret, cluster, transcript, dialer] = proof_input;
+        w.proof = acceptor_proof(secret, cluster, transcript, dialer, welcome_fields(w));
         if (st->find(hdl, serial))
           write_message(self, hdl, wire_kind::welcome, 0, messages::encode(w));
       });
@@ -233,23 +245,34 @@ caf::behavior acceptor(caf::io::broker* self, std::shared_ptr<const transport_co
 
   return {
     [=](const caf::io::new_connection_msg& msg) {
-      if (st->unproven() >= st->cfg->max_unproven) {
-        // A flood of connections that never prove themselves: keep serving the proven ones.
+      // A flood of connections that never prove themselves must neither grow the node nor
+      // lock real peers out: at most a quarter of the unproven slots per remote host (more
+      // from it are refused), and when all slots are taken the one that waited longest
+      // makes room (a peer proves itself within a round trip; a squatter does not).
+      auto host = self->remote_addr(msg.handle);
+      auto flood_log = [&](const char* what) {
         ++st->stats.unproven_refused;
         if (ms_since(st->last_flood_log) > 1000) {
           st->last_flood_log = steady::now();
-          spdlog::warn("refusing peer connections: {} are still unproven (the limit); {} "
-                       "refused so far",
-                       st->cfg->max_unproven, st->stats.unproven_refused);
+          spdlog::warn("peer connections: {} ({} unproven, the limit is {}); {} so far", what,
+                       st->unproven(), st->cfg->max_unproven, st->stats.unproven_refused);
         }
+      };
+      if (st->unproven(host) >= std::max<size_t>(1, st->cfg->max_unproven / 4)) {
+        flood_log("too many unproven from one host, refusing the newest");
         self->close(msg.handle);
         return;
+      }
+      if (st->unproven() >= st->cfg->max_unproven) {
+        flood_log("all unproven slots taken, closing the oldest");
+        drop(st->oldest_unproven());
       }
       auto& c = st->conns[msg.handle];
       c = inbound{};
       c.serial = ++st->next_serial;
       c.reader = std::make_unique<message_reader>(st->cfg->unproven_frame_bytes);
       c.where = accept_connection(self, msg.handle);
+      c.host = host;
       c.since = steady::now();
     },
     [=](const caf::io::new_data_msg& msg) {

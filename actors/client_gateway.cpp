@@ -65,6 +65,13 @@ caf::behavior client_gateway(caf::io::broker* self, node_context ctx, std::strin
       return;
     auto ready = c->replies.fill(seq, client_answer(id, r));
     c->flow.output_backlog += ready.size(); // until the next data_transferred_msg says
+    if (c->flow.output_backlog > st->ctx.max_output_hard_bytes) {
+      spdlog::warn("closing client connection from {}: {} bytes of answers unread (the limit "
+                   "is {})", c->where, c->flow.output_backlog, st->ctx.max_output_hard_bytes);
+      self->close(hdl);
+      st->conns.erase(hdl);
+      return;
+    }
     write_bytes(self, hdl, ready);
     c->flow.in_flight = c->replies.slots.size();
     if (c->flow.update(st->ctx))

@@ -182,6 +182,9 @@ std::optional<error> on_handshake_message(caf::io::broker* self, dialer_state& s
     st.transcript = transcript(st.hello, payload);
     st.proof = dialer_proof(self_id.secret, self_id.cluster, st.transcript);
     write_message(self, st.conn, wire_kind::proof, 0, messages::encode_proof(st.proof));
+    // The welcome carries the acceptor's vector (32 bytes a source): more than the 4 KiB an
+    // unproven peer may send otherwise. It is bounded still, and checked against its proof.
+    st.reader->set_max_frame_bytes(1u << 20);
     return std::nullopt;
   }
   if (h.kind != wire_kind::welcome)
@@ -191,7 +194,7 @@ std::optional<error> on_handshake_message(caf::io::broker* self, dialer_state& s
   if (!w)
     return w.err();
   if (!same_proof(w->proof, acceptor_proof(self_id.secret, self_id.cluster, st.transcript,
-                                           st.proof)))
+                                           st.proof, welcome_fields(*w))))
     return error{errc::invalid_argument,
                  "its proof does not match: wrong cluster name or secret; check the cluster "
                  "file and --cluster-secret-file on both nodes"};

@@ -54,6 +54,10 @@ struct node_context {
   /// reading its answers is disconnected with an error past it (as Redis does past its
   /// client-output-buffer-limit), so its input and answers stay bounded.
   size_t max_paused_input = 16u << 20;
+  /// Answers to requests already taken are written even while parsing is paused; a client
+  /// that lets more than this pile up unread is disconnected (Redis's
+  /// client-output-buffer-limit).
+  size_t max_output_hard_bytes = 256u << 20;
   client_access access;
 };
 

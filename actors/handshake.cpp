@@ -98,8 +98,18 @@ std::string dialer_proof(const std::string& secret, const std::string& cluster,
 }
 
 std::string acceptor_proof(const std::string& secret, const std::string& cluster,
-                           const std::string& transcript, const std::string& dialer_proof) {
-  return hmac_sha256(secret, "mlr-acceptor-2" + sized(cluster) + transcript + sized(dialer_proof));
+                           const std::string& transcript, const std::string& dialer_proof,
+                           const std::string& welcome_fields) {
+  return hmac_sha256(secret, "mlr-acceptor-2" + sized(cluster) + transcript + sized(dialer_proof) +
+                               sized(welcome_fields));
+}
+
+std::string welcome_fields(const messages::welcome& w) {
+  std::string out = sized(w.node_id) + std::to_string(w.incarnation) + "|";
+  for (auto& [s, c] : w.applied.entries())
+    out += std::to_string(s.node) + "." + std::to_string(s.incarnation) + ":" +
+           std::to_string(c) + ",";
+  return out;
 }
 
 bool same_proof(const std::string& a, const std::string& b) {

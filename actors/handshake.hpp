@@ -57,9 +57,14 @@ std::string transcript(const messages::frame& hello, const messages::frame& chal
 /// The dialer's proof, over the cluster name and the transcript.
 std::string dialer_proof(const std::string& secret, const std::string& cluster,
                          const std::string& transcript);
-/// The acceptor's proof, over the same and the dialer's proof.
+/// The acceptor's proof, over the same, the dialer's proof and what its welcome says (its
+/// id, incarnation and vector: welcome_fields), so that none of it can be changed on the way.
 std::string acceptor_proof(const std::string& secret, const std::string& cluster,
-                           const std::string& transcript, const std::string& dialer_proof);
+                           const std::string& transcript, const std::string& dialer_proof,
+                           const std::string& welcome_fields);
+
+/// A welcome's id, incarnation and vector as the acceptor's proof covers them.
+std::string welcome_fields(const messages::welcome& w);
 
 /// Compares proofs in constant time.
 bool same_proof(const std::string& a, const std::string& b);

@@ -84,6 +84,16 @@ leader_impl::behavior_type leader_impl::make_behavior() {
       -> caf::result<std::vector<get_result>> {
       if (auto err = removed_error())
         return *err;
+      // One reply is bounded like a write: "MGET k k k ..." must not copy a large value a
+      // million times.
+      size_t bytes = 0;
+      for (auto& k : keys)
+        for (auto& v : replica_.versions(k))
+          if ((bytes += v.value.size() + k.size()) > cfg_.max_reply_bytes)
+            return make_error(errc::invalid_argument,
+                              "the answer would be more than " +
+                                std::to_string(cfg_.max_reply_bytes) +
+                                " bytes; ask for fewer keys at a time");
       std::vector<get_result> out;
       out.reserve(keys.size());
       for (auto& k : keys)
@@ -228,7 +238,8 @@ leader_impl::behavior_type leader_impl::make_behavior() {
         apply_topology(spec); // routes by it once its epoch is stable
       }
       auto before = replica_.log_end();
-      if (store_error_.empty() && replica_.retire_incarnations(now(), pending_))
+      if (store_error_.empty() && replica_.is_live(cfg_.replica.self) &&
+          replica_.retire_incarnations(now(), pending_))
         after_change(before);
     },
   };

@@ -138,6 +138,9 @@ struct leader_config {
   /// them (they are pulled meanwhile) before it is refused, and how many may wait.
   std::chrono::milliseconds context_wait{5000};
   size_t max_waiting_writes = 10000;
+  size_t max_waiting_bytes = 64u << 20;
+  /// The most bytes one read of several keys may answer with.
+  size_t max_reply_bytes = 64u << 20;
   /// Called when the node can serve nothing any more: the leader stopped because a handler
   /// threw (a bug, or a user's observer), or its store broke (an fsync failed, so only a
   /// restart recovers what reached the disk). A process then exits (mlr-node: status 3)

@@ -79,24 +79,33 @@ private:
       auto dots = apply_writes(ws);
       return acknowledge(pick(dots));
     }
-    if (waiting_.size() >= cfg_.max_waiting_writes)
+    size_t bytes = 0;
+    for (auto& w : ws)
+      bytes += w.key.size() + w.value.size();
+    if (waiting_.size() >= cfg_.max_waiting_writes ||
+        waiting_bytes_ + bytes > cfg_.max_waiting_bytes)
       return make_error(errc::invalid_argument,
-                        std::to_string(waiting_.size()) + " writes already wait for their " +
+                        std::to_string(waiting_.size()) + " writes (" +
+                          std::to_string(waiting_bytes_) + " bytes) already wait for their " +
                           "contexts here; nothing was written: retry later");
+    waiting_bytes_ += bytes;
     replica_.want(missing);
     auto rp = make_response_promise<T>();
     auto deadline = steady_ms() + static_cast<uint64_t>(cfg_.context_wait.count());
     waiting_.push_back(
-      waiting_write{deadline, [this, rp, ws = std::move(ws), pick](bool expired) mutable {
+      waiting_write{deadline, [this, rp, ws = std::move(ws), pick, bytes](bool expired) mutable {
                       std::vector<dot> still;
                       for (auto& w : ws)
                         for (auto& d : replica_.missing_context(w))
                           still.push_back(d);
                       if (!still.empty()) {
-                        if (expired)
+                        if (expired) {
                           rp.deliver(context_error(still));
+                          waiting_bytes_ -= bytes;
+                        }
                         return expired;
                       }
+                      waiting_bytes_ -= bytes;
                       if (auto err = refusal(ws)) {
                         rp.deliver(*err);
                         return true;
@@ -536,6 +545,7 @@ private:
   };
   std::vector<waiting_write> waiting_; ///< writes waiting for their contexts, oldest first
   bool retrying_ = false;
+  size_t waiting_bytes_ = 0; ///< keys and values of the writes in waiting_
   bool broken_reported_ = false;
   std::map<std::string, uint64_t> retry_keys_; ///< failed resolutions -> when to ask again
   uint64_t resolver_replaced_at_ = UINT64_MAX;

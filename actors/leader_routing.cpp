@@ -131,6 +131,8 @@ std::string leader_impl::epoch_name() {
 result<dot> leader_impl::write_topology(const std::string& spec) {
   if (!cfg_.route)
     return error{errc::invalid_argument, "this node cannot change its topology"};
+  if (auto err = removed_error())
+    return from_caf(*err);
   // Relative to a pending addition, if any: the new value must keep the members it adds
   // (this write replaces it), or they would be lost.
   std::optional<routing> base = current_routing_;

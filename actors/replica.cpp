@@ -159,13 +159,12 @@ dot replica::write(const write_request& w, uint64_t now_ms, std::vector<conflict
   // Last writer wins must agree with causality: a write is after every version this node
   // holds of its key, whatever clock those came from (a peer's clock may run ahead of the
   // offset this clock follows); and after any delete of it this node forgot (see
-  // collect_garbage).
+  // collect_garbage). Only this event is stamped later: the node's clock is not dragged
+  // along (other keys keep honest times).
   if (auto* current = store_->find(w.key))
     for (auto& v : *current)
-      if (!(e.time > v.time)) {
-        clock_.restore(v.time);
-        e.time = clock_.tick(now_ms);
-      }
+      if (!(e.time > v.time) && v.time.value < UINT64_MAX)
+        e.time = messages::hlc{v.time.value + 1};
   if (w.has_context) {
     e.context = messages::canonical_context(w.context);
   } else if (auto* current = store_->find(w.key)) {
@@ -483,6 +482,8 @@ replica::fetch_result replica::fetch(messages::node_index dest, uint64_t from,
   batch_budget budget(cfg_.max_batch_bytes);
   for (; pos < end && out.batch.events.size() < max_events; ++pos) {
     auto* entry = store_->read(pos);
+    if (!entry)
+      break; // the store could not read it (damaged): ship what came before
     if (!entry->forward.contains(dest))
       continue;
     // A detour never takes an event back to its origin, nor to a node that has it.

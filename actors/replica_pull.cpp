@@ -203,7 +203,10 @@ messages::event_batch replica::serve_pull(const messages::pull_request& req, uin
     wanted.pop_back(); // not durable yet: a power cut could still take it from us
   batch_budget budget(cfg_.max_batch_bytes);
   for (auto p : wanted) {
-    auto& e = store_->read(p)->ev;
+    auto* entry = store_->read(p);
+    if (!entry)
+      break; // the store could not read it (damaged): answer with what came before
+    auto& e = entry->ev;
     if (!budget.take(e))
       break; // the rest comes with the next pull (a prefix in log order stays causal)
     out.events.push_back(e);

@@ -153,6 +153,12 @@ caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string 
       return;
     auto ready = c->replies.fill(to.seq, std::move(bytes));
     c->flow.output_backlog += ready.size(); // until the next data_transferred_msg says
+    if (c->flow.output_backlog > st->ctx.max_output_hard_bytes) {
+      spdlog::warn("closing RESP connection from {}: {} bytes of answers unread (the limit is "
+                   "{})", c->where, c->flow.output_backlog, st->ctx.max_output_hard_bytes);
+      close_conn(to.hdl);
+      return;
+    }
     write_bytes(self, to.hdl, ready);
     c->flow.in_flight = c->replies.slots.size();
     if (c->flow.update(st->ctx))
@@ -206,6 +212,7 @@ caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string 
         answer(to, resp_error("WRONGPASS invalid username-password pair or user is disabled."));
       } else {
         conn.role = role;
+        conn.reader->set_authenticated(true);
         answer(to, resp_simple("OK"));
       }
       return;
@@ -230,6 +237,7 @@ caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string 
             return;
           }
           conn.role = role;
+          conn.reader->set_authenticated(true);
           i += 2;
         } else if (opt == "SETNAME" && i + 1 < args.size()) {
           ++i;
@@ -475,6 +483,7 @@ caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string 
         std::max(st->ctx.max_value_bytes, st->ctx.max_key_bytes) + (1u << 20));
       c.where = accept_connection(self, msg.handle);
       c.role = initial_role(st->ctx.access);
+      c.reader->set_authenticated(c.role != client_role::none);
       self->ack_writes(msg.handle, true);
       if (refused_remote(st->ctx.access, self->remote_addr(msg.handle))) {
         spdlog::warn("refused RESP client {}: {}", c.where, protected_mode_text);

@@ -9,6 +9,10 @@ namespace mlr::actors {
 struct resp_reader::impl {
   redisReader* reader = nullptr;
   size_t max_bulk = 0;
+  size_t max_args = max_multibulk;
+  size_t max_request_bytes = 0;
+  size_t request_bytes = 0; // of the request being parsed
+  bool authenticated = true;
   std::string refusal; // set by the object functions when they refuse the input
 };
 
@@ -32,9 +36,12 @@ void* refuse_object(const redisReadTask* t, std::string why) {
 void* make_array(const redisReadTask* t, int elements) {
   if (t->parent)
     return refuse_object(t, "nested arrays are not commands");
-  if (elements < 0 || static_cast<size_t>(elements) > max_multibulk)
-    return refuse_object(t, "invalid multibulk length " + std::to_string(elements) +
-                              " (at most " + std::to_string(max_multibulk) + ")");
+  auto& st = state_of(t);
+  if (elements < 0 || static_cast<size_t>(elements) > st.max_args)
+    return refuse_object(t, std::string(st.authenticated ? "" : "unauthenticated ") +
+                              "invalid multibulk length " + std::to_string(elements) +
+                              " (at most " + std::to_string(st.max_args) + ")");
+  st.request_bytes = 0;
   auto* args = new std::vector<std::string>();
   args->reserve(std::min<size_t>(static_cast<size_t>(elements), 16)); // grows as they arrive
   return args;
@@ -43,8 +50,14 @@ void* make_array(const redisReadTask* t, int elements) {
 void* make_string(const redisReadTask* t, char* str, size_t len) {
   if (!t->parent || t->type != REDIS_REPLY_STRING)
     return refuse_object(t, "expected an array of bulk strings");
-  if (len > state_of(t).max_bulk)
+  auto& st = state_of(t);
+  if (len > st.max_bulk)
     return refuse_object(t, "bulk string of " + std::to_string(len) + " bytes");
+  st.request_bytes += len + 16;
+  if (st.request_bytes > st.max_request_bytes)
+    return refuse_object(t, std::string(st.authenticated ? "" : "unauthenticated ") +
+                              "request of more than " + std::to_string(st.max_request_bytes) +
+                              " bytes");
   auto* args = static_cast<std::vector<std::string>*>(t->parent->obj);
   args->emplace_back(str, len);
   return args; // any non-null pointer: hiredis only frees the root
@@ -90,12 +103,20 @@ std::string limit_text(size_t max_bulk) {
 
 resp_reader::resp_reader(size_t max_bulk) : impl_(std::make_unique<impl>()), max_bulk_(max_bulk) {
   impl_->max_bulk = max_bulk;
+  impl_->max_request_bytes = max_bulk + (64u << 10);
   impl_->reader = redisReaderCreateWithFunctions(&request_functions);
   impl_->reader->privdata = impl_.get();
 }
 
 resp_reader::~resp_reader() {
   redisReaderFree(impl_->reader);
+}
+
+void resp_reader::set_authenticated(bool yes) {
+  impl_->authenticated = yes;
+  impl_->max_args = yes ? max_multibulk : 10;
+  impl_->max_bulk = yes ? max_bulk_ : 16384;
+  impl_->max_request_bytes = yes ? max_bulk_ + (64u << 10) : 16384;
 }
 
 void resp_reader::feed(const char* data, size_t size) {
@@ -118,12 +139,14 @@ result<std::optional<std::vector<std::string>>> resp_reader::next() {
   if (!raw) {
     // Needs more bytes. Refuse now what would only be refused once it all arrived.
     auto pending = pending_bulk_length(r);
-    if (pending && *pending > max_bulk_)
-      return error{errc::oversized_frame, "bulk string of " + std::to_string(*pending) +
-                                            " bytes is above this node's limit of " +
-                                            limit_text(max_bulk_)};
-    if (buffered() > max_bulk_ + (64u << 10))
-      return error{errc::oversized_frame, "a request of more than " + limit_text(max_bulk_)};
+    if (pending && *pending > impl_->max_bulk)
+      return error{errc::oversized_frame,
+                   "bulk string of " + std::to_string(*pending) + " bytes is above " +
+                     (impl_->authenticated ? "this node's limit of " + limit_text(max_bulk_)
+                                           : std::string("16384 bytes (unauthenticated)"))};
+    if (buffered() > impl_->max_request_bytes)
+      return error{errc::oversized_frame, "a request of more than " +
+                                            std::to_string(impl_->max_request_bytes) + " bytes"};
     return std::optional<std::vector<std::string>>{};
   }
   std::unique_ptr<std::vector<std::string>> req(static_cast<std::vector<std::string>*>(raw));

@@ -38,6 +38,12 @@ public:
   size_t buffered() const;
   size_t max_bulk() const { return max_bulk_; }
 
+  /// Before the client authenticated: requests of at most 10 arguments and 16 KiB in all
+  /// (Redis's limits for unauthenticated clients), so a stranger cannot make the node
+  /// hold more than that. After: the arguments of one request add up to at most
+  /// `max_bulk` plus 64 KiB.
+  void set_authenticated(bool yes);
+
   struct impl; ///< the hiredis reader and what its object functions need
 
 private:

@@ -9,10 +9,10 @@ hlc hlc_clock::tick(uint64_t now_ms) {
     last_ = hlc::make(now_ms, 0);
   } else if (last_.logical() < 0xffff) {
     last_ = hlc{last_.value + 1};
-  } else {
+  } else if (last_.physical_ms() < (uint64_t{1} << (64 - hlc::logical_bits)) - 1) {
     // The logical counter is exhausted within one millisecond: borrow the next one.
     last_ = hlc::make(last_.physical_ms() + 1, 0);
-  }
+  } // else: the end of time (a value from a broken or hostile clock): stay there, never wrap
   return last_;
 }
 

@@ -101,6 +101,15 @@ inline uint64_t proc_status_kib(pid_t pid, const std::string& field) {
   return 0;
 }
 
+/// True in the sanitizer build: ASan's allocator keeps freed memory in quarantine, so the
+/// node's resident memory says nothing about what it holds; memory bounds are checked in
+/// the Release build only.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool rss_meaningful = false;
+#else
+inline constexpr bool rss_meaningful = true;
+#endif
+
 /// Resident memory of process `pid` in KiB.
 inline uint64_t rss_kib(pid_t pid) {
   return proc_status_kib(pid, "VmRSS:");

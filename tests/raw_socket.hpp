@@ -158,7 +158,8 @@ inline std::optional<messages::welcome> handshake_as(raw_socket& s, const std::s
     return std::nullopt;
   auto welcome = messages::decode_welcome(w->second);
   if (!welcome || !actors::same_proof(welcome->proof,
-                                      actors::acceptor_proof(secret, cluster, t, proof)))
+                                      actors::acceptor_proof(secret, cluster, t, proof,
+                                                             actors::welcome_fields(*welcome))))
     return std::nullopt;
   return *welcome;
 }

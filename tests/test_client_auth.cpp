@@ -140,3 +140,42 @@ TEST_CASE("protected mode: without a client secret a node refuses to listen for 
            std::string::npos;
   }, 10s));
 }
+
+TEST_CASE("client auth: before AUTH a RESP client may send only small requests; requirepass in "
+          "a --config file works like --client-secret-file") {
+  auto dir = temp_dir();
+  auto secret = write_file(dir, "client-secret", "small-first");
+  process_cluster c(1, "mesh", {"--client-secret-file", secret});
+  {
+    raw_socket s(c.ports(0).resp);
+    std::string eleven = "*11\r\n";
+    for (int i = 0; i < 11; ++i)
+      eleven += "$1\r\nx\r\n";
+    s.send(eleven);
+    auto got = s.read_some(3s, 10);
+    CHECK(got.find("-ERR Protocol error: unauthenticated invalid multibulk length 11") == 0);
+    CHECK(s.closed_by_peer());
+  }
+  {
+    raw_socket s(c.ports(0).resp);
+    s.send("*2\r\n$4\r\nAUTH\r\n$20000\r\n" + std::string(20000, 'a') + "\r\n");
+    auto got = s.read_some(3s, 10);
+    CHECK(got.find("-ERR Protocol error: bulk string of 20000 bytes is above 16384 bytes "
+                   "(unauthenticated)") == 0);
+  }
+  // After AUTH the usual limits apply.
+  CHECK(redis_cli(c.ports(0).resp, {"-a", "small-first", "--no-auth-warning", "SET", "big",
+                                    std::string(100000, 'b')}) == "OK\n");
+  // requirepass in a config file, on a non-loopback client address (allowed: it has a secret).
+  auto p0 = free_port(), resp = free_port();
+  std::ofstream(dir + "/cluster.txt") << "cluster rp\ntopology mesh\nnode n0 127.0.0.1:" << p0 << "\n";
+  std::ofstream(dir + "/node.conf") << "requirepass = from-config\n";
+  auto node = process::start({MLR_NODE_BIN, "--id", "n0", "--cluster-file", dir + "/cluster.txt",
+                              "--config", dir + "/node.conf", "--resp-listen",
+                              "0.0.0.0:" + std::to_string(resp)},
+                             dir + "/rp.log");
+  CHECK(eventually([&] {
+    return redis_cli(resp, {"-a", "from-config", "--no-auth-warning", "PING"}) == "PONG\n";
+  }, 10s));
+  CHECK(redis_cli(resp, {"PING"}).find("NOAUTH") != std::string::npos);
+}

@@ -113,7 +113,8 @@ TEST_CASE("RESP limits: a hostile multibulk count, nested arrays and non-bulk ar
   check("*1\r\n$99999999999\r\n", "bulk string of 99999999999 bytes is above");
   auto vm_after = proc_status_kib(pid, "VmSize:");
   INFO("address space before " << vm_before << " KiB, after " << vm_after << " KiB");
-  CHECK(vm_after < vm_before + 256 * 1024);
+  if (rss_meaningful) // ASan reserves its shadow memory anyway
+    CHECK(vm_after < vm_before + 256 * 1024);
   // Every other client, on both client ports, is served.
   raw_socket ok(c.ports(0).resp);
   ok.send(resp_command({"PING"}));
@@ -145,7 +146,8 @@ TEST_CASE("RESP limits: a client that pipelines without reading is paused, loses
   CHECK(resp_reply(other) == "+PONG");
   REQUIRE(c.connect(0)->put("other-client", "ok"));
   INFO("RSS before " << rss_before << " KiB, while paused " << rss_during << " KiB");
-  CHECK(rss_during < rss_before + 150 * 1024);
+  if (rss_meaningful)
+    CHECK(rss_during < rss_before + 150 * 1024);
   // Now read everything: every one of the 200,000 answers arrives, in order.
   size_t answers = 0;
   std::string pending;
@@ -179,7 +181,8 @@ TEST_CASE("RESP limits: a client that pipelines without reading is paused, loses
   CHECK(c.node(0).log().find("read the answers while pipelining") != std::string::npos);
   auto rss_after = rss_kib(pid);
   INFO("RSS after the greedy client " << rss_after << " KiB");
-  CHECK(rss_after < rss_before + 150 * 1024);
+  if (rss_meaningful)
+    CHECK(rss_after < rss_before + 150 * 1024);
   raw_socket polite(c.ports(0).resp);
   polite.send(resp_command({"PING"}));
   CHECK(resp_reply(polite) == "+PONG");
@@ -361,4 +364,19 @@ TEST_CASE("a write that times out after the node took it says its outcome is unk
     auto g = c.connect(1)->get("slow");
     return g && g->siblings == std::vector<std::string>{"late"};
   }, 15s));
+}
+
+TEST_CASE("one read's answer is bounded: MGET of one large value a hundred times is refused, the "
+          "node keeps serving") {
+  process_cluster c(1, "mesh");
+  REQUIRE(c.connect(0)->put("large", std::string(1u << 20, 'l')));
+  std::vector<std::string> mget{"MGET"};
+  for (int i = 0; i < 100; ++i)
+    mget.push_back("large");
+  raw_socket s(c.ports(0).resp);
+  s.send(resp_command(mget));
+  CHECK(resp_reply(s) == "-ERR the answer would be more than 67108864 bytes; ask for fewer "
+                         "keys at a time");
+  s.send(resp_command({"GET", "large"}));
+  CHECK(resp_reply(s).size() == (1u << 20));
 }

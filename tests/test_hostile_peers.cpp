@@ -202,7 +202,8 @@ TEST_CASE("hostile peer: 300 connections announcing a 128 MiB frame, and 300 sil
   auto rss_after = rss_kib(pid);
   INFO("RSS before " << rss_before << " KiB, during the flood " << rss_after
                      << " KiB; replication checks took " << took << " ms");
-  CHECK(rss_after < rss_before + 8 * 1024);
+  if (rss_meaningful)
+    CHECK(rss_after < rss_before + 8 * 1024);
   // The node takes the connections from the kernel as it gets to them.
   auto inbound = [&] { return (*c.status(0))["inbound"]; };
   CHECK(eventually([&] { return inbound()["bad_frames"].get<uint64_t>() >= 300; }, 10s));

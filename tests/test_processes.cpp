@@ -325,7 +325,7 @@ TEST_CASE("processes: a batch captured off the wire decodes with the capnp tool"
   messages::welcome w;
   w.node_id = "n1";
   w.incarnation = 7;
-  w.proof = actors::acceptor_proof("wire-secret", "itest", t, *proof);
+  w.proof = actors::acceptor_proof("wire-secret", "itest", t, *proof, actors::welcome_fields(w));
   s.send(messages::wire_kind::welcome, messages::encode(w));
   // A write at n0 comes to n1 as a batch.
   REQUIRE(eventually(
