@@ -12,7 +12,7 @@ bool causal_buffer::ready(const messages::event& e, const messages::version_vect
   return true;
 }
 
-causal_buffer::insert_result causal_buffer::insert(messages::event e) {
+causal_buffer::insert_result causal_buffer::insert(messages::event&& e) {
   if (contains(e.id))
     return insert_result::duplicate;
   auto b = messages::encoded_size_bound(e);
@@ -40,6 +40,26 @@ std::vector<uint64_t> causal_buffer::counters(const messages::source& s, uint64_
   for (auto j = i->second.lower_bound(first); j != i->second.end() && j->first <= last; ++j)
     out.push_back(j->first);
   return out;
+}
+
+std::vector<std::pair<messages::source, uint64_t>> causal_buffer::lowest() const {
+  std::vector<std::pair<messages::source, uint64_t>> out;
+  for (auto& [s, events] : by_source_)
+    if (!events.empty())
+      out.emplace_back(s, events.begin()->first);
+  return out;
+}
+
+size_t causal_buffer::erase_source(const messages::source& s) {
+  auto i = by_source_.find(s);
+  if (i == by_source_.end())
+    return 0;
+  auto n = i->second.size();
+  for (auto& [c, e] : i->second)
+    bytes_ -= messages::encoded_size_bound(e);
+  size_ -= n;
+  by_source_.erase(i);
+  return n;
 }
 
 std::optional<messages::event>

@@ -30,7 +30,8 @@ public:
                     const messages::version_vector& retired);
 
   enum class insert_result { buffered, duplicate, full };
-  insert_result insert(messages::event e);
+  /// Takes `e` only when it is buffered (a full buffer leaves it to the caller).
+  insert_result insert(messages::event&& e);
 
   bool contains(const messages::dot& d) const;
 
@@ -42,6 +43,20 @@ public:
   /// retired incarnation are dropped (the table answers for them).
   std::optional<messages::event> release_ready(const messages::version_vector& applied,
                                                const messages::version_vector& retired);
+
+  /// Each buffered source with its lowest buffered counter.
+  std::vector<std::pair<messages::source, uint64_t>> lowest() const;
+  /// Drops every buffered event of `s`; returns how many.
+  size_t erase_source(const messages::source& s);
+
+  /// Visits the buffered events of `s`, ascending.
+  template <class F>
+  void for_each_of(const messages::source& s, F fn) const {
+    auto i = by_source_.find(s);
+    if (i != by_source_.end())
+      for (auto& [c, e] : i->second)
+        fn(e);
+  }
 
   /// Visits every buffered event.
   template <class F>

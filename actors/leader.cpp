@@ -181,7 +181,7 @@ leader_impl::behavior_type leader_impl::make_behavior() {
     [this](gossip_atom, const messages::frame& f) {
       note_mailbox();
       if (auto report = messages::decode_ack(f, cfg_.limits))
-        replica_.observe_report(report->receiver, report->applied, report->stable);
+        replica_.observe_report(report->receiver, report->applied, report->stable, steady_ms());
       else
         ++bad_gossip_;
     },

@@ -96,6 +96,7 @@ void collect_status(caf::io::broker* self, const node_context& ctx,
                            {"incarnations_taken", s.stats.incarnations_taken},
                            {"incarnations_retired", s.stats.incarnations_retired},
                            {"retired_rejected", s.stats.retired_rejected},
+                           {"orphans_dropped", s.stats.orphans_dropped},
                            {"relayed", s.stats.relayed},
                            {"skipped_covered", s.stats.skipped_covered},
                            {"applied_remote", s.stats.applied_remote}};

@@ -140,7 +140,7 @@ typename Inspector::result_type inspect(Inspector& f, replica_stats& x) {
            x.incarnations_taken, x.tombstones_collected, x.log_compacted,
            x.transfers_received, x.transfer_keys_received, x.transfers_served,
            x.transfer_chunks_served, x.incarnations_retired, x.retired_rejected, x.relayed,
-           x.skipped_covered);
+           x.skipped_covered, x.orphans_dropped);
 }
 
 template <class Inspector>

@@ -213,8 +213,17 @@ replica::receive_result replica::receive(messages::event_batch batch, uint64_t n
       apply_remote(std::move(e), conflicts);
       release_buffered(conflicts);
     } else if (buffer_.insert(std::move(e)) == causal_buffer::insert_result::full) {
-      // Dropped for now; pull fetches it again once there is room.
+      // Dropped for now; pull fetches it again once there is room. What it waits for is
+      // pulled meanwhile, as for a buffered event: it may be a source nobody reports (an
+      // incarnation the others retired), which only that pull finds.
       ++stats_.buffer_overflows;
+      if (overflow_wanted_.size() < max_overflow_wanted) {
+        if (!held(dot{e.id.origin, e.id.counter - 1}))
+          overflow_wanted_.advance(dot{e.id.origin, e.id.counter - 1});
+        for (auto& d : e.deps)
+          if (!held(d))
+            overflow_wanted_.advance(d);
+      }
     }
   }
   stats_.buffered = buffer_.size();

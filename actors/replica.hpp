@@ -42,7 +42,8 @@ public:
   /// After the leader handled one message that may have changed the replica.
   virtual void on_handled(const replica& r) = 0;
   /// A state transfer ended at `self`: its version vector now also covers `snapshot`,
-  /// whose events it holds without having applied them one by one.
+  /// whose events (and those of the retired incarnations the sender's table names) it
+  /// holds without having applied them one by one.
   virtual void on_state_transfer(messages::node_index, const messages::version_vector&) {}
 };
 
@@ -123,6 +124,7 @@ struct replica_stats {
   uint64_t pull_answers_refused = 0; ///< pull answers from a holder that is not a live member
   uint64_t reports_refused = 0;    ///< gossiped vectors of nodes that are not live members
   uint64_t events_refused = 0;     ///< events naming a node that is not a member (dot, deps, context)
+  uint64_t orphans_dropped = 0;    ///< buffered events of a lost incarnation whose past nobody holds
 };
 
 /// A state transfer this node receives, as `status` shows it.
@@ -246,10 +248,11 @@ public:
   fetch_result fetch(messages::node_index dest, uint64_t from, size_t max_events,
                      size_t max_scan, messages::node_index ship_to = messages::no_node);
 
-  /// Records another node's version vector, as gossiped, and what is stable there (gossip
-  /// carries it; acks and heartbeats do not, and an empty one changes nothing).
+  /// Records another node's version vector, as gossiped, and what is stable there: each
+  /// report replaces that node's previous one (a node restarted empty holds less than
+  /// before). `now_ms`: when it arrived.
   void observe_report(messages::node_index node, const messages::version_vector& vv,
-                      const messages::version_vector& stable = {});
+                      const messages::version_vector& stable = {}, uint64_t now_ms = 0);
 
   /// A pull to make now, if some gap in what this node knows exists made no progress for
   /// the grace period: whom to ask, and for which ranges (buffered events left out).
@@ -382,6 +385,11 @@ private:
     uint64_t applied_then = 0;
   };
   std::map<messages::source, gap> gaps_;
+  // Buffered sources whose next event's predecessor nobody reports holding, since when;
+  // and when each node last reported (see drop_orphans).
+  std::map<messages::source, uint64_t> orphans_;
+  std::map<messages::node_index, uint64_t> reported_at_;
+  void drop_orphans(uint64_t now_ms);
   uint64_t pull_rotation_ = 0;
   uint64_t durable_end_ = 0;
   bool full_deps_next_ = false; // after recovery: the previous write's vector is unknown
@@ -397,6 +405,10 @@ private:
   messages::version_vector retired_;
   // Dots that writes waiting at this node named in their contexts: pulled like gaps.
   messages::version_vector wanted_;
+  // What events dropped from a full causal buffer waited for: pulled like gaps (at most
+  // this many sources; entries leave once applied or retired).
+  messages::version_vector overflow_wanted_;
+  static constexpr size_t max_overflow_wanted = 4096;
   // Outgoing state transfers, by id: each holds a snapshot and holds back log compaction
   // at the position where the snapshot was taken.
   struct transfer_out {

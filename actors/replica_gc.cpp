@@ -54,7 +54,56 @@ std::optional<dot> replica::retire_incarnations(uint64_t now_ms, std::vector<con
   return write(w, now_ms, conflicts); // applying it folds them here; the others follow
 }
 
+void replica::drop_orphans(uint64_t now_ms) {
+  // A buffered event waits for its origin's previous event and for its deps. When one of
+  // those is held by nobody (no report shows it) and every member has reported since,
+  // long after, it was lost: its origin restarted empty under a new incarnation before
+  // anyone got it. The buffered events of that source can then never be applied anywhere,
+  // so nothing applied depends on them: they are dropped, so the buffer empties and the
+  // cluster converges. Should some node hold them after all, its reports show it and they
+  // are pulled again.
+  if (now_ms == 0)
+    return;
+  auto patience = 20 * cfg_.pull_grace_ms;
+  auto everyone = known();
+  auto lost = [&](const dot& d) { return !held(d) && !everyone.covers(d); };
+  std::set<messages::source> waiting;
+  std::vector<messages::source> sources;
+  for (auto& [s, lowest] : buffer_.lowest())
+    sources.push_back(s);
+  for (auto& s : sources) {
+    if (s == self_)
+      continue;
+    bool orphan = false;
+    buffer_.for_each_of(s, [&](const event& e) {
+      if (orphan || lost(dot{s, e.id.counter - 1}))
+        orphan = true;
+      for (auto& d : e.deps)
+        orphan = orphan || lost(d);
+    });
+    if (!orphan)
+      continue;
+    waiting.insert(s);
+    auto since = orphans_.emplace(s, now_ms).first->second;
+    if (now_ms - since < patience)
+      continue;
+    bool all_spoke = true; // every live member reported long enough after
+    for (messages::node_index n = 0; n < cfg_.forward_to.size(); ++n) {
+      if (n == cfg_.self || !is_live(n))
+        continue;
+      auto heard = reported_at_.find(n);
+      all_spoke = all_spoke && heard != reported_at_.end() && heard->second >= since + patience / 2;
+    }
+    if (all_spoke)
+      stats_.orphans_dropped += buffer_.erase_source(s);
+  }
+  for (auto i = orphans_.begin(); i != orphans_.end();)
+    i = waiting.count(i->first) ? std::next(i) : orphans_.erase(i);
+  stats_.buffered = buffer_.size();
+}
+
 void replica::collect_garbage(uint64_t now_ms) {
+  drop_orphans(now_ms);
   // Outgoing transfers nobody asked about for a while are abandoned.
   if (now_ms > 0)
     for (auto i = transfers_out_.begin(); i != transfers_out_.end();)

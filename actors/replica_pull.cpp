@@ -16,17 +16,23 @@ using messages::event;
 using messages::version;
 
 void replica::observe_report(messages::node_index node, const messages::version_vector& vv,
-                             const messages::version_vector& stable) {
+                             const messages::version_vector& stable, uint64_t now_ms) {
   if (node == cfg_.self || !is_member(node)) {
     if (node != cfg_.self)
       ++stats_.reports_refused; // only members' vectors count (holders, stability)
     return;
   }
   check_own_dot(dot{self_, vv.get(self_)});
+  if (now_ms > 0)
+    reported_at_[node] = now_ms;
+  // The latest report replaces the one before: a node restarted empty holds less than
+  // its old incarnation did, and its peers must not go on believing the old report (links
+  // would skip what it lacks, pulls would ask it for what it lost, stability would count
+  // it). A report overtaken by an older one only makes this node more cautious for a tick.
   auto& r = reported_[node];
-  r.merge(vv);
+  r = vv;
   auto& st = reported_stable_[node];
-  st.merge(stable);
+  st = stable;
   for (auto& [s, c] : retired_.entries()) {
     r.erase(s); // a node that has not folded it yet still reports it
     st.erase(s);
@@ -66,6 +72,14 @@ std::optional<replica::pull_plan> replica::plan_pull(uint64_t now_ms, bool eager
   for (auto& [s, c] : wanted_.entries())
     if (applied_.get(s) < c && retired_.get(s) == 0)
       waited_for.push_back(dot{s, c}); // named by the context of a write waiting here
+  std::vector<messages::source> done;
+  for (auto& [s, c] : overflow_wanted_.entries())
+    if (applied_.get(s) < c && retired_.get(s) == 0)
+      waited_for.push_back(dot{s, c});
+    else
+      done.push_back(s);
+  for (auto& s : done)
+    overflow_wanted_.erase(s);
   buffer_.for_each([&](const event& e) {
     waited_for.push_back(dot{e.id.origin, e.id.counter - 1});
     waited_for.insert(waited_for.end(), e.deps.begin(), e.deps.end());
@@ -114,10 +128,12 @@ std::optional<replica::pull_plan> replica::plan_pull(uint64_t now_ms, bool eager
   pull_plan plan;
   plan.holder = holders[pull_rotation_ % holders.size()];
   plan.request.requester = cfg_.self;
-  auto& holder_vv = reported_[plan.holder];
   for (auto& s : due) {
     auto first = applied_.get(s) + 1;
-    auto last = std::min(wanted.get(s), reported(s) ? holder_vv.get(s) : wanted.get(s));
+    // All of it, even beyond what the holder reported: it answers with what it holds, or
+    // "compacted" for a source it retired (a report from before it did can still be here,
+    // so a source that only a stale report shows is asked for too).
+    auto last = wanted.get(s);
     // Leave out what already waits in the buffer: it needs no second copy.
     for (auto c : buffer_.counters(s, first, last)) {
       if (c > first)
@@ -400,8 +416,11 @@ void replica::finish_transfer(std::vector<conflict>& conflicts) {
   // The vector jumps: this node now holds everything the snapshot covered. It has no log
   // entries for those events, so its tree children get them by pull (or by transfer).
   check_own_dot(dot{self_, t.snapshot.get(self_)});
-  if (cfg_.observer)
-    cfg_.observer->on_state_transfer(cfg_.self, t.snapshot);
+  if (cfg_.observer) {
+    auto held_now = t.snapshot; // and the retired incarnations it folds: held as well
+    held_now.merge(t.retired);
+    cfg_.observer->on_state_transfer(cfg_.self, held_now);
+  }
   applied_.merge(t.snapshot);
   fold(t.retired);
   ++stats_.transfers_received;

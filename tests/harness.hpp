@@ -3,6 +3,8 @@
 // told, so every run of a test is the same run. Catch2 assertions stay on the test's own
 // thread: the harness sends, runs the scheduler, then collects replies with a zero timeout.
 
+#include "kept_store.hpp"
+#include "storage/serialize.hpp"
 #include "topology/cluster.hpp"
 #include "topology/wiring.hpp"
 
@@ -13,8 +15,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
 #include <memory>
 #include <optional>
+#include <random>
 
 namespace mlr::testing {
 
@@ -69,6 +73,60 @@ struct sim_cluster {
     for (auto& r : h.resolvers)
       caf::anon_send_exit(r, caf::exit_reason::user_shutdown);
     sched->run();
+  }
+
+  /// Each node's disk when the cluster runs on kept stores (keep_stores): what a restart
+  /// recovers.
+  std::vector<std::shared_ptr<kept_store::disk>> disks;
+  uint64_t restarts = 0;
+
+  /// Runs every node on a store that survives its leader (kept_store) under --sync always,
+  /// so that restart() can bring a node back with what it committed.
+  void keep_stores(topology::cluster_spec& spec) {
+    disks.clear();
+    for (size_t i = 0; i < spec.topology.size(); ++i)
+      disks.push_back(std::make_shared<kept_store::disk>());
+    spec.sync = actors::sync_policy::always;
+    spec.make_store = [d = disks](topology::node_index n) -> std::unique_ptr<storage::store> {
+      return kept_store::open(d.at(n));
+    };
+  }
+
+  /// Crashes node `n` (its leader and resolver are killed, whatever they were doing) and
+  /// starts it again: from what its store committed, under the incarnation it recorded, or
+  /// (`empty`) from nothing under a new incarnation, as a node whose disk was lost. Needs
+  /// keep_stores. `observer` (the invariant checker) is told what the node kept.
+  template <class Checker>
+  void restart(size_t n, bool empty, Checker* observer) {
+    if (n >= disks.size())
+      FAIL("restart needs keep_stores");
+    caf::anon_send_exit(h.leaders[n], caf::exit_reason::kill);
+    caf::anon_send_exit(h.resolvers[n], caf::exit_reason::kill);
+    run();
+    if (empty)
+      *disks[n] = kept_store::disk{};
+    auto store = kept_store::open(disks[n]);
+    messages::version_vector applied;
+    messages::version_vector retired;
+    if (auto raw = store->get_meta("applied"))
+      if (auto vv = storage::deserialize_version_vector(*raw))
+        applied = *vv;
+    if (auto raw = store->get_meta("retired"))
+      if (auto vv = storage::deserialize_version_vector(*raw))
+        retired = *vv;
+    uint64_t incarnation = 0;
+    if (auto raw = store->get_meta("incarnation"))
+      incarnation = std::strtoull(raw->c_str(), nullptr, 10);
+    std::mt19937_64 rng(spec_.seed * 7919 + n * 104729 + ++restarts);
+    while (incarnation == 0)
+      incarnation = rng();
+    if (observer)
+      observer->on_restart(static_cast<topology::node_index>(n), applied, retired);
+    auto ok = topology::restart_node(*sys, spec_, h, static_cast<topology::node_index>(n),
+                                     std::move(store), incarnation);
+    if (!ok)
+      FAIL("restart_node failed: " << ok.err().message);
+    run();
   }
 
   /// Wires the cluster. `spec.wall_clock_ms` is replaced by the harness clock.

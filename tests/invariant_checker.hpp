@@ -60,15 +60,21 @@ public:
   void on_handled(const actors::replica& r) override {
     auto self = r.self().node;
     auto& last = last_vv_[self];
-    if (!r.applied().covers(last))
-      fail(self, "version vector went backwards: " + messages::to_string(last) + " -> " +
-                   messages::to_string(r.applied()));
+    // Retiring an incarnation moves its entry from the vector to the retired table.
+    for (auto& [src, counter] : last.entries())
+      if (r.applied().get(src) < counter && r.retired().get(src) < counter) {
+        fail(self, "version vector went backwards: " + messages::to_string(last) + " -> " +
+                     messages::to_string(r.applied()) + ", retired " +
+                     messages::to_string(r.retired()));
+        break;
+      }
     last = r.applied();
     auto n = applied_[self].size();
     // After a state transfer (or with retired incarnations) the vector also counts events
     // that were never applied here one by one.
     bool exact = jumped_[self].empty() && r.retired().empty();
-    if (r.log_end() != n || (exact ? r.applied().total() != n : r.applied().total() < n))
+    auto held = r.applied().total() + r.retired().total();
+    if (r.log_end() != n || (exact ? r.applied().total() != n : held < n))
       fail(self, "log has " + std::to_string(r.log_end()) + " entries, version vector " +
                    std::to_string(r.applied().total()) + ", but " + std::to_string(n) +
                    " events were applied");
@@ -76,6 +82,18 @@ public:
 
   void on_state_transfer(messages::node_index self, const messages::version_vector& vv) override {
     jumped_[self].merge(vv);
+  }
+
+  /// Node `self` restarted with what its store kept (`applied`: its recovered version
+  /// vector and retired table; empty after an empty restart): what it applied before and did not keep is no
+  /// longer applied there, and may be applied again.
+  void on_restart(messages::node_index self, const messages::version_vector& applied,
+                  const messages::version_vector& retired) {
+    auto& mine = applied_[self];
+    for (auto i = mine.begin(); i != mine.end();)
+      i = applied.covers(*i) || retired.covers(*i) ? std::next(i) : mine.erase(i);
+    jumped_[self].intersect(applied);
+    last_vv_[self] = applied;
   }
 
   const std::vector<std::string>& violations() const { return violations_; }

@@ -1,6 +1,7 @@
 #include "sim_channel.hpp"
 
 #include <caf/actor_system.hpp>
+#include <caf/send.hpp>
 #include <caf/typed_event_based_actor.hpp>
 #include <caf/typed_response_promise.hpp>
 
@@ -110,8 +111,8 @@ void admit(channel_pointer self, parcel p) {
 
 channel_actor::behavior_type channel(channel_pointer self, actors::sink_actor dest,
                                      uint64_t seed) {
-  // The channel lives and dies with the leader it feeds.
-  self->link_to(dest);
+  // The channel outlives the leader it feeds (a node may restart behind it); the network
+  // stops it.
   self->state.dest = std::move(dest);
   self->state.rng.seed(seed);
   return {
@@ -142,6 +143,7 @@ channel_actor::behavior_type channel(channel_pointer self, actors::sink_actor de
     [self](cut_atom) { self->state.cut = true; },
     [self](heal_atom) { self->state.cut = false; },
     [self](faults_atom, fault_config cfg) { self->state.faults = cfg; },
+    [self](retarget_atom, actors::sink_actor dest) { self->state.dest = std::move(dest); },
     [self](deliver_atom, uint64_t id) {
       auto i = self->state.delayed.find(id);
       if (i == self->state.delayed.end())
@@ -170,11 +172,18 @@ actors::sink_actor sim_network::sink(messages::node_index from, messages::node_i
                                      actors::leader_actor dest) {
   auto key = std::make_pair(from, to);
   auto i = channels_.find(key);
-  if (i != channels_.end())
+  if (i != channels_.end()) {
+    caf::anon_send(i->second, retarget_atom::value, actors::sink_actor{dest});
     return i->second;
+  }
   auto ch = spawn_channel(sys_, dest, seed_ * 1000003u + from * 1009u + to);
   channels_.emplace(key, ch);
   return ch;
+}
+
+sim_network::~sim_network() {
+  for (auto& [pair, ch] : channels_)
+    caf::anon_send_exit(ch, caf::exit_reason::user_shutdown);
 }
 
 channel_actor sim_network::at(messages::node_index from, messages::node_index to) const {

@@ -25,6 +25,7 @@ using heal_atom = caf::atom_constant<caf::atom("heal")>;
 using faults_atom = caf::atom_constant<caf::atom("faults")>;
 using deliver_atom = caf::atom_constant<caf::atom("deliver")>;
 using hold_batches_atom = caf::atom_constant<caf::atom("holdbatch")>;
+using retarget_atom = caf::atom_constant<caf::atom("retarget")>;
 
 struct fault_config {
   double drop = 0;      ///< probability that a message, or the answer to it, is lost
@@ -65,6 +66,9 @@ using channel_actor = actors::sink_actor::extend<
   caf::reacts_to<heal_atom>,
   /// Replace the fault probabilities.
   caf::reacts_to<faults_atom, fault_config>,
+  /// The destination node restarted: deliver to its new leader from now on (what is in
+  /// transit goes there too, as bytes in a socket would reach the restarted process).
+  caf::reacts_to<retarget_atom, actors::sink_actor>,
   /// Internal: a delayed message is due.
   caf::reacts_to<deliver_atom, uint64_t>,
   caf::replies_to<actors::status_atom>::with<channel_stats>>;
@@ -75,8 +79,11 @@ channel_actor spawn_channel(caf::actor_system& sys, actors::sink_actor dest, uin
 class sim_network {
 public:
   sim_network(caf::actor_system& sys, uint64_t seed) : sys_(sys), seed_(seed) {}
+  /// Stops every channel (they outlive the leaders they feed, which may restart).
+  ~sim_network();
 
-  /// For cluster_spec::make_sink.
+  /// For cluster_spec::make_sink. Asked again for a pair (the destination restarted), it
+  /// points that pair's channel at the new leader.
   actors::sink_actor sink(messages::node_index from, messages::node_index to,
                           actors::leader_actor dest);
   channel_actor at(messages::node_index from, messages::node_index to) const;

@@ -179,10 +179,6 @@ private:
 
 enum class policy { always, batch, none };
 
-write_request put(const std::string& k, const std::string& v) {
-  return write_request{k, messages::op_kind::put, v, false, {}};
-}
-
 struct outcome {
   size_t acknowledged = 0;
   size_t lost = 0;            ///< acknowledged writes missing after the power cut

@@ -11,6 +11,7 @@
 #include "invariant_checker.hpp"
 #include "sim_channel.hpp"
 
+#include <cstdio>
 #include <cstdlib>
 #include <random>
 #include <set>
@@ -50,14 +51,19 @@ struct run_result {
   uint64_t overflows = 0;
   uint64_t relayed = 0;
   uint64_t crashes = 0;
+  uint64_t restarts = 0;       ///< nodes restarted from what their store committed
+  uint64_t empty_restarts = 0; ///< nodes restarted with nothing (their disk lost)
+  std::set<messages::dot> acked; ///< writes acknowledged to the client
+  std::set<messages::source> lost; ///< incarnations whose disk was lost
 };
 
 // Takes every answer waiting for the test (write acknowledgements, refusals); returns how
 // many writes were refused.
-size_t drain_answers(sim_cluster& c) {
+size_t drain_answers(sim_cluster& c, std::set<messages::dot>& acked) {
   size_t refused = 0;
   for (bool more = true; more;)
-    (*c.self)->receive([&](messages::dot&) {}, [&](caf::error&) { ++refused; },
+    (*c.self)->receive([&](messages::dot& d) { acked.insert(d); },
+                       [&](caf::error&) { ++refused; },
                        caf::after(std::chrono::seconds(0)) >> [&] { more = false; });
   return refused;
 }
@@ -87,10 +93,31 @@ resolvers::resolver_factory failing_at_node_1(const std::string& name) {
   };
 }
 
+// The acknowledged writes some node lacks, leaving out those of incarnations whose disk
+// was lost (what they had not shipped yet is gone with it).
+std::vector<messages::dot> missing_acked(const std::vector<actors::node_status>& all,
+                                         const run_result& r) {
+  std::vector<messages::dot> out;
+  for (auto& d : r.acked) {
+    if (r.lost.count(d.origin))
+      continue;
+    for (auto& s : all)
+      if (!s.applied.covers(d) && !s.retired.covers(d)) {
+        out.push_back(d);
+        break;
+      }
+  }
+  return out;
+}
+
 // `crashes`: nodes also go down (cut off both ways and taking no writes) for a while and
 // come back, so links take detours around them, mixed with the message faults.
 // `mixed`: every node's clock is skewed (up to 5 s either way), writes include deletes and
-// writes with a causal context read at another node, and node 1's resolver fails.
+// writes with a causal context read at another node, and node 1's resolver fails; nodes
+// run on stores that survive them (--sync always), and a crashed node comes back by a
+// restart from what it committed, by an empty restart (its disk lost: a new incarnation),
+// or as it was (only its network was down). Then every write acknowledged by an
+// incarnation that kept its disk must be everywhere.
 run_result run_seed(const std::string& kind, uint64_t seed, bool crashes = false,
                     bool mixed = false) {
   run_result out;
@@ -111,6 +138,8 @@ run_result run_seed(const std::string& kind, uint64_t seed, bool crashes = false
   }
   spec.make_sink = [&](topology::node_index from, topology::node_index to,
                        actors::leader_actor dest) { return net.sink(from, to, dest); };
+  if (mixed)
+    c.keep_stores(spec);
   c.start(spec);
 
   fault_config faults;
@@ -141,7 +170,19 @@ run_result run_seed(const std::string& kind, uint64_t seed, bool crashes = false
       if (down.insert(x).second)
         ++out.crashes;
     } else if (crashes && !down.empty() && rng() % 5 == 0) {
-      down.erase(std::next(down.begin(), static_cast<long>(rng() % down.size())));
+      auto back = std::next(down.begin(), static_cast<long>(rng() % down.size()));
+      auto x = *back;
+      down.erase(back);
+      if (auto how = mixed ? rng() % 3 : 0; how != 0) {
+        bool empty = how == 2;
+        if (empty)
+          out.lost.insert(messages::source{x, c.h.incarnations[x]});
+        ++(empty ? out.empty_restarts : out.restarts);
+        if (std::getenv("MLR_SIM_TRACE"))
+          std::fprintf(stderr, "round %d: node %u restarts%s (was %016llx)\n", round, x,
+                       empty ? " empty" : "", (unsigned long long)c.h.incarnations[x]);
+        c.restart(x, empty, checker.get());
+      }
       for (auto& [pair, ch] : net.channels())
         caf::anon_send(ch, heal_atom::value);
     }
@@ -184,7 +225,7 @@ run_result run_seed(const std::string& kind, uint64_t seed, bool crashes = false
     c.advance(std::chrono::milliseconds(1 + rng() % (crashes ? 200 : 60)));
     if (!check("while faults were on"))
       return out;
-    out.refused += drain_answers(c);
+    out.refused += drain_answers(c, out.acked);
   }
 
   // Faults stop: heal everything and let the cluster settle.
@@ -198,10 +239,11 @@ run_result run_seed(const std::string& kind, uint64_t seed, bool crashes = false
     c.advance(50ms);
     if (!check("after faults stopped"))
       return out;
-    out.refused += drain_answers(c);
+    out.refused += drain_answers(c, out.acked);
     all = c.statuses();
     settled = topology::converged(all) &&
-              all[0].applied.total() + out.refused == out.writes;
+              (mixed ? missing_acked(all, out).empty()
+                     : all[0].applied.total() + out.refused == out.writes);
   }
   if (!settled) {
     std::ostringstream msg;
@@ -209,13 +251,19 @@ run_result run_seed(const std::string& kind, uint64_t seed, bool crashes = false
     for (auto& s : all) {
       msg << "\n  node " << s.node << ": applied " << s.applied.total() << " of " << out.writes
           << ", buffered " << s.stats.buffered << ", digest " << s.digest << ", vv "
-          << messages::to_string(s.applied);
+          << messages::to_string(s.applied) << ", retired " << messages::to_string(s.retired)
+          << ", pulls " << s.stats.pulls_sent << " (" << s.stats.pull_failures
+          << " failed, in flight " << s.pull_in_flight << "), transfers in "
+          << s.stats.transfers_received << (s.transfer.active ? " (one active)" : "")
+          << ", log " << s.log_begin << ".." << s.log_end;
       for (int k = 0; k < 5; ++k) {
         msg << "\n    k" << k << ":";
         for (auto& v : c.get(s.node, "k" + std::to_string(k)).siblings)
           msg << " " << v.value << "@" << messages::to_string(v.id);
       }
     }
+    for (auto& d : missing_acked(all, out))
+      msg << "\n  acknowledged and missing: " << messages::to_string(d);
     out.failure = msg.str();
     return out;
   }
@@ -242,8 +290,14 @@ void run_seeds(const std::string& kind, bool crashes = false, bool mixed = false
   uint64_t overflows = 0;
   uint64_t relayed = 0;
   uint64_t down = 0;
+  uint64_t restarts = 0;
+  uint64_t empty_restarts = 0;
   for (uint64_t seed = first; seed < first + count; ++seed) {
     auto r = run_seed(kind, seed, crashes, mixed);
+    if (!r.failure.empty() && std::getenv("MLR_SIM_KEEP_GOING")) {
+      std::fprintf(stderr, "seed %llu: %s\n", (unsigned long long)seed, r.failure.c_str());
+      continue;
+    }
     if (!r.failure.empty())
       FAIL(kind << " seed " << seed << " failed: " << r.failure
                 << "\nreplay exactly: MLR_SIM_SEED=" << seed
@@ -253,6 +307,8 @@ void run_seeds(const std::string& kind, bool crashes = false, bool mixed = false
     overflows += r.overflows;
     relayed += r.relayed;
     down += r.crashes;
+    restarts += r.restarts;
+    empty_restarts += r.empty_restarts;
   }
   // The faults must have made the recovery paths work, or the test proves little.
   if (count >= 50) {
@@ -263,9 +319,14 @@ void run_seeds(const std::string& kind, bool crashes = false, bool mixed = false
       if (kind == "ring" || kind == "star")
         CHECK(relayed > 0); // links took detours around the crashed nodes
     }
+    if (mixed) {
+      CHECK(restarts > count / 4);
+      CHECK(empty_restarts > count / 4);
+    }
   }
   WARN(kind << (crashes ? " with crashes" : "") << ": " << count << " seeds passed; "
-            << down << " nodes went down, pulls " << pulls << ", buffer overflows " << overflows
+            << down << " nodes went down (" << restarts << " restarted from their store, "
+            << empty_restarts << " empty), pulls " << pulls << ", buffer overflows " << overflows
             << ", events relayed on detours " << relayed);
 }
 

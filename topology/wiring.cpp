@@ -32,6 +32,30 @@ actors::leader_config base_config(const cluster_spec& spec, node_index n, uint64
   cfg.replica.pull_grace_ms = static_cast<uint64_t>(spec.pull_grace.count());
   cfg.replica.observer = spec.observer;
   cfg.replica.log_retention = spec.log_retention;
+  cfg.sync = spec.sync;
+  return cfg;
+}
+
+std::unique_ptr<storage::store> store_for(const cluster_spec& spec, node_index n) {
+  return spec.make_store ? spec.make_store(n) : storage::make_memory_store();
+}
+
+// A node of the static topology: its routing from the spanning trees and its out-edges.
+actors::leader_config static_config(const cluster_spec& spec,
+                                    const std::vector<std::vector<std::vector<node_index>>>& trees,
+                                    node_index n, uint64_t incarnation) {
+  auto cfg = base_config(spec, n, incarnation);
+  cfg.replica.forward_to = forwarding_table(trees, n);
+  cfg.replica.trees = trees;
+  cfg.out_edges = spec.topology.successors(n);
+  cfg.route = make_router(spec.topology.names(), n, spec.standby_hubs);
+  if (spec.hub_return == "spoke" && !spec.standby_hubs.empty() && spec.standby_hubs[0] == n) {
+    // The hub: the node every other node links to.
+    for (node_index x = 0; x < spec.topology.size(); ++x)
+      if (spec.topology.successors(x).size() + 1 == spec.topology.size() && x != n)
+        cfg.take_over_from = x;
+    cfg.take_over_spec = "star:" + spec.topology.name(n);
+  }
   return cfg;
 }
 
@@ -72,7 +96,7 @@ result<node_index> add_node(caf::actor_system& sys, const cluster_spec& spec,
   for (auto& [dest, detours] : r->links)
     cfg.out_edges.push_back(dest);
   auto resolver = spec.make_resolver(sys);
-  auto leader = actors::spawn_leader(sys, std::move(cfg), storage::make_memory_store(), resolver);
+  auto leader = actors::spawn_leader(sys, std::move(cfg), store_for(spec, n), resolver);
   h.leaders.push_back(leader);
   h.resolvers.push_back(resolver);
   h.incarnations.push_back(incarnation);
@@ -92,11 +116,50 @@ result<node_index> add_node(caf::actor_system& sys, const cluster_spec& spec,
       detour_sinks.push_back(h.reach[n][d]);
     h.links.push_back(actors::spawn_replication_link(sys, link_cfg, leader, h.reach[n][dest],
                                                      std::move(detour_sinks)));
+    h.link_from.push_back(n);
   }
   for (node_index x = 0; x <= n; ++x)
     caf::anon_send(h.leaders[x], actors::peers_atom::value, h.reach[x]);
   caf::anon_send(h.leaders[via], actors::topology_atom::value, full);
   return n;
+}
+
+result<bool> restart_node(caf::actor_system& sys, const cluster_spec& spec, cluster_handles& h,
+                          node_index n, std::unique_ptr<storage::store> store,
+                          uint64_t incarnation) {
+  if (n >= h.leaders.size() || n >= spec.topology.size())
+    return error{errc::unknown_node, "no node " + std::to_string(n) + " of the static topology"};
+  if (!spec.make_sink)
+    return error{errc::invalid_argument,
+                 "restart_node needs cluster_spec.make_sink: the other nodes' links must "
+                 "reach the new leader through it"};
+  auto trees = spanning_trees(spec.topology);
+  auto cfg = static_config(spec, trees, n, incarnation);
+  auto resolver = spec.make_resolver(sys);
+  auto leader = actors::spawn_leader(sys, std::move(cfg), std::move(store), resolver);
+  h.leaders[n] = leader;
+  h.resolvers[n] = resolver;
+  h.incarnations[n] = incarnation;
+  for (node_index x = 0; x < h.leaders.size(); ++x)
+    if (x != n)
+      h.reach[x][n] = sink_for(spec, x, n, leader);
+  auto edges = spec.topology.edges();
+  for (size_t i = 0; i < h.links.size() && i < edges.size(); ++i) {
+    if (h.link_from[i] != n)
+      continue;
+    auto [from, to] = edges[i];
+    auto link_cfg = spec.link;
+    link_cfg.from = from;
+    link_cfg.to = to;
+    link_cfg.detours = detour_candidates(spec.topology, trees, from, to, spec.standby_hubs);
+    std::vector<actors::sink_actor> detour_sinks;
+    for (auto d : link_cfg.detours)
+      detour_sinks.push_back(h.reach[from][d]);
+    h.links[i] = actors::spawn_replication_link(sys, link_cfg, leader, h.reach[from][to],
+                                                std::move(detour_sinks));
+  }
+  caf::anon_send(leader, actors::peers_atom::value, h.reach[n]);
+  return true;
 }
 
 result<cluster_handles> wire_cluster(caf::actor_system& sys, const cluster_spec& spec) {
@@ -115,23 +178,12 @@ result<cluster_handles> wire_cluster(caf::actor_system& sys, const cluster_spec&
     do
       incarnation = rng();
     while (incarnation == 0);
-    auto cfg = base_config(spec, n, incarnation);
-    cfg.replica.forward_to = forwarding_table(trees, n);
-    cfg.replica.trees = trees;
-    cfg.out_edges = spec.topology.successors(n);
-    cfg.route = make_router(spec.topology.names(), n, spec.standby_hubs);
-    if (spec.hub_return == "spoke" && !spec.standby_hubs.empty() && spec.standby_hubs[0] == n) {
-      // The hub: the node every other node links to.
-      for (node_index x = 0; x < spec.topology.size(); ++x)
-        if (spec.topology.successors(x).size() + 1 == spec.topology.size() && x != n)
-          cfg.take_over_from = x;
-      cfg.take_over_spec = "star:" + spec.topology.name(n);
-    }
+    auto cfg = static_config(spec, trees, n, incarnation);
     h.incarnations.push_back(cfg.replica.incarnation);
     auto resolver = spec.make_resolver(sys);
     h.resolvers.push_back(resolver);
     h.leaders.push_back(
-      actors::spawn_leader(sys, std::move(cfg), storage::make_memory_store(), resolver));
+      actors::spawn_leader(sys, std::move(cfg), store_for(spec, n), resolver));
   }
   auto n = spec.topology.size();
   std::vector<std::vector<actors::sink_actor>> reach(n, std::vector<actors::sink_actor>(n));
@@ -149,6 +201,7 @@ result<cluster_handles> wire_cluster(caf::actor_system& sys, const cluster_spec&
       detour_sinks.push_back(reach[from][d]);
     h.links.push_back(actors::spawn_replication_link(sys, link_cfg, h.leaders[from],
                                                      reach[from][to], std::move(detour_sinks)));
+    h.link_from.push_back(from);
   }
   for (node_index from = 0; from < n; ++from)
     caf::anon_send(h.leaders[from], actors::peers_atom::value, reach[from]);

@@ -53,6 +53,10 @@ struct cluster_spec {
   /// simulated network channel here; processes put a peer connection.
   std::function<actors::sink_actor(node_index from, node_index to, actors::leader_actor dest)>
     make_sink;
+  /// Each node's store; empty: the memory store. With a durable store, `sync` says when a
+  /// write counts as durable (actors::sync_policy).
+  std::function<std::unique_ptr<storage::store>(node_index)> make_store;
+  actors::sync_policy sync = actors::sync_policy::batch;
 };
 
 struct cluster_handles {
@@ -60,6 +64,7 @@ struct cluster_handles {
   std::vector<actors::leader_actor> leaders;
   std::vector<resolvers::resolver_actor> resolvers;
   std::vector<actors::link_actor> links; ///< in the order of topology.edges()
+  std::vector<node_index> link_from;     ///< the source node of each link
   std::vector<uint64_t> incarnations;
   std::vector<std::string> members;      ///< node names in index order (added ones last)
   /// reach[from][to]: how `from` reaches `to` (cluster_spec::make_sink).
@@ -74,6 +79,18 @@ struct cluster_handles {
 result<node_index> add_node(caf::actor_system& sys, const cluster_spec& spec,
                             cluster_handles& h, const std::string& name,
                             const std::string& topology, node_index via = 0);
+
+/// Restarts node `n` of a running cluster whose old leader has stopped (crashed): spawns a
+/// new leader (and resolver) for it on `store` under `incarnation`, as a process would when
+/// it starts again, with its own links as the static topology says. The other nodes' links
+/// to it keep their cursors, as they do when a peer process restarts: they reach the new
+/// leader through `spec.make_sink`, which must hand the new leader to whatever stands for
+/// the connection (a sink that is the old leader itself cannot follow, so it is refused).
+/// A store that kept the node's state makes it resume; an empty one under a new
+/// incarnation makes it catch up from its peers.
+result<bool> restart_node(caf::actor_system& sys, const cluster_spec& spec, cluster_handles& h,
+                          node_index n, std::unique_ptr<storage::store> store,
+                          uint64_t incarnation);
 
 /// Validates the topology and spawns the cluster. Refuses a graph that is not strongly
 /// connected (the error names the unreachable nodes).
