@@ -68,7 +68,7 @@ struct mesh {
     for (messages::node_index a = 0; a < size; ++a)
       for (messages::node_index b = 0; b < size; ++b)
         if (a != b)
-          nodes[b]->observe_report(a, nodes[a]->applied(), nodes[a]->stable());
+          nodes[b]->observe_report(a, nodes[a]->applied(), nodes[a]->stable(), now);
   }
 
   // One pull (or one state-transfer chunk) for node `i`, if it has one due.

@@ -247,3 +247,89 @@ TEST_CASE("state transfer: siblings that arrive by transfer go to the receiver's
   REQUIRE(m.conflicts.size() == 1); // before: none, and the siblings stayed for good
   CHECK(m.conflicts[0].key == "k");
 }
+
+TEST_CASE("a node restarted empty no longer counts, in its peers' tables, as holding what its "
+          "old incarnation held, so they keep their logs for it and it catches up from them") {
+  mesh m(3, /*retention=*/0);
+  for (int i = 0; i < 30; ++i)
+    m[0].write(put("key-" + std::to_string(i), "v"), m.now, m.conflicts);
+  for (messages::node_index to : {1, 2})
+    m.ship(0, to);
+  m.gossip(); // node 2 reports holding all 30
+  REQUIRE(m[0].known().get(m[0].self()) == 30);
+
+  m.restart_empty(2);
+  m.gossip(); // ... and now reports holding nothing
+  for (int r = 0; r < 3; ++r)
+    m[0].collect_garbage(m.now);
+  // Before the fix node 0 merged the new report into the old one, found the 30 writes
+  // stable everywhere and dropped them from its log (retention 0), so the restarted node
+  // could only catch up by a state transfer.
+  CHECK(m[0].stable().get(m[0].self()) == 0);
+  CHECK(m[0].store().log_begin() == 0);
+
+  m.settle(3);
+  CHECK(m[2].applied().get(m[0].self()) == 30);
+  CHECK(m[2].stats().transfers_received == 0);
+  CHECK(storage::state_digest(m[2].store()) == storage::state_digest(m[0].store()));
+  CHECK(m[0].store().log_begin() > 0); // once it holds them, they are stable and leave the log
+}
+
+TEST_CASE("buffered events whose past was lost with an empty restart are dropped once every "
+          "member has reported long after, and only then") {
+  mesh m(3);
+  m[2].write(put("a", "1"), m.now, m.conflicts); // (2, old):1, which only node 2 ever holds
+  m[2].write(put("b", "2"), m.now, m.conflicts); // (2, old):2, which waits for it
+  auto got = m[2].fetch(0, 0, 1u << 20, 1u << 20).batch;
+  REQUIRE(got.events.size() == 2);
+  got.events.erase(got.events.begin());
+  m[0].receive(got, m.now, m.conflicts);
+  REQUIRE(m[0].buffered() == 1);
+
+  m.restart_empty(2); // (2, old):1 is gone with its disk
+  // Pull grace is 10 ms here: the patience is 20 of them. Until then, and while node 1
+  // (which could hold it) has not reported since, the event stays.
+  for (int step = 0; step < 3; ++step) {
+    m.now += 50;
+    m.gossip();
+    m[0].collect_garbage(m.now);
+  }
+  CHECK(m[0].buffered() == 1);
+  for (int step = 0; step < 10; ++step) {
+    m.now += 50;
+    m.gossip();
+    m[0].collect_garbage(m.now);
+  }
+  CHECK(m[0].buffered() == 0); // before the fix it waited forever
+  CHECK(m[0].stats().orphans_dropped == 1);
+  m.settle(3);
+  for (int n = 0; n < 3; ++n)
+    CHECK(storage::state_digest(m[n].store()) == storage::state_digest(m[0].store()));
+}
+
+TEST_CASE("a buffered event whose past some node holds is pulled, never dropped") {
+  mesh m(3);
+  m[2].write(put("a", "1"), m.now, m.conflicts);
+  m[2].write(put("b", "2"), m.now, m.conflicts);
+  m.ship(2, 1); // node 1 holds both
+  auto got = m[2].fetch(0, 0, 1u << 20, 1u << 20).batch;
+  got.events.erase(got.events.begin());
+  m[0].receive(got, m.now, m.conflicts);
+  REQUIRE(m[0].buffered() == 1);
+  m.restart_empty(2);
+  m.cursors[{1, 0}] = m[1].log_end(); // node 1's link to node 0 already shipped (lost)
+  // Long past the patience, with every member reporting, and no pull made yet: node 1's
+  // reports show it holds the missing event, so it is not dropped.
+  for (int step = 0; step < 20; ++step) {
+    m.now += 50;
+    m.gossip();
+    m[0].collect_garbage(m.now);
+  }
+  CHECK(m[0].buffered() == 1);
+  CHECK(m[0].stats().orphans_dropped == 0);
+  while (m.pull(0)) {
+  }
+  CHECK(m[0].buffered() == 0);
+  CHECK(m[0].versions("a").size() == 1);
+  CHECK(m[0].versions("b").size() == 1);
+}
