@@ -4,7 +4,8 @@ namespace mlr::actors {
 
 bool causal_buffer::ready(const messages::event& e, const messages::version_vector& applied,
                           const messages::version_vector& retired) {
-  if (applied.get(e.id.origin) + 1 != e.id.counter)
+  // After a retired incarnation's final counter, its next event follows that counter.
+  if (std::max(applied.get(e.id.origin), retired.get(e.id.origin)) + 1 != e.id.counter)
     return false;
   for (auto& d : e.deps)
     if (!applied.covers(d) && !retired.covers(d))
@@ -67,9 +68,9 @@ causal_buffer::release_ready(const messages::version_vector& applied,
                             const messages::version_vector& retired) {
   for (auto i = by_source_.begin(); i != by_source_.end(); ++i) {
     auto& events = i->second;
-    // Anything at or below what was applied is a stale duplicate: drop it on the way. A
-    // retired incarnation has nothing left to apply.
-    auto done = retired.get(i->first) > 0 ? UINT64_MAX : applied.get(i->first);
+    // Anything at or below what was applied (or retired) is a stale duplicate: drop it on
+    // the way.
+    auto done = std::max(applied.get(i->first), retired.get(i->first));
     while (!events.empty() && events.begin()->first <= done) {
       bytes_ -= messages::encoded_size_bound(events.begin()->second);
       events.erase(events.begin());

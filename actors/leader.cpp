@@ -38,6 +38,10 @@ leader_impl::behavior_type leader_impl::make_behavior() {
   });
   if (auto t = replica_.take_topology_update()) // recovered from the store
     apply_topology(*t);
+  // Siblings recovered from the store may be the inputs of a resolution that was pending
+  // when the node stopped (the others resolved them): asked again at the first tick.
+  for (auto& key : replica_.take_recovered_siblings())
+    retry_keys_[key] = 0;
   if (cfg_.tick_interval.count() > 0)
     delayed_send(this, cfg_.tick_interval, tick_atom::value);
   return {
@@ -180,13 +184,19 @@ leader_impl::behavior_type leader_impl::make_behavior() {
     },
     [this](gossip_atom, const messages::frame& f) {
       note_mailbox();
-      if (auto report = messages::decode_ack(f, cfg_.limits))
+      if (auto report = messages::decode_ack(f, cfg_.limits)) {
         replica_.observe_report(report->receiver, report->applied, report->stable, steady_ms());
-      else
+        retry_waiting(); // a node that started empty may have caught up
+      } else {
         ++bad_gossip_;
+      }
     },
     [this](peers_atom, std::vector<sink_actor>& peers) {
       peers_ = std::move(peers);
+      // Peers hear this node at once (a node started without data waits for their
+      // reports before it takes writes; they answer at their next tick).
+      if (cfg_.tick_interval.count() > 0)
+        gossip();
       // A topology recovered or learnt before the peers were known may name members the
       // process has no connection to yet.
       if (current_routing_ && cfg_.on_routing && peers_.size() < current_routing_->members.size())

@@ -22,7 +22,7 @@ public:
               resolvers::resolver_actor resolver)
     : leader_actor::base(ac),
       cfg_(std::move(cfg)),
-      replica_(cfg_.replica, std::move(store)),
+      replica_(catch_up_rule(cfg_), std::move(store)),
       resolver_(std::move(resolver)) {
     durable_end_ = replica_.log_end();
     if (!cfg_.wall_clock_ms)
@@ -40,6 +40,14 @@ public:
   }
 
 private:
+  // Without gossip (tick interval zero) nothing is ever stable or collected, so a node
+  // started without state has nothing to catch up before it writes.
+  static const replica_config& catch_up_rule(leader_config& cfg) {
+    if (cfg.tick_interval.count() <= 0)
+      cfg.replica.catch_up_wait = false;
+    return cfg.replica;
+  }
+
   struct link_entry {
     caf::actor handle;
     bool wants_wakeup = false;
@@ -75,7 +83,7 @@ private:
     for (auto& w : ws)
       for (auto& d : replica_.missing_context(w))
         missing.push_back(d);
-    if (missing.empty()) {
+    if (missing.empty() && replica_.caught_up(steady_ms())) {
       auto dots = apply_writes(ws);
       return acknowledge(pick(dots));
     }
@@ -98,9 +106,10 @@ private:
                       for (auto& w : ws)
                         for (auto& d : replica_.missing_context(w))
                           still.push_back(d);
-                      if (!still.empty()) {
+                      bool behind = !replica_.caught_up(steady_ms());
+                      if (!still.empty() || behind) {
                         if (expired) {
-                          rp.deliver(context_error(still));
+                          rp.deliver(still.empty() ? catching_up_error() : context_error(still));
                           waiting_bytes_ -= bytes;
                         }
                         return expired;
@@ -139,6 +148,15 @@ private:
       dots.push_back(replica_.write(w, now(), pending_));
     after_change(before);
     return dots;
+  }
+
+  caf::error catching_up_error() {
+    return make_error(errc::invalid_argument,
+                      "this node started without data and has not caught up with its peers " +
+                        std::string("within ") + std::to_string(cfg_.context_wait.count()) +
+                        " ms (it holds " + std::to_string(replica_.applied().total()) +
+                        " events); nothing was written: retry shortly, or write at another " +
+                        "node");
   }
 
   caf::error context_error(const std::vector<dot>& missing) {

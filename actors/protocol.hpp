@@ -139,7 +139,7 @@ typename Inspector::result_type inspect(Inspector& f, replica_stats& x) {
            x.pull_failures, x.pulled_events, x.pulls_served, x.pull_events_served,
            x.incarnations_taken, x.tombstones_collected, x.log_compacted,
            x.transfers_received, x.transfer_keys_received, x.transfers_served,
-           x.transfer_chunks_served, x.incarnations_retired, x.retired_rejected, x.relayed,
+           x.transfer_chunks_served, x.incarnations_retired, x.retired_late, x.relayed,
            x.skipped_covered, x.orphans_dropped);
 }
 

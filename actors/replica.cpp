@@ -58,6 +58,48 @@ replica::replica(replica_config cfg, std::unique_ptr<storage::store> store)
     clock_(cfg_.max_clock_offset_ms),
     buffer_(cfg_.max_buffered, cfg_.max_buffered_bytes) {
   recover();
+  // A node with a past (recovered from its store), alone, or told not to wait, writes at
+  // once.
+  caught_up_ = !cfg_.catch_up_wait || cfg_.forward_to.size() <= 1 || !applied_.empty() ||
+               !retired_.empty();
+}
+
+bool replica::caught_up(uint64_t now_ms) {
+  if (caught_up_)
+    return true;
+  if (started_ms_ == 0)
+    started_ms_ = now_ms;
+  auto holds = [&](const messages::version_vector& vv) {
+    for (auto& [s, c] : vv.entries())
+      if (std::max(applied_.get(s), retired_.get(s)) < c)
+        return false;
+    return true;
+  };
+  // The first report of a peer with a history is the target: what the others collected
+  // before this node started, that peer holds; what they collect later waits for this
+  // node's own reports. (A later report would be a moving target under writes.)
+  bool holds_all = true;
+  size_t heard = 0;
+  for (auto& [node, vv] : reported_) {
+    if (!is_member(node))
+      continue;
+    ++heard;
+    auto st = reported_stable_.find(node);
+    if (!catch_up_target_ && st != reported_stable_.end() && !st->second.empty())
+      catch_up_target_ = vv;
+    holds_all = holds_all && holds(vv);
+  }
+  if (catch_up_target_) {
+    caught_up_ = holds(*catch_up_target_);
+    return caught_up_;
+  }
+  size_t members = 0;
+  for (messages::node_index n = 0; n < std::max(live_.size(), cfg_.forward_to.size()); ++n)
+    members += n != cfg_.self && is_live(n) ? 1 : 0;
+  if (holds_all &&
+      (heard >= members || now_ms - started_ms_ >= cfg_.catch_up_patience_ms))
+    caught_up_ = true;
+  return caught_up_;
 }
 
 // Restores what a durable store remembers: the version vector, the HLC, the counter (when
@@ -80,6 +122,8 @@ void replica::recover() {
   store_->for_each([&](const std::string& key, const std::vector<version>& vs) {
     if (std::any_of(vs.begin(), vs.end(), [](const version& v) { return v.tombstone; }))
       tombstoned_.insert(key);
+    if (vs.size() > 1 && key.compare(0, reserved_key_prefix.size(), reserved_key_prefix) != 0)
+      recovered_siblings_.push_back(key);
   });
   if (auto* t = store_->find(topology_key)) {
     auto vs = *t;
@@ -88,7 +132,7 @@ void replica::recover() {
   // Compacted entries are gone; their index slots hold their old positions, which read()
   // answers with nullptr and pull answers skip.
   for (uint64_t pos = store_->log_begin(); pos < store_->log_end(); ++pos)
-    if (auto* e = store_->read(pos); e && retired_.get(e->ev.id.origin) == 0)
+    if (auto* e = store_->read(pos); e && !retired_.covers(e->ev.id))
       index_position(e->ev.id, pos);
   durable_end_ = store_->log_end();
 }
@@ -204,10 +248,8 @@ replica::receive_result replica::receive(messages::event_batch batch, uint64_t n
       ++stats_.duplicates;
       continue;
     }
-    if (retired_.get(e.id.origin) > 0) {
-      ++stats_.retired_rejected; // beyond the final counter of a retired incarnation
-      continue;
-    }
+    if (retired_.get(e.id.origin) > 0)
+      ++stats_.retired_late; // in flight when its incarnation was retired: taken after it
     clock_.observe(e.time, now_ms);
     if (causal_buffer::ready(e, applied_, retired_)) {
       apply_remote(std::move(e), conflicts);

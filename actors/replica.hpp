@@ -86,6 +86,12 @@ struct replica_config {
   /// Size of one state-transfer chunk: at most this many keys, or about this many bytes.
   size_t transfer_chunk_keys = 1024;
   size_t transfer_chunk_bytes = 1u << 20;
+  /// A node that starts without state (restarted empty, or new) takes writes once it holds
+  /// what a peer holds (see caught_up); with no report from a peer with a history, after
+  /// hearing every member or this long after it started. Zero: at once (no gossip, so
+  /// nothing is ever collected).
+  uint64_t catch_up_patience_ms = 2000;
+  bool catch_up_wait = true;
   /// Draws a new incarnation id; used when a peer shows this node a dot of its own beyond
   /// what it recovered (its past was lost). Empty: such a dot is only counted.
   std::function<uint64_t()> new_incarnation;
@@ -117,7 +123,7 @@ struct replica_stats {
   uint64_t transfers_served = 0;   ///< state transfers this node sent to the end
   uint64_t transfer_chunks_served = 0;
   uint64_t incarnations_retired = 0; ///< (origin, incarnation) entries folded into the table
-  uint64_t retired_rejected = 0;   ///< events of a retired incarnation above its final counter
+  uint64_t retired_late = 0;       ///< events of a retired incarnation after its final counter (taken)
   uint64_t relayed = 0;            ///< events that arrived on behalf of another node (detour)
   uint64_t skipped_covered = 0;    ///< log entries not shipped: the destination had them
   uint64_t pulls_refused = 0;      ///< pulls for a requester that is not a live member
@@ -212,6 +218,16 @@ public:
   /// causal past, so the write's deps cover it and every receiver applies it after them.
   messages::dot write(const write_request& w, uint64_t now_ms, std::vector<conflict>& conflicts);
 
+  /// False while this node, started without state, has not yet caught up with its peers:
+  /// a write it took then would not follow deletes the others already forgot (collected
+  /// as stable everywhere), and a node that still holds such a delete could let it win
+  /// over the write while the others keep the write. Caught up means: it holds everything
+  /// the first report it got from a peer with a history (a non-empty stable vector)
+  /// showed; or, when no such peer was heard, everything every peer it heard reported, once
+  /// it heard every member or `catch_up_patience_ms` after it started. Once true, it stays
+  /// true.
+  bool caught_up(uint64_t now_ms);
+
   /// The dots a write's context names that this node has not applied (read at another
   /// node, or before this node restarted empty): the write must wait for them.
   std::vector<messages::dot> missing_context(const write_request& w) const;
@@ -296,6 +312,9 @@ public:
   /// Nodes this node started forwarding to because it relays for a node that stopped
   /// answering (they may have no link from here yet); each is returned once.
   std::vector<messages::node_index> take_relay_destinations();
+  /// Keys that held several versions when the store was opened: a resolution that was
+  /// pending when the node stopped is lost with it, so the leader asks again. Once.
+  std::vector<std::string> take_recovered_siblings() { return std::move(recovered_siblings_); }
   /// The topology key's winning value when it changed since the last call (a write, a
   /// batch, a state transfer, or recovery).
   std::optional<std::string> take_topology_update();
@@ -402,6 +421,10 @@ private:
   };
   std::optional<stability_candidate> candidate_;
   std::set<std::string> tombstoned_; // keys whose latest write was a delete
+  std::vector<std::string> recovered_siblings_;
+  bool caught_up_ = false;
+  std::optional<messages::version_vector> catch_up_target_;
+  uint64_t started_ms_ = 0;
   messages::version_vector retired_;
   // Dots that writes waiting at this node named in their contexts: pulled like gaps.
   messages::version_vector wanted_;

@@ -21,16 +21,25 @@ void replica::fold(const messages::version_vector& retiring) {
       continue; // the running incarnation is never retired
     if (retired_.get(s) == 0)
       ++stats_.incarnations_retired;
-    retired_.advance(dot{s, std::max(final_counter, applied_.get(s))});
+    retired_.advance(dot{s, final_counter});
+    if (applied_.get(s) > retired_.get(s)) {
+      // This node holds events of it beyond the final counter: they were still in flight
+      // when every node reported the final counter. It keeps them (and its entry, its log
+      // positions, its reports) so that the others take them from here, as events after
+      // the final counter, until a later retirement covers them too.
+      continue;
+    }
     applied_.erase(s);
     applied_at_last_write_.erase(s);
     stable_.erase(s);
     positions_.erase(s);
     gaps_.erase(s);
     for (auto& [node, vv] : reported_)
-      vv.erase(s);
+      if (vv.get(s) <= retired_.get(s))
+        vv.erase(s);
     for (auto& [node, vv] : reported_stable_)
-      vv.erase(s);
+      if (vv.get(s) <= retired_.get(s))
+        vv.erase(s);
     if (candidate_) {
       candidate_->meet.erase(s);
       candidate_->join.erase(s);

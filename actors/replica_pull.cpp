@@ -34,8 +34,12 @@ void replica::observe_report(messages::node_index node, const messages::version_
   auto& st = reported_stable_[node];
   st = stable;
   for (auto& [s, c] : retired_.entries()) {
-    r.erase(s); // a node that has not folded it yet still reports it
-    st.erase(s);
+    // A node that has not folded it yet still reports it; one that holds events beyond
+    // the final counter reports those, and they are pulled from it.
+    if (r.get(s) <= c)
+      r.erase(s);
+    if (st.get(s) <= c)
+      st.erase(s);
   }
 }
 
@@ -69,12 +73,15 @@ std::optional<replica::pull_plan> replica::plan_pull(uint64_t now_ms, bool eager
   // What this node knows exists: gossiped vectors, plus what buffered events wait for.
   auto wanted = known();
   std::vector<dot> waited_for; // gathered, then merged at once (advance per dot is O(n))
+  auto have_of = [&](const messages::source& s) {
+    return std::max(applied_.get(s), retired_.get(s));
+  };
   for (auto& [s, c] : wanted_.entries())
-    if (applied_.get(s) < c && retired_.get(s) == 0)
+    if (have_of(s) < c)
       waited_for.push_back(dot{s, c}); // named by the context of a write waiting here
   std::vector<messages::source> done;
   for (auto& [s, c] : overflow_wanted_.entries())
-    if (applied_.get(s) < c && retired_.get(s) == 0)
+    if (have_of(s) < c)
       waited_for.push_back(dot{s, c});
     else
       done.push_back(s);
@@ -88,10 +95,10 @@ std::optional<replica::pull_plan> replica::plan_pull(uint64_t now_ms, bool eager
   // A gap is due when it made no progress for the grace period.
   std::vector<messages::source> due;
   for (auto i = gaps_.begin(); i != gaps_.end();)
-    i = wanted.get(i->first) > applied_.get(i->first) ? std::next(i) : gaps_.erase(i);
+    i = wanted.get(i->first) > have_of(i->first) ? std::next(i) : gaps_.erase(i);
   for (auto& [s, target] : wanted.entries()) {
-    auto have = applied_.get(s);
-    if (target <= have || retired_.get(s) > 0)
+    auto have = have_of(s); // after a retired incarnation's final counter, what follows it
+    if (target <= have)
       continue;
     auto [it, fresh] = gaps_.try_emplace(s, gap{now_ms, have});
     auto& g = it->second;
@@ -114,14 +121,14 @@ std::optional<replica::pull_plan> replica::plan_pull(uint64_t now_ms, bool eager
   // state transfer that follows brings their state and the retired table.
   auto reported = [&](const messages::source& s) {
     return std::any_of(reported_.begin(), reported_.end(),
-                       [&](auto& r) { return r.second.get(s) > applied_.get(s); });
+                       [&](auto& r) { return r.second.get(s) > have_of(s); });
   };
   auto unknown = std::find_if(due.begin(), due.end(), [&](auto& s) { return !reported(s); });
   auto target = unknown != due.end() ? *unknown : due.front();
   // Holders of the target's next event, in index order; rotate on failures.
   std::vector<messages::node_index> holders;
   for (auto& [node, vv] : reported_)
-    if (!reported(target) || vv.get(target) > applied_.get(target))
+    if (!reported(target) || vv.get(target) > have_of(target))
       holders.push_back(node);
   if (holders.empty())
     return std::nullopt; // nobody heard from yet
@@ -129,7 +136,7 @@ std::optional<replica::pull_plan> replica::plan_pull(uint64_t now_ms, bool eager
   plan.holder = holders[pull_rotation_ % holders.size()];
   plan.request.requester = cfg_.self;
   for (auto& s : due) {
-    auto first = applied_.get(s) + 1;
+    auto first = have_of(s) + 1;
     // All of it, even beyond what the holder reported: it answers with what it holds, or
     // "compacted" for a source it retired (a report from before it did can still be here,
     // so a source that only a stale report shows is asked for too).
@@ -142,7 +149,7 @@ std::optional<replica::pull_plan> replica::plan_pull(uint64_t now_ms, bool eager
     }
     if (first <= last)
       plan.request.ranges.push_back(messages::counter_range{s, first, last});
-    gaps_[s] = gap{now_ms, applied_.get(s)}; // the next pull waits another grace period
+    gaps_[s] = gap{now_ms, have_of(s)}; // the next pull waits another grace period
   }
   if (plan.request.ranges.empty())
     return std::nullopt;

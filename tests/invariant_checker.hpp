@@ -92,7 +92,9 @@ public:
     auto& mine = applied_[self];
     for (auto i = mine.begin(); i != mine.end();)
       i = applied.covers(*i) || retired.covers(*i) ? std::next(i) : mine.erase(i);
-    jumped_[self].intersect(applied);
+    auto kept = applied;
+    kept.merge(retired);
+    jumped_[self].intersect(kept);
     last_vv_[self] = applied;
   }
 
