@@ -378,3 +378,41 @@ TEST_CASE("retiring an incarnation while one of its events is still in flight: t
   }
   CHECK(m[0].stats().retired_late == 1); // taken as what follows the final counter
 }
+
+TEST_CASE("a node that starts without state takes writes only once it holds what a peer with "
+          "a history reported, so its writes follow the deletes the others forgot") {
+  mesh m(3);
+  m[0].write(put("k", "v"), m.now, m.conflicts);
+  m.settle(3);
+  m[0].write(write_request{"k", messages::op_kind::del, {}, false, {}}, m.now, m.conflicts);
+  m.settle(6);
+  for (int n = 0; n < 3; ++n)
+    REQUIRE(m[n].stats().tombstones_collected == 1); // the delete is forgotten everywhere
+  auto deleted = m[0].applied();
+
+  m.restart_empty(2);
+  CHECK_FALSE(m[2].caught_up(m.now)); // it has heard nobody
+  m.gossip();
+  CHECK_FALSE(m[2].caught_up(m.now)); // nodes 0 and 1 have a history it does not hold
+  m.now += 60000;
+  CHECK_FALSE(m[2].caught_up(m.now)); // however long it waits
+  m.settle(3);
+  CHECK(m[2].applied().covers(deleted));
+  CHECK(m[2].caught_up(m.now));
+}
+
+TEST_CASE("a fresh cluster takes writes once every node heard every other, or after the "
+          "patience when a member is missing") {
+  mesh all(3);
+  CHECK_FALSE(all[0].caught_up(all.now));
+  all.gossip();
+  for (int n = 0; n < 3; ++n)
+    CHECK(all[n].caught_up(all.now));
+
+  mesh two(3); // node 1 never starts
+  CHECK_FALSE(two[0].caught_up(two.now));
+  two[0].observe_report(2, two[2].applied(), two[2].stable(), two.now);
+  CHECK_FALSE(two[0].caught_up(two.now)); // node 1 not heard yet
+  two.now += 2000;
+  CHECK(two[0].caught_up(two.now)); // catch_up_patience_ms after it started
+}
