@@ -2,7 +2,8 @@
 # Runs the seeded simulation for SEEDS seeds per topology (default 2,500: 10,000 in all) in
 # the "mixed" mode: message faults (drop, duplicate, reorder, delay, partitions), crashed
 # nodes, per-node clock skew up to 5 s either way, deletes, writes whose causal context was
-# read at another node, and a resolver that fails (throws, or never answers) at one node.
+# read at another node, a resolver that fails (throws, or never answers) at one node, and
+# nodes restarted from what their store committed or empty (their disk lost).
 # Prints seeds run and failures, and the replay command of the first failure. Not part of
 # the test command (which runs 200 seeds per topology). Needs the Release build (build/).
 set -uo pipefail

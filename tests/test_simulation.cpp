@@ -3,7 +3,9 @@
 // at least 200 seeds; an invariant checker runs after every handled message; once faults
 // stop, every node converges with an empty causal buffer. A failing seed is printed with
 // the command that replays it exactly (MLR_SIM_SEED=<seed>). MLR_SIM_SEEDS and
-// MLR_SIM_FIRST run other seeds (scripts/simulate.sh runs 10,000).
+// MLR_SIM_FIRST run other seeds (scripts/simulate.sh runs 10,000); MLR_SIM_KEEP_GOING=1
+// prints every failing seed instead of stopping at the first, and MLR_SIM_TRACE=1 prints
+// the restarts.
 
 #include "harness.hpp"
 
