@@ -9,11 +9,11 @@ MLR_PACKAGES+=(iproute2 iptables clang libclang-rt-14-dev)
 mlr_install
 start=$(date +%s)
 mlr_build build -DCMAKE_BUILD_TYPE=Release
-(cd "$MLR_ROOT/build" && ctest --output-on-failure --timeout 600)
+(cd "$MLR_ROOT/build" && ctest -j2 --output-on-failure --timeout 600)
 mlr_build build-asan -DCMAKE_BUILD_TYPE=Debug -DMLR_SANITIZE=ON
 (cd "$MLR_ROOT/build-asan" &&
    UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$MLR_ROOT/tests/ubsan.supp" \
-   ctest --output-on-failure --timeout 600)
+   ctest -j2 --output-on-failure --timeout 600)
 # Every decoder and parser that reads from a peer or a client, under libFuzzer, a few
 # seconds each over the corpus in tests/fuzz/corpus (scripts/fuzz.sh runs them longer).
 mlr_build build-fuzz -DMLR_FUZZ=ON -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
