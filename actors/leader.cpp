@@ -146,6 +146,7 @@ leader_impl::behavior_type leader_impl::make_behavior() {
       s.pending_resolutions = pending_resolutions_;
       s.mailbox_peak = mailbox_peak_;
       s.pull_in_flight = pull_in_flight_;
+      s.caught_up = replica_.caught_up(steady_ms());
       s.retired = replica_.retired();
       s.transfer = replica_.transfer();
       if (auto e = replica_.epoch())

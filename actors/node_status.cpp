@@ -64,6 +64,7 @@ void collect_status(caf::io::broker* self, const node_context& ctx,
           c->doc["topology_pending"] = s.pending_topology;
         c->doc["applied"] = vv_json(s.applied, members);
         c->doc["applied_total"] = s.applied.total();
+        c->doc["caught_up"] = s.caught_up;
         c->doc["retired"] = vv_json(s.retired, members);
         c->doc["log_begin"] = s.log_begin;
         auto from = s.transfer.from < members.size() ? members[s.transfer.from]

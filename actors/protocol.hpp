@@ -82,6 +82,8 @@ struct node_status {
   std::string epoch;                ///< the topology epoch (a dot), "" for the static one
   std::string topology;             ///< the topology routed by now (an edge list)
   std::string pending_topology;     ///< one that adds members, waiting to be stable ("": none)
+  /// False while a node that started without data has not caught up (writes wait).
+  bool caught_up = true;
 };
 
 /// Converts mlr's error to CAF's, keeping the message as the error's context.
@@ -147,7 +149,8 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, node_status& x) {
   return f(caf::meta::type_name("mlr.node_status"), x.node, x.incarnation, x.applied, x.digest,
            x.stats, x.log_end, x.log_begin, x.keys, x.live_keys, x.pending_resolutions, x.mailbox_peak,
-           x.pull_in_flight, x.retired, x.transfer, x.epoch, x.topology, x.pending_topology);
+           x.pull_in_flight, x.retired, x.transfer, x.epoch, x.topology, x.pending_topology,
+           x.caught_up);
 }
 
 template <class Inspector>

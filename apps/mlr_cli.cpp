@@ -86,6 +86,9 @@ std::string human_status(const nlohmann::json& j) {
   out += "applied: " + std::to_string(j.value("applied_total", 0)) + " events, " +
          std::to_string(j.value("keys", 0)) + " keys, state digest " +
          j.value("state_digest", "?") + "\n";
+  if (j.contains("caught_up") && !j["caught_up"].get<bool>())
+    out += "catching up: started without data; writes wait until it holds what its peers "
+           "reported\n";
   out += "version vector:";
   if (j.contains("applied"))
     for (auto& [k, v] : j["applied"].items())

@@ -203,3 +203,46 @@ TEST_CASE("contexts on the wire: one dot per origin incarnation; a batch naming 
   CHECK(bad.err().message.find("context names origin incarnation n1.0000000000000009 twice") !=
         std::string::npos);
 }
+
+TEST_CASE("a node restarted empty takes a write only once it caught up: status says so, and the "
+          "write then reaches every node") {
+  sim_cluster c;
+  sim_network net(*c.sys, 9);
+  auto checker = std::make_shared<invariant_checker>();
+  auto spec = sim_spec(make_graph("mesh", 3), net, checker, 150ms);
+  c.keep_stores(spec);
+  c.start(std::move(spec));
+  CHECK(c.status(2).caught_up); // a fresh cluster: every node heard every other at start
+  c.put(0, "k", "v");
+  run_for(c, 1s);
+  (*c.self)->send(c.h.leaders.at(0), actors::del_atom::value, std::string("k"));
+  c.run();
+  c.take<messages::dot>();
+  run_for(c, 3s);
+  for (size_t n = 0; n < 3; ++n)
+    REQUIRE(c.status(n).stats.tombstones_collected == 1); // forgotten everywhere
+
+  c.restart(2, /*empty=*/true, checker.get());
+  CHECK_FALSE(c.status(2).caught_up);
+  (*c.self)->send(c.h.leaders.at(2), actors::put_atom::value, std::string("k"),
+                  std::string("after"));
+  c.run();
+  bool answered = false;
+  (*c.self)->receive([&](messages::dot&) { answered = true; },
+                     [&](caf::error&) { answered = true; },
+                     caf::after(std::chrono::seconds(0)) >> [] {});
+  CHECK_FALSE(answered); // it waits: node 2 holds nothing of the others' history yet
+  for (int step = 0; step < 100 && !answered; ++step) {
+    c.advance(50ms);
+    (*c.self)->receive([&](messages::dot&) { answered = true; },
+                       [&](caf::error& err) { FAIL("refused: " << c.sys->render(err)); },
+                       caf::after(std::chrono::seconds(0)) >> [] {});
+  }
+  REQUIRE(answered);
+  CHECK(c.status(2).caught_up);
+  run_for(c, 2s);
+  for (size_t n = 0; n < 3; ++n)
+    CHECK(values(c, n, "k") == std::vector<std::string>{"after"});
+  INFO(describe(checker->violations()));
+  CHECK(checker->violations().empty());
+}
