@@ -39,8 +39,8 @@ public:
   /// held, never over the range (whose ends may come from the network).
   std::vector<uint64_t> counters(const messages::source& s, uint64_t first, uint64_t last) const;
 
-  /// Removes and returns one event that is ready against `applied`, if any. Events of a
-  /// retired incarnation are dropped (the table answers for them).
+  /// Removes and returns one event that is ready against `applied`, if any. Events at or
+  /// below what `applied` or the retired table holds are dropped on the way (duplicates).
   std::optional<messages::event> release_ready(const messages::version_vector& applied,
                                                const messages::version_vector& retired);
 

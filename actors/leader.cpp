@@ -38,6 +38,7 @@ leader_impl::behavior_type leader_impl::make_behavior() {
   });
   if (auto t = replica_.take_topology_update()) // recovered from the store
     apply_topology(*t);
+  replica_.caught_up(steady_ms()); // a node that started without data counts from now
   // Siblings recovered from the store may be the inputs of a resolution that was pending
   // when the node stopped (the others resolved them): asked again at the first tick.
   for (auto& key : replica_.take_recovered_siblings())
@@ -186,7 +187,8 @@ leader_impl::behavior_type leader_impl::make_behavior() {
     [this](gossip_atom, const messages::frame& f) {
       note_mailbox();
       if (auto report = messages::decode_ack(f, cfg_.limits)) {
-        replica_.observe_report(report->receiver, report->applied, report->stable, steady_ms());
+        replica_.observe_report(report->receiver, report->applied, report->stable, steady_ms(),
+                                report->has_stable);
         retry_waiting(); // a node that started empty may have caught up
       } else {
         ++bad_gossip_;

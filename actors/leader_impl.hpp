@@ -37,6 +37,10 @@ public:
     links_.clear();
     peers_.clear();
     resolver_ = nullptr;
+    // Writes waiting for their context, for catching up or for the fsync hold response
+    // promises, which hold this actor: a leader killed with writes waiting was never freed.
+    waiting_.clear();
+    deferred_.clear();
   }
 
 private:
@@ -79,6 +83,10 @@ private:
     note_mailbox();
     if (auto err = refusal(ws))
       return *err;
+    if (!caught_up_seen_ && replica_.caught_up(steady_ms())) {
+      caught_up_seen_ = true;
+      retry_waiting(); // the writes that waited for it go first, in the order they came
+    }
     std::vector<dot> missing;
     for (auto& w : ws)
       for (auto& d : replica_.missing_context(w))
@@ -410,6 +418,7 @@ private:
     report.receiver = cfg_.replica.self;
     report.applied = replica_.applied();
     report.stable = replica_.stable();
+    report.has_stable = true;
     return messages::encode(report);
   }
 
@@ -563,6 +572,7 @@ private:
   };
   std::vector<waiting_write> waiting_; ///< writes waiting for their contexts, oldest first
   bool retrying_ = false;
+  bool caught_up_seen_ = false; ///< the replica was seen caught up (see write_all)
   size_t waiting_bytes_ = 0; ///< keys and values of the writes in waiting_
   bool broken_reported_ = false;
   std::map<std::string, uint64_t> retry_keys_; ///< failed resolutions -> when to ask again

@@ -67,11 +67,19 @@ replica::replica(replica_config cfg, std::unique_ptr<storage::store> store)
 bool replica::caught_up(uint64_t now_ms) {
   if (caught_up_)
     return true;
-  if (started_ms_ == 0)
-    started_ms_ = now_ms;
+  if (!started_ms_)
+    started_ms_ = now_ms; // the leader asks once when it starts
+  // What a report showed. After a long wait (ten patience periods), only as far as
+  // somebody still reports holding it: dots that a peer showed and then lost (it restarted
+  // empty before shipping them) exist nowhere, and would hold writes back for ever. Not
+  // sooner: the reports at hand may be older than the target (a peer's heartbeat), and
+  // trusting them let a node write before it held what the others had forgotten (found by
+  // the simulation).
+  bool lenient = now_ms - *started_ms_ >= 10 * cfg_.catch_up_patience_ms;
+  auto everyone = lenient ? known() : messages::version_vector{};
   auto holds = [&](const messages::version_vector& vv) {
     for (auto& [s, c] : vv.entries())
-      if (std::max(applied_.get(s), retired_.get(s)) < c)
+      if (std::max(applied_.get(s), retired_.get(s)) < (lenient ? std::min(c, everyone.get(s)) : c))
         return false;
     return true;
   };
@@ -96,8 +104,10 @@ bool replica::caught_up(uint64_t now_ms) {
   size_t members = 0;
   for (messages::node_index n = 0; n < std::max(live_.size(), cfg_.forward_to.size()); ++n)
     members += n != cfg_.self && is_live(n) ? 1 : 0;
-  if (holds_all &&
-      (heard >= members || now_ms - started_ms_ >= cfg_.catch_up_patience_ms))
+  // At least one peer must have been heard: a node that hears nobody cannot know what it
+  // lost.
+  if (holds_all && heard > 0 &&
+      (heard >= members || now_ms - *started_ms_ >= cfg_.catch_up_patience_ms))
     caught_up_ = true;
   return caught_up_;
 }

@@ -222,10 +222,11 @@ public:
   /// a write it took then would not follow deletes the others already forgot (collected
   /// as stable everywhere), and a node that still holds such a delete could let it win
   /// over the write while the others keep the write. Caught up means: it holds everything
-  /// the first report it got from a peer with a history (a non-empty stable vector)
-  /// showed; or, when no such peer was heard, everything every peer it heard reported, once
-  /// it heard every member or `catch_up_patience_ms` after it started. Once true, it stays
-  /// true.
+  /// that the report of a peer with a history (a non-empty stable vector), as it stood when
+  /// this node first saw one, showed and somebody still reports holding; or, when no such
+  /// peer was heard, everything every peer it heard reported, once it heard every member
+  /// or, having heard at least one, `catch_up_patience_ms` after it started (the first
+  /// call). Once true, it stays true.
   bool caught_up(uint64_t now_ms);
 
   /// The dots a write's context names that this node has not applied (read at another
@@ -265,10 +266,13 @@ public:
                      size_t max_scan, messages::node_index ship_to = messages::no_node);
 
   /// Records another node's version vector, as gossiped, and what is stable there: each
-  /// report replaces that node's previous one (a node restarted empty holds less than
-  /// before). `now_ms`: when it arrived.
+  /// report replaces that node's previous vector (a node restarted empty holds less than
+  /// before), and so does its stable vector when the message carries one (gossip does;
+  /// heartbeats and the welcome do not, and leave the previous one). `now_ms`: when it
+  /// arrived.
   void observe_report(messages::node_index node, const messages::version_vector& vv,
-                      const messages::version_vector& stable = {}, uint64_t now_ms = 0);
+                      const messages::version_vector& stable = {}, uint64_t now_ms = 0,
+                      bool carries_stable = true);
 
   /// A pull to make now, if some gap in what this node knows exists made no progress for
   /// the grace period: whom to ask, and for which ranges (buffered events left out).
@@ -313,7 +317,8 @@ public:
   /// answering (they may have no link from here yet); each is returned once.
   std::vector<messages::node_index> take_relay_destinations();
   /// Keys that held several versions when the store was opened: a resolution that was
-  /// pending when the node stopped is lost with it, so the leader asks again. Once.
+  /// pending when the node stopped is lost with it, so the leader asks again (all at its
+  /// first tick; a store with very many conflicted keys asks them all at once). Once.
   std::vector<std::string> take_recovered_siblings() { return std::move(recovered_siblings_); }
   /// The topology key's winning value when it changed since the last call (a write, a
   /// batch, a state transfer, or recovery).
@@ -404,8 +409,8 @@ private:
     uint64_t applied_then = 0;
   };
   std::map<messages::source, gap> gaps_;
-  // Buffered sources whose next event's predecessor nobody reports holding, since when;
-  // and when each node last reported (see drop_orphans).
+  // Buffered sources with an event whose predecessor or a dep nobody reports holding,
+  // since when; and when each node last reported (see drop_orphans).
   std::map<messages::source, uint64_t> orphans_;
   std::map<messages::node_index, uint64_t> reported_at_;
   void drop_orphans(uint64_t now_ms);
@@ -424,14 +429,16 @@ private:
   std::vector<std::string> recovered_siblings_;
   bool caught_up_ = false;
   std::optional<messages::version_vector> catch_up_target_;
-  uint64_t started_ms_ = 0;
+  std::optional<uint64_t> started_ms_;
   messages::version_vector retired_;
   // Dots that writes waiting at this node named in their contexts: pulled like gaps.
   messages::version_vector wanted_;
-  // What events dropped from a full causal buffer waited for: pulled like gaps (at most
-  // this many sources; entries leave once applied or retired).
+  // What events dropped from a full causal buffer waited for: pulled like gaps (about this
+  // many sources at most; entries leave once applied or retired, and all of them every
+  // orphan patience period, see drop_orphans).
   messages::version_vector overflow_wanted_;
-  static constexpr size_t max_overflow_wanted = 4096;
+  static constexpr size_t max_overflow_wanted = 4096; // checked before an event's entries
+  uint64_t overflow_wanted_since_ = 0;
   // Outgoing state transfers, by id: each holds a snapshot and holds back log compaction
   // at the position where the snapshot was taken.
   struct transfer_out {

@@ -48,9 +48,11 @@ void replica::fold(const messages::version_vector& retiring) {
 }
 
 std::optional<dot> replica::retire_incarnations(uint64_t now_ms, std::vector<conflict>& conflicts) {
-  // Earlier incarnations of this node that every node holds entirely: stable at their
-  // counter here means every node reported exactly that counter, and nobody can add to
-  // them (this node runs a newer incarnation).
+  // Earlier incarnations of this node that every node holds up to what this node holds:
+  // stable at that counter means every node reported at least it. Events beyond it may
+  // still be in flight (the dead incarnation sent them before it stopped); a node that
+  // gets one keeps it and the others take it after the final counter (see fold), until a
+  // later retirement covers it.
   messages::version_vector retiring;
   for (auto& [s, c] : applied_.entries())
     if (s.node == self_.node && s.incarnation != self_.incarnation && stable_.get(s) >= c)
@@ -74,6 +76,13 @@ void replica::drop_orphans(uint64_t now_ms) {
   if (now_ms == 0)
     return;
   auto patience = 20 * cfg_.pull_grace_ms;
+  // What overflowed events waited for is a hint with a bounded life: forgotten every
+  // patience period (an event dropped again records it again), so that dots nobody can
+  // supply (lost, or made up by a peer) are not pulled for ever.
+  if (now_ms - overflow_wanted_since_ >= patience) {
+    overflow_wanted_ = messages::version_vector{};
+    overflow_wanted_since_ = now_ms;
+  }
   auto everyone = known();
   auto lost = [&](const dot& d) { return !held(d) && !everyone.covers(d); };
   std::set<messages::source> waiting;

@@ -16,7 +16,8 @@ using messages::event;
 using messages::version;
 
 void replica::observe_report(messages::node_index node, const messages::version_vector& vv,
-                             const messages::version_vector& stable, uint64_t now_ms) {
+                             const messages::version_vector& stable, uint64_t now_ms,
+                             bool carries_stable) {
   if (node == cfg_.self || !is_member(node)) {
     if (node != cfg_.self)
       ++stats_.reports_refused; // only members' vectors count (holders, stability)
@@ -31,8 +32,11 @@ void replica::observe_report(messages::node_index node, const messages::version_
   // it). A report overtaken by an older one only makes this node more cautious for a tick.
   auto& r = reported_[node];
   r = vv;
+  // Heartbeats and the welcome carry no stable vector: the last one gossiped stands. An
+  // empty one that was gossiped replaces it (a node restarted empty has nothing stable).
   auto& st = reported_stable_[node];
-  st = stable;
+  if (carries_stable)
+    st = stable;
   for (auto& [s, c] : retired_.entries()) {
     // A node that has not folded it yet still reports it; one that holds events beyond
     // the final counter reports those, and they are pulled from it.

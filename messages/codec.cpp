@@ -253,7 +253,7 @@ frame encode(const ack& a) {
     vv[i].setSource(table.index_of(entries[i].first));
     vv[i].setCounter(entries[i].second);
   }
-  if (!a.stable.empty())
+  if (a.has_stable || !a.stable.empty())
     write_vector(root.initStable(static_cast<unsigned>(a.stable.size())), a.stable, table);
   write_sources(root.initSources(static_cast<unsigned>(table.sources().size())), table.sources());
   return to_frame(msg);
@@ -397,6 +397,7 @@ result<ack> decode_ack(const frame& f, const decode_limits& limits) {
     if (!stable)
       return stable.err();
     out.stable = std::move(*stable);
+    out.has_stable = root.hasStable();
     return out;
   });
 }

@@ -119,6 +119,9 @@ struct ack {
   version_vector applied;
   /// Gossip only: what is stable at the receiver (empty in acks of batches).
   version_vector stable;
+  /// The message carries the stable vector (gossip), even if empty; heartbeats and acks
+  /// of batches do not.
+  bool has_stable = false;
   uint32_t received = 0;
   uint32_t duplicates = 0;
 };

@@ -23,6 +23,7 @@
 #include <filesystem>
 #include <cstdlib>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -33,16 +34,30 @@ extern char** environ;
 namespace mlr::testing {
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
+/// A loopback port nobody listens on, drawn below the kernel's ephemeral range (32768 and
+/// up): a port the kernel handed out would be free again once closed, and a test running
+/// beside this one (ctest -j2) could take it as the local port of an outgoing connection
+/// before the node binds it.
 inline uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
+  static std::mt19937 rng(static_cast<uint32_t>(::getpid()) * 2654435761u ^
+                          static_cast<uint32_t>(std::chrono::steady_clock::now()
+                                                  .time_since_epoch().count()));
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    auto port = static_cast<uint16_t>(10000 + rng() % 22000);
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
+    bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+    ::close(fd);
+    if (ok)
+      return port;
+  }
+  FAIL("no free loopback port below 32000 after 1000 tries");
+  return 0;
 }
 
 /// The scratch directories this test program made; removed when it exits (its processes
@@ -345,7 +360,7 @@ public:
 
   /// Waits until node i answers on its client port.
   bool wait_ready(size_t i) {
-    return eventually([&] { return status(i).has_value(); }, std::chrono::seconds(10));
+    return eventually([&] { return status(i).has_value(); }, std::chrono::seconds(20));
   }
 
   /// A client connection to node i, authenticated when the nodes take a client secret.

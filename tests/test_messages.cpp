@@ -177,3 +177,18 @@ TEST_CASE("bad frames give error values, never crashes") {
     CHECK(r.err().code == mlr::errc::malformed_frame);
   }
 }
+
+TEST_CASE("ack: gossip says it carries a stable vector even when it is empty; a heartbeat does not") {
+  ack gossip;
+  gossip.receiver = 1;
+  gossip.has_stable = true;
+  auto g = decode_ack(encode(gossip), decode_limits{});
+  REQUIRE(g);
+  CHECK(g->has_stable);
+  CHECK(g->stable.empty());
+  ack heartbeat;
+  heartbeat.receiver = 1;
+  auto h = decode_ack(encode(heartbeat), decode_limits{});
+  REQUIRE(h);
+  CHECK_FALSE(h->has_stable);
+}

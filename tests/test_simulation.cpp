@@ -260,8 +260,12 @@ run_result run_seed(const std::string& kind, uint64_t seed, bool crashes = false
           << ", log " << s.log_begin << ".." << s.log_end;
       for (int k = 0; k < 5; ++k) {
         msg << "\n    k" << k << ":";
-        for (auto& v : c.get(s.node, "k" + std::to_string(k)).siblings)
+        auto g = c.get(s.node, "k" + std::to_string(k));
+        for (auto& v : g.siblings)
           msg << " " << v.value << "@" << messages::to_string(v.id);
+        if (g.context.dots.size() > g.siblings.size()) // deletes held too
+          for (auto& d : g.context.dots)
+            msg << " [" << messages::to_string(d) << "]";
       }
     }
     for (auto& d : missing_acked(all, out))
