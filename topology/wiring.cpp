@@ -64,6 +64,23 @@ actors::sink_actor sink_for(const cluster_spec& spec, node_index from, node_inde
   return spec.make_sink ? spec.make_sink(from, to, dest) : actors::sink_actor{dest};
 }
 
+// The link for the static topology's edge from -> to, with its detours.
+actors::link_actor spawn_static_link(caf::actor_system& sys, const cluster_spec& spec,
+                                     const std::vector<std::vector<std::vector<node_index>>>& trees,
+                                     const std::vector<std::vector<actors::sink_actor>>& reach,
+                                     node_index from, node_index to,
+                                     const actors::leader_actor& source) {
+  auto link_cfg = spec.link;
+  link_cfg.from = from;
+  link_cfg.to = to;
+  link_cfg.detours = detour_candidates(spec.topology, trees, from, to, spec.standby_hubs);
+  std::vector<actors::sink_actor> detour_sinks;
+  for (auto d : link_cfg.detours)
+    detour_sinks.push_back(reach[from][d]);
+  return actors::spawn_replication_link(sys, link_cfg, source, reach[from][to],
+                                        std::move(detour_sinks));
+}
+
 } // namespace
 
 result<node_index> add_node(caf::actor_system& sys, const cluster_spec& spec,
@@ -148,15 +165,7 @@ result<bool> restart_node(caf::actor_system& sys, const cluster_spec& spec, clus
     if (h.link_from[i] != n)
       continue;
     auto [from, to] = edges[i];
-    auto link_cfg = spec.link;
-    link_cfg.from = from;
-    link_cfg.to = to;
-    link_cfg.detours = detour_candidates(spec.topology, trees, from, to, spec.standby_hubs);
-    std::vector<actors::sink_actor> detour_sinks;
-    for (auto d : link_cfg.detours)
-      detour_sinks.push_back(h.reach[from][d]);
-    h.links[i] = actors::spawn_replication_link(sys, link_cfg, leader, h.reach[from][to],
-                                                std::move(detour_sinks));
+    h.links[i] = spawn_static_link(sys, spec, trees, h.reach, from, to, leader);
   }
   caf::anon_send(leader, actors::peers_atom::value, h.reach[n]);
   return true;
@@ -192,15 +201,7 @@ result<cluster_handles> wire_cluster(caf::actor_system& sys, const cluster_spec&
       if (from != to)
         reach[from][to] = sink_for(spec, from, to, h.leaders[to]);
   for (auto [from, to] : spec.topology.edges()) {
-    auto link_cfg = spec.link;
-    link_cfg.from = from;
-    link_cfg.to = to;
-    link_cfg.detours = detour_candidates(spec.topology, trees, from, to, spec.standby_hubs);
-    std::vector<actors::sink_actor> detour_sinks;
-    for (auto d : link_cfg.detours)
-      detour_sinks.push_back(reach[from][d]);
-    h.links.push_back(actors::spawn_replication_link(sys, link_cfg, h.leaders[from],
-                                                     reach[from][to], std::move(detour_sinks)));
+    h.links.push_back(spawn_static_link(sys, spec, trees, reach, from, to, h.leaders[from]));
     h.link_from.push_back(from);
   }
   for (node_index from = 0; from < n; ++from)
