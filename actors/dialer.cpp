@@ -54,12 +54,7 @@ struct dialer_state {
 
 // Lag: what we applied that the peer has not, and since when it has been behind.
 void update_lag(dialer_state& st) {
-  uint64_t missing = 0;
-  for (auto& [s, c] : st.own_applied.entries()) {
-    auto theirs = st.peer.applied.get(s);
-    if (c > theirs)
-      missing += c - theirs;
-  }
+  auto missing = st.own_applied.missing_from(st.peer.applied);
   st.peer.lag_events = missing;
   if (missing == 0)
     st.behind_since.reset();

@@ -4,6 +4,8 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <optional>
+#include <vector>
 
 namespace mlr::actors {
 
@@ -29,9 +31,23 @@ struct collector {
   nlohmann::json doc;
   size_t waiting = 0;
   std::function<void(std::string)> done;
+  // A dialer's lag is against the vector the leader last gossiped to it, which can trail the
+  // leader's own: "0 behind" could then be read while the peer still missed events. So the lag
+  // is counted again here against the leader's vector of this same status request.
+  std::optional<messages::version_vector> own_applied;
+  std::vector<messages::version_vector> peer_applied; // index = position in doc["peers"]
   void finish_one() {
-    if (--waiting == 0)
-      done(doc.dump());
+    if (--waiting != 0)
+      return;
+    if (own_applied)
+      for (size_t i = 0; i < peer_applied.size(); ++i) {
+        auto& p = doc["peers"][i];
+        auto missing = own_applied->missing_from(peer_applied[i]);
+        p["lag_events"] = missing;
+        if (missing == 0)
+          p["lag_seconds"] = 0.0;
+      }
+    done(doc.dump());
   }
 };
 
@@ -63,6 +79,7 @@ void collect_status(caf::io::broker* self, const node_context& ctx,
         if (!s.pending_topology.empty())
           c->doc["topology_pending"] = s.pending_topology;
         c->doc["applied"] = vv_json(s.applied, members);
+        c->own_applied = s.applied;
         c->doc["applied_total"] = s.applied.total();
         c->doc["caught_up"] = s.caught_up;
         c->doc["retired"] = vv_json(s.retired, members);
@@ -137,6 +154,7 @@ void collect_status(caf::io::broker* self, const node_context& ctx,
                                      {"bytes_received", p.bytes_received},
                                      {"last_error", p.last_error},
                                      {"applied", vv_json(p.applied, members)}});
+          c->peer_applied.push_back(p.applied);
           c->finish_one();
         },
         [c](caf::error&) { c->finish_one(); });

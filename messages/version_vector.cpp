@@ -151,6 +151,16 @@ uint64_t version_vector::total() const {
   return sum;
 }
 
+uint64_t version_vector::missing_from(const version_vector& other) const {
+  uint64_t missing = 0;
+  for (auto& [s, c] : entries_) {
+    auto theirs = other.get(s);
+    if (c > theirs)
+      missing += c - theirs;
+  }
+  return missing;
+}
+
 std::string to_string(const version_vector& vv) {
   std::string out = "{";
   for (auto& [s, c] : vv.entries()) {

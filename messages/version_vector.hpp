@@ -60,6 +60,9 @@ public:
   bool empty() const { return entries_.empty(); }
   /// Sum of all counters: the number of events this vector summarises.
   uint64_t total() const;
+  /// How many events this vector summarises that `other` does not (the lag of a peer whose
+  /// vector is `other`).
+  uint64_t missing_from(const version_vector& other) const;
 
   friend bool operator==(const version_vector& a, const version_vector& b) {
     return a.entries_ == b.entries_;

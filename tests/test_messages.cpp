@@ -59,6 +59,11 @@ TEST_CASE("version vector covers, merges and compares") {
   auto delta = m.delta_since(a);
   REQUIRE(delta.size() == 1);
   CHECK(delta[0] == dot{s(1), 4});
+  // lag: what one vector holds that the other does not, per source, never negative
+  CHECK(a.missing_from(b) == 1);
+  CHECK(b.missing_from(a) == 3);
+  CHECK(m.missing_from(m) == 0);
+  CHECK(vv({{s(0, 8), 2}}).missing_from(a) == 2); // another incarnation counts in full
 }
 
 TEST_CASE("hlc ticks past what it observed, but caps far-future clocks") {
