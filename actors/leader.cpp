@@ -1,4 +1,4 @@
-#include "actors/leader_impl.hpp"
+#include "actors/detail/leader_impl.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/send.hpp>

@@ -1,7 +1,7 @@
 // The leader's routing side: the topology key turned into routing and links, links spawned
 // for relays and new out-edges, and the log lines for topology and state-transfer events.
 
-#include "actors/leader_impl.hpp"
+#include "actors/detail/leader_impl.hpp"
 #include "actors/replication_link.hpp"
 
 #include <caf/actor_system.hpp>

@@ -4,7 +4,7 @@
 // error category ("mlr"). Light on purpose: it pulls in only CAF's atom, error and
 // message headers, so that headers of other roles can include it cheaply.
 
-#include "actors/replica.hpp"
+#include "core/replica.hpp"
 #include "messages/error.hpp"
 #include "messages/frame.hpp"
 #include "messages/inspect.hpp"

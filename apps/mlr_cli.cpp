@@ -10,9 +10,9 @@
 // Exit status: 0 success, 1 the node answered with an error or the key does not exist,
 // 2 bad usage, 3 the node could not be reached.
 
-#include "native_client.hpp"
+#include "client/native_client.hpp"
 #include "secret_file.hpp"
-#include "topology/analysis.hpp"
+#include "core/analysis.hpp"
 
 #include <boost/program_options.hpp>
 #include <nlohmann/json.hpp>

@@ -3,14 +3,14 @@
 // flags or files, 1 when the node cannot start (a port in use, ...), 3 when its leader
 // stopped while running (the log says why).
 
-#include "actors/gateways.hpp"
+#include "gateways/gateways.hpp"
 #include "actors/replication_link.hpp"
 #include "cluster_file.hpp"
-#include "native_client.hpp"
+#include "client/native_client.hpp"
 #include "node_options.hpp"
 #include "secret_file.hpp"
 #include "storage/store.hpp"
-#include "topology/graph.hpp"
+#include "core/graph.hpp"
 #include "topology/wiring.hpp"
 
 #include <boost/program_options.hpp>

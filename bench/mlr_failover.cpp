@@ -13,7 +13,7 @@
 //   mlr-failover --topology ring|star [--failure kill|stop] [--writes N]
 //                [--node-flag=--FLAG=VALUE ...]
 
-#include "native_client.hpp"
+#include "client/native_client.hpp"
 
 #include <boost/program_options.hpp>
 #include <nlohmann/json.hpp>

@@ -5,7 +5,7 @@
 //
 //   mlr-visibility --writer HOST:PORT --reader HOST:PORT [--count N] [--rate W]
 
-#include "native_client.hpp"
+#include "client/native_client.hpp"
 
 #include <boost/program_options.hpp>
 

@@ -42,7 +42,7 @@ struct wire_header {
 };
 
 /// The dialer's first message: who it claims to be and its challenge, nothing more (the
-/// handshake is described in mlr.capnp and actors/handshake.hpp).
+/// handshake is described in mlr.capnp and transport/handshake.hpp).
 struct hello {
   std::string node_id;
   uint32_t min_version = 2;

@@ -12,7 +12,7 @@
 // its causal past from then on, and are never to be applied there again.
 // It only records; tests assert on `violations()` from their own thread.
 
-#include "actors/replica.hpp"
+#include "core/replica.hpp"
 
 #include <map>
 #include <set>

@@ -3,7 +3,7 @@
 // Every process is stopped when its owner goes away, pass or fail (SIGKILL as a last
 // resort), and its log is kept in a temporary directory for the failure message.
 
-#include "native_client.hpp"
+#include "client/native_client.hpp"
 
 #include <algorithm>
 #include <nlohmann/json.hpp>

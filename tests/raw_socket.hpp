@@ -2,7 +2,7 @@
 // A raw TCP connection for speaking (or garbling) mlr's protocols by hand in process
 // tests: frames in and out, the handshake as a dialer, and "did the node close it".
 
-#include "actors/handshake.hpp"
+#include "transport/handshake.hpp"
 #include "messages/codec.hpp"
 #include "messages/wire.hpp"
 
@@ -140,7 +140,7 @@ inline messages::hello hello_from(const std::string& id) {
   return h;
 }
 
-/// Runs the dialer's half of the handshake (actors/handshake.hpp) on `s`, as node `id` of
+/// Runs the dialer's half of the handshake (transport/handshake.hpp) on `s`, as node `id` of
 /// `cluster` with `secret`. The welcome, or nullopt when the node refused or closed.
 inline std::optional<messages::welcome> handshake_as(raw_socket& s, const std::string& id,
                                                      const std::string& cluster,

@@ -1,7 +1,7 @@
 #pragma once
 // A replica configuration with only the fields the replica-level tests set.
 
-#include "actors/replica.hpp"
+#include "core/replica.hpp"
 
 #include <vector>
 

@@ -2,7 +2,7 @@
 // A mesh of CAF-free replicas with memory stores, moved by hand for deterministic tests:
 // ship logs, gossip, pull (state-transfer chunks included), collect garbage, retire.
 
-#include "actors/replica.hpp"
+#include "core/replica.hpp"
 #include "storage/store.hpp"
 
 #include <map>

@@ -1,7 +1,7 @@
 // Topology graphs: builders, the edge-list format and its errors, validation that names
 // the unreachable nodes, and spanning trees that reach every node exactly once.
 
-#include "topology/analysis.hpp"
+#include "core/analysis.hpp"
 
 #include <catch2/catch.hpp>
 

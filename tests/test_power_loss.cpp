@@ -5,7 +5,7 @@
 // own group commit, and the test reads its log as a link would to see what it ships.
 
 #include "actors/leader.hpp"
-#include "actors/replica.hpp"
+#include "core/replica.hpp"
 #include "replica_config.hpp"
 
 #include <caf/actor_system.hpp>

@@ -5,7 +5,7 @@
 #include "process_harness.hpp"
 #include "raw_socket.hpp"
 
-#include "actors/handshake.hpp"
+#include "transport/handshake.hpp"
 #include "messages/codec.hpp"
 
 #include <netinet/tcp.h>

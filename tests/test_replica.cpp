@@ -1,7 +1,7 @@
 // The CAF-free replica state machine: deps as deltas, duplicate detection, the causal
 // buffer, and a node restarted without its state taking a new incarnation.
 
-#include "actors/replica.hpp"
+#include "core/replica.hpp"
 #include "replica_config.hpp"
 #include "storage/serialize.hpp"
 

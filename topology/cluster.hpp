@@ -9,7 +9,7 @@
 
 #include "actors/protocol.hpp"
 #include "resolvers/resolver.hpp"
-#include "topology/graph.hpp"
+#include "core/graph.hpp"
 
 #include <chrono>
 #include <memory>

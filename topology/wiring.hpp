@@ -7,8 +7,8 @@
 #include "actors/leader.hpp"
 #include "actors/replication_link.hpp"
 #include "resolvers/resolver.hpp"
-#include "topology/graph.hpp"
-#include "topology/router.hpp"
+#include "core/graph.hpp"
+#include "core/router.hpp"
 
 #include <caf/fwd.hpp>
 

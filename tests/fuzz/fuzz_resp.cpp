@@ -1,6 +1,6 @@
 // libFuzzer target: the RESP input path (resp_reader: hiredis with bounded object
 // functions), fed in chunks whose sizes come from the input, under a 4 KiB bulk limit.
-#include "actors/resp_reader.hpp"
+#include "gateways/resp_reader.hpp"
 
 #include <cstdint>
 #include <cstdlib>

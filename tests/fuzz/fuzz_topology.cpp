@@ -1,7 +1,7 @@
 // libFuzzer target: the topology specs a node accepts at runtime (the router every node
 // uses for its topology key) and the edge-list files of cluster files and `mlr topology`.
-#include "topology/graph.hpp"
-#include "topology/router.hpp"
+#include "core/graph.hpp"
+#include "core/router.hpp"
 
 #include <cstdint>
 #include <cstdlib>

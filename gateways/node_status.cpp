@@ -1,4 +1,4 @@
-#include "actors/node_status.hpp"
+#include "gateways/node_status.hpp"
 
 #include <caf/actor_system.hpp>
 #include <nlohmann/json.hpp>

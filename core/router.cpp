@@ -2,9 +2,9 @@
 // 'members', 'removed' and 'address' lines and the shape, with the validation that makes a
 // change accepted at one node acceptable everywhere. CAF-free (the fuzzer drives it).
 
-#include "topology/router.hpp"
+#include "core/router.hpp"
 
-#include "topology/analysis.hpp"
+#include "core/analysis.hpp"
 
 #include <algorithm>
 #include <cctype>

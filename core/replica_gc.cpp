@@ -2,7 +2,7 @@
 // stability from gossiped vectors, tombstones and log entries dropped once stable, and
 // retired incarnations folded into the permanent table.
 
-#include "actors/replica.hpp"
+#include "core/replica.hpp"
 
 #include "storage/serialize.hpp"
 

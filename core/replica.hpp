@@ -10,8 +10,8 @@
 // - an event is applied (and appended to the log) at most once;
 // - an event is applied only after everything in its origin's causal past.
 
-#include "actors/causal_buffer.hpp"
-#include "actors/position_index.hpp"
+#include "core/causal_buffer.hpp"
+#include "core/detail/position_index.hpp"
 #include "messages/codec.hpp"
 #include "messages/event.hpp"
 #include "messages/hlc.hpp"

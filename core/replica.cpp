@@ -1,4 +1,4 @@
-#include "actors/replica.hpp"
+#include "core/replica.hpp"
 
 #include "storage/serialize.hpp"
 

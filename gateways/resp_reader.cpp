@@ -1,4 +1,4 @@
-#include "actors/resp_reader.hpp"
+#include "gateways/resp_reader.hpp"
 
 #include <hiredis/hiredis.h>
 

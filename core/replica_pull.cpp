@@ -2,7 +2,7 @@
 // that made no progress for the grace period, one holder asked at a time; and the state
 // transfer that answers a pull for what left the holder's log.
 
-#include "actors/replica.hpp"
+#include "core/replica.hpp"
 
 #include <algorithm>
 #include <functional>

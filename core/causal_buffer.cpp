@@ -1,4 +1,4 @@
-#include "actors/causal_buffer.hpp"
+#include "core/causal_buffer.hpp"
 
 namespace mlr::actors {
 

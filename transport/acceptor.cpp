@@ -8,7 +8,7 @@
 // this node is written to it, before its proof checks out. Afterwards the proven node
 // index is the only sender, requester or reporter its messages may name.
 
-#include "actors/transport_detail.hpp"
+#include "transport/detail/transport_detail.hpp"
 
 #include "messages/codec.hpp"
 

@@ -7,7 +7,7 @@
 // sink_actor: links ship batches through it, the leader gossips and pulls through it) and
 // accepts the other nodes' dials on its listening port (one `acceptor` broker, which hands
 // requests to the local leader and writes the answers back). Every connection starts with
-// the handshake of actors/handshake.hpp; a refusal is logged once, naming the reason.
+// the handshake of transport/handshake.hpp; a refusal is logged once, naming the reason.
 //
 // Dialers reconnect with exponential backoff and jitter, send heartbeats, and mark a peer
 // down when it stays silent past `peer_timeout` (a stopped process keeps its socket open,
@@ -15,7 +15,7 @@
 // `max_write_backlog` drops new requests, which then time out at their sender: a peer that
 // stops reading cannot grow this node's memory without limit.
 
-#include "actors/handshake.hpp"
+#include "transport/handshake.hpp"
 #include "actors/leader.hpp"
 
 #include <caf/fwd.hpp>

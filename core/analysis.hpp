@@ -4,7 +4,7 @@
 // diameter in hops, messages per write under per-origin tree routing, and fan-out per node.
 // `mlr topology check` prints this; CAF-free.
 
-#include "topology/graph.hpp"
+#include "core/graph.hpp"
 
 #include <string>
 #include <utility>

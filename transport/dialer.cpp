@@ -2,10 +2,10 @@
 // timeout on a helper thread, handshake, heartbeats, down/up with backoff, and requests
 // forwarded to the peer with their answers delivered back.
 
-#include "actors/transport_detail.hpp"
+#include "transport/detail/transport_detail.hpp"
 
 #include "messages/codec.hpp"
-#include "actors/tcp_connect.hpp"
+#include "transport/detail/tcp_connect.hpp"
 
 #include <caf/event_based_actor.hpp>
 #include <caf/response_promise.hpp>

@@ -1,4 +1,4 @@
-#include "actors/handshake.hpp"
+#include "transport/handshake.hpp"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>

@@ -1,4 +1,4 @@
-#include "native_client.hpp"
+#include "client/native_client.hpp"
 
 #include <arpa/inet.h>
 #include <netdb.h>

@@ -1,4 +1,4 @@
-#include "actors/transport_detail.hpp"
+#include "transport/detail/transport_detail.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/io/middleman.hpp>

@@ -1,4 +1,4 @@
-#include "actors/tcp_connect.hpp"
+#include "transport/detail/tcp_connect.hpp"
 
 #include <fcntl.h>
 #include <netdb.h>

@@ -6,7 +6,7 @@
 // A write is acknowledged once the local leader has applied it; replication to the other
 // nodes is asynchronous.
 
-#include "actors/peer_transport.hpp"
+#include "transport/peer_transport.hpp"
 
 #include <caf/actor.hpp>
 

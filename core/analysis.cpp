@@ -1,4 +1,4 @@
-#include "topology/analysis.hpp"
+#include "core/analysis.hpp"
 
 #include <algorithm>
 #include <cstdio>

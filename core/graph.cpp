@@ -1,4 +1,4 @@
-#include "topology/graph.hpp"
+#include "core/graph.hpp"
 
 #include <algorithm>
 #include <cctype>

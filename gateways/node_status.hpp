@@ -4,7 +4,7 @@
 // the acceptor refused. Asynchronous: `collect_status` asks every actor and calls `done`
 // once all have answered (or timed out).
 
-#include "actors/gateways.hpp"
+#include "gateways/gateways.hpp"
 
 #include <caf/io/broker.hpp>
 

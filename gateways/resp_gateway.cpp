@@ -7,9 +7,9 @@
 // unsent answers are bounded by client_flow. Over a limit the client gets
 // "-ERR Protocol error: ..." and the connection is closed; everyone else is served.
 
-#include "actors/gateway_common.hpp"
-#include "actors/node_status.hpp"
-#include "actors/resp_reader.hpp"
+#include "gateways/detail/gateway_common.hpp"
+#include "gateways/node_status.hpp"
+#include "gateways/resp_reader.hpp"
 #include "messages/wire.hpp"
 
 #include <caf/actor_system.hpp>

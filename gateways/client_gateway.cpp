@@ -1,8 +1,8 @@
 // The native client gateway: Cap'n Proto requests (messages/wire.hpp) from the mlr CLI
 // and the blocking client, answered in request order.
 
-#include "actors/gateway_common.hpp"
-#include "actors/node_status.hpp"
+#include "gateways/detail/gateway_common.hpp"
+#include "gateways/node_status.hpp"
 #include "messages/wire.hpp"
 
 #include <caf/actor_system.hpp>
