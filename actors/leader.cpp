@@ -62,12 +62,12 @@ leader_impl::behavior_type leader_impl::make_behavior() {
       return messages::encode(a);
     },
     [this](put_atom, std::string& key, std::string& value) {
-      return write_one(write_request{std::move(key), messages::op_kind::put, std::move(value),
-                                     false, {}});
+      return write_one(
+        write_request{std::move(key), messages::op_kind::put, std::move(value), false, {}});
     },
     [this](put_atom, std::string& key, std::string& value, causal_context& ctx) {
-      return write_one(write_request{std::move(key), messages::op_kind::put, std::move(value),
-                                     true, std::move(ctx.dots)});
+      return write_one(write_request{std::move(key), messages::op_kind::put, std::move(value), true,
+                                     std::move(ctx.dots)});
     },
     [this](del_atom, std::string& key) {
       return write_one(write_request{std::move(key), messages::op_kind::del, {}, false, {}});
@@ -76,8 +76,7 @@ leader_impl::behavior_type leader_impl::make_behavior() {
       return write_one(
         write_request{std::move(key), messages::op_kind::del, {}, true, std::move(ctx.dots)});
     },
-    [this](write_atom, const std::vector<write_request>& writes)
-      -> caf::result<std::vector<dot>> {
+    [this](write_atom, const std::vector<write_request>& writes) -> caf::result<std::vector<dot>> {
       return write_all<std::vector<dot>>(writes, [](std::vector<dot>& ds) { return ds; });
     },
     [this](get_atom, const std::string& key) -> caf::result<get_result> {
@@ -85,8 +84,7 @@ leader_impl::behavior_type leader_impl::make_behavior() {
         return *err;
       return read(key);
     },
-    [this](get_atom, const std::vector<std::string>& keys)
-      -> caf::result<std::vector<get_result>> {
+    [this](get_atom, const std::vector<std::string>& keys) -> caf::result<std::vector<get_result>> {
       if (auto err = removed_error())
         return *err;
       // One reply is bounded like a write: "MGET k k k ..." must not copy a large value a
@@ -95,10 +93,9 @@ leader_impl::behavior_type leader_impl::make_behavior() {
       for (auto& k : keys)
         for (auto& v : replica_.versions(k))
           if ((bytes += v.value.size() + k.size()) > cfg_.max_reply_bytes)
-            return make_error(errc::invalid_argument,
-                              "the answer would be more than " +
-                                std::to_string(cfg_.max_reply_bytes) +
-                                " bytes; ask for fewer keys at a time");
+            return make_error(errc::invalid_argument, "the answer would be more than " +
+                                                        std::to_string(cfg_.max_reply_bytes) +
+                                                        " bytes; ask for fewer keys at a time");
       std::vector<get_result> out;
       out.reserve(keys.size());
       for (auto& k : keys)
@@ -107,8 +104,8 @@ leader_impl::behavior_type leader_impl::make_behavior() {
     },
     [this](fetch_atom, messages::node_index dest, uint64_t from, uint32_t max_events,
            messages::node_index ship_to) {
-      auto got = replica_.fetch(dest, from, max_events,
-                                std::max(max_events, cfg_.max_fetch_scan), ship_to);
+      auto got =
+        replica_.fetch(dest, from, max_events, std::max(max_events, cfg_.max_fetch_scan), ship_to);
       fetch_result out;
       out.count = static_cast<uint32_t>(got.batch.events.size());
       if (out.count > 0)
@@ -130,8 +127,7 @@ leader_impl::behavior_type leader_impl::make_behavior() {
     [this](cursor_atom, messages::node_index dest, uint64_t pos) {
       // Written with the next commit: losing the latest cursor only re-sends a little.
       if (durable_store())
-        replica_.mutable_store().put_meta("cursor." + std::to_string(dest),
-                                          std::to_string(pos));
+        replica_.mutable_store().put_meta("cursor." + std::to_string(dest), std::to_string(pos));
     },
     [this](status_atom) {
       node_status s;
@@ -180,8 +176,8 @@ leader_impl::behavior_type leader_impl::make_behavior() {
       }
       auto answer = replica_.serve_pull(*req, steady_ms());
       if (answer.chunk && answer.chunk->done)
-        log("state transfer to node " + std::to_string(req->requester) + " done: " +
-            std::to_string(answer.chunk->keys_sent) + " keys");
+        log("state transfer to node " + std::to_string(req->requester) +
+            " done: " + std::to_string(answer.chunk->keys_sent) + " keys");
       return messages::encode(answer);
     },
     [this](gossip_atom, const messages::frame& f) {

@@ -78,20 +78,21 @@ void leader_impl::apply_topology(const std::string& spec) {
     pending_topology_.reset();
     return;
   }
-  auto members_now = current_routing_ ? current_routing_->members.size()
-                                      : cfg_.replica.forward_to.size();
+  auto members_now =
+    current_routing_ ? current_routing_->members.size() : cfg_.replica.forward_to.size();
   auto epoch = replica_.epoch();
   if (r->members.size() > members_now && epoch && !replica_.stable().covers(*epoch)) {
     if (pending_topology_ != spec)
-      log("topology epoch " + epoch_name() + " adds members: routing by it once every live "
+      log("topology epoch " + epoch_name() +
+          " adds members: routing by it once every live "
           "member holds it");
     pending_topology_ = spec;
     // Meanwhile route by the rest of it (removals above all: stability itself may wait
     // for a member that this very change removes).
     std::vector<std::string> members(r->members.begin(),
                                      r->members.begin() + static_cast<long>(members_now));
-    if (auto interim = cfg_.route(with_members(spec, members),
-                                  current_routing_ ? &*current_routing_ : nullptr))
+    if (auto interim =
+          cfg_.route(with_members(spec, members), current_routing_ ? &*current_routing_ : nullptr))
       route_by(*interim);
     return;
   }
@@ -145,9 +146,8 @@ result<dot> leader_impl::write_topology(const std::string& spec) {
   if (!store_error_.empty())
     return error{errc::invalid_argument, "write refused: " + store_error_};
   auto before = replica_.log_end();
-  auto d = replica_.write(
-    write_request{topology_key, messages::op_kind::put, r->stored, false, {}}, now(),
-    pending_);
+  auto d = replica_.write(write_request{topology_key, messages::op_kind::put, r->stored, false, {}},
+                          now(), pending_);
   after_change(before);
   return d;
 }

@@ -68,12 +68,12 @@ struct node_status {
   messages::node_index node = 0;
   uint64_t incarnation = 0;
   messages::version_vector applied;
-  uint64_t digest = 0;    ///< storage::state_digest of the key state
+  uint64_t digest = 0; ///< storage::state_digest of the key state
   replica_stats stats;
   uint64_t log_end = 0;
-  uint64_t log_begin = 0;  ///< first entry still kept (compaction drops stable entries)
-  uint64_t keys = 0;       ///< keys with any version, deletes included
-  uint64_t live_keys = 0;  ///< keys with a value (not only deletes)
+  uint64_t log_begin = 0; ///< first entry still kept (compaction drops stable entries)
+  uint64_t keys = 0;      ///< keys with any version, deletes included
+  uint64_t live_keys = 0; ///< keys with a value (not only deletes)
   uint32_t pending_resolutions = 0;
   uint64_t mailbox_peak = 0; ///< most messages seen waiting in the leader's mailbox
   bool pull_in_flight = false;
@@ -123,34 +123,29 @@ typename Inspector::result_type inspect(Inspector& f, causal_context& x) {
   return f(caf::meta::type_name("mlr.causal_context"), x.dots);
 }
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, get_result& x) {
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, get_result& x) {
   return f(caf::meta::type_name("mlr.get_result"), x.siblings, x.context);
 }
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, fetch_result& x) {
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, fetch_result& x) {
   return f(caf::meta::type_name("mlr.fetch_result"), x.batch, x.next, x.count, x.log_end);
 }
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, replica_stats& x) {
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, replica_stats& x) {
   return f(caf::meta::type_name("mlr.replica_stats"), x.local_writes, x.events_sent,
            x.events_received, x.duplicates, x.applied_remote, x.buffered, x.buffered_peak,
-           x.buffer_overflows, x.conflicts, x.resolved, x.unresolved, x.pulls_sent,
-           x.pull_failures, x.pulled_events, x.pulls_served, x.pull_events_served,
-           x.incarnations_taken, x.tombstones_collected, x.log_compacted,
-           x.transfers_received, x.transfer_keys_received, x.transfers_served,
-           x.transfer_chunks_served, x.incarnations_retired, x.retired_late, x.relayed,
-           x.skipped_covered, x.orphans_dropped);
+           x.buffer_overflows, x.conflicts, x.resolved, x.unresolved, x.pulls_sent, x.pull_failures,
+           x.pulled_events, x.pulls_served, x.pull_events_served, x.incarnations_taken,
+           x.tombstones_collected, x.log_compacted, x.transfers_received, x.transfer_keys_received,
+           x.transfers_served, x.transfer_chunks_served, x.incarnations_retired, x.retired_late,
+           x.relayed, x.skipped_covered, x.orphans_dropped);
 }
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, node_status& x) {
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, node_status& x) {
   return f(caf::meta::type_name("mlr.node_status"), x.node, x.incarnation, x.applied, x.digest,
-           x.stats, x.log_end, x.log_begin, x.keys, x.live_keys, x.pending_resolutions, x.mailbox_peak,
-           x.pull_in_flight, x.retired, x.transfer, x.epoch, x.topology, x.pending_topology,
-           x.caught_up);
+           x.stats, x.log_end, x.log_begin, x.keys, x.live_keys, x.pending_resolutions,
+           x.mailbox_peak, x.pull_in_flight, x.retired, x.transfer, x.epoch, x.topology,
+           x.pending_topology, x.caught_up);
 }
 
 template <class Inspector>
@@ -159,8 +154,7 @@ typename Inspector::result_type inspect(Inspector& f, transfer_progress& x) {
            x.keys_total);
 }
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, write_request& x) {
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, write_request& x) {
   return f(caf::meta::type_name("mlr.write_request"), x.key, x.op, x.value, x.has_context,
            x.context);
 }

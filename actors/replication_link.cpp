@@ -14,7 +14,7 @@ class link_impl : public link_actor::base {
 public:
   link_impl(caf::actor_config& ac, link_config cfg, leader_actor source, sink_actor dest,
             std::vector<sink_actor> detour_sinks)
-    : link_actor::base(ac), cfg_(std::move(cfg)), source_(std::move(source)) {
+      : link_actor::base(ac), cfg_(std::move(cfg)), source_(std::move(source)) {
     status_.from = cfg_.from;
     status_.to = cfg_.to;
     status_.route = cfg_.to;

@@ -31,21 +31,20 @@ namespace mlr::actors {
 struct link_status {
   messages::node_index from = 0;
   messages::node_index to = 0;
-  uint64_t acked_cursor = 0;   ///< source log position acknowledged by the destination
-  uint64_t sent_cursor = 0;    ///< source log position shipped so far
+  uint64_t acked_cursor = 0; ///< source log position acknowledged by the destination
+  uint64_t sent_cursor = 0;  ///< source log position shipped so far
   uint64_t batches_sent = 0;
   uint64_t events_sent = 0;
   uint64_t acks = 0;
-  uint64_t retransmits = 0;    ///< go-back-N restarts after a missing ack
-  uint32_t in_flight = 0;      ///< batches shipped and not yet acknowledged
+  uint64_t retransmits = 0;                ///< go-back-N restarts after a missing ack
+  uint32_t in_flight = 0;                  ///< batches shipped and not yet acknowledged
   messages::version_vector remote_applied; ///< from the latest ack
-  messages::node_index route = 0; ///< where batches go now: `to`, or a detour
-  uint64_t detours_taken = 0;  ///< switches to a detour (or to the next one)
-  uint64_t returns = 0;        ///< times the destination answered again after a detour
+  messages::node_index route = 0;          ///< where batches go now: `to`, or a detour
+  uint64_t detours_taken = 0;              ///< switches to a detour (or to the next one)
+  uint64_t returns = 0;                    ///< times the destination answered again after a detour
 };
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, link_status& x) {
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, link_status& x) {
   return f(caf::meta::type_name("mlr.link_status"), x.from, x.to, x.acked_cursor, x.sent_cursor,
            x.batches_sent, x.events_sent, x.acks, x.retransmits, x.in_flight, x.remote_applied,
            x.route, x.detours_taken, x.returns);

@@ -60,7 +60,8 @@ result<cluster_file> parse_cluster_file(const std::string& text) {
           return bad("node '" + n.id + "' is listed twice");
       out.nodes.push_back(std::move(n));
     } else {
-      return bad("unknown statement '" + key + "' (cluster, topology, hub, standby-hubs, hub-return, resolver, node)");
+      return bad("unknown statement '" + key +
+                 "' (cluster, topology, hub, standby-hubs, hub-return, resolver, node)");
     }
     if (err)
       return *err;

@@ -11,8 +11,8 @@
 // 2 bad usage, 3 the node could not be reached.
 
 #include "client/native_client.hpp"
-#include "secret_file.hpp"
 #include "core/analysis.hpp"
+#include "secret_file.hpp"
 
 #include <boost/program_options.hpp>
 #include <nlohmann/json.hpp>
@@ -76,7 +76,8 @@ int fail_usage(const std::string& msg) {
 std::string human_status(const nlohmann::json& j) {
   std::string out;
   char line[512];
-  std::snprintf(line, sizeof(line), "node %s (cluster %s, incarnation %s, topology %s, resolver %s)\n",
+  std::snprintf(line, sizeof(line),
+                "node %s (cluster %s, incarnation %s, topology %s, resolver %s)\n",
                 j.value("node", "?").c_str(), j.value("cluster", "?").c_str(),
                 j.value("incarnation", "?").c_str(), j.value("topology", "?").c_str(),
                 j.value("resolver", "?").c_str());
@@ -97,15 +98,16 @@ std::string human_status(const nlohmann::json& j) {
   if (j.contains("stats")) {
     auto& s = j["stats"];
     out += "conflicts: " + std::to_string(s.value("conflicts", 0)) + " (unresolved " +
-           std::to_string(s.value("unresolved", 0)) + "), duplicates dropped: " +
-           std::to_string(s.value("duplicates_dropped", 0)) + ", buffered: " +
-           std::to_string(s.value("buffered", 0)) + ", pulled: " +
-           std::to_string(s.value("pulled_events", 0)) + "\n";
+           std::to_string(s.value("unresolved", 0)) +
+           "), duplicates dropped: " + std::to_string(s.value("duplicates_dropped", 0)) +
+           ", buffered: " + std::to_string(s.value("buffered", 0)) +
+           ", pulled: " + std::to_string(s.value("pulled_events", 0)) + "\n";
     out += "log: entries " + std::to_string(j.value("log_begin", 0)) + ".." +
            std::to_string(j.value("log_entries", 0)) + " kept (" +
-           std::to_string(s.value("log_compacted", 0)) + " compacted), state transfers: " +
-           std::to_string(s.value("transfers_received", 0)) + " received, " +
-           std::to_string(s.value("transfers_served", 0)) + " served, retired incarnations: " +
+           std::to_string(s.value("log_compacted", 0)) +
+           " compacted), state transfers: " + std::to_string(s.value("transfers_received", 0)) +
+           " received, " + std::to_string(s.value("transfers_served", 0)) +
+           " served, retired incarnations: " +
            std::to_string(j.contains("retired") ? j["retired"].size() : 0) + "\n";
   }
   if (j.contains("state_transfer") && j["state_transfer"].is_object()) {
@@ -122,7 +124,9 @@ std::string human_status(const nlohmann::json& j) {
     for (auto& p : j["peers"]) {
       std::snprintf(line, sizeof(line), "  %-12s %-5s %-8s %12llu %10.3f %10lld  %s\n",
                     p.value("id", "?").c_str(), p.value("up", false) ? "up" : "DOWN",
-                    p.value("protocol_version", 0) ? ("v" + std::to_string(p.value("protocol_version", 0))).c_str() : "-",
+                    p.value("protocol_version", 0)
+                      ? ("v" + std::to_string(p.value("protocol_version", 0))).c_str()
+                      : "-",
                     static_cast<unsigned long long>(p.value("lag_events", 0)),
                     p.value("lag_seconds", 0.0), static_cast<long long>(p.value("silent_ms", -1)),
                     p.value("last_error", "").c_str());
@@ -152,17 +156,18 @@ int main(int argc, char** argv) {
   std::vector<std::string> words;
   std::string secret_file, admin_secret_file;
   po::options_description desc("Options");
-  desc.add_options()("help,h", "print this help")
-    ("node", po::value(&node), "HOST:PORT of the node's client port")
-    ("secret-file", po::value(&secret_file),
-     "file holding the node's client secret (default: $MLR_SECRET)")
-    ("admin-secret-file", po::value(&admin_secret_file),
-     "file holding the node's admin secret, for topology set (default: $MLR_ADMIN_SECRET)")
-    ("context", po::value(&context), "for put/del: the context token a get printed")
-    ("json", po::bool_switch(&as_json), "for status: print JSON")
-    ("interval", po::value(&interval)->default_value(interval), "for watch: seconds between updates")
-    ("count", po::value(&count)->default_value(count), "for watch: stop after N updates (-1: never)")
-    ("words", po::value(&words), "command and arguments");
+  desc.add_options()("help,h", "print this help")("node", po::value(&node),
+                                                  "HOST:PORT of the node's client port")(
+    "secret-file", po::value(&secret_file),
+    "file holding the node's client secret (default: $MLR_SECRET)")(
+    "admin-secret-file", po::value(&admin_secret_file),
+    "file holding the node's admin secret, for topology set (default: $MLR_ADMIN_SECRET)")(
+    "context", po::value(&context), "for put/del: the context token a get printed")(
+    "json", po::bool_switch(&as_json), "for status: print JSON")(
+    "interval", po::value(&interval)->default_value(interval),
+    "for watch: seconds between updates")("count", po::value(&count)->default_value(count),
+                                          "for watch: stop after N updates (-1: never)")(
+    "words", po::value(&words), "command and arguments");
   po::positional_options_description pos;
   pos.add("words", -1);
   po::variables_map vm;

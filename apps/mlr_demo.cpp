@@ -48,22 +48,21 @@ int main(int argc, char** argv) {
     "some writes to keys that all nodes share (so conflicts happen and the resolver decides);\n"
     "then it waits for replication, prints each node's state and 'converged: yes' or\n"
     "'converged: no'. Exit status: 0 converged, 1 not converged, 2 bad input.\n\nOptions");
-  desc.add_options()
-    ("help,h", "print this help and exit")
-    ("topology", po::value(&o.topology)->default_value(o.topology),
-     "ring, star, mesh, or the path of an edge-list file (lines like 'a -> b', 'a <-> b', "
-     "'nodes: a b c'; '#' comments)")
-    ("nodes", po::value(&o.nodes)->default_value(o.nodes),
-     "number of leaders for ring/star/mesh (1-256); ignored for a file")
-    ("hub", po::value(&o.hub), "the hub of a star, by name (default: n0)")
-    ("writes", po::value(&o.writes)->default_value(o.writes), "writes per node")
-    ("shared-keys", po::value(&o.shared_keys)->default_value(o.shared_keys),
-     "keys every node writes to (a third of all writes go to them); 0 for none")
-    ("resolver", po::value(&o.resolver)->default_value(o.resolver),
-     "lww (last writer wins), multi (keep siblings) or max (largest number wins)")
-    ("seed", po::value(&o.seed)->default_value(o.seed), "seed for keys, values and incarnations")
-    ("timeout", po::value(&o.timeout_s)->default_value(o.timeout_s),
-     "seconds to wait for convergence");
+  desc.add_options()("help,h", "print this help and exit")(
+    "topology", po::value(&o.topology)->default_value(o.topology),
+    "ring, star, mesh, or the path of an edge-list file (lines like 'a -> b', 'a <-> b', "
+    "'nodes: a b c'; '#' comments)")(
+    "nodes", po::value(&o.nodes)->default_value(o.nodes),
+    "number of leaders for ring/star/mesh (1-256); ignored for a file")(
+    "hub", po::value(&o.hub), "the hub of a star, by name (default: n0)")(
+    "writes", po::value(&o.writes)->default_value(o.writes),
+    "writes per node")("shared-keys", po::value(&o.shared_keys)->default_value(o.shared_keys),
+                       "keys every node writes to (a third of all writes go to them); 0 for none")(
+    "resolver", po::value(&o.resolver)->default_value(o.resolver),
+    "lww (last writer wins), multi (keep siblings) or max (largest number wins)")(
+    "seed", po::value(&o.seed)->default_value(o.seed), "seed for keys, values and incarnations")(
+    "timeout", po::value(&o.timeout_s)->default_value(o.timeout_s),
+    "seconds to wait for convergence");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -92,8 +91,8 @@ int main(int argc, char** argv) {
   auto& c = **started;
   auto n = c.size();
   std::cout << "mlr-demo: " << n << " nodes, topology " << o.topology << " ("
-            << c.topology().edge_count() << " links), resolver " << o.resolver << ", "
-            << o.writes << " writes per node\n";
+            << c.topology().edge_count() << " links), resolver " << o.resolver << ", " << o.writes
+            << " writes per node\n";
 
   // One writer thread per node, so writes at different nodes are truly concurrent.
   auto t0 = std::chrono::steady_clock::now();
@@ -136,8 +135,7 @@ int main(int argc, char** argv) {
     }
     std::printf("%-8s %-16s %-16s %8llu %8llu %8llu %6llu %9llu %10llu  %s\n",
                 c.topology().name(node).c_str(), short_hex(s->incarnation).c_str(),
-                short_hex(s->digest).c_str(),
-                static_cast<unsigned long long>(s->applied.total()),
+                short_hex(s->digest).c_str(), static_cast<unsigned long long>(s->applied.total()),
                 static_cast<unsigned long long>(s->stats.events_sent),
                 static_cast<unsigned long long>(s->stats.events_received),
                 static_cast<unsigned long long>(s->stats.duplicates),

@@ -3,14 +3,14 @@
 // flags or files, 1 when the node cannot start (a port in use, ...), 3 when its leader
 // stopped while running (the log says why).
 
-#include "gateways/gateways.hpp"
 #include "actors/replication_link.hpp"
-#include "cluster_file.hpp"
 #include "client/native_client.hpp"
+#include "cluster_file.hpp"
+#include "core/graph.hpp"
+#include "gateways/gateways.hpp"
 #include "node_options.hpp"
 #include "secret_file.hpp"
 #include "storage/store.hpp"
-#include "core/graph.hpp"
 #include "topology/wiring.hpp"
 
 #include <boost/program_options.hpp>
@@ -24,14 +24,14 @@
 
 #include <algorithm>
 #include <csignal>
-#include <signal.h>
-#include <unistd.h>
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <signal.h>
 #include <sstream>
 #include <thread>
+#include <unistd.h>
 
 namespace po = boost::program_options;
 using namespace mlr;
@@ -192,7 +192,8 @@ int main(int argc, char** argv) {
   std::vector<messages::node_index> standby;
   for (size_t at = 0; !o.standby_hubs.empty() && at <= o.standby_hubs.size();) {
     auto comma = o.standby_hubs.find(',', at);
-    auto id = o.standby_hubs.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+    auto id =
+      o.standby_hubs.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
     at = comma == std::string::npos ? o.standby_hubs.size() + 1 : comma + 1;
     auto i = graph->find(id);
     if (i < 0)
@@ -246,7 +247,8 @@ int main(int argc, char** argv) {
   };
   for (auto* a : {&o.client_listen, &o.resp_listen})
     if (!a->empty() && !loopback(*a) && access.client_secret.empty() && !access.allow_remote)
-      return bad_input("clients would reach " + *a + " without a secret: give "
+      return bad_input("clients would reach " + *a +
+                       " without a secret: give "
                        "--client-secret-file FILE (clients then authenticate, e.g. redis-cli "
                        "-a), or --allow-unauthenticated-clients to open it deliberately");
   actors::sync_policy sync;
@@ -315,8 +317,7 @@ int main(int argc, char** argv) {
     std::string joined;
     for (auto& m : members)
       joined += (joined.empty() ? "" : ",") + m;
-    if (auto was = store->get_meta("members");
-        was && joined.compare(0, was->size(), *was) != 0)
+    if (auto was = store->get_meta("members"); was && joined.compare(0, was->size(), *was) != 0)
       return bad_input("data directory '" + o.data_dir + "' was written by a cluster of members " +
                        *was + "; this start names " + joined +
                        ": node indexes would change. Start with the same members (new ones "
@@ -366,10 +367,9 @@ int main(int argc, char** argv) {
     for (size_t i = rt->net->sinks.size(); i < r.members.size(); ++i) {
       auto where = std::find_if(r.addresses.begin(), r.addresses.end(),
                                 [&](auto& a) { return a.first == r.members[i]; });
-      auto addr = where == r.addresses.end()
-                    ? result<std::pair<std::string, uint16_t>>(
-                        error{errc::invalid_argument, "no 'address' line"})
-                    : client::parse_address(where->second);
+      auto addr = where == r.addresses.end() ? result<std::pair<std::string, uint16_t>>(
+                                                 error{errc::invalid_argument, "no 'address' line"})
+                                             : client::parse_address(where->second);
       if (!addr) {
         spdlog::error("member {} added by the topology but cannot be reached: {}", r.members[i],
                       addr.err().message);
@@ -398,7 +398,8 @@ int main(int argc, char** argv) {
     bool stall = o.fault.rfind(stalls, 0) == 0;
     if (!stall && o.fault.rfind(throws, 0) != 0)
       return bad_input("--fault must be leader-throws-on-key:KEY or leader-stalls-on-key:KEY, "
-                       "got '" + o.fault + "'");
+                       "got '" +
+                       o.fault + "'");
     auto key = o.fault.substr((stall ? stalls : throws).size());
     lc.replica.observer = std::make_shared<fault_on_key>(key, stall);
     spdlog::warn("fault injection on: the leader {} when '{}' is written",
@@ -504,8 +505,8 @@ int main(int argc, char** argv) {
     brokers.push_back(g->broker);
     where += ", Redis clients on " + o.resp_listen;
   }
-  spdlog::info("node {} of cluster '{}' ({} nodes, topology {}, resolver {}) listening: {}",
-               o.id, o.cluster, members.size(), o.topology, o.resolver, where);
+  spdlog::info("node {} of cluster '{}' ({} nodes, topology {}, resolver {}) listening: {}", o.id,
+               o.cluster, members.size(), o.topology, o.resolver, where);
   if (access.client_secret.empty())
     spdlog::warn(access.allow_remote
                    ? "clients are not authenticated, and clients from any host are served "
@@ -547,8 +548,12 @@ int main(int argc, char** argv) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     self->request(leader, std::chrono::seconds(5), actors::shutdown_atom::value)
-      .receive([](bool ok) { if (!ok) spdlog::error("could not mark the store as cleanly shut down"); },
-               [](caf::error&) {});
+      .receive(
+        [](bool ok) {
+          if (!ok)
+            spdlog::error("could not mark the store as cleanly shut down");
+        },
+        [](caf::error&) {});
   }
   return shutdown(0);
 }

@@ -19,93 +19,93 @@ po::options_description make_options(node_options& o) {
     "replicates them over TCP (Cap'n Proto framing) to the other nodes of its cluster,\n"
     "along the topology. Stop it with SIGTERM or SIGINT: links are flushed, then closed.\n\n"
     "Options");
-  desc.add_options()
-    ("help,h", "print this help and exit")
-    ("id", po::value(&o.id), "this node's id (required), e.g. n0")
-    ("cluster", po::value(&o.cluster)->default_value(o.cluster),
-     "the cluster's name; nodes of other clusters are refused")
-    ("listen", po::value(&o.listen), "HOST:PORT where other nodes connect (required unless "
-                                     "the cluster file gives it)")
-    ("peer", po::value(&o.peers)->composing(),
-     "ID=HOST:PORT of another node; repeat for each (or use --cluster-file)")
-    ("cluster-file", po::value(&o.cluster_file),
-     "a file listing the cluster's nodes, addresses and topology, the same for every node "
-     "(lines: 'cluster NAME', 'topology T', 'hub ID', 'standby-hubs ID,ID', 'resolver R', "
-     "'node ID HOST:PORT [client=HOST:PORT] [resp=HOST:PORT]')")
-    ("config", po::value(&o.config_file),
-     "read options from FILE ('name = value' lines, e.g. 'id = n0'); flags win")
-    ("topology", po::value(&o.topology)->default_value(o.topology),
-     "ring, star, mesh, or an edge-list file ('a -> b' lines); the same on every node")
-    ("hub", po::value(&o.hub), "the hub of a star (default: the first node)")
-    ("standby-hubs", po::value(&o.standby_hubs),
-     "ID,ID: for a star, where a spoke ships while the hub does not answer (the first that "
-     "answers relays to every other spoke); it goes back to the hub once the hub answers. "
-     "Without it a spoke ships to the other spokes in turn")
-    ("hub-return", po::value(&o.hub_return)->default_value(o.hub_return),
-     "when a star's hub fails: resume (spokes detour meanwhile; it takes its role back when "
-     "it answers again) or spoke (the first standby hub makes itself the hub by a topology "
-     "change, a new epoch; the old hub comes back as a spoke)")
-    ("resolver", po::value(&o.resolver)->default_value(o.resolver),
-     "lww (last writer wins), multi (keep siblings) or max (largest number wins)")
-    ("client-listen", po::value(&o.client_listen),
-     "HOST:PORT for the native client protocol (the mlr CLI)")
-    ("resp-listen", po::value(&o.resp_listen),
-     "HOST:PORT for Redis clients (redis-cli, redis-benchmark)")
-    ("cluster-secret-file", po::value(&o.secret_file),
-     "file whose contents (trailing newline ignored) is the shared secret; nodes prove "
-     "they know it with an HMAC challenge. Without it anyone who can reach the port and "
-     "knows a node id can join")
-    ("client-secret-file", po::value(&o.client_secret_file),
-     "file holding the secret clients must give first (RESP: AUTH or HELLO 3 AUTH, as "
-     "redis-cli -a does; mlr: --secret-file). Without it clients are not authenticated and "
-     "only loopback clients are served (protected mode)")
-    ("requirepass", po::value(&o.requirepass),
-     "the client secret itself, as in redis.conf (for --config files; --client-secret-file "
-     "keeps it out of the process list)")
-    ("admin-secret-file", po::value(&o.admin_secret_file),
-     "file holding the secret for admin requests (mlr topology set: membership and "
-     "topology changes), distinct from the client secret; without it they are refused. "
-     "Every accepted or refused change is logged with the client's address")
-    ("allow-unauthenticated-clients", po::bool_switch(&o.allow_unauthenticated),
-     "serve clients from other hosts without a client secret (protected mode off)")
-    ("data-dir", po::value(&o.data_dir),
-     "keep the log, the key state and the node's metadata in a RocksDB store in DIR and "
-     "resume from it after a restart (default: in memory; a restart then starts empty "
-     "under a new incarnation)")
-    ("sync", po::value(&o.sync)->default_value(o.sync),
-     "with --data-dir, when a write is durable: always (fsync per applied batch), batch "
-     "(group commit: one fsync per mailbox drain; clients acknowledged after it) or none "
-     "(no fsync: a process crash loses nothing, a power loss can lose the latest writes)")
-    ("log-level", po::value(&o.log_level)->default_value(o.log_level),
-     "trace, debug, info, warn, error or off")
-    ("threads", po::value(&o.threads)->default_value(o.threads), "actor worker threads")
-    ("heartbeat-ms", po::value(&o.heartbeat_ms)->default_value(o.heartbeat_ms),
-     "interval of heartbeats to each peer")
-    ("peer-timeout-ms", po::value(&o.peer_timeout_ms)->default_value(o.peer_timeout_ms),
-     "a peer silent this long is marked down (and redialled with backoff)")
-    ("ack-timeout-ms", po::value(&o.ack_timeout_ms)->default_value(o.ack_timeout_ms),
-     "a batch unacknowledged this long is shipped again")
-    ("pull-grace-ms", po::value(&o.pull_grace_ms)->default_value(o.pull_grace_ms),
-     "how long a gap in what this node knows exists may last before it pulls")
-    ("handshake-timeout-ms",
-     po::value(&o.handshake_timeout_ms)->default_value(o.handshake_timeout_ms),
-     "a peer connection that has not proved it knows the cluster secret this long after it "
-     "opened is closed; at most 64 connections may be unproven at once, each sending frames "
-     "of at most 4 KiB")
-    ("max-key-bytes", po::value(&o.max_key_bytes)->default_value(o.max_key_bytes),
-     "largest key a client may write (64 KiB); a larger one is refused, naming its size")
-    ("max-value-bytes", po::value(&o.max_value_bytes)->default_value(o.max_value_bytes),
-     "largest value a client may write (16 MiB, at most 32 MiB so that every write fits a "
-     "64 MiB frame); a larger one is refused at write time, naming its size and the limit. "
-     "A request more than 1 MiB above it is refused as a protocol error before it is "
-     "buffered, and the connection closed")
-    ("fault", po::value(&o.fault),
-     "fault injection for tests: leader-throws-on-key:KEY makes the leader throw when KEY "
-     "is written (the process then exits with status 3); leader-stalls-on-key:KEY makes it "
-     "sleep 11 s first (the client is told its write timed out and may still be applied)")
-    ("log-retention", po::value(&o.log_retention)->default_value(o.log_retention),
-     "log entries kept after they became stable (held by every node), so a peer that was "
-     "away briefly catches up from the log; one further behind gets a state transfer");
+  desc.add_options()("help,h", "print this help and exit")("id", po::value(&o.id),
+                                                           "this node's id (required), e.g. n0")(
+    "cluster", po::value(&o.cluster)->default_value(o.cluster),
+    "the cluster's name; nodes of other clusters are refused")(
+    "listen", po::value(&o.listen),
+    "HOST:PORT where other nodes connect (required unless "
+    "the cluster file gives it)")(
+    "peer", po::value(&o.peers)->composing(),
+    "ID=HOST:PORT of another node; repeat for each (or use --cluster-file)")(
+    "cluster-file", po::value(&o.cluster_file),
+    "a file listing the cluster's nodes, addresses and topology, the same for every node "
+    "(lines: 'cluster NAME', 'topology T', 'hub ID', 'standby-hubs ID,ID', 'resolver R', "
+    "'node ID HOST:PORT [client=HOST:PORT] [resp=HOST:PORT]')")(
+    "config", po::value(&o.config_file),
+    "read options from FILE ('name = value' lines, e.g. 'id = n0'); flags win")(
+    "topology", po::value(&o.topology)->default_value(o.topology),
+    "ring, star, mesh, or an edge-list file ('a -> b' lines); the same on every node")(
+    "hub", po::value(&o.hub), "the hub of a star (default: the first node)")(
+    "standby-hubs", po::value(&o.standby_hubs),
+    "ID,ID: for a star, where a spoke ships while the hub does not answer (the first that "
+    "answers relays to every other spoke); it goes back to the hub once the hub answers. "
+    "Without it a spoke ships to the other spokes in turn")(
+    "hub-return", po::value(&o.hub_return)->default_value(o.hub_return),
+    "when a star's hub fails: resume (spokes detour meanwhile; it takes its role back when "
+    "it answers again) or spoke (the first standby hub makes itself the hub by a topology "
+    "change, a new epoch; the old hub comes back as a spoke)")(
+    "resolver", po::value(&o.resolver)->default_value(o.resolver),
+    "lww (last writer wins), multi (keep siblings) or max (largest number wins)")(
+    "client-listen", po::value(&o.client_listen),
+    "HOST:PORT for the native client protocol (the mlr CLI)")(
+    "resp-listen", po::value(&o.resp_listen),
+    "HOST:PORT for Redis clients (redis-cli, redis-benchmark)")(
+    "cluster-secret-file", po::value(&o.secret_file),
+    "file whose contents (trailing newline ignored) is the shared secret; nodes prove "
+    "they know it with an HMAC challenge. Without it anyone who can reach the port and "
+    "knows a node id can join")(
+    "client-secret-file", po::value(&o.client_secret_file),
+    "file holding the secret clients must give first (RESP: AUTH or HELLO 3 AUTH, as "
+    "redis-cli -a does; mlr: --secret-file). Without it clients are not authenticated and "
+    "only loopback clients are served (protected mode)")(
+    "requirepass", po::value(&o.requirepass),
+    "the client secret itself, as in redis.conf (for --config files; --client-secret-file "
+    "keeps it out of the process list)")(
+    "admin-secret-file", po::value(&o.admin_secret_file),
+    "file holding the secret for admin requests (mlr topology set: membership and "
+    "topology changes), distinct from the client secret; without it they are refused. "
+    "Every accepted or refused change is logged with the client's address")(
+    "allow-unauthenticated-clients", po::bool_switch(&o.allow_unauthenticated),
+    "serve clients from other hosts without a client secret (protected mode off)")(
+    "data-dir", po::value(&o.data_dir),
+    "keep the log, the key state and the node's metadata in a RocksDB store in DIR and "
+    "resume from it after a restart (default: in memory; a restart then starts empty "
+    "under a new incarnation)")(
+    "sync", po::value(&o.sync)->default_value(o.sync),
+    "with --data-dir, when a write is durable: always (fsync per applied batch), batch "
+    "(group commit: one fsync per mailbox drain; clients acknowledged after it) or none "
+    "(no fsync: a process crash loses nothing, a power loss can lose the latest writes)")(
+    "log-level", po::value(&o.log_level)->default_value(o.log_level),
+    "trace, debug, info, warn, error or off")(
+    "threads", po::value(&o.threads)->default_value(o.threads), "actor worker threads")(
+    "heartbeat-ms", po::value(&o.heartbeat_ms)->default_value(o.heartbeat_ms),
+    "interval of heartbeats to each peer")(
+    "peer-timeout-ms", po::value(&o.peer_timeout_ms)->default_value(o.peer_timeout_ms),
+    "a peer silent this long is marked down (and redialled with backoff)")(
+    "ack-timeout-ms", po::value(&o.ack_timeout_ms)->default_value(o.ack_timeout_ms),
+    "a batch unacknowledged this long is shipped again")(
+    "pull-grace-ms", po::value(&o.pull_grace_ms)->default_value(o.pull_grace_ms),
+    "how long a gap in what this node knows exists may last before it pulls")(
+    "handshake-timeout-ms",
+    po::value(&o.handshake_timeout_ms)->default_value(o.handshake_timeout_ms),
+    "a peer connection that has not proved it knows the cluster secret this long after it "
+    "opened is closed; at most 64 connections may be unproven at once, each sending frames "
+    "of at most 4 KiB")(
+    "max-key-bytes", po::value(&o.max_key_bytes)->default_value(o.max_key_bytes),
+    "largest key a client may write (64 KiB); a larger one is refused, naming its size")(
+    "max-value-bytes", po::value(&o.max_value_bytes)->default_value(o.max_value_bytes),
+    "largest value a client may write (16 MiB, at most 32 MiB so that every write fits a "
+    "64 MiB frame); a larger one is refused at write time, naming its size and the limit. "
+    "A request more than 1 MiB above it is refused as a protocol error before it is "
+    "buffered, and the connection closed")(
+    "fault", po::value(&o.fault),
+    "fault injection for tests: leader-throws-on-key:KEY makes the leader throw when KEY "
+    "is written (the process then exits with status 3); leader-stalls-on-key:KEY makes it "
+    "sleep 11 s first (the client is told its write timed out and may still be applied)")(
+    "log-retention", po::value(&o.log_retention)->default_value(o.log_retention),
+    "log entries kept after they became stable (held by every node), so a peer that was "
+    "away briefly catches up from the log; one further behind gets a state transfer");
   return desc;
 }
 

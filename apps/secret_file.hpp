@@ -9,6 +9,7 @@
 namespace mlr::apps {
 
 /// An error if the file cannot be read or is empty; `what` names the secret in messages.
-result<std::string> read_secret(const std::string& path, const std::string& what = "cluster secret");
+result<std::string> read_secret(const std::string& path,
+                                const std::string& what = "cluster secret");
 
 } // namespace mlr::apps

@@ -45,9 +45,9 @@ using clock_type = std::chrono::steady_clock;
 namespace {
 
 struct bench_options {
-  size_t writes = 200000;   // per node
-  size_t batch = 256;       // puts per write_atom message
-  size_t in_flight = 4;     // write batches outstanding per node
+  size_t writes = 200000; // per node
+  size_t batch = 256;     // puts per write_atom message
+  size_t in_flight = 4;   // write batches outstanding per node
   size_t value_bytes = 16;
   size_t threads = 2;
   std::string policy = "stealing";
@@ -57,7 +57,7 @@ struct bench_options {
 class progress_observer : public actors::replica_observer {
 public:
   progress_observer(size_t nodes, uint64_t sample_every)
-    : nodes_(nodes), sample_every_(sample_every) {}
+      : nodes_(nodes), sample_every_(sample_every) {}
 
   void on_apply(messages::node_index, const messages::event& e, bool local) override {
     applied_.fetch_add(1, std::memory_order_relaxed);
@@ -111,10 +111,12 @@ caf::behavior writer(caf::event_based_actor* self, actors::leader_actor leader, 
     auto n = std::min(batch, total - *sent);
     writes.reserve(n);
     for (size_t i = 0; i < n; ++i, ++*sent)
-      writes.push_back(actors::write_request{"n" + std::to_string(node) + "-" +
-                                               std::to_string(*sent % 10000),
-                                             messages::op_kind::put,
-                                             std::string(value_bytes, 'v'), false, {}});
+      writes.push_back(
+        actors::write_request{"n" + std::to_string(node) + "-" + std::to_string(*sent % 10000),
+                              messages::op_kind::put,
+                              std::string(value_bytes, 'v'),
+                              false,
+                              {}});
     self->request(leader, caf::infinite, actors::write_atom::value, std::move(writes))
       .then([=](std::vector<messages::dot>&) { (*send_next)(); });
   };
@@ -126,8 +128,8 @@ caf::behavior writer(caf::event_based_actor* self, actors::leader_actor leader, 
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 
 // Writes `per_ms` puts every millisecond (one message each) until `total` are written.
-caf::behavior paced_writer(caf::event_based_actor* self, actors::leader_actor leader,
-                           size_t node, size_t total, double per_ms, size_t value_bytes) {
+caf::behavior paced_writer(caf::event_based_actor* self, actors::leader_actor leader, size_t node,
+                           size_t total, double per_ms, size_t value_bytes) {
   auto sent = std::make_shared<size_t>(0);
   auto credit = std::make_shared<double>(0);
   self->send(self, tick_atom::value);
@@ -135,9 +137,10 @@ caf::behavior paced_writer(caf::event_based_actor* self, actors::leader_actor le
     [=](tick_atom) {
       *credit += per_ms;
       for (; *credit >= 1 && *sent < total; *credit -= 1, ++*sent)
-        self->request(leader, caf::infinite, actors::put_atom::value,
-                      "n" + std::to_string(node) + "-" + std::to_string(*sent % 10000),
-                      std::string(value_bytes, 'v'))
+        self
+          ->request(leader, caf::infinite, actors::put_atom::value,
+                    "n" + std::to_string(node) + "-" + std::to_string(*sent % 10000),
+                    std::string(value_bytes, 'v'))
           .then([](messages::dot&) {});
       if (*sent < total)
         self->delayed_send(self, std::chrono::milliseconds(1), tick_atom::value);
@@ -292,9 +295,9 @@ wire_figures measure_wire(size_t n, bool bursty, size_t events_per_node) {
       for (size_t k = 0; k < per_burst; ++k) {
         ++now;
         auto key = "key-" + std::to_string((r * per_burst + k) % 1000);
-        nodes[i].write(actors::write_request{key, messages::op_kind::put, "value-16-bytes!!",
-                                             false, {}},
-                       now, conflicts);
+        nodes[i].write(
+          actors::write_request{key, messages::op_kind::put, "value-16-bytes!!", false, {}}, now,
+          conflicts);
       }
     }
   // What origin 0 shipped to node 1, re-batched as a link would under load: 64 a batch.
@@ -348,18 +351,18 @@ int main(int argc, char** argv) {
   double rate = 10000;
   po::options_description desc("mlr-bench: throughput, latency, memory and wire-size figures "
                                "of the in-process replication core\n\nOptions");
-  desc.add_options()("help,h", "print this help")
-    ("writes", po::value(&o.writes)->default_value(o.writes), "writes per node in each run")
-    ("batch", po::value(&o.batch)->default_value(o.batch), "puts per batched write message")
-    ("in-flight", po::value(&o.in_flight)->default_value(o.in_flight),
-     "batched writes outstanding per node")
-    ("threads", po::value(&o.threads)->default_value(o.threads), "CAF worker threads")
-    ("policy", po::value(&o.policy)->default_value(o.policy),
-     "CAF scheduler policy: stealing or sharing")
-    ("rate", po::value(&rate)->default_value(rate),
-     "writes/s across the cluster for the latency runs")
-    ("quick", po::bool_switch(&quick), "a short run (20000 writes per node)")
-    ("json", po::bool_switch(&as_json), "print the figures as JSON");
+  desc.add_options()("help,h", "print this help")(
+    "writes", po::value(&o.writes)->default_value(o.writes), "writes per node in each run")(
+    "batch", po::value(&o.batch)->default_value(o.batch), "puts per batched write message")(
+    "in-flight", po::value(&o.in_flight)->default_value(o.in_flight),
+    "batched writes outstanding per node")(
+    "threads", po::value(&o.threads)->default_value(o.threads),
+    "CAF worker threads")("policy", po::value(&o.policy)->default_value(o.policy),
+                          "CAF scheduler policy: stealing or sharing")(
+    "rate", po::value(&rate)->default_value(rate),
+    "writes/s across the cluster for the latency runs")("quick", po::bool_switch(&quick),
+                                                        "a short run (20000 writes per node)")(
+    "json", po::bool_switch(&as_json), "print the figures as JSON");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -383,8 +386,8 @@ int main(int argc, char** argv) {
   if (!as_json)
     std::printf("mlr-bench on %s; in-memory, Release; %zu writes per node, %zu-put batches, "
                 "%zu threads, %s scheduler\n\n%-6s %5s %14s %10s %10s %9s\n",
-                machine().c_str(), o.writes, o.batch, o.threads, o.policy.c_str(), "topo",
-                "nodes", "writes/s", "p50 ms", "p99 ms", "peak MB");
+                machine().c_str(), o.writes, o.batch, o.threads, o.policy.c_str(), "topo", "nodes",
+                "writes/s", "p50 ms", "p99 ms", "peak MB");
   for (std::string kind : {"ring", "star", "mesh"})
     for (size_t n : {3, 5}) {
       auto r = in_child([&] { return run_cluster(kind, n, o, 0, o.policy); });
@@ -425,7 +428,8 @@ int main(int argc, char** argv) {
     }
   if (!as_json)
     std::printf("\nbytes per event beyond key and value (batches of 64, what one link ships)\n"
-                "%-6s %-12s %10s %10s\n", "nodes", "workload", "unpacked", "packed");
+                "%-6s %-12s %10s %10s\n",
+                "nodes", "workload", "unpacked", "packed");
   for (size_t n : {3, 32})
     for (bool bursty : {false, true}) {
       auto w = measure_wire(n, bursty, 1000);
@@ -434,8 +438,8 @@ int main(int argc, char** argv) {
                                 {"unpacked", w.unpacked},
                                 {"packed", w.packed}});
       if (!as_json)
-        std::printf("%-6zu %-12s %10.1f %10.1f\n", n, bursty ? "bursty" : "round-robin",
-                    w.unpacked, w.packed);
+        std::printf("%-6zu %-12s %10.1f %10.1f\n", n, bursty ? "bursty" : "round-robin", w.unpacked,
+                    w.packed);
     }
   if (as_json)
     std::cout << report.dump(2) << "\n";

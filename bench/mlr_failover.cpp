@@ -109,15 +109,15 @@ int main(int argc, char** argv) {
   std::string failure = "kill";
   po::options_description desc(
     "mlr-failover: kill a node of a 5-node ring or star, time until writes flow again\n\nOptions");
-  desc.add_options()("help,h", "print this help")
-    ("topology", po::value(&topology)->default_value(topology), "ring or star")
-    ("failure", po::value(&failure)->default_value(failure),
-     "kill (SIGKILL: connections close) or stop (SIGSTOP: a hung node, connections stay open)")
-    ("writes", po::value(&writes)->default_value(writes),
-     "writes for each messages-per-write figure (spread over the live nodes)")
-    ("node", po::value(&node_bin), "path of mlr-node (default: next to this program)")
-    ("node-flag", po::value(&passthrough)->composing(), "a flag for every mlr-node (repeat)")
-    ("keep", po::bool_switch(&keep), "keep the nodes' logs (their directory is printed)");
+  desc.add_options()("help,h", "print this help")(
+    "topology", po::value(&topology)->default_value(topology), "ring or star")(
+    "failure", po::value(&failure)->default_value(failure),
+    "kill (SIGKILL: connections close) or stop (SIGSTOP: a hung node, connections stay open)")(
+    "writes", po::value(&writes)->default_value(writes),
+    "writes for each messages-per-write figure (spread over the live nodes)")(
+    "node", po::value(&node_bin), "path of mlr-node (default: next to this program)")(
+    "node-flag", po::value(&passthrough)->composing(), "a flag for every mlr-node (repeat)")(
+    "keep", po::bool_switch(&keep), "keep the nodes' logs (their directory is printed)");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -139,11 +139,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (node_bin.empty())
-    node_bin = (std::filesystem::canonical("/proc/self/exe").parent_path().parent_path() /
-                "apps" / "mlr-node")
+    node_bin = (std::filesystem::canonical("/proc/self/exe").parent_path().parent_path() / "apps" /
+                "mlr-node")
                  .string();
-  auto dir = std::filesystem::temp_directory_path() /
-             ("mlr-failover-" + std::to_string(::getpid()));
+  auto dir =
+    std::filesystem::temp_directory_path() / ("mlr-failover-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   const size_t n = 5;
   std::vector<node> nodes(n);
@@ -154,13 +154,18 @@ int main(int argc, char** argv) {
       cf << "hub n0\nstandby-hubs n1\n";
     for (size_t i = 0; i < n; ++i) {
       nodes[i].client_port = free_port();
-      cf << "node n" << i << " 127.0.0.1:" << free_port() << " client=127.0.0.1:"
-         << nodes[i].client_port << "\n";
+      cf << "node n" << i << " 127.0.0.1:" << free_port()
+         << " client=127.0.0.1:" << nodes[i].client_port << "\n";
     }
   }
   for (size_t i = 0; i < n; ++i) {
-    std::vector<std::string> args{node_bin, "--id", "n" + std::to_string(i), "--cluster-file",
-                                  (dir / "cluster.txt").string(), "--log-level", "warn"};
+    std::vector<std::string> args{node_bin,
+                                  "--id",
+                                  "n" + std::to_string(i),
+                                  "--cluster-file",
+                                  (dir / "cluster.txt").string(),
+                                  "--log-level",
+                                  "warn"};
     args.insert(args.end(), passthrough.begin(), passthrough.end());
     std::vector<char*> argv_c;
     for (auto& a : args)
@@ -265,8 +270,8 @@ int main(int argc, char** argv) {
   wait_applied(nodes, total);
   double down_per_write = static_cast<double>(events_sent(nodes) - sent1) / writes;
   std::printf("%s of %zu, n%zu %s: writes from n%zu visible at n%zu again after %.0f ms\n",
-              topology.c_str(), n, victim, failure == "kill" ? "killed" : "stopped", writer,
-              reader, flowing_ms);
+              topology.c_str(), n, victim, failure == "kill" ? "killed" : "stopped", writer, reader,
+              flowing_ms);
   std::printf("events shipped per write: %.2f with every node up (minimum %zu), %.2f while n%zu "
               "is down (minimum %zu): %+.2f over the minimum; %llu events shipped by the "
               "survivors from the kill until writes flowed again\n",

@@ -44,7 +44,10 @@ caf::behavior writer(caf::event_based_actor* self, actors::leader_actor leader, 
     std::vector<actors::write_request> ws;
     for (size_t i = 0; i < batch && *sent < total; ++i, ++*sent)
       ws.push_back(actors::write_request{"w" + std::to_string(id) + "-" + std::to_string(*sent),
-                                         messages::op_kind::put, std::string(16, 'v'), false, {}});
+                                         messages::op_kind::put,
+                                         std::string(16, 'v'),
+                                         false,
+                                         {}});
     self->request(leader, caf::infinite, actors::write_atom::value, std::move(ws))
       .then([=](std::vector<messages::dot>&) { (*next)(); });
   };
@@ -70,15 +73,15 @@ double run(const std::string& mode, const std::string& dir, size_t writes, size_
       std::exit(1);
     }
     store = std::move(*s);
-    cfg.sync = mode == "always" ? actors::sync_policy::always
+    cfg.sync = mode == "always"  ? actors::sync_policy::always
                : mode == "batch" ? actors::sync_policy::batch
                                  : actors::sync_policy::none;
   }
   caf::actor_system_config sc;
   sc.set("scheduler.max-threads", int64_t{2});
   caf::actor_system sys{sc};
-  auto leader = actors::spawn_leader(sys, cfg, std::move(store),
-                                     resolvers::builtin_resolver("lww")(sys));
+  auto leader =
+    actors::spawn_leader(sys, cfg, std::move(store), resolvers::builtin_resolver("lww")(sys));
   auto done = std::make_shared<std::atomic<size_t>>(0);
   auto t0 = clock_type::now();
   for (size_t w = 0; w < writers; ++w)
@@ -115,11 +118,11 @@ int main(int argc, char** argv) {
   std::string dir = "/tmp/mlr-store-bench";
   size_t writes = 200000, writers = 8, batch = 16;
   po::options_description desc("mlr-store-bench: durable writes/s per --sync policy\n\nOptions");
-  desc.add_options()("help,h", "print this help")
-    ("dir", po::value(&dir)->default_value(dir), "scratch directory (on the disk to measure)")
-    ("writes", po::value(&writes)->default_value(writes), "writes per configuration")
-    ("writers", po::value(&writers)->default_value(writers), "concurrent writers")
-    ("batch", po::value(&batch)->default_value(batch), "puts per write message");
+  desc.add_options()("help,h", "print this help")("dir", po::value(&dir)->default_value(dir),
+                                                  "scratch directory (on the disk to measure)")(
+    "writes", po::value(&writes)->default_value(writes), "writes per configuration")(
+    "writers", po::value(&writers)->default_value(writers), "concurrent writers")(
+    "batch", po::value(&batch)->default_value(batch), "puts per write message");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);

@@ -22,12 +22,13 @@ int main(int argc, char** argv) {
   std::string writer, reader;
   size_t count = 2000;
   double rate = 1000;
-  po::options_description desc("mlr-visibility: write at one node, time until visible at another\n\nOptions");
-  desc.add_options()("help,h", "print this help")
-    ("writer", po::value(&writer), "client HOST:PORT of the node that takes the writes")
-    ("reader", po::value(&reader), "client HOST:PORT of the node that is polled")
-    ("count", po::value(&count)->default_value(count), "writes to time")
-    ("rate", po::value(&rate)->default_value(rate), "writes per second at most");
+  po::options_description desc(
+    "mlr-visibility: write at one node, time until visible at another\n\nOptions");
+  desc.add_options()("help,h", "print this help")(
+    "writer", po::value(&writer), "client HOST:PORT of the node that takes the writes")(
+    "reader", po::value(&reader), "client HOST:PORT of the node that is polled")(
+    "count", po::value(&count)->default_value(count),
+    "writes to time")("rate", po::value(&rate)->default_value(rate), "writes per second at most");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -70,7 +71,9 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_until(start + gap);
   }
   std::sort(us.begin(), us.end());
-  auto pct = [&](double p) { return us[std::min(us.size() - 1, static_cast<size_t>(p * us.size()))]; };
+  auto pct = [&](double p) {
+    return us[std::min(us.size() - 1, static_cast<size_t>(p * us.size()))];
+  };
   std::printf("visibility over %zu writes at <= %.0f/s: p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
               us.size(), rate, pct(0.50) / 1000, pct(0.99) / 1000, us.back() / 1000);
   return 0;

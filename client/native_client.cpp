@@ -22,8 +22,8 @@ result<std::pair<std::string, uint16_t>> parse_address(const std::string& addres
   char* end = nullptr;
   auto port = std::strtoul(port_text.c_str(), &end, 10);
   if (*end != '\0' || port == 0 || port > 65535)
-    return error{errc::invalid_argument, "'" + port_text + "' in '" + address +
-                                           "' is not a port number (1-65535)"};
+    return error{errc::invalid_argument,
+                 "'" + port_text + "' in '" + address + "' is not a port number (1-65535)"};
   return std::make_pair(address.substr(0, colon), static_cast<uint16_t>(port));
 }
 
@@ -65,15 +65,15 @@ result<std::unique_ptr<connection>> connection::open(const std::string& address,
 result<messages::client_response> connection::call(const messages::client_request& req) {
   auto id = ++next_id_;
   std::vector<uint8_t> out;
-  messages::append_frame(out, messages::encode(
-                                messages::wire_header{messages::wire_kind::client_request, id}));
+  messages::append_frame(
+    out, messages::encode(messages::wire_header{messages::wire_kind::client_request, id}));
   messages::append_frame(out, messages::encode(req));
   size_t sent = 0;
   while (sent < out.size()) {
     auto n = ::send(fd_, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
     if (n <= 0)
-      return error{errc::timeout, std::string("the node closed the connection: ") +
-                                    std::strerror(errno)};
+      return error{errc::timeout,
+                   std::string("the node closed the connection: ") + std::strerror(errno)};
     sent += static_cast<size_t>(n);
   }
   std::optional<messages::wire_header> header;
@@ -99,8 +99,8 @@ result<messages::client_response> connection::call(const messages::client_reques
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
       deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0)
-      return error{errc::timeout, "no answer from the node within " +
-                                    std::to_string(timeout_.count()) + " ms"};
+      return error{errc::timeout,
+                   "no answer from the node within " + std::to_string(timeout_.count()) + " ms"};
     pollfd p{fd_, POLLIN, 0};
     if (::poll(&p, 1, static_cast<int>(left.count())) <= 0)
       continue;

@@ -19,9 +19,9 @@ public:
   connection& operator=(const connection&) = delete;
 
   /// "host:port"; errors say what could not be reached.
-  static result<std::unique_ptr<connection>> open(const std::string& address,
-                                                  std::chrono::milliseconds timeout =
-                                                    std::chrono::milliseconds(5000));
+  static result<std::unique_ptr<connection>>
+  open(const std::string& address,
+       std::chrono::milliseconds timeout = std::chrono::milliseconds(5000));
 
   result<messages::client_response> call(const messages::client_request& req);
 

@@ -115,8 +115,8 @@ std::string to_text(const graph& g, const topology_report& r) {
   out += "fan-out per node (links out / sends per write, averaged over origins):\n";
   for (size_t i = 0; i < r.nodes; ++i) {
     char buf[128];
-    std::snprintf(buf, sizeof(buf), "  %-12s %3zu / %.2f\n", g.name(static_cast<node_index>(i)).c_str(),
-                  r.out_degree[i], r.tree_fan_out[i]);
+    std::snprintf(buf, sizeof(buf), "  %-12s %3zu / %.2f\n",
+                  g.name(static_cast<node_index>(i)).c_str(), r.out_degree[i], r.tree_fan_out[i]);
     out += buf;
   }
   return out;

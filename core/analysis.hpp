@@ -16,13 +16,13 @@ struct topology_report {
   size_t nodes = 0;
   size_t links = 0;
   bool strongly_connected = false;
-  std::string problem;                  ///< why not, naming the unreachable nodes
-  std::vector<std::string> spof_nodes;  ///< nodes whose loss disconnects the others
+  std::string problem;                 ///< why not, naming the unreachable nodes
+  std::vector<std::string> spof_nodes; ///< nodes whose loss disconnects the others
   std::vector<std::pair<std::string, std::string>> spof_links; ///< links (from, to) likewise
-  size_t diameter = 0;                  ///< most hops a write travels to reach a node
-  size_t messages_per_write = 0;        ///< with tree routing: N - 1
-  std::vector<size_t> out_degree;       ///< links leaving each node
-  std::vector<double> tree_fan_out;     ///< sends per write a node makes, averaged over origins
+  size_t diameter = 0;              ///< most hops a write travels to reach a node
+  size_t messages_per_write = 0;    ///< with tree routing: N - 1
+  std::vector<size_t> out_degree;   ///< links leaving each node
+  std::vector<double> tree_fan_out; ///< sends per write a node makes, averaged over origins
 };
 
 topology_report analyze(const graph& g);

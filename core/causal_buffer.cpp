@@ -65,7 +65,7 @@ size_t causal_buffer::erase_source(const messages::source& s) {
 
 std::optional<messages::event>
 causal_buffer::release_ready(const messages::version_vector& applied,
-                            const messages::version_vector& retired) {
+                             const messages::version_vector& retired) {
   for (auto i = by_source_.begin(); i != by_source_.end(); ++i) {
     auto& events = i->second;
     // Anything at or below what was applied (or retired) is a stale duplicate: drop it on

@@ -22,7 +22,7 @@ class causal_buffer {
 public:
   /// At most `capacity` events and `max_bytes` bytes of them (messages::encoded_size_bound).
   explicit causal_buffer(size_t capacity, size_t max_bytes = SIZE_MAX)
-    : capacity_(capacity), max_bytes_(max_bytes) {}
+      : capacity_(capacity), max_bytes_(max_bytes) {}
 
   /// True when the event can be applied now against `applied`; deps of retired
   /// incarnations count as covered up to their final counter in `retired`.
@@ -50,8 +50,7 @@ public:
   size_t erase_source(const messages::source& s);
 
   /// Visits the buffered events of `s`, ascending.
-  template <class F>
-  void for_each_of(const messages::source& s, F fn) const {
+  template <class F> void for_each_of(const messages::source& s, F fn) const {
     auto i = by_source_.find(s);
     if (i != by_source_.end())
       for (auto& [c, e] : i->second)
@@ -59,8 +58,7 @@ public:
   }
 
   /// Visits every buffered event.
-  template <class F>
-  void for_each(F fn) const {
+  template <class F> void for_each(F fn) const {
     for (auto& [s, events] : by_source_)
       for (auto& [c, e] : events)
         fn(e);

@@ -8,8 +8,7 @@
 
 namespace mlr::topology {
 
-graph::graph(std::vector<std::string> names) : names_(std::move(names)), out_(names_.size()) {
-}
+graph::graph(std::vector<std::string> names) : names_(std::move(names)), out_(names_.size()) {}
 
 int graph::find(const std::string& name) const {
   auto i = std::find(names_.begin(), names_.end(), name);
@@ -256,8 +255,8 @@ result<bool> validate(const graph& g) {
 
 std::vector<std::vector<std::vector<node_index>>> spanning_trees(const graph& g) {
   auto n = g.size();
-  std::vector<std::vector<std::vector<node_index>>> trees(
-    n, std::vector<std::vector<node_index>>(n));
+  std::vector<std::vector<std::vector<node_index>>> trees(n,
+                                                          std::vector<std::vector<node_index>>(n));
   for (node_index origin = 0; origin < n; ++origin) {
     std::vector<bool> seen(n, false);
     std::queue<node_index> todo;
@@ -277,8 +276,8 @@ std::vector<std::vector<std::vector<node_index>>> spanning_trees(const graph& g)
   return trees;
 }
 
-std::vector<std::vector<node_index>> forwarding_table(
-  const std::vector<std::vector<std::vector<node_index>>>& trees, node_index self) {
+std::vector<std::vector<node_index>>
+forwarding_table(const std::vector<std::vector<std::vector<node_index>>>& trees, node_index self) {
   std::vector<std::vector<node_index>> out(trees.size());
   for (size_t origin = 0; origin < trees.size(); ++origin)
     if (self < trees[origin].size())
@@ -286,9 +285,9 @@ std::vector<std::vector<node_index>> forwarding_table(
   return out;
 }
 
-std::vector<node_index> detour_candidates(
-  const graph& g, const std::vector<std::vector<std::vector<node_index>>>& trees,
-  node_index from, node_index to, const std::vector<node_index>& preferred) {
+std::vector<node_index>
+detour_candidates(const graph& g, const std::vector<std::vector<std::vector<node_index>>>& trees,
+                  node_index from, node_index to, const std::vector<node_index>& preferred) {
   bool relays = false;
   for (node_index o = 0; o < trees.size(); ++o)
     relays |= o != to && o != from && to < trees[o].size() && !trees[o][to].empty();
@@ -298,8 +297,7 @@ std::vector<node_index> detour_candidates(
     return {};
   std::vector<node_index> out;
   auto add = [&](node_index n) {
-    if (n != from && n != to && n < g.size() &&
-        std::find(out.begin(), out.end(), n) == out.end())
+    if (n != from && n != to && n < g.size() && std::find(out.begin(), out.end(), n) == out.end())
       out.push_back(n);
   };
   for (auto n : preferred)

@@ -77,15 +77,15 @@ result<bool> validate(const graph& g);
 std::vector<std::vector<std::vector<node_index>>> spanning_trees(const graph& g);
 
 /// The forwarding table one leader needs: forward_to[o] = its children in o's tree.
-std::vector<std::vector<node_index>> forwarding_table(
-  const std::vector<std::vector<std::vector<node_index>>>& trees, node_index self);
+std::vector<std::vector<node_index>>
+forwarding_table(const std::vector<std::vector<std::vector<node_index>>>& trees, node_index self);
 
 /// Where the link from -> to ships when `to` stops answering, best first: the nodes in
 /// `preferred` (a star's standby hubs), then the nodes `to` reaches, nearest first (a
 /// ring's successor's successor, then the next). Empty when `to` forwards nothing of other
 /// origins (a mesh, a star's spoke): then there is nothing to route around.
-std::vector<node_index> detour_candidates(
-  const graph& g, const std::vector<std::vector<std::vector<node_index>>>& trees,
-  node_index from, node_index to, const std::vector<node_index>& preferred = {});
+std::vector<node_index>
+detour_candidates(const graph& g, const std::vector<std::vector<std::vector<node_index>>>& trees,
+                  node_index from, node_index to, const std::vector<node_index>& preferred = {});
 
 } // namespace mlr::topology

@@ -23,9 +23,8 @@ bool contains(const std::vector<dot>& xs, const dot& d) {
 // ones, and a context is part of its write's causal past, so this is the same rule at every
 // node (DESIGN.md, "Hostile input"); it lets a context carry one dot per origin incarnation.
 bool replaces(const std::vector<dot>& context, const dot& v) {
-  return std::any_of(context.begin(), context.end(), [&](const dot& d) {
-    return d.origin == v.origin && d.counter >= v.counter;
-  });
+  return std::any_of(context.begin(), context.end(),
+                     [&](const dot& d) { return d.origin == v.origin && d.counter >= v.counter; });
 }
 
 bool by_dot(const version& a, const version& b) {
@@ -42,8 +41,8 @@ bool batch_budget::take(const event& e) {
   });
   auto bytes = messages::encoded_size_bound(e);
   bool first = events_ == 0;
-  if (!first && (bytes_ + bytes > max_bytes_ ||
-                 sources_.size() + added > messages::max_batch_sources))
+  if (!first &&
+      (bytes_ + bytes > max_bytes_ || sources_.size() + added > messages::max_batch_sources))
     return false;
   messages::for_each_source(e, [&](const messages::source& s) { sources_.insert(s); });
   bytes_ += bytes;
@@ -52,16 +51,14 @@ bool batch_budget::take(const event& e) {
 }
 
 replica::replica(replica_config cfg, std::unique_ptr<storage::store> store)
-  : cfg_(std::move(cfg)),
-    self_{cfg_.self, cfg_.incarnation},
-    store_(storage::with_digest(std::move(store))), // status must not scan the state
-    clock_(cfg_.max_clock_offset_ms),
-    buffer_(cfg_.max_buffered, cfg_.max_buffered_bytes) {
+    : cfg_(std::move(cfg)), self_{cfg_.self, cfg_.incarnation},
+      store_(storage::with_digest(std::move(store))), // status must not scan the state
+      clock_(cfg_.max_clock_offset_ms), buffer_(cfg_.max_buffered, cfg_.max_buffered_bytes) {
   recover();
   // A node with a past (recovered from its store), alone, or told not to wait, writes at
   // once.
-  caught_up_ = !cfg_.catch_up_wait || cfg_.forward_to.size() <= 1 || !applied_.empty() ||
-               !retired_.empty();
+  caught_up_ =
+    !cfg_.catch_up_wait || cfg_.forward_to.size() <= 1 || !applied_.empty() || !retired_.empty();
 }
 
 bool replica::caught_up(uint64_t now_ms) {
@@ -207,9 +204,9 @@ dot replica::write(const write_request& w, uint64_t now_ms, std::vector<conflict
   e.deps = applied_.delta_since(counter_ == 1 || full_deps_next_ ? messages::version_vector{}
                                                                  : applied_at_last_write_);
   full_deps_next_ = false;
-  e.deps.erase(std::remove_if(e.deps.begin(), e.deps.end(),
-                              [&](const dot& d) { return d.origin == self_; }),
-               e.deps.end());
+  e.deps.erase(
+    std::remove_if(e.deps.begin(), e.deps.end(), [&](const dot& d) { return d.origin == self_; }),
+    e.deps.end());
   // Last writer wins must agree with causality: a write is after every version this node
   // holds of its key, whatever clock those came from (a peer's clock may run ahead of the
   // offset this clock follows); and after any delete of it this node forgot (see
@@ -445,8 +442,8 @@ void replica::apply(event e, std::vector<conflict>& conflicts) {
     conflicts.push_back(conflict{e.key, live});
   }
   store_->assign(e.key, std::move(live));
-  if (e.op == messages::op_kind::put && e.key.compare(0, reserved_key_prefix.size() + 8,
-                                                      reserved_key_prefix + "retired:") == 0) {
+  if (e.op == messages::op_kind::put &&
+      e.key.compare(0, reserved_key_prefix.size() + 8, reserved_key_prefix + "retired:") == 0) {
     if (auto table = storage::deserialize_version_vector(e.value)) {
       table->erase(e.id.origin); // never the incarnation that wrote it
       fold(*table);
@@ -526,9 +523,8 @@ std::vector<version> replica::versions(const std::string& key) const {
   return current ? *current : std::vector<version>{};
 }
 
-replica::fetch_result replica::fetch(messages::node_index dest, uint64_t from,
-                                     size_t max_events, size_t max_scan,
-                                     messages::node_index ship_to) {
+replica::fetch_result replica::fetch(messages::node_index dest, uint64_t from, size_t max_events,
+                                     size_t max_scan, messages::node_index ship_to) {
   fetch_result out;
   out.batch.sender = cfg_.self;
   out.batch.epoch = epoch_time_.value; // the topology this node routes by (0: the static one)

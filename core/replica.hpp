@@ -22,9 +22,9 @@
 #include <deque>
 #include <functional>
 #include <map>
-#include <set>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -100,37 +100,37 @@ struct replica_config {
 /// Counters a user (and a test) can read. All are totals since start, except `buffered`.
 struct replica_stats {
   uint64_t local_writes = 0;
-  uint64_t events_sent = 0;       ///< events handed to outgoing links
-  uint64_t events_received = 0;   ///< events arriving in batches, duplicates included
-  uint64_t duplicates = 0;        ///< arrivals already applied or already buffered
+  uint64_t events_sent = 0;     ///< events handed to outgoing links
+  uint64_t events_received = 0; ///< events arriving in batches, duplicates included
+  uint64_t duplicates = 0;      ///< arrivals already applied or already buffered
   uint64_t applied_remote = 0;
-  uint64_t buffered = 0;          ///< events waiting in the causal buffer now
+  uint64_t buffered = 0; ///< events waiting in the causal buffer now
   uint64_t buffered_peak = 0;
-  uint64_t buffer_overflows = 0;  ///< events refused because the causal buffer was full
-  uint64_t conflicts = 0;         ///< concurrent versions met (each sent to the resolver)
+  uint64_t buffer_overflows = 0; ///< events refused because the causal buffer was full
+  uint64_t conflicts = 0;        ///< concurrent versions met (each sent to the resolver)
   uint64_t resolved = 0;
-  uint64_t unresolved = 0;        ///< resolver failed or timed out: siblings kept
-  uint64_t pulls_sent = 0;        ///< pull requests this node made
-  uint64_t pull_failures = 0;     ///< pulls that timed out or failed (next holder is tried)
-  uint64_t pulled_events = 0;     ///< events that arrived in pull answers
-  uint64_t pulls_served = 0;      ///< pull requests this node answered
-  uint64_t pull_events_served = 0; ///< events sent in pull answers (also in events_sent)
-  uint64_t incarnations_taken = 0; ///< new incarnations after a peer showed a lost dot
-  uint64_t tombstones_collected = 0; ///< stable deletes forgotten
-  uint64_t log_compacted = 0;      ///< stable log entries dropped
-  uint64_t transfers_received = 0; ///< state transfers this node completed as receiver
+  uint64_t unresolved = 0;             ///< resolver failed or timed out: siblings kept
+  uint64_t pulls_sent = 0;             ///< pull requests this node made
+  uint64_t pull_failures = 0;          ///< pulls that timed out or failed (next holder is tried)
+  uint64_t pulled_events = 0;          ///< events that arrived in pull answers
+  uint64_t pulls_served = 0;           ///< pull requests this node answered
+  uint64_t pull_events_served = 0;     ///< events sent in pull answers (also in events_sent)
+  uint64_t incarnations_taken = 0;     ///< new incarnations after a peer showed a lost dot
+  uint64_t tombstones_collected = 0;   ///< stable deletes forgotten
+  uint64_t log_compacted = 0;          ///< stable log entries dropped
+  uint64_t transfers_received = 0;     ///< state transfers this node completed as receiver
   uint64_t transfer_keys_received = 0; ///< keys merged from state-transfer chunks
-  uint64_t transfers_served = 0;   ///< state transfers this node sent to the end
+  uint64_t transfers_served = 0;       ///< state transfers this node sent to the end
   uint64_t transfer_chunks_served = 0;
   uint64_t incarnations_retired = 0; ///< (origin, incarnation) entries folded into the table
-  uint64_t retired_late = 0;       ///< events of a retired incarnation after its final counter (taken)
-  uint64_t relayed = 0;            ///< events that arrived on behalf of another node (detour)
-  uint64_t skipped_covered = 0;    ///< log entries not shipped: the destination had them
-  uint64_t pulls_refused = 0;      ///< pulls for a requester that is not a live member
+  uint64_t retired_late = 0;    ///< events of a retired incarnation after its final counter (taken)
+  uint64_t relayed = 0;         ///< events that arrived on behalf of another node (detour)
+  uint64_t skipped_covered = 0; ///< log entries not shipped: the destination had them
+  uint64_t pulls_refused = 0;   ///< pulls for a requester that is not a live member
   uint64_t pull_answers_refused = 0; ///< pull answers from a holder that is not a live member
-  uint64_t reports_refused = 0;    ///< gossiped vectors of nodes that are not live members
-  uint64_t events_refused = 0;     ///< events naming a node that is not a member (dot, deps, context)
-  uint64_t orphans_dropped = 0;    ///< buffered events of a lost incarnation whose past nobody holds
+  uint64_t reports_refused = 0;      ///< gossiped vectors of nodes that are not live members
+  uint64_t events_refused = 0;  ///< events naming a node that is not a member (dot, deps, context)
+  uint64_t orphans_dropped = 0; ///< buffered events of a lost incarnation whose past nobody holds
 };
 
 /// A state transfer this node receives, as `status` shows it.
@@ -262,8 +262,8 @@ public:
     messages::event_batch batch;
     uint64_t next = 0;
   };
-  fetch_result fetch(messages::node_index dest, uint64_t from, size_t max_events,
-                     size_t max_scan, messages::node_index ship_to = messages::no_node);
+  fetch_result fetch(messages::node_index dest, uint64_t from, size_t max_events, size_t max_scan,
+                     messages::node_index ship_to = messages::no_node);
 
   /// Records another node's version vector, as gossiped, and what is stable there: each
   /// report replaces that node's previous vector (a node restarted empty holds less than
@@ -346,9 +346,7 @@ public:
   void set_durable_end(uint64_t end) { durable_end_ = end; }
   /// Where links and pull answers stop: the durable end for a durable store, the log's end
   /// for the memory store (nothing of it survives anyway).
-  uint64_t shippable_end() const {
-    return store_->durable() ? durable_end_ : store_->log_end();
-  }
+  uint64_t shippable_end() const { return store_->durable() ? durable_end_ : store_->log_end(); }
   storage::store& mutable_store() { return *store_; }
 
   const messages::version_vector& applied() const { return applied_; }
@@ -469,9 +467,9 @@ private:
   // Reserved keys are the cluster's own: last writer wins, always, whatever the resolver.
   void reduce_reserved(const std::string& key, std::vector<messages::version>& live);
   std::optional<messages::dot> epoch_;
-  std::vector<bool> live_; // empty: every node of forward_to is a live member
-  bool routing_changed_ = false;   // since the last plan_pull
-  uint64_t fast_pulls_until_ = 0;  // steady ms: the short grace period applies until then
+  std::vector<bool> live_;        // empty: every node of forward_to is a live member
+  bool routing_changed_ = false;  // since the last plan_pull
+  uint64_t fast_pulls_until_ = 0; // steady ms: the short grace period applies until then
   messages::hlc epoch_time_;
   std::string topology_value_;
   std::optional<std::string> topology_update_;

@@ -125,8 +125,8 @@ void replica::collect_garbage(uint64_t now_ms) {
   // Outgoing transfers nobody asked about for a while are abandoned.
   if (now_ms > 0)
     for (auto i = transfers_out_.begin(); i != transfers_out_.end();)
-      i = now_ms - i->second.last_ms > cfg_.transfer_idle_ms ? transfers_out_.erase(i)
-                                                             : std::next(i);
+      i =
+        now_ms - i->second.last_ms > cfg_.transfer_idle_ms ? transfers_out_.erase(i) : std::next(i);
   // Live members only: a removed node's vector no longer holds anything back.
   size_t members = 0;
   for (messages::node_index n = 0; n < cfg_.forward_to.size(); ++n)

@@ -5,9 +5,9 @@
 #include "core/replica.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <functional>
 #include <set>
-#include <cstdint>
 
 namespace mlr::actors {
 
@@ -61,9 +61,8 @@ std::optional<replica::pull_plan> replica::plan_pull(uint64_t now_ms, bool eager
   }
   if (!is_live(cfg_.self))
     return std::nullopt; // removed from the cluster: it asks nobody for anything
-  auto grace = now_ms < fast_pulls_until_
-                 ? std::min(cfg_.pull_grace_ms, cfg_.pull_grace_ms_changed)
-                 : cfg_.pull_grace_ms;
+  auto grace = now_ms < fast_pulls_until_ ? std::min(cfg_.pull_grace_ms, cfg_.pull_grace_ms_changed)
+                                          : cfg_.pull_grace_ms;
   if (transfer_) {
     // A state transfer goes first: chunk after chunk, from one holder.
     pull_plan plan;
@@ -268,8 +267,7 @@ replica::receive_result replica::receive_pulled(messages::event_batch batch, uin
   return receive(std::move(batch), now_ms, conflicts);
 }
 
-messages::event_batch replica::serve_transfer(const messages::pull_request& req,
-                                              uint64_t now_ms) {
+messages::event_batch replica::serve_transfer(const messages::pull_request& req, uint64_t now_ms) {
   messages::event_batch out;
   out.sender = cfg_.self;
   uint64_t id = req.transfer;

@@ -60,8 +60,8 @@ result<graph> graph_for(const std::string& body, const std::vector<std::string>&
     return g;
   }
   if (body.find("->") == std::string::npos)
-    return error{errc::bad_topology, "topology '" + kind +
-                                       "': write ring, mesh, star, star:HUB or 'a -> b' lines"};
+    return error{errc::bad_topology,
+                 "topology '" + kind + "': write ring, mesh, star, star:HUB or 'a -> b' lines"};
   std::istringstream in(body);
   int line_no = 0;
   for (std::string line; std::getline(in, line);) {
@@ -113,8 +113,7 @@ std::function<result<actors::routing>(const std::string&, const actors::routing*
 make_router(std::vector<std::string> names, node_index self, std::vector<node_index> standby,
             bool require_addresses) {
   return [initial = std::move(names), self, standby = std::move(standby), require_addresses](
-           const std::string& spec,
-           const actors::routing* current) -> result<actors::routing> {
+           const std::string& spec, const actors::routing* current) -> result<actors::routing> {
     if (spec.size() > max_topology_bytes)
       return error{errc::bad_topology, "the topology is " + std::to_string(spec.size()) +
                                          " bytes; at most " + std::to_string(max_topology_bytes) +
@@ -123,8 +122,8 @@ make_router(std::vector<std::string> names, node_index self, std::vector<node_in
     // grow and removals stick: what the current topology has is kept.
     auto members = current ? current->members : initial;
     std::vector<std::string> removed;
-    auto addresses = current ? current->addresses
-                             : std::vector<std::pair<std::string, std::string>>{};
+    auto addresses =
+      current ? current->addresses : std::vector<std::pair<std::string, std::string>>{};
     if (current)
       for (size_t i = 0; i < current->members.size() && i < current->live.size(); ++i)
         if (!current->live[i])
@@ -141,9 +140,8 @@ make_router(std::vector<std::string> names, node_index self, std::vector<node_in
                                              std::to_string(max_members)};
         for (size_t i = 0; i < listed.size(); ++i) {
           if (!well_formed_name(listed[i]))
-            return error{errc::bad_topology,
-                         "member name '" + listed[i].substr(0, 80) +
-                           "' is not 1-64 letters, digits, '-', '_' or '.'"};
+            return error{errc::bad_topology, "member name '" + listed[i].substr(0, 80) +
+                                               "' is not 1-64 letters, digits, '-', '_' or '.'"};
           if (std::find(listed.begin(), listed.begin() + static_cast<long>(i), listed[i]) !=
               listed.begin() + static_cast<long>(i))
             return error{errc::bad_topology, "'members' names '" + listed[i] + "' twice"};
@@ -178,8 +176,8 @@ make_router(std::vector<std::string> names, node_index self, std::vector<node_in
       for (size_t i = initial.size(); i < members.size(); ++i)
         if (std::none_of(addresses.begin(), addresses.end(),
                          [&](auto& a) { return a.first == members[i]; }))
-          return error{errc::bad_topology, "new member '" + members[i] +
-                                             "' has no 'address " + members[i] +
+          return error{errc::bad_topology, "new member '" + members[i] + "' has no 'address " +
+                                             members[i] +
                                              " HOST:PORT' line: nobody could reach it"};
     std::vector<bool> live(members.size(), true);
     for (auto& r : removed) {

@@ -3,8 +3,8 @@
 // the routing of one node. The one parser and validator of runtime topologies: every node
 // routes through it, and a change is checked by it before it is written.
 
-#include "core/replica.hpp"
 #include "core/graph.hpp"
+#include "core/replica.hpp"
 
 #include <functional>
 #include <string>

@@ -39,7 +39,8 @@ struct client_state {
 };
 
 std::string client_answer(uint64_t id, const messages::client_response& r) {
-  return frame_bytes(messages::encode(messages::wire_header{messages::wire_kind::client_response, id})) +
+  return frame_bytes(
+           messages::encode(messages::wire_header{messages::wire_kind::client_response, id})) +
          frame_bytes(messages::encode(r));
 }
 
@@ -67,7 +68,8 @@ caf::behavior client_gateway(caf::io::broker* self, node_context ctx, std::strin
     c->flow.output_backlog += ready.size(); // until the next data_transferred_msg says
     if (c->flow.output_backlog > st->ctx.max_output_hard_bytes) {
       spdlog::warn("closing client connection from {}: {} bytes of answers unread (the limit "
-                   "is {})", c->where, c->flow.output_backlog, st->ctx.max_output_hard_bytes);
+                   "is {})",
+                   c->where, c->flow.output_backlog, st->ctx.max_output_hard_bytes);
       self->close(hdl);
       st->conns.erase(hdl);
       return;
@@ -142,62 +144,62 @@ caf::behavior client_gateway(caf::io::broker* self, node_context ctx, std::strin
       ctx.dots = std::move(*dots);
     }
     switch (req.kind) {
-      case messages::client_request::op::put:
-        if (req.has_context)
-          self->request(st->ctx.leader, request_timeout, put_atom::value, req.key, req.value, ctx)
-            .then(on_dot, on_error);
-        else
-          self->request(st->ctx.leader, request_timeout, put_atom::value, req.key, req.value)
-            .then(on_dot, on_error);
-        break;
-      case messages::client_request::op::del:
-        if (req.has_context)
-          self->request(st->ctx.leader, request_timeout, del_atom::value, req.key, ctx)
-            .then(on_dot, on_error);
-        else
-          self->request(st->ctx.leader, request_timeout, del_atom::value, req.key)
-            .then(on_dot, on_error);
-        break;
-      case messages::client_request::op::get:
-        self->request(st->ctx.leader, request_timeout, get_atom::value, req.key)
-          .then(
-            [answer, hdl, serial, seq, id](get_result& g) {
-              messages::client_response r;
-              r.kind = messages::client_response::op::value;
-              for (auto& v : g.siblings)
-                r.siblings.push_back(v.value);
-              r.context = messages::to_context_token(g.context.dots);
-              answer(hdl, serial, seq, id, r);
-            },
-            on_error);
-        break;
-      case messages::client_request::op::set_topology:
-        self->request(st->ctx.leader, request_timeout, topology_atom::value, req.value)
-          .then(
-            [answer, hdl, serial, seq, id, where = conn.where](messages::dot& d) {
-              spdlog::info("topology set by admin client {}: accepted, epoch {}", where,
-                           messages::to_string(d));
-              messages::client_response r;
-              r.kind = messages::client_response::op::written;
-              r.written = messages::to_string(d);
-              answer(hdl, serial, seq, id, r);
-            },
-            [answer, hdl, serial, seq, id, where = conn.where](caf::error& err) {
-              auto e = from_caf(err);
-              spdlog::warn("topology set by admin client {}: refused: {}", where, e.message);
-              answer(hdl, serial, seq, id, failure_response(e.code, failure_text(err, true)));
-            });
-        break;
-      case messages::client_request::op::auth:
-        break; // answered above
-      case messages::client_request::op::status:
-        collect_status(self, st->ctx, [answer, hdl, serial, seq, id](std::string json) {
-          messages::client_response r;
-          r.kind = messages::client_response::op::status;
-          r.status_json = std::move(json);
-          answer(hdl, serial, seq, id, r);
-        });
-        break;
+    case messages::client_request::op::put:
+      if (req.has_context)
+        self->request(st->ctx.leader, request_timeout, put_atom::value, req.key, req.value, ctx)
+          .then(on_dot, on_error);
+      else
+        self->request(st->ctx.leader, request_timeout, put_atom::value, req.key, req.value)
+          .then(on_dot, on_error);
+      break;
+    case messages::client_request::op::del:
+      if (req.has_context)
+        self->request(st->ctx.leader, request_timeout, del_atom::value, req.key, ctx)
+          .then(on_dot, on_error);
+      else
+        self->request(st->ctx.leader, request_timeout, del_atom::value, req.key)
+          .then(on_dot, on_error);
+      break;
+    case messages::client_request::op::get:
+      self->request(st->ctx.leader, request_timeout, get_atom::value, req.key)
+        .then(
+          [answer, hdl, serial, seq, id](get_result& g) {
+            messages::client_response r;
+            r.kind = messages::client_response::op::value;
+            for (auto& v : g.siblings)
+              r.siblings.push_back(v.value);
+            r.context = messages::to_context_token(g.context.dots);
+            answer(hdl, serial, seq, id, r);
+          },
+          on_error);
+      break;
+    case messages::client_request::op::set_topology:
+      self->request(st->ctx.leader, request_timeout, topology_atom::value, req.value)
+        .then(
+          [answer, hdl, serial, seq, id, where = conn.where](messages::dot& d) {
+            spdlog::info("topology set by admin client {}: accepted, epoch {}", where,
+                         messages::to_string(d));
+            messages::client_response r;
+            r.kind = messages::client_response::op::written;
+            r.written = messages::to_string(d);
+            answer(hdl, serial, seq, id, r);
+          },
+          [answer, hdl, serial, seq, id, where = conn.where](caf::error& err) {
+            auto e = from_caf(err);
+            spdlog::warn("topology set by admin client {}: refused: {}", where, e.message);
+            answer(hdl, serial, seq, id, failure_response(e.code, failure_text(err, true)));
+          });
+      break;
+    case messages::client_request::op::auth:
+      break; // answered above
+    case messages::client_request::op::status:
+      collect_status(self, st->ctx, [answer, hdl, serial, seq, id](std::string json) {
+        messages::client_response r;
+        r.kind = messages::client_response::op::status;
+        r.status_json = std::move(json);
+        answer(hdl, serial, seq, id, r);
+      });
+      break;
     }
   };
 
@@ -211,8 +213,8 @@ caf::behavior client_gateway(caf::io::broker* self, node_context ctx, std::strin
     auto on_request = [&](const messages::wire_header& h,
                           const frame& payload) -> std::optional<error> {
       if (h.kind != messages::wire_kind::client_request)
-        return error{errc::malformed_frame, "expected a client request, got " +
-                                              std::string(messages::to_string(h.kind))};
+        return error{errc::malformed_frame,
+                     "expected a client request, got " + std::string(messages::to_string(h.kind))};
       auto req = messages::decode_client_request(payload);
       if (!req)
         return req.err();
@@ -224,8 +226,8 @@ caf::behavior client_gateway(caf::io::broker* self, node_context ctx, std::strin
       auto* conn = st->find(hdl, serial);
       return !conn || conn->flow.paused;
     };
-    auto err = bytes ? c->reader->feed(*bytes, on_request, paused)
-                     : c->reader->drain(on_request, paused);
+    auto err =
+      bytes ? c->reader->feed(*bytes, on_request, paused) : c->reader->drain(on_request, paused);
     if (auto* conn = st->find(hdl, serial);
         !err && conn && conn->flow.paused && conn->reader->buffered() > st->ctx.max_paused_input)
       err = error{errc::invalid_argument, conn->flow.overrun(st->ctx)};
@@ -251,8 +253,9 @@ caf::behavior client_gateway(caf::io::broker* self, node_context ctx, std::strin
       self->ack_writes(msg.handle, true);
       if (refused_remote(st->ctx.access, self->remote_addr(msg.handle))) {
         spdlog::warn("refused client {}: {}", c.where, protected_mode_text);
-        write_bytes(self, msg.handle,
-                    client_answer(0, failure_response(errc::invalid_argument, protected_mode_text)));
+        write_bytes(
+          self, msg.handle,
+          client_answer(0, failure_response(errc::invalid_argument, protected_mode_text)));
         self->close(msg.handle);
         st->conns.erase(msg.handle);
       }

@@ -57,12 +57,9 @@ void collect_status(caf::io::broker* self, const node_context& ctx,
                     std::function<void(std::string json)> done) {
   auto c = std::make_shared<collector>();
   c->done = std::move(done);
-  c->doc = {{"node", ctx.node_id},
-            {"cluster", ctx.cluster},
-            {"incarnation", hex(ctx.incarnation)},
-            {"topology", ctx.topology},
-            {"resolver", ctx.resolver},
-            {"peers", nlohmann::json::array()}};
+  c->doc = {
+    {"node", ctx.node_id},      {"cluster", ctx.cluster},   {"incarnation", hex(ctx.incarnation)},
+    {"topology", ctx.topology}, {"resolver", ctx.resolver}, {"peers", nlohmann::json::array()}};
   auto members = ctx.members;
   c->waiting = 2;
   for (auto& d : ctx.dialers)
@@ -86,11 +83,11 @@ void collect_status(caf::io::broker* self, const node_context& ctx,
         c->doc["log_begin"] = s.log_begin;
         auto from = s.transfer.from < members.size() ? members[s.transfer.from]
                                                      : std::to_string(s.transfer.from);
-        c->doc["state_transfer"] =
-          s.transfer.active ? nlohmann::json{{"from", from},
-                                             {"keys_done", s.transfer.keys_done},
-                                             {"keys_total", s.transfer.keys_total}}
-                            : nlohmann::json(nullptr);
+        c->doc["state_transfer"] = s.transfer.active
+                                     ? nlohmann::json{{"from", from},
+                                                      {"keys_done", s.transfer.keys_done},
+                                                      {"keys_total", s.transfer.keys_total}}
+                                     : nlohmann::json(nullptr);
         c->doc["state_digest"] = hex(s.digest);
         c->doc["keys"] = s.keys;
         c->doc["log_entries"] = s.log_end;

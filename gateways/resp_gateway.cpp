@@ -13,10 +13,10 @@
 #include "messages/wire.hpp"
 
 #include <caf/actor_system.hpp>
-#include <caf/io/broker.hpp>
-#include <spdlog/spdlog.h>
 #include <caf/detail/scope_guard.hpp>
+#include <caf/io/broker.hpp>
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <map>
@@ -28,10 +28,18 @@ using namespace detail;
 
 namespace {
 
-std::string resp_simple(const std::string& s) { return "+" + s + "\r\n"; }
-std::string resp_error(const std::string& s) { return "-" + s + "\r\n"; }
-std::string resp_int(uint64_t x) { return ":" + std::to_string(x) + "\r\n"; }
-std::string resp_nil(bool resp3) { return resp3 ? "_\r\n" : "$-1\r\n"; }
+std::string resp_simple(const std::string& s) {
+  return "+" + s + "\r\n";
+}
+std::string resp_error(const std::string& s) {
+  return "-" + s + "\r\n";
+}
+std::string resp_int(uint64_t x) {
+  return ":" + std::to_string(x) + "\r\n";
+}
+std::string resp_nil(bool resp3) {
+  return resp3 ? "_\r\n" : "$-1\r\n";
+}
 std::string resp_bulk(const std::string& s) {
   return "$" + std::to_string(s.size()) + "\r\n" + s + "\r\n";
 }
@@ -88,7 +96,6 @@ struct resp_state {
     auto* c = find(hdl);
     return c && c->serial == serial ? c : nullptr;
   }
-
 };
 
 std::string upper(std::string s) {
@@ -129,8 +136,8 @@ std::string info_text(const std::string& json_text) {
   return out;
 }
 
-caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string host,
-                           uint16_t port, listen_promise opened) {
+caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string host, uint16_t port,
+                           listen_promise opened) {
   auto st = std::make_shared<resp_state>();
   st->ctx = std::move(ctx);
   if (!open_listener(self, host, port, opened, "Redis clients"))
@@ -155,7 +162,8 @@ caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string 
     c->flow.output_backlog += ready.size(); // until the next data_transferred_msg says
     if (c->flow.output_backlog > st->ctx.max_output_hard_bytes) {
       spdlog::warn("closing RESP connection from {}: {} bytes of answers unread (the limit is "
-                   "{})", c->where, c->flow.output_backlog, st->ctx.max_output_hard_bytes);
+                   "{})",
+                   c->where, c->flow.output_backlog, st->ctx.max_output_hard_bytes);
       close_conn(to.hdl);
       return;
     }
@@ -253,15 +261,12 @@ caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string 
       }
       conn.resp3 = resp3;
       std::vector<std::pair<std::string, std::string>> fields{
-        {resp_bulk("server"), resp_bulk("mlr")},
-        {resp_bulk("version"), resp_bulk("0.1.0")},
-        {resp_bulk("proto"), resp_int(resp3 ? 3 : 2)},
-        {resp_bulk("id"), resp_int(conn.serial)},
-        {resp_bulk("mode"), resp_bulk("standalone")},
-        {resp_bulk("role"), resp_bulk("master")},
+        {resp_bulk("server"), resp_bulk("mlr")},       {resp_bulk("version"), resp_bulk("0.1.0")},
+        {resp_bulk("proto"), resp_int(resp3 ? 3 : 2)}, {resp_bulk("id"), resp_int(conn.serial)},
+        {resp_bulk("mode"), resp_bulk("standalone")},  {resp_bulk("role"), resp_bulk("master")},
         {resp_bulk("modules"), resp_array({})}};
-      std::string out = (resp3 ? "%" : "*") + std::to_string(resp3 ? fields.size()
-                                                                    : 2 * fields.size()) + "\r\n";
+      std::string out =
+        (resp3 ? "%" : "*") + std::to_string(resp3 ? fields.size() : 2 * fields.size()) + "\r\n";
       for (auto& [k, v] : fields)
         out += k + v;
       answer(to, out);
@@ -296,24 +301,26 @@ caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string 
       }
     } else if (cmd == "MGET") {
       if (arity(2, many))
-        get_all(std::vector<std::string>(args.begin() + 1, args.end()),
-                [answer, to, resp3 = conn.resp3](std::vector<get_result> rs) {
-                  std::vector<std::string> out;
-                  for (auto& g : rs) {
-                    auto* v = newest(g.siblings);
-                    out.push_back(v ? resp_bulk(v->value) : resp_nil(resp3));
-                  }
-                  answer(to, resp_array(out));
-                },
-                fail_read);
+        get_all(
+          std::vector<std::string>(args.begin() + 1, args.end()),
+          [answer, to, resp3 = conn.resp3](std::vector<get_result> rs) {
+            std::vector<std::string> out;
+            for (auto& g : rs) {
+              auto* v = newest(g.siblings);
+              out.push_back(v ? resp_bulk(v->value) : resp_nil(resp3));
+            }
+            answer(to, resp_array(out));
+          },
+          fail_read);
     } else if (cmd == "EXISTS") {
       if (arity(2, many))
-        get_all(std::vector<std::string>(args.begin() + 1, args.end()),
-                [answer, to](std::vector<get_result> rs) {
-                  answer(to, resp_int(static_cast<uint64_t>(std::count_if(
-                               rs.begin(), rs.end(), [](const get_result& g) { return g.found(); }))));
-                },
-                fail_read);
+        get_all(
+          std::vector<std::string>(args.begin() + 1, args.end()),
+          [answer, to](std::vector<get_result> rs) {
+            answer(to, resp_int(static_cast<uint64_t>(std::count_if(
+                         rs.begin(), rs.end(), [](const get_result& g) { return g.found(); }))));
+          },
+          fail_read);
     } else if (cmd == "DEL") {
       if (arity(2, many)) {
         std::vector<std::string> keys(args.begin() + 1, args.end());
@@ -323,8 +330,8 @@ caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string 
             std::vector<write_request> writes;
             for (size_t i = 0; i < keys.size() && i < rs.size(); ++i)
               if (rs[i].found())
-                writes.push_back(write_request{keys[i], messages::op_kind::del, {}, true,
-                                               rs[i].context.dots});
+                writes.push_back(
+                  write_request{keys[i], messages::op_kind::del, {}, true, rs[i].context.dots});
             auto n = writes.size();
             if (n == 0) {
               answer(to, resp_int(0));
@@ -395,8 +402,8 @@ caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string 
       std::vector<write_request> writes;
       writes.reserve(run.keys.size());
       for (size_t k = 0; k < run.keys.size(); ++k)
-        writes.push_back(write_request{std::move(run.keys[k]), messages::op_kind::put,
-                                       std::move(run.values[k]), false, {}});
+        writes.push_back(write_request{
+          std::move(run.keys[k]), messages::op_kind::put, std::move(run.values[k]), false, {}});
       self->request(st->ctx.leader, request_timeout, write_atom::value, std::move(writes))
         .then(
           [answer, tos](std::vector<messages::dot>&) {
@@ -428,8 +435,7 @@ caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string 
   };
 
   // Takes every whole request out of the connection's reader.
-  auto drain = [st, dispatch, flush_run, protocol_error, reserve,
-                answer](connection_handle hdl) {
+  auto drain = [st, dispatch, flush_run, protocol_error, reserve, answer](connection_handle hdl) {
     auto flush_at_exit = caf::detail::make_scope_guard([&] { flush_run(hdl); });
     for (;;) {
       auto* c = st->find(hdl);
@@ -454,7 +460,7 @@ caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string 
         continue;
       }
       // Pipelined plain SETs and GETs are gathered into one leader message per run.
-      auto kind = cmd == "SET" && args.size() == 3 ? run_kind::set
+      auto kind = cmd == "SET" && args.size() == 3   ? run_kind::set
                   : cmd == "GET" && args.size() == 2 ? run_kind::get
                                                      : run_kind::none;
       if (kind == run_kind::none) {

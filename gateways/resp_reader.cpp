@@ -145,8 +145,8 @@ result<std::optional<std::vector<std::string>>> resp_reader::next() {
                      (impl_->authenticated ? "this node's limit of " + limit_text(max_bulk_)
                                            : std::string("16384 bytes (unauthenticated)"))};
     if (buffered() > impl_->max_request_bytes)
-      return error{errc::oversized_frame, "a request of more than " +
-                                            std::to_string(impl_->max_request_bytes) + " bytes"};
+      return error{errc::oversized_frame,
+                   "a request of more than " + std::to_string(impl_->max_request_bytes) + " bytes"};
     return std::optional<std::vector<std::string>>{};
   }
   std::unique_ptr<std::vector<std::string>> req(static_cast<std::vector<std::string>*>(raw));

@@ -79,9 +79,8 @@ result<std::vector<dot>> read_counters(capnp::List<wire::Counter>::Reader in,
   out.reserve(in.size());
   for (auto c : in) {
     if (c.getSource() >= table.size())
-      return malformed(std::string(field) + " refers to source " +
-                       std::to_string(c.getSource()) + " but the table has " +
-                       std::to_string(table.size()));
+      return malformed(std::string(field) + " refers to source " + std::to_string(c.getSource()) +
+                       " but the table has " + std::to_string(table.size()));
     if (c.getCounter() > max_counter)
       return malformed(std::string(field) + " has counter " + std::to_string(c.getCounter()) +
                        "; counters stay below 2^48");
@@ -96,9 +95,8 @@ result<std::vector<dot>> read_dots(capnp::List<wire::Dot>::Reader in,
   out.reserve(in.size());
   for (auto d : in) {
     if (d.getSource() >= table.size())
-      return malformed(std::string(field) + " refers to source " +
-                       std::to_string(d.getSource()) + " but the table has " +
-                       std::to_string(table.size()));
+      return malformed(std::string(field) + " refers to source " + std::to_string(d.getSource()) +
+                       " but the table has " + std::to_string(table.size()));
     auto counter = (uint64_t{d.getCounterHigh()} << 32) | d.getCounterLow();
     if (counter == 0)
       return malformed(std::string(field) + " names counter 0; counters start at 1");
@@ -166,9 +164,8 @@ result<state_chunk> read_chunk(wire::StateChunk::Reader in, const std::vector<so
     std::vector<version> vs;
     for (auto v : k.getVersions()) {
       if (v.getSource() >= table.size())
-        return malformed("state chunk version refers to source " +
-                         std::to_string(v.getSource()) + " but the table has " +
-                         std::to_string(table.size()));
+        return malformed("state chunk version refers to source " + std::to_string(v.getSource()) +
+                         " but the table has " + std::to_string(table.size()));
       if (v.getCounter() == 0 || v.getCounter() > max_counter)
         return malformed("state chunk version has counter " + std::to_string(v.getCounter()));
       vs.push_back(version{dot{table[v.getSource()], v.getCounter()}, hlc{v.getHlc()},
@@ -279,104 +276,104 @@ frame encode(const pull_request& p) {
 }
 
 result<pull_request> decode_pull(const frame& f, const decode_limits& limits) {
-  return with_reader<pull_request>(f, limits, "pull request",
-                                   [&](capnp::MessageReader& reader) -> result<pull_request> {
-    auto root = reader.getRoot<wire::PullRequest>();
-    auto table = read_sources(root.getSources());
-    if (!table)
-      return table.err();
-    pull_request out;
-    out.requester = root.getRequester();
-    out.start_transfer = root.getStartTransfer();
-    out.transfer = root.getTransfer();
-    out.after_key = as_string(root.getAfterKey());
-    for (auto r : root.getRanges()) {
-      if (r.getSource() >= table->size())
-        return malformed("pull range refers to source " + std::to_string(r.getSource()) +
-                         " but the table has " + std::to_string(table->size()));
-      if (r.getFirst() == 0 || r.getFirst() > r.getLast() || r.getLast() > max_counter)
-        return malformed("pull range " + std::to_string(r.getFirst()) + ".." +
-                         std::to_string(r.getLast()) +
-                         " is empty, starts at 0 or ends past 2^48");
-      out.ranges.push_back(counter_range{(*table)[r.getSource()], r.getFirst(), r.getLast()});
-    }
-    return out;
-  });
+  return with_reader<pull_request>(
+    f, limits, "pull request", [&](capnp::MessageReader& reader) -> result<pull_request> {
+      auto root = reader.getRoot<wire::PullRequest>();
+      auto table = read_sources(root.getSources());
+      if (!table)
+        return table.err();
+      pull_request out;
+      out.requester = root.getRequester();
+      out.start_transfer = root.getStartTransfer();
+      out.transfer = root.getTransfer();
+      out.after_key = as_string(root.getAfterKey());
+      for (auto r : root.getRanges()) {
+        if (r.getSource() >= table->size())
+          return malformed("pull range refers to source " + std::to_string(r.getSource()) +
+                           " but the table has " + std::to_string(table->size()));
+        if (r.getFirst() == 0 || r.getFirst() > r.getLast() || r.getLast() > max_counter)
+          return malformed("pull range " + std::to_string(r.getFirst()) + ".." +
+                           std::to_string(r.getLast()) +
+                           " is empty, starts at 0 or ends past 2^48");
+        out.ranges.push_back(counter_range{(*table)[r.getSource()], r.getFirst(), r.getLast()});
+      }
+      return out;
+    });
 }
 
 result<event_batch> decode_batch(const frame& f, const decode_limits& limits) {
-  return with_reader<event_batch>(f, limits, "event batch", [&](capnp::MessageReader& reader)
-                                      -> result<event_batch> {
-    auto root = reader.getRoot<wire::EventBatch>();
-    auto table = read_sources(root.getSources());
-    if (!table)
-      return table.err();
-    auto events = root.getEvents();
-    if (events.size() > limits.max_events)
-      return error{errc::oversized_frame, "event batch carries " + std::to_string(events.size()) +
+  return with_reader<event_batch>(
+    f, limits, "event batch", [&](capnp::MessageReader& reader) -> result<event_batch> {
+      auto root = reader.getRoot<wire::EventBatch>();
+      auto table = read_sources(root.getSources());
+      if (!table)
+        return table.err();
+      auto events = root.getEvents();
+      if (events.size() > limits.max_events)
+        return error{errc::oversized_frame, "event batch carries " + std::to_string(events.size()) +
                                               " events, more than the limit of " +
                                               std::to_string(limits.max_events)};
-    event_batch out;
-    out.sender = root.getSender();
-    out.epoch = root.getEpoch();
-    out.events.reserve(events.size());
-    for (auto in : events) {
-      event e;
-      if (in.getSource() >= table->size())
-        return malformed("event refers to source " + std::to_string(in.getSource()) +
-                         " but the table has " + std::to_string(table->size()));
-      if (in.getCounter() == 0 || in.getCounter() > max_counter)
-        return malformed("event has counter " + std::to_string(in.getCounter()) +
-                         "; counters run from 1 to 2^48 - 1");
-      e.id = dot{(*table)[in.getSource()], in.getCounter()};
-      e.time = hlc{root.getBaseHlc() + in.getHlcDelta()};
-      auto deps = read_dots(in.getDeps(), *table, "deps");
-      if (!deps)
-        return deps.err();
-      e.deps = std::move(*deps);
-      auto context = read_dots(in.getContext(), *table, "context");
-      if (!context)
-        return context.err();
-      if (context->size() > 1) {
-        std::vector<source> origins;
-        origins.reserve(context->size());
-        for (auto& d : *context)
-          origins.push_back(d.origin);
-        std::sort(origins.begin(), origins.end());
-        auto twice = std::adjacent_find(origins.begin(), origins.end());
-        if (twice != origins.end())
-          return malformed("event " + std::to_string(in.getCounter()) +
-                           "'s context names origin incarnation " + to_string(*twice) +
-                           " twice; a context carries one dot per origin incarnation");
+      event_batch out;
+      out.sender = root.getSender();
+      out.epoch = root.getEpoch();
+      out.events.reserve(events.size());
+      for (auto in : events) {
+        event e;
+        if (in.getSource() >= table->size())
+          return malformed("event refers to source " + std::to_string(in.getSource()) +
+                           " but the table has " + std::to_string(table->size()));
+        if (in.getCounter() == 0 || in.getCounter() > max_counter)
+          return malformed("event has counter " + std::to_string(in.getCounter()) +
+                           "; counters run from 1 to 2^48 - 1");
+        e.id = dot{(*table)[in.getSource()], in.getCounter()};
+        e.time = hlc{root.getBaseHlc() + in.getHlcDelta()};
+        auto deps = read_dots(in.getDeps(), *table, "deps");
+        if (!deps)
+          return deps.err();
+        e.deps = std::move(*deps);
+        auto context = read_dots(in.getContext(), *table, "context");
+        if (!context)
+          return context.err();
+        if (context->size() > 1) {
+          std::vector<source> origins;
+          origins.reserve(context->size());
+          for (auto& d : *context)
+            origins.push_back(d.origin);
+          std::sort(origins.begin(), origins.end());
+          auto twice = std::adjacent_find(origins.begin(), origins.end());
+          if (twice != origins.end())
+            return malformed("event " + std::to_string(in.getCounter()) +
+                             "'s context names origin incarnation " + to_string(*twice) +
+                             " twice; a context carries one dot per origin incarnation");
+        }
+        e.context = std::move(*context);
+        auto more = in.getSeenByMore();
+        if (in.getSeenBy() != 0 || more.size() > 0) {
+          e.seen.words().reserve(more.size() + 1);
+          e.seen.words().push_back(in.getSeenBy());
+          for (auto w : more)
+            e.seen.words().push_back(w);
+        }
+        e.key = as_string(in.getKey());
+        if (in.isDel()) {
+          e.op = op_kind::del;
+        } else {
+          e.op = op_kind::put;
+          e.value = as_string(in.getPut());
+        }
+        out.events.push_back(std::move(e));
       }
-      e.context = std::move(*context);
-      auto more = in.getSeenByMore();
-      if (in.getSeenBy() != 0 || more.size() > 0) {
-        e.seen.words().reserve(more.size() + 1);
-        e.seen.words().push_back(in.getSeenBy());
-        for (auto w : more)
-          e.seen.words().push_back(w);
+      out.compacted = root.getCompacted();
+      if (root.getRelayFor() != 0)
+        out.relay_for = root.getRelayFor() - 1;
+      if (root.hasChunk()) {
+        auto chunk = read_chunk(root.getChunk(), *table);
+        if (!chunk)
+          return chunk.err();
+        out.chunk = std::move(*chunk);
       }
-      e.key = as_string(in.getKey());
-      if (in.isDel()) {
-        e.op = op_kind::del;
-      } else {
-        e.op = op_kind::put;
-        e.value = as_string(in.getPut());
-      }
-      out.events.push_back(std::move(e));
-    }
-    out.compacted = root.getCompacted();
-    if (root.getRelayFor() != 0)
-      out.relay_for = root.getRelayFor() - 1;
-    if (root.hasChunk()) {
-      auto chunk = read_chunk(root.getChunk(), *table);
-      if (!chunk)
-        return chunk.err();
-      out.chunk = std::move(*chunk);
-    }
-    return out;
-  });
+      return out;
+    });
 }
 
 result<ack> decode_ack(const frame& f, const decode_limits& limits) {
@@ -405,22 +402,22 @@ result<ack> decode_ack(const frame& f, const decode_limits& limits) {
 result<node_index> peek_batch_sender(const frame& f, const decode_limits& limits) {
   return with_reader<node_index>(f, limits, "event batch",
                                  [](capnp::MessageReader& r) -> result<node_index> {
-    return r.getRoot<wire::EventBatch>().getSender();
-  });
+                                   return r.getRoot<wire::EventBatch>().getSender();
+                                 });
 }
 
 result<node_index> peek_pull_requester(const frame& f, const decode_limits& limits) {
   return with_reader<node_index>(f, limits, "pull request",
                                  [](capnp::MessageReader& r) -> result<node_index> {
-    return r.getRoot<wire::PullRequest>().getRequester();
-  });
+                                   return r.getRoot<wire::PullRequest>().getRequester();
+                                 });
 }
 
 result<node_index> peek_ack_receiver(const frame& f, const decode_limits& limits) {
   return with_reader<node_index>(f, limits, "ack",
                                  [](capnp::MessageReader& r) -> result<node_index> {
-    return r.getRoot<wire::Ack>().getReceiver();
-  });
+                                   return r.getRoot<wire::Ack>().getReceiver();
+                                 });
 }
 
 } // namespace mlr::messages

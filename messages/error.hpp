@@ -31,8 +31,7 @@ struct error {
 };
 
 /// Either a value or an error. Deliberately tiny: no exceptions, no CAF.
-template <class T>
-class result {
+template <class T> class result {
 public:
   result(T value) : data_(std::move(value)) {}
   result(error err) : data_(std::move(err)) {}

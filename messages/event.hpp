@@ -48,8 +48,7 @@ inline size_t encoded_size_bound(const event& e) {
 
 /// Calls fn(source) for every source `e` names (origin, deps, context): what a batch's
 /// source table must hold for it.
-template <class F>
-void for_each_source(const event& e, F fn) {
+template <class F> void for_each_source(const event& e, F fn) {
   fn(e.id.origin);
   for (auto& d : e.deps)
     fn(d.origin);
@@ -90,13 +89,13 @@ struct version {
 /// snapshot of the sender's key state in ascending order, with the snapshot's version
 /// vector, so the receiver can merge them as a state CRDT.
 struct state_chunk {
-  uint64_t transfer = 0;          ///< id the sender gave the transfer
-  version_vector snapshot;        ///< what the snapshot covers
-  version_vector retired;         ///< the sender's retired-incarnation table
+  uint64_t transfer = 0;   ///< id the sender gave the transfer
+  version_vector snapshot; ///< what the snapshot covers
+  version_vector retired;  ///< the sender's retired-incarnation table
   std::vector<std::pair<std::string, std::vector<version>>> keys;
-  bool done = false;              ///< the last chunk
-  uint64_t keys_total = 0;        ///< keys in the snapshot (an estimate on RocksDB)
-  uint64_t keys_sent = 0;         ///< keys sent so far, this chunk included
+  bool done = false;       ///< the last chunk
+  uint64_t keys_total = 0; ///< keys in the snapshot (an estimate on RocksDB)
+  uint64_t keys_sent = 0;  ///< keys sent so far, this chunk included
 };
 
 struct event_batch {
@@ -143,6 +142,5 @@ struct pull_request {
   uint64_t transfer = 0;
   std::string after_key;
 };
-
 
 } // namespace mlr::messages

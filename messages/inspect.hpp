@@ -14,23 +14,19 @@
 
 namespace mlr::messages {
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, source& x) {
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, source& x) {
   return f(caf::meta::type_name("mlr.source"), x.node, x.incarnation);
 }
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, dot& x) {
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, dot& x) {
   return f(caf::meta::type_name("mlr.dot"), x.origin, x.counter);
 }
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, hlc& x) {
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, hlc& x) {
   return f(caf::meta::type_name("mlr.hlc"), x.value);
 }
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, seen_by& x) {
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, seen_by& x) {
   return f(caf::meta::type_name("mlr.seen_by"), x.words());
 }
 
@@ -39,13 +35,11 @@ typename Inspector::result_type inspect(Inspector& f, version_vector& x) {
   return f(caf::meta::type_name("mlr.version_vector"), x.unsafe_entries());
 }
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, version& x) {
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, version& x) {
   return f(caf::meta::type_name("mlr.version"), x.id, x.time, x.tombstone, x.value);
 }
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, frame& x) {
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, frame& x) {
   return f(caf::meta::type_name("mlr.frame"), x.bytes);
 }
 

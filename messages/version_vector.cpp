@@ -7,10 +7,10 @@ namespace mlr::messages {
 
 namespace {
 
-template <class Entries>
-auto find_entry(Entries& xs, const source& s) {
-  return std::lower_bound(xs.begin(), xs.end(), s,
-                          [](const version_vector::entry& e, const source& k) { return e.first < k; });
+template <class Entries> auto find_entry(Entries& xs, const source& s) {
+  return std::lower_bound(
+    xs.begin(), xs.end(), s,
+    [](const version_vector::entry& e, const source& k) { return e.first < k; });
 }
 
 } // namespace
@@ -28,10 +28,14 @@ std::string to_string(const dot& d) {
 
 const char* to_string(causal_order x) {
   switch (x) {
-    case causal_order::equal: return "equal";
-    case causal_order::before: return "before";
-    case causal_order::after: return "after";
-    case causal_order::concurrent: return "concurrent";
+  case causal_order::equal:
+    return "equal";
+  case causal_order::before:
+    return "before";
+  case causal_order::after:
+    return "after";
+  case causal_order::concurrent:
+    return "concurrent";
   }
   return "?";
 }

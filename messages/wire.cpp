@@ -17,19 +17,32 @@ using detail::with_reader;
 
 const char* to_string(wire_kind k) {
   switch (k) {
-    case wire_kind::hello: return "hello";
-    case wire_kind::hello_reply: return "hello_reply";
-    case wire_kind::proof: return "proof";
-    case wire_kind::batch: return "batch";
-    case wire_kind::ack: return "ack";
-    case wire_kind::pull: return "pull";
-    case wire_kind::pull_answer: return "pull_answer";
-    case wire_kind::gossip: return "gossip";
-    case wire_kind::heartbeat: return "heartbeat";
-    case wire_kind::error: return "error";
-    case wire_kind::client_request: return "client_request";
-    case wire_kind::client_response: return "client_response";
-    case wire_kind::welcome: return "welcome";
+  case wire_kind::hello:
+    return "hello";
+  case wire_kind::hello_reply:
+    return "hello_reply";
+  case wire_kind::proof:
+    return "proof";
+  case wire_kind::batch:
+    return "batch";
+  case wire_kind::ack:
+    return "ack";
+  case wire_kind::pull:
+    return "pull";
+  case wire_kind::pull_answer:
+    return "pull_answer";
+  case wire_kind::gossip:
+    return "gossip";
+  case wire_kind::heartbeat:
+    return "heartbeat";
+  case wire_kind::error:
+    return "error";
+  case wire_kind::client_request:
+    return "client_request";
+  case wire_kind::client_response:
+    return "client_response";
+  case wire_kind::welcome:
+    return "welcome";
   }
   return "unknown";
 }
@@ -80,14 +93,14 @@ frame encode(const wire_header& h) {
 }
 
 result<wire_header> decode_header(const frame& f) {
-  return with_reader<wire_header>(f, small_limits, "header",
-                                  [](capnp::MessageReader& r) -> result<wire_header> {
-    auto root = r.getRoot<wire::Header>();
-    auto kind = static_cast<uint16_t>(root.getKind());
-    if (kind > static_cast<uint16_t>(wire_kind::welcome))
-      return malformed("header names unknown message kind " + std::to_string(kind));
-    return wire_header{static_cast<wire_kind>(kind), root.getRequestId()};
-  });
+  return with_reader<wire_header>(
+    f, small_limits, "header", [](capnp::MessageReader& r) -> result<wire_header> {
+      auto root = r.getRoot<wire::Header>();
+      auto kind = static_cast<uint16_t>(root.getKind());
+      if (kind > static_cast<uint16_t>(wire_kind::welcome))
+        return malformed("header names unknown message kind " + std::to_string(kind));
+      return wire_header{static_cast<wire_kind>(kind), root.getRequestId()};
+    });
 }
 
 frame encode(const hello& h) {
@@ -126,12 +139,12 @@ frame encode(const hello_reply& h) {
 result<hello_reply> decode_hello_reply(const frame& f) {
   return with_reader<hello_reply>(f, small_limits, "hello reply",
                                   [](capnp::MessageReader& r) -> result<hello_reply> {
-    auto root = r.getRoot<wire::HelloReply>();
-    hello_reply out;
-    out.version = root.getVersion();
-    out.nonce = as_string(root.getNonce());
-    return out;
-  });
+                                    auto root = r.getRoot<wire::HelloReply>();
+                                    hello_reply out;
+                                    out.version = root.getVersion();
+                                    out.nonce = as_string(root.getNonce());
+                                    return out;
+                                  });
 }
 
 frame encode(const welcome& w) {
@@ -148,17 +161,17 @@ frame encode(const welcome& w) {
 result<welcome> decode_welcome(const frame& f) {
   return with_reader<welcome>(f, decode_limits{}, "welcome",
                               [](capnp::MessageReader& r) -> result<welcome> {
-    auto root = r.getRoot<wire::Welcome>();
-    welcome out;
-    out.node_id = root.getNodeId();
-    out.incarnation = root.getIncarnation();
-    auto vv = read_vv(root.getSources(), root.getVersionVector());
-    if (!vv)
-      return vv.err();
-    out.applied = std::move(*vv);
-    out.proof = as_string(root.getProof());
-    return out;
-  });
+                                auto root = r.getRoot<wire::Welcome>();
+                                welcome out;
+                                out.node_id = root.getNodeId();
+                                out.incarnation = root.getIncarnation();
+                                auto vv = read_vv(root.getSources(), root.getVersionVector());
+                                if (!vv)
+                                  return vv.err();
+                                out.applied = std::move(*vv);
+                                out.proof = as_string(root.getProof());
+                                return out;
+                              });
 }
 
 frame encode_proof(const std::string& proof) {
@@ -170,8 +183,8 @@ frame encode_proof(const std::string& proof) {
 result<std::string> decode_proof(const frame& f) {
   return with_reader<std::string>(f, small_limits, "proof",
                                   [](capnp::MessageReader& r) -> result<std::string> {
-    return as_string(r.getRoot<wire::Proof>().getProof());
-  });
+                                    return as_string(r.getRoot<wire::Proof>().getProof());
+                                  });
 }
 
 frame encode(const failure& x) {
@@ -183,44 +196,44 @@ frame encode(const failure& x) {
 }
 
 result<failure> decode_failure(const frame& f) {
-  return with_reader<failure>(f, small_limits, "failure",
-                              [](capnp::MessageReader& r) -> result<failure> {
-    auto root = r.getRoot<wire::Failure>();
-    return failure{static_cast<errc>(root.getCode()), root.getMessage()};
-  });
+  return with_reader<failure>(
+    f, small_limits, "failure", [](capnp::MessageReader& r) -> result<failure> {
+      auto root = r.getRoot<wire::Failure>();
+      return failure{static_cast<errc>(root.getCode()), root.getMessage()};
+    });
 }
 
 frame encode(const client_request& x) {
   capnp::MallocMessageBuilder msg;
   auto root = msg.initRoot<wire::ClientRequest>();
   switch (x.kind) {
-    case client_request::op::put: {
-      auto p = root.initPut();
-      p.setKey(as_bytes(x.key));
-      p.setValue(as_bytes(x.value));
-      p.setHasContext(x.has_context);
-      p.setContext(x.context);
-      break;
-    }
-    case client_request::op::get:
-      root.initGet().setKey(as_bytes(x.key));
-      break;
-    case client_request::op::del: {
-      auto d = root.initDel();
-      d.setKey(as_bytes(x.key));
-      d.setHasContext(x.has_context);
-      d.setContext(x.context);
-      break;
-    }
-    case client_request::op::status:
-      root.setStatus();
-      break;
-    case client_request::op::set_topology:
-      root.setSetTopology(x.value);
-      break;
-    case client_request::op::auth:
-      root.setAuth(as_bytes(x.value));
-      break;
+  case client_request::op::put: {
+    auto p = root.initPut();
+    p.setKey(as_bytes(x.key));
+    p.setValue(as_bytes(x.value));
+    p.setHasContext(x.has_context);
+    p.setContext(x.context);
+    break;
+  }
+  case client_request::op::get:
+    root.initGet().setKey(as_bytes(x.key));
+    break;
+  case client_request::op::del: {
+    auto d = root.initDel();
+    d.setKey(as_bytes(x.key));
+    d.setHasContext(x.has_context);
+    d.setContext(x.context);
+    break;
+  }
+  case client_request::op::status:
+    root.setStatus();
+    break;
+  case client_request::op::set_topology:
+    root.setSetTopology(x.value);
+    break;
+  case client_request::op::auth:
+    root.setAuth(as_bytes(x.value));
+    break;
   }
   return to_frame(msg);
 }
@@ -228,82 +241,82 @@ frame encode(const client_request& x) {
 result<client_request> decode_client_request(const frame& f) {
   return with_reader<client_request>(f, decode_limits{}, "client request",
                                      [](capnp::MessageReader& r) -> result<client_request> {
-    auto root = r.getRoot<wire::ClientRequest>();
-    client_request out;
-    switch (root.which()) {
-      case wire::ClientRequest::PUT: {
-        auto p = root.getPut();
-        out.kind = client_request::op::put;
-        out.key = as_string(p.getKey());
-        out.value = as_string(p.getValue());
-        out.has_context = p.getHasContext();
-        out.context = p.getContext();
-        break;
-      }
-      case wire::ClientRequest::GET:
-        out.kind = client_request::op::get;
-        out.key = as_string(root.getGet().getKey());
-        break;
-      case wire::ClientRequest::DEL: {
-        auto d = root.getDel();
-        out.kind = client_request::op::del;
-        out.key = as_string(d.getKey());
-        out.has_context = d.getHasContext();
-        out.context = d.getContext();
-        break;
-      }
-      case wire::ClientRequest::STATUS:
-        out.kind = client_request::op::status;
-        break;
-      case wire::ClientRequest::SET_TOPOLOGY:
-        out.kind = client_request::op::set_topology;
-        out.value = root.getSetTopology();
-        break;
-      case wire::ClientRequest::AUTH:
-        out.kind = client_request::op::auth;
-        out.value = as_string(root.getAuth());
-        break;
-      default:
-        return malformed("client request of an unknown kind");
-    }
-    return out;
-  });
+                                       auto root = r.getRoot<wire::ClientRequest>();
+                                       client_request out;
+                                       switch (root.which()) {
+                                       case wire::ClientRequest::PUT: {
+                                         auto p = root.getPut();
+                                         out.kind = client_request::op::put;
+                                         out.key = as_string(p.getKey());
+                                         out.value = as_string(p.getValue());
+                                         out.has_context = p.getHasContext();
+                                         out.context = p.getContext();
+                                         break;
+                                       }
+                                       case wire::ClientRequest::GET:
+                                         out.kind = client_request::op::get;
+                                         out.key = as_string(root.getGet().getKey());
+                                         break;
+                                       case wire::ClientRequest::DEL: {
+                                         auto d = root.getDel();
+                                         out.kind = client_request::op::del;
+                                         out.key = as_string(d.getKey());
+                                         out.has_context = d.getHasContext();
+                                         out.context = d.getContext();
+                                         break;
+                                       }
+                                       case wire::ClientRequest::STATUS:
+                                         out.kind = client_request::op::status;
+                                         break;
+                                       case wire::ClientRequest::SET_TOPOLOGY:
+                                         out.kind = client_request::op::set_topology;
+                                         out.value = root.getSetTopology();
+                                         break;
+                                       case wire::ClientRequest::AUTH:
+                                         out.kind = client_request::op::auth;
+                                         out.value = as_string(root.getAuth());
+                                         break;
+                                       default:
+                                         return malformed("client request of an unknown kind");
+                                       }
+                                       return out;
+                                     });
 }
 
 frame encode(const client_response& x) {
   capnp::MallocMessageBuilder msg;
   auto root = msg.initRoot<wire::ClientResponse>();
   switch (x.kind) {
-    case client_response::op::written:
-      root.setWritten(x.written);
-      break;
-    case client_response::op::value: {
-      auto v = root.initValue();
-      auto sib = v.initSiblings(static_cast<unsigned>(x.siblings.size()));
-      for (unsigned i = 0; i < x.siblings.size(); ++i)
-        sib.set(i, as_bytes(x.siblings[i]));
-      v.setContext(x.context);
-      break;
-    }
-    case client_response::op::status:
-      root.setStatus(x.status_json);
-      break;
-    case client_response::op::failure: {
-      auto fl = root.initFailure();
-      fl.setCode(static_cast<uint8_t>(x.fail.code));
-      fl.setMessage(x.fail.message);
-      break;
-    }
+  case client_response::op::written:
+    root.setWritten(x.written);
+    break;
+  case client_response::op::value: {
+    auto v = root.initValue();
+    auto sib = v.initSiblings(static_cast<unsigned>(x.siblings.size()));
+    for (unsigned i = 0; i < x.siblings.size(); ++i)
+      sib.set(i, as_bytes(x.siblings[i]));
+    v.setContext(x.context);
+    break;
+  }
+  case client_response::op::status:
+    root.setStatus(x.status_json);
+    break;
+  case client_response::op::failure: {
+    auto fl = root.initFailure();
+    fl.setCode(static_cast<uint8_t>(x.fail.code));
+    fl.setMessage(x.fail.message);
+    break;
+  }
   }
   return to_frame(msg);
 }
 
 result<client_response> decode_client_response(const frame& f) {
-  return with_reader<client_response>(f, decode_limits{}, "client response",
-                                      [](capnp::MessageReader& r) -> result<client_response> {
-    auto root = r.getRoot<wire::ClientResponse>();
-    client_response out;
-    switch (root.which()) {
+  return with_reader<client_response>(
+    f, decode_limits{}, "client response", [](capnp::MessageReader& r) -> result<client_response> {
+      auto root = r.getRoot<wire::ClientResponse>();
+      client_response out;
+      switch (root.which()) {
       case wire::ClientResponse::WRITTEN:
         out.kind = client_response::op::written;
         out.written = root.getWritten();
@@ -321,14 +334,14 @@ result<client_response> decode_client_response(const frame& f) {
         break;
       case wire::ClientResponse::FAILURE:
         out.kind = client_response::op::failure;
-        out.fail = failure{static_cast<errc>(root.getFailure().getCode()),
-                           root.getFailure().getMessage()};
+        out.fail =
+          failure{static_cast<errc>(root.getFailure().getCode()), root.getFailure().getMessage()};
         break;
       default:
         return malformed("client response of an unknown kind");
-    }
-    return out;
-  });
+      }
+      return out;
+    });
 }
 
 std::string to_context_token(const std::vector<dot>& dots) {
@@ -351,7 +364,9 @@ std::optional<uint64_t> parse_number(const std::string& s, size_t& pos, char sto
   size_t digits = 0;
   for (; pos < s.size() && s[pos] != stop; ++pos, ++digits) {
     auto c = static_cast<unsigned char>(s[pos]);
-    int v = std::isdigit(c) ? c - '0' : base == 16 && std::isxdigit(c) ? std::tolower(c) - 'a' + 10 : -1;
+    int v = std::isdigit(c)                  ? c - '0'
+            : base == 16 && std::isxdigit(c) ? std::tolower(c) - 'a' + 10
+                                             : -1;
     if (v < 0 || digits >= max_digits)
       return std::nullopt;
     x = x * static_cast<uint64_t>(base) + static_cast<uint64_t>(v);
@@ -378,8 +393,9 @@ result<std::vector<dot>> parse_context_token(const std::string& token) {
       end = token.size();
     auto part = token.substr(pos, end - pos);
     auto bad = error{errc::invalid_argument,
-                     "context '" + part.substr(0, 80) + "' is not a dot like "
-                     "n0.00000000deadbeef.12; pass the context exactly as get printed it"};
+                     "context '" + part.substr(0, 80) +
+                       "' is not a dot like "
+                       "n0.00000000deadbeef.12; pass the context exactly as get printed it"};
     size_t at = 1;
     if (part.empty() || part[0] != 'n')
       return bad;
@@ -434,8 +450,7 @@ result<std::optional<frame>> frame_splitter::next() {
   uint64_t total = table_bytes + words * 8;
   if (total > max_)
     return error{errc::oversized_frame, "frame announces " + std::to_string(total) +
-                                          " bytes, more than the limit of " +
-                                          std::to_string(max_)};
+                                          " bytes, more than the limit of " + std::to_string(max_)};
   if (avail < total)
     return std::optional<frame>{};
   frame f;

@@ -33,9 +33,8 @@ namespace mlr::resolvers {
 using resolve_atom = caf::atom_constant<caf::atom("resolve")>;
 
 /// A conflict resolver. Request: key and its concurrent versions. Reply: the dots to keep.
-using resolver_actor = caf::typed_actor<
-  caf::replies_to<resolve_atom, std::string, std::vector<messages::version>>::with<
-    std::vector<messages::dot>>>;
+using resolver_actor = caf::typed_actor<caf::replies_to<
+  resolve_atom, std::string, std::vector<messages::version>>::with<std::vector<messages::dot>>>;
 
 /// Last-writer-wins: keeps the version with the highest HLC, ties broken by the full dot
 /// (node, incarnation, counter), so every node picks the same winner.

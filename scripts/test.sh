@@ -4,8 +4,8 @@
 # and run the suite again under it; then the libFuzzer targets, briefly.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 # The link-cut test puts nodes in network namespaces and cuts a link with iptables; the
-# fuzz targets are built with clang's libFuzzer.
-MLR_PACKAGES+=(iproute2 iptables clang libclang-rt-14-dev)
+# fuzz targets are built with clang's libFuzzer; the format check runs clang-format.
+MLR_PACKAGES+=(iproute2 iptables clang libclang-rt-14-dev clang-format)
 mlr_install
 start=$(date +%s)
 mlr_build build -DCMAKE_BUILD_TYPE=Release

@@ -39,8 +39,9 @@ public:
   size_t key_count() const override { return keys_; }
   uint64_t live_key_count() const override { return live_; }
   uint64_t digest() const override { return digest_; }
-  void for_each(const std::function<void(const std::string&, const std::vector<messages::version>&)>&
-                  fn) const override {
+  void
+  for_each(const std::function<void(const std::string&, const std::vector<messages::version>&)>& fn)
+    const override {
     inner_->for_each(fn);
   }
   uint64_t log_begin() const override { return inner_->log_begin(); }

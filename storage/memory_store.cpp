@@ -50,8 +50,8 @@ public:
 
   size_t key_count() const override { return keys_.size(); }
 
-  void for_each(const std::function<void(const std::string&,
-                                         const std::vector<messages::version>&)>& fn)
+  void
+  for_each(const std::function<void(const std::string&, const std::vector<messages::version>&)>& fn)
     const override {
     for (auto& [k, v] : keys_)
       fn(k, v);

@@ -32,7 +32,7 @@ std::string position_key(uint64_t pos) {
 class rocksdb_snapshot final : public state_snapshot {
 public:
   rocksdb_snapshot(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf)
-    : db_(db), cf_(cf), snap_(db->GetSnapshot()) {
+      : db_(db), cf_(cf), snap_(db->GetSnapshot()) {
     uint64_t n = 0;
     if (db_->GetIntProperty(cf_, "rocksdb.estimate-num-keys", &n))
       estimate_ = n;
@@ -74,7 +74,7 @@ private:
 class rocksdb_store final : public store {
 public:
   rocksdb_store(std::unique_ptr<rocksdb::DB> db, std::vector<rocksdb::ColumnFamilyHandle*> cfs)
-    : db_(std::move(db)), meta_cf_(cfs[0]), log_cf_(cfs[1]), state_cf_(cfs[2]) {
+      : db_(std::move(db)), meta_cf_(cfs[0]), log_cf_(cfs[1]), state_cf_(cfs[2]) {
     // The log's end: one past the last stored position.
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), log_cf_));
     auto position = [](const rocksdb::Slice& k) {
@@ -129,8 +129,8 @@ public:
     return n;
   }
 
-  void for_each(const std::function<void(const std::string&,
-                                         const std::vector<messages::version>&)>& fn)
+  void
+  for_each(const std::function<void(const std::string&, const std::vector<messages::version>&)>& fn)
     const override {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), state_cf_));
     auto pending = pending_state_.begin();
@@ -209,8 +209,8 @@ public:
       return fail_sync(st); // the WAL writer saw an I/O error: it cannot be used again
     if (!st.ok()) {
       write_failed_ = true; // until Resume() (recover) gives RocksDB a fresh WAL
-      return error{errc::invalid_argument, "cannot write to the data directory: " + st.ToString() +
-                                             " (the disk is full)"};
+      return error{errc::invalid_argument,
+                   "cannot write to the data directory: " + st.ToString() + " (the disk is full)"};
     }
     batch_.Clear();
     committed_end_ += pending_log_.size();
@@ -252,8 +252,8 @@ public:
     if (!st.ok()) {
       if (!st.IsNoSpace())
         return fail_sync(st);
-      return error{errc::invalid_argument, "cannot write to the data directory: " + st.ToString() +
-                                             " (the disk is full)"};
+      return error{errc::invalid_argument,
+                   "cannot write to the data directory: " + st.ToString() + " (the disk is full)"};
     }
     write_failed_ = false;
     batch_.Clear();

@@ -124,9 +124,9 @@ result<log_entry> deserialize_log_entry(const std::string& bytes) {
   reader r(bytes);
   log_entry e;
   uint64_t op = 0;
-  if (!r.dot(e.ev.id) || !r.u64(e.ev.time.value) || !r.dots(e.ev.deps) ||
-      !r.dots(e.ev.context) || !r.seen(e.ev.seen) || !r.str(e.ev.key) || !r.u64(op) || op > 1 ||
-      !r.str(e.ev.value) || !r.seen(e.forward) || !r.done())
+  if (!r.dot(e.ev.id) || !r.u64(e.ev.time.value) || !r.dots(e.ev.deps) || !r.dots(e.ev.context) ||
+      !r.seen(e.ev.seen) || !r.str(e.ev.key) || !r.u64(op) || op > 1 || !r.str(e.ev.value) ||
+      !r.seen(e.forward) || !r.done())
     return corrupt("log");
   e.ev.op = static_cast<messages::op_kind>(op);
   return e;

@@ -10,8 +10,8 @@
 // atomically, at the next `commit`: a crash keeps all of a commit or none of it. With
 // `sync`, commit returns only once the data is on stable storage.
 
-#include "messages/event.hpp"
 #include "messages/error.hpp"
+#include "messages/event.hpp"
 #include "messages/seen_by.hpp"
 
 #include <cstdint>
@@ -68,8 +68,8 @@ public:
   virtual uint64_t live_key_count() const;
   virtual uint64_t digest() const;
   /// Visits every key in ascending key order.
-  virtual void for_each(
-    const std::function<void(const std::string&, const std::vector<messages::version>&)>& fn)
+  virtual void
+  for_each(const std::function<void(const std::string&, const std::vector<messages::version>&)>& fn)
     const = 0;
 
   /// Positions run from log_begin() to log_end() - 1; compaction moves log_begin().

@@ -96,8 +96,7 @@ struct sim_cluster {
   /// starts it again: from what its store committed, under the incarnation it recorded, or
   /// (`empty`) from nothing under a new incarnation, as a node whose disk was lost. Needs
   /// keep_stores. `observer` (the invariant checker) is told what the node kept.
-  template <class Checker>
-  void restart(size_t n, bool empty, Checker* observer) {
+  template <class Checker> void restart(size_t n, bool empty, Checker* observer) {
     if (n >= disks.size())
       FAIL("restart needs keep_stores");
     caf::anon_send_exit(h.leaders[n], caf::exit_reason::kill);
@@ -144,8 +143,8 @@ struct sim_cluster {
 
   /// Adds a node to the running cluster (topology::add_node); returns its index.
   size_t add_node(const std::string& name, const std::string& topology, size_t via = 0) {
-    auto n = topology::add_node(*sys, spec_, h, name, topology,
-                                static_cast<topology::node_index>(via));
+    auto n =
+      topology::add_node(*sys, spec_, h, name, topology, static_cast<topology::node_index>(via));
     if (!n)
       FAIL("add_node failed: " << n.err().message);
     run();
@@ -173,8 +172,7 @@ struct sim_cluster {
   }
 
   /// Takes the one reply waiting for the test's scoped actor.
-  template <class T>
-  T take() {
+  template <class T> T take() {
     std::optional<T> out;
     (*self)->receive([&](T& x) { out = std::move(x); },
                      [&](caf::error& err) { FAIL("request failed: " << sys->render(err)); },

@@ -85,8 +85,8 @@ public:
   }
 
   /// Node `self` restarted with what its store kept (`applied`: its recovered version
-  /// vector and retired table; empty after an empty restart): what it applied before and did not keep is no
-  /// longer applied there, and may be applied again.
+  /// vector and retired table; empty after an empty restart): what it applied before and did not
+  /// keep is no longer applied there, and may be applied again.
   void on_restart(messages::node_index self, const messages::version_vector& applied,
                   const messages::version_vector& retired) {
     auto& mine = applied_[self];

@@ -40,8 +40,8 @@ public:
     record([key](storage::store& s) { s.erase(key); });
   }
   size_t key_count() const override { return live_->key_count(); }
-  void for_each(const std::function<void(const std::string&,
-                                         const std::vector<messages::version>&)>& fn)
+  void
+  for_each(const std::function<void(const std::string&, const std::vector<messages::version>&)>& fn)
     const override {
     live_->for_each(fn);
   }
@@ -69,13 +69,11 @@ public:
   }
   result<bool> sync() override { return true; }
   bool durable() const override { return true; }
-  std::unique_ptr<storage::state_snapshot> snapshot() const override {
-    return live_->snapshot();
-  }
+  std::unique_ptr<storage::state_snapshot> snapshot() const override { return live_->snapshot(); }
 
 private:
   kept_store(std::shared_ptr<disk> d, uint64_t generation)
-    : disk_(std::move(d)), generation_(generation), live_(storage::make_memory_store()) {}
+      : disk_(std::move(d)), generation_(generation), live_(storage::make_memory_store()) {}
 
   void record(std::function<void(storage::store&)> op) {
     op(*live_);

@@ -20,8 +20,8 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <filesystem>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -39,9 +39,9 @@ namespace mlr::testing {
 /// beside this one (ctest -j2) could take it as the local port of an outgoing connection
 /// before the node binds it.
 inline uint16_t free_port() {
-  static std::mt19937 rng(static_cast<uint32_t>(::getpid()) * 2654435761u ^
-                          static_cast<uint32_t>(std::chrono::steady_clock::now()
-                                                  .time_since_epoch().count()));
+  static std::mt19937 rng(
+    static_cast<uint32_t>(::getpid()) * 2654435761u ^
+    static_cast<uint32_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
   for (int attempt = 0; attempt < 1000; ++attempt) {
     auto port = static_cast<uint16_t>(10000 + rng() % 22000);
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -233,9 +233,9 @@ private:
 };
 
 /// Runs a command to completion; returns (exit status, output).
-inline std::pair<int, std::string> run_command(const std::vector<std::string>& args,
-                                               std::chrono::seconds timeout =
-                                                 std::chrono::seconds(60)) {
+inline std::pair<int, std::string>
+run_command(const std::vector<std::string>& args,
+            std::chrono::seconds timeout = std::chrono::seconds(60)) {
   auto dir = temp_dir();
   auto out = dir + "/out.txt";
   auto p = process::start(args, out);
@@ -244,8 +244,7 @@ inline std::pair<int, std::string> run_command(const std::vector<std::string>& a
 }
 
 /// Polls `pred` every 50 ms until it holds or `timeout` passes.
-template <class F>
-bool eventually(F pred, std::chrono::milliseconds timeout) {
+template <class F> bool eventually(F pred, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     if (pred())
@@ -257,7 +256,7 @@ bool eventually(F pred, std::chrono::milliseconds timeout) {
 
 /// A node's `status --json`, asked at its client address, or nothing if it does not answer.
 inline std::optional<nlohmann::json> status_at(const std::string& client_address,
-                                              const std::string& secret = {}) {
+                                               const std::string& secret = {}) {
   auto c = client::connection::open(client_address, std::chrono::milliseconds(2000));
   if (!c)
     return std::nullopt;
@@ -282,7 +281,7 @@ public:
   /// --sync policy.
   process_cluster(size_t n, const std::string& topology, std::vector<std::string> extra = {},
                   std::string sync = {})
-    : dir_(temp_dir()), extra_(std::move(extra)), sync_(std::move(sync)) {
+      : dir_(temp_dir()), extra_(std::move(extra)), sync_(std::move(sync)) {
     for (size_t a = 0; a + 1 < extra_.size(); ++a)
       if (extra_[a] == "--client-secret-file") {
         client_secret_ = read_file(extra_[a + 1]);

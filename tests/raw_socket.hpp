@@ -2,9 +2,9 @@
 // A raw TCP connection for speaking (or garbling) mlr's protocols by hand in process
 // tests: frames in and out, the handshake as a dialer, and "did the node close it".
 
-#include "transport/handshake.hpp"
 #include "messages/codec.hpp"
 #include "messages/wire.hpp"
+#include "transport/handshake.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -49,8 +49,8 @@ public:
     send(payload);
   }
   /// The next whole frame, or nullopt if none arrives in time or the peer closed.
-  std::optional<messages::frame> frame(std::chrono::milliseconds timeout =
-                                         std::chrono::milliseconds(3000)) {
+  std::optional<messages::frame>
+  frame(std::chrono::milliseconds timeout = std::chrono::milliseconds(3000)) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
       auto next = splitter_.next();
@@ -157,9 +157,9 @@ inline std::optional<messages::welcome> handshake_as(raw_socket& s, const std::s
   if (!w || w->first.kind != messages::wire_kind::welcome)
     return std::nullopt;
   auto welcome = messages::decode_welcome(w->second);
-  if (!welcome || !actors::same_proof(welcome->proof,
-                                      actors::acceptor_proof(secret, cluster, t, proof,
-                                                             actors::welcome_fields(*welcome))))
+  if (!welcome ||
+      !actors::same_proof(welcome->proof, actors::acceptor_proof(secret, cluster, t, proof,
+                                                                 actors::welcome_fields(*welcome))))
     return std::nullopt;
   return *welcome;
 }

@@ -17,7 +17,6 @@ using actors::replica;
 using actors::replica_config;
 using actors::write_request;
 
-
 inline write_request put(const std::string& k, const std::string& v) {
   return write_request{k, messages::op_kind::put, v, false, {}};
 }
@@ -25,7 +24,7 @@ inline write_request put(const std::string& k, const std::string& v) {
 // A mesh of replicas with memory stores, moved by hand: ship logs, gossip, pull, collect.
 struct mesh {
   explicit mesh(size_t n, uint64_t retention = 10000, size_t chunk_keys = 1024)
-    : size(n), retention(retention), chunk_keys(chunk_keys) {
+      : size(n), retention(retention), chunk_keys(chunk_keys) {
     for (messages::node_index i = 0; i < n; ++i)
       nodes.push_back(make(i));
   }
@@ -108,6 +107,5 @@ struct mesh {
   std::map<std::pair<messages::node_index, messages::node_index>, uint64_t> cursors;
   std::vector<conflict> conflicts;
 };
-
 
 } // namespace mlr::testing

@@ -101,7 +101,8 @@ void admit(channel_pointer self, parcel p) {
   if (st.chance(st.faults.delay)) {
     ++st.stats.delayed;
     auto id = st.next_id++;
-    auto ms = std::uniform_int_distribution<uint32_t>(1, std::max(1u, st.faults.max_delay_ms))(st.rng);
+    auto ms =
+      std::uniform_int_distribution<uint32_t>(1, std::max(1u, st.faults.max_delay_ms))(st.rng);
     st.delayed.emplace(id, std::move(p));
     self->delayed_send(self, std::chrono::milliseconds(ms), deliver_atom::value, id);
     return;
@@ -109,8 +110,7 @@ void admit(channel_pointer self, parcel p) {
   deliver(self, std::move(p));
 }
 
-channel_actor::behavior_type channel(channel_pointer self, actors::sink_actor dest,
-                                     uint64_t seed) {
+channel_actor::behavior_type channel(channel_pointer self, actors::sink_actor dest, uint64_t seed) {
   // The channel outlives the leader it feeds (a node may restart behind it); the network
   // stops it.
   self->state.dest = std::move(dest);

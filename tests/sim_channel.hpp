@@ -34,10 +34,8 @@ struct fault_config {
   uint32_t max_delay_ms = 50;
 };
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, fault_config& x) {
-  return f(caf::meta::type_name("mlr.fault_config"), x.drop, x.duplicate, x.delay,
-           x.max_delay_ms);
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, fault_config& x) {
+  return f(caf::meta::type_name("mlr.fault_config"), x.drop, x.duplicate, x.delay, x.max_delay_ms);
 }
 
 struct channel_stats {
@@ -48,8 +46,7 @@ struct channel_stats {
   uint64_t events = 0; ///< events in forwarded batches (eager traffic only)
 };
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, channel_stats& x) {
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, channel_stats& x) {
   return f(caf::meta::type_name("mlr.channel_stats"), x.forwarded, x.dropped, x.duplicated,
            x.delayed, x.events);
 }
@@ -62,8 +59,7 @@ using channel_actor = actors::sink_actor::extend<
   /// Forward everything queued, in order, and stop holding.
   caf::reacts_to<release_atom>,
   /// Partition: drop everything until healed.
-  caf::reacts_to<cut_atom>,
-  caf::reacts_to<heal_atom>,
+  caf::reacts_to<cut_atom>, caf::reacts_to<heal_atom>,
   /// Replace the fault probabilities.
   caf::reacts_to<faults_atom, fault_config>,
   /// The destination node restarted: deliver to its new leader from now on (what is in
@@ -90,6 +86,7 @@ public:
   const std::map<std::pair<uint32_t, uint32_t>, channel_actor>& channels() const {
     return channels_;
   }
+
 private:
   caf::actor_system& sys_;
   uint64_t seed_;

@@ -40,10 +40,12 @@ TEST_CASE("client auth: with --client-secret-file, RESP and native clients must 
         std::string::npos);
   CHECK(redis_cli(resp, {"-a", "s3cret-for-clients", "--no-auth-warning", "SET", "k", "v"}) ==
         "OK\n");
-  CHECK(eventually([&] {
-    return redis_cli(c.ports(1).resp, {"-a", "s3cret-for-clients", "--no-auth-warning", "GET",
-                                       "k"}) == "v\n";
-  }, 10s));
+  CHECK(eventually(
+    [&] {
+      return redis_cli(c.ports(1).resp,
+                       {"-a", "s3cret-for-clients", "--no-auth-warning", "GET", "k"}) == "v\n";
+    },
+    10s));
   auto bench = run_command({"/usr/bin/redis-benchmark", "-p", std::to_string(resp), "-a",
                             "s3cret-for-clients", "-t", "set,get", "-n", "5000", "-q"},
                            120s);
@@ -54,7 +56,8 @@ TEST_CASE("client auth: with --client-secret-file, RESP and native clients must 
   // HELLO 3 AUTH (RESP3, as newer clients send it): a map, then RESP3 nulls.
   {
     raw_socket s(resp);
-    s.send("*5\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$4\r\nAUTH\r\n$7\r\ndefault\r\n$18\r\ns3cret-for-clients\r\n");
+    s.send("*5\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$4\r\nAUTH\r\n$7\r\ndefault\r\n$18\r\ns3cret-for-"
+           "clients\r\n");
     auto hello = s.read_some(2s, 20);
     CHECK(hello.rfind("%7\r\n", 0) == 0);
     CHECK(hello.find("proto") != std::string::npos);
@@ -74,8 +77,8 @@ TEST_CASE("client auth: with --client-secret-file, RESP and native clients must 
     REQUIRE(conn->auth("s3cret-for-clients"));
     CHECK(conn->put("n", "1"));
   }
-  auto cli = run_command({MLR_CLI_BIN, "--node", c.client_address(0), "--secret-file", secret,
-                          "get", "n"});
+  auto cli =
+    run_command({MLR_CLI_BIN, "--node", c.client_address(0), "--secret-file", secret, "get", "n"});
   CHECK(cli.first == 0);
   CHECK(cli.second.rfind("1\n", 0) == 0);
   auto refused = run_command({MLR_CLI_BIN, "--node", c.client_address(0), "get", "n"});
@@ -91,8 +94,8 @@ TEST_CASE("admin auth: topology set needs the admin secret, distinct from the cl
   auto dir = temp_dir();
   auto secret = write_file(dir, "client-secret", "data-secret");
   process_cluster c(3, "ring", {"--client-secret-file", secret});
-  auto as_client = run_command({MLR_CLI_BIN, "--node", c.client_address(0), "--secret-file",
-                                secret, "topology", "set", "mesh"});
+  auto as_client = run_command({MLR_CLI_BIN, "--node", c.client_address(0), "--secret-file", secret,
+                                "topology", "set", "mesh"});
   CHECK(as_client.first == 1);
   CHECK(as_client.second.find("topology changes need the admin secret") != std::string::npos);
   auto wrong = write_file(dir, "wrong-admin", "not-it");
@@ -105,20 +108,22 @@ TEST_CASE("admin auth: topology set needs the admin secret, distinct from the cl
   INFO(ok.second);
   CHECK(ok.first == 0);
   CHECK(ok.second.rfind("epoch ", 0) == 0);
-  CHECK(eventually([&] {
-    auto log = c.node(0).log();
-    return log.find("topology set by admin client 127.0.0.1:") != std::string::npos &&
-           log.find(": accepted, epoch ") != std::string::npos &&
-           log.find("topology set refused: not authenticated as admin") != std::string::npos;
-  }, 5s));
+  CHECK(eventually(
+    [&] {
+      auto log = c.node(0).log();
+      return log.find("topology set by admin client 127.0.0.1:") != std::string::npos &&
+             log.find(": accepted, epoch ") != std::string::npos &&
+             log.find("topology set refused: not authenticated as admin") != std::string::npos;
+    },
+    5s));
 }
 
 TEST_CASE("protected mode: without a client secret a node refuses to listen for clients beyond "
           "loopback, naming the flag that opens it; with the flag it starts") {
   auto dir = temp_dir();
   auto p0 = free_port();
-  std::ofstream(dir + "/cluster.txt") << "cluster pm\ntopology mesh\nnode n0 127.0.0.1:" << p0
-                                      << "\n";
+  std::ofstream(dir + "/cluster.txt")
+    << "cluster pm\ntopology mesh\nnode n0 127.0.0.1:" << p0 << "\n";
   auto open = run_command({MLR_NODE_BIN, "--id", "n0", "--cluster-file", dir + "/cluster.txt",
                            "--resp-listen", "0.0.0.0:" + std::to_string(free_port())});
   CHECK(open.first == 2);
@@ -135,10 +140,12 @@ TEST_CASE("protected mode: without a client secret a node refuses to listen for 
                               "--listen", "127.0.0.1:" + std::to_string(free_port()),
                               "--resp-listen", "127.0.0.1:" + std::to_string(free_port())},
                              dir + "/loop.log");
-  CHECK(eventually([&] {
-    return read_file(dir + "/loop.log").find("serving loopback clients only (protected mode)") !=
-           std::string::npos;
-  }, 10s));
+  CHECK(eventually(
+    [&] {
+      return read_file(dir + "/loop.log").find("serving loopback clients only (protected mode)") !=
+             std::string::npos;
+    },
+    10s));
 }
 
 TEST_CASE("client auth: before AUTH a RESP client may send only small requests; requirepass in "
@@ -168,14 +175,17 @@ TEST_CASE("client auth: before AUTH a RESP client may send only small requests; 
                                     std::string(100000, 'b')}) == "OK\n");
   // requirepass in a config file, on a non-loopback client address (allowed: it has a secret).
   auto p0 = free_port(), resp = free_port();
-  std::ofstream(dir + "/cluster.txt") << "cluster rp\ntopology mesh\nnode n0 127.0.0.1:" << p0 << "\n";
+  std::ofstream(dir + "/cluster.txt")
+    << "cluster rp\ntopology mesh\nnode n0 127.0.0.1:" << p0 << "\n";
   std::ofstream(dir + "/node.conf") << "requirepass = from-config\n";
-  auto node = process::start({MLR_NODE_BIN, "--id", "n0", "--cluster-file", dir + "/cluster.txt",
-                              "--config", dir + "/node.conf", "--resp-listen",
-                              "0.0.0.0:" + std::to_string(resp)},
-                             dir + "/rp.log");
-  CHECK(eventually([&] {
-    return redis_cli(resp, {"-a", "from-config", "--no-auth-warning", "PING"}) == "PONG\n";
-  }, 10s));
+  auto node =
+    process::start({MLR_NODE_BIN, "--id", "n0", "--cluster-file", dir + "/cluster.txt", "--config",
+                    dir + "/node.conf", "--resp-listen", "0.0.0.0:" + std::to_string(resp)},
+                   dir + "/rp.log");
+  CHECK(eventually(
+    [&] {
+      return redis_cli(resp, {"-a", "from-config", "--no-auth-warning", "PING"}) == "PONG\n";
+    },
+    10s));
   CHECK(redis_cli(resp, {"PING"}).find("NOAUTH") != std::string::npos);
 }

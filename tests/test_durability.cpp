@@ -110,8 +110,8 @@ TEST_CASE("durable: a data directory of another node is refused, a damaged one i
   REQUIRE(c.connect(0)->put("k", "v"));
   c.node(0).signal(SIGTERM);
   REQUIRE(c.node(0).wait(10s) == 0);
-  auto foreign = run_command({MLR_NODE_BIN, "--id", "n1", "--cluster-file", c.dir() + "/cluster.txt",
-                              "--data-dir", c.data_dir(0)});
+  auto foreign = run_command({MLR_NODE_BIN, "--id", "n1", "--cluster-file",
+                              c.dir() + "/cluster.txt", "--data-dir", c.data_dir(0)});
   CHECK(foreign.first == 2);
   CHECK(foreign.second.find("belongs to node 'n0' of cluster 'itest', not to node 'n1'") !=
         std::string::npos);
@@ -121,8 +121,8 @@ TEST_CASE("durable: a data directory of another node is refused, a damaged one i
     std::ofstream f(bad + "/CURRENT");
     f << "not a manifest name\n";
   }
-  auto damaged = run_command({MLR_NODE_BIN, "--id", "n0", "--cluster-file", c.dir() + "/cluster.txt",
-                              "--data-dir", bad});
+  auto damaged = run_command(
+    {MLR_NODE_BIN, "--id", "n0", "--cluster-file", c.dir() + "/cluster.txt", "--data-dir", bad});
   CHECK(damaged.first == 1);
   CHECK(damaged.second.find("cannot open data directory") != std::string::npos);
   CHECK(damaged.second.find("move it away") != std::string::npos);
@@ -135,8 +135,8 @@ TEST_CASE("durable: a data directory of another node is refused, a damaged one i
       << "\nnode n0 127.0.0.1:" << c.ports(0).peer << "\nnode n1 127.0.0.1:" << c.ports(1).peer
       << "\n";
   }
-  auto renumbered = run_command({MLR_NODE_BIN, "--id", "n0", "--cluster-file", moved,
-                                 "--data-dir", c.data_dir(0)});
+  auto renumbered =
+    run_command({MLR_NODE_BIN, "--id", "n0", "--cluster-file", moved, "--data-dir", c.data_dir(0)});
   CHECK(renumbered.first == 2);
   CHECK(renumbered.second.find("node indexes would change") != std::string::npos);
 }

@@ -127,11 +127,12 @@ TEST_CASE("processes ring N=3 to mesh with 'mlr topology set' during writes: one
     }
   });
   std::this_thread::sleep_for(200ms);
-  auto bad =
-    run_command({MLR_CLI_BIN, "--admin-secret-file", c.admin_secret_file(), "--node", c.client_address(0), "topology", "set", "star:x9"});
+  auto bad = run_command({MLR_CLI_BIN, "--admin-secret-file", c.admin_secret_file(), "--node",
+                          c.client_address(0), "topology", "set", "star:x9"});
   CHECK(bad.first == 1);
   CHECK(bad.second.find("'x9' is not a member") != std::string::npos);
-  auto set = run_command({MLR_CLI_BIN, "--admin-secret-file", c.admin_secret_file(), "--node", c.client_address(0), "topology", "set", "mesh"});
+  auto set = run_command({MLR_CLI_BIN, "--admin-secret-file", c.admin_secret_file(), "--node",
+                          c.client_address(0), "topology", "set", "mesh"});
   REQUIRE(set.first == 0);
   REQUIRE(set.second.rfind("epoch n0.", 0) == 0);
   auto epoch = set.second.substr(6, set.second.find('\n') - 6);
@@ -171,13 +172,16 @@ TEST_CASE("processes mesh N=4: a member removed with 'mlr topology set FILE' is 
     std::ofstream f(file);
     f << "members n0 n1 n2 n3\nremoved n1\nmesh\n";
   }
-  auto set = run_command({MLR_CLI_BIN, "--admin-secret-file", c.admin_secret_file(), "--node", c.client_address(2), "topology", "set", file});
+  auto set = run_command({MLR_CLI_BIN, "--admin-secret-file", c.admin_secret_file(), "--node",
+                          c.client_address(2), "topology", "set", file});
   INFO(set.second << c.logs());
   REQUIRE(set.first == 0);
   auto after = write_at(c, {0, 2, 3}, "after", 10);
   CHECK(eventually(
-    [&] { return everywhere(c, {0, 2, 3}, during) && everywhere(c, {0, 2, 3}, after); },
-                   15s));
+    [&] {
+      return everywhere(c, {0, 2, 3}, during) && everywhere(c, {0, 2, 3}, after);
+    },
+    15s));
   CHECK(eventually(
     [&] {
       std::optional<nlohmann::json> first;
@@ -222,21 +226,23 @@ TEST_CASE("processes: a node added at one node while another is removed at a sec
   c.node(2).signal(SIGSTOP); // partitioned while the changes happen
   std::pair<int, std::string> added, removed;
   std::thread t1([&] {
-    added = run_command({MLR_CLI_BIN, "--admin-secret-file", c.admin_secret_file(), "--node", c.client_address(0), "topology", "set", add});
+    added = run_command({MLR_CLI_BIN, "--admin-secret-file", c.admin_secret_file(), "--node",
+                         c.client_address(0), "topology", "set", add});
   });
   std::thread t2([&] {
-    removed = run_command({MLR_CLI_BIN, "--admin-secret-file", c.admin_secret_file(), "--node", c.client_address(1), "topology", "set", remove});
+    removed = run_command({MLR_CLI_BIN, "--admin-secret-file", c.admin_secret_file(), "--node",
+                           c.client_address(1), "topology", "set", remove});
   });
   t1.join();
   t2.join();
   INFO(added.second << removed.second);
   REQUIRE(added.first == 0);
   REQUIRE(removed.first == 0);
-  auto n4 = process::start({MLR_NODE_BIN, "--id", "n4", "--cluster-file", cf5,
-                            "--cluster-secret-file", c.dir() + "/secret", "--heartbeat-ms", "100",
-                            "--peer-timeout-ms", "1000", "--ack-timeout-ms", "500",
-                            "--pull-grace-ms", "300"},
-                           c.dir() + "/n4.log");
+  auto n4 =
+    process::start({MLR_NODE_BIN, "--id", "n4", "--cluster-file", cf5, "--cluster-secret-file",
+                    c.dir() + "/secret", "--heartbeat-ms", "100", "--peer-timeout-ms", "1000",
+                    "--ack-timeout-ms", "500", "--pull-grace-ms", "300"},
+                   c.dir() + "/n4.log");
   c.node(3).kill_hard(); // decommissioned
   std::this_thread::sleep_for(1s);
   c.node(2).signal(SIGCONT);
@@ -252,8 +258,7 @@ TEST_CASE("processes: a node added at one node while another is removed at a sec
       auto all = statuses();
       for (auto& s : all)
         if (!s || !(*s)["epoch"].is_string() ||
-            (*s)["topology_edges"].get<std::string>().rfind(
-              "members n0 n1 n2 n3 n4\n", 0) != 0 ||
+            (*s)["topology_edges"].get<std::string>().rfind("members n0 n1 n2 n3 n4\n", 0) != 0 ||
             (*s)["topology_edges"].get<std::string>().find("removed n3") == std::string::npos ||
             (*s)["epoch"] != (*all[0])["epoch"] || (*s)["applied"] != (*all[0])["applied"] ||
             (*s)["state_digest"] != (*all[0])["state_digest"])

@@ -32,8 +32,8 @@ silent_resolver(resolvers::resolver_actor::stateful_pointer<silent_state> self) 
 // A resolver that answers every request with an error.
 resolvers::resolver_actor::behavior_type failing_resolver() {
   return {
-    [](resolvers::resolve_atom, const std::string&, const std::vector<messages::version>&)
-      -> caf::result<std::vector<messages::dot>> {
+    [](resolvers::resolve_atom, const std::string&,
+       const std::vector<messages::version>&) -> caf::result<std::vector<messages::dot>> {
       return actors::make_error(errc::resolver_failed, "this resolver always fails");
     },
   };
@@ -150,10 +150,10 @@ TEST_CASE("mesh N=3 bounded: a writer ten times faster than replication stays bo
     worst_mailbox = std::max(worst_mailbox, s.mailbox_peak);
     worst_buffer = std::max(worst_buffer, s.stats.buffered_peak);
   }
-  WARN("bounded: at most " << worst_in_flight << " batch in flight per link, "
-       << worst_mailbox << " messages in a leader's mailbox, " << worst_buffer
-       << " events buffered; node 1 had " << mid[1].applied.total() << " of " << writes
-       << " when the writer stopped");
+  WARN("bounded: at most " << worst_in_flight << " batch in flight per link, " << worst_mailbox
+                           << " messages in a leader's mailbox, " << worst_buffer
+                           << " events buffered; node 1 had " << mid[1].applied.total() << " of "
+                           << writes << " when the writer stopped");
   for (auto& s : c.statuses()) {
     INFO("node " << s.node);
     CHECK(s.applied.total() == writes);

@@ -87,7 +87,7 @@ TEST_CASE("validation refuses a graph that is not strongly connected, naming the
   REQUIRE_FALSE(ok);
   auto& msg = ok.err().message;
   CHECK(msg.find("not strongly connected") != std::string::npos);
-  CHECK(msg.find("cannot reach d") != std::string::npos); // nothing reaches d
+  CHECK(msg.find("cannot reach d") != std::string::npos);               // nothing reaches d
   CHECK(msg.find("writes from c cannot reach a") != std::string::npos); // c is a dead end
 }
 

@@ -318,11 +318,13 @@ TEST_CASE("status-like requests are cheap: hundreds of pipelined DBSIZE, INFO an
   status.kind = messages::client_request::op::status;
   std::string statuses;
   for (int i = 0; i < 200; ++i) {
-    statuses += std::string(reinterpret_cast<const char*>(
-                              messages::encode(messages::wire_header{
-                                messages::wire_kind::client_request, uint64_t(i + 1)}).bytes.data()),
-                            messages::encode(messages::wire_header{
-                              messages::wire_kind::client_request, uint64_t(i + 1)}).bytes.size());
+    statuses += std::string(
+      reinterpret_cast<const char*>(
+        messages::encode(
+          messages::wire_header{messages::wire_kind::client_request, uint64_t(i + 1)})
+          .bytes.data()),
+      messages::encode(messages::wire_header{messages::wire_kind::client_request, uint64_t(i + 1)})
+        .bytes.size());
     auto body = messages::encode(status);
     statuses += std::string(body.bytes.begin(), body.bytes.end());
   }
@@ -336,10 +338,9 @@ TEST_CASE("status-like requests are cheap: hundreds of pipelined DBSIZE, INFO an
     auto t0 = std::chrono::steady_clock::now();
     other.send(resp_command({"SET", "meanwhile-" + std::to_string(i), "x"}));
     REQUIRE(resp_reply(other, 30s) == "+OK");
-    worst_ms = std::max<int64_t>(
-      worst_ms, std::chrono::duration_cast<std::chrono::milliseconds>(
-                  std::chrono::steady_clock::now() - t0)
-                  .count());
+    worst_ms = std::max<int64_t>(worst_ms, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                             std::chrono::steady_clock::now() - t0)
+                                             .count());
   }
   INFO("slowest SET during the flood: " << worst_ms << " ms");
   CHECK(worst_ms < 1000); // a functional bound: a digest per request took minutes here
@@ -360,10 +361,12 @@ TEST_CASE("a write that times out after the node took it says its outcome is unk
   auto answer = resp_reply(r, 15s);
   CHECK(answer == "-ERR timed out; the write may still be applied (read the key to see)");
   // It was not a refusal: once the leader goes on, the write is there, everywhere.
-  CHECK(eventually([&] {
-    auto g = c.connect(1)->get("slow");
-    return g && g->siblings == std::vector<std::string>{"late"};
-  }, 15s));
+  CHECK(eventually(
+    [&] {
+      auto g = c.connect(1)->get("slow");
+      return g && g->siblings == std::vector<std::string>{"late"};
+    },
+    15s));
 }
 
 TEST_CASE("one read's answer is bounded: MGET of one large value a hundred times is refused, the "

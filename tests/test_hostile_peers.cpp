@@ -6,8 +6,8 @@
 #include "process_harness.hpp"
 #include "raw_socket.hpp"
 
-#include "messages/mlr.capnp.h"
 #include "messages/detail/capnp_io.hpp"
+#include "messages/mlr.capnp.h"
 
 #include <capnp/message.h>
 #include <capnp/serialize.h>
@@ -108,7 +108,9 @@ TEST_CASE("hostile peer: a hello with a forged vector and no proof learns nothin
   // No proof within 1.5 s: closed, with a log line.
   CHECK(s.closed_by_peer(4s));
   CHECK(eventually(
-    [&] { return c.node(0).log().find("no proof within the handshake timeout") != std::string::npos; },
+    [&] {
+      return c.node(0).log().find("no proof within the handshake timeout") != std::string::npos;
+    },
     3s));
   CHECK((*c.status(0))["inbound"]["handshake_timeouts"].get<uint64_t>() >= 1);
 }
@@ -122,7 +124,8 @@ TEST_CASE("hostile peer: the proof binds the transcript; a proof for another hel
   REQUIRE(challenge);
   // A proof over the right secret and cluster, but for a hello that names another nonce.
   auto other = messages::encode(hello_from("n1"));
-  auto proof = actors::dialer_proof("test-secret", "itest", actors::transcript(other, challenge->second));
+  auto proof =
+    actors::dialer_proof("test-secret", "itest", actors::transcript(other, challenge->second));
   s.send(messages::wire_kind::proof, messages::encode_proof(proof));
   auto answer = s.message();
   REQUIRE(answer);
@@ -196,9 +199,9 @@ TEST_CASE("hostile peer: 300 connections announcing a 128 MiB frame, and 300 sil
   auto start = std::chrono::steady_clock::now();
   check_replicates(c, 0, "during-flood");
   check_replicates(c, 1, "during-flood-2");
-  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
-                std::chrono::steady_clock::now() - start)
-                .count();
+  auto took =
+    std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start)
+      .count();
   auto rss_after = rss_kib(pid);
   INFO("RSS before " << rss_before << " KiB, during the flood " << rss_after
                      << " KiB; replication checks took " << took << " ms");

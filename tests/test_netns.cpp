@@ -72,8 +72,8 @@ private:
 // The `mlr` CLI run inside node i's namespace against node j's client port.
 std::pair<int, std::string> cli(const netns_lab& lab, size_t i, size_t j,
                                 std::vector<std::string> args) {
-  std::vector<std::string> cmd{"/usr/bin/env", "ip", "netns", "exec", lab.name(i), MLR_CLI_BIN,
-                               "--node", lab.address(j) + ":7100"};
+  std::vector<std::string> cmd{"/usr/bin/env", "ip",        "netns",  "exec",
+                               lab.name(i),    MLR_CLI_BIN, "--node", lab.address(j) + ":7100"};
   cmd.insert(cmd.end(), args.begin(), args.end());
   return run_command(cmd, 20s);
 }
@@ -109,8 +109,8 @@ TEST_CASE("netns ring N=5: the link n2 -> n3 cut by iptables while n3 stays aliv
   auto logs = [&] {
     std::string out;
     for (size_t i = 0; i < n; ++i)
-      out += "--- n" + std::to_string(i) + " ---\n" +
-             read_file(dir + "/n" + std::to_string(i) + ".log");
+      out +=
+        "--- n" + std::to_string(i) + " ---\n" + read_file(dir + "/n" + std::to_string(i) + ".log");
     return out;
   };
   auto status = [&](size_t i) -> std::optional<nlohmann::json> {
@@ -137,12 +137,14 @@ TEST_CASE("netns ring N=5: the link n2 -> n3 cut by iptables while n3 stays aliv
     }
     return true;
   };
-  REQUIRE(eventually([&] {
-    for (size_t i = 0; i < n; ++i)
-      if (!status(i))
-        return false;
-    return true;
-  }, 15s));
+  REQUIRE(eventually(
+    [&] {
+      for (size_t i = 0; i < n; ++i)
+        if (!status(i))
+          return false;
+      return true;
+    },
+    15s));
 
   // The cut: n2 drops everything to n3 (so the TCP connection between them dies both ways).
   REQUIRE(sh("ip netns exec " + lab.name(2) + " iptables -A OUTPUT -d " + lab.address(3) +

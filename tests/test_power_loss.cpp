@@ -36,7 +36,7 @@ namespace {
 class power_cut_fs : public rocksdb::FileSystemWrapper {
 public:
   explicit power_cut_fs(std::shared_ptr<rocksdb::FileSystem> base)
-    : rocksdb::FileSystemWrapper(std::move(base)) {}
+      : rocksdb::FileSystemWrapper(std::move(base)) {}
 
   const char* Name() const override { return "power_cut_fs"; }
 
@@ -111,7 +111,7 @@ private:
   class tracked_file : public rocksdb::FSWritableFileOwnerWrapper {
   public:
     tracked_file(std::unique_ptr<rocksdb::FSWritableFile> f, power_cut_fs* fs, std::string name)
-      : rocksdb::FSWritableFileOwnerWrapper(std::move(f)), fs_(fs), name_(std::move(name)) {}
+        : rocksdb::FSWritableFileOwnerWrapper(std::move(f)), fs_(fs), name_(std::move(name)) {}
 
     rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& o,
                              rocksdb::IODebugContext* d) override {
@@ -181,14 +181,14 @@ enum class policy { always, batch, none };
 
 struct outcome {
   size_t acknowledged = 0;
-  size_t lost = 0;            ///< acknowledged writes missing after the power cut
-  uint64_t shipped_max = 0;   ///< highest counter that left the node (durable when shipped)
-  uint64_t recovered = 0;     ///< counter recovered after the restart
+  size_t lost = 0;          ///< acknowledged writes missing after the power cut
+  uint64_t shipped_max = 0; ///< highest counter that left the node (durable when shipped)
+  uint64_t recovered = 0;   ///< counter recovered after the restart
   uint64_t bytes_dropped = 0;
 };
 
 sync_policy to_sync(policy p) {
-  return p == policy::always ? sync_policy::always
+  return p == policy::always  ? sync_policy::always
          : p == policy::batch ? sync_policy::batch
                               : sync_policy::none;
 }
@@ -225,7 +225,9 @@ struct leader_on_disk {
     sched->run();
   }
 
-  void send_put(const std::string& k) { (*self)->send(leader, put_atom::value, k, std::string("v")); }
+  void send_put(const std::string& k) {
+    (*self)->send(leader, put_atom::value, k, std::string("v"));
+  }
 
   // Every answer waiting: the dots acknowledged, and the errors.
   std::pair<std::vector<messages::dot>, std::vector<std::string>> answers() {
@@ -260,8 +262,8 @@ struct leader_on_disk {
 // Writes at one leader, running its jobs a few at a time, until a seeded moment (fsyncs
 // may be pending), cuts the power, and reopens.
 outcome run(policy p, unsigned seed) {
-  auto dir = "test_power_loss_" + std::to_string(static_cast<int>(p)) + "_" +
-             std::to_string(seed) + ".db";
+  auto dir =
+    "test_power_loss_" + std::to_string(static_cast<int>(p)) + "_" + std::to_string(seed) + ".db";
   std::filesystem::remove_all(dir);
   auto fs = std::make_shared<power_cut_fs>(rocksdb::FileSystem::Default());
   auto env = rocksdb::NewCompositeEnv(fs);
@@ -346,7 +348,7 @@ TEST_CASE("fsync failure under --sync batch and always: no client is told its wr
       CHECK(refused.first.empty());
       REQUIRE(refused.second.size() == 1);
       CHECK(refused.second[0].find("restart the node to recover") != std::string::npos);
-      CHECK(l.failures.size() == 1); // mlr-node exits with status 3 on it
+      CHECK(l.failures.size() == 1);               // mlr-node exits with status 3 on it
       (*l.self)->send(l.leader, tick_atom::value); // retrying does not touch RocksDB again
       l.sched->run();
     }
@@ -384,7 +386,7 @@ TEST_CASE("power loss under --sync none: what is lost is reported") {
   // Nothing was ever synced: the simulated power cut takes every write of the run, which is
   // why an unclean restart under none takes a new incarnation.
   WARN("--sync none: " << lost << " of " << acknowledged << " acknowledged writes lost to "
-                        << "a power cut over 10 runs (" << dropped << " unsynced bytes dropped)");
+                       << "a power cut over 10 runs (" << dropped << " unsynced bytes dropped)");
   CHECK(lost > 0);
 }
 

@@ -5,8 +5,8 @@
 #include "process_harness.hpp"
 #include "raw_socket.hpp"
 
-#include "transport/handshake.hpp"
 #include "messages/codec.hpp"
+#include "transport/handshake.hpp"
 
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -109,7 +109,8 @@ TEST_CASE("processes mesh N=3: a node killed and restarted empty catches up, its
   CHECK(c.wait_converged());
 }
 
-TEST_CASE("processes mesh N=3: a node paused with SIGSTOP converges after SIGCONT, losing nothing") {
+TEST_CASE(
+  "processes mesh N=3: a node paused with SIGSTOP converges after SIGCONT, losing nothing") {
   process_cluster c(3, "mesh");
   REQUIRE(c.connect(2)->put("before-pause", "kept"));
   c.node(2).signal(SIGSTOP);
@@ -120,13 +121,15 @@ TEST_CASE("processes mesh N=3: a node paused with SIGSTOP converges after SIGCON
     REQUIRE(b->put("b-" + std::to_string(k), "2"));
     std::this_thread::sleep_for(50ms); // 3 s of writes while n2 is stopped
   }
-  CHECK(eventually([&] {
-    auto s = c.status(0);
-    for (auto& p : (*s)["peers"])
-      if (p["id"] == "n2")
-        return !p["up"].get<bool>();
-    return false;
-  }, 5s));
+  CHECK(eventually(
+    [&] {
+      auto s = c.status(0);
+      for (auto& p : (*s)["peers"])
+        if (p["id"] == "n2")
+          return !p["up"].get<bool>();
+      return false;
+    },
+    5s));
   c.node(2).signal(SIGCONT);
   INFO(c.logs());
   REQUIRE(c.wait_converged(30s));
@@ -185,17 +188,19 @@ TEST_CASE("processes mesh N=2: redis-cli SET at A is read at B, redis-benchmark 
       return get.second == "hello\n";
     },
     10s));
-  auto bench = run_command({"/usr/bin/redis-benchmark", "-p", pa, "-t", "set,get", "-n",
-                            "20000", "-q"},
-                           120s);
+  auto bench =
+    run_command({"/usr/bin/redis-benchmark", "-p", pa, "-t", "set,get", "-n", "20000", "-q"}, 120s);
   INFO(bench.second);
   CHECK(bench.first == 0);
   CHECK(bench.second.find("SET: ") != std::string::npos);
   CHECK(bench.second.find("GET: ") != std::string::npos);
   CHECK(bench.second.find("ERR") == std::string::npos);
   auto dbsize = run_command({"/usr/bin/redis-cli", "-p", pb, "DBSIZE"});
-  CHECK(eventually([&] { return run_command({"/usr/bin/redis-cli", "-p", pb, "EXISTS",
-                                             "greeting"}).second == "1\n"; }, 5s));
+  CHECK(eventually(
+    [&] {
+      return run_command({"/usr/bin/redis-cli", "-p", pb, "EXISTS", "greeting"}).second == "1\n";
+    },
+    5s));
   auto unknown = run_command({"/usr/bin/redis-cli", "-p", pa, "FLUSHALL"});
   CHECK(unknown.second.find("ERR unknown command") != std::string::npos);
   auto info = run_command({"/usr/bin/redis-cli", "-p", pa, "INFO"});
@@ -204,7 +209,8 @@ TEST_CASE("processes mesh N=2: redis-cli SET at A is read at B, redis-benchmark 
   CHECK(c.wait_converged());
 }
 
-TEST_CASE("processes mesh N=2 bad input: each is refused with a clear log line, node keeps serving") {
+TEST_CASE(
+  "processes mesh N=2 bad input: each is refused with a clear log line, node keeps serving") {
   process_cluster c(2, "mesh");
   auto& n0 = c.node(0);
   auto peer = c.ports(0).peer;
@@ -231,8 +237,8 @@ TEST_CASE("processes mesh N=2 bad input: each is refused with a clear log line, 
     raw_socket s(peer);
     auto h = hello_from("n1");
     s.send(messages::wire_kind::hello, messages::encode(h));
-    REQUIRE(s.frame());         // header
-    auto reply = s.frame();     // hello reply
+    REQUIRE(s.frame());     // header
+    auto reply = s.frame(); // hello reply
     REQUIRE(reply);
     REQUIRE(messages::decode_hello_reply(*reply));
     s.send(messages::wire_kind::proof, messages::encode_proof(std::string(32, 'x')));
@@ -284,8 +290,8 @@ TEST_CASE("processes: a batch captured off the wire decodes with the capnp tool"
   auto p0 = free_port(), p1 = free_port(), client0 = free_port();
   {
     std::ofstream cf(dir + "/cluster.txt");
-    cf << "cluster itest\ntopology mesh\nnode n0 127.0.0.1:" << p0 << " client=127.0.0.1:"
-       << client0 << "\nnode n1 127.0.0.1:" << p1 << "\n";
+    cf << "cluster itest\ntopology mesh\nnode n0 127.0.0.1:" << p0
+       << " client=127.0.0.1:" << client0 << "\nnode n1 127.0.0.1:" << p1 << "\n";
     std::ofstream secret(dir + "/secret");
     secret << "wire-secret\n";
   }
@@ -329,7 +335,9 @@ TEST_CASE("processes: a batch captured off the wire decodes with the capnp tool"
   s.send(messages::wire_kind::welcome, messages::encode(w));
   // A write at n0 comes to n1 as a batch.
   REQUIRE(eventually(
-    [&] { return static_cast<bool>(client::connection::open("127.0.0.1:" + std::to_string(client0))); },
+    [&] {
+      return static_cast<bool>(client::connection::open("127.0.0.1:" + std::to_string(client0)));
+    },
     10s));
   auto conn = client::connection::open("127.0.0.1:" + std::to_string(client0));
   REQUIRE((*conn)->put("wire-key", "wire-value"));
@@ -351,8 +359,8 @@ TEST_CASE("processes: a batch captured off the wire decodes with the capnp tool"
     out.write(reinterpret_cast<const char*>(batch->bytes.data()),
               static_cast<std::streamsize>(batch->bytes.size()));
   }
-  auto decoded = run_command({"/bin/sh", "-c",
-                              "capnp decode --short " MLR_SCHEMA " EventBatch < " + bin});
+  auto decoded =
+    run_command({"/bin/sh", "-c", "capnp decode --short " MLR_SCHEMA " EventBatch < " + bin});
   INFO(decoded.second);
   CHECK(decoded.first == 0);
   CHECK(decoded.second.find("key = \"wire-key\"") != std::string::npos);

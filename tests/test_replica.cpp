@@ -48,11 +48,11 @@ TEST_CASE("replica: deps are the full vector first, then only what grew") {
   b.write(put("x", "1"), 1000, conflicts);
   b.write(put("y", "2"), 1000, conflicts);
   a.receive(ship(b, 0), 1000, conflicts);
-  a.write(put("z", "3"), 1000, conflicts);  // first write of a: full vector {b:2}
-  a.write(put("z", "4"), 1000, conflicts);  // nothing new since: no deps
+  a.write(put("z", "3"), 1000, conflicts); // first write of a: full vector {b:2}
+  a.write(put("z", "4"), 1000, conflicts); // nothing new since: no deps
   b.write(put("w", "5"), 1000, conflicts);
-  a.receive(ship(b, 0), 1000, conflicts);   // a already has b:1,2; gets b:3
-  a.write(put("z", "6"), 1000, conflicts);  // only b grew: {b:3}
+  a.receive(ship(b, 0), 1000, conflicts);  // a already has b:1,2; gets b:3
+  a.write(put("z", "6"), 1000, conflicts); // only b grew: {b:3}
   auto shipped = ship(a, 1).events;
   REQUIRE(shipped.size() == 3);
   CHECK(shipped[0].deps == std::vector<dot>{dot{{1, 22}, 2}});

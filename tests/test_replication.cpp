@@ -5,14 +5,14 @@
 
 #include "harness.hpp"
 
-#include <caf/typed_event_based_actor.hpp>
 #include "sim_channel.hpp"
+#include <caf/typed_event_based_actor.hpp>
 
 #include "messages/codec.hpp"
 
 #include <map>
-#include <set>
 #include <random>
+#include <set>
 #include <sstream>
 
 using namespace mlr;
@@ -235,8 +235,8 @@ TEST_CASE("star N=3 multi-value: a stale context keeps the unseen version as a s
   sim_cluster c;
   c.start(topology::make_star(topology::default_names(3), 0), "multi");
   c.put(1, "k", "first");
-  auto stale = c.get(2, "k"); // sees "first"
-  c.put(1, "k", "second");    // replaces "first"
+  auto stale = c.get(2, "k");            // sees "first"
+  c.put(1, "k", "second");               // replaces "first"
   c.put(2, "k", "third", stale.context); // replaces only "first": "second" stays
   for (size_t node = 0; node < 3; ++node) {
     auto g = c.get(node, "k");
@@ -264,8 +264,8 @@ TEST_CASE("max resolver: a total order, NaN and infinities ranked; every order o
           "keeps the same version") {
   sim_cluster c;
   auto r = resolvers::builtin_resolver("max")(*c.sys);
-  std::vector<std::string> values{"nan", "NaN", "-inf", "3", "1e99999", "abc", "-0", "0", "",
-                                  "inf", "-nan", "2.5"};
+  std::vector<std::string> values{"nan", "NaN", "-inf", "3",   "1e99999", "abc",
+                                  "-0",  "0",   "",     "inf", "-nan",    "2.5"};
   std::vector<messages::version> versions;
   for (size_t i = 0; i < values.size(); ++i)
     versions.push_back(messages::version{messages::dot{messages::source{uint32_t(i), 1}, 1},
@@ -343,20 +343,21 @@ resolvers::resolver_factory one_flaky_resolver(std::string mode) {
     if ((*spawned)++ != 1)
       return resolvers::builtin_resolver("lww")(sys);
     auto calls = std::make_shared<int>(0);
-    return sys.spawn([calls, mode](resolvers::resolver_actor::pointer self)
-                       -> resolvers::resolver_actor::behavior_type {
-      return {[=](resolvers::resolve_atom, const std::string&,
-                  const std::vector<messages::version>& vs)
-                -> caf::result<std::vector<messages::dot>> {
-        if ((*calls)++ == 0) {
-          if (mode == "throw")
-            throw std::runtime_error("this resolver fails once");
-          return self->make_response_promise<std::vector<messages::dot>>(); // never delivered
-        }
-        auto best = std::max_element(vs.begin(), vs.end(), resolvers::lww_less);
-        return std::vector<messages::dot>{best->id};
-      }};
-    });
+    return sys.spawn(
+      [calls,
+       mode](resolvers::resolver_actor::pointer self) -> resolvers::resolver_actor::behavior_type {
+        return {
+          [=](resolvers::resolve_atom, const std::string&,
+              const std::vector<messages::version>& vs) -> caf::result<std::vector<messages::dot>> {
+            if ((*calls)++ == 0) {
+              if (mode == "throw")
+                throw std::runtime_error("this resolver fails once");
+              return self->make_response_promise<std::vector<messages::dot>>(); // never delivered
+            }
+            auto best = std::max_element(vs.begin(), vs.end(), resolvers::lww_less);
+            return std::vector<messages::dot>{best->id};
+          }};
+      });
   };
 }
 
@@ -378,7 +379,7 @@ void flaky_resolver_converges(const std::string& mode) {
   for (auto& s : all)
     INFO("node " << s.node << " digest " << s.digest << " unresolved " << s.stats.unresolved);
   CHECK(all[1].stats.unresolved >= 1); // it did fail at node 1
-  CHECK(topology::converged(all)); // and was asked again: node 1 agrees with the others
+  CHECK(topology::converged(all));     // and was asked again: node 1 agrees with the others
   for (size_t n = 0; n < 3; ++n)
     CHECK(c.get(n, "k").siblings.size() == 1);
 }

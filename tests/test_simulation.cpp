@@ -9,9 +9,9 @@
 
 #include "harness.hpp"
 
-#include <caf/typed_event_based_actor.hpp>
 #include "invariant_checker.hpp"
 #include "sim_channel.hpp"
+#include <caf/typed_event_based_actor.hpp>
 
 #include <cstdio>
 #include <cstdlib>
@@ -53,9 +53,9 @@ struct run_result {
   uint64_t overflows = 0;
   uint64_t relayed = 0;
   uint64_t crashes = 0;
-  uint64_t restarts = 0;       ///< nodes restarted from what their store committed
-  uint64_t empty_restarts = 0; ///< nodes restarted with nothing (their disk lost)
-  std::set<messages::dot> acked; ///< writes acknowledged to the client
+  uint64_t restarts = 0;           ///< nodes restarted from what their store committed
+  uint64_t empty_restarts = 0;     ///< nodes restarted with nothing (their disk lost)
+  std::set<messages::dot> acked;   ///< writes acknowledged to the client
   std::set<messages::source> lost; ///< incarnations whose disk was lost
 };
 
@@ -64,8 +64,7 @@ struct run_result {
 size_t drain_answers(sim_cluster& c, std::set<messages::dot>& acked) {
   size_t refused = 0;
   for (bool more = true; more;)
-    (*c.self)->receive([&](messages::dot& d) { acked.insert(d); },
-                       [&](caf::error&) { ++refused; },
+    (*c.self)->receive([&](messages::dot& d) { acked.insert(d); }, [&](caf::error&) { ++refused; },
                        caf::after(std::chrono::seconds(0)) >> [&] { more = false; });
   return refused;
 }
@@ -79,19 +78,20 @@ resolvers::resolver_factory failing_at_node_1(const std::string& name) {
       return resolvers::builtin_resolver(name)(sys);
     auto calls = std::make_shared<int>(0);
     auto inner = resolvers::builtin_resolver(name)(sys);
-    return sys.spawn([calls, inner](resolvers::resolver_actor::pointer self)
-                       -> resolvers::resolver_actor::behavior_type {
-      return {[=](resolvers::resolve_atom a, const std::string& k,
-                  const std::vector<messages::version>& vs)
-                -> caf::result<std::vector<messages::dot>> {
-        auto n = (*calls)++;
-        if (n < 4 && n % 2 == 0)
-          throw std::runtime_error("a resolver that fails at one node");
-        if (n < 4)
-          return self->make_response_promise<std::vector<messages::dot>>(); // never answered
-        return self->delegate(inner, a, k, vs);
-      }};
-    });
+    return sys.spawn(
+      [calls,
+       inner](resolvers::resolver_actor::pointer self) -> resolvers::resolver_actor::behavior_type {
+        return {
+          [=](resolvers::resolve_atom a, const std::string& k,
+              const std::vector<messages::version>& vs) -> caf::result<std::vector<messages::dot>> {
+            auto n = (*calls)++;
+            if (n < 4 && n % 2 == 0)
+              throw std::runtime_error("a resolver that fails at one node");
+            if (n < 4)
+              return self->make_response_promise<std::vector<messages::dot>>(); // never answered
+            return self->delegate(inner, a, k, vs);
+          }};
+      });
   };
 }
 
@@ -155,8 +155,8 @@ run_result run_seed(const std::string& kind, uint64_t seed, bool crashes = false
 
   auto check = [&](const char* phase) {
     if (!checker->violations().empty() && out.failure.empty())
-      out.failure = std::string("invariant broken ") + phase + ":" +
-                    describe(checker->violations());
+      out.failure =
+        std::string("invariant broken ") + phase + ":" + describe(checker->violations());
     return out.failure.empty();
   };
 
@@ -243,9 +243,9 @@ run_result run_seed(const std::string& kind, uint64_t seed, bool crashes = false
       return out;
     out.refused += drain_answers(c, out.acked);
     all = c.statuses();
-    settled = topology::converged(all) &&
-              (mixed ? missing_acked(all, out).empty()
-                     : all[0].applied.total() + out.refused == out.writes);
+    settled =
+      topology::converged(all) && (mixed ? missing_acked(all, out).empty()
+                                         : all[0].applied.total() + out.refused == out.writes);
   }
   if (!settled) {
     std::ostringstream msg;
@@ -256,8 +256,8 @@ run_result run_seed(const std::string& kind, uint64_t seed, bool crashes = false
           << messages::to_string(s.applied) << ", retired " << messages::to_string(s.retired)
           << ", pulls " << s.stats.pulls_sent << " (" << s.stats.pull_failures
           << " failed, in flight " << s.pull_in_flight << "), transfers in "
-          << s.stats.transfers_received << (s.transfer.active ? " (one active)" : "")
-          << ", log " << s.log_begin << ".." << s.log_end;
+          << s.stats.transfers_received << (s.transfer.active ? " (one active)" : "") << ", log "
+          << s.log_begin << ".." << s.log_end;
       for (int k = 0; k < 5; ++k) {
         msg << "\n    k" << k << ":";
         auto g = c.get(s.node, "k" + std::to_string(k));
@@ -306,9 +306,11 @@ void run_seeds(const std::string& kind, bool crashes = false, bool mixed = false
     }
     if (!r.failure.empty())
       FAIL(kind << " seed " << seed << " failed: " << r.failure
-                << "\nreplay exactly: MLR_SIM_SEED=" << seed
-                << " tests/test_simulation '" << kind
-                << (mixed ? " mixed" : crashes ? " with crashes" : "") << "*'");
+                << "\nreplay exactly: MLR_SIM_SEED=" << seed << " tests/test_simulation '" << kind
+                << (mixed     ? " mixed"
+                    : crashes ? " with crashes"
+                              : "")
+                << "*'");
     pulls += r.pulls;
     overflows += r.overflows;
     relayed += r.relayed;
@@ -330,9 +332,9 @@ void run_seeds(const std::string& kind, bool crashes = false, bool mixed = false
       CHECK(empty_restarts > count / 4);
     }
   }
-  WARN(kind << (crashes ? " with crashes" : "") << ": " << count << " seeds passed; "
-            << down << " nodes went down (" << restarts << " restarted from their store, "
-            << empty_restarts << " empty), pulls " << pulls << ", buffer overflows " << overflows
+  WARN(kind << (crashes ? " with crashes" : "") << ": " << count << " seeds passed; " << down
+            << " nodes went down (" << restarts << " restarted from their store, " << empty_restarts
+            << " empty), pulls " << pulls << ", buffer overflows " << overflows
             << ", events relayed on detours " << relayed);
 }
 

@@ -44,9 +44,9 @@ TEST_CASE("mesh N=3 tombstones: a delete is not collected before a concurrent pu
   // C's eager batches to A are held (gossip still flows): A hears that C wrote, but not what.
   caf::anon_send(net.at(2, 0), hold_batches_atom::value);
   c.run();
-  c.queue_put(2, "k", "v2");                     // C: a put...
+  c.queue_put(2, "k", "v2");                                                  // C: a put...
   (*c.self)->send(c.h.leaders[1], actors::del_atom::value, std::string("k")); // B: a delete,
-  c.run();                                       // concurrent, with the later HLC: it wins
+  c.run(); // concurrent, with the later HLC: it wins
   auto c_put = c.take<messages::dot>();
   c.take<messages::dot>();
   for (int i = 0; i < 40; ++i) { // 2 s of gossip and collection rounds
@@ -65,7 +65,7 @@ TEST_CASE("mesh N=3 tombstones: a delete is not collected before a concurrent pu
     INFO("node " << n);
     CHECK(c.get(n, "k").siblings.empty()); // the delete won everywhere
     CHECK(all[n].stats.tombstones_collected == 1);
-    CHECK(all[n].keys == 0);               // and is forgotten everywhere, once stable
+    CHECK(all[n].keys == 0); // and is forgotten everywhere, once stable
   }
   CHECK(checker->violations().empty());
 }
@@ -95,9 +95,10 @@ TEST_CASE("mesh N=3 bounded log: stable entries are compacted in a long run") {
     c.advance(50ms);
   auto all = c.statuses();
   CHECK(topology::converged(all));
-  WARN("bounded log: " << writes << " writes; node 0 kept " << before.log_end - before.log_begin
-       << " entries when the writes stopped and " << all[0].log_end - all[0].log_begin
-       << " after compaction (retention 50); at most " << largest << " at any sample");
+  WARN(
+    "bounded log: " << writes << " writes; node 0 kept " << before.log_end - before.log_begin
+                    << " entries when the writes stopped and " << all[0].log_end - all[0].log_begin
+                    << " after compaction (retention 50); at most " << largest << " at any sample");
   for (auto& s : all) {
     CHECK(s.applied.total() == writes);
     CHECK(s.log_end - s.log_begin <= 50);
@@ -129,7 +130,7 @@ TEST_CASE("tombstones versus clock skew: a put written after its node forgot a d
   c.run();
   run_for(c, 2s);
   REQUIRE(c.get(2, "k").context.dots.size() == 1); // node 2 still holds the delete
-  auto d = c.put(0, "k", "v1"); // after node 0 may have forgotten the delete
+  auto d = c.put(0, "k", "v1");                    // after node 0 may have forgotten the delete
   run_for(c, 300ms);
   caf::anon_send(net.at(0, 2), heal_atom::value);
   caf::anon_send(net.at(1, 2), heal_atom::value);

@@ -404,11 +404,10 @@ TEST_CASE("removal is safe: a node removed under writes stops taking writes and 
     // One writer per node: each node answers its own writes in order.
     for (auto& [n, key] : sent) {
       (void)n;
-      (*c.self)->receive([&, k = key](messages::dot&) { acked.push_back(k); },
-                         [&, k = key](caf::error& err) {
-                           refused.push_back(actors::from_caf(err).message);
-                         },
-                         caf::after(std::chrono::seconds(0)) >> [] {});
+      (*c.self)->receive(
+        [&, k = key](messages::dot&) { acked.push_back(k); },
+        [&, k = key](caf::error& err) { refused.push_back(actors::from_caf(err).message); },
+        caf::after(std::chrono::seconds(0)) >> [] {});
     }
     c.advance(20ms);
   };

@@ -15,7 +15,6 @@ using namespace mlr::actors;
 using namespace mlr::testing;
 using messages::dot;
 
-
 TEST_CASE("snapshot merge: a version the receiver replaced does not come back as a sibling") {
   mesh m(2);
   m[0].write(put("k", "v1"), m.now, m.conflicts);
@@ -36,9 +35,9 @@ TEST_CASE("snapshot merge: a version the receiver replaced does not come back as
     REQUIRE(m.pull(1));
 
   auto k = m[1].versions("k");
-  REQUIRE(k.size() == 1);          // v1 is covered by node 1's vector and absent: superseded
+  REQUIRE(k.size() == 1); // v1 is covered by node 1's vector and absent: superseded
   CHECK(k[0].value == "v2");
-  REQUIRE(m[1].versions("only-sender").size() == 1); // node 1's vector did not cover it
+  REQUIRE(m[1].versions("only-sender").size() == 1);   // node 1's vector did not cover it
   REQUIRE(m[1].versions("only-receiver").size() == 1); // the snapshot did not cover it
   CHECK(m[1].applied().covers(m[0].applied()));
   CHECK(m[1].stats().transfers_received == 1);
@@ -123,10 +122,9 @@ TEST_CASE("retired incarnations: 20 empty restarts leave every vector at most me
   m.settle(8);
   for (messages::node_index n = 0; n < 3; ++n) {
     INFO("node " << n << " applied " << messages::to_string(m[n].applied()) << " transfer "
-                  << m[n].transfer().active << " pulls " << m[n].stats().pulls_sent
-                  << " pulled " << m[n].stats().pulled_events << " buffered " << m[n].buffered()
-                  << " received " << m[n].stats().transfers_received << " late "
-                  << m[n].stats().retired_late);
+                 << m[n].transfer().active << " pulls " << m[n].stats().pulls_sent << " pulled "
+                 << m[n].stats().pulled_events << " buffered " << m[n].buffered() << " received "
+                 << m[n].stats().transfers_received << " late " << m[n].stats().retired_late);
     CHECK(m[n].applied().size() <= 3 + 2);
     CHECK(m[n].retired().size() >= 19);
     CHECK(m[n].versions("last").size() == 1);

@@ -19,13 +19,12 @@ struct cluster::impl {
   caf::actor_system_config cfg;
   std::unique_ptr<caf::actor_system> sys;
   cluster_handles handles;
-  cluster_spec spec; ///< as wired (add_node uses it)
+  cluster_spec spec;     ///< as wired (add_node uses it)
   std::mutex membership; ///< add_node and remove_node one at a time
 
   // Sends a request from a fresh scoped actor (one per call, so threads may share the
   // cluster) and waits for the answer.
-  template <class T, class... Ts>
-  result<T> ask(size_t node, Ts&&... xs) {
+  template <class T, class... Ts> result<T> ask(size_t node, Ts&&... xs) {
     if (node >= handles.leaders.size())
       return error{errc::unknown_node, "node " + std::to_string(node) + " does not exist; the " +
                                          "cluster has " + std::to_string(handles.leaders.size())};
@@ -33,15 +32,12 @@ struct cluster::impl {
     std::optional<result<T>> out;
     self->request(handles.leaders[node], options.request_timeout, std::forward<Ts>(xs)...)
       .receive([&](T& x) { out.emplace(std::move(x)); },
-               [&](caf::error& err) {
-                 out.emplace(actors::from_caf(err));
-               });
+               [&](caf::error& err) { out.emplace(actors::from_caf(err)); });
     return std::move(*out);
   }
 };
 
-cluster::cluster(std::unique_ptr<impl> p) : impl_(std::move(p)) {
-}
+cluster::cluster(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 
 cluster::~cluster() {
   if (impl_ && impl_->sys) {
@@ -65,8 +61,8 @@ result<std::unique_ptr<cluster>> cluster::start(cluster_options options) {
   spec.make_resolver = options.custom_resolver ? options.custom_resolver
                                                : resolvers::builtin_resolver(options.resolver);
   if (!spec.make_resolver)
-    return error{errc::invalid_argument, "unknown resolver '" + options.resolver +
-                                           "'; use lww, multi or max"};
+    return error{errc::invalid_argument,
+                 "unknown resolver '" + options.resolver + "'; use lww, multi or max"};
   auto p = std::make_unique<impl>();
   p->options = options;
   p->cfg.set("scheduler.max-threads", static_cast<int64_t>(std::max<size_t>(1, options.threads)));
@@ -87,8 +83,7 @@ const graph& cluster::topology() const {
   return impl_->handles.topology;
 }
 
-result<messages::dot> cluster::put(size_t node, const std::string& key,
-                                   const std::string& value) {
+result<messages::dot> cluster::put(size_t node, const std::string& key, const std::string& value) {
   return impl_->ask<messages::dot>(node, actors::put_atom::value, key, value);
 }
 
@@ -97,8 +92,7 @@ result<messages::dot> cluster::put(size_t node, const std::string& key, const st
   return impl_->ask<messages::dot>(node, actors::put_atom::value, key, value, context);
 }
 
-result<size_t> cluster::add_node(const std::string& name, const std::string& shape,
-                                 size_t via) {
+result<size_t> cluster::add_node(const std::string& name, const std::string& shape, size_t via) {
   std::lock_guard<std::mutex> guard(impl_->membership);
   auto n = topology::add_node(*impl_->sys, impl_->spec, impl_->handles, name, shape,
                               static_cast<node_index>(via));
@@ -151,8 +145,7 @@ cluster::put_batch(size_t node, const std::vector<std::pair<std::string, std::st
   writes.reserve(kvs.size());
   for (auto& [k, v] : kvs)
     writes.push_back(actors::write_request{k, messages::op_kind::put, v, false, {}});
-  return impl_->ask<std::vector<messages::dot>>(node, actors::write_atom::value,
-                                                std::move(writes));
+  return impl_->ask<std::vector<messages::dot>>(node, actors::write_atom::value, std::move(writes));
 }
 
 result<get_result> cluster::get(size_t node, const std::string& key) {

@@ -8,8 +8,8 @@
 // and all resolutions are done.
 
 #include "actors/protocol.hpp"
-#include "resolvers/resolver.hpp"
 #include "core/graph.hpp"
+#include "resolvers/resolver.hpp"
 
 #include <chrono>
 #include <memory>

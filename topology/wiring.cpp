@@ -83,9 +83,8 @@ actors::link_actor spawn_static_link(caf::actor_system& sys, const cluster_spec&
 
 } // namespace
 
-result<node_index> add_node(caf::actor_system& sys, const cluster_spec& spec,
-                            cluster_handles& h, const std::string& name,
-                            const std::string& topology, node_index via) {
+result<node_index> add_node(caf::actor_system& sys, const cluster_spec& spec, cluster_handles& h,
+                            const std::string& name, const std::string& topology, node_index via) {
   if (std::find(h.members.begin(), h.members.end(), name) != h.members.end())
     return error{errc::invalid_argument, "'" + name + "' is a member already"};
   if (via >= h.leaders.size())
@@ -191,8 +190,7 @@ result<cluster_handles> wire_cluster(caf::actor_system& sys, const cluster_spec&
     h.incarnations.push_back(cfg.replica.incarnation);
     auto resolver = spec.make_resolver(sys);
     h.resolvers.push_back(resolver);
-    h.leaders.push_back(
-      actors::spawn_leader(sys, std::move(cfg), store_for(spec, n), resolver));
+    h.leaders.push_back(actors::spawn_leader(sys, std::move(cfg), store_for(spec, n), resolver));
   }
   auto n = spec.topology.size();
   std::vector<std::vector<actors::sink_actor>> reach(n, std::vector<actors::sink_actor>(n));

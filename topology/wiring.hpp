@@ -6,9 +6,9 @@
 
 #include "actors/leader.hpp"
 #include "actors/replication_link.hpp"
-#include "resolvers/resolver.hpp"
 #include "core/graph.hpp"
 #include "core/router.hpp"
+#include "resolvers/resolver.hpp"
 
 #include <caf/fwd.hpp>
 
@@ -66,7 +66,7 @@ struct cluster_handles {
   std::vector<actors::link_actor> links; ///< in the order of topology.edges()
   std::vector<node_index> link_from;     ///< the source node of each link
   std::vector<uint64_t> incarnations;
-  std::vector<std::string> members;      ///< node names in index order (added ones last)
+  std::vector<std::string> members; ///< node names in index order (added ones last)
   /// reach[from][to]: how `from` reaches `to` (cluster_spec::make_sink).
   std::vector<std::vector<actors::sink_actor>> reach;
 };
@@ -76,9 +76,9 @@ struct cluster_handles {
 /// "star:HUB" or an edge list, over the members and the new node) at node `via`, so every
 /// node routes by it once the write reaches it. The new node catches up by pull or state
 /// transfer. Returns its index.
-result<node_index> add_node(caf::actor_system& sys, const cluster_spec& spec,
-                            cluster_handles& h, const std::string& name,
-                            const std::string& topology, node_index via = 0);
+result<node_index> add_node(caf::actor_system& sys, const cluster_spec& spec, cluster_handles& h,
+                            const std::string& name, const std::string& topology,
+                            node_index via = 0);
 
 /// Restarts node `n` of a running cluster whose old leader has stopped (crashed): spawns a
 /// new leader (and resolver) for it on `store` under `incarnation`, as a process would when

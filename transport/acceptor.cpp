@@ -19,10 +19,10 @@
 
 namespace mlr::actors::detail {
 
+using caf::io::connection_handle;
 using messages::frame;
 using messages::wire_header;
 using messages::wire_kind;
-using caf::io::connection_handle;
 
 namespace {
 
@@ -80,22 +80,22 @@ std::optional<error> check_speaker(const inbound& c, const wire_header& h, const
   result<messages::node_index> named = messages::node_index{0};
   const char* field = "";
   switch (h.kind) {
-    case wire_kind::batch:
-      named = messages::peek_batch_sender(payload, limits);
-      field = "a batch from sender";
-      break;
-    case wire_kind::pull:
-      named = messages::peek_pull_requester(payload, limits);
-      field = "a pull for requester";
-      break;
-    case wire_kind::gossip:
-    case wire_kind::heartbeat:
-      named = messages::peek_ack_receiver(payload, limits);
-      field = "the version vector of node";
-      break;
-    default:
-      return error{errc::malformed_frame,
-                   std::string("sent an unexpected ") + messages::to_string(h.kind)};
+  case wire_kind::batch:
+    named = messages::peek_batch_sender(payload, limits);
+    field = "a batch from sender";
+    break;
+  case wire_kind::pull:
+    named = messages::peek_pull_requester(payload, limits);
+    field = "a pull for requester";
+    break;
+  case wire_kind::gossip:
+  case wire_kind::heartbeat:
+    named = messages::peek_ack_receiver(payload, limits);
+    field = "the version vector of node";
+    break;
+  default:
+    return error{errc::malformed_frame,
+                 std::string("sent an unexpected ") + messages::to_string(h.kind)};
   }
   if (!named)
     return named.err();
@@ -136,16 +136,16 @@ caf::behavior acceptor(caf::io::broker* self, std::shared_ptr<const transport_co
         [self, st, hdl, serial, id](caf::error& err) {
           if (st->find(hdl, serial))
             write_message(self, hdl, wire_kind::error, id,
-                          messages::encode(messages::failure{
-                            static_cast<errc>(err.code()), self->system().render(err)}));
+                          messages::encode(messages::failure{static_cast<errc>(err.code()),
+                                                             self->system().render(err)}));
         });
   };
 
   auto on_hello = [self, st, refuse](connection_handle hdl, inbound& c, const wire_header& h,
                                      const frame& payload) -> std::optional<error> {
     if (h.kind != wire_kind::hello)
-      return error{errc::malformed_frame, std::string("sent ") + messages::to_string(h.kind) +
-                                            " instead of a hello"};
+      return error{errc::malformed_frame,
+                   std::string("sent ") + messages::to_string(h.kind) + " instead of a hello"};
     auto hello = messages::decode_hello(payload);
     if (!hello)
       return hello.err();
@@ -166,8 +166,8 @@ caf::behavior acceptor(caf::io::broker* self, std::shared_ptr<const transport_co
   auto on_proof = [self, st, refuse](connection_handle hdl, inbound& c, const wire_header& h,
                                      const frame& payload) -> std::optional<error> {
     if (h.kind != wire_kind::proof)
-      return error{errc::malformed_frame, std::string("sent ") + messages::to_string(h.kind) +
-                                            " instead of its proof"};
+      return error{errc::malformed_frame,
+                   std::string("sent ") + messages::to_string(h.kind) + " instead of its proof"};
     auto proof = messages::decode_proof(payload);
     if (!proof)
       return proof.err();
@@ -201,16 +201,16 @@ caf::behavior acceptor(caf::io::broker* self, std::shared_ptr<const transport_co
     return std::nullopt;
   };
 
-  auto on_message = [self, st, ask_leader, on_hello, on_proof](
-                      connection_handle hdl, inbound& c, const wire_header& h,
-                      const frame& payload) -> std::optional<error> {
+  auto on_message = [self, st, ask_leader, on_hello,
+                     on_proof](connection_handle hdl, inbound& c, const wire_header& h,
+                               const frame& payload) -> std::optional<error> {
     switch (c.st) {
-      case inbound::stage::await_hello:
-        return on_hello(hdl, c, h, payload);
-      case inbound::stage::await_proof:
-        return on_proof(hdl, c, h, payload);
-      case inbound::stage::up:
-        break;
+    case inbound::stage::await_hello:
+      return on_hello(hdl, c, h, payload);
+    case inbound::stage::await_proof:
+      return on_proof(hdl, c, h, payload);
+    case inbound::stage::up:
+      break;
     }
     if (auto bad = check_speaker(c, h, payload, *st->cfg)) {
       if (bad->code == errc::unknown_node)
@@ -218,22 +218,21 @@ caf::behavior acceptor(caf::io::broker* self, std::shared_ptr<const transport_co
       return bad;
     }
     switch (h.kind) {
-      case wire_kind::batch:
-        ask_leader(hdl, c.serial, h.request_id, wire_kind::ack, batch_atom::value, payload);
-        break;
-      case wire_kind::pull:
-        ask_leader(hdl, c.serial, h.request_id, wire_kind::pull_answer, pull_atom::value,
-                   payload);
-        break;
-      case wire_kind::gossip:
-        self->send(st->leader, gossip_atom::value, payload);
-        break;
-      case wire_kind::heartbeat:
-        self->send(st->leader, gossip_atom::value, payload);
-        ask_leader(hdl, c.serial, h.request_id, wire_kind::heartbeat, report_atom::value);
-        break;
-      default:
-        break; // check_speaker refused every other kind
+    case wire_kind::batch:
+      ask_leader(hdl, c.serial, h.request_id, wire_kind::ack, batch_atom::value, payload);
+      break;
+    case wire_kind::pull:
+      ask_leader(hdl, c.serial, h.request_id, wire_kind::pull_answer, pull_atom::value, payload);
+      break;
+    case wire_kind::gossip:
+      self->send(st->leader, gossip_atom::value, payload);
+      break;
+    case wire_kind::heartbeat:
+      self->send(st->leader, gossip_atom::value, payload);
+      ask_leader(hdl, c.serial, h.request_id, wire_kind::heartbeat, report_atom::value);
+      break;
+    default:
+      break; // check_speaker refused every other kind
     }
     return std::nullopt;
   };
@@ -305,7 +304,7 @@ caf::behavior acceptor(caf::io::broker* self, std::shared_ptr<const transport_co
         st->stats.last_refusal = err->message;
         spdlog::warn("closing connection from {}{}: {}", c.where,
                      c.peer_id.empty() || c.st != inbound::stage::up ? ""
-                                                                    : " (node " + c.peer_id + ")",
+                                                                     : " (node " + c.peer_id + ")",
                      err->message);
       }
       drop(j);

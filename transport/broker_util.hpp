@@ -51,8 +51,7 @@ public:
 
   /// Calls fn(header, payload) for every whole message, stopping at the first error that
   /// `fn` returns; the returned error means the connection must be closed.
-  template <class F>
-  std::optional<error> feed(const std::vector<char>& bytes, F fn) {
+  template <class F> std::optional<error> feed(const std::vector<char>& bytes, F fn) {
     return feed(bytes, fn, [] { return false; });
   }
   /// The same, but stops (keeping the rest buffered) while `paused()` holds; `drain` goes on.
@@ -61,8 +60,7 @@ public:
     splitter_.append(bytes.data(), bytes.size());
     return drain(fn, paused);
   }
-  template <class F, class P>
-  std::optional<error> drain(F fn, P paused) {
+  template <class F, class P> std::optional<error> drain(F fn, P paused) {
     for (;;) {
       if (paused())
         return std::nullopt;

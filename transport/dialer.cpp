@@ -19,13 +19,12 @@
 
 namespace mlr::actors::detail {
 
+using caf::io::connection_handle;
 using messages::frame;
 using messages::wire_header;
 using messages::wire_kind;
-using caf::io::connection_handle;
 
 namespace {
-
 
 using connected_atom = caf::atom_constant<caf::atom("connected")>;
 
@@ -88,8 +87,7 @@ void go_down(caf::io::broker* self, dialer_state& st, const std::string& why) {
   st.pending.clear();
   st.backlog = 0;
   // Exponential backoff with jitter (0.5x-1.5x), so peers do not reconnect in lockstep.
-  st.backoff = std::min(st.cfg->backoff_max,
-                        std::max(st.cfg->backoff_min, st.backoff * 2));
+  st.backoff = std::min(st.cfg->backoff_max, std::max(st.cfg->backoff_min, st.backoff * 2));
   std::uniform_real_distribution<double> jitter(0.5, 1.5);
   st.next_attempt = steady::now() + std::chrono::milliseconds(static_cast<int64_t>(
                                       static_cast<double>(st.backoff.count()) * jitter(st.rng)));
@@ -140,8 +138,7 @@ void on_connected(caf::io::broker* self, dialer_state& st, int fd, const std::st
 }
 
 // Tells the local leader what the peer has applied, as if the peer had gossiped it.
-void report_to_leader(caf::io::broker* self, dialer_state& st,
-                      const messages::version_vector& vv) {
+void report_to_leader(caf::io::broker* self, dialer_state& st, const messages::version_vector& vv) {
   st.peer.applied = vv;
   update_lag(st);
   messages::ack a;
@@ -162,17 +159,18 @@ std::optional<error> on_handshake_message(caf::io::broker* self, dialer_state& s
   auto& self_id = st.cfg->self;
   if (st.transcript.empty()) {
     if (h.kind != wire_kind::hello_reply)
-      return error{errc::malformed_frame, std::string("sent ") + messages::to_string(h.kind) +
-                                            " instead of a challenge"};
+      return error{errc::malformed_frame,
+                   std::string("sent ") + messages::to_string(h.kind) + " instead of a challenge"};
     auto r = messages::decode_hello_reply(payload);
     if (!r)
       return r.err();
     if (r->version < self_id.min_version || r->version > self_id.max_version)
-      return error{errc::invalid_argument, "chose protocol version " +
-                                             std::to_string(r->version) + ", which we do not speak"};
+      return error{errc::invalid_argument, "chose protocol version " + std::to_string(r->version) +
+                                             ", which we do not speak"};
     if (r->nonce.size() != 32)
       return error{errc::invalid_argument, "its challenge nonce has " +
-                                             std::to_string(r->nonce.size()) + " bytes instead of 32"};
+                                             std::to_string(r->nonce.size()) +
+                                             " bytes instead of 32"};
     st.peer.version = r->version;
     st.transcript = transcript(st.hello, payload);
     st.proof = dialer_proof(self_id.secret, self_id.cluster, st.transcript);
@@ -188,14 +186,14 @@ std::optional<error> on_handshake_message(caf::io::broker* self, dialer_state& s
   auto w = messages::decode_welcome(payload);
   if (!w)
     return w.err();
-  if (!same_proof(w->proof, acceptor_proof(self_id.secret, self_id.cluster, st.transcript,
-                                           st.proof, welcome_fields(*w))))
+  if (!same_proof(w->proof, acceptor_proof(self_id.secret, self_id.cluster, st.transcript, st.proof,
+                                           welcome_fields(*w))))
     return error{errc::invalid_argument,
                  "its proof does not match: wrong cluster name or secret; check the cluster "
                  "file and --cluster-secret-file on both nodes"};
   if (w->node_id != peer_name(st))
-    return error{errc::unknown_node, "answered as node '" + w->node_id + "', expected '" +
-                                       peer_name(st) + "'"};
+    return error{errc::unknown_node,
+                 "answered as node '" + w->node_id + "', expected '" + peer_name(st) + "'"};
   st.st = dialer_state::stage::up;
   st.reader->set_max_frame_bytes(st.cfg->max_frame_bytes);
   st.peer.up = true;
@@ -229,38 +227,38 @@ std::optional<error> on_dialer_message(caf::io::broker* self, dialer_state& st,
                                        " naming node " + std::to_string(*named) +
                                        "; a connection speaks only for its proven node"};
   switch (h.kind) {
-    case wire_kind::ack:
-    case wire_kind::pull_answer: {
-      if (h.kind == wire_kind::ack)
-        if (auto a = messages::decode_ack(payload)) {
-          st.peer.applied.merge(a->applied); // acks carry the receiver's vector: fresher lag
-          update_lag(st);
-        }
-      auto i = st.pending.find(h.request_id);
-      if (i != st.pending.end()) {
-        i->second.deliver(payload);
-        st.pending.erase(i);
+  case wire_kind::ack:
+  case wire_kind::pull_answer: {
+    if (h.kind == wire_kind::ack)
+      if (auto a = messages::decode_ack(payload)) {
+        st.peer.applied.merge(a->applied); // acks carry the receiver's vector: fresher lag
+        update_lag(st);
       }
-      return std::nullopt;
+    auto i = st.pending.find(h.request_id);
+    if (i != st.pending.end()) {
+      i->second.deliver(payload);
+      st.pending.erase(i);
     }
-    case wire_kind::error: {
-      auto i = st.pending.find(h.request_id);
-      if (i != st.pending.end()) {
-        auto f = messages::decode_failure(payload);
-        i->second.deliver(f ? make_error(f->code, f->message)
-                            : make_error(errc::malformed_frame, "unreadable failure"));
-        st.pending.erase(i);
-      }
-      return std::nullopt;
+    return std::nullopt;
+  }
+  case wire_kind::error: {
+    auto i = st.pending.find(h.request_id);
+    if (i != st.pending.end()) {
+      auto f = messages::decode_failure(payload);
+      i->second.deliver(f ? make_error(f->code, f->message)
+                          : make_error(errc::malformed_frame, "unreadable failure"));
+      st.pending.erase(i);
     }
-    case wire_kind::heartbeat: {
-      if (auto a = messages::decode_ack(payload))
-        report_to_leader(self, st, a->applied);
-      return std::nullopt;
-    }
-    default:
-      return error{errc::malformed_frame,
-                   std::string("sent an unexpected ") + messages::to_string(h.kind)};
+    return std::nullopt;
+  }
+  case wire_kind::heartbeat: {
+    if (auto a = messages::decode_ack(payload))
+      report_to_leader(self, st, a->applied);
+    return std::nullopt;
+  }
+  default:
+    return error{errc::malformed_frame,
+                 std::string("sent an unexpected ") + messages::to_string(h.kind)};
   }
 }
 
@@ -303,29 +301,29 @@ caf::behavior dialer(caf::io::broker* self, std::shared_ptr<const transport_conf
     [=](tick_atom) {
       self->delayed_send(self, st->cfg->heartbeat_interval, tick_atom::value);
       switch (st->st) {
-        case dialer_state::stage::down:
-          if (steady::now() >= st->next_attempt)
-            try_connect(self, *st);
+      case dialer_state::stage::down:
+        if (steady::now() >= st->next_attempt)
+          try_connect(self, *st);
+        break;
+      case dialer_state::stage::connecting:
+        break; // the connect gives up by itself after the peer timeout
+      case dialer_state::stage::handshaking:
+        if (ms_since(st->stage_since) > st->cfg->peer_timeout.count())
+          go_down(self, *st,
+                  "handshake timed out after " + std::to_string(st->cfg->peer_timeout.count()) +
+                    " ms");
+        break;
+      case dialer_state::stage::up:
+        if (ms_since(st->last_heard) > st->cfg->peer_timeout.count()) {
+          go_down(self, *st,
+                  "down: silent for " + std::to_string(ms_since(st->last_heard)) + " ms");
           break;
-        case dialer_state::stage::connecting:
-          break; // the connect gives up by itself after the peer timeout
-        case dialer_state::stage::handshaking:
-          if (ms_since(st->stage_since) > st->cfg->peer_timeout.count())
-            go_down(self, *st, "handshake timed out after " +
-                                 std::to_string(st->cfg->peer_timeout.count()) + " ms");
-          break;
-        case dialer_state::stage::up:
-          if (ms_since(st->last_heard) > st->cfg->peer_timeout.count()) {
-            go_down(self, *st, "down: silent for " + std::to_string(ms_since(st->last_heard)) +
-                                 " ms");
-            break;
-          }
-          messages::ack a;
-          a.receiver = st->cfg->self_index;
-          a.applied = st->own_applied;
-          write_message(self, st->conn, wire_kind::heartbeat, ++st->next_id,
-                        messages::encode(a));
-          break;
+        }
+        messages::ack a;
+        a.receiver = st->cfg->self_index;
+        a.applied = st->own_applied;
+        write_message(self, st->conn, wire_kind::heartbeat, ++st->next_id, messages::encode(a));
+        break;
       }
     },
     [=](const caf::io::new_data_msg& msg) {

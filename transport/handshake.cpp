@@ -43,15 +43,14 @@ result<uint32_t> check_hello(const node_identity& self, const messages::hello& h
   auto lo = std::max(self.min_version, h.min_version);
   auto hi = std::min(self.max_version, h.max_version);
   if (lo > hi)
-    return error{errc::invalid_argument,
-                 "no common protocol version: this node speaks " +
-                   std::to_string(self.min_version) + "-" + std::to_string(self.max_version) +
-                   ", the peer " + std::to_string(h.min_version) + "-" +
-                   std::to_string(h.max_version)};
+    return error{errc::invalid_argument, "no common protocol version: this node speaks " +
+                                           std::to_string(self.min_version) + "-" +
+                                           std::to_string(self.max_version) + ", the peer " +
+                                           std::to_string(h.min_version) + "-" +
+                                           std::to_string(h.max_version)};
   if (h.nonce.size() != 32)
     return error{errc::invalid_argument, "its challenge nonce has " +
-                                           std::to_string(h.nonce.size()) +
-                                           " bytes instead of 32"};
+                                           std::to_string(h.nonce.size()) + " bytes instead of 32"};
   return hi;
 }
 
@@ -107,8 +106,8 @@ std::string acceptor_proof(const std::string& secret, const std::string& cluster
 std::string welcome_fields(const messages::welcome& w) {
   std::string out = sized(w.node_id) + std::to_string(w.incarnation) + "|";
   for (auto& [s, c] : w.applied.entries())
-    out += std::to_string(s.node) + "." + std::to_string(s.incarnation) + ":" +
-           std::to_string(c) + ",";
+    out +=
+      std::to_string(s.node) + "." + std::to_string(s.incarnation) + ":" + std::to_string(c) + ",";
   return out;
 }
 

@@ -15,8 +15,8 @@
 // `max_write_backlog` drops new requests, which then time out at their sender: a peer that
 // stops reading cannot grow this node's memory without limit.
 
-#include "transport/handshake.hpp"
 #include "actors/leader.hpp"
+#include "transport/handshake.hpp"
 
 #include <caf/fwd.hpp>
 
@@ -57,31 +57,30 @@ struct transport_config {
 struct peer_state {
   std::string id;
   bool up = false;
-  uint32_t version = 0;        ///< protocol version in use (0 while down)
-  int64_t silent_ms = -1;      ///< since the peer last answered (-1: never)
-  uint64_t connects = 0;       ///< successful handshakes so far
-  std::string last_error;      ///< why the last connection ended or was refused
+  uint32_t version = 0;             ///< protocol version in use (0 while down)
+  int64_t silent_ms = -1;           ///< since the peer last answered (-1: never)
+  uint64_t connects = 0;            ///< successful handshakes so far
+  std::string last_error;           ///< why the last connection ended or was refused
   messages::version_vector applied; ///< the peer's version vector, as last heard
-  uint64_t lag_events = 0;     ///< events this node has applied that the peer has not
-  int64_t lag_ms = 0;          ///< how long the peer has been behind this node (0: caught up)
-  uint64_t bytes_received = 0; ///< on this node's connection to the peer (acks, pull answers)
+  uint64_t lag_events = 0;          ///< events this node has applied that the peer has not
+  int64_t lag_ms = 0;               ///< how long the peer has been behind this node (0: caught up)
+  uint64_t bytes_received = 0;      ///< on this node's connection to the peer (acks, pull answers)
 };
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, peer_state& x) {
-  return f(caf::meta::type_name("mlr.peer_state"), x.id, x.up, x.version, x.silent_ms,
-           x.connects, x.last_error, x.applied, x.lag_events, x.lag_ms, x.bytes_received);
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, peer_state& x) {
+  return f(caf::meta::type_name("mlr.peer_state"), x.id, x.up, x.version, x.silent_ms, x.connects,
+           x.last_error, x.applied, x.lag_events, x.lag_ms, x.bytes_received);
 }
 
 /// The acceptor's counters: what it refused and why.
 struct acceptor_stats {
   uint64_t accepted = 0;
-  uint64_t refused = 0;       ///< handshakes refused (secret, node id, versions, cluster)
-  uint64_t bad_frames = 0;    ///< connections closed for a malformed or oversized frame
+  uint64_t refused = 0;            ///< handshakes refused (secret, node id, versions, cluster)
+  uint64_t bad_frames = 0;         ///< connections closed for a malformed or oversized frame
   uint64_t handshake_timeouts = 0; ///< connections that did not prove themselves in time
   uint64_t unproven_refused = 0;   ///< connections closed because too many were unproven
   uint64_t impersonations = 0;     ///< proven connections closed for naming another sender
-  uint64_t bytes_received = 0; ///< from peers, all connections
+  uint64_t bytes_received = 0;     ///< from peers, all connections
   std::string last_refusal;
 };
 
@@ -94,9 +93,9 @@ typename Inspector::result_type inspect(Inspector& f, acceptor_stats& x) {
 
 struct transport {
   caf::actor acceptor;
-  uint16_t port = 0;                ///< the listening port (useful when 0 was asked for)
-  std::vector<caf::actor> dialers;  ///< by node index; null for this node
-  std::vector<sink_actor> sinks;    ///< the same, as sinks for links and the leader
+  uint16_t port = 0;                           ///< the listening port (useful when 0 was asked for)
+  std::vector<caf::actor> dialers;             ///< by node index; null for this node
+  std::vector<sink_actor> sinks;               ///< the same, as sinks for links and the leader
   std::shared_ptr<const transport_config> cfg; ///< grows with members added at runtime
 };
 

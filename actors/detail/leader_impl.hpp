@@ -20,10 +20,8 @@ class leader_impl : public leader_actor::base {
 public:
   leader_impl(caf::actor_config& ac, leader_config cfg, std::unique_ptr<storage::store> store,
               resolvers::resolver_actor resolver)
-    : leader_actor::base(ac),
-      cfg_(std::move(cfg)),
-      replica_(catch_up_rule(cfg_), std::move(store)),
-      resolver_(std::move(resolver)) {
+      : leader_actor::base(ac), cfg_(std::move(cfg)),
+        replica_(catch_up_rule(cfg_), std::move(store)), resolver_(std::move(resolver)) {
     durable_end_ = replica_.log_end();
     if (!cfg_.wall_clock_ms)
       cfg_.wall_clock_ms = system_wall_clock_ms;
@@ -240,8 +238,7 @@ private:
   }
 
   // Under group commit a write is acknowledged after the fsync that covers it.
-  template <class T>
-  caf::result<T> acknowledge(T value) {
+  template <class T> caf::result<T> acknowledge(T value) {
     if (!store_error_.empty())
       return not_durable_error();
     if (!durable_store() || cfg_.sync != sync_policy::batch)
@@ -257,8 +254,7 @@ private:
   }
 
   // The same for a promise made earlier (a write that waited for its context).
-  template <class T>
-  void acknowledge_to(caf::typed_response_promise<T>& rp, T value) {
+  template <class T> void acknowledge_to(caf::typed_response_promise<T>& rp, T value) {
     if (!store_error_.empty())
       rp.deliver(not_durable_error());
     else if (!durable_store() || cfg_.sync != sync_policy::batch)
@@ -403,14 +399,14 @@ private:
     // mailbox().size() would move new arrivals into that queue while the actor is
     // iterating it, which CAF does not allow from inside a handler (UBSan caught it), so
     // messages still in the inbox are not counted: a lower bound, taken every message.
-    mailbox_peak_ =
-      std::max<uint64_t>(mailbox_peak_, static_cast<uint64_t>(mailbox().queue().total_task_size()) + 1);
+    mailbox_peak_ = std::max<uint64_t>(
+      mailbox_peak_, static_cast<uint64_t>(mailbox().queue().total_task_size()) + 1);
   }
 
   uint64_t steady_ms() {
-    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   clock().now().time_since_epoch())
-                                   .count());
+    return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(clock().now().time_since_epoch())
+        .count());
   }
 
   messages::frame own_report() {
@@ -573,7 +569,7 @@ private:
   std::vector<waiting_write> waiting_; ///< writes waiting for their contexts, oldest first
   bool retrying_ = false;
   bool caught_up_seen_ = false; ///< the replica was seen caught up (see write_all)
-  size_t waiting_bytes_ = 0; ///< keys and values of the writes in waiting_
+  size_t waiting_bytes_ = 0;    ///< keys and values of the writes in waiting_
   bool broken_reported_ = false;
   std::map<std::string, uint64_t> retry_keys_; ///< failed resolutions -> when to ask again
   uint64_t resolver_replaced_at_ = UINT64_MAX;

@@ -87,8 +87,8 @@ public:
 
 private:
   struct run {
-    uint64_t first = 0;         ///< counter of pos.front()
-    std::deque<uint64_t> pos;   ///< positions of counters first, first + 1, ...
+    uint64_t first = 0;       ///< counter of pos.front()
+    std::deque<uint64_t> pos; ///< positions of counters first, first + 1, ...
   };
   std::map<messages::source, std::vector<run>> by_source_;
 };

@@ -3,8 +3,8 @@
 // request order (reply_queue), bytes go out through write_bytes, and start_gateway spawns a
 // gateway broker and waits until its listening socket is open.
 
-#include "transport/broker_util.hpp"
 #include "gateways/gateways.hpp"
+#include "transport/broker_util.hpp"
 
 #include <caf/io/middleman.hpp>
 

@@ -33,10 +33,9 @@ inline error malformed(const std::string& what) {
 template <class T, class F>
 result<T> with_reader(const frame& f, const decode_limits& limits, const char* what, F fn) {
   if (f.bytes.size() > limits.max_frame_bytes)
-    return error{errc::oversized_frame, std::string(what) + " frame of " +
-                                            std::to_string(f.bytes.size()) +
-                                            " bytes exceeds the limit of " +
-                                            std::to_string(limits.max_frame_bytes)};
+    return error{errc::oversized_frame,
+                 std::string(what) + " frame of " + std::to_string(f.bytes.size()) +
+                   " bytes exceeds the limit of " + std::to_string(limits.max_frame_bytes)};
   if (f.bytes.empty() || f.bytes.size() % sizeof(capnp::word) != 0)
     return malformed(std::string(what) + " frame of " + std::to_string(f.bytes.size()) +
                      " bytes is not a whole number of 8-byte words");
@@ -64,11 +63,10 @@ result<T> with_reader(const frame& f, const decode_limits& limits, const char* w
     capnp::FlatArrayMessageReader reader(words, options);
     return fn(reader);
   } catch (const kj::Exception& e) {
-    return malformed(std::string(what) + " frame rejected by Cap'n Proto: " +
-                     e.getDescription().cStr());
+    return malformed(std::string(what) +
+                     " frame rejected by Cap'n Proto: " + e.getDescription().cStr());
   }
 }
-
 
 inline std::string as_string(capnp::Data::Reader d) {
   return std::string(reinterpret_cast<const char*>(d.begin()), d.size());
@@ -77,6 +75,5 @@ inline std::string as_string(capnp::Data::Reader d) {
 inline kj::ArrayPtr<const kj::byte> as_bytes(const std::string& s) {
   return kj::arrayPtr(reinterpret_cast<const kj::byte*>(s.data()), s.size());
 }
-
 
 } // namespace mlr::messages::detail

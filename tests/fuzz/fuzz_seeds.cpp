@@ -94,13 +94,16 @@ int main(int argc, char** argv) {
   put("fuzz_hello", "client-put", bytes(encode(cr)));
   std::string stream = bytes(encode(wire_header{wire_kind::hello, 0})) + bytes(encode(h));
   put("fuzz_frames", "two-frames", std::string(1, '\x07') + stream);
-  put("fuzz_resp", "set-get", std::string(1, '\x10') +
-                                "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
-  put("fuzz_resp", "hello", std::string(1, '\x03') +
-                              "*5\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$4\r\nAUTH\r\n$7\r\ndefault\r\n$2\r\npw\r\n");
+  put("fuzz_resp", "set-get",
+      std::string(1, '\x10') +
+        "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+  put("fuzz_resp", "hello",
+      std::string(1, '\x03') +
+        "*5\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$4\r\nAUTH\r\n$7\r\ndefault\r\n$2\r\npw\r\n");
   put("fuzz_context", "two", "n0.00000000deadbeef.3,n1.0000000012345678.9");
   put("fuzz_topology", "mesh", "mesh\n");
-  put("fuzz_topology", "members", "members n0 n1 n2 n3\naddress n3 127.0.0.1:7003\nremoved n1\nring\n");
+  put("fuzz_topology", "members",
+      "members n0 n1 n2 n3\naddress n3 127.0.0.1:7003\nremoved n1\nring\n");
   put("fuzz_topology", "edges", "nodes: n0 n1 n2\nn0 -> n1\nn1 <-> n2\nn2 -> n0, n1\n");
   put("fuzz_topology", "star", "members n0 n1 n2\nstar:n2\n");
   return 0;

@@ -2,9 +2,9 @@
 // Internal to the peer transport (peer_transport.cpp, dialer.cpp, acceptor.cpp): the two
 // broker behaviours and what they share. Not for other components.
 
+#include "messages/wire.hpp"
 #include "transport/broker_util.hpp"
 #include "transport/peer_transport.hpp"
-#include "messages/wire.hpp"
 
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
