@@ -93,9 +93,9 @@ leader_impl::behavior_type leader_impl::make_behavior() {
       for (auto& k : keys)
         for (auto& v : replica_.versions(k))
           if ((bytes += v.value.size() + k.size()) > cfg_.max_reply_bytes)
-            return make_error(errc::invalid_argument, "the answer would be more than " +
-                                                        std::to_string(cfg_.max_reply_bytes) +
-                                                        " bytes; ask for fewer keys at a time");
+            return make_error(errc::too_large, "the answer would be more than " +
+                                                 std::to_string(cfg_.max_reply_bytes) +
+                                                 " bytes; ask for fewer keys at a time");
       std::vector<get_result> out;
       out.reserve(keys.size());
       for (auto& k : keys)
@@ -168,7 +168,7 @@ leader_impl::behavior_type leader_impl::make_behavior() {
         if (durable_store()) {
           replica_.persist();
           if (auto ok = replica_.mutable_store().commit(true); !ok)
-            return make_error(errc::invalid_argument, ok.err().message);
+            return make_error(errc::storage_full, ok.err().message);
           advance_durable();
         }
         log("state transfer to node " + std::to_string(req->requester) + " starts (" +

@@ -131,7 +131,7 @@ std::string leader_impl::epoch_name() {
 // Writes the topology key (validated first); the dot is the new epoch.
 result<dot> leader_impl::write_topology(const std::string& spec) {
   if (!cfg_.route)
-    return error{errc::invalid_argument, "this node cannot change its topology"};
+    return error{errc::refused, "this node cannot change its topology"};
   if (auto err = removed_error())
     return from_caf(*err);
   // Relative to a pending addition, if any: the new value must keep the members it adds
@@ -144,7 +144,7 @@ result<dot> leader_impl::write_topology(const std::string& spec) {
   if (!r)
     return r.err();
   if (!store_error_.empty())
-    return error{errc::invalid_argument, "write refused: " + store_error_};
+    return error{errc::storage_full, "write refused: " + store_error_};
   auto before = replica_.log_end();
   auto d = replica_.write(write_request{topology_key, messages::op_kind::put, r->stored, false, {}},
                           now(), pending_);

@@ -132,13 +132,9 @@ template <class Inspector> typename Inspector::result_type inspect(Inspector& f,
 }
 
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, replica_stats& x) {
-  return f(caf::meta::type_name("mlr.replica_stats"), x.local_writes, x.events_sent,
-           x.events_received, x.duplicates, x.applied_remote, x.buffered, x.buffered_peak,
-           x.buffer_overflows, x.conflicts, x.resolved, x.unresolved, x.pulls_sent, x.pull_failures,
-           x.pulled_events, x.pulls_served, x.pull_events_served, x.incarnations_taken,
-           x.tombstones_collected, x.log_compacted, x.transfers_received, x.transfer_keys_received,
-           x.transfers_served, x.transfer_chunks_served, x.incarnations_retired, x.retired_late,
-           x.relayed, x.skipped_covered, x.orphans_dropped);
+#define MLR_STAT_FIELD(field, name, doc) , x.field
+  return f(caf::meta::type_name("mlr.replica_stats") MLR_REPLICA_STATS(MLR_STAT_FIELD));
+#undef MLR_STAT_FIELD
 }
 
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, node_status& x) {

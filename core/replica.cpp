@@ -301,9 +301,7 @@ std::vector<std::string> split_words(const std::string& line) {
 // members are the winner's list plus, in dot order, the names only a loser lists; removed
 // is the union. Deterministic in the set of versions, so every node reaches the same value.
 std::string merge_topologies(const version& winner, std::vector<version> losers) {
-  std::sort(losers.begin(), losers.end(), [](const version& a, const version& b) {
-    return a.time != b.time ? a.time < b.time : a.id < b.id;
-  });
+  std::sort(losers.begin(), losers.end(), messages::lww_before);
   std::vector<std::string> members;
   std::set<std::string> removed;
   std::vector<std::pair<std::string, std::string>> addresses;
@@ -357,9 +355,7 @@ std::string merge_topologies(const version& winner, std::vector<version> losers)
 
 void replica::reduce_reserved(const std::string& key, std::vector<version>& live) {
   if (live.size() > 1) {
-    auto win = std::max_element(live.begin(), live.end(), [](const version& a, const version& b) {
-      return a.time != b.time ? a.time < b.time : a.id < b.id;
-    });
+    auto win = std::max_element(live.begin(), live.end(), messages::lww_before);
     auto winner = *win;
     if (key == topology_key && !winner.tombstone) {
       std::vector<version> losers;

@@ -12,6 +12,7 @@
 
 #include "core/causal_buffer.hpp"
 #include "core/detail/position_index.hpp"
+#include "core/replica_stats.hpp"
 #include "messages/codec.hpp"
 #include "messages/event.hpp"
 #include "messages/hlc.hpp"
@@ -95,42 +96,6 @@ struct replica_config {
   /// Draws a new incarnation id; used when a peer shows this node a dot of its own beyond
   /// what it recovered (its past was lost). Empty: such a dot is only counted.
   std::function<uint64_t()> new_incarnation;
-};
-
-/// Counters a user (and a test) can read. All are totals since start, except `buffered`.
-struct replica_stats {
-  uint64_t local_writes = 0;
-  uint64_t events_sent = 0;     ///< events handed to outgoing links
-  uint64_t events_received = 0; ///< events arriving in batches, duplicates included
-  uint64_t duplicates = 0;      ///< arrivals already applied or already buffered
-  uint64_t applied_remote = 0;
-  uint64_t buffered = 0; ///< events waiting in the causal buffer now
-  uint64_t buffered_peak = 0;
-  uint64_t buffer_overflows = 0; ///< events refused because the causal buffer was full
-  uint64_t conflicts = 0;        ///< concurrent versions met (each sent to the resolver)
-  uint64_t resolved = 0;
-  uint64_t unresolved = 0;             ///< resolver failed or timed out: siblings kept
-  uint64_t pulls_sent = 0;             ///< pull requests this node made
-  uint64_t pull_failures = 0;          ///< pulls that timed out or failed (next holder is tried)
-  uint64_t pulled_events = 0;          ///< events that arrived in pull answers
-  uint64_t pulls_served = 0;           ///< pull requests this node answered
-  uint64_t pull_events_served = 0;     ///< events sent in pull answers (also in events_sent)
-  uint64_t incarnations_taken = 0;     ///< new incarnations after a peer showed a lost dot
-  uint64_t tombstones_collected = 0;   ///< stable deletes forgotten
-  uint64_t log_compacted = 0;          ///< stable log entries dropped
-  uint64_t transfers_received = 0;     ///< state transfers this node completed as receiver
-  uint64_t transfer_keys_received = 0; ///< keys merged from state-transfer chunks
-  uint64_t transfers_served = 0;       ///< state transfers this node sent to the end
-  uint64_t transfer_chunks_served = 0;
-  uint64_t incarnations_retired = 0; ///< (origin, incarnation) entries folded into the table
-  uint64_t retired_late = 0;    ///< events of a retired incarnation after its final counter (taken)
-  uint64_t relayed = 0;         ///< events that arrived on behalf of another node (detour)
-  uint64_t skipped_covered = 0; ///< log entries not shipped: the destination had them
-  uint64_t pulls_refused = 0;   ///< pulls for a requester that is not a live member
-  uint64_t pull_answers_refused = 0; ///< pull answers from a holder that is not a live member
-  uint64_t reports_refused = 0;      ///< gossiped vectors of nodes that are not live members
-  uint64_t events_refused = 0;  ///< events naming a node that is not a member (dot, deps, context)
-  uint64_t orphans_dropped = 0; ///< buffered events of a lost incarnation whose past nobody holds
 };
 
 /// A state transfer this node receives, as `status` shows it.

@@ -98,8 +98,8 @@ caf::behavior client_gateway(caf::io::broker* self, node_context ctx, std::strin
       r.written = messages::to_string(d);
       answer(hdl, serial, seq, id, r);
     };
-    auto fail = [&](const std::string& why) {
-      answer(hdl, serial, seq, id, failure_response(errc::invalid_argument, why));
+    auto fail = [&](const std::string& why, errc code = errc::unauthenticated) {
+      answer(hdl, serial, seq, id, failure_response(code, why));
     };
     if (req.kind == messages::client_request::op::auth) {
       auto role = role_for(st->ctx.access, req.value);
@@ -127,7 +127,8 @@ caf::behavior client_gateway(caf::io::broker* self, node_context ctx, std::strin
                ? "topology changes are refused: this node was started without "
                  "--admin-secret-file"
                : "topology changes need the admin secret (mlr --admin-secret-file FILE, or "
-                 "MLR_ADMIN_SECRET)");
+                 "MLR_ADMIN_SECRET)",
+             st->ctx.access.admin_secret.empty() ? errc::refused : errc::unauthenticated);
         return;
       }
       auto first_line = req.value.substr(0, req.value.find('\n'));
@@ -253,9 +254,8 @@ caf::behavior client_gateway(caf::io::broker* self, node_context ctx, std::strin
       self->ack_writes(msg.handle, true);
       if (refused_remote(st->ctx.access, self->remote_addr(msg.handle))) {
         spdlog::warn("refused client {}: {}", c.where, protected_mode_text);
-        write_bytes(
-          self, msg.handle,
-          client_answer(0, failure_response(errc::invalid_argument, protected_mode_text)));
+        write_bytes(self, msg.handle,
+                    client_answer(0, failure_response(errc::unauthenticated, protected_mode_text)));
         self->close(msg.handle);
         st->conns.erase(msg.handle);
       }

@@ -91,30 +91,10 @@ void collect_status(caf::io::broker* self, const node_context& ctx,
         c->doc["state_digest"] = hex(s.digest);
         c->doc["keys"] = s.keys;
         c->doc["log_entries"] = s.log_end;
-        c->doc["stats"] = {{"local_writes", s.stats.local_writes},
-                           {"events_sent", s.stats.events_sent},
-                           {"events_received", s.stats.events_received},
-                           {"duplicates_dropped", s.stats.duplicates},
-                           {"buffered", s.stats.buffered},
-                           {"buffer_overflows", s.stats.buffer_overflows},
-                           {"conflicts", s.stats.conflicts},
-                           {"resolved", s.stats.resolved},
-                           {"unresolved", s.stats.unresolved},
-                           {"pulls_sent", s.stats.pulls_sent},
-                           {"pulled_events", s.stats.pulled_events},
-                           {"pull_events_served", s.stats.pull_events_served},
-                           {"log_compacted", s.stats.log_compacted},
-                           {"tombstones_collected", s.stats.tombstones_collected},
-                           {"transfers_received", s.stats.transfers_received},
-                           {"transfer_keys_received", s.stats.transfer_keys_received},
-                           {"transfers_served", s.stats.transfers_served},
-                           {"incarnations_taken", s.stats.incarnations_taken},
-                           {"incarnations_retired", s.stats.incarnations_retired},
-                           {"retired_late", s.stats.retired_late},
-                           {"orphans_dropped", s.stats.orphans_dropped},
-                           {"relayed", s.stats.relayed},
-                           {"skipped_covered", s.stats.skipped_covered},
-                           {"applied_remote", s.stats.applied_remote}};
+        auto stats = nlohmann::json::object();
+        for_each_stat(s.stats,
+                      [&](const char* name, uint64_t value, const char*) { stats[name] = value; });
+        c->doc["stats"] = std::move(stats);
         c->finish_one();
       },
       [c](caf::error&) {

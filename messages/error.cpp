@@ -22,6 +22,16 @@ const char* to_string(errc code) {
     return "timeout";
   case errc::peer_down:
     return "peer_down";
+  case errc::retry_later:
+    return "retry_later";
+  case errc::refused:
+    return "refused";
+  case errc::too_large:
+    return "too_large";
+  case errc::storage_full:
+    return "storage_full";
+  case errc::unauthenticated:
+    return "unauthenticated";
   }
   return "unknown";
 }

@@ -1,6 +1,7 @@
 #pragma once
-// Errors as values for the whole project. `errc` is the one error enum; the actor layer
-// registers it with CAF (actors/error.hpp) so the same codes travel in caf::error.
+// Errors as values for the whole project. `errc` is the one error enum; it
+// travels in caf::error (actors/protocol.hpp: make_error, and from_caf, which keeps the code)
+// and on the wire as its number, so codes are only ever appended.
 // `result<T>` is what code below the actor layer returns instead of throwing.
 
 #include <cstdint>
@@ -20,6 +21,13 @@ enum class errc : uint8_t {
   resolver_failed,  ///< a resolver answered with an error or not at all
   timeout,          ///< an operation did not finish in time
   peer_down,        ///< the connection to that node is down: nothing was sent
+  // What the caller should do, for the errors a client meets (appended: the codes travel on
+  // the wire as numbers, so existing ones keep theirs).
+  retry_later,     ///< nothing was done; the same request may succeed later (busy, catching up)
+  refused,         ///< nothing was done and retrying will not help (reserved key, removed node)
+  too_large,       ///< a key, value, request or reply above a limit: nothing was done
+  storage_full,    ///< the data directory refuses writes (full or failing): see the node's log
+  unauthenticated, ///< no secret or a wrong one: authenticate first
 };
 
 /// Human-readable name of a code, for logs and error messages.

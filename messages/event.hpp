@@ -85,6 +85,13 @@ struct version {
   }
 };
 
+/// The last-writer-wins order, the one place it is spelled: the higher HLC is the later
+/// write, ties broken by the whole dot (node, incarnation, counter), so that every node picks
+/// the same winner. The lww resolver, reserved keys and single-valued reads (RESP) use it.
+inline bool lww_before(const version& a, const version& b) {
+  return a.time != b.time ? a.time < b.time : a.id < b.id;
+}
+
 /// One chunk of a state transfer (DESIGN.md, "Offline and reconnect"): keys of a consistent
 /// snapshot of the sender's key state in ascending order, with the snapshot's version
 /// vector, so the receiver can merge them as a state CRDT.

@@ -10,12 +10,6 @@ namespace mlr::resolvers {
 using messages::dot;
 using messages::version;
 
-bool lww_less(const version& a, const version& b) {
-  if (a.time != b.time)
-    return a.time < b.time;
-  return a.id < b.id;
-}
-
 namespace {
 
 resolver_actor::behavior_type lww_resolver() {
@@ -23,7 +17,8 @@ resolver_actor::behavior_type lww_resolver() {
     [](resolve_atom, const std::string&, const std::vector<version>& versions) {
       std::vector<dot> keep;
       if (!versions.empty())
-        keep.push_back(std::max_element(versions.begin(), versions.end(), lww_less)->id);
+        keep.push_back(
+          std::max_element(versions.begin(), versions.end(), messages::lww_before)->id);
       return keep;
     },
   };

@@ -37,7 +37,7 @@ bool max_less(const messages::version& a, const messages::version& b) {
     return y.has_value();
   if (x && *x != *y)
     return *x < *y;
-  return lww_less(a, b);
+  return messages::lww_before(a, b);
 }
 
 resolver_actor::behavior_type max_resolver() {

@@ -47,9 +47,6 @@ resolver_actor spawn_multi_resolver(caf::actor_system& sys);
 /// The example of a user-written resolver: keeps the numerically largest value.
 resolver_actor spawn_max_resolver(caf::actor_system& sys);
 
-/// The last-writer-wins order as a function, for code that must agree with the resolver.
-bool lww_less(const messages::version& a, const messages::version& b);
-
 } // namespace mlr::resolvers
 
 #include <functional>

@@ -73,7 +73,10 @@ TEST_CASE("client auth: with --client-secret-file, RESP and native clients must 
     auto r = conn->put("n", "1");
     REQUIRE_FALSE(r);
     CHECK(r.err().message.find("authentication required") != std::string::npos);
-    CHECK_FALSE(conn->auth("nope"));
+    CHECK(r.err().code == errc::unauthenticated); // what to do: authenticate
+    auto wrong = conn->auth("nope");
+    REQUIRE_FALSE(wrong);
+    CHECK(wrong.err().code == errc::unauthenticated);
     REQUIRE(conn->auth("s3cret-for-clients"));
     CHECK(conn->put("n", "1"));
   }

@@ -68,9 +68,16 @@ TEST_CASE("poison writes: the largest value replicates everywhere, one byte more
   auto over = conn->put("too-large", std::string(limit + 1, 'v'));
   REQUIRE_FALSE(over);
   CHECK(over.err().message == "value is 16777217 bytes; the limit is 16777216 (--max-value-bytes)");
+  CHECK(over.err().code == errc::too_large); // the code says what to do: send less
   auto long_key = conn->put(std::string((64u << 10) + 1, 'k'), "v");
   REQUIRE_FALSE(long_key);
   CHECK(long_key.err().message == "key is 65537 bytes; the limit is 65536 (--max-key-bytes)");
+  CHECK(long_key.err().code == errc::too_large);
+  // A key of the cluster's own is refused, and reads as refused (not as a timeout).
+  auto reserved = conn->put(std::string("\0mlr:topology", 13), "members x");
+  REQUIRE_FALSE(reserved);
+  CHECK(reserved.err().code == errc::refused);
+  CHECK(reserved.err().message.find("are the cluster's own") != std::string::npos);
 
   raw_socket r(c.ports(0).resp);
   r.send(resp_command({"SET", "too-large", std::string(limit + 1, 'v')}));

@@ -5,6 +5,7 @@
 #include "process_harness.hpp"
 #include "raw_socket.hpp"
 
+#include "core/replica_stats.hpp"
 #include "messages/codec.hpp"
 #include "transport/handshake.hpp"
 
@@ -55,9 +56,13 @@ void check_convergence(const std::string& topology) {
   REQUIRE(failures == 0);
   INFO(c.logs());
   REQUIRE(c.wait_converged());
+  size_t counters = 0;
+  const actors::replica_stats none;
+  actors::for_each_stat(none, [&](auto&&...) { ++counters; });
   for (size_t i = 0; i < 3; ++i) {
     auto s = *c.status(i);
     CHECK(s["applied_total"].get<uint64_t>() == 300);
+    CHECK(s["stats"].size() == counters); // status shows every counter of the one table
     for (auto& p : s["peers"]) {
       CHECK(p["up"].get<bool>());
       CHECK(p["lag_events"].get<uint64_t>() == 0);

@@ -354,7 +354,7 @@ resolvers::resolver_factory one_flaky_resolver(std::string mode) {
                 throw std::runtime_error("this resolver fails once");
               return self->make_response_promise<std::vector<messages::dot>>(); // never delivered
             }
-            auto best = std::max_element(vs.begin(), vs.end(), resolvers::lww_less);
+            auto best = std::max_element(vs.begin(), vs.end(), messages::lww_before);
             return std::vector<messages::dot>{best->id};
           }};
       });

@@ -98,10 +98,10 @@ private:
       bytes += w.key.size() + w.value.size();
     if (waiting_.size() >= cfg_.max_waiting_writes ||
         waiting_bytes_ + bytes > cfg_.max_waiting_bytes)
-      return make_error(errc::invalid_argument,
-                        std::to_string(waiting_.size()) + " writes (" +
-                          std::to_string(waiting_bytes_) + " bytes) already wait for their " +
-                          "contexts here; nothing was written: retry later");
+      return make_error(errc::retry_later, std::to_string(waiting_.size()) + " writes (" +
+                                             std::to_string(waiting_bytes_) +
+                                             " bytes) already wait for their " +
+                                             "contexts here; nothing was written: retry later");
     waiting_bytes_ += bytes;
     replica_.want(missing);
     auto rp = make_response_promise<T>();
@@ -136,7 +136,7 @@ private:
     if (auto err = removed_error())
       return err;
     if (!store_error_.empty())
-      return make_error(errc::invalid_argument, "write refused: " + store_error_);
+      return make_error(errc::storage_full, "write refused: " + store_error_);
     for (auto& w : ws) {
       if (reserved(w.key))
         return reserved_error();
@@ -157,7 +157,7 @@ private:
   }
 
   caf::error catching_up_error() {
-    return make_error(errc::invalid_argument,
+    return make_error(errc::retry_later,
                       "this node started without data and has not caught up with its peers " +
                         std::string("within ") + std::to_string(cfg_.context_wait.count()) +
                         " ms (it holds " + std::to_string(replica_.applied().total()) +
@@ -171,7 +171,7 @@ private:
       names += (i ? ", " : "") + messages::to_string(missing[i]);
     if (missing.size() > 3)
       names += " and " + std::to_string(missing.size() - 3) + " more";
-    return make_error(errc::invalid_argument,
+    return make_error(errc::retry_later,
                       "the context names " + names + ", which this node has not received " +
                         "within " + std::to_string(cfg_.context_wait.count()) +
                         " ms; nothing was written: write at the node you read from, or retry " +
@@ -211,19 +211,19 @@ private:
       for (size_t i = 0; i < current_routing_->members.size(); ++i)
         if (i < current_routing_->live.size() && current_routing_->live[i])
           live += (live.empty() ? "" : ", ") + current_routing_->members[i];
-    return make_error(errc::invalid_argument,
-                      "this node was removed from the cluster (topology epoch " + epoch_name() +
-                        "); nothing was done: use a live member (" + live + ")");
+    return make_error(errc::refused, "this node was removed from the cluster (topology epoch " +
+                                       epoch_name() + "); nothing was done: use a live member (" +
+                                       live + ")");
   }
 
   // A key or value above the node's limits is refused before anything is written.
   std::optional<caf::error> size_error(const write_request& w) {
     if (w.key.size() > cfg_.max_key_bytes)
-      return make_error(errc::invalid_argument,
+      return make_error(errc::too_large,
                         "key is " + std::to_string(w.key.size()) + " bytes; the limit is " +
                           std::to_string(cfg_.max_key_bytes) + " (--max-key-bytes)");
     if (w.value.size() > cfg_.max_value_bytes)
-      return make_error(errc::invalid_argument,
+      return make_error(errc::too_large,
                         "value is " + std::to_string(w.value.size()) + " bytes; the limit is " +
                           std::to_string(cfg_.max_value_bytes) + " (--max-value-bytes)");
     return std::nullopt;
@@ -233,7 +233,7 @@ private:
     return key.compare(0, reserved_key_prefix.size(), reserved_key_prefix) == 0;
   }
   static caf::error reserved_error() {
-    return make_error(errc::invalid_argument,
+    return make_error(errc::refused,
                       "keys starting with \\0mlr: are the cluster's own; choose another key");
   }
 
@@ -269,7 +269,7 @@ private:
   }
 
   caf::error not_durable_error() {
-    return make_error(errc::invalid_argument,
+    return make_error(errc::storage_full,
                       "write not durable: " + store_error_ +
                         "; it stays in memory and becomes durable if space is freed before "
                         "the node stops, so its outcome is unknown");
@@ -371,7 +371,7 @@ private:
       log("group commit failed: " + store_error_ + "; " + std::to_string(ready.size()) +
           " writes not acknowledged, writes refused until the data directory recovers");
       report_broken_store();
-      auto err = make_error(errc::invalid_argument,
+      auto err = make_error(errc::storage_full,
                             "write not durable: " + store_error_ +
                               "; it was applied in memory and may or may not reach the disk, "
                               "so its outcome is unknown");

@@ -144,12 +144,7 @@ inline std::string frame_bytes(const frame& f) {
 inline const messages::version* newest(const std::vector<messages::version>& siblings) {
   if (siblings.empty())
     return nullptr;
-  return &*std::max_element(siblings.begin(), siblings.end(),
-                            [](const messages::version& a, const messages::version& b) {
-                              if (a.time != b.time)
-                                return a.time < b.time;
-                              return a.id < b.id;
-                            });
+  return &*std::max_element(siblings.begin(), siblings.end(), messages::lww_before);
 }
 
 template <class F>
