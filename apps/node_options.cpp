@@ -1,5 +1,9 @@
 #include "node_options.hpp"
 
+#include "cluster_file.hpp"
+#include "secret_file.hpp"
+
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -107,6 +111,143 @@ po::options_description make_options(node_options& o) {
     "log entries kept after they became stable (held by every node), so a peer that was "
     "away briefly catches up from the log; one further behind gets a state transfer");
   return desc;
+}
+
+} // namespace mlr::apps
+
+namespace mlr::apps {
+
+namespace {
+
+// The cluster file's settings, where no flag overrode them, and its nodes.
+result<bool> merge_cluster_file(node_options& o, const po::variables_map& vm,
+                                node::node_options& n) {
+  auto cf = read_cluster_file(o.cluster_file);
+  if (!cf)
+    return cf.err();
+  if (!o.peers.empty())
+    return error{errc::invalid_argument, "use either --cluster-file or --peer, not both"};
+  if (!cf->cluster.empty() && vm["cluster"].defaulted())
+    o.cluster = cf->cluster;
+  if (!cf->topology.empty() && vm["topology"].defaulted())
+    o.topology = cf->topology;
+  if (!cf->hub.empty() && !vm.count("hub"))
+    o.hub = cf->hub;
+  if (!cf->standby_hubs.empty() && !vm.count("standby-hubs"))
+    o.standby_hubs = cf->standby_hubs;
+  if (!cf->hub_return.empty() && vm["hub-return"].defaulted())
+    o.hub_return = cf->hub_return;
+  if (!cf->resolver.empty() && vm["resolver"].defaulted())
+    o.resolver = cf->resolver;
+  bool found = false;
+  for (auto& c : cf->nodes) {
+    n.members.push_back({c.id, c.peer_address});
+    if (c.id != o.id)
+      continue;
+    found = true;
+    if (o.client_listen.empty())
+      o.client_listen = c.client_address;
+    if (o.resp_listen.empty())
+      o.resp_listen = c.resp_address;
+  }
+  if (!found && !o.id.empty())
+    return error{errc::invalid_argument,
+                 "node '" + o.id + "' is not in the cluster file " + o.cluster_file};
+  return true;
+}
+
+// --id and --peer: the members are the sorted ids.
+result<bool> members_from_peers(const node_options& o, node::node_options& n) {
+  n.members.push_back({o.id, o.listen});
+  for (auto& p : o.peers) {
+    auto eq = p.find('=');
+    if (eq == std::string::npos || eq == 0)
+      return error{errc::invalid_argument,
+                   "--peer '" + p + "' must look like ID=HOST:PORT, e.g. n1=127.0.0.1:7001"};
+    auto id = p.substr(0, eq);
+    for (auto& m : n.members)
+      if (m.id == id)
+        return error{errc::invalid_argument,
+                     "--peer names node '" + id + "' twice (or names this node)"};
+    n.members.push_back({id, p.substr(eq + 1)});
+  }
+  std::sort(n.members.begin(), n.members.end(),
+            [](const node::member& a, const node::member& b) { return a.id < b.id; });
+  return true;
+}
+
+result<bool> read_secrets(const node_options& o, node::node_options& n) {
+  if (!o.secret_file.empty()) {
+    auto s = read_secret(o.secret_file);
+    if (!s)
+      return s.err();
+    n.secret = *s;
+  }
+  if (!o.client_secret_file.empty() && !o.requirepass.empty())
+    return error{errc::invalid_argument,
+                 "give either --client-secret-file or requirepass, not both"};
+  if (!o.client_secret_file.empty()) {
+    auto s = read_secret(o.client_secret_file, "client secret");
+    if (!s)
+      return s.err();
+    n.client_secret = *s;
+  } else {
+    n.client_secret = o.requirepass;
+  }
+  if (!o.admin_secret_file.empty()) {
+    auto s = read_secret(o.admin_secret_file, "admin secret");
+    if (!s)
+      return s.err();
+    n.admin_secret = *s;
+  }
+  return true;
+}
+
+std::vector<std::string> split_commas(const std::string& list) {
+  std::vector<std::string> out;
+  std::stringstream in(list);
+  for (std::string id; std::getline(in, id, ',');)
+    out.push_back(id);
+  return out;
+}
+
+} // namespace
+
+result<node::node_options> to_node_options(node_options& o, const po::variables_map& vm) {
+  node::node_options n;
+  if (o.id.empty())
+    return error{errc::invalid_argument, "--id is required: the name of this node, e.g. --id n0"};
+  auto members = o.cluster_file.empty() ? members_from_peers(o, n) : merge_cluster_file(o, vm, n);
+  if (!members)
+    return members.err();
+  if (o.listen.empty() && o.cluster_file.empty())
+    return error{errc::invalid_argument,
+                 "--listen HOST:PORT is required (where the other nodes connect)"};
+  if (auto ok = read_secrets(o, n); !ok)
+    return ok.err();
+  n.cluster = o.cluster;
+  n.id = o.id;
+  n.listen = o.listen;
+  n.client_listen = o.client_listen;
+  n.resp_listen = o.resp_listen;
+  n.topology = o.topology;
+  n.hub = o.hub;
+  n.standby_hubs = split_commas(o.standby_hubs);
+  n.hub_return = o.hub_return;
+  n.resolver = o.resolver;
+  n.allow_unauthenticated_clients = o.allow_unauthenticated;
+  n.data_dir = o.data_dir;
+  n.sync = o.sync;
+  n.threads = o.threads;
+  n.heartbeat = std::chrono::milliseconds(o.heartbeat_ms);
+  n.peer_timeout = std::chrono::milliseconds(o.peer_timeout_ms);
+  n.handshake_timeout = std::chrono::milliseconds(o.handshake_timeout_ms);
+  n.ack_timeout = std::chrono::milliseconds(o.ack_timeout_ms);
+  n.pull_grace = std::chrono::milliseconds(o.pull_grace_ms);
+  n.max_key_bytes = o.max_key_bytes;
+  n.max_value_bytes = o.max_value_bytes;
+  n.log_retention = o.log_retention;
+  return n;
 }
 
 } // namespace mlr::apps

@@ -3,6 +3,7 @@
 // prints, in one place.
 
 #include "messages/error.hpp"
+#include "node/node.hpp"
 
 #include <boost/program_options.hpp>
 
@@ -52,5 +53,10 @@ int bad_input(const std::string& msg);
 
 /// Every flag mlr-node takes, bound to `o`.
 boost::program_options::options_description make_options(node_options& o);
+
+/// The node's options from the flags (and the cluster file and secret files they name):
+/// what `node::node::start` takes. Errors name the flag or the file.
+result<node::node_options> to_node_options(node_options& o,
+                                           const boost::program_options::variables_map& vm);
 
 } // namespace mlr::apps

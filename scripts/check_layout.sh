@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The folders are layers and their dependencies point one way (the README draws them):
 #
-#   messages <- resolvers, storage <- core <- actors <- transport <- gateways <- apps
-#                                             actors <- topology <- apps;  messages <- client
+#   messages <- resolvers, storage <- core <- actors <- transport <- gateways <- node <- apps
+#                                             actors <- topology <- node;  messages <- client <- node
 #
 # This check fails, naming the file and line, if a file includes a header of a folder its
 # layer may not use, or a header under another folder's detail/ (tests/ may include any).
@@ -19,8 +19,9 @@ declare -A allowed=(
   [gateways]="messages storage resolvers core actors transport"
   [topology]="messages storage resolvers core actors"
   [client]="messages"
-  [apps]="messages storage resolvers core actors transport gateways topology client"
-  [bench]="messages storage resolvers core actors transport gateways topology client"
+  [node]="messages storage resolvers core actors transport gateways topology client"
+  [apps]="messages storage resolvers core actors transport gateways topology client node"
+  [bench]="messages storage resolvers core actors transport gateways topology client node"
 )
 bad=0
 for folder in "${!allowed[@]}"; do

@@ -10,6 +10,37 @@
 
 namespace mlr::topology {
 
+void set_static_routing(actors::leader_config& cfg, const graph& g, const spanning_trees_t& trees,
+                        node_index n, const std::vector<node_index>& standby_hubs,
+                        const std::string& hub_return, bool require_addresses) {
+  cfg.replica.forward_to = forwarding_table(trees, n);
+  cfg.replica.trees = trees;
+  cfg.out_edges = g.successors(n);
+  cfg.route = make_router(g.names(), n, standby_hubs, require_addresses);
+  if (hub_return == "spoke" && !standby_hubs.empty() && standby_hubs[0] == n) {
+    // The hub: the node every other node links to.
+    for (node_index x = 0; x < g.size(); ++x)
+      if (g.successors(x).size() + 1 == g.size() && x != n)
+        cfg.take_over_from = x;
+    cfg.take_over_spec = "star:" + g.name(n);
+  }
+}
+
+actors::link_actor spawn_static_link(caf::actor_system& sys, const graph& g,
+                                     const spanning_trees_t& trees,
+                                     const std::vector<node_index>& standby_hubs,
+                                     actors::link_config link, node_index from, node_index to,
+                                     const actors::leader_actor& source,
+                                     const std::function<actors::sink_actor(node_index)>& reach) {
+  link.from = from;
+  link.to = to;
+  link.detours = detour_candidates(g, trees, from, to, standby_hubs);
+  std::vector<actors::sink_actor> detour_sinks;
+  for (auto d : link.detours)
+    detour_sinks.push_back(reach(d));
+  return actors::spawn_replication_link(sys, link, source, reach(to), std::move(detour_sinks));
+}
+
 namespace {
 
 // A leader's configuration as the cluster spec says, routing left to the caller.
@@ -41,21 +72,10 @@ std::unique_ptr<storage::store> store_for(const cluster_spec& spec, node_index n
 }
 
 // A node of the static topology: its routing from the spanning trees and its out-edges.
-actors::leader_config static_config(const cluster_spec& spec,
-                                    const std::vector<std::vector<std::vector<node_index>>>& trees,
+actors::leader_config static_config(const cluster_spec& spec, const spanning_trees_t& trees,
                                     node_index n, uint64_t incarnation) {
   auto cfg = base_config(spec, n, incarnation);
-  cfg.replica.forward_to = forwarding_table(trees, n);
-  cfg.replica.trees = trees;
-  cfg.out_edges = spec.topology.successors(n);
-  cfg.route = make_router(spec.topology.names(), n, spec.standby_hubs);
-  if (spec.hub_return == "spoke" && !spec.standby_hubs.empty() && spec.standby_hubs[0] == n) {
-    // The hub: the node every other node links to.
-    for (node_index x = 0; x < spec.topology.size(); ++x)
-      if (spec.topology.successors(x).size() + 1 == spec.topology.size() && x != n)
-        cfg.take_over_from = x;
-    cfg.take_over_spec = "star:" + spec.topology.name(n);
-  }
+  set_static_routing(cfg, spec.topology, trees, n, spec.standby_hubs, spec.hub_return);
   return cfg;
 }
 
@@ -64,21 +84,13 @@ actors::sink_actor sink_for(const cluster_spec& spec, node_index from, node_inde
   return spec.make_sink ? spec.make_sink(from, to, dest) : actors::sink_actor{dest};
 }
 
-// The link for the static topology's edge from -> to, with its detours.
 actors::link_actor spawn_static_link(caf::actor_system& sys, const cluster_spec& spec,
-                                     const std::vector<std::vector<std::vector<node_index>>>& trees,
+                                     const spanning_trees_t& trees,
                                      const std::vector<std::vector<actors::sink_actor>>& reach,
                                      node_index from, node_index to,
                                      const actors::leader_actor& source) {
-  auto link_cfg = spec.link;
-  link_cfg.from = from;
-  link_cfg.to = to;
-  link_cfg.detours = detour_candidates(spec.topology, trees, from, to, spec.standby_hubs);
-  std::vector<actors::sink_actor> detour_sinks;
-  for (auto d : link_cfg.detours)
-    detour_sinks.push_back(reach[from][d]);
-  return actors::spawn_replication_link(sys, link_cfg, source, reach[from][to],
-                                        std::move(detour_sinks));
+  return spawn_static_link(sys, spec.topology, trees, spec.standby_hubs, spec.link, from, to,
+                           source, [&](node_index d) { return reach[from][d]; });
 }
 
 } // namespace

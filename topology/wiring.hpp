@@ -92,6 +92,27 @@ result<bool> restart_node(caf::actor_system& sys, const cluster_spec& spec, clus
                           node_index n, std::unique_ptr<storage::store> store,
                           uint64_t incarnation);
 
+/// Routes by the spanning trees of a topology, one tree per origin.
+using spanning_trees_t = std::vector<std::vector<std::vector<node_index>>>;
+
+/// The routing part of node `n`'s leader configuration in the static topology `g`: what it
+/// forwards along the spanning trees, its out-edges, its router for topology changes, and,
+/// when the first standby hub takes the hub's role over (`hub_return` "spoke"), whom it
+/// takes over from: the node every other node links to. The in-process cluster and the
+/// networked node (node/node.hpp) both configure their leaders with it.
+void set_static_routing(actors::leader_config& cfg, const graph& g, const spanning_trees_t& trees,
+                        node_index n, const std::vector<node_index>& standby_hubs,
+                        const std::string& hub_return, bool require_addresses = false);
+
+/// Spawns the link for the static topology's edge from -> to, with its detours (from
+/// `link`, whose endpoints and detours are filled in); `reach(d)` is how `from` reaches d.
+actors::link_actor spawn_static_link(caf::actor_system& sys, const graph& g,
+                                     const spanning_trees_t& trees,
+                                     const std::vector<node_index>& standby_hubs,
+                                     actors::link_config link, node_index from, node_index to,
+                                     const actors::leader_actor& source,
+                                     const std::function<actors::sink_actor(node_index)>& reach);
+
 /// Validates the topology and spawns the cluster. Refuses a graph that is not strongly
 /// connected (the error names the unreachable nodes).
 result<cluster_handles> wire_cluster(caf::actor_system& sys, const cluster_spec& spec);

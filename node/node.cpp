@@ -1,0 +1,339 @@
+#include "node/node.hpp"
+
+#include "node/detail/plan.hpp"
+
+#include "client/native_client.hpp"
+#include "gateways/gateways.hpp"
+#include "storage/store.hpp"
+#include "topology/wiring.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/scoped_actor.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+namespace mlr::node {
+
+using detail::address;
+using detail::node_index;
+using detail::plan;
+
+// Members added at runtime: the topology key names where they listen; the leader's
+// on_routing (on its thread) connects to them and hands the leader their sinks.
+struct runtime_members {
+  std::mutex m;
+  caf::actor_system* sys = nullptr;
+  actors::transport* net = nullptr;
+  actors::leader_actor leader;
+
+  void on_routing(const actors::routing& r) {
+    std::lock_guard<std::mutex> guard(m);
+    if (!net)
+      return; // not started yet, or stopping; the leader calls again with its peers
+    bool added = false;
+    for (size_t i = net->sinks.size(); i < r.members.size(); ++i) {
+      auto where = std::find_if(r.addresses.begin(), r.addresses.end(),
+                                [&](auto& a) { return a.first == r.members[i]; });
+      auto addr = where == r.addresses.end()
+                    ? result<address>(error{errc::invalid_argument, "no 'address' line"})
+                    : client::parse_address(where->second);
+      if (!addr) {
+        spdlog::error("member {} added by the topology but cannot be reached: {}", r.members[i],
+                      addr.err().message);
+        break; // indexes must stay in order
+      }
+      actors::add_peer(*sys, *net, leader, r.members[i],
+                       actors::peer_address{addr->first, addr->second});
+      added = true;
+    }
+    if (added)
+      caf::anon_send(leader, actors::peers_atom::value, net->sinks);
+  }
+};
+
+struct node::impl {
+  node_options opts;
+  plan p;
+  uint64_t incarnation = 0;
+  std::unique_ptr<caf::actor_system_config> cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  actors::leader_actor leader;
+  resolvers::resolver_actor resolver;
+  std::optional<actors::transport> net;
+  std::vector<actors::link_actor> links;
+  std::vector<caf::actor> brokers;
+  std::shared_ptr<runtime_members> rt = std::make_shared<runtime_members>();
+  uint16_t client_port = 0, resp_port = 0;
+  std::string where;
+  bool stopped = false;
+
+  actors::leader_config leader_config() const {
+    actors::leader_config lc;
+    lc.replica.self = p.self;
+    lc.replica.incarnation = incarnation;
+    auto trees = topology::spanning_trees(p.graph);
+    topology::set_static_routing(lc, p.graph, trees, p.self, p.standby, opts.hub_return,
+                                 /*require_addresses=*/true);
+    lc.on_routing = [rt = rt](const actors::routing& r) { rt->on_routing(r); };
+    lc.relay_ack_timeout = opts.ack_timeout;
+    lc.replica.pull_grace_ms = static_cast<uint64_t>(opts.pull_grace.count());
+    lc.replica.new_incarnation = actors::random_incarnation;
+    lc.replica.log_retention = opts.log_retention;
+    lc.replica.observer = opts.observer;
+    lc.sync = p.sync;
+    lc.log = [](const std::string& line) { spdlog::info("{}", line); };
+    lc.max_key_bytes = opts.max_key_bytes;
+    lc.max_value_bytes = opts.max_value_bytes;
+    lc.on_failure = opts.on_failure;
+    lc.make_resolver = resolvers::builtin_resolver(opts.resolver);
+    return lc;
+  }
+
+  result<bool> start_system() {
+    cfg = std::make_unique<caf::actor_system_config>();
+    cfg->load<caf::io::middleman>();
+    cfg->set("scheduler.max-threads", static_cast<int64_t>(opts.threads));
+    std::istringstream no_ini; // never read caf-application.ini implicitly
+    auto args = opts.caf_args;
+    args.insert(args.begin(), "mlr-node");
+    if (auto err = cfg->parse(args, no_ini))
+      return error{errc::invalid_argument, "CAF option: " + cfg->render(err)};
+    sys = std::make_unique<caf::actor_system>(*cfg);
+    return true;
+  }
+
+  result<bool> start_transport() {
+    actors::transport_config tc;
+    tc.self =
+      actors::node_identity{opts.cluster, opts.id, incarnation, opts.secret, 2, 2, p.members};
+    tc.self_index = p.self;
+    tc.addresses = p.peers;
+    tc.listen_host = p.listen.first;
+    tc.listen_port = p.listen.second;
+    tc.heartbeat_interval = opts.heartbeat;
+    tc.peer_timeout = opts.peer_timeout;
+    tc.handshake_timeout = opts.handshake_timeout;
+    auto started = actors::start_transport(*sys, tc, leader);
+    if (!started)
+      return started.err();
+    net = std::move(*started);
+    brokers.push_back(net->acceptor);
+    for (auto& d : net->dialers)
+      if (d)
+        brokers.push_back(d);
+    actors::link_config base;
+    base.ack_timeout = opts.ack_timeout;
+    base.probe_interval = opts.peer_timeout / 2;
+    auto trees = topology::spanning_trees(p.graph);
+    for (auto to : p.graph.successors(p.self))
+      links.push_back(topology::spawn_static_link(*sys, p.graph, trees, p.standby, base, p.self, to,
+                                                  leader,
+                                                  [&](node_index d) { return net->sinks[d]; }));
+    {
+      std::lock_guard<std::mutex> guard(rt->m);
+      rt->sys = sys.get();
+      rt->net = &*net;
+      rt->leader = leader;
+    }
+    caf::anon_send(leader, actors::peers_atom::value, net->sinks);
+    return true;
+  }
+
+  result<bool> start_gateways() {
+    actors::node_context ctx;
+    ctx.cluster = opts.cluster;
+    ctx.node_id = opts.id;
+    ctx.members = p.members;
+    ctx.incarnation = incarnation;
+    ctx.topology = opts.topology;
+    ctx.resolver = opts.resolver;
+    ctx.leader = leader;
+    ctx.acceptor = net->acceptor;
+    ctx.dialers = net->dialers;
+    ctx.max_key_bytes = opts.max_key_bytes;
+    ctx.max_value_bytes = opts.max_value_bytes;
+    ctx.access = actors::client_access{opts.client_secret, opts.admin_secret,
+                                       opts.allow_unauthenticated_clients};
+    where = "peers on " + p.listen.first + ":" + std::to_string(net->port);
+    if (p.client) {
+      auto g = actors::start_client_gateway(*sys, ctx, p.client->first, p.client->second);
+      if (!g)
+        return g.err();
+      brokers.push_back(g->broker);
+      client_port = g->port;
+      where += ", clients on " + p.client->first + ":" + std::to_string(g->port);
+    }
+    if (p.resp) {
+      auto g = actors::start_resp_gateway(*sys, ctx, p.resp->first, p.resp->second);
+      if (!g)
+        return g.err();
+      brokers.push_back(g->broker);
+      resp_port = g->port;
+      where += ", Redis clients on " + p.resp->first + ":" + std::to_string(g->port);
+    }
+    return true;
+  }
+
+  // Waits (up to `flush`) until every link has nothing in flight and has caught up.
+  void flush_links(caf::scoped_actor& self, std::chrono::milliseconds flush) {
+    auto deadline = std::chrono::steady_clock::now() + flush;
+    for (;;) {
+      bool idle = true;
+      uint64_t log_end = 0;
+      self->request(leader, std::chrono::seconds(1), actors::status_atom::value)
+        .receive([&](actors::node_status& s) { log_end = s.log_end; }, [](caf::error&) {});
+      for (auto& l : links)
+        self->request(l, std::chrono::seconds(1), actors::status_atom::value)
+          .receive(
+            [&](actors::link_status& s) { idle &= s.in_flight == 0 && s.acked_cursor >= log_end; },
+            [&](caf::error&) {});
+      if (idle || std::chrono::steady_clock::now() > deadline) {
+        spdlog::info(idle ? "links flushed" : "links not flushed within {} ms; closing anyway",
+                     flush.count());
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+
+  void stop(std::chrono::milliseconds flush) {
+    if (stopped || !sys)
+      return;
+    stopped = true;
+    if (leader) {
+      caf::scoped_actor self{*sys};
+      if (flush.count() > 0)
+        flush_links(self, flush);
+      self->request(leader, std::chrono::seconds(5), actors::shutdown_atom::value)
+        .receive(
+          [](bool ok) {
+            if (!ok)
+              spdlog::error("could not mark the store as cleanly shut down");
+          },
+          [](caf::error&) {});
+    }
+    kill();
+  }
+
+  void kill() {
+    {
+      std::lock_guard<std::mutex> guard(rt->m);
+      rt->net = nullptr;
+    }
+    for (auto& b : brokers)
+      caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
+    for (auto& l : links)
+      caf::anon_send_exit(l, caf::exit_reason::user_shutdown);
+    if (leader)
+      caf::anon_send_exit(leader, caf::exit_reason::user_shutdown);
+    if (resolver)
+      caf::anon_send_exit(resolver, caf::exit_reason::user_shutdown);
+    stopped = true;
+  }
+
+  template <class T, class... Ts> result<T> ask(Ts&&... xs) {
+    caf::scoped_actor self{*sys};
+    std::optional<result<T>> out;
+    self->request(leader, std::chrono::seconds(10), std::forward<Ts>(xs)...)
+      .receive([&](T& x) { out.emplace(std::move(x)); },
+               [&](caf::error& err) { out.emplace(actors::from_caf(err)); });
+    return std::move(*out);
+  }
+};
+
+node::node(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+
+node::~node() {
+  if (impl_)
+    impl_->stop(std::chrono::milliseconds(0));
+}
+
+result<std::unique_ptr<node>> node::start(node_options o) {
+  auto p = detail::check(o);
+  if (!p)
+    return p.err();
+  auto s = std::make_unique<impl>();
+  s->opts = std::move(o);
+  s->p = std::move(*p);
+  if (s->opts.secret.empty())
+    spdlog::warn("no cluster secret: any process that can reach {}:{} and knows a node id can "
+                 "join the cluster",
+                 s->p.listen.first, s->p.listen.second);
+  if (auto ok = s->start_system(); !ok)
+    return ok.err();
+  auto store = detail::open_store(s->opts, s->p);
+  if (!store)
+    return store.err();
+  s->incarnation = store->incarnation;
+  auto lc = s->leader_config();
+  s->resolver = lc.make_resolver(*s->sys);
+  s->leader = actors::spawn_leader(*s->sys, std::move(lc), std::move(store->store), s->resolver);
+  if (auto ok = s->start_transport(); !ok) {
+    s->kill();
+    return ok.err();
+  }
+  if (auto ok = s->start_gateways(); !ok) {
+    s->kill();
+    return ok.err();
+  }
+  auto& opts = s->opts;
+  if (opts.client_secret.empty())
+    spdlog::warn(opts.allow_unauthenticated_clients
+                   ? "clients are not authenticated, and clients from any host are served "
+                     "(allow unauthenticated clients)"
+                   : "clients are not authenticated (no client secret): serving loopback "
+                     "clients only (protected mode)");
+  if (opts.admin_secret.empty())
+    spdlog::info("no admin secret: topology and membership changes through the client port "
+                 "are refused");
+  return std::unique_ptr<node>(new node(std::move(s)));
+}
+
+uint16_t node::peer_port() const {
+  return impl_->net ? impl_->net->port : 0;
+}
+uint16_t node::client_port() const {
+  return impl_->client_port;
+}
+uint16_t node::resp_port() const {
+  return impl_->resp_port;
+}
+uint64_t node::incarnation() const {
+  return impl_->incarnation;
+}
+const std::string& node::where() const {
+  return impl_->where;
+}
+
+result<messages::dot> node::put(const std::string& key, const std::string& value) {
+  return impl_->ask<messages::dot>(actors::put_atom::value, key, value);
+}
+
+result<messages::dot> node::put(const std::string& key, const std::string& value,
+                                const std::vector<messages::dot>& context) {
+  return impl_->ask<messages::dot>(actors::put_atom::value, key, value,
+                                   actors::causal_context{context});
+}
+
+result<messages::dot> node::del(const std::string& key) {
+  return impl_->ask<messages::dot>(actors::del_atom::value, key);
+}
+
+result<read_result> node::get(const std::string& key) {
+  auto r = impl_->ask<actors::get_result>(actors::get_atom::value, key);
+  if (!r)
+    return r.err();
+  return read_result{std::move(r->siblings), std::move(r->context.dots)};
+}
+
+void node::stop(std::chrono::milliseconds flush) {
+  impl_->stop(flush);
+}
+
+} // namespace mlr::node

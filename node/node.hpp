@@ -1,0 +1,122 @@
+#pragma once
+// A networked mlr node inside your own program: one options value in, a running leader out,
+// replicating over TCP with the other members of its cluster (mlr-node processes or other
+// programs that embed this). `mlr-node` is this plus command-line parsing and signals.
+//
+//   mlr::node::node_options o;
+//   o.cluster = "shop";
+//   o.id = "a";
+//   o.members = {{"a", "127.0.0.1:7000"}, {"b", "127.0.0.1:7001"}};
+//   o.secret = "...";                   // the cluster secret (every member has the same)
+//   auto n = mlr::node::node::start(o); // the ports are open when it returns
+//   n.value()->put("cart", "apples");   // replicated to b
+//
+// Everything a node needs is in node_options; start() checks it and says what is wrong.
+// No CAF type appears here: the node owns its actor system.
+
+#include "messages/dot.hpp"
+#include "messages/error.hpp"
+#include "messages/event.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace mlr::actors {
+class replica_observer;
+} // namespace mlr::actors
+
+namespace mlr::node {
+
+/// One member of the cluster: its id and where its peer port listens (HOST:PORT).
+struct member {
+  std::string id;
+  std::string peer_address;
+};
+
+struct node_options {
+  std::string cluster = "mlr"; ///< a node refuses peers of another cluster
+  std::string id;              ///< this node; must be one of `members`
+  /// Every member, this node included. Their order gives node indexes (keep it the same at
+  /// every member and across restarts; mlr-node sorts ids given by --peer).
+  std::vector<member> members;
+  std::string listen;        ///< peer port (HOST:PORT); empty: this node's address in `members`
+  std::string client_listen; ///< native client port (what `mlr` speaks); empty: none
+  std::string resp_listen;   ///< Redis-protocol port; empty: none
+
+  std::string topology = "mesh";         ///< ring, star, mesh, or an edge-list file
+  std::string hub;                       ///< the star's hub (default: the first member)
+  std::vector<std::string> standby_hubs; ///< star: who takes over a lost hub, in order
+  std::string hub_return = "resume";     ///< resume or spoke (DESIGN.md, "Topologies")
+  std::string resolver = "lww";          ///< lww, multi or max
+
+  std::string secret;        ///< the cluster secret; empty: any process may join (warned)
+  std::string client_secret; ///< clients authenticate with it; empty: loopback only
+  std::string admin_secret;  ///< needed for topology changes; empty: they are refused
+  bool allow_unauthenticated_clients = false; ///< serve other hosts without a client secret
+
+  std::string data_dir;       ///< RocksDB directory; empty: in memory (lost on stop)
+  std::string sync = "batch"; ///< always, batch (group commit) or none
+
+  size_t threads = 2;                ///< CAF scheduler threads
+  std::vector<std::string> caf_args; ///< CAF's own flags (--scheduler.*), passed through
+  std::chrono::milliseconds heartbeat{250};
+  std::chrono::milliseconds peer_timeout{2000};
+  std::chrono::milliseconds handshake_timeout{5000};
+  std::chrono::milliseconds ack_timeout{1000};
+  std::chrono::milliseconds pull_grace{500};
+  size_t max_key_bytes = 64u << 10;
+  size_t max_value_bytes = 16u << 20;
+  uint64_t log_retention = 10000;
+
+  /// Called (on an actor's thread) when the leader stops while running: it threw, or its
+  /// store broke. The node serves nothing useful after that; stop it and restart.
+  std::function<void(const std::string& why)> on_failure;
+  /// Sees every applied event (tests, fault injection). Optional.
+  std::shared_ptr<actors::replica_observer> observer;
+};
+
+/// What a read returns: the live versions (siblings when concurrent writes were kept) and
+/// the context to pass to a write that replaces them.
+struct read_result {
+  std::vector<messages::version> siblings;
+  std::vector<messages::dot> context;
+};
+
+class node {
+public:
+  /// Checks `o` (the error says which field is wrong and what to do), opens the store,
+  /// and starts the leader, the peer transport and the client ports.
+  static result<std::unique_ptr<node>> start(node_options o);
+  ~node(); ///< stop(), if it was not called
+
+  /// The ports, as bound (useful when 0 was asked for); 0 when not opened.
+  uint16_t peer_port() const;
+  uint16_t client_port() const;
+  uint16_t resp_port() const;
+  uint64_t incarnation() const;
+  const std::string& where() const; ///< "peers on ..., clients on ..." for a log line
+
+  /// The blocking API, as a client sees it (a write returns once applied here, and once
+  /// durable under sync batch or always; replication is asynchronous).
+  result<messages::dot> put(const std::string& key, const std::string& value);
+  result<messages::dot> put(const std::string& key, const std::string& value,
+                            const std::vector<messages::dot>& context);
+  result<messages::dot> del(const std::string& key);
+  result<read_result> get(const std::string& key);
+
+  /// Flushes the links (up to `flush`), marks a clean shutdown in the store, and stops
+  /// every actor. Idempotent.
+  void stop(std::chrono::milliseconds flush = std::chrono::seconds(2));
+
+  struct impl;
+
+private:
+  explicit node(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace mlr::node
