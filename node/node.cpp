@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -72,6 +73,7 @@ struct node::impl {
   uint16_t client_port = 0, resp_port = 0;
   std::string where;
   bool stopped = false;
+  std::shared_ptr<std::atomic<bool>> failed = std::make_shared<std::atomic<bool>>(false);
 
   actors::leader_config leader_config() const {
     actors::leader_config lc;
@@ -90,7 +92,13 @@ struct node::impl {
     lc.log = [](const std::string& line) { spdlog::info("{}", line); };
     lc.max_key_bytes = opts.max_key_bytes;
     lc.max_value_bytes = opts.max_value_bytes;
-    lc.on_failure = opts.on_failure;
+    // A leader that failed (it threw, or its store broke) must not be asked to mark the
+    // store as cleanly shut down: stop() then only stops the actors.
+    lc.on_failure = [failed = failed, user = opts.on_failure](const std::string& why) {
+      failed->store(true);
+      if (user)
+        user(why);
+    };
     lc.make_resolver = resolvers::builtin_resolver(opts.resolver);
     return lc;
   }
@@ -206,7 +214,7 @@ struct node::impl {
     if (stopped || !sys)
       return;
     stopped = true;
-    if (leader) {
+    if (leader && !failed->load()) {
       caf::scoped_actor self{*sys};
       if (flush.count() > 0)
         flush_links(self, flush);
@@ -223,8 +231,16 @@ struct node::impl {
 
   void kill() {
     {
+      // The transport's brokers, with the dialers of members added at runtime (the actor
+      // system waits for every actor when it is destroyed).
       std::lock_guard<std::mutex> guard(rt->m);
       rt->net = nullptr;
+      if (net) {
+        caf::anon_send_exit(net->acceptor, caf::exit_reason::user_shutdown);
+        for (auto& d : net->dialers)
+          if (d)
+            caf::anon_send_exit(d, caf::exit_reason::user_shutdown);
+      }
     }
     for (auto& b : brokers)
       caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
@@ -274,13 +290,15 @@ result<std::unique_ptr<node>> node::start(node_options o) {
   auto lc = s->leader_config();
   s->resolver = lc.make_resolver(*s->sys);
   s->leader = actors::spawn_leader(*s->sys, std::move(lc), std::move(store->store), s->resolver);
+  // A port that cannot be opened (in use, not this host's) is a failure to start, not bad
+  // options: the same options may work once the port is free.
   if (auto ok = s->start_transport(); !ok) {
     s->kill();
-    return ok.err();
+    return error{errc::refused, ok.err().message};
   }
   if (auto ok = s->start_gateways(); !ok) {
     s->kill();
-    return ok.err();
+    return error{errc::refused, ok.err().message};
   }
   auto& opts = s->opts;
   if (opts.client_secret.empty())

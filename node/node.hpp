@@ -73,7 +73,9 @@ struct node_options {
   uint64_t log_retention = 10000;
 
   /// Called (on an actor's thread) when the leader stops while running: it threw, or its
-  /// store broke. The node serves nothing useful after that; stop it and restart.
+  /// store broke. The node serves nothing useful after that: stop it and restart. Never
+  /// call the node from here (it would wait for the thread it runs on); signal another
+  /// thread, as mlr-node does with SIGUSR1.
   std::function<void(const std::string& why)> on_failure;
   /// Sees every applied event (tests, fault injection). Optional.
   std::shared_ptr<actors::replica_observer> observer;

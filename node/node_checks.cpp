@@ -31,7 +31,7 @@ result<std::optional<address>> optional_address(const std::string& text, const c
 
 result<bool> check_members(const node_options& o, plan& p) {
   if (o.id.empty())
-    return bad("id is required: the name of this node, e.g. n0");
+    return bad("id (--id) is required: the name of this node, e.g. n0");
   for (auto& m : o.members) {
     if (std::count(p.members.begin(), p.members.end(), m.id))
       return bad("member '" + m.id + "' is named twice");
@@ -43,10 +43,10 @@ result<bool> check_members(const node_options& o, plan& p) {
   p.self = static_cast<node_index>(self - p.members.begin());
   auto listen = o.listen.empty() ? o.members[p.self].peer_address : o.listen;
   if (listen.empty())
-    return bad("the peer address (listen) is required: where the other nodes connect");
+    return bad("listen (--listen HOST:PORT) is required: where the other nodes connect");
   auto l = client::parse_address(listen);
   if (!l)
-    return bad("listen: " + l.err().message);
+    return bad("listen (--listen): " + l.err().message);
   p.listen = *l;
   p.peers.resize(p.members.size());
   for (size_t i = 0; i < o.members.size(); ++i) {
@@ -67,18 +67,25 @@ result<bool> check_topology(const node_options& o, plan& p) {
   if (g->names() != p.members)
     return bad("the topology file's nodes (" + std::to_string(g->size()) +
                ") are not the cluster's members; list the same ids");
+  auto hub = o.hub.empty() ? p.members.front() : o.hub;
   for (auto& id : o.standby_hubs) {
+    if (id == hub)
+      return bad("standby_hubs (--standby-hubs) names the hub '" + id +
+                 "' itself; name the nodes that take over when it is lost");
     auto i = g->find(id);
     if (i < 0)
-      return bad("standby hubs name '" + id + "', which is not a member");
+      return bad("standby_hubs (--standby-hubs) names '" + id + "', which is not a member");
     if (o.topology != "star")
-      return bad("standby hubs are for a star topology; this one is " + o.topology);
+      return bad("standby_hubs (--standby-hubs) are for a star topology; this one is " +
+                 o.topology);
     p.standby.push_back(static_cast<node_index>(i));
   }
   if (o.hub_return != "resume" && o.hub_return != "spoke")
-    return bad("hub return must be resume or spoke, got '" + o.hub_return + "'");
+    return bad("hub_return (--hub-return) must be resume or spoke, got '" + o.hub_return + "'");
   if (o.hub_return == "spoke" && p.standby.empty())
-    return bad("hub return spoke needs standby hubs: a standby takes the hub's role");
+    return bad(
+      "hub_return spoke (--hub-return spoke) needs standby_hubs (--standby-hubs): a standby "
+      "takes the hub's role");
   if (auto ok = topology::validate(*g); !ok)
     return bad(ok.err().message);
   p.graph = std::move(*g);
@@ -93,13 +100,14 @@ result<bool> check_clients(const node_options& o, plan& p) {
     if (!a->empty() && !is_loopback(*a) && o.client_secret.empty() &&
         !o.allow_unauthenticated_clients)
       return bad("clients would reach " + *a +
-                 " without a secret: give a client secret (clients then authenticate, e.g. "
-                 "redis-cli -a), or allow unauthenticated clients to open it deliberately");
-  auto c = optional_address(o.client_listen, "client listen");
+                 " without a secret: give client_secret (--client-secret-file FILE; clients "
+                 "then authenticate, e.g. redis-cli -a), or set allow_unauthenticated_clients "
+                 "(--allow-unauthenticated-clients) to open it deliberately");
+  auto c = optional_address(o.client_listen, "client_listen (--client-listen)");
   if (!c)
     return c.err();
   p.client = *c;
-  auto r = optional_address(o.resp_listen, "RESP listen");
+  auto r = optional_address(o.resp_listen, "resp_listen (--resp-listen)");
   if (!r)
     return r.err();
   p.resp = *r;
@@ -113,10 +121,12 @@ result<plan> check(const node_options& o) {
   if (auto ok = check_members(o, p); !ok)
     return ok.err();
   if (o.max_value_bytes > (32u << 20) || o.max_key_bytes > (1u << 20))
-    return bad("the value limit may be at most 33554432 (32 MiB) and the key limit at most "
-               "1048576 (1 MiB): a write must fit the 64 MiB frames that replicate it");
+    return bad(
+      "max_value_bytes (--max-value-bytes) may be at most 33554432 (32 MiB) and max_key_bytes "
+      "(--max-key-bytes) at most "
+      "1048576 (1 MiB): a write must fit the 64 MiB frames that replicate it");
   if (!resolvers::builtin_resolver(o.resolver))
-    return bad("resolver must be lww, multi or max, got '" + o.resolver + "'");
+    return bad("resolver (--resolver) must be lww, multi or max, got '" + o.resolver + "'");
   if (auto ok = check_topology(o, p); !ok)
     return ok.err();
   if (auto ok = check_clients(o, p); !ok)
@@ -128,7 +138,7 @@ result<plan> check(const node_options& o) {
   else if (o.sync == "none")
     p.sync = actors::sync_policy::none;
   else
-    return bad("sync must be always, batch or none, got '" + o.sync + "'");
+    return bad("sync (--sync) must be always, batch or none, got '" + o.sync + "'");
   return p;
 }
 
@@ -150,7 +160,7 @@ result<opened_store> open_store(const node_options& o, const plan& p) {
   if (owner_cluster && owner_node && (*owner_cluster != o.cluster || *owner_node != o.id))
     return bad("data directory '" + o.data_dir + "' belongs to node '" + *owner_node +
                "' of cluster '" + *owner_cluster + "', not to node '" + o.id + "' of cluster '" +
-               o.cluster + "'; point the data directory at this node's own");
+               o.cluster + "'; point data_dir (--data-dir) at this node's own directory");
   // Node indexes in version vectors come from the membership's order: a directory written
   // under another membership would read them as other nodes.
   std::string joined;

@@ -61,7 +61,12 @@ TEST_CASE("embedding: two processes of the README's notes program and an mlr-nod
                     "--cluster-secret-file", dir + "/secret"},
                    dir + "/n0.log");
   REQUIRE(eventually([&] { return serving(api_a) && serving(api_b) && serving(client_n); }, 20s));
-  CHECK(a.log().find("notes a: peers on 127.0.0.1:" + std::to_string(peer_a)) != std::string::npos);
+  CHECK(eventually(
+    [&] {
+      return a.log().find("notes a: peers on 127.0.0.1:" + std::to_string(peer_a)) !=
+             std::string::npos;
+    },
+    5s));
 
   CHECK(ask(api_a, "note groceries apples and pears") == "saved");
   CHECK(eventually([&] { return ask(api_b, "read groceries") == "apples and pears"; }, 10s));
