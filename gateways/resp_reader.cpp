@@ -127,23 +127,27 @@ size_t resp_reader::buffered() const {
   return impl_->reader->len - impl_->reader->pos;
 }
 
+// The limit a bulk string was refused by, in words: the node's, or the one before AUTH.
+std::string resp_reader::limit_words() const {
+  return impl_->authenticated ? "this node's limit of " + limit_text(max_bulk_)
+                              : std::string("16384 bytes (unauthenticated)");
+}
+
 result<std::optional<std::vector<std::string>>> resp_reader::next() {
   auto* r = impl_->reader;
   void* raw = nullptr;
   if (redisReaderGetReply(r, &raw) != REDIS_OK) {
     auto why = impl_->refusal.empty() ? std::string(r->errstr) : impl_->refusal;
     if (impl_->refusal.rfind("bulk string of ", 0) == 0)
-      why += " is above this node's limit of " + limit_text(max_bulk_);
+      why += " is above " + limit_words();
     return error{errc::malformed_frame, why};
   }
   if (!raw) {
     // Needs more bytes. Refuse now what would only be refused once it all arrived.
     auto pending = pending_bulk_length(r);
     if (pending && *pending > impl_->max_bulk)
-      return error{errc::oversized_frame,
-                   "bulk string of " + std::to_string(*pending) + " bytes is above " +
-                     (impl_->authenticated ? "this node's limit of " + limit_text(max_bulk_)
-                                           : std::string("16384 bytes (unauthenticated)"))};
+      return error{errc::oversized_frame, "bulk string of " + std::to_string(*pending) +
+                                            " bytes is above " + limit_words()};
     if (buffered() > impl_->max_request_bytes)
       return error{errc::oversized_frame,
                    "a request of more than " + std::to_string(impl_->max_request_bytes) + " bytes"};

@@ -48,6 +48,7 @@ public:
 
 private:
   std::unique_ptr<impl> impl_;
+  std::string limit_words() const;
   size_t max_bulk_;
 };
 

@@ -101,7 +101,7 @@ TEST_CASE("poison writes: the largest value replicates everywhere, one byte more
 }
 
 TEST_CASE("RESP limits: a hostile multibulk count, nested arrays and non-bulk arguments are "
-          "protocol errors; the node keeps serving every port") {
+          "protocol errors, the node keeps serving every port") {
   process_cluster c(2, "mesh");
   auto pid = c.node(0).pid();
   auto vm_before = proc_status_kib(pid, "VmSize:");
@@ -279,10 +279,11 @@ TEST_CASE("replies reach the connection that asked: a slow request, close, recon
   }
 }
 
-TEST_CASE("a node whose leader dies exits with status 3 and the reason; it never goes on "
+TEST_CASE("a node whose leader dies exits with status 3 and the reason, it never goes on "
           "listening while every request fails") {
   process_cluster c(2, "mesh", {"--fault", "leader-throws-on-key:boom"});
   REQUIRE(c.connect(0)->put("fine", "1"));
+  REQUIRE(eventually([&] { return c.connect(1)->get("fine")->siblings.size() == 1; }, 10s));
   auto conn = c.connect(0);
   auto r = conn->put("boom", "x"); // the leader throws while applying it
   CHECK_FALSE(r);

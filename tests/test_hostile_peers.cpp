@@ -68,7 +68,7 @@ void check_replicates(process_cluster& c, size_t from, const std::string& key) {
 } // namespace
 
 TEST_CASE("hostile peer: a hello with a forged vector and no proof learns nothing and moves "
-          "nothing; it is closed after the handshake timeout") {
+          "nothing, it is closed after the handshake timeout") {
   process_cluster c(3, "mesh", fast_handshake);
   auto inc = incarnation_of(c, 0);
   auto cpu_before = cpu_seconds(c.node(0).pid());
@@ -115,7 +115,7 @@ TEST_CASE("hostile peer: a hello with a forged vector and no proof learns nothin
   CHECK((*c.status(0))["inbound"]["handshake_timeouts"].get<uint64_t>() >= 1);
 }
 
-TEST_CASE("hostile peer: the proof binds the transcript; a proof for another hello is refused") {
+TEST_CASE("hostile peer: the proof binds the transcript, a proof for another hello is refused") {
   process_cluster c(2, "mesh");
   raw_socket s(c.ports(0).peer);
   auto hello = messages::encode(hello_from("n1"));

@@ -191,7 +191,7 @@ TEST_CASE("bad frames give error values, never crashes") {
 }
 
 TEST_CASE(
-  "ack: gossip says it carries a stable vector even when it is empty; a heartbeat does not") {
+  "ack: gossip says it carries a stable vector even when it is empty, a heartbeat does not") {
   ack gossip;
   gossip.receiver = 1;
   gossip.has_stable = true;

@@ -260,7 +260,7 @@ TEST_CASE("ring N=3 custom resolver (max): the largest number wins everywhere, n
   CHECK(topology::converged(c.statuses()));
 }
 
-TEST_CASE("max resolver: a total order, NaN and infinities ranked; every order of the inputs "
+TEST_CASE("max resolver: a total order, NaN and infinities ranked, every order of the inputs "
           "keeps the same version") {
   sim_cluster c;
   auto r = resolvers::builtin_resolver("max")(*c.sys);

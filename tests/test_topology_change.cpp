@@ -321,7 +321,7 @@ TEST_CASE("C++ API: cluster::add_node and remove_node on a running cluster") {
 }
 
 TEST_CASE("membership: two members added at the same moment at two nodes end with one "
-          "membership everywhere; none routes by its own numbering meanwhile") {
+          "membership everywhere, none routes by its own numbering meanwhile") {
   sim_cluster c;
   sim_network net(*c.sys, 31);
   auto checker = std::make_shared<invariant_checker>();
