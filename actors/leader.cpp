@@ -36,13 +36,11 @@ leader_impl::behavior_type leader_impl::make_behavior() {
     if (m.source == resolver_.address())
       replace_resolver("it stopped: " + system().render(m.reason));
   });
-  if (auto t = replica_.take_topology_update()) // recovered from the store
-    apply_topology(*t);
+  // What the replica recovered from the store: its topology, and siblings that may be the
+  // inputs of a resolution that was pending when the node stopped (asked again at the
+  // first tick).
+  execute(/*by_policy=*/false);
   replica_.caught_up(steady_ms()); // a node that started without data counts from now
-  // Siblings recovered from the store may be the inputs of a resolution that was pending
-  // when the node stopped (the others resolved them): asked again at the first tick.
-  for (auto& key : replica_.take_recovered_siblings())
-    retry_keys_[key] = 0;
   if (cfg_.tick_interval.count() > 0)
     delayed_send(this, cfg_.tick_interval, tick_atom::value);
   return {
@@ -51,9 +49,8 @@ leader_impl::behavior_type leader_impl::make_behavior() {
       auto batch = messages::decode_batch(f, cfg_.limits);
       if (!batch)
         return make_error(batch.err().code, batch.err().message);
-      auto before = replica_.log_end();
-      auto got = replica_.receive(std::move(*batch), now(), pending_);
-      after_change(before);
+      auto got = replica_.receive(std::move(*batch), now());
+      execute();
       messages::ack a;
       a.receiver = cfg_.replica.self;
       a.applied = replica_.applied();
@@ -246,10 +243,9 @@ leader_impl::behavior_type leader_impl::make_behavior() {
         auto spec = *pending_topology_;
         apply_topology(spec); // routes by it once its epoch is stable
       }
-      auto before = replica_.log_end();
       if (store_error_.empty() && replica_.is_live(cfg_.replica.self) &&
-          replica_.retire_incarnations(now(), pending_))
-        after_change(before);
+          replica_.retire_incarnations(now()))
+        execute();
     },
   };
 }

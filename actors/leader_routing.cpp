@@ -145,32 +145,15 @@ result<dot> leader_impl::write_topology(const std::string& spec) {
     return r.err();
   if (!store_error_.empty())
     return error{errc::storage_full, "write refused: " + store_error_};
-  auto before = replica_.log_end();
   auto d = replica_.write(write_request{topology_key, messages::op_kind::put, r->stored, false, {}},
-                          now(), pending_);
-  after_change(before);
+                          now());
+  execute();
   return d;
 }
 
 void leader_impl::log(const std::string& line) {
   if (cfg_.log)
     cfg_.log(line);
-}
-
-// Start, progress (every tenth of the keys) and end of an incoming state transfer.
-void leader_impl::report_transfer(const transfer_progress& before, const transfer_progress& after) {
-  auto from = [](const transfer_progress& t) { return "node " + std::to_string(t.from); };
-  if (after.active && !before.active) {
-    log("state transfer from " + from(after) + " wanted: what this node lacks left the log");
-  } else if (after.active && after.keys_total > 0 &&
-             after.keys_done * 10 / after.keys_total != before.keys_done * 10 / after.keys_total) {
-    log("state transfer from " + from(after) + ": " + std::to_string(after.keys_done) + " of ~" +
-        std::to_string(after.keys_total) + " keys");
-  } else if (before.active && !after.active) {
-    log("state transfer from " + from(before) + " done: " +
-        std::to_string(replica_.stats().transfer_keys_received) + " keys merged in total, " +
-        std::to_string(replica_.stats().transfers_received) + " transfers");
-  }
 }
 
 } // namespace mlr::actors::detail

@@ -59,6 +59,7 @@ replica::replica(replica_config cfg, std::unique_ptr<storage::store> store)
   // once.
   caught_up_ =
     !cfg_.catch_up_wait || cfg_.forward_to.size() <= 1 || !applied_.empty() || !retired_.empty();
+  taken_.log_end = store_->log_end(); // what it recovered is committed already
 }
 
 bool replica::caught_up(uint64_t now_ms) {
@@ -193,7 +194,7 @@ void replica::clear_wanted() {
   wanted_ = messages::version_vector{};
 }
 
-dot replica::write(const write_request& w, uint64_t now_ms, std::vector<conflict>& conflicts) {
+dot replica::write(const write_request& w, uint64_t now_ms) {
   // Never issue a dot this node already holds (its past came back some other way).
   check_own_dot(dot{self_, applied_.get(self_)});
   event e;
@@ -231,13 +232,13 @@ dot replica::write(const write_request& w, uint64_t now_ms, std::vector<conflict
   ++stats_.local_writes;
   if (cfg_.observer)
     cfg_.observer->on_apply(cfg_.self, e, true);
-  apply(std::move(e), conflicts);
+  apply(std::move(e), ready_.conflicts);
   applied_at_last_write_ = applied_;
   return dot{self_, counter_};
 }
 
-replica::receive_result replica::receive(messages::event_batch batch, uint64_t now_ms,
-                                         std::vector<conflict>& conflicts) {
+replica::receive_result replica::receive(messages::event_batch batch, uint64_t now_ms) {
+  auto& conflicts = ready_.conflicts;
   receive_result out;
   for (auto& e : batch.events) {
     e.relay_for = batch.relay_for;
@@ -376,10 +377,49 @@ void replica::reduce_reserved(const std::string& key, std::vector<version>& live
   }
 }
 
-std::optional<std::string> replica::take_topology_update() {
-  auto out = std::move(topology_update_);
+ready replica::take_ready() {
+  ready out = std::move(ready_);
+  ready_ = ready{};
+  out.topology = std::move(topology_update_);
   topology_update_.reset();
+  out.recovered_siblings = std::move(recovered_siblings_);
+  recovered_siblings_.clear();
+  out.relay_links.assign(relay_dests_.begin(), relay_dests_.end());
+  relay_dests_reported_.insert(relay_dests_.begin(), relay_dests_.end());
+  relay_dests_.clear();
+  // What changed the store since the last take: the log grew, garbage was collected, a
+  // state transfer merged keys or started or ended, or a resolution was applied.
+  auto t = transfer();
+  auto collected = stats_.tombstones_collected + stats_.log_compacted;
+  if (store_->log_end() != taken_.log_end || collected != taken_.collected ||
+      stats_.transfer_keys_received != taken_.transfer_keys || t.active != taken_.transfer.active ||
+      dirty_) {
+    if (store_->durable())
+      persist();
+    out.commit = true;
+  }
+  report_transfer(taken_.transfer, t, out.log);
+  taken_ = taken_state{store_->log_end(), collected, stats_.transfer_keys_received, t};
+  dirty_ = false;
   return out;
+}
+
+// Start, progress (every tenth of the keys) and end of an incoming state transfer.
+void replica::report_transfer(const transfer_progress& before, const transfer_progress& after,
+                              std::vector<std::string>& log) const {
+  auto from = [](const transfer_progress& t) { return "node " + std::to_string(t.from); };
+  if (after.active && !before.active) {
+    log.push_back("state transfer from " + from(after) +
+                  " wanted: what this node lacks left the log");
+  } else if (after.active && after.keys_total > 0 &&
+             after.keys_done * 10 / after.keys_total != before.keys_done * 10 / after.keys_total) {
+    log.push_back("state transfer from " + from(after) + ": " + std::to_string(after.keys_done) +
+                  " of ~" + std::to_string(after.keys_total) + " keys");
+  } else if (before.active && !after.active) {
+    log.push_back("state transfer from " + from(before) + " done: " +
+                  std::to_string(stats_.transfer_keys_received) + " keys merged in total, " +
+                  std::to_string(stats_.transfers_received) + " transfers");
+  }
 }
 
 void replica::set_routing(const routing& r) {
@@ -387,13 +427,6 @@ void replica::set_routing(const routing& r) {
   cfg_.trees = r.trees;
   live_ = r.live;
   routing_changed_ = true;
-}
-
-std::vector<messages::node_index> replica::take_relay_destinations() {
-  std::vector<messages::node_index> out(relay_dests_.begin(), relay_dests_.end());
-  relay_dests_reported_.insert(relay_dests_.begin(), relay_dests_.end());
-  relay_dests_.clear();
-  return out;
 }
 
 void replica::release_buffered(std::vector<conflict>& conflicts) {
@@ -485,6 +518,7 @@ void replica::resolve(const conflict& c, const std::vector<dot>& keep) {
     store_->assign(c.key, std::move(next));
   }
   ++stats_.resolved;
+  dirty_ = true;
   conflict_record r;
   r.key = c.key;
   for (auto& v : c.versions)

@@ -148,6 +148,28 @@ struct conflict {
   std::vector<messages::version> versions;
 };
 
+/// Everything the replica asks of its shell (the leader actor) after an input, in one value:
+/// etcd raft's Ready. The shell takes it after each input with replica::take_ready() and
+/// carries it out; nothing leaves the replica any other way.
+struct ready {
+  /// The store holds changes the shell has not committed (their metadata is written, see
+  /// persist()): commit them, as durably as the sync policy says.
+  bool commit = false;
+  /// Concurrent versions met: ask the resolver; answer with resolve() or unresolved().
+  std::vector<conflict> conflicts;
+  /// Start a link to each: this node now relays for a node that stopped answering, and
+  /// may have no link to these yet.
+  std::vector<messages::node_index> relay_links;
+  /// The topology key's winning value changed (a write, a batch, a state transfer, or
+  /// recovery): route by it.
+  std::optional<std::string> topology;
+  /// Keys that held several versions when the store was opened: a resolution that was
+  /// pending when the node stopped is lost with it, so ask again (the first take only).
+  std::vector<std::string> recovered_siblings;
+  /// Lines for the node's log (state transfers starting, progressing, done).
+  std::vector<std::string> log;
+};
+
 struct write_request {
   std::string key;
   messages::op_kind op = messages::op_kind::put;
@@ -178,10 +200,14 @@ class replica {
 public:
   replica(replica_config cfg, std::unique_ptr<storage::store> store);
 
-  /// Applies a local write at wall time `now_ms`; concurrent versions go to `conflicts`.
+  /// What the inputs since the last call ask of the shell (see `ready`). Call it after
+  /// every input; it writes the replica's metadata to the store when something changed.
+  ready take_ready();
+
+  /// Applies a local write at wall time `now_ms` (concurrent versions: take_ready()).
   /// Its context must be held here (see missing_context): a context is part of the write's
   /// causal past, so the write's deps cover it and every receiver applies it after them.
-  messages::dot write(const write_request& w, uint64_t now_ms, std::vector<conflict>& conflicts);
+  messages::dot write(const write_request& w, uint64_t now_ms);
 
   /// False while this node, started without state, has not yet caught up with its peers:
   /// a write it took then would not follow deletes the others already forgot (collected
@@ -207,8 +233,7 @@ public:
     uint32_t duplicates = 0;
   };
   /// Takes a batch from a peer: dedup, causal delivery, apply, forward.
-  receive_result receive(messages::event_batch batch, uint64_t now_ms,
-                         std::vector<conflict>& conflicts);
+  receive_result receive(messages::event_batch batch, uint64_t now_ms);
 
   /// Applies a resolver's decision for versions it was given. Versions that the decision
   /// discards are removed if they are still live; later versions are untouched.
@@ -258,8 +283,7 @@ public:
   /// before serving a `start_transfer` request: the snapshot holds only committed state.
   messages::event_batch serve_pull(const messages::pull_request& req, uint64_t now_ms = 0);
   /// Takes a pull answer: like a batch, counted separately.
-  receive_result receive_pulled(messages::event_batch batch, uint64_t now_ms,
-                                std::vector<conflict>& conflicts);
+  receive_result receive_pulled(messages::event_batch batch, uint64_t now_ms);
 
   /// Stability and garbage collection (DESIGN.md): events every node holds, and with which
   /// nothing concurrent can still arrive, are stable; their tombstones are forgotten and
@@ -270,24 +294,13 @@ public:
   /// write of the reserved key `\0mlr:retired:<node>` whose application (here and at every
   /// node) folds them from the version vectors into the permanent table. The dot written,
   /// if any.
-  std::optional<messages::dot> retire_incarnations(uint64_t now_ms,
-                                                   std::vector<conflict>& conflicts);
+  std::optional<messages::dot> retire_incarnations(uint64_t now_ms);
   /// Retired (origin, incarnation) -> final counter: deps up to it count as covered, dots
   /// above it are rejected.
   const messages::version_vector& retired() const { return retired_; }
   transfer_progress transfer() const;
   /// State transfers this node serves now, and the distinct snapshots they hold.
   std::pair<size_t, size_t> outgoing_transfers() const;
-  /// Nodes this node started forwarding to because it relays for a node that stopped
-  /// answering (they may have no link from here yet); each is returned once.
-  std::vector<messages::node_index> take_relay_destinations();
-  /// Keys that held several versions when the store was opened: a resolution that was
-  /// pending when the node stopped is lost with it, so the leader asks again (all at its
-  /// first tick; a store with very many conflicted keys asks them all at once). Once.
-  std::vector<std::string> take_recovered_siblings() { return std::move(recovered_siblings_); }
-  /// The topology key's winning value when it changed since the last call (a write, a
-  /// batch, a state transfer, or recovery).
-  std::optional<std::string> take_topology_update();
   /// Routes by another topology from now on (entries already logged keep their targets).
   void set_routing(const routing& r);
   /// The topology epoch: the dot of the topology key's winning version (none: the static
@@ -438,6 +451,18 @@ private:
   messages::hlc epoch_time_;
   std::string topology_value_;
   std::optional<std::string> topology_update_;
+  // What take_ready hands out and what it saw at the last take (to tell what changed).
+  ready ready_;
+  struct taken_state {
+    uint64_t log_end = 0;
+    uint64_t collected = 0;
+    uint64_t transfer_keys = 0;
+    transfer_progress transfer;
+  };
+  taken_state taken_;
+  bool dirty_ = false; // a resolution changed the store
+  void report_transfer(const transfer_progress& before, const transfer_progress& after,
+                       std::vector<std::string>& log) const;
   std::set<messages::node_index> relay_dests_;
   std::set<messages::node_index> relay_dests_reported_;
 };

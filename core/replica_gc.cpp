@@ -47,7 +47,7 @@ void replica::fold(const messages::version_vector& retiring) {
   }
 }
 
-std::optional<dot> replica::retire_incarnations(uint64_t now_ms, std::vector<conflict>& conflicts) {
+std::optional<dot> replica::retire_incarnations(uint64_t now_ms) {
   // Earlier incarnations of this node that every node holds up to what this node holds:
   // stable at that counter means every node reported at least it. Events beyond it may
   // still be in flight (the dead incarnation sent them before it stopped); a node that
@@ -62,7 +62,7 @@ std::optional<dot> replica::retire_incarnations(uint64_t now_ms, std::vector<con
   write_request w;
   w.key = reserved_key_prefix + "retired:" + std::to_string(self_.node);
   w.value = storage::serialize(retiring);
-  return write(w, now_ms, conflicts); // applying it folds them here; the others follow
+  return write(w, now_ms); // applying it folds them here; the others follow
 }
 
 void replica::drop_orphans(uint64_t now_ms) {

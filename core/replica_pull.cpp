@@ -242,8 +242,8 @@ messages::event_batch replica::serve_pull(const messages::pull_request& req, uin
   return out;
 }
 
-replica::receive_result replica::receive_pulled(messages::event_batch batch, uint64_t now_ms,
-                                                std::vector<conflict>& conflicts) {
+replica::receive_result replica::receive_pulled(messages::event_batch batch, uint64_t now_ms) {
+  auto& conflicts = ready_.conflicts;
   if (!is_member(batch.sender) || batch.sender == cfg_.self) {
     ++stats_.pull_answers_refused; // a holder that is not a live member: ask another
     pull_failed();
@@ -264,7 +264,7 @@ replica::receive_result replica::receive_pulled(messages::event_batch batch, uin
   stats_.pulled_events += batch.events.size();
   if (batch.events.empty())
     ++pull_rotation_; // this holder had none of it: ask another next time
-  return receive(std::move(batch), now_ms, conflicts);
+  return receive(std::move(batch), now_ms);
 }
 
 messages::event_batch replica::serve_transfer(const messages::pull_request& req, uint64_t now_ms) {

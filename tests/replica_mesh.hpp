@@ -60,7 +60,7 @@ struct mesh {
     auto got = nodes[from]->fetch(to, cur, 1u << 20, 1u << 20);
     cur = got.next;
     if (!got.batch.events.empty())
-      nodes[to]->receive(std::move(got.batch), now, conflicts);
+      nodes[to]->receive(std::move(got.batch), now);
   }
 
   void gossip() {
@@ -77,7 +77,7 @@ struct mesh {
     if (!plan)
       return false;
     auto answer = nodes[plan->holder]->serve_pull(plan->request, now);
-    nodes[i]->receive_pulled(std::move(answer), now, conflicts);
+    nodes[i]->receive_pulled(std::move(answer), now);
     return true;
   }
 
@@ -93,7 +93,7 @@ struct mesh {
         for (int k = 0; k < 1000 && pull(a); ++k) {
         }
         nodes[a]->collect_garbage(now);
-        nodes[a]->retire_incarnations(now, conflicts);
+        nodes[a]->retire_incarnations(now);
       }
     }
   }
@@ -105,6 +105,14 @@ struct mesh {
   uint64_t now = 1'000'000;
   std::vector<std::unique_ptr<replica>> nodes;
   std::map<std::pair<messages::node_index, messages::node_index>, uint64_t> cursors;
+  /// The conflicts every node met since the last call, collected from each node's ready
+  /// value (what the leader would hand to its resolver), appended to `conflicts`.
+  std::vector<conflict>& drain() {
+    for (auto& n : nodes)
+      for (auto& c : n->take_ready().conflicts)
+        conflicts.push_back(std::move(c));
+    return conflicts;
+  }
   std::vector<conflict> conflicts;
 };
 

@@ -118,7 +118,7 @@ TEST_CASE("context naming a write that never reaches the node: refused after the
 TEST_CASE("context across an empty restart: the restarted node waits for what the context "
           "names (by pull), then the write replaces it everywhere") {
   mesh m(3);
-  m[0].write(put("k", "v1"), m.now, m.conflicts);
+  m[0].write(put("k", "v1"), m.now);
   m.settle(2);
   auto ctx = m[1].versions("k");
   REQUIRE(ctx.size() == 1);
@@ -131,22 +131,22 @@ TEST_CASE("context across an empty restart: the restarted node waits for what th
   for (int i = 0; i < 10 && !m[2].missing_context(w).empty(); ++i)
     m.pull(2);
   REQUIRE(m[2].missing_context(w).empty());
-  m[2].write(w, m.now, m.conflicts);
+  m[2].write(w, m.now);
   m.settle(3);
   for (size_t n = 0; n < 3; ++n) {
     auto vs = m[n].versions("k");
     REQUIRE(vs.size() == 1);
     CHECK(vs[0].value == "v2");
   }
-  CHECK(m.conflicts.empty());
+  CHECK(m.drain().empty());
 }
 
 TEST_CASE("context during a state transfer: a dot the snapshot covers counts only once the "
-          "transfer finished; then the write replaces it everywhere") {
+          "transfer finished, then the write replaces it everywhere") {
   mesh m(3, /*retention=*/0, /*chunk_keys=*/4);
   for (int i = 0; i < 40; ++i)
-    m[i % 2].write(put("key-" + std::to_string(i), "v"), m.now, m.conflicts);
-  m[0].write(put("k", "v1"), m.now, m.conflicts);
+    m[i % 2].write(put("key-" + std::to_string(i), "v"), m.now);
+  m[0].write(put("k", "v1"), m.now);
   m.settle(4);
   REQUIRE(m[0].store().log_begin() > 0);
   auto ctx = m[0].versions("k");
@@ -160,7 +160,7 @@ TEST_CASE("context during a state transfer: a dot the snapshot covers counts onl
   while (m[2].transfer().active)
     REQUIRE(m.pull(2));
   REQUIRE(m[2].missing_context(w).empty());
-  m[2].write(w, m.now, m.conflicts);
+  m[2].write(w, m.now);
   m.settle(3);
   for (size_t n = 0; n < 3; ++n) {
     auto vs = m[n].versions("k");
@@ -169,7 +169,7 @@ TEST_CASE("context during a state transfer: a dot the snapshot covers counts onl
   }
 }
 
-TEST_CASE("contexts on the wire: one dot per origin incarnation; a batch naming one twice is "
+TEST_CASE("contexts on the wire: one dot per origin incarnation, a batch naming one twice is "
           "refused at decode") {
   messages::event_batch b;
   messages::event e;

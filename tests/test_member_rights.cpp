@@ -13,9 +13,9 @@ using namespace mlr::testing;
 using messages::dot;
 
 TEST_CASE("member rights: a snapshot claiming this node's own future dots makes it take a new "
-          "incarnation; its next writes do not collide") {
+          "incarnation, its next writes do not collide") {
   mesh m(2);
-  m[0].write(put("a", "1"), m.now, m.conflicts);
+  m[0].write(put("a", "1"), m.now);
   m.settle(1);
   auto self = m[1].self();
   // Node 0 (or whoever speaks for it) offers a transfer whose vector covers node 1's dots
@@ -23,7 +23,7 @@ TEST_CASE("member rights: a snapshot claiming this node's own future dots makes 
   messages::event_batch compacted;
   compacted.sender = 0;
   compacted.compacted = true;
-  m[1].receive_pulled(compacted, m.now, m.conflicts);
+  m[1].receive_pulled(compacted, m.now);
   messages::event_batch answer;
   answer.sender = 0;
   messages::state_chunk chunk;
@@ -32,27 +32,27 @@ TEST_CASE("member rights: a snapshot claiming this node's own future dots makes 
   chunk.snapshot.advance(dot{self, 1000});
   chunk.done = true;
   answer.chunk = chunk;
-  m[1].receive_pulled(answer, m.now, m.conflicts);
+  m[1].receive_pulled(answer, m.now);
   CHECK(m[1].self().incarnation != self.incarnation);
   CHECK(m[1].stats().incarnations_taken == 1);
   // Writing goes on under the new incarnation (before the fix: "applied twice", and the
   // leader actor died).
-  auto d = m[1].write(put("b", "2"), m.now, m.conflicts);
+  auto d = m[1].write(put("b", "2"), m.now);
   CHECK(d.origin.incarnation == m[1].self().incarnation);
   CHECK(d.counter == 1);
   m.settle(2);
   CHECK(m[0].versions("b").size() == 1);
 }
 
-TEST_CASE("member rights: a pull answer from a node that is not a member is refused and counted; "
+TEST_CASE("member rights: a pull answer from a node that is not a member is refused and counted, "
           "pulling goes on") {
   mesh m(3);
-  m[0].write(put("a", "1"), m.now, m.conflicts);
+  m[0].write(put("a", "1"), m.now);
   m.gossip();
   messages::event_batch forged;
   forged.sender = 99;
   forged.compacted = true;
-  m[2].receive_pulled(forged, m.now, m.conflicts);
+  m[2].receive_pulled(forged, m.now);
   CHECK_FALSE(m[2].transfer().active); // before the fix: a transfer "from node 99", forever
   CHECK(m[2].stats().pull_answers_refused == 1);
   // The real gap is still pulled from a real holder.
@@ -62,10 +62,10 @@ TEST_CASE("member rights: a pull answer from a node that is not a member is refu
 }
 
 TEST_CASE("member rights: start-transfer pulls for made-up requesters are refused without a "
-          "snapshot; one transfer per member, one snapshot shared while nothing changes") {
+          "snapshot, one transfer per member, one snapshot shared while nothing changes") {
   mesh m(3, 10000, /*chunk_keys=*/4);
   for (int i = 0; i < 50; ++i)
-    m[0].write(put("k" + std::to_string(i), "v"), m.now, m.conflicts);
+    m[0].write(put("k" + std::to_string(i), "v"), m.now);
   m.settle(1);
   for (messages::node_index r = 1000; r < 1030; ++r) {
     messages::pull_request req;
@@ -101,7 +101,7 @@ TEST_CASE("member rights: a gossiped vector in the name of a non-member is ignor
 
 TEST_CASE("member rights: pulls are counted when they are sent, not when they are planned") {
   mesh m(2);
-  m[0].write(put("a", "1"), m.now, m.conflicts);
+  m[0].write(put("a", "1"), m.now);
   m.gossip();
   m.now += 10'000;
   auto plan = m[1].plan_pull(m.now, true);

@@ -399,6 +399,21 @@ TEST_CASE("processes: bad flags and broken files are named, with a non-zero exit
                         "--topology", dir + "/nope.topo"});
   CHECK(ring.first == 2);
   CHECK(ring.second.find("no readable edge-list file") != std::string::npos);
+  {
+    // A port in use is a failure to start (status 1), not bad flags (2).
+    int busy = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    auto taken = free_port();
+    a.sin_port = htons(taken);
+    REQUIRE(::bind(busy, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
+    REQUIRE(::listen(busy, 1) == 0);
+    auto in_use = run_node({"--id", "n0", "--listen", "127.0.0.1:" + std::to_string(taken)});
+    ::close(busy);
+    CHECK(in_use.first == 1);
+    CHECK(in_use.second.find(std::to_string(taken)) != std::string::npos);
+  }
   auto help = run_node({"--help"});
   CHECK(help.first == 0);
   CHECK(help.second.find("--cluster-secret-file") != std::string::npos);

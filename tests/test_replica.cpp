@@ -44,15 +44,14 @@ write_request put(const std::string& k, const std::string& v) {
 TEST_CASE("replica: deps are the full vector first, then only what grew") {
   auto a = make_replica(0, 11);
   auto b = make_replica(1, 22);
-  std::vector<conflict> conflicts;
-  b.write(put("x", "1"), 1000, conflicts);
-  b.write(put("y", "2"), 1000, conflicts);
-  a.receive(ship(b, 0), 1000, conflicts);
-  a.write(put("z", "3"), 1000, conflicts); // first write of a: full vector {b:2}
-  a.write(put("z", "4"), 1000, conflicts); // nothing new since: no deps
-  b.write(put("w", "5"), 1000, conflicts);
-  a.receive(ship(b, 0), 1000, conflicts);  // a already has b:1,2; gets b:3
-  a.write(put("z", "6"), 1000, conflicts); // only b grew: {b:3}
+  b.write(put("x", "1"), 1000);
+  b.write(put("y", "2"), 1000);
+  a.receive(ship(b, 0), 1000);
+  a.write(put("z", "3"), 1000); // first write of a: full vector {b:2}
+  a.write(put("z", "4"), 1000); // nothing new since: no deps
+  b.write(put("w", "5"), 1000);
+  a.receive(ship(b, 0), 1000);  // a already has b:1,2; gets b:3
+  a.write(put("z", "6"), 1000); // only b grew: {b:3}
   auto shipped = ship(a, 1).events;
   REQUIRE(shipped.size() == 3);
   CHECK(shipped[0].deps == std::vector<dot>{dot{{1, 22}, 2}});
@@ -65,37 +64,35 @@ TEST_CASE("replica: an event waits for its deps and a duplicate of it is dropped
   auto a = make_replica(0, 11);
   auto b = make_replica(1, 22);
   auto c = make_replica(2, 33);
-  std::vector<conflict> conflicts;
-  a.write(put("k", "from-a"), 1000, conflicts);
-  b.receive(ship(a, 1), 1000, conflicts);
-  b.write(put("k", "from-b"), 1000, conflicts); // depends on a:1
+  a.write(put("k", "from-a"), 1000);
+  b.receive(ship(a, 1), 1000);
+  b.write(put("k", "from-b"), 1000); // depends on a:1
   auto from_b = ship(b, 2);
-  c.receive(from_b, 1000, conflicts);
+  c.receive(from_b, 1000);
   CHECK(c.buffered() == 1);
   CHECK(c.versions("k").empty());
-  c.receive(from_b, 1000, conflicts); // the same event again, while buffered
+  c.receive(from_b, 1000); // the same event again, while buffered
   CHECK(c.stats().duplicates == 1);
   CHECK(c.buffered() == 1);
-  c.receive(ship(a, 2), 1000, conflicts);
+  c.receive(ship(a, 2), 1000);
   CHECK(c.buffered() == 0);
   auto v = c.versions("k");
   REQUIRE(v.size() == 1);
   CHECK(v[0].value == "from-b");
-  CHECK(conflicts.empty());
+  CHECK(c.take_ready().conflicts.empty()); // one write replaced the other: no conflict
 }
 
 TEST_CASE("replica: a node restarted empty takes a new incarnation, its writes are new") {
   auto a = make_replica(0, 11);
   auto b = make_replica(1, 22);
-  std::vector<conflict> conflicts;
-  a.write(put("k", "1"), 1000, conflicts);
-  a.write(put("k", "2"), 1000, conflicts);
-  b.receive(ship(a, 1), 1000, conflicts);
+  a.write(put("k", "1"), 1000);
+  a.write(put("k", "2"), 1000);
+  b.receive(ship(a, 1), 1000);
   // Node 0 restarts without its state: counters start again at 1, under a new incarnation.
   auto a2 = make_replica(0, 12);
-  auto d = a2.write(put("k", "3"), 1000, conflicts);
+  auto d = a2.write(put("k", "3"), 1000);
   CHECK(d == dot{{0, 12}, 1});
-  auto got = b.receive(ship(a2, 1), 1000, conflicts);
+  auto got = b.receive(ship(a2, 1), 1000);
   CHECK(got.duplicates == 0); // not mistaken for a:1 of the old incarnation
   CHECK(b.applied().get({0, 11}) == 2);
   CHECK(b.applied().get({0, 12}) == 1);
@@ -104,14 +101,13 @@ TEST_CASE("replica: a node restarted empty takes a new incarnation, its writes a
 
 TEST_CASE("replica: a peer showing a dot of this node beyond its counter forces a new "
           "incarnation") {
-  std::vector<conflict> conflicts;
   // Node 0 wrote 3 events, node 1 has them all; node 0 then comes back with only 1 of them
   // (say, a restored backup): it must not issue counters 2 and 3 again.
   auto a = make_replica(0, 11);
   for (int i = 0; i < 3; ++i)
-    a.write(put("k" + std::to_string(i), "v"), 1000, conflicts);
+    a.write(put("k" + std::to_string(i), "v"), 1000);
   auto b = make_replica(1, 22);
-  b.receive(ship(a, 1), 1000, conflicts);
+  b.receive(ship(a, 1), 1000);
 
   replica_config cfg;
   cfg.self = 0;
@@ -127,7 +123,7 @@ TEST_CASE("replica: a peer showing a dot of this node beyond its counter forces 
   replica restored(cfg, std::move(store));
   CHECK(restored.applied().get({0, 11}) == 1);
   restored.observe_report(1, b.applied()); // node 1 holds (0, 11, 3)
-  auto d = restored.write(put("k", "new"), 1000, conflicts);
+  auto d = restored.write(put("k", "new"), 1000);
   CHECK(d.origin.incarnation == 99);
   CHECK(d.counter == 1);
   CHECK(restored.stats().incarnations_taken == 1);
@@ -141,13 +137,12 @@ TEST_CASE("rocksdb store: committed writes survive a reopen, uncommitted ones do
     auto s = storage::open_rocksdb_store(dir);
     REQUIRE(s);
     auto a = replica(config(0, 11, {{1}, {}}), std::move(*s));
-    std::vector<conflict> conflicts;
-    a.write(put("x", "1"), 1000, conflicts);
-    a.write(put("y", "2"), 1000, conflicts);
+    a.write(put("x", "1"), 1000);
+    a.write(put("y", "2"), 1000);
     a.persist();
     REQUIRE(a.mutable_store().commit(true));
     digest = storage::state_digest(a.store());
-    a.write(put("z", "never committed"), 1000, conflicts);
+    a.write(put("z", "never committed"), 1000);
   }
   auto s = storage::open_rocksdb_store(dir);
   REQUIRE(s);
@@ -156,13 +151,12 @@ TEST_CASE("rocksdb store: committed writes survive a reopen, uncommitted ones do
   CHECK(a.log_end() == 2);
   CHECK(storage::state_digest(a.store()) == digest);
   CHECK(a.versions("z").empty());
-  std::vector<conflict> conflicts;
   // Same incarnation: the counter goes on where the durable state stopped.
-  CHECK(a.write(put("w", "3"), 1000, conflicts).counter == 3);
+  CHECK(a.write(put("w", "3"), 1000).counter == 3);
   std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("replica: a batch stops below its byte budget and at 65,536 sources; the first event "
+TEST_CASE("replica: a batch stops below its byte budget and at 65,536 sources, the first event "
           "always fits") {
   messages::event big;
   big.id = messages::dot{messages::source{0, 1}, 1};
@@ -181,4 +175,39 @@ TEST_CASE("replica: a batch stops below its byte budget and at 65,536 sources; t
     ++taken;
   }
   CHECK(taken == messages::max_batch_sources); // the rest goes into the next batch
+}
+
+TEST_CASE("ready: what the inputs ask of the shell comes in one value, each effect once") {
+  auto a = make_replica(0, 11, 2);
+  auto b = make_replica(1, 22, 2);
+  // Nothing happened yet: nothing to do (what the store recovered is committed).
+  auto idle = a.take_ready();
+  CHECK_FALSE(idle.commit);
+  CHECK(idle.conflicts.empty());
+  // A local write: the store changed, commit it; no conflict.
+  a.write(put("k", "from-a"), 1000);
+  auto wrote = a.take_ready();
+  CHECK(wrote.commit);
+  CHECK(wrote.conflicts.empty());
+  CHECK_FALSE(a.take_ready().commit); // handed out once
+  // Concurrent writes meet at b: the conflict comes with the ready value of that input.
+  b.write(put("k", "from-b"), 1000);
+  b.take_ready();
+  b.receive(ship(a, 1), 1000);
+  auto met = b.take_ready();
+  CHECK(met.commit);
+  REQUIRE(met.conflicts.size() == 1);
+  CHECK(met.conflicts[0].key == "k");
+  CHECK(met.conflicts[0].versions.size() == 2);
+  CHECK(b.take_ready().conflicts.empty());
+  // The resolver's answer changes the store without growing the log: commit it too.
+  b.resolve(met.conflicts[0], {met.conflicts[0].versions[0].id});
+  CHECK(b.take_ready().commit);
+  CHECK(b.versions("k").size() == 1);
+  // A topology write: the new routing comes with the ready value.
+  a.write(put(reserved_key_prefix + "topology", "members n0 n1\nn0 -> n1\nn1 -> n0\n"), 2000);
+  auto routed = a.take_ready();
+  REQUIRE(routed.topology);
+  CHECK(routed.topology->find("members n0 n1") == 0);
+  CHECK_FALSE(a.take_ready().topology);
 }

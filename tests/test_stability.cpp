@@ -153,13 +153,12 @@ TEST_CASE("tombstones held at a restart are still collected") {
   cfg.incarnation = 1;
   cfg.forward_to.resize(1); // alone: everything it holds is stable at once
   cfg.log_retention = 1000; // the log stays: only the tombstone is collected
-  std::vector<actors::conflict> conflicts;
   {
     auto s = storage::open_rocksdb_store(dir);
     REQUIRE(s);
     actors::replica r(cfg, std::move(*s));
-    r.write(actors::write_request{"gone", messages::op_kind::put, "v", false, {}}, 1, conflicts);
-    r.write(actors::write_request{"gone", messages::op_kind::del, "", false, {}}, 2, conflicts);
+    r.write(actors::write_request{"gone", messages::op_kind::put, "v", false, {}}, 1);
+    r.write(actors::write_request{"gone", messages::op_kind::del, "", false, {}}, 2);
     r.persist();
     REQUIRE(r.mutable_store().commit(true));
   }

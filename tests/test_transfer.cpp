@@ -17,11 +17,11 @@ using messages::dot;
 
 TEST_CASE("snapshot merge: a version the receiver replaced does not come back as a sibling") {
   mesh m(2);
-  m[0].write(put("k", "v1"), m.now, m.conflicts);
+  m[0].write(put("k", "v1"), m.now);
   m.ship(0, 1);
-  m[1].write(put("k", "v2"), m.now, m.conflicts); // replaces v1 at node 1 only
-  m[0].write(put("only-sender", "s"), m.now, m.conflicts);
-  m[1].write(put("only-receiver", "r"), m.now, m.conflicts);
+  m[1].write(put("k", "v2"), m.now); // replaces v1 at node 1 only
+  m[0].write(put("only-sender", "s"), m.now);
+  m[1].write(put("only-receiver", "r"), m.now);
   REQUIRE(m[0].versions("k").size() == 1);
   REQUIRE(m[0].versions("k")[0].value == "v1");
 
@@ -29,7 +29,7 @@ TEST_CASE("snapshot merge: a version the receiver replaced does not come back as
   messages::event_batch compacted;
   compacted.sender = 0;
   compacted.compacted = true;
-  m[1].receive_pulled(compacted, m.now, m.conflicts);
+  m[1].receive_pulled(compacted, m.now);
   REQUIRE(m[1].transfer().active);
   while (m[1].transfer().active)
     REQUIRE(m.pull(1));
@@ -41,28 +41,28 @@ TEST_CASE("snapshot merge: a version the receiver replaced does not come back as
   REQUIRE(m[1].versions("only-receiver").size() == 1); // the snapshot did not cover it
   CHECK(m[1].applied().covers(m[0].applied()));
   CHECK(m[1].stats().transfers_received == 1);
-  CHECK(m.conflicts.empty());
+  CHECK(m.drain().empty());
 }
 
 TEST_CASE("snapshot merge: concurrent versions from both sides become siblings for the resolver") {
   mesh m(2);
-  m[0].write(put("k", "from-0"), m.now, m.conflicts);
-  m[1].write(put("k", "from-1"), m.now, m.conflicts);
+  m[0].write(put("k", "from-0"), m.now);
+  m[1].write(put("k", "from-1"), m.now);
   messages::event_batch compacted;
   compacted.sender = 0;
   compacted.compacted = true;
-  m[1].receive_pulled(compacted, m.now, m.conflicts);
+  m[1].receive_pulled(compacted, m.now);
   while (m[1].transfer().active)
     REQUIRE(m.pull(1));
   CHECK(m[1].versions("k").size() == 2);
-  REQUIRE(m.conflicts.size() == 1);
-  CHECK(m.conflicts[0].versions.size() == 2);
+  REQUIRE(m.drain().size() == 1);
+  CHECK(m.drain()[0].versions.size() == 2);
 }
 
 TEST_CASE("state transfer: a node restarted empty after its peers compacted catches up in chunks") {
   mesh m(3, /*retention=*/0, /*chunk_keys=*/16);
   for (int i = 0; i < 200; ++i)
-    m[i % 3].write(put("key-" + std::to_string(i), "v" + std::to_string(i)), m.now, m.conflicts);
+    m[i % 3].write(put("key-" + std::to_string(i), "v" + std::to_string(i)), m.now);
   m.settle(4);
   REQUIRE(m[0].store().log_begin() > 0); // stable entries left the log
   auto digest = storage::state_digest(m[0].store());
@@ -80,7 +80,7 @@ TEST_CASE("state transfer: a node restarted empty after its peers compacted catc
   // the snapshot, so the receiver can go on from the log afterwards.
   auto hold = m[from].log_end();
   for (int i = 0; i < 20; ++i)
-    m[from].write(put("during-" + std::to_string(i), "d"), m.now, m.conflicts);
+    m[from].write(put("during-" + std::to_string(i), "d"), m.now);
   m.gossip();
   for (int r = 0; r < 3; ++r)
     m[from].collect_garbage(m.now);
@@ -104,7 +104,7 @@ TEST_CASE("state transfer: a node restarted empty after its peers compacted catc
     CHECK(m[2].versions("during-" + std::to_string(i)).size() == 1);
 
   // Its next writes reach everyone.
-  m[2].write(put("after", "x"), m.now, m.conflicts);
+  m[2].write(put("after", "x"), m.now);
   m.settle(2);
   CHECK(m[0].versions("after").size() == 1);
   CHECK(m[1].versions("after").size() == 1);
@@ -114,11 +114,11 @@ TEST_CASE("retired incarnations: 20 empty restarts leave every vector at most me
   mesh m(3);
   for (int restart = 0; restart < 20; ++restart) {
     for (messages::node_index n = 0; n < 3; ++n)
-      m[n].write(put("k" + std::to_string(n), std::to_string(restart)), m.now, m.conflicts);
+      m[n].write(put("k" + std::to_string(n), std::to_string(restart)), m.now);
     m.settle(6);
     m.restart_empty(2);
   }
-  m[2].write(put("last", "x"), m.now, m.conflicts);
+  m[2].write(put("last", "x"), m.now);
   m.settle(8);
   for (messages::node_index n = 0; n < 3; ++n) {
     INFO("node " << n << " applied " << messages::to_string(m[n].applied()) << " transfer "
@@ -135,11 +135,11 @@ TEST_CASE("retired incarnations: 20 empty restarts leave every vector at most me
 
 TEST_CASE("retired incarnations: an event held back that depends on a folded one is applied") {
   mesh m(3);
-  m[2].write(put("x", "from-old-2"), m.now, m.conflicts); // (2, old incarnation):1
+  m[2].write(put("x", "from-old-2"), m.now); // (2, old incarnation):1
   m.settle(3);
   auto a_before = m[0].applied();
   // Node 0 writes y after x: its deps name (2, old):1. Hold y back from everyone.
-  m[0].write(put("y", "from-0"), m.now, m.conflicts);
+  m[0].write(put("y", "from-0"), m.now);
   auto held = m[0].fetch(1, m.cursors[{0, 1}], 1u << 20, 1u << 20).batch;
   REQUIRE(held.events.size() == 1);
   REQUIRE_FALSE(held.events[0].deps.empty());
@@ -162,14 +162,14 @@ TEST_CASE("retired incarnations: an event held back that depends on a folded one
       while (m.pull(n)) {
       }
       m[n].collect_garbage(m.now);
-      m[n].retire_incarnations(m.now, m.conflicts);
+      m[n].retire_incarnations(m.now);
     }
-    m[2].write(put("tick", std::to_string(r)), m.now, m.conflicts);
+    m[2].write(put("tick", std::to_string(r)), m.now);
   }
   REQUIRE(m[1].retired().size() == 1); // node 1 folded node 2's old incarnation
   REQUIRE(m[1].applied().get(held.events[0].deps[0].origin) == 0);
 
-  m[1].receive(held, m.now, m.conflicts);
+  m[1].receive(held, m.now);
   CHECK(m[1].buffered() == 0);
   REQUIRE(m[1].versions("y").size() == 1);
   CHECK(m[1].versions("y")[0].value == "from-0");
@@ -182,7 +182,7 @@ TEST_CASE("memory: with a million events and retention 50, the log and the posit
   size_t most_log = 0, most_index = 0;
   for (int done = 0; done < 1000000; done += chunk) {
     for (int i = 0; i < chunk; ++i)
-      m[(done / chunk) % 2].write(put("key-" + std::to_string(i % 1000), "v"), m.now, m.conflicts);
+      m[(done / chunk) % 2].write(put("key-" + std::to_string(i % 1000), "v"), m.now);
     for (int round = 0; round < 3; ++round) {
       m.ship(0, 1);
       m.ship(1, 0);
@@ -204,7 +204,7 @@ TEST_CASE("memory: with a million events and retention 50, the log and the posit
     CHECK(m[n].indexed_positions() <= 50 + chunk);
 }
 
-TEST_CASE("memory: the causal buffer is bounded in bytes; what does not fit is pulled later") {
+TEST_CASE("memory: the causal buffer is bounded in bytes, what does not fit is pulled later") {
   replica_config cfg;
   cfg.self = 1;
   cfg.incarnation = 2;
@@ -220,8 +220,7 @@ TEST_CASE("memory: the causal buffer is bounded in bytes; what does not fit is p
     e.value = std::string(64u << 10, 'x');
     b.events.push_back(e);
   }
-  std::vector<conflict> conflicts;
-  r.receive(b, 1000, conflicts);
+  r.receive(b, 1000);
   CHECK(r.buffered_bytes() <= (1u << 20));
   CHECK(r.buffered() < 38);
   CHECK(r.stats().buffer_overflows > 0);
@@ -231,26 +230,26 @@ TEST_CASE("state transfer: siblings that arrive by transfer go to the receiver's
   mesh m(2);
   // Node 0 holds two versions of k whose resolution is still pending (a write that did not
   // replace the other: an explicit, empty context).
-  m[0].write(put("k", "a"), m.now, m.conflicts);
-  m[0].write(write_request{"k", messages::op_kind::put, "b", true, {}}, m.now, m.conflicts);
+  m[0].write(put("k", "a"), m.now);
+  m[0].write(write_request{"k", messages::op_kind::put, "b", true, {}}, m.now);
   REQUIRE(m[0].versions("k").size() == 2);
-  m.conflicts.clear();
+  m.drain().clear();
   messages::event_batch compacted;
   compacted.sender = 0;
   compacted.compacted = true;
-  m[1].receive_pulled(compacted, m.now, m.conflicts);
+  m[1].receive_pulled(compacted, m.now);
   while (m[1].transfer().active)
     REQUIRE(m.pull(1));
   REQUIRE(m[1].versions("k").size() == 2);
-  REQUIRE(m.conflicts.size() == 1); // before: none, and the siblings stayed for good
-  CHECK(m.conflicts[0].key == "k");
+  REQUIRE(m.drain().size() == 1); // before: none, and the siblings stayed for good
+  CHECK(m.drain()[0].key == "k");
 }
 
 TEST_CASE("a node restarted empty no longer counts, in its peers' tables, as holding what its "
           "old incarnation held, so they keep their logs for it and it catches up from them") {
   mesh m(3, /*retention=*/0);
   for (int i = 0; i < 30; ++i)
-    m[0].write(put("key-" + std::to_string(i), "v"), m.now, m.conflicts);
+    m[0].write(put("key-" + std::to_string(i), "v"), m.now);
   for (messages::node_index to : {1, 2})
     m.ship(0, to);
   m.gossip(); // node 2 reports holding all 30
@@ -276,12 +275,12 @@ TEST_CASE("a node restarted empty no longer counts, in its peers' tables, as hol
 TEST_CASE("buffered events whose past was lost with an empty restart are dropped once every "
           "member has reported long after, and only then") {
   mesh m(3);
-  m[2].write(put("a", "1"), m.now, m.conflicts); // (2, old):1, which only node 2 ever holds
-  m[2].write(put("b", "2"), m.now, m.conflicts); // (2, old):2, which waits for it
+  m[2].write(put("a", "1"), m.now); // (2, old):1, which only node 2 ever holds
+  m[2].write(put("b", "2"), m.now); // (2, old):2, which waits for it
   auto got = m[2].fetch(0, 0, 1u << 20, 1u << 20).batch;
   REQUIRE(got.events.size() == 2);
   got.events.erase(got.events.begin());
-  m[0].receive(got, m.now, m.conflicts);
+  m[0].receive(got, m.now);
   REQUIRE(m[0].buffered() == 1);
 
   m.restart_empty(2); // (2, old):1 is gone with its disk
@@ -307,12 +306,12 @@ TEST_CASE("buffered events whose past was lost with an empty restart are dropped
 
 TEST_CASE("a buffered event whose past some node holds is pulled, never dropped") {
   mesh m(3);
-  m[2].write(put("a", "1"), m.now, m.conflicts);
-  m[2].write(put("b", "2"), m.now, m.conflicts);
+  m[2].write(put("a", "1"), m.now);
+  m[2].write(put("b", "2"), m.now);
   m.ship(2, 1); // node 1 holds both
   auto got = m[2].fetch(0, 0, 1u << 20, 1u << 20).batch;
   got.events.erase(got.events.begin());
-  m[0].receive(got, m.now, m.conflicts);
+  m[0].receive(got, m.now);
   REQUIRE(m[0].buffered() == 1);
   m.restart_empty(2);
   m.cursors[{1, 0}] = m[1].log_end(); // node 1's link to node 0 already shipped (lost)
@@ -335,16 +334,16 @@ TEST_CASE("a buffered event whose past some node holds is pulled, never dropped"
 TEST_CASE("retiring an incarnation while one of its events is still in flight: the node that "
           "gets it late keeps it and the others take it from there, so all converge") {
   mesh m(3);
-  m[2].write(put("a", "1"), m.now, m.conflicts); // (2, old):1
-  m[2].write(put("b", "2"), m.now, m.conflicts); // (2, old):2
+  m[2].write(put("a", "1"), m.now); // (2, old):1
+  m[2].write(put("b", "2"), m.now); // (2, old):2
   auto both = m[2].fetch(1, 0, 1u << 20, 1u << 20).batch;
   REQUIRE(both.events.size() == 2);
   auto first = both;
   first.events.pop_back();
   auto late = both;
   late.events.erase(late.events.begin()); // (2, old):2, still in the network
-  m[0].receive(first, m.now, m.conflicts);
-  m[1].receive(first, m.now, m.conflicts);
+  m[0].receive(first, m.now);
+  m[1].receive(first, m.now);
 
   // Node 2 restarts empty, catches (2, old):1 up, and once everyone reports holding
   // exactly that, retires its old incarnation at counter 1.
@@ -356,13 +355,13 @@ TEST_CASE("retiring an incarnation while one of its events is still in flight: t
     }
     m.gossip();
     m[2].collect_garbage(m.now);
-    retirement = m[2].retire_incarnations(m.now, m.conflicts);
+    retirement = m[2].retire_incarnations(m.now);
   }
   REQUIRE(retirement);
   REQUIRE(m[2].retired().size() == 1);
 
   // Only now does (2, old):2 reach node 1; then the retirement reaches nodes 0 and 1.
-  m[1].receive(late, m.now, m.conflicts);
+  m[1].receive(late, m.now);
   REQUIRE(m[1].versions("b").size() == 1);
   m.ship(2, 0);
   m.ship(2, 1);
@@ -380,9 +379,9 @@ TEST_CASE("retiring an incarnation while one of its events is still in flight: t
 TEST_CASE("a node that starts without state takes writes only once it holds what a peer with "
           "a history reported, so its writes follow the deletes the others forgot") {
   mesh m(3);
-  m[0].write(put("k", "v"), m.now, m.conflicts);
+  m[0].write(put("k", "v"), m.now);
   m.settle(3);
-  m[0].write(write_request{"k", messages::op_kind::del, {}, false, {}}, m.now, m.conflicts);
+  m[0].write(write_request{"k", messages::op_kind::del, {}, false, {}}, m.now);
   m.settle(6);
   for (int n = 0; n < 3; ++n)
     REQUIRE(m[n].stats().tombstones_collected == 1); // the delete is forgotten everywhere

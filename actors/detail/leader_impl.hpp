@@ -4,7 +4,6 @@
 
 #include "actors/leader.hpp"
 
-#include <caf/detail/scope_guard.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
 #include <algorithm>
@@ -147,12 +146,11 @@ private:
   }
 
   std::vector<dot> apply_writes(const std::vector<write_request>& ws) {
-    auto before = replica_.log_end();
     std::vector<dot> dots;
     dots.reserve(ws.size());
     for (auto& w : ws)
-      dots.push_back(replica_.write(w, now(), pending_));
-    after_change(before);
+      dots.push_back(replica_.write(w, now()));
+    execute();
     return dots;
   }
 
@@ -275,36 +273,45 @@ private:
                         "the node stops, so its outcome is unknown");
   }
 
-  // Persists what the message changed, makes it durable as the policy says, wakes links
-  // for what became shippable, and hands new conflicts to the resolver.
-  void after_change(uint64_t log_before, bool state_changed = false) {
-    if (durable_store() && (replica_.log_end() > log_before || state_changed)) {
-      replica_.persist();
-      auto ok = replica_.mutable_store().commit(cfg_.sync == sync_policy::always);
+  // Carries out what the replica asks after an input (its ready value), and nothing else:
+  // commits what changed (`by_policy`: as the sync policy says, after writes and events;
+  // otherwise without an fsync, after garbage collection and resolutions, which a restart
+  // recomputes), wakes links for what became shippable, hands conflicts to the resolver,
+  // starts relay links, routes by a new topology and logs. True when the store changed.
+  bool execute(bool by_policy = true) {
+    auto r = replica_.take_ready();
+    for (auto& line : r.log)
+      log(line);
+    if (r.commit && durable_store()) {
+      auto ok = replica_.mutable_store().commit(by_policy && cfg_.sync == sync_policy::always);
       if (!ok) {
         store_error_ = ok.err().message;
-        report_broken_store();
-      } else if (cfg_.sync == sync_policy::batch) {
+        if (by_policy)
+          report_broken_store();
+      } else if (by_policy && cfg_.sync == sync_policy::batch) {
         if (!sync_scheduled_) {
           sync_scheduled_ = true;
           send(this, sync_atom::value);
         }
-      } else {
+      } else if (by_policy) {
         advance_durable();
       }
     } else if (!durable_store()) {
       advance_durable();
     }
-    for (auto& c : pending_)
+    for (auto& c : r.conflicts)
       ask_resolver(std::move(c));
-    pending_.clear();
-    for (auto dest : replica_.take_relay_destinations())
+    for (auto dest : r.relay_links)
       spawn_relay_link(dest);
-    if (auto t = replica_.take_topology_update())
-      apply_topology(*t);
-    if (cfg_.replica.observer)
+    if (r.topology)
+      apply_topology(*r.topology);
+    for (auto& key : r.recovered_siblings)
+      retry_keys_[key] = 0; // asked again at the first tick
+    if (cfg_.replica.observer && (by_policy || r.commit))
       cfg_.replica.observer->on_handled(replica_);
-    retry_waiting();
+    if (by_policy)
+      retry_waiting();
+    return r.commit;
   }
 
   // Topology, links and relays (leader_routing.cpp).
@@ -316,18 +323,9 @@ private:
   std::string epoch_name();
   result<dot> write_topology(const std::string& spec);
   void log(const std::string& line);
-  void report_transfer(const transfer_progress& before, const transfer_progress& after);
   void collect_garbage() {
-    auto before = replica_.stats().tombstones_collected + replica_.stats().log_compacted;
     replica_.collect_garbage(steady_ms());
-    auto after = replica_.stats().tombstones_collected + replica_.stats().log_compacted;
-    if (after != before && durable_store()) {
-      replica_.persist();
-      if (auto ok = replica_.mutable_store().commit(false); !ok)
-        store_error_ = ok.err().message;
-    }
-    if (after != before && cfg_.replica.observer)
-      cfg_.replica.observer->on_handled(replica_);
+    execute(/*by_policy=*/false);
   }
 
   // The store refused a write (a full disk): try again; once it takes it, writes resume.
@@ -453,16 +451,8 @@ private:
             replica_.pull_failed(); // unreadable, or an answer in another node's name
             return;
           }
-          auto before = replica_.log_end();
-          auto keys_before = replica_.stats().transfer_keys_received;
-          auto transfer_before = replica_.transfer();
-          replica_.receive_pulled(std::move(*batch), now(), pending_);
-          auto transfer_after = replica_.transfer();
-          bool merged = replica_.stats().transfer_keys_received != keys_before ||
-                        transfer_before.active != transfer_after.active;
-          after_change(before, merged);
-          report_transfer(transfer_before, transfer_after);
-          if (replica_.log_end() > before || merged)
+          replica_.receive_pulled(std::move(*batch), now());
+          if (execute())
             maybe_pull(true); // progress: go on at once while there is more to fetch
         },
         [this](caf::error&) {
@@ -483,25 +473,19 @@ private:
       .then(
         [this, shared](std::vector<dot>& keep) {
           --pending_resolutions_;
-          auto notify = caf::detail::make_scope_guard([this] {
-            if (cfg_.replica.observer)
-              cfg_.replica.observer->on_handled(replica_);
-          });
           auto is_input = [&](const dot& d) {
             return std::any_of(shared->versions.begin(), shared->versions.end(),
                                [&](const messages::version& v) { return v.id == d; });
           };
           if (keep.empty() || !std::all_of(keep.begin(), keep.end(), is_input)) {
             replica_.unresolved(*shared, "resolver kept nothing or a dot it was not given");
+            if (cfg_.replica.observer)
+              cfg_.replica.observer->on_handled(replica_);
             return;
           }
           retry_keys_.erase(shared->key);
           replica_.resolve(*shared, keep);
-          if (durable_store()) {
-            replica_.persist();
-            if (auto ok = replica_.mutable_store().commit(false); !ok)
-              store_error_ = ok.err().message;
-          }
+          execute(/*by_policy=*/false);
         },
         [this, shared](caf::error& err) {
           --pending_resolutions_;
@@ -544,7 +528,6 @@ private:
   leader_config cfg_;
   replica replica_;
   resolvers::resolver_actor resolver_;
-  std::vector<conflict> pending_;
   std::map<messages::node_index, link_entry> links_;
   uint32_t pending_resolutions_ = 0;
   std::vector<sink_actor> peers_;
