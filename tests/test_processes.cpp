@@ -214,6 +214,35 @@ TEST_CASE("processes mesh N=2: redis-cli SET at A is read at B, redis-benchmark 
   CHECK(c.wait_converged());
 }
 
+TEST_CASE("processes: every RESP command of the table answers as Redis does, wrong argument "
+          "counts are named") {
+  process_cluster c(1, "mesh");
+  auto port = std::to_string(c.ports(0).resp);
+  auto cli = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"/usr/bin/redis-cli", "-p", port});
+    return run_command(args).second;
+  };
+  CHECK(cli({"PING"}) == "PONG\n");
+  CHECK(cli({"PING", "hi"}) == "hi\n");
+  CHECK(cli({"SET", "k", "v", "EX", "10"}) == "ERR SET options (EX, PX, NX, XX, ...) are not "
+                                              "supported\n\n");
+  CHECK(cli({"SET", "k"}) == "ERR wrong number of arguments for 'SET' command\n\n");
+  CHECK(cli({"MSET", "a", "1", "b", "2"}) == "OK\n");
+  CHECK(cli({"MSET", "a"}) == "ERR wrong number of arguments for 'MSET' command\n\n");
+  CHECK(cli({"MSET", "a", "1", "b"}) == "ERR wrong number of arguments for 'MSET' command\n\n");
+  CHECK(cli({"MGET", "a", "b", "nope"}) == "1\n2\n\n");
+  CHECK(cli({"EXISTS", "a", "b", "nope"}) == "2\n");
+  CHECK(cli({"DEL", "a", "nope"}) == "1\n");
+  CHECK(cli({"GET", "a"}) == "\n");
+  CHECK(cli({"GET", "a", "b"}) == "ERR wrong number of arguments for 'GET' command\n\n");
+  CHECK(cli({"DBSIZE"}) == "1\n");
+  CHECK(cli({"CONFIG", "GET", "save"}) == "save\n\n");
+  CHECK(cli({"CONFIG", "SET", "save", ""}) == "ERR only CONFIG GET is supported\n\n");
+  CHECK(cli({"COMMAND"}) == "\n"); // an empty array
+  CHECK(cli({"QUIT"}) == "OK\n");
+  CHECK(cli({"flushall"}) == "ERR unknown command 'flushall'\n\n");
+}
+
 TEST_CASE(
   "processes mesh N=2 bad input: each is refused with a clear log line, node keeps serving") {
   process_cluster c(2, "mesh");

@@ -1,0 +1,126 @@
+#pragma once
+// Internal to the RESP gateway (resp_gateway.cpp, resp_commands.cpp): the connection state,
+// the RESP encoders, and the command table: one function per command family.
+
+#include "gateways/detail/gateway_common.hpp"
+#include "gateways/resp_reader.hpp"
+
+#include <caf/io/broker.hpp>
+
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace mlr::actors::detail {
+
+inline std::string resp_simple(const std::string& s) {
+  return "+" + s + "\r\n";
+}
+inline std::string resp_error(const std::string& s) {
+  return "-" + s + "\r\n";
+}
+inline std::string resp_int(uint64_t x) {
+  return ":" + std::to_string(x) + "\r\n";
+}
+inline std::string resp_nil(bool resp3) {
+  return resp3 ? "_\r\n" : "$-1\r\n";
+}
+inline std::string resp_bulk(const std::string& s) {
+  return "$" + std::to_string(s.size()) + "\r\n" + s + "\r\n";
+}
+inline std::string resp_array(const std::vector<std::string>& encoded) {
+  std::string out = "*" + std::to_string(encoded.size()) + "\r\n";
+  for (auto& e : encoded)
+    out += e;
+  return out;
+}
+
+struct resp_conn {
+  /// Unique per connection in this process: the OS reuses file descriptors, and with them
+  /// CAF's connection handles, so every answer checks it goes to the connection that asked.
+  uint64_t serial = 0;
+  std::unique_ptr<resp_reader> reader;
+  reply_queue replies;
+  client_flow flow;
+  std::string where;
+  bool closing = false;
+  client_role role = client_role::none;
+  bool resp3 = false; ///< HELLO 3: nulls are written as RESP3's "_"
+};
+
+// Where an answer goes: the connection (and which one of those on this handle) and the
+// request's place in its reply order.
+struct reply_to {
+  connection_handle hdl;
+  uint64_t serial = 0;
+  uint64_t seq = 0;
+};
+
+enum class run_kind { none, set, get };
+
+// Consecutive SETs or GETs of one connection, parsed from the same read.
+struct command_run {
+  run_kind kind = run_kind::none;
+  bool resp3 = false;
+  std::vector<reply_to> to;
+  std::vector<std::string> keys;
+  std::vector<std::string> values;
+};
+
+struct resp_state {
+  node_context ctx;
+  std::map<connection_handle, resp_conn> conns;
+  std::map<connection_handle, command_run> runs;
+  uint64_t next_serial = 0;
+
+  resp_conn* find(connection_handle hdl) {
+    auto i = conns.find(hdl);
+    return i == conns.end() ? nullptr : &i->second;
+  }
+  resp_conn* find(connection_handle hdl, uint64_t serial) {
+    auto* c = find(hdl);
+    return c && c->serial == serial ? c : nullptr;
+  }
+};
+
+inline std::string upper(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::toupper(c); });
+  return s;
+}
+
+/// One request being answered: everything a command's function needs.
+struct resp_call {
+  caf::io::broker* self;
+  std::shared_ptr<resp_state> st;
+  resp_conn& conn;
+  reply_to to;
+  std::vector<std::string>& args;
+  std::function<void(const reply_to&, std::string)> answer;
+
+  void reply(std::string bytes) const { answer(to, std::move(bytes)); }
+  /// What a failed read or write answers (a write's timeout says its outcome is unknown).
+  std::function<void(caf::error&)> fail(bool write) const;
+  /// Reads `keys` in one leader message and hands the results, in order, to `done`.
+  void get_all(std::vector<std::string> keys, std::function<void(std::vector<get_result>)> done,
+               bool write = false) const;
+};
+
+/// A command: its argument count (the command's name included; `pairs`: name plus pairs)
+/// and its function. Commands that check their own arguments take 1..many.
+struct resp_command {
+  size_t min_args = 1;
+  size_t max_args = ~size_t{0};
+  bool pairs = false;
+  void (*run)(resp_call&) = nullptr;
+};
+
+/// The command named `upper_name` (upper case), or nullptr.
+const resp_command* find_command(const std::string& upper_name);
+
+/// INFO's text from the status document.
+std::string info_text(const std::string& json_text);
+
+} // namespace mlr::actors::detail
