@@ -62,24 +62,17 @@ result<graph> graph_for(const std::string& body, const std::vector<std::string>&
   if (body.find("->") == std::string::npos)
     return error{errc::bad_topology,
                  "topology '" + kind + "': write ring, mesh, star, star:HUB or 'a -> b' lines"};
-  std::istringstream in(body);
-  int line_no = 0;
-  for (std::string line; std::getline(in, line);) {
-    ++line_no;
-    line = line.substr(0, line.find('#'));
-    if (trim(line).empty())
-      continue;
-    auto arrow = line.find("->");
-    if (arrow == std::string::npos)
-      return error{errc::bad_topology,
-                   "topology line " + std::to_string(line_no) + ": write 'a -> b'"};
-    auto a = trim(line.substr(0, arrow));
-    auto b = trim(line.substr(arrow + 2));
-    auto from = g.find(a);
-    auto to = g.find(b);
+  // The same edge-list grammar as a topology file at start-up (parse_edge_list), so that
+  // what a node starts with is accepted by `mlr topology set` too.
+  auto edges = parse_edge_list(body);
+  if (!edges)
+    return error{errc::bad_topology, "topology " + edges.err().message};
+  for (auto [a, b] : edges->edges()) {
+    auto from = g.find(edges->name(a));
+    auto to = g.find(edges->name(b));
     if (from < 0 || to < 0)
-      return error{errc::unknown_node, "topology line " + std::to_string(line_no) + " names '" +
-                                         (from < 0 ? a : b) + "', which is not a member"};
+      return error{errc::unknown_node, "the topology names '" + edges->name(from < 0 ? a : b) +
+                                         "', which is not a member"};
     if (!live[static_cast<size_t>(from)] || !live[static_cast<size_t>(to)])
       continue; // a removed member's edges go with it (a concurrent removal merged in)
     g.add_edge(static_cast<node_index>(from), static_cast<node_index>(to));

@@ -149,6 +149,28 @@ TEST_CASE("a topology that is not strongly connected, or names a stranger, is re
     CHECK(s.topology.empty());
 }
 
+TEST_CASE("the router takes every edge list a topology file may hold at start-up (one grammar)") {
+  // The start-up grammar: a nodes line, arrows both ways, lists after an arrow, comments.
+  std::string file = "nodes: n0 n1 n2\n"
+                     "n0 <-> n1, n2   # a star around n0, written by hand\n";
+  auto parsed = topology::parse_edge_list(file);
+  REQUIRE(parsed);
+  auto route = topology::make_router({"n0", "n1", "n2"}, 0);
+  auto r = route(file, nullptr);
+  INFO((r ? std::string() : r.err().message));
+  REQUIRE(r);
+  // The same shape: n0 (the hub) forwards its own writes to both, and n1's on to n2.
+  CHECK(r->forward_to[0] == std::vector<messages::node_index>{1, 2});
+  CHECK(r->forward_to[1] == std::vector<messages::node_index>{2});
+  CHECK(r->links.size() == 2);
+  auto stranger = route("n0 <-> n1, x9\n", nullptr);
+  REQUIRE_FALSE(stranger);
+  CHECK(stranger.err().message.find("'x9', which is not a member") != std::string::npos);
+  auto broken = route("n0 -> n0\n", nullptr);
+  REQUIRE_FALSE(broken);
+  CHECK(broken.err().message.find("to itself") != std::string::npos);
+}
+
 TEST_CASE("processes' router: a member added without an address line is refused") {
   auto route = topology::make_router({"n0", "n1", "n2"}, 0, {}, /*require_addresses=*/true);
   auto bad = route("members n0 n1 n2 n3\nmesh", nullptr);
