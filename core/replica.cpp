@@ -1,9 +1,12 @@
 #include "core/replica.hpp"
 
+#include "core/router.hpp"
+
 #include "storage/serialize.hpp"
 
 #include <algorithm>
 #include <cstdlib>
+#include <sstream>
 #include <stdexcept>
 
 namespace mlr::actors {
@@ -283,20 +286,6 @@ replica::receive_result replica::receive(messages::event_batch batch, uint64_t n
 
 namespace {
 
-std::vector<std::string> split_words(const std::string& line) {
-  std::vector<std::string> out;
-  size_t i = 0;
-  while (i < line.size()) {
-    auto j = line.find_first_of(" \t\r", i);
-    if (j == std::string::npos)
-      j = line.size();
-    if (j > i)
-      out.push_back(line.substr(i, j - i));
-    i = j + 1;
-  }
-  return out;
-}
-
 // Concurrent topology writes: the last writer's shape wins, but memberships merge, so that
 // a node added at one node and a node removed at another, at the same time, both happen:
 // members are the winner's list plus, in dot order, the names only a loser lists; removed
@@ -308,28 +297,23 @@ std::string merge_topologies(const version& winner, std::vector<version> losers)
   std::vector<std::pair<std::string, std::string>> addresses;
   std::string body;
   auto read = [&](const std::string& value, bool keep_body) {
-    size_t start = 0;
-    while (start <= value.size()) {
-      auto end = value.find('\n', start);
-      if (end == std::string::npos)
-        end = value.size();
-      auto line = value.substr(start, end - start);
-      auto w = split_words(line);
-      if (!w.empty() && w[0] == "members") {
-        for (size_t i = 1; i < w.size(); ++i)
-          if (std::find(members.begin(), members.end(), w[i]) == members.end())
-            members.push_back(w[i]);
-      } else if (!w.empty() && w[0] == "removed") {
-        removed.insert(w.begin() + 1, w.end());
-      } else if (w.size() == 3 && w[0] == "address") {
-        if (std::none_of(addresses.begin(), addresses.end(),
-                         [&](auto& a) { return a.first == w[1]; }))
-          addresses.emplace_back(w[1], w[2]);
-      } else if (keep_body && !line.empty()) {
+    auto lines = topology::split_topology(value);
+    for (auto& listed : lines.members)
+      for (auto& m : listed)
+        if (std::find(members.begin(), members.end(), m) == members.end())
+          members.push_back(m);
+    for (auto& r : lines.removed)
+      removed.insert(r.begin(), r.end());
+    for (auto& w : lines.addresses)
+      if (w.size() == 2 && std::none_of(addresses.begin(), addresses.end(),
+                                        [&](auto& a) { return a.first == w[0]; }))
+        addresses.emplace_back(w[0], w[1]);
+    if (!keep_body)
+      return;
+    std::istringstream shape(lines.shape);
+    for (std::string line; std::getline(shape, line);)
+      if (!line.empty())
         body += line + "\n";
-      }
-      start = end + 1;
-    }
   };
   read(winner.value, true);
   for (auto& l : losers)

@@ -82,6 +82,21 @@ result<graph> graph_for(const std::string& body, const std::vector<std::string>&
 
 } // namespace
 
+topology_lines split_topology(const std::string& text) {
+  topology_lines out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    auto w = words(line);
+    if (!w.empty() && (w[0] == "members" || w[0] == "removed" || w[0] == "address")) {
+      auto& to = w[0] == "members" ? out.members : w[0] == "removed" ? out.removed : out.addresses;
+      to.emplace_back(w.begin() + 1, w.end());
+    } else {
+      out.shape += line + "\n";
+    }
+  }
+  return out;
+}
+
 namespace {
 
 bool well_formed_name(const std::string& n) {
@@ -121,45 +136,39 @@ make_router(std::vector<std::string> names, node_index self, std::vector<node_in
       for (size_t i = 0; i < current->members.size() && i < current->live.size(); ++i)
         if (!current->live[i])
           removed.push_back(current->members[i]);
-    std::string body;
-    std::istringstream in(spec);
-    for (std::string line; std::getline(in, line);) {
-      auto w = words(line);
-      if (!w.empty() && w[0] == "members") {
-        std::vector<std::string> listed(w.begin() + 1, w.end());
-        if (listed.size() > max_members)
-          return error{errc::bad_topology, "'members' lists " + std::to_string(listed.size()) +
-                                             " members; a cluster has at most " +
-                                             std::to_string(max_members)};
-        for (size_t i = 0; i < listed.size(); ++i) {
-          if (!well_formed_name(listed[i]))
-            return error{errc::bad_topology, "member name '" + listed[i].substr(0, 80) +
-                                               "' is not 1-64 letters, digits, '-', '_' or '.'"};
-          if (std::find(listed.begin(), listed.begin() + static_cast<long>(i), listed[i]) !=
-              listed.begin() + static_cast<long>(i))
-            return error{errc::bad_topology, "'members' names '" + listed[i] + "' twice"};
-        }
-        auto common = std::min(listed.size(), members.size());
-        if (!std::equal(members.begin(), members.begin() + static_cast<long>(common),
-                        listed.begin()))
-          return error{errc::bad_topology,
-                       "'members' must list the current members in order, new ones last "
-                       "(node indexes are never reused)"};
-        if (listed.size() > members.size())
-          members = std::move(listed);
-      } else if (!w.empty() && w[0] == "removed") {
-        removed.insert(removed.end(), w.begin() + 1, w.end());
-      } else if (!w.empty() && w[0] == "address") {
-        if (w.size() != 3 || !well_formed_address(w[2]))
-          return error{errc::bad_topology, "write 'address NAME HOST:PORT'"};
-        addresses.erase(std::remove_if(addresses.begin(), addresses.end(),
-                                       [&](auto& a) { return a.first == w[1]; }),
-                        addresses.end());
-        addresses.emplace_back(w[1], w[2]);
-      } else {
-        body += line + "\n";
+    auto lines = split_topology(spec);
+    for (auto& listed : lines.members) {
+      if (listed.size() > max_members)
+        return error{errc::bad_topology, "'members' lists " + std::to_string(listed.size()) +
+                                           " members; a cluster has at most " +
+                                           std::to_string(max_members)};
+      for (size_t i = 0; i < listed.size(); ++i) {
+        if (!well_formed_name(listed[i]))
+          return error{errc::bad_topology, "member name '" + listed[i].substr(0, 80) +
+                                             "' is not 1-64 letters, digits, '-', '_' or '.'"};
+        if (std::find(listed.begin(), listed.begin() + static_cast<long>(i), listed[i]) !=
+            listed.begin() + static_cast<long>(i))
+          return error{errc::bad_topology, "'members' names '" + listed[i] + "' twice"};
       }
+      auto common = std::min(listed.size(), members.size());
+      if (!std::equal(members.begin(), members.begin() + static_cast<long>(common), listed.begin()))
+        return error{errc::bad_topology,
+                     "'members' must list the current members in order, new ones last "
+                     "(node indexes are never reused)"};
+      if (listed.size() > members.size())
+        members = listed;
     }
+    for (auto& r : lines.removed)
+      removed.insert(removed.end(), r.begin(), r.end());
+    for (auto& w : lines.addresses) {
+      if (w.size() != 2 || !well_formed_address(w[1]))
+        return error{errc::bad_topology, "write 'address NAME HOST:PORT'"};
+      addresses.erase(std::remove_if(addresses.begin(), addresses.end(),
+                                     [&](auto& a) { return a.first == w[0]; }),
+                      addresses.end());
+      addresses.emplace_back(w[0], w[1]);
+    }
+    auto& body = lines.shape;
     for (auto& [name, where] : addresses)
       if (std::find(members.begin(), members.end(), name) == members.end())
         return error{errc::unknown_node, "'address' names '" + name + "', which is not a member"};

@@ -26,6 +26,18 @@ namespace mlr::topology {
 /// Every node routes through this one parser, and a change is validated by it before it is
 /// written, so a change accepted at one node is accepted everywhere.
 inline constexpr size_t max_members = 256;
+
+/// A topology's lines, split by kind (the one reader of them: the router validates what it
+/// finds, the replica merges concurrent changes with it). Each 'members', 'removed' and
+/// 'address' line gives its words after the keyword; every other line is the shape.
+struct topology_lines {
+  std::vector<std::vector<std::string>> members;
+  std::vector<std::vector<std::string>> removed;
+  std::vector<std::vector<std::string>> addresses;
+  std::string shape; ///< the other lines, each followed by a newline (empty ones too)
+};
+topology_lines split_topology(const std::string& text);
+
 inline constexpr size_t max_topology_bytes = 64u << 10;
 inline constexpr size_t max_name_bytes = 64;
 std::function<result<actors::routing>(const std::string&, const actors::routing*)>
