@@ -7,7 +7,6 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/io/broker.hpp>
-#include <spdlog/spdlog.h>
 
 #include <map>
 
@@ -67,9 +66,9 @@ caf::behavior client_gateway(caf::io::broker* self, node_context ctx, std::strin
     auto ready = c->replies.fill(seq, client_answer(id, r));
     c->flow.output_backlog += ready.size(); // until the next data_transferred_msg says
     if (c->flow.output_backlog > st->ctx.max_output_hard_bytes) {
-      spdlog::warn("closing client connection from {}: {} bytes of answers unread (the limit "
-                   "is {})",
-                   c->where, c->flow.output_backlog, st->ctx.max_output_hard_bytes);
+      st->ctx.log.warn("closing client connection from {}: {} bytes of answers unread (the limit "
+                       "is {})",
+                       c->where, c->flow.output_backlog, st->ctx.max_output_hard_bytes);
       self->close(hdl);
       st->conns.erase(hdl);
       return;
@@ -104,7 +103,7 @@ caf::behavior client_gateway(caf::io::broker* self, node_context ctx, std::strin
     if (req.kind == messages::client_request::op::auth) {
       auto role = role_for(st->ctx.access, req.value);
       if (role == client_role::none) {
-        spdlog::warn("client {}: auth with a wrong secret", conn.where);
+        st->ctx.log.warn("client {}: auth with a wrong secret", conn.where);
         fail("wrong secret: pass the node's client secret (or its admin secret)");
         return;
       }
@@ -122,7 +121,7 @@ caf::behavior client_gateway(caf::io::broker* self, node_context ctx, std::strin
     }
     if (req.kind == messages::client_request::op::set_topology) {
       if (conn.role != client_role::admin) {
-        spdlog::warn("client {}: topology set refused: not authenticated as admin", conn.where);
+        st->ctx.log.warn("client {}: topology set refused: not authenticated as admin", conn.where);
         fail(st->ctx.access.admin_secret.empty()
                ? "topology changes are refused: this node was started without "
                  "--admin-secret-file"
@@ -132,8 +131,8 @@ caf::behavior client_gateway(caf::io::broker* self, node_context ctx, std::strin
         return;
       }
       auto first_line = req.value.substr(0, req.value.find('\n'));
-      spdlog::info("topology set by admin client {}: {}{}", conn.where, first_line,
-                   first_line.size() < req.value.size() ? " ..." : "");
+      st->ctx.log.info("topology set by admin client {}: {}{}", conn.where, first_line,
+                       first_line.size() < req.value.size() ? " ..." : "");
     }
     causal_context ctx;
     if (req.has_context) {
@@ -177,17 +176,17 @@ caf::behavior client_gateway(caf::io::broker* self, node_context ctx, std::strin
     case messages::client_request::op::set_topology:
       self->request(st->ctx.leader, request_timeout, topology_atom::value, req.value)
         .then(
-          [answer, hdl, serial, seq, id, where = conn.where](messages::dot& d) {
-            spdlog::info("topology set by admin client {}: accepted, epoch {}", where,
-                         messages::to_string(d));
+          [answer, hdl, serial, seq, id, where = conn.where, log = st->ctx.log](messages::dot& d) {
+            log.info("topology set by admin client {}: accepted, epoch {}", where,
+                     messages::to_string(d));
             messages::client_response r;
             r.kind = messages::client_response::op::written;
             r.written = messages::to_string(d);
             answer(hdl, serial, seq, id, r);
           },
-          [answer, hdl, serial, seq, id, where = conn.where](caf::error& err) {
+          [answer, hdl, serial, seq, id, where = conn.where, log = st->ctx.log](caf::error& err) {
             auto e = from_caf(err);
-            spdlog::warn("topology set by admin client {}: refused: {}", where, e.message);
+            log.warn("topology set by admin client {}: refused: {}", where, e.message);
             answer(hdl, serial, seq, id, failure_response(e.code, failure_text(err, true)));
           });
       break;
@@ -234,7 +233,7 @@ caf::behavior client_gateway(caf::io::broker* self, node_context ctx, std::strin
       err = error{errc::invalid_argument, conn->flow.overrun(st->ctx)};
     if (err) {
       if (auto* conn = st->find(hdl, serial))
-        spdlog::warn("closing client connection from {}: {}", conn->where, err->message);
+        st->ctx.log.warn("closing client connection from {}: {}", conn->where, err->message);
       self->close(hdl);
       st->conns.erase(hdl);
     }
@@ -253,7 +252,7 @@ caf::behavior client_gateway(caf::io::broker* self, node_context ctx, std::strin
       c.role = initial_role(st->ctx.access);
       self->ack_writes(msg.handle, true);
       if (refused_remote(st->ctx.access, self->remote_addr(msg.handle))) {
-        spdlog::warn("refused client {}: {}", c.where, protected_mode_text);
+        st->ctx.log.warn("refused client {}: {}", c.where, protected_mode_text);
         write_bytes(self, msg.handle,
                     client_answer(0, failure_response(errc::unauthenticated, protected_mode_text)));
         self->close(msg.handle);

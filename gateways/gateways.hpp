@@ -59,6 +59,7 @@ struct node_context {
   /// client-output-buffer-limit).
   size_t max_output_hard_bytes = 256u << 20;
   client_access access;
+  logger log; ///< where the gateways' lines go
 };
 
 struct gateway {

@@ -7,7 +7,6 @@
 
 #include <caf/actor_system.hpp>
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include <unordered_map>
 
@@ -33,7 +32,7 @@ const char* wrong_pass = "WRONGPASS invalid username-password pair or user is di
 void auth(resp_call& c) {
   auto role = role_for(c.st->ctx.access, c.args.back());
   if (role == client_role::none) {
-    spdlog::warn("RESP client {}: AUTH with a wrong secret", c.conn.where);
+    c.st->ctx.log.warn("RESP client {}: AUTH with a wrong secret", c.conn.where);
     c.reply(resp_error(wrong_pass));
     return;
   }
@@ -72,7 +71,7 @@ void hello(resp_call& c) {
     if (opt == "AUTH" && i + 2 < args.size()) {
       auto role = role_for(c.st->ctx.access, args[i + 2]);
       if (role == client_role::none) {
-        spdlog::warn("RESP client {}: HELLO AUTH with a wrong secret", c.conn.where);
+        c.st->ctx.log.warn("RESP client {}: HELLO AUTH with a wrong secret", c.conn.where);
         return c.reply(resp_error(wrong_pass));
       }
       c.conn.role = role;

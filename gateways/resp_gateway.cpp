@@ -16,7 +16,6 @@
 #include <caf/detail/scope_guard.hpp>
 #include <caf/io/broker.hpp>
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <map>
@@ -53,9 +52,9 @@ caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string 
     auto ready = c->replies.fill(to.seq, std::move(bytes));
     c->flow.output_backlog += ready.size(); // until the next data_transferred_msg says
     if (c->flow.output_backlog > st->ctx.max_output_hard_bytes) {
-      spdlog::warn("closing RESP connection from {}: {} bytes of answers unread (the limit is "
-                   "{})",
-                   c->where, c->flow.output_backlog, st->ctx.max_output_hard_bytes);
+      st->ctx.log.warn("closing RESP connection from {}: {} bytes of answers unread (the limit is "
+                       "{})",
+                       c->where, c->flow.output_backlog, st->ctx.max_output_hard_bytes);
       close_conn(to.hdl);
       return;
     }
@@ -137,7 +136,7 @@ caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string 
     auto* c = st->find(hdl);
     if (!c)
       return;
-    spdlog::warn("closing RESP connection from {}: protocol error: {}", c->where, why);
+    st->ctx.log.warn("closing RESP connection from {}: protocol error: {}", c->where, why);
     write_bytes(self, hdl, resp_error("ERR Protocol error: " + why));
     close_conn(hdl);
   };
@@ -200,7 +199,7 @@ caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string 
       c.reader->set_authenticated(c.role != client_role::none);
       self->ack_writes(msg.handle, true);
       if (refused_remote(st->ctx.access, self->remote_addr(msg.handle))) {
-        spdlog::warn("refused RESP client {}: {}", c.where, protected_mode_text);
+        st->ctx.log.warn("refused RESP client {}: {}", c.where, protected_mode_text);
         write_bytes(self, msg.handle, resp_error(std::string("DENIED ") + protected_mode_text));
         close_conn(msg.handle);
       }
@@ -212,7 +211,7 @@ caf::behavior resp_gateway(caf::io::broker* self, node_context ctx, std::string 
       c->reader->feed(msg.buf.data(), msg.buf.size());
       if (c->flow.paused && c->reader->buffered() > st->ctx.max_paused_input) {
         auto why = c->flow.overrun(st->ctx);
-        spdlog::warn("closing RESP connection from {}: {}", c->where, why);
+        st->ctx.log.warn("closing RESP connection from {}: {}", c->where, why);
         write_bytes(self, msg.handle, resp_error("ERR " + why));
         close_conn(msg.handle);
         return;

@@ -11,7 +11,6 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/io/middleman.hpp>
 #include <caf/scoped_actor.hpp>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <atomic>
@@ -29,6 +28,7 @@ using detail::plan;
 // on_routing (on its thread) connects to them and hands the leader their sinks.
 struct runtime_members {
   std::mutex m;
+  actors::logger log;
   caf::actor_system* sys = nullptr;
   actors::transport* net = nullptr;
   actors::leader_actor leader;
@@ -45,8 +45,8 @@ struct runtime_members {
                     ? result<address>(error{errc::invalid_argument, "no 'address' line"})
                     : client::parse_address(where->second);
       if (!addr) {
-        spdlog::error("member {} added by the topology but cannot be reached: {}", r.members[i],
-                      addr.err().message);
+        log.error("member {} added by the topology but cannot be reached: {}", r.members[i],
+                  addr.err().message);
         break; // indexes must stay in order
       }
       actors::add_peer(*sys, *net, leader, r.members[i],
@@ -70,6 +70,7 @@ struct node::impl {
   std::vector<actors::link_actor> links;
   std::vector<caf::actor> brokers;
   std::shared_ptr<runtime_members> rt = std::make_shared<runtime_members>();
+  actors::logger log;
   uint16_t client_port = 0, resp_port = 0;
   std::string where;
   bool stopped = false;
@@ -89,7 +90,7 @@ struct node::impl {
     lc.replica.log_retention = opts.log_retention;
     lc.replica.observer = opts.observer;
     lc.sync = p.sync;
-    lc.log = [](const std::string& line) { spdlog::info("{}", line); };
+    lc.log = [log = log](const std::string& line) { log.info("{}", line); };
     lc.max_key_bytes = opts.max_key_bytes;
     lc.max_value_bytes = opts.max_value_bytes;
     // A leader that failed (it threw, or its store broke) must not be asked to mark the
@@ -125,6 +126,7 @@ struct node::impl {
     tc.listen_host = p.listen.first;
     tc.listen_port = p.listen.second;
     tc.heartbeat_interval = opts.heartbeat;
+    tc.log = log;
     tc.peer_timeout = opts.peer_timeout;
     tc.handshake_timeout = opts.handshake_timeout;
     auto started = actors::start_transport(*sys, tc, leader);
@@ -166,6 +168,7 @@ struct node::impl {
     ctx.dialers = net->dialers;
     ctx.max_key_bytes = opts.max_key_bytes;
     ctx.max_value_bytes = opts.max_value_bytes;
+    ctx.log = log;
     ctx.access = actors::client_access{opts.client_secret, opts.admin_secret,
                                        opts.allow_unauthenticated_clients};
     where = "peers on " + p.listen.first + ":" + std::to_string(net->port);
@@ -202,8 +205,8 @@ struct node::impl {
             [&](actors::link_status& s) { idle &= s.in_flight == 0 && s.acked_cursor >= log_end; },
             [&](caf::error&) {});
       if (idle || std::chrono::steady_clock::now() > deadline) {
-        spdlog::info(idle ? "links flushed" : "links not flushed within {} ms; closing anyway",
-                     flush.count());
+        log.info(idle ? "links flushed" : "links not flushed within {} ms; closing anyway",
+                 flush.count());
         return;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -220,9 +223,9 @@ struct node::impl {
         flush_links(self, flush);
       self->request(leader, std::chrono::seconds(5), actors::shutdown_atom::value)
         .receive(
-          [](bool ok) {
+          [this](bool ok) {
             if (!ok)
-              spdlog::error("could not mark the store as cleanly shut down");
+              log.error("could not mark the store as cleanly shut down");
           },
           [](caf::error&) {});
     }
@@ -275,15 +278,23 @@ result<std::unique_ptr<node>> node::start(node_options o) {
   if (!p)
     return p.err();
   auto s = std::make_unique<impl>();
+  if (o.log)
+    s->log.sink = [f = o.log](actors::log_level level, const std::string& line) {
+      f(level == actors::log_level::info   ? "info"
+        : level == actors::log_level::warn ? "warn"
+                                           : "error",
+        line);
+    };
+  s->rt->log = s->log;
   s->opts = std::move(o);
   s->p = std::move(*p);
   if (s->opts.secret.empty())
-    spdlog::warn("no cluster secret: any process that can reach {}:{} and knows a node id can "
-                 "join the cluster",
-                 s->p.listen.first, s->p.listen.second);
+    s->log.warn("no cluster secret: any process that can reach {}:{} and knows a node id can "
+                "join the cluster",
+                s->p.listen.first, s->p.listen.second);
   if (auto ok = s->start_system(); !ok)
     return ok.err();
-  auto store = detail::open_store(s->opts, s->p);
+  auto store = detail::open_store(s->opts, s->p, s->log);
   if (!store)
     return store.err();
   s->incarnation = store->incarnation;
@@ -302,14 +313,14 @@ result<std::unique_ptr<node>> node::start(node_options o) {
   }
   auto& opts = s->opts;
   if (opts.client_secret.empty())
-    spdlog::warn(opts.allow_unauthenticated_clients
-                   ? "clients are not authenticated, and clients from any host are served "
-                     "(allow unauthenticated clients)"
-                   : "clients are not authenticated (no client secret): serving loopback "
-                     "clients only (protected mode)");
+    s->log.warn(opts.allow_unauthenticated_clients
+                  ? "clients are not authenticated, and clients from any host are served "
+                    "(allow unauthenticated clients)"
+                  : "clients are not authenticated (no client secret): serving loopback "
+                    "clients only (protected mode)");
   if (opts.admin_secret.empty())
-    spdlog::info("no admin secret: topology and membership changes through the client port "
-                 "are refused");
+    s->log.info("no admin secret: topology and membership changes through the client port "
+                "are refused");
   return std::unique_ptr<node>(new node(std::move(s)));
 }
 

@@ -77,6 +77,9 @@ struct node_options {
   /// call the node from here (it would wait for the thread it runs on); signal another
   /// thread, as mlr-node does with SIGUSR1.
   std::function<void(const std::string& why)> on_failure;
+  /// Takes every log line of the node ("info", "warn" or "error", and the line); empty:
+  /// spdlog's default logger.
+  std::function<void(const std::string& level, const std::string& line)> log;
   /// Sees every applied event (tests, fault injection). Optional.
   std::shared_ptr<actors::replica_observer> observer;
 };

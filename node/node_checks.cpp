@@ -3,8 +3,6 @@
 #include "client/native_client.hpp"
 #include "resolvers/resolver.hpp"
 
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 
 namespace mlr::node::detail {
@@ -145,7 +143,7 @@ result<plan> check(const node_options& o) {
 // The store, and the incarnation: a node keeps its incarnation only when it can prove it
 // holds every dot it ever issued (DESIGN.md): a durable store whose links ship only synced
 // entries (batch, always), or a clean shutdown under none.
-result<opened_store> open_store(const node_options& o, const plan& p) {
+result<opened_store> open_store(const node_options& o, const plan& p, const actors::logger& log) {
   if (o.data_dir.empty())
     return opened_store{storage::make_memory_store(), actors::random_incarnation()};
   auto opened = storage::open_rocksdb_store(o.data_dir);
@@ -180,7 +178,7 @@ result<opened_store> open_store(const node_options& o, const plan& p) {
   if (incarnation == 0)
     incarnation = actors::random_incarnation();
   else
-    spdlog::info("resuming from {} under incarnation {:016x}", o.data_dir, incarnation);
+    log.info("resuming from {} under incarnation {:016x}", o.data_dir, incarnation);
   store->put_meta("cluster", o.cluster);
   store->put_meta("node_id", o.id);
   store->put_meta("incarnation", std::to_string(incarnation));

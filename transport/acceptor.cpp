@@ -13,7 +13,6 @@
 #include "messages/codec.hpp"
 
 #include <caf/response_promise.hpp>
-#include <spdlog/spdlog.h>
 
 #include <map>
 
@@ -182,7 +181,7 @@ caf::behavior acceptor(caf::io::broker* self, std::shared_ptr<const transport_co
     c.st = inbound::stage::up;
     c.reader->set_max_frame_bytes(st->cfg->max_frame_bytes);
     ++st->stats.accepted;
-    spdlog::info("accepted node {} from {}", c.peer_id, c.where);
+    st->cfg->log.info("accepted node {} from {}", c.peer_id, c.where);
     // Only now does the peer learn who this node is and what it holds.
     messages::welcome w;
     w.node_id = self_id.node_id;
@@ -253,8 +252,8 @@ caf::behavior acceptor(caf::io::broker* self, std::shared_ptr<const transport_co
         ++st->stats.unproven_refused;
         if (ms_since(st->last_flood_log) > 1000) {
           st->last_flood_log = steady::now();
-          spdlog::warn("peer connections: {} ({} unproven, the limit is {}); {} so far", what,
-                       st->unproven(), st->cfg->max_unproven, st->stats.unproven_refused);
+          st->cfg->log.warn("peer connections: {} ({} unproven, the limit is {}); {} so far", what,
+                            st->unproven(), st->cfg->max_unproven, st->stats.unproven_refused);
         }
       };
       if (st->unproven(host) >= std::max<size_t>(1, st->cfg->max_unproven / 4)) {
@@ -296,16 +295,16 @@ caf::behavior acceptor(caf::io::broker* self, std::shared_ptr<const transport_co
       if (!c.refusal.empty()) {
         ++st->stats.refused;
         st->stats.last_refusal = c.refusal;
-        spdlog::warn("refused connection from {}: {}", c.where, c.refusal);
+        st->cfg->log.warn("refused connection from {}: {}", c.where, c.refusal);
         write_message(self, hdl, wire_kind::error, 0,
                       messages::encode(messages::failure{errc::invalid_argument, c.refusal}));
       } else {
         ++st->stats.bad_frames;
         st->stats.last_refusal = err->message;
-        spdlog::warn("closing connection from {}{}: {}", c.where,
-                     c.peer_id.empty() || c.st != inbound::stage::up ? ""
-                                                                     : " (node " + c.peer_id + ")",
-                     err->message);
+        st->cfg->log.warn(
+          "closing connection from {}{}: {}", c.where,
+          c.peer_id.empty() || c.st != inbound::stage::up ? "" : " (node " + c.peer_id + ")",
+          err->message);
       }
       drop(j);
     },
@@ -321,8 +320,9 @@ caf::behavior acceptor(caf::io::broker* self, std::shared_ptr<const transport_co
           continue;
         }
         ++st->stats.handshake_timeouts;
-        spdlog::warn("closing connection from {}: no proof within the handshake timeout of {} ms",
-                     c.where, limit);
+        st->cfg->log.warn(
+          "closing connection from {}: no proof within the handshake timeout of {} ms", c.where,
+          limit);
         auto next = std::next(i);
         drop(i);
         i = next;

@@ -10,7 +10,6 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/response_promise.hpp>
 #include <caf/spawn_options.hpp>
-#include <spdlog/spdlog.h>
 
 #include <map>
 #include <random>
@@ -79,7 +78,7 @@ void go_down(caf::io::broker* self, dialer_state& st, const std::string& why) {
   st.peer.up = false;
   st.peer.version = 0;
   if (why != st.peer.last_error || was_up)
-    spdlog::warn("peer {}: {}", peer_where(st), why);
+    st.cfg->log.warn("peer {}: {}", peer_where(st), why);
   st.peer.last_error = why;
   for (auto& [id, rp] : st.pending)
     if (rp.pending())
@@ -200,7 +199,7 @@ std::optional<error> on_handshake_message(caf::io::broker* self, dialer_state& s
   st.peer.last_error.clear();
   ++st.peer.connects;
   st.backoff = std::chrono::milliseconds(0);
-  spdlog::info("peer {}: connected, protocol version {}", peer_where(st), st.peer.version);
+  st.cfg->log.info("peer {}: connected, protocol version {}", peer_where(st), st.peer.version);
   report_to_leader(self, st, w->applied);
   // Our own vector, at once (the acceptor hands it to its leader as gossip).
   messages::ack a;

@@ -2,7 +2,6 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/io/middleman.hpp>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <future>
@@ -54,8 +53,8 @@ sink_actor add_peer(caf::actor_system& sys, transport& t, leader_actor leader,
   caf::anon_send(t.acceptor, member_atom::value, t.cfg);
   t.dialers.push_back(sys.middleman().spawn_broker(dialer, t.cfg, index, leader));
   t.sinks.push_back(caf::actor_cast<sink_actor>(t.dialers.back()));
-  spdlog::info("member {} added at runtime: dialing {}:{}", name, t.cfg->addresses[index].host,
-               t.cfg->addresses[index].port);
+  t.cfg->log.info("member {} added at runtime: dialing {}:{}", name, t.cfg->addresses[index].host,
+                  t.cfg->addresses[index].port);
   return t.sinks.back();
 }
 

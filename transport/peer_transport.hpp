@@ -17,6 +17,7 @@
 
 #include "actors/leader.hpp"
 #include "transport/handshake.hpp"
+#include "transport/log.hpp"
 
 #include <caf/fwd.hpp>
 
@@ -34,6 +35,7 @@ struct peer_address {
 
 struct transport_config {
   node_identity self;
+  logger log; ///< where the brokers' lines go
   messages::node_index self_index = 0;
   /// Where each node listens, by node index (this node's own entry is unused).
   std::vector<peer_address> addresses;

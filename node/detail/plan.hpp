@@ -37,6 +37,6 @@ struct opened_store {
 
 /// Opens the store (RocksDB in `data_dir`, else memory) and chooses the incarnation: a node
 /// keeps its incarnation only when it can prove it holds every dot it ever issued.
-result<opened_store> open_store(const node_options& o, const plan& p);
+result<opened_store> open_store(const node_options& o, const plan& p, const actors::logger& log);
 
 } // namespace mlr::node::detail
