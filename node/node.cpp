@@ -238,6 +238,9 @@ struct node::impl {
       // system waits for every actor when it is destroyed).
       std::lock_guard<std::mutex> guard(rt->m);
       rt->net = nullptr;
+      // The leader's on_routing holds rt: rt must not hold the leader, or neither is freed.
+      rt->leader = nullptr;
+      rt->sys = nullptr;
       if (net) {
         caf::anon_send_exit(net->acceptor, caf::exit_reason::user_shutdown);
         for (auto& d : net->dialers)
