@@ -24,6 +24,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -53,7 +54,10 @@ inline uint16_t free_port() {
     a.sin_port = htons(port);
     bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
     ::close(fd);
-    if (ok)
+    // Never the same port twice in one test program: a cluster draws all its ports before
+    // any node binds one.
+    static std::set<uint16_t> handed_out;
+    if (ok && handed_out.insert(port).second)
       return port;
   }
   FAIL("no free loopback port below 32000 after 1000 tries");
@@ -307,7 +311,8 @@ public:
     for (size_t i = 0; i < n; ++i)
       start(i);
     for (size_t i = 0; i < n; ++i)
-      REQUIRE(wait_ready(i));
+      if (!wait_ready(i)) // say why (a port taken meanwhile, ...)
+        FAIL("node " << i << " did not come up within 20 s:\n" << logs());
   }
 
   size_t size() const { return nodes_.size(); }
