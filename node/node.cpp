@@ -69,6 +69,7 @@ struct node::impl {
   std::optional<actors::transport> net;
   std::vector<actors::link_actor> links;
   std::vector<caf::actor> brokers;
+  size_t dialers_at_start = 0; // in brokers; the ones after were added at runtime
   std::shared_ptr<runtime_members> rt = std::make_shared<runtime_members>();
   actors::logger log;
   uint16_t client_port = 0, resp_port = 0;
@@ -137,6 +138,7 @@ struct node::impl {
     for (auto& d : net->dialers)
       if (d)
         brokers.push_back(d);
+    dialers_at_start = net->dialers.size();
     actors::link_config base;
     base.ack_timeout = opts.ack_timeout;
     base.probe_interval = opts.peer_timeout / 2;
@@ -241,12 +243,12 @@ struct node::impl {
       // The leader's on_routing holds rt: rt must not hold the leader, or neither is freed.
       rt->leader = nullptr;
       rt->sys = nullptr;
-      if (net) {
-        caf::anon_send_exit(net->acceptor, caf::exit_reason::user_shutdown);
-        for (auto& d : net->dialers)
-          if (d)
-            caf::anon_send_exit(d, caf::exit_reason::user_shutdown);
-      }
+      // Dialers of members added at runtime are in net only (brokers has the acceptor and
+      // the dialers of the members at start); each broker gets one exit message.
+      if (net)
+        for (auto i = dialers_at_start; i < net->dialers.size(); ++i)
+          if (net->dialers[i])
+            brokers.push_back(net->dialers[i]);
     }
     for (auto& b : brokers)
       caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
@@ -256,6 +258,11 @@ struct node::impl {
       caf::anon_send_exit(leader, caf::exit_reason::user_shutdown);
     if (resolver)
       caf::anon_send_exit(resolver, caf::exit_reason::user_shutdown);
+    if (sys) {
+      caf::scoped_actor self{*sys};
+      for (auto& b : brokers)
+        self->wait_for(b);
+    }
     stopped = true;
   }
 

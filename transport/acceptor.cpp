@@ -114,7 +114,7 @@ caf::behavior acceptor(caf::io::broker* self, std::shared_ptr<const transport_co
   st->leader = leader;
   if (!open_listener(self, cfg->listen_host, cfg->listen_port, opened, "peers"))
     return {};
-  self->delayed_send(self, std::chrono::milliseconds(200), tick_atom::value);
+  start_ticker<tick_atom>(self, std::chrono::milliseconds(200));
 
   // Marks the handshake refused; the data handler logs it, tells the peer, and closes the
   // connection once the reader is no longer in use.
@@ -311,7 +311,6 @@ caf::behavior acceptor(caf::io::broker* self, std::shared_ptr<const transport_co
     [=](const caf::io::connection_closed_msg& msg) { st->conns.erase(msg.handle); },
     [=](const caf::io::acceptor_closed_msg&) {},
     [=](tick_atom) {
-      self->delayed_send(self, std::chrono::milliseconds(200), tick_atom::value);
       auto limit = st->cfg->handshake_timeout.count();
       for (auto i = st->conns.begin(); i != st->conns.end();) {
         auto& c = i->second;

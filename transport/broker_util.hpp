@@ -6,7 +6,11 @@
 #include "messages/wire.hpp"
 
 #include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
 #include <caf/io/broker.hpp>
+#include <caf/send.hpp>
+
+#include <chrono>
 
 #include <future>
 #include <memory>
@@ -32,6 +36,24 @@ inline bool open_listener(caf::io::broker* self, const std::string& host, uint16
   }
   opened->set_value(doorman->second);
   return true;
+}
+
+/// Sends `Tick` to the broker every `every`, from a linked helper actor rather than as a
+/// delayed message from the broker to itself. CAF 0.17 stops the multiplexer before the
+/// scheduler's clock when an actor system shuts down; a delayed message the clock delivers
+/// in between to a broker that has already terminated is never freed, and neither is the
+/// broker (LeakSanitizer saw 1,664 bytes in 9 allocations in test_node under load). The
+/// helper is an ordinary actor: the system waits for it before stopping the multiplexer, and
+/// it exits with the broker.
+template <class Tick> void start_ticker(caf::io::broker* self, std::chrono::milliseconds every) {
+  auto broker = caf::actor_cast<caf::actor>(self);
+  self->spawn<caf::linked>([broker, every](caf::event_based_actor* t) -> caf::behavior {
+    t->delayed_send(t, every, Tick::value);
+    return {[=](Tick) {
+      caf::anon_send(broker, Tick::value);
+      t->delayed_send(t, every, Tick::value);
+    }};
+  });
 }
 
 /// Starts reading a new connection; returns "address:port" of its other end, for logs.

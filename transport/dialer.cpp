@@ -273,6 +273,7 @@ caf::behavior dialer(caf::io::broker* self, std::shared_ptr<const transport_conf
   st->backoff = std::chrono::milliseconds(0);
   st->next_attempt = steady::now();
   self->send(self, tick_atom::value);
+  start_ticker<tick_atom>(self, cfg->heartbeat_interval);
   auto forward = [self, st](wire_kind kind, const frame& payload) -> caf::result<frame> {
     // Known down: say so now (before taking the response over), so links can detour.
     if (st->st != dialer_state::stage::up)
@@ -298,7 +299,6 @@ caf::behavior dialer(caf::io::broker* self, std::shared_ptr<const transport_conf
     },
     [=](connected_atom, int fd, const std::string& err) { on_connected(self, *st, fd, err); },
     [=](tick_atom) {
-      self->delayed_send(self, st->cfg->heartbeat_interval, tick_atom::value);
       switch (st->st) {
       case dialer_state::stage::down:
         if (steady::now() >= st->next_attempt)
