@@ -6,7 +6,6 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -27,10 +26,7 @@ result<std::pair<std::string, uint16_t>> parse_address(const std::string& addres
   return std::make_pair(address.substr(0, colon), static_cast<uint16_t>(port));
 }
 
-connection::~connection() {
-  if (fd_ >= 0)
-    ::close(fd_);
-}
+connection::~connection() = default;
 
 result<std::unique_ptr<connection>> connection::open(const std::string& address,
                                                      std::chrono::milliseconds timeout) {
@@ -44,20 +40,18 @@ result<std::unique_ptr<connection>> connection::open(const std::string& address,
   auto port = std::to_string(hp->second);
   if (getaddrinfo(hp->first.c_str(), port.c_str(), &hints, &res) != 0 || !res)
     return error{errc::invalid_argument, "cannot resolve host '" + hp->first + "'"};
-  int fd = ::socket(res->ai_family, SOCK_STREAM, 0);
-  if (fd < 0 || ::connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
+  unique_fd fd{::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+  if (!fd || ::connect(fd.get(), res->ai_addr, res->ai_addrlen) != 0) {
     auto why = std::string(std::strerror(errno));
     freeaddrinfo(res);
-    if (fd >= 0)
-      ::close(fd);
     return error{errc::timeout, "cannot connect to " + address + ": " + why +
                                   " (is mlr-node running with --client-listen " + address + "?)"};
   }
   freeaddrinfo(res);
   int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   auto c = std::make_unique<connection>();
-  c->fd_ = fd;
+  c->fd_ = std::move(fd);
   c->timeout_ = timeout;
   return c;
 }
@@ -70,7 +64,7 @@ result<messages::client_response> connection::call(const messages::client_reques
   messages::append_frame(out, messages::encode(req));
   size_t sent = 0;
   while (sent < out.size()) {
-    auto n = ::send(fd_, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
+    auto n = ::send(fd_.get(), out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
     if (n <= 0)
       return error{errc::timeout,
                    std::string("the node closed the connection: ") + std::strerror(errno)};
@@ -101,11 +95,11 @@ result<messages::client_response> connection::call(const messages::client_reques
     if (left.count() <= 0)
       return error{errc::timeout,
                    "no answer from the node within " + std::to_string(timeout_.count()) + " ms"};
-    pollfd p{fd_, POLLIN, 0};
+    pollfd p{fd_.get(), POLLIN, 0};
     if (::poll(&p, 1, static_cast<int>(left.count())) <= 0)
       continue;
     char buf[65536];
-    auto n = ::recv(fd_, buf, sizeof(buf), 0);
+    auto n = ::recv(fd_.get(), buf, sizeof(buf), 0);
     if (n <= 0)
       return error{errc::timeout, "the node closed the connection"};
     splitter_.append(buf, static_cast<size_t>(n));

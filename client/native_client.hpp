@@ -3,6 +3,7 @@
 // messages/wire.hpp): what the `mlr` CLI and the process-level tests use. One request at a
 // time; every call has a timeout. No CAF.
 
+#include "messages/unique_fd.hpp"
 #include "messages/wire.hpp"
 
 #include <chrono>
@@ -41,7 +42,7 @@ public:
   result<std::string> set_topology(const std::string& spec);
 
 private:
-  int fd_ = -1;
+  unique_fd fd_;
   uint64_t next_id_ = 0;
   std::chrono::milliseconds timeout_{5000};
   messages::frame_splitter splitter_{64u << 20};

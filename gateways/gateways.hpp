@@ -37,8 +37,8 @@ struct node_context {
   std::string topology;
   std::string resolver;
   leader_actor leader;
-  caf::actor acceptor;
-  std::vector<caf::actor> dialers; ///< by node index; null for this node
+  acceptor_actor acceptor;
+  std::vector<dialer_actor> dialers; ///< by node index; null for this node
   size_t max_frame_bytes = 64u << 20;
   /// The leader's write limits (leader_config): a request larger than these plus 1 MiB is
   /// refused by the gateway as a protocol error before it is buffered whole; one within
@@ -62,8 +62,20 @@ struct node_context {
   logger log; ///< where the gateways' lines go
 };
 
+/// A gateway sends itself this (with the handle's id and the connection's serial) to take
+/// the requests that waited while a connection was paused, outside the handler that
+/// resumed it.
+using resume_atom = caf::atom_constant<caf::atom("resume")>;
+
+/// Both gateways (native and RESP): CAF's connection events, and resuming a paused
+/// connection.
+using gateway_actor = caf::typed_actor<
+  caf::reacts_to<caf::io::new_connection_msg>, caf::reacts_to<caf::io::new_data_msg>,
+  caf::reacts_to<caf::io::data_transferred_msg>, caf::reacts_to<caf::io::connection_closed_msg>,
+  caf::reacts_to<caf::io::acceptor_closed_msg>, caf::reacts_to<resume_atom, int64_t, uint64_t>>;
+
 struct gateway {
-  caf::actor broker;
+  gateway_actor broker;
   uint16_t port = 0;
 };
 

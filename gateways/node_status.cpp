@@ -53,7 +53,7 @@ struct collector {
 
 } // namespace
 
-void collect_status(caf::io::broker* self, const node_context& ctx,
+void collect_status(gateway_actor::broker_pointer self, const node_context& ctx,
                     std::function<void(std::string json)> done) {
   auto c = std::make_shared<collector>();
   c->done = std::move(done);

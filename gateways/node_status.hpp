@@ -6,14 +6,14 @@
 
 #include "gateways/gateways.hpp"
 
-#include <caf/io/broker.hpp>
+#include <caf/io/typed_broker.hpp>
 
 #include <functional>
 #include <string>
 
 namespace mlr::actors {
 
-void collect_status(caf::io::broker* self, const node_context& ctx,
+void collect_status(gateway_actor::broker_pointer self, const node_context& ctx,
                     std::function<void(std::string json)> done);
 
 } // namespace mlr::actors

@@ -3,11 +3,18 @@
 #include <hiredis/hiredis.h>
 
 #include <algorithm>
+#include <memory>
+#include <new>
 
 namespace mlr::actors {
 
+// hiredis's reader, owned: freed with the impl, on every path.
+struct reader_free {
+  void operator()(redisReader* r) const { redisReaderFree(r); }
+};
+
 struct resp_reader::impl {
-  redisReader* reader = nullptr;
+  std::unique_ptr<redisReader, reader_free> reader;
   size_t max_bulk = 0;
   size_t max_args = max_multibulk;
   size_t max_request_bytes = 0;
@@ -104,13 +111,13 @@ std::string limit_text(size_t max_bulk) {
 resp_reader::resp_reader(size_t max_bulk) : impl_(std::make_unique<impl>()), max_bulk_(max_bulk) {
   impl_->max_bulk = max_bulk;
   impl_->max_request_bytes = max_bulk + (64u << 10);
-  impl_->reader = redisReaderCreateWithFunctions(&request_functions);
+  impl_->reader.reset(redisReaderCreateWithFunctions(&request_functions));
+  if (!impl_->reader)
+    throw std::bad_alloc();
   impl_->reader->privdata = impl_.get();
 }
 
-resp_reader::~resp_reader() {
-  redisReaderFree(impl_->reader);
-}
+resp_reader::~resp_reader() = default;
 
 void resp_reader::set_authenticated(bool yes) {
   impl_->authenticated = yes;
@@ -120,7 +127,7 @@ void resp_reader::set_authenticated(bool yes) {
 }
 
 void resp_reader::feed(const char* data, size_t size) {
-  redisReaderFeed(impl_->reader, data, size);
+  redisReaderFeed(impl_->reader.get(), data, size);
 }
 
 size_t resp_reader::buffered() const {
@@ -134,7 +141,7 @@ std::string resp_reader::limit_words() const {
 }
 
 result<std::optional<std::vector<std::string>>> resp_reader::next() {
-  auto* r = impl_->reader;
+  auto* r = impl_->reader.get();
   void* raw = nullptr;
   if (redisReaderGetReply(r, &raw) != REDIS_OK) {
     auto why = impl_->refusal.empty() ? std::string(r->errstr) : impl_->refusal;

@@ -68,8 +68,8 @@ struct node::impl {
   resolvers::resolver_actor resolver;
   std::optional<actors::transport> net;
   std::vector<actors::link_actor> links;
-  std::vector<caf::actor> brokers;
-  size_t dialers_at_start = 0; // in brokers; the ones after were added at runtime
+  std::vector<caf::actor> brokers; // every broker, as a plain handle: each gets one exit
+  size_t dialers_at_start = 0;     // in brokers; the ones after were added at runtime
   std::shared_ptr<runtime_members> rt = std::make_shared<runtime_members>();
   actors::logger log;
   uint16_t client_port = 0, resp_port = 0;
@@ -134,10 +134,10 @@ struct node::impl {
     if (!started)
       return started.err();
     net = std::move(*started);
-    brokers.push_back(net->acceptor);
+    brokers.push_back(caf::actor_cast<caf::actor>(net->acceptor));
     for (auto& d : net->dialers)
       if (d)
-        brokers.push_back(d);
+        brokers.push_back(caf::actor_cast<caf::actor>(d));
     dialers_at_start = net->dialers.size();
     actors::link_config base;
     base.ack_timeout = opts.ack_timeout;
@@ -178,7 +178,7 @@ struct node::impl {
       auto g = actors::start_client_gateway(*sys, ctx, p.client->first, p.client->second);
       if (!g)
         return g.err();
-      brokers.push_back(g->broker);
+      brokers.push_back(caf::actor_cast<caf::actor>(g->broker));
       client_port = g->port;
       where += ", clients on " + p.client->first + ":" + std::to_string(g->port);
     }
@@ -186,7 +186,7 @@ struct node::impl {
       auto g = actors::start_resp_gateway(*sys, ctx, p.resp->first, p.resp->second);
       if (!g)
         return g.err();
-      brokers.push_back(g->broker);
+      brokers.push_back(caf::actor_cast<caf::actor>(g->broker));
       resp_port = g->port;
       where += ", Redis clients on " + p.resp->first + ":" + std::to_string(g->port);
     }
@@ -248,7 +248,7 @@ struct node::impl {
       if (net)
         for (auto i = dialers_at_start; i < net->dialers.size(); ++i)
           if (net->dialers[i])
-            brokers.push_back(net->dialers[i]);
+            brokers.push_back(caf::actor_cast<caf::actor>(net->dialers[i]));
     }
     for (auto& b : brokers)
       caf::anon_send_exit(b, caf::exit_reason::user_shutdown);

@@ -8,6 +8,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/io/broker.hpp>
+#include <caf/io/typed_broker.hpp>
 #include <caf/send.hpp>
 
 #include <chrono>
@@ -24,7 +25,7 @@ using listen_promise = std::shared_ptr<std::promise<result<uint16_t>>>;
 
 /// Opens host:port for `what` ("peers", "clients", ...). On failure the broker quits and
 /// the error names the address; returns false then.
-inline bool open_listener(caf::io::broker* self, const std::string& host, uint16_t port,
+inline bool open_listener(caf::io::abstract_broker* self, const std::string& host, uint16_t port,
                           const listen_promise& opened, const std::string& what) {
   auto doorman = self->add_tcp_doorman(port, host.c_str(), true);
   if (!doorman) {
@@ -45,9 +46,10 @@ inline bool open_listener(caf::io::broker* self, const std::string& host, uint16
 /// broker (LeakSanitizer saw 1,664 bytes in 9 allocations in test_node under load). The
 /// helper is an ordinary actor: the system waits for it before stopping the multiplexer, and
 /// it exits with the broker.
-template <class Tick> void start_ticker(caf::io::broker* self, std::chrono::milliseconds every) {
-  auto broker = caf::actor_cast<caf::actor>(self);
-  self->spawn<caf::linked>([broker, every](caf::event_based_actor* t) -> caf::behavior {
+template <class Tick, class Broker>
+void start_ticker(Broker* self, std::chrono::milliseconds every) {
+  auto broker = caf::actor_cast<typename Broker::actor_hdl>(self);
+  self->template spawn<caf::linked>([broker, every](caf::event_based_actor* t) -> caf::behavior {
     t->delayed_send(t, every, Tick::value);
     return {[=](Tick) {
       caf::anon_send(broker, Tick::value);
@@ -56,8 +58,14 @@ template <class Tick> void start_ticker(caf::io::broker* self, std::chrono::mill
   });
 }
 
+/// What a broker whose start failed (it has quit already) behaves like: nothing.
+template <class Behavior> Behavior no_behavior() {
+  return Behavior{typename Behavior::unsafe_init{}, caf::behavior{}};
+}
+
 /// Starts reading a new connection; returns "address:port" of its other end, for logs.
-inline std::string accept_connection(caf::io::broker* self, caf::io::connection_handle hdl) {
+inline std::string accept_connection(caf::io::abstract_broker* self,
+                                     caf::io::connection_handle hdl) {
   self->configure_read(hdl, caf::io::receive_policy::at_most(64 * 1024));
   return self->remote_addr(hdl) + ":" + std::to_string(self->remote_port(hdl));
 }

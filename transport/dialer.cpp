@@ -14,8 +14,6 @@
 #include <map>
 #include <random>
 
-#include <unistd.h>
-
 namespace mlr::actors::detail {
 
 using caf::io::connection_handle;
@@ -24,8 +22,6 @@ using messages::wire_header;
 using messages::wire_kind;
 
 namespace {
-
-using connected_atom = caf::atom_constant<caf::atom("connected")>;
 
 struct dialer_state {
   std::shared_ptr<const transport_config> cfg;
@@ -70,7 +66,7 @@ std::string peer_where(const dialer_state& st) {
   return peer_name(st) + " at " + a.host + ":" + std::to_string(a.port);
 }
 
-void go_down(caf::io::broker* self, dialer_state& st, const std::string& why) {
+void go_down(dialer_actor::broker_pointer self, dialer_state& st, const std::string& why) {
   bool was_up = st.st == dialer_state::stage::up;
   if (st.st == dialer_state::stage::handshaking || st.st == dialer_state::stage::up)
     self->close(st.conn);
@@ -94,31 +90,28 @@ void go_down(caf::io::broker* self, dialer_state& st, const std::string& why) {
 
 // Connects on a detached thread (see tcp_connect.hpp); the socket comes back as a
 // `connected` message.
-void try_connect(caf::io::broker* self, dialer_state& st) {
+void try_connect(dialer_actor::broker_pointer self, dialer_state& st) {
   st.st = dialer_state::stage::connecting;
   st.stage_since = steady::now();
   auto a = st.cfg->addresses[st.to];
   auto timeout = st.cfg->peer_timeout;
-  auto dialer = caf::actor_cast<caf::actor>(self);
+  auto dialer = caf::actor_cast<dialer_actor>(self);
   self->spawn<caf::detached>([dialer, a, timeout](caf::event_based_actor* helper) {
-    auto r = tcp_connect(a.host, a.port, timeout);
-    helper->send(dialer, connected_atom::value, r.fd, r.error);
+    helper->send(dialer, connected_atom::value,
+                 std::make_shared<connect_result>(tcp_connect(a.host, a.port, timeout)));
   });
 }
 
 // The connect finished: adopt the socket and say hello.
-void on_connected(caf::io::broker* self, dialer_state& st, int fd, const std::string& err) {
-  if (st.st != dialer_state::stage::connecting) {
-    if (fd >= 0)
-      ::close(fd);
-    return;
-  }
-  if (fd < 0) {
+void on_connected(dialer_actor::broker_pointer self, dialer_state& st, connect_result& r) {
+  if (st.st != dialer_state::stage::connecting)
+    return; // r closes the socket
+  if (!r.fd) {
     st.st = dialer_state::stage::down;
-    go_down(self, st, "cannot connect: " + err);
+    go_down(self, st, "cannot connect: " + r.error);
     return;
   }
-  st.conn = self->add_scribe(fd);
+  st.conn = self->add_scribe(r.fd.release());
   // Until the peer proved itself, only handshake-sized frames are taken from it.
   st.reader = std::make_unique<message_reader>(st.cfg->unproven_frame_bytes);
   st.transcript.clear();
@@ -137,7 +130,8 @@ void on_connected(caf::io::broker* self, dialer_state& st, int fd, const std::st
 }
 
 // Tells the local leader what the peer has applied, as if the peer had gossiped it.
-void report_to_leader(caf::io::broker* self, dialer_state& st, const messages::version_vector& vv) {
+void report_to_leader(dialer_actor::broker_pointer self, dialer_state& st,
+                      const messages::version_vector& vv) {
   st.peer.applied = vv;
   update_lag(st);
   messages::ack a;
@@ -148,7 +142,7 @@ void report_to_leader(caf::io::broker* self, dialer_state& st, const messages::v
 
 // The handshake, dialer side (handshake.hpp): prove ourselves against the challenge, then
 // check the acceptor's proof and identity in its welcome.
-std::optional<error> on_handshake_message(caf::io::broker* self, dialer_state& st,
+std::optional<error> on_handshake_message(dialer_actor::broker_pointer self, dialer_state& st,
                                           const wire_header& h, const frame& payload) {
   if (h.kind == wire_kind::error) {
     auto f = messages::decode_failure(payload);
@@ -209,7 +203,7 @@ std::optional<error> on_handshake_message(caf::io::broker* self, dialer_state& s
   return std::nullopt;
 }
 
-std::optional<error> on_dialer_message(caf::io::broker* self, dialer_state& st,
+std::optional<error> on_dialer_message(dialer_actor::broker_pointer self, dialer_state& st,
                                        const wire_header& h, const frame& payload) {
   st.last_heard = steady::now();
   if (st.st == dialer_state::stage::handshaking)
@@ -261,10 +255,53 @@ std::optional<error> on_dialer_message(caf::io::broker* self, dialer_state& st,
   }
 }
 
+// Dials when it is time, gives up a handshake or a silent peer after the peer timeout, and
+// sends the heartbeat (this node's version vector) while up.
+void on_tick(dialer_actor::broker_pointer self, dialer_state& st) {
+  switch (st.st) {
+  case dialer_state::stage::down:
+    if (steady::now() >= st.next_attempt)
+      try_connect(self, st);
+    break;
+  case dialer_state::stage::connecting:
+    break; // the connect gives up by itself after the peer timeout
+  case dialer_state::stage::handshaking:
+    if (ms_since(st.stage_since) > st.cfg->peer_timeout.count())
+      go_down(self, st,
+              "handshake timed out after " + std::to_string(st.cfg->peer_timeout.count()) + " ms");
+    break;
+  case dialer_state::stage::up: {
+    if (ms_since(st.last_heard) > st.cfg->peer_timeout.count()) {
+      go_down(self, st, "down: silent for " + std::to_string(ms_since(st.last_heard)) + " ms");
+      break;
+    }
+    messages::ack a;
+    a.receiver = st.cfg->self_index;
+    a.applied = st.own_applied;
+    write_message(self, st.conn, wire_kind::heartbeat, ++st.next_id, messages::encode(a));
+    break;
+  }
+  }
+}
+
+void on_data(dialer_actor::broker_pointer self, dialer_state& st,
+             const caf::io::new_data_msg& msg) {
+  if (st.st == dialer_state::stage::down || st.st == dialer_state::stage::connecting ||
+      msg.handle != st.conn)
+    return;
+  st.peer.bytes_received += msg.buf.size();
+  auto err = st.reader->feed(msg.buf, [&](const wire_header& h, const frame& payload) {
+    return on_dialer_message(self, st, h, payload);
+  });
+  if (err)
+    go_down(self, st, err->message);
+}
+
 } // namespace
 
-caf::behavior dialer(caf::io::broker* self, std::shared_ptr<const transport_config> cfg,
-                     messages::node_index to, leader_actor leader) {
+dialer_actor::behavior_type dialer(dialer_actor::broker_pointer self,
+                                   std::shared_ptr<const transport_config> cfg,
+                                   messages::node_index to, leader_actor leader) {
   auto st = std::make_shared<dialer_state>();
   st->cfg = cfg;
   st->to = to;
@@ -297,45 +334,9 @@ caf::behavior dialer(caf::io::broker* self, std::shared_ptr<const transport_conf
       if (st->st == dialer_state::stage::up && st->backlog <= st->cfg->max_write_backlog)
         write_message(self, st->conn, wire_kind::gossip, 0, f);
     },
-    [=](connected_atom, int fd, const std::string& err) { on_connected(self, *st, fd, err); },
-    [=](tick_atom) {
-      switch (st->st) {
-      case dialer_state::stage::down:
-        if (steady::now() >= st->next_attempt)
-          try_connect(self, *st);
-        break;
-      case dialer_state::stage::connecting:
-        break; // the connect gives up by itself after the peer timeout
-      case dialer_state::stage::handshaking:
-        if (ms_since(st->stage_since) > st->cfg->peer_timeout.count())
-          go_down(self, *st,
-                  "handshake timed out after " + std::to_string(st->cfg->peer_timeout.count()) +
-                    " ms");
-        break;
-      case dialer_state::stage::up:
-        if (ms_since(st->last_heard) > st->cfg->peer_timeout.count()) {
-          go_down(self, *st,
-                  "down: silent for " + std::to_string(ms_since(st->last_heard)) + " ms");
-          break;
-        }
-        messages::ack a;
-        a.receiver = st->cfg->self_index;
-        a.applied = st->own_applied;
-        write_message(self, st->conn, wire_kind::heartbeat, ++st->next_id, messages::encode(a));
-        break;
-      }
-    },
-    [=](const caf::io::new_data_msg& msg) {
-      if (st->st == dialer_state::stage::down || st->st == dialer_state::stage::connecting ||
-          msg.handle != st->conn)
-        return;
-      st->peer.bytes_received += msg.buf.size();
-      auto err = st->reader->feed(msg.buf, [&](const wire_header& h, const frame& payload) {
-        return on_dialer_message(self, *st, h, payload);
-      });
-      if (err)
-        go_down(self, *st, err->message);
-    },
+    [=](connected_atom, const std::shared_ptr<connect_result>& r) { on_connected(self, *st, *r); },
+    [=](tick_atom) { on_tick(self, *st); },
+    [=](const caf::io::new_data_msg& msg) { on_data(self, *st, msg); },
     [=](const caf::io::data_transferred_msg& msg) {
       if (msg.handle == st->conn)
         st->backlog = msg.remaining;

@@ -10,7 +10,6 @@ namespace mlr::actors {
 
 using detail::acceptor;
 using detail::dialer;
-using detail::member_atom;
 
 result<transport> start_transport(caf::actor_system& sys, transport_config cfg,
                                   leader_actor leader) {
@@ -33,7 +32,7 @@ result<transport> start_transport(caf::actor_system& sys, transport_config cfg,
     if (i == shared->self_index)
       continue;
     t.dialers[i] = sys.middleman().spawn_broker(dialer, shared, i, leader);
-    t.sinks[i] = caf::actor_cast<sink_actor>(t.dialers[i]);
+    t.sinks[i] = t.dialers[i];
   }
   return t;
 }
@@ -52,7 +51,7 @@ sink_actor add_peer(caf::actor_system& sys, transport& t, leader_actor leader,
   t.cfg = next;
   caf::anon_send(t.acceptor, member_atom::value, t.cfg);
   t.dialers.push_back(sys.middleman().spawn_broker(dialer, t.cfg, index, leader));
-  t.sinks.push_back(caf::actor_cast<sink_actor>(t.dialers.back()));
+  t.sinks.push_back(t.dialers.back());
   t.cfg->log.info("member {} added at runtime: dialing {}:{}", name, t.cfg->addresses[index].host,
                   t.cfg->addresses[index].port);
   return t.sinks.back();

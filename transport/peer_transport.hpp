@@ -19,7 +19,10 @@
 #include "transport/handshake.hpp"
 #include "transport/log.hpp"
 
+#include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/fwd.hpp>
+#include <caf/io/system_messages.hpp>
+#include <caf/typed_actor.hpp>
 
 #include <chrono>
 #include <functional>
@@ -93,10 +96,31 @@ typename Inspector::result_type inspect(Inspector& f, acceptor_stats& x) {
            x.last_refusal);
 }
 
+struct connect_result; // a dial's outcome (transport/detail/tcp_connect.hpp)
+
+/// Messages the transport's brokers send themselves or each other (never to another process).
+/// A member added at runtime: the acceptor takes the grown configuration.
+using member_atom = caf::atom_constant<caf::atom("member")>;
+/// A dial finished on its helper thread: the dialer adopts the socket (or goes down).
+using connected_atom = caf::atom_constant<caf::atom("connected")>;
+
+/// The listening socket and the other nodes' connections to this one.
+using acceptor_actor = caf::typed_actor<
+  caf::reacts_to<caf::io::new_connection_msg>, caf::reacts_to<caf::io::new_data_msg>,
+  caf::reacts_to<caf::io::connection_closed_msg>, caf::reacts_to<caf::io::acceptor_closed_msg>,
+  caf::reacts_to<tick_atom>, caf::replies_to<status_atom>::with<acceptor_stats>,
+  caf::reacts_to<member_atom, std::shared_ptr<const transport_config>>>;
+
+/// This node's connection to one peer: that peer's sink, plus its own events.
+using dialer_actor = sink_actor::extend<
+  caf::reacts_to<connected_atom, std::shared_ptr<connect_result>>, caf::reacts_to<tick_atom>,
+  caf::reacts_to<caf::io::new_data_msg>, caf::reacts_to<caf::io::data_transferred_msg>,
+  caf::reacts_to<caf::io::connection_closed_msg>, caf::replies_to<status_atom>::with<peer_state>>;
+
 struct transport {
-  caf::actor acceptor;
+  acceptor_actor acceptor;
   uint16_t port = 0;                           ///< the listening port (useful when 0 was asked for)
-  std::vector<caf::actor> dialers;             ///< by node index; null for this node
+  std::vector<dialer_actor> dialers;           ///< by node index; null for this node
   std::vector<sink_actor> sinks;               ///< the same, as sinks for links and the leader
   std::shared_ptr<const transport_config> cfg; ///< grows with members added at runtime
 };
@@ -112,3 +136,8 @@ result<transport> start_transport(caf::actor_system& sys, transport_config cfg,
                                   leader_actor leader);
 
 } // namespace mlr::actors
+
+// Only ever sent within this process (to its own acceptor, and from a dial's helper thread to
+// its dialer); never serialized. A connect_result that is never taken closes its socket.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<const mlr::actors::transport_config>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<mlr::actors::connect_result>)

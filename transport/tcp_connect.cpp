@@ -6,7 +6,6 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -23,11 +22,12 @@ connect_result tcp_connect(const std::string& host, uint16_t port,
   addrinfo* found = nullptr;
   auto service = std::to_string(port);
   if (int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &found); rc != 0)
-    return {-1, "cannot resolve '" + host + "': " + ::gai_strerror(rc)};
-  connect_result out{-1, "no address for '" + host + "'"};
-  for (auto* a = found; a && out.fd < 0; a = a->ai_next) {
-    int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-    if (fd < 0) {
+    return {unique_fd{}, "cannot resolve '" + host + "': " + ::gai_strerror(rc)};
+  connect_result out{unique_fd{}, "no address for '" + host + "'"};
+  for (auto* a = found; a && !out.fd; a = a->ai_next) {
+    unique_fd owned{::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol)};
+    int fd = owned.get();
+    if (!owned) {
       out.error = std::string("socket: ") + std::strerror(errno);
       continue;
     }
@@ -38,7 +38,6 @@ connect_result tcp_connect(const std::string& host, uint16_t port,
       pollfd p{fd, POLLOUT, 0};
       rc = left.count() > 0 ? ::poll(&p, 1, static_cast<int>(left.count())) : 0;
       if (rc == 0) {
-        ::close(fd);
         out.error = "connect timed out after " + std::to_string(timeout.count()) + " ms";
         continue;
       }
@@ -50,12 +49,11 @@ connect_result tcp_connect(const std::string& host, uint16_t port,
     }
     if (rc != 0) {
       out.error = std::string("connect: ") + std::strerror(errno);
-      ::close(fd);
       continue;
     }
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    out = {fd, {}};
+    out = {std::move(owned), {}};
   }
   ::freeaddrinfo(found);
   return out;

@@ -22,11 +22,6 @@ using messages::frame;
 
 inline constexpr auto request_timeout = std::chrono::seconds(10);
 
-/// A gateway sends itself this (with the handle's id and the connection's serial) to take
-/// the requests that waited while a connection was paused, outside the handler that
-/// resumed it.
-using resume_atom = caf::atom_constant<caf::atom("resume")>;
-
 // Answers leave a connection in request order, whatever order they are ready in.
 struct reply_queue {
   std::deque<std::optional<std::string>> slots;
@@ -129,7 +124,8 @@ inline const char* protected_mode_text =
   "start it with --client-secret-file to serve other hosts, or with "
   "--allow-unauthenticated-clients to open it deliberately";
 
-inline void write_bytes(caf::io::broker* self, connection_handle hdl, const std::string& bytes) {
+inline void write_bytes(caf::io::abstract_broker* self, connection_handle hdl,
+                        const std::string& bytes) {
   if (bytes.empty())
     return;
   self->write(hdl, bytes.size(), bytes.data());

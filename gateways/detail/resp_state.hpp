@@ -93,7 +93,7 @@ inline std::string upper(std::string s) {
 
 /// One request being answered: everything a command's function needs.
 struct resp_call {
-  caf::io::broker* self;
+  gateway_actor::broker_pointer self;
   std::shared_ptr<resp_state> st;
   resp_conn& conn;
   reply_to to;

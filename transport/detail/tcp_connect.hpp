@@ -6,6 +6,8 @@
 // this on a detached thread instead and adopts the socket with add_scribe(fd).
 // No CAF here.
 
+#include "messages/unique_fd.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -13,7 +15,7 @@
 namespace mlr::actors {
 
 struct connect_result {
-  int fd = -1;       ///< a connected socket, or -1
+  unique_fd fd;      ///< a connected socket, or none
   std::string error; ///< why not, when fd is -1
 };
 

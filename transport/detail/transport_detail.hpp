@@ -6,7 +6,6 @@
 #include "transport/broker_util.hpp"
 #include "transport/peer_transport.hpp"
 
-#include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
 #include <caf/io/broker.hpp>
 
@@ -14,22 +13,16 @@
 #include <cstdint>
 #include <memory>
 
-// Only ever sent to this process's own acceptor; never serialized.
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<const mlr::actors::transport_config>)
-
 namespace mlr::actors::detail {
 
 using steady = std::chrono::steady_clock;
-
-/// A member added at runtime: the acceptor takes the grown configuration.
-using member_atom = caf::atom_constant<caf::atom("member")>;
 
 inline int64_t ms_since(steady::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t).count();
 }
 
 /// One message on a connection: its header frame, then its payload frame.
-inline void write_message(caf::io::broker* self, caf::io::connection_handle hdl,
+inline void write_message(caf::io::abstract_broker* self, caf::io::connection_handle hdl,
                           messages::wire_kind kind, uint64_t id, const messages::frame& payload) {
   auto header = messages::encode(messages::wire_header{kind, id});
   self->write(hdl, header.bytes.size(), header.bytes.data());
@@ -38,11 +31,13 @@ inline void write_message(caf::io::broker* self, caf::io::connection_handle hdl,
 }
 
 /// This node's connection to peer `to`: its sink (see peer_transport.hpp).
-caf::behavior dialer(caf::io::broker* self, std::shared_ptr<const transport_config> cfg,
-                     messages::node_index to, leader_actor leader);
+dialer_actor::behavior_type dialer(dialer_actor::broker_pointer self,
+                                   std::shared_ptr<const transport_config> cfg,
+                                   messages::node_index to, leader_actor leader);
 
 /// The listening socket and the other nodes' connections to this one.
-caf::behavior acceptor(caf::io::broker* self, std::shared_ptr<const transport_config> cfg,
-                       leader_actor leader, listen_promise opened);
+acceptor_actor::behavior_type acceptor(acceptor_actor::broker_pointer self,
+                                       std::shared_ptr<const transport_config> cfg,
+                                       leader_actor leader, listen_promise opened);
 
 } // namespace mlr::actors::detail
