@@ -28,6 +28,21 @@ public:
 
   behavior_type make_behavior() override;
 
+  // Handlers of make_behavior longer than a line or two (leader.cpp).
+  void install_failure_handlers();
+  caf::result<messages::frame> on_batch(const messages::frame& f);
+  caf::result<std::vector<get_result>> read_many(const std::vector<std::string>& keys);
+  fetch_result on_fetch(messages::node_index dest, uint64_t from, uint32_t max_events,
+                        messages::node_index ship_to);
+  uint64_t on_subscribe(messages::node_index dest);
+  node_status status();
+  caf::result<messages::frame> on_pull(const messages::frame& f);
+  void on_gossip(const messages::frame& f);
+  void on_peers(std::vector<sink_actor>& peers);
+  void on_detour(messages::node_index to, bool detoured);
+  bool on_shutdown();
+  void on_tick();
+
   // Handles form cycles (links hold their leader, the leader holds its links): drop
   // them on exit so the actors can be destroyed.
   void on_exit() override {
