@@ -361,6 +361,17 @@ private:
   static constexpr uint64_t not_in_log = position_index::not_in_log;
   void index_position(const messages::dot& d, uint64_t pos) { positions_.set(d, pos); }
   void record(conflict_record r);
+  // Pieces of plan_pull (replica_pull.cpp) and collect_garbage (replica_gc.cpp).
+  uint64_t have_of(const messages::source& s) const;
+  messages::version_vector wanted_now();
+  std::vector<messages::source> due_sources(const messages::version_vector& wanted, uint64_t now_ms,
+                                            bool eager, uint64_t grace);
+  std::optional<pull_plan> pull_for(const std::vector<messages::source>& due,
+                                    const messages::version_vector& wanted, uint64_t now_ms);
+  bool advance_stability();
+  bool stable_everywhere(const messages::dot& d) const;
+  void collect_tombstones();
+  void compact_log();
 
   replica_config cfg_;
   messages::source self_;

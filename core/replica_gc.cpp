@@ -127,6 +127,13 @@ void replica::collect_garbage(uint64_t now_ms) {
     for (auto i = transfers_out_.begin(); i != transfers_out_.end();)
       i =
         now_ms - i->second.last_ms > cfg_.transfer_idle_ms ? transfers_out_.erase(i) : std::next(i);
+  if (!advance_stability())
+    return;
+  collect_tombstones();
+  compact_log();
+}
+
+bool replica::advance_stability() {
   // Live members only: a removed node's vector no longer holds anything back.
   size_t members = 0;
   for (messages::node_index n = 0; n < cfg_.forward_to.size(); ++n)
@@ -135,7 +142,7 @@ void replica::collect_garbage(uint64_t now_ms) {
   for (auto& [node, vv] : reported_)
     heard += node < cfg_.forward_to.size() && is_live(node) ? 1 : 0;
   if (members == 0 || heard + 1 < members)
-    return; // not every node has been heard from: nothing can be stable yet
+    return false; // not every node has been heard from: nothing can be stable yet
   if (candidate_ && applied_.covers(candidate_->join))
     stable_.merge(candidate_->meet);
   stability_candidate next{applied_, applied_};
@@ -146,25 +153,30 @@ void replica::collect_garbage(uint64_t now_ms) {
     next.join.merge(vv);
   }
   candidate_ = std::move(next);
+  return true;
+}
 
-  // Deletes that are stable everywhere and alone: forget the key. Stable here is not
-  // enough: a node where it is not stable yet could meet a write that this node makes
-  // after forgetting the delete (so without it in its context) as a concurrent version,
-  // and with per-node clock skew the delete's HLC could win there.
-  auto stable_everywhere = [&](const dot& d) {
-    if (retired_.covers(d))
-      return true;
-    if (!stable_.covers(d))
-      return false;
-    for (messages::node_index n = 0; n < cfg_.forward_to.size(); ++n) {
-      if (n == cfg_.self || !is_live(n))
-        continue;
-      auto r = reported_stable_.find(n);
-      if (r == reported_stable_.end() || !r->second.covers(d))
-        return false;
-    }
+// Stable here is not enough to forget a delete: a node where it is not stable yet could
+// meet a write that this node makes after forgetting the delete (so without it in its
+// context) as a concurrent version, and with per-node clock skew the delete's HLC could win
+// there.
+bool replica::stable_everywhere(const dot& d) const {
+  if (retired_.covers(d))
     return true;
-  };
+  if (!stable_.covers(d))
+    return false;
+  for (messages::node_index n = 0; n < cfg_.forward_to.size(); ++n) {
+    if (n == cfg_.self || !is_live(n))
+      continue;
+    auto r = reported_stable_.find(n);
+    if (r == reported_stable_.end() || !r->second.covers(d))
+      return false;
+  }
+  return true;
+}
+
+// Deletes that are stable everywhere and alone: forget the key.
+void replica::collect_tombstones() {
   for (auto i = tombstoned_.begin(); i != tombstoned_.end();) {
     auto* versions = store_->find(*i);
     bool only_stable_tombstones =
@@ -187,8 +199,10 @@ void replica::collect_garbage(uint64_t now_ms) {
       ++i;
     }
   }
+}
 
-  // Stable log prefix, beyond the retention window: drop it.
+// Stable log prefix, beyond the retention window: drop it.
+void replica::compact_log() {
   auto begin = store_->log_begin();
   auto end = shippable_end();
   // A receiver of a state transfer resumes from the log where the snapshot was taken.

@@ -73,12 +73,22 @@ std::optional<replica::pull_plan> replica::plan_pull(uint64_t now_ms, bool eager
     plan.request.after_key = transfer_->after;
     return plan;
   }
-  // What this node knows exists: gossiped vectors, plus what buffered events wait for.
+  auto wanted = wanted_now();
+  auto due = due_sources(wanted, now_ms, eager, grace);
+  if (due.empty())
+    return std::nullopt;
+  return pull_for(due, wanted, now_ms);
+}
+
+uint64_t replica::have_of(const messages::source& s) const {
+  return std::max(applied_.get(s), retired_.get(s));
+}
+
+// What this node knows exists: gossiped vectors, plus what buffered events and waiting
+// writes' contexts wait for.
+messages::version_vector replica::wanted_now() {
   auto wanted = known();
   std::vector<dot> waited_for; // gathered, then merged at once (advance per dot is O(n))
-  auto have_of = [&](const messages::source& s) {
-    return std::max(applied_.get(s), retired_.get(s));
-  };
   for (auto& [s, c] : wanted_.entries())
     if (have_of(s) < c)
       waited_for.push_back(dot{s, c}); // named by the context of a write waiting here
@@ -95,7 +105,12 @@ std::optional<replica::pull_plan> replica::plan_pull(uint64_t now_ms, bool eager
     waited_for.insert(waited_for.end(), e.deps.begin(), e.deps.end());
   });
   wanted.merge(messages::version_vector::from_dots(std::move(waited_for)));
-  // A gap is due when it made no progress for the grace period.
+  return wanted;
+}
+
+// The sources with a gap that made no progress for the grace period (all of them if eager).
+std::vector<messages::source> replica::due_sources(const messages::version_vector& wanted,
+                                                   uint64_t now_ms, bool eager, uint64_t grace) {
   std::vector<messages::source> due;
   for (auto i = gaps_.begin(); i != gaps_.end();)
     i = wanted.get(i->first) > have_of(i->first) ? std::next(i) : gaps_.erase(i);
@@ -116,8 +131,13 @@ std::optional<replica::pull_plan> replica::plan_pull(uint64_t now_ms, bool eager
     if (now_ms - g.since_ms >= grace)
       due.push_back(s);
   }
-  if (due.empty())
-    return std::nullopt;
+  return due;
+}
+
+// One pull for the due sources, from a holder of the first one's next event.
+std::optional<replica::pull_plan> replica::pull_for(const std::vector<messages::source>& due,
+                                                    const messages::version_vector& wanted,
+                                                    uint64_t now_ms) {
   // Sources that only buffered events name and no gossiped vector shows: a node retired
   // them (so it no longer reports them), or their holders were not heard from yet. They go
   // first, asked of every peer in turn: one that retired them answers "compacted", and the
