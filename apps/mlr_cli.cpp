@@ -22,6 +22,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -145,29 +146,45 @@ std::string human_status(const nlohmann::json& j) {
   return out;
 }
 
-} // namespace
-
-int main(int argc, char** argv) {
+struct cli {
   std::string node;
   std::string context;
+  bool has_context = false;
   bool as_json = false;
   double interval = 1.0;
   int64_t count = -1;
   std::vector<std::string> words;
+  std::string secret, admin_secret;
+
+  // Opens the connection and proves the secret (the admin one when `admin`), if any.
+  result<std::unique_ptr<client::connection>> open(bool admin) const {
+    auto conn = client::connection::open(node);
+    if (!conn)
+      return conn.err();
+    auto& key = admin && !admin_secret.empty() ? admin_secret : secret;
+    if (!key.empty())
+      if (auto ok = (*conn)->auth(key); !ok)
+        return error{errc::invalid_argument, ok.err().message};
+    return conn;
+  }
+};
+
+// Parses the command line into `c`; returns the exit status when there is nothing to run.
+std::optional<int> parse(int argc, char** argv, cli& c) {
   std::string secret_file, admin_secret_file;
   po::options_description desc("Options");
-  desc.add_options()("help,h", "print this help")("node", po::value(&node),
+  desc.add_options()("help,h", "print this help")("node", po::value(&c.node),
                                                   "HOST:PORT of the node's client port")(
     "secret-file", po::value(&secret_file),
     "file holding the node's client secret (default: $MLR_SECRET)")(
     "admin-secret-file", po::value(&admin_secret_file),
     "file holding the node's admin secret, for topology set (default: $MLR_ADMIN_SECRET)")(
-    "context", po::value(&context), "for put/del: the context token a get printed")(
-    "json", po::bool_switch(&as_json), "for status: print JSON")(
-    "interval", po::value(&interval)->default_value(interval),
-    "for watch: seconds between updates")("count", po::value(&count)->default_value(count),
+    "context", po::value(&c.context), "for put/del: the context token a get printed")(
+    "json", po::bool_switch(&c.as_json), "for status: print JSON")(
+    "interval", po::value(&c.interval)->default_value(c.interval),
+    "for watch: seconds between updates")("count", po::value(&c.count)->default_value(c.count),
                                           "for watch: stop after N updates (-1: never)")(
-    "words", po::value(&words), "command and arguments");
+    "words", po::value(&c.words), "command and arguments");
   po::positional_options_description pos;
   pos.add("words", -1);
   po::variables_map vm;
@@ -177,85 +194,125 @@ int main(int argc, char** argv) {
   } catch (const po::error& e) {
     return fail_usage(e.what());
   }
-  if (vm.count("help") || words.empty()) {
+  if (vm.count("help") || c.words.empty()) {
     std::cout << usage << desc;
     return vm.count("help") ? 0 : 2;
   }
+  c.has_context = vm.count("context") > 0;
   auto secret = secret_from(secret_file, "MLR_SECRET", "client secret");
   auto admin_secret = secret_from(admin_secret_file, "MLR_ADMIN_SECRET", "admin secret");
   for (auto* s : {&secret, &admin_secret})
     if (!*s)
       return fail_usage(s->err().message);
-  // Opens the connection and proves the secret (the admin one when `admin`), if any.
-  auto open = [&](bool admin) -> result<std::unique_ptr<client::connection>> {
-    auto conn = client::connection::open(node);
-    if (!conn)
-      return conn.err();
-    auto& key = admin && !admin_secret->empty() ? *admin_secret : *secret;
-    if (!key.empty())
-      if (auto ok = (*conn)->auth(key); !ok)
-        return error{errc::invalid_argument, ok.err().message};
-    return conn;
-  };
-  if (words[0] == "topology" && words.size() == 3 && words[1] == "set") {
-    if (node.empty())
-      return fail_usage("--node HOST:PORT is required for 'topology set'");
-    auto spec = words[2];
-    if (spec != "ring" && spec != "mesh" && spec.rfind("star", 0) != 0) {
-      std::ifstream f(spec);
-      if (!f) {
-        std::cerr << "mlr: cannot read topology file '" << spec
-                  << "'; write ring, mesh, star:HUB or the path of an edge list\n";
-        return 2;
-      }
-      std::stringstream text;
-      text << f.rdbuf();
-      spec = text.str();
+  c.secret = *secret;
+  c.admin_secret = *admin_secret;
+  return std::nullopt;
+}
+
+int cannot_open(const error& e) {
+  std::cerr << "mlr: " << e.message << "\n";
+  return e.code == errc::invalid_argument ? 1 : 3;
+}
+
+int topology_set(const cli& c) {
+  if (c.node.empty())
+    return fail_usage("--node HOST:PORT is required for 'topology set'");
+  auto spec = c.words[2];
+  if (spec != "ring" && spec != "mesh" && spec.rfind("star", 0) != 0) {
+    std::ifstream f(spec);
+    if (!f) {
+      std::cerr << "mlr: cannot read topology file '" << spec
+                << "'; write ring, mesh, star:HUB or the path of an edge list\n";
+      return 2;
     }
-    auto conn = open(true);
-    if (!conn) {
-      std::cerr << "mlr: " << conn.err().message << "\n";
-      return conn.err().code == errc::invalid_argument ? 1 : 3;
-    }
-    auto r = (*conn)->set_topology(spec);
-    if (!r) {
-      std::cerr << "mlr: " << r.err().message << "\n";
+    std::stringstream text;
+    text << f.rdbuf();
+    spec = text.str();
+  }
+  auto conn = c.open(true);
+  if (!conn)
+    return cannot_open(conn.err());
+  auto r = (*conn)->set_topology(spec);
+  if (!r) {
+    std::cerr << "mlr: " << r.err().message << "\n";
+    return 1;
+  }
+  std::cout << "epoch " << *r << "\n";
+  return 0;
+}
+
+int topology_check(const cli& c) {
+  if (c.words.size() != 3 || c.words[1] != "check")
+    return fail_usage("write 'mlr topology check FILE|ring:N|star:N|mesh:N' or "
+                      "'mlr --node HOST:PORT topology set ring|mesh|star:HUB|FILE'");
+  auto g = topology::graph_from_spec(c.words[2]);
+  if (!g) {
+    std::cerr << "mlr: " << g.err().message << "\n";
+    return 1;
+  }
+  auto report = topology::analyze(*g);
+  std::cout << topology::to_text(*g, report);
+  return report.strongly_connected ? 0 : 1;
+}
+
+int get(client::connection& conn, const std::string& key) {
+  auto r = conn.get(key);
+  if (!r) {
+    std::cerr << "mlr: " << r.err().message << "\n";
+    return 1;
+  }
+  for (auto& v : r->siblings)
+    std::cout << v << "\n";
+  if (!r->context.empty())
+    std::cout << "context: " << r->context << "\n";
+  if (r->siblings.empty()) {
+    std::cerr << "mlr: key '" << key << "' not found\n";
+    return 1;
+  }
+  return 0;
+}
+
+int status(const cli& c, client::connection& conn, bool watch) {
+  for (int64_t i = 0; c.count < 0 || i < c.count; ++i) {
+    auto s = conn.status();
+    if (!s) {
+      std::cerr << "mlr: " << s.err().message << "\n";
       return 1;
     }
-    std::cout << "epoch " << *r << "\n";
-    return 0;
-  }
-  if (words[0] == "topology") {
-    if (words.size() != 3 || words[1] != "check")
-      return fail_usage("write 'mlr topology check FILE|ring:N|star:N|mesh:N' or "
-                        "'mlr --node HOST:PORT topology set ring|mesh|star:HUB|FILE'");
-    auto g = topology::graph_from_spec(words[2]);
-    if (!g) {
-      std::cerr << "mlr: " << g.err().message << "\n";
-      return 1;
+    if (c.as_json) {
+      std::cout << *s << "\n";
+    } else {
+      auto j = nlohmann::json::parse(*s, nullptr, false);
+      if (watch)
+        std::cout << "\x1b[2J\x1b[H"; // clear the screen between updates
+      std::cout << human_status(j);
     }
-    auto report = topology::analyze(*g);
-    std::cout << topology::to_text(*g, report);
-    return report.strongly_connected ? 0 : 1;
+    std::cout.flush();
+    if (!watch)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(c.interval * 1000)));
   }
-  if (node.empty())
+  return 0;
+}
+
+// put, get, del, status, watch: requests to one node.
+int data_command(const cli& c) {
+  if (c.node.empty())
     return fail_usage("--node HOST:PORT is required (the node's --client-listen address)");
-  auto& cmd = words[0];
-  auto need = [&](size_t n) { return words.size() == n; };
-  const std::string* ctx = vm.count("context") ? &context : nullptr;
+  auto& cmd = c.words[0];
+  auto need = [&](size_t n) { return c.words.size() == n; };
   if ((cmd == "put" && !need(3)) || ((cmd == "get" || cmd == "del") && !need(2)) ||
       ((cmd == "status" || cmd == "watch") && !need(1)))
     return fail_usage("wrong number of arguments for '" + cmd + "'");
   if (cmd != "put" && cmd != "get" && cmd != "del" && cmd != "status" && cmd != "watch")
     return fail_usage("unknown command '" + cmd + "' (put, get, del, status, watch)");
-  auto conn = open(false);
-  if (!conn) {
-    std::cerr << "mlr: " << conn.err().message << "\n";
-    return conn.err().code == errc::invalid_argument ? 1 : 3;
-  }
-  auto& c = **conn;
+  auto conn = c.open(false);
+  if (!conn)
+    return cannot_open(conn.err());
+  auto& n = **conn;
+  const std::string* ctx = c.has_context ? &c.context : nullptr;
   if (cmd == "put" || cmd == "del") {
-    auto r = cmd == "put" ? c.put(words[1], words[2], ctx) : c.del(words[1], ctx);
+    auto r = cmd == "put" ? n.put(c.words[1], c.words[2], ctx) : n.del(c.words[1], ctx);
     if (!r) {
       std::cerr << "mlr: " << r.err().message << "\n";
       return 1;
@@ -263,40 +320,20 @@ int main(int argc, char** argv) {
     std::cout << "ok " << *r << "\n";
     return 0;
   }
-  if (cmd == "get") {
-    auto r = c.get(words[1]);
-    if (!r) {
-      std::cerr << "mlr: " << r.err().message << "\n";
-      return 1;
-    }
-    for (auto& v : r->siblings)
-      std::cout << v << "\n";
-    if (!r->context.empty())
-      std::cout << "context: " << r->context << "\n";
-    if (r->siblings.empty()) {
-      std::cerr << "mlr: key '" << words[1] << "' not found\n";
-      return 1;
-    }
-    return 0;
-  }
-  for (int64_t i = 0; count < 0 || i < count; ++i) {
-    auto s = c.status();
-    if (!s) {
-      std::cerr << "mlr: " << s.err().message << "\n";
-      return 1;
-    }
-    if (as_json) {
-      std::cout << *s << "\n";
-    } else {
-      auto j = nlohmann::json::parse(*s, nullptr, false);
-      if (cmd == "watch")
-        std::cout << "\x1b[2J\x1b[H"; // clear the screen between updates
-      std::cout << human_status(j);
-    }
-    std::cout.flush();
-    if (cmd == "status")
-      break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(interval * 1000)));
-  }
-  return 0;
+  if (cmd == "get")
+    return get(n, c.words[1]);
+  return status(c, n, cmd == "watch");
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  cli c;
+  if (auto done = parse(argc, argv, c))
+    return *done;
+  if (c.words[0] == "topology" && c.words.size() == 3 && c.words[1] == "set")
+    return topology_set(c);
+  if (c.words[0] == "topology")
+    return topology_check(c);
+  return data_command(c);
 }

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -39,10 +40,8 @@ std::string short_hex(uint64_t x) {
   return buf;
 }
 
-} // namespace
-
-int main(int argc, char** argv) {
-  demo_options o;
+// Parses the command line into `o`; returns the exit status when there is nothing to run.
+std::optional<int> parse(int argc, char** argv, demo_options& o) {
   po::options_description desc(
     "mlr-demo: runs N replicated leaders in one process. Every node writes concurrently,\n"
     "some writes to keys that all nodes share (so conflicts happen and the resolver decides);\n"
@@ -78,24 +77,12 @@ int main(int argc, char** argv) {
     return usage_error("--nodes must be between 1 and 256, got " + std::to_string(o.nodes));
   if (o.resolver != "lww" && o.resolver != "multi" && o.resolver != "max")
     return usage_error("--resolver must be lww, multi or max, got '" + o.resolver + "'");
+  return std::nullopt;
+}
 
-  topology::cluster_options copts;
-  copts.topology = o.topology;
-  copts.nodes = o.nodes;
-  copts.hub = o.hub;
-  copts.resolver = o.resolver;
-  copts.seed = o.seed;
-  auto started = topology::cluster::start(copts);
-  if (!started)
-    return usage_error(started.err().message);
-  auto& c = **started;
+// One writer thread per node, so writes at different nodes are truly concurrent.
+void write_everywhere(topology::cluster& c, const demo_options& o) {
   auto n = c.size();
-  std::cout << "mlr-demo: " << n << " nodes, topology " << o.topology << " ("
-            << c.topology().edge_count() << " links), resolver " << o.resolver << ", " << o.writes
-            << " writes per node\n";
-
-  // One writer thread per node, so writes at different nodes are truly concurrent.
-  auto t0 = std::chrono::steady_clock::now();
   std::vector<std::thread> writers;
   std::vector<std::string> failures(n);
   for (size_t node = 0; node < n; ++node) {
@@ -119,13 +106,15 @@ int main(int argc, char** argv) {
     if (!failures[node].empty())
       std::cerr << "mlr-demo: a write at " << c.topology().name(node)
                 << " failed: " << failures[node] << "\n";
-  bool ok = c.wait_converged(std::chrono::seconds(o.timeout_s));
-  auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
 
+// The per-node table; false if a node did not answer.
+bool print_nodes(topology::cluster& c) {
+  bool ok = true;
   std::printf("\n%-8s %-16s %-16s %8s %8s %8s %6s %9s %10s  %s\n", "node", "incarnation",
               "state digest", "applied", "sent", "received", "dups", "conflicts", "unresolved",
               "version vector");
-  for (size_t node = 0; node < n; ++node) {
+  for (size_t node = 0; node < c.size(); ++node) {
     auto s = c.status(node);
     if (!s) {
       std::printf("%-8s (no answer: %s)\n", c.topology().name(node).c_str(),
@@ -143,6 +132,34 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(s->stats.unresolved),
                 messages::to_string(s->applied).c_str());
   }
+  return ok;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  demo_options o;
+  if (auto done = parse(argc, argv, o))
+    return *done;
+  topology::cluster_options copts;
+  copts.topology = o.topology;
+  copts.nodes = o.nodes;
+  copts.hub = o.hub;
+  copts.resolver = o.resolver;
+  copts.seed = o.seed;
+  auto started = topology::cluster::start(copts);
+  if (!started)
+    return usage_error(started.err().message);
+  auto& c = **started;
+  auto n = c.size();
+  std::cout << "mlr-demo: " << n << " nodes, topology " << o.topology << " ("
+            << c.topology().edge_count() << " links), resolver " << o.resolver << ", " << o.writes
+            << " writes per node\n";
+  auto t0 = std::chrono::steady_clock::now();
+  write_everywhere(c, o);
+  bool ok = c.wait_converged(std::chrono::seconds(o.timeout_s));
+  auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ok = print_nodes(c) && ok;
   auto total = static_cast<double>(o.writes * n);
   std::printf("\n%.0f writes in %.3f s (%.0f replicated writes/s, wall clock incl. start-up)\n",
               total, elapsed, elapsed > 0 ? total / elapsed : 0.0);

@@ -17,12 +17,8 @@ int bad_input(const std::string& msg) {
   return 2;
 }
 
-po::options_description make_options(node_options& o) {
-  po::options_description desc(
-    "mlr-node: one replicated leader per process. It accepts writes from clients and\n"
-    "replicates them over TCP (Cap'n Proto framing) to the other nodes of its cluster,\n"
-    "along the topology. Stop it with SIGTERM or SIGINT: links are flushed, then closed.\n\n"
-    "Options");
+// Who the node is, who its peers are, and how they are wired.
+static void add_cluster_options(po::options_description& desc, node_options& o) {
   desc.add_options()("help,h", "print this help and exit")("id", po::value(&o.id),
                                                            "this node's id (required), e.g. n0")(
     "cluster", po::value(&o.cluster)->default_value(o.cluster),
@@ -50,9 +46,13 @@ po::options_description make_options(node_options& o) {
     "it answers again) or spoke (the first standby hub makes itself the hub by a topology "
     "change, a new epoch; the old hub comes back as a spoke)")(
     "resolver", po::value(&o.resolver)->default_value(o.resolver),
-    "lww (last writer wins), multi (keep siblings) or max (largest number wins)")(
-    "client-listen", po::value(&o.client_listen),
-    "HOST:PORT for the native client protocol (the mlr CLI)")(
+    "lww (last writer wins), multi (keep siblings) or max (largest number wins)");
+}
+
+// Client ports and the secrets that guard them.
+static void add_client_options(po::options_description& desc, node_options& o) {
+  desc.add_options()("client-listen", po::value(&o.client_listen),
+                     "HOST:PORT for the native client protocol (the mlr CLI)")(
     "resp-listen", po::value(&o.resp_listen),
     "HOST:PORT for Redis clients (redis-cli, redis-benchmark)")(
     "cluster-secret-file", po::value(&o.secret_file),
@@ -71,7 +71,12 @@ po::options_description make_options(node_options& o) {
     "topology changes), distinct from the client secret; without it they are refused. "
     "Every accepted or refused change is logged with the client's address")(
     "allow-unauthenticated-clients", po::bool_switch(&o.allow_unauthenticated),
-    "serve clients from other hosts without a client secret (protected mode off)")(
+    "serve clients from other hosts without a client secret (protected mode off)");
+}
+
+// Storage, timing, limits and test faults.
+static void add_tuning_options(po::options_description& desc, node_options& o) {
+  desc.add_options()(
     "data-dir", po::value(&o.data_dir),
     "keep the log, the key state and the node's metadata in a RocksDB store in DIR and "
     "resume from it after a restart (default: in memory; a restart then starts empty "
@@ -110,6 +115,17 @@ po::options_description make_options(node_options& o) {
     "log-retention", po::value(&o.log_retention)->default_value(o.log_retention),
     "log entries kept after they became stable (held by every node), so a peer that was "
     "away briefly catches up from the log; one further behind gets a state transfer");
+}
+
+po::options_description make_options(node_options& o) {
+  po::options_description desc(
+    "mlr-node: one replicated leader per process. It accepts writes from clients and\n"
+    "replicates them over TCP (Cap'n Proto framing) to the other nodes of its cluster,\n"
+    "along the topology. Stop it with SIGTERM or SIGINT: links are flushed, then closed.\n\n"
+    "Options");
+  add_cluster_options(desc, o);
+  add_client_options(desc, o);
+  add_tuning_options(desc, o);
   return desc;
 }
 

@@ -53,6 +53,36 @@ struct collector {
 
 } // namespace
 
+// The leader's part of the document.
+static void leader_part(nlohmann::json& doc, std::optional<messages::version_vector>& own_applied,
+                        node_status& s, const std::vector<std::string>& members) {
+  doc["incarnation"] = hex(s.incarnation); // may have changed since start
+  doc["epoch"] = s.epoch.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.epoch);
+  if (!s.topology.empty())
+    doc["topology_edges"] = s.topology;
+  if (!s.pending_topology.empty())
+    doc["topology_pending"] = s.pending_topology;
+  doc["applied"] = vv_json(s.applied, members);
+  own_applied = s.applied;
+  doc["applied_total"] = s.applied.total();
+  doc["caught_up"] = s.caught_up;
+  doc["retired"] = vv_json(s.retired, members);
+  doc["log_begin"] = s.log_begin;
+  auto from =
+    s.transfer.from < members.size() ? members[s.transfer.from] : std::to_string(s.transfer.from);
+  doc["state_transfer"] = s.transfer.active ? nlohmann::json{{"from", from},
+                                                             {"keys_done", s.transfer.keys_done},
+                                                             {"keys_total", s.transfer.keys_total}}
+                                            : nlohmann::json(nullptr);
+  doc["state_digest"] = hex(s.digest);
+  doc["keys"] = s.keys;
+  doc["log_entries"] = s.log_end;
+  auto stats = nlohmann::json::object();
+  for_each_stat(s.stats,
+                [&](const char* name, uint64_t value, const char*) { stats[name] = value; });
+  doc["stats"] = std::move(stats);
+}
+
 void collect_status(gateway_actor::broker_pointer self, const node_context& ctx,
                     std::function<void(std::string json)> done) {
   auto c = std::make_shared<collector>();
@@ -69,32 +99,7 @@ void collect_status(gateway_actor::broker_pointer self, const node_context& ctx,
   self->request(ctx.leader, timeout, status_atom::value)
     .then(
       [c, members](node_status& s) {
-        c->doc["incarnation"] = hex(s.incarnation); // may have changed since start
-        c->doc["epoch"] = s.epoch.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.epoch);
-        if (!s.topology.empty())
-          c->doc["topology_edges"] = s.topology;
-        if (!s.pending_topology.empty())
-          c->doc["topology_pending"] = s.pending_topology;
-        c->doc["applied"] = vv_json(s.applied, members);
-        c->own_applied = s.applied;
-        c->doc["applied_total"] = s.applied.total();
-        c->doc["caught_up"] = s.caught_up;
-        c->doc["retired"] = vv_json(s.retired, members);
-        c->doc["log_begin"] = s.log_begin;
-        auto from = s.transfer.from < members.size() ? members[s.transfer.from]
-                                                     : std::to_string(s.transfer.from);
-        c->doc["state_transfer"] = s.transfer.active
-                                     ? nlohmann::json{{"from", from},
-                                                      {"keys_done", s.transfer.keys_done},
-                                                      {"keys_total", s.transfer.keys_total}}
-                                     : nlohmann::json(nullptr);
-        c->doc["state_digest"] = hex(s.digest);
-        c->doc["keys"] = s.keys;
-        c->doc["log_entries"] = s.log_end;
-        auto stats = nlohmann::json::object();
-        for_each_stat(s.stats,
-                      [&](const char* name, uint64_t value, const char*) { stats[name] = value; });
-        c->doc["stats"] = std::move(stats);
+        leader_part(c->doc, c->own_applied, s, members);
         c->finish_one();
       },
       [c](caf::error&) {
