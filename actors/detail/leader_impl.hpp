@@ -1,6 +1,7 @@
 #pragma once
-// Internal to the leader (leader.cpp, leader_routing.cpp): the actor's class. Users spawn
-// leaders with spawn_leader (leader.hpp) and never see this.
+// Internal to the leader (leader.cpp, leader_writes.cpp, leader_effects.cpp,
+// leader_routing.cpp): the actor's class. Users spawn leaders with spawn_leader
+// (leader.hpp) and never see this.
 
 #include "actors/leader.hpp"
 
@@ -146,109 +147,31 @@ private:
     return rp;
   }
 
-  std::optional<caf::error> refusal(const std::vector<write_request>& ws) {
-    if (auto err = removed_error())
-      return err;
-    if (!store_error_.empty())
-      return make_error(errc::storage_full, "write refused: " + store_error_);
-    for (auto& w : ws) {
-      if (reserved(w.key))
-        return reserved_error();
-      if (auto err = size_error(w))
-        return err; // nothing of the message is written
-    }
-    return std::nullopt;
-  }
+  std::optional<caf::error> refusal(const std::vector<write_request>& ws);
 
-  std::vector<dot> apply_writes(const std::vector<write_request>& ws) {
-    std::vector<dot> dots;
-    dots.reserve(ws.size());
-    for (auto& w : ws)
-      dots.push_back(replica_.write(w, now()));
-    execute();
-    return dots;
-  }
+  std::vector<dot> apply_writes(const std::vector<write_request>& ws);
 
-  caf::error catching_up_error() {
-    return make_error(errc::retry_later,
-                      "this node started without data and has not caught up with its peers " +
-                        std::string("within ") + std::to_string(cfg_.context_wait.count()) +
-                        " ms (it holds " + std::to_string(replica_.applied().total()) +
-                        " events); nothing was written: retry shortly, or write at another " +
-                        "node");
-  }
+  caf::error catching_up_error();
 
-  caf::error context_error(const std::vector<dot>& missing) {
-    std::string names;
-    for (size_t i = 0; i < missing.size() && i < 3; ++i)
-      names += (i ? ", " : "") + messages::to_string(missing[i]);
-    if (missing.size() > 3)
-      names += " and " + std::to_string(missing.size() - 3) + " more";
-    return make_error(errc::retry_later,
-                      "the context names " + names + ", which this node has not received " +
-                        "within " + std::to_string(cfg_.context_wait.count()) +
-                        " ms; nothing was written: write at the node you read from, or retry " +
-                        "once it has replicated");
-  }
+  caf::error context_error(const std::vector<dot>& missing);
 
   // Writes that waited for their contexts: those whose contexts arrived are applied (in
   // the order they came), those past their deadline refused.
-  void retry_waiting() {
-    if (waiting_.empty() || retrying_)
-      return;
-    retrying_ = true;
-    auto now_ms = steady_ms();
-    std::vector<waiting_write> keep;
-    auto batch = std::move(waiting_);
-    waiting_.clear();
-    for (auto& w : batch)
-      if (!w.retry(now_ms >= w.deadline_ms))
-        keep.push_back(std::move(w));
-    keep.insert(keep.end(), std::make_move_iterator(waiting_.begin()),
-                std::make_move_iterator(waiting_.end()));
-    waiting_ = std::move(keep);
-    if (waiting_.empty())
-      replica_.clear_wanted();
-    retrying_ = false;
-  }
+  void retry_waiting();
 
   bool durable_store() { return replica_.store().durable(); }
 
   // A member the topology removed takes no writes and serves no reads: it no longer
   // receives anything, so what it would serve goes stale. Its clients are told where to go.
-  std::optional<caf::error> removed_error() {
-    if (replica_.is_live(cfg_.replica.self))
-      return std::nullopt;
-    std::string live;
-    if (current_routing_)
-      for (size_t i = 0; i < current_routing_->members.size(); ++i)
-        if (i < current_routing_->live.size() && current_routing_->live[i])
-          live += (live.empty() ? "" : ", ") + current_routing_->members[i];
-    return make_error(errc::refused, "this node was removed from the cluster (topology epoch " +
-                                       epoch_name() + "); nothing was done: use a live member (" +
-                                       live + ")");
-  }
+  std::optional<caf::error> removed_error();
 
   // A key or value above the node's limits is refused before anything is written.
-  std::optional<caf::error> size_error(const write_request& w) {
-    if (w.key.size() > cfg_.max_key_bytes)
-      return make_error(errc::too_large,
-                        "key is " + std::to_string(w.key.size()) + " bytes; the limit is " +
-                          std::to_string(cfg_.max_key_bytes) + " (--max-key-bytes)");
-    if (w.value.size() > cfg_.max_value_bytes)
-      return make_error(errc::too_large,
-                        "value is " + std::to_string(w.value.size()) + " bytes; the limit is " +
-                          std::to_string(cfg_.max_value_bytes) + " (--max-value-bytes)");
-    return std::nullopt;
-  }
+  std::optional<caf::error> size_error(const write_request& w);
 
   static bool reserved(const std::string& key) {
     return key.compare(0, reserved_key_prefix.size(), reserved_key_prefix) == 0;
   }
-  static caf::error reserved_error() {
-    return make_error(errc::refused,
-                      "keys starting with \\0mlr: are the cluster's own; choose another key");
-  }
+  static caf::error reserved_error();
 
   // Under group commit a write is acknowledged after the fsync that covers it.
   template <class T> caf::result<T> acknowledge(T value) {
@@ -281,53 +204,14 @@ private:
       });
   }
 
-  caf::error not_durable_error() {
-    return make_error(errc::storage_full,
-                      "write not durable: " + store_error_ +
-                        "; it stays in memory and becomes durable if space is freed before "
-                        "the node stops, so its outcome is unknown");
-  }
+  caf::error not_durable_error();
 
   // Carries out what the replica asks after an input (its ready value), and nothing else:
   // commits what changed (`by_policy`: as the sync policy says, after writes and events;
   // otherwise without an fsync, after garbage collection and resolutions, which a restart
   // recomputes), wakes links for what became shippable, hands conflicts to the resolver,
   // starts relay links, routes by a new topology and logs. True when the store changed.
-  bool execute(bool by_policy = true) {
-    auto r = replica_.take_ready();
-    for (auto& line : r.log)
-      log(line);
-    if (r.commit && durable_store()) {
-      auto ok = replica_.mutable_store().commit(by_policy && cfg_.sync == sync_policy::always);
-      if (!ok) {
-        store_error_ = ok.err().message;
-        if (by_policy)
-          report_broken_store();
-      } else if (by_policy && cfg_.sync == sync_policy::batch) {
-        if (!sync_scheduled_) {
-          sync_scheduled_ = true;
-          send(this, sync_atom::value);
-        }
-      } else if (by_policy) {
-        advance_durable();
-      }
-    } else if (!durable_store()) {
-      advance_durable();
-    }
-    for (auto& c : r.conflicts)
-      ask_resolver(std::move(c));
-    for (auto dest : r.relay_links)
-      spawn_relay_link(dest);
-    if (r.topology)
-      apply_topology(*r.topology);
-    for (auto& key : r.recovered_siblings)
-      retry_keys_[key] = 0; // asked again at the first tick
-    if (cfg_.replica.observer && (by_policy || r.commit))
-      cfg_.replica.observer->on_handled(replica_);
-    if (by_policy)
-      retry_waiting();
-    return r.commit;
-  }
+  bool execute(bool by_policy = true);
 
   // Topology, links and relays (leader_routing.cpp).
   void spawn_relay_link(messages::node_index dest);
@@ -338,74 +222,23 @@ private:
   std::string epoch_name();
   result<dot> write_topology(const std::string& spec);
   void log(const std::string& line);
-  void collect_garbage() {
-    replica_.collect_garbage(steady_ms());
-    execute(/*by_policy=*/false);
-  }
+  void collect_garbage();
 
   // The store refused a write (a full disk): try again; once it takes it, writes resume.
-  void retry_store() {
-    auto ok = replica_.mutable_store().recover();
-    if (!ok) {
-      store_error_ = ok.err().message; // the latest reason
-      return;
-    }
-    log("the data directory takes writes again (was: " + store_error_ + ")");
-    store_error_.clear();
-    advance_durable();
-  }
+  void retry_store();
 
   // Everything committed so far is durable: links may ship it.
-  void advance_durable() {
-    auto end = replica_.log_end();
-    if (end <= durable_end_)
-      return;
-    durable_end_ = end;
-    replica_.set_durable_end(end);
-    for (auto& [dest, link] : links_) {
-      if (link.wants_wakeup && link.handle) {
-        link.wants_wakeup = false;
-        caf::anon_send(link.handle, log_grew_atom::value);
-      }
-    }
-  }
+  void advance_durable();
 
   // One fsync for every write applied since the last one. If it fails, none of them is
   // acknowledged as durable (their outcome is unknown: they are in the OS, maybe on disk)
   // and none is shipped, since advance_durable does not run; writes are refused until the
   // store takes writes again (retry_store).
-  void group_commit() {
-    sync_scheduled_ = false;
-    auto ok = replica_.mutable_store().sync();
-    auto ready = std::move(deferred_);
-    deferred_.clear();
-    if (!ok) {
-      store_error_ = ok.err().message;
-      log("group commit failed: " + store_error_ + "; " + std::to_string(ready.size()) +
-          " writes not acknowledged, writes refused until the data directory recovers");
-      report_broken_store();
-      auto err = make_error(errc::storage_full,
-                            "write not durable: " + store_error_ +
-                              "; it was applied in memory and may or may not reach the disk, "
-                              "so its outcome is unknown");
-      for (auto& d : ready)
-        d(&err);
-      return;
-    }
-    advance_durable();
-    for (auto& d : ready)
-      d(nullptr);
-  }
+  void group_commit();
 
   // After a failed fsync only a restart recovers the store: say so to whoever runs the
   // node (mlr-node exits with status 3), once.
-  void report_broken_store() {
-    if (!replica_.store().broken() || broken_reported_)
-      return;
-    broken_reported_ = true;
-    if (cfg_.on_failure)
-      cfg_.on_failure(store_error_);
-  }
+  void report_broken_store();
 
   void note_mailbox() {
     // Messages already moved into the mailbox's queue and not yet handled (+1: this one).
@@ -422,121 +255,25 @@ private:
         .count());
   }
 
-  messages::frame own_report() {
-    messages::ack report;
-    report.receiver = cfg_.replica.self;
-    report.applied = replica_.applied();
-    report.stable = replica_.stable();
-    report.has_stable = true;
-    return messages::encode(report);
-  }
+  messages::frame own_report();
 
   // Tells every peer what this node has applied.
-  void gossip() {
-    if (peers_.empty())
-      return;
-    auto f = own_report();
-    if (!replica_.is_live(cfg_.replica.self))
-      return; // removed from the cluster
-    for (messages::node_index n = 0; n < peers_.size(); ++n)
-      if (n != cfg_.replica.self && peers_[n] && replica_.is_live(n))
-        send(peers_[n], gossip_atom::value, f);
-  }
+  void gossip();
 
   // Asks one holder for what this node has waited for past the grace period.
-  void maybe_pull(bool eager = false) {
-    if (pull_in_flight_ || peers_.empty())
-      return;
-    auto plan = replica_.plan_pull(steady_ms(), eager);
-    if (!plan)
-      return;
-    if (plan->holder >= peers_.size() || !peers_[plan->holder]) {
-      replica_.pull_failed(); // nobody to ask there: the next plan asks another holder
-      return;
-    }
-    pull_in_flight_ = true;
-    replica_.pull_sent();
-    auto holder = plan->holder;
-    request(peers_[holder], cfg_.pull_timeout, pull_atom::value, messages::encode(plan->request))
-      .then(
-        [this, holder](messages::frame& answer) {
-          pull_in_flight_ = false;
-          auto batch = messages::decode_batch(answer, cfg_.limits);
-          if (!batch || batch->sender != holder) {
-            replica_.pull_failed(); // unreadable, or an answer in another node's name
-            return;
-          }
-          replica_.receive_pulled(std::move(*batch), now());
-          if (execute())
-            maybe_pull(true); // progress: go on at once while there is more to fetch
-        },
-        [this](caf::error&) {
-          pull_in_flight_ = false;
-          replica_.pull_failed();
-        });
-  }
+  void maybe_pull(bool eager = false);
 
   // Resolution is each node's own (deterministic in the set of versions, so all agree):
   // a node whose resolver failed would keep siblings the others dropped, for good. So a
   // failed or timed-out resolution is asked again (retry_resolutions), with the versions
   // the key holds then, and a resolver that died is replaced (supervision).
-  void ask_resolver(conflict c) {
-    ++pending_resolutions_;
-    auto shared = std::make_shared<conflict>(std::move(c));
-    request(resolver_, cfg_.resolver_timeout, resolvers::resolve_atom::value, shared->key,
-            shared->versions)
-      .then(
-        [this, shared](std::vector<dot>& keep) {
-          --pending_resolutions_;
-          auto is_input = [&](const dot& d) {
-            return std::any_of(shared->versions.begin(), shared->versions.end(),
-                               [&](const messages::version& v) { return v.id == d; });
-          };
-          if (keep.empty() || !std::all_of(keep.begin(), keep.end(), is_input)) {
-            replica_.unresolved(*shared, "resolver kept nothing or a dot it was not given");
-            if (cfg_.replica.observer)
-              cfg_.replica.observer->on_handled(replica_);
-            return;
-          }
-          retry_keys_.erase(shared->key);
-          replica_.resolve(*shared, keep);
-          execute(/*by_policy=*/false);
-        },
-        [this, shared](caf::error& err) {
-          --pending_resolutions_;
-          replica_.unresolved(*shared, "resolver failed: " + system().render(err));
-          if (err == caf::sec::request_receiver_down)
-            replace_resolver("it stopped");
-          retry_keys_[shared->key] = steady_ms() + resolver_retry_ms;
-        });
-  }
+  void ask_resolver(conflict c);
 
   // Spawns a new resolver in place of one that stopped (with the factory it came from).
-  void replace_resolver(const std::string& why) {
-    if (!cfg_.make_resolver || resolver_replaced_at_ == steady_ms())
-      return;
-    resolver_replaced_at_ = steady_ms();
-    resolver_ = cfg_.make_resolver(system());
-    monitor(resolver_);
-    ++resolver_restarts_;
-    log("the resolver was replaced: " + why);
-  }
+  void replace_resolver(const std::string& why);
 
   // Asks again for keys whose resolution failed, if they still hold several versions.
-  void retry_resolutions() {
-    auto now_ms = steady_ms();
-    for (auto i = retry_keys_.begin(); i != retry_keys_.end();) {
-      if (i->second > now_ms) {
-        ++i;
-        continue;
-      }
-      auto versions = replica_.versions(i->first);
-      auto key = i->first;
-      i = retry_keys_.erase(i);
-      if (versions.size() > 1)
-        ask_resolver(conflict{key, std::move(versions)});
-    }
-  }
+  void retry_resolutions();
 
   static constexpr uint64_t resolver_retry_ms = 1000;
 

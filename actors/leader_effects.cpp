@@ -1,0 +1,217 @@
+// The leader carries out what its replica asks (execute), and keeps the store, the peers
+// and the resolver in step: durability (group commit, recovery), gossip, pulls and
+// resolutions.
+
+#include "actors/detail/leader_impl.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/send.hpp>
+
+namespace mlr::actors::detail {
+
+bool leader_impl::execute(bool by_policy) {
+  auto r = replica_.take_ready();
+  for (auto& line : r.log)
+    log(line);
+  if (r.commit && durable_store()) {
+    auto ok = replica_.mutable_store().commit(by_policy && cfg_.sync == sync_policy::always);
+    if (!ok) {
+      store_error_ = ok.err().message;
+      if (by_policy)
+        report_broken_store();
+    } else if (by_policy && cfg_.sync == sync_policy::batch) {
+      if (!sync_scheduled_) {
+        sync_scheduled_ = true;
+        send(this, sync_atom::value);
+      }
+    } else if (by_policy) {
+      advance_durable();
+    }
+  } else if (!durable_store()) {
+    advance_durable();
+  }
+  for (auto& c : r.conflicts)
+    ask_resolver(std::move(c));
+  for (auto dest : r.relay_links)
+    spawn_relay_link(dest);
+  if (r.topology)
+    apply_topology(*r.topology);
+  for (auto& key : r.recovered_siblings)
+    retry_keys_[key] = 0; // asked again at the first tick
+  if (cfg_.replica.observer && (by_policy || r.commit))
+    cfg_.replica.observer->on_handled(replica_);
+  if (by_policy)
+    retry_waiting();
+  return r.commit;
+}
+
+void leader_impl::collect_garbage() {
+  replica_.collect_garbage(steady_ms());
+  execute(/*by_policy=*/false);
+}
+
+void leader_impl::retry_store() {
+  auto ok = replica_.mutable_store().recover();
+  if (!ok) {
+    store_error_ = ok.err().message; // the latest reason
+    return;
+  }
+  log("the data directory takes writes again (was: " + store_error_ + ")");
+  store_error_.clear();
+  advance_durable();
+}
+
+void leader_impl::advance_durable() {
+  auto end = replica_.log_end();
+  if (end <= durable_end_)
+    return;
+  durable_end_ = end;
+  replica_.set_durable_end(end);
+  for (auto& [dest, link] : links_) {
+    if (link.wants_wakeup && link.handle) {
+      link.wants_wakeup = false;
+      caf::anon_send(link.handle, log_grew_atom::value);
+    }
+  }
+}
+
+void leader_impl::group_commit() {
+  sync_scheduled_ = false;
+  auto ok = replica_.mutable_store().sync();
+  auto ready = std::move(deferred_);
+  deferred_.clear();
+  if (!ok) {
+    store_error_ = ok.err().message;
+    log("group commit failed: " + store_error_ + "; " + std::to_string(ready.size()) +
+        " writes not acknowledged, writes refused until the data directory recovers");
+    report_broken_store();
+    auto err = make_error(errc::storage_full,
+                          "write not durable: " + store_error_ +
+                            "; it was applied in memory and may or may not reach the disk, "
+                            "so its outcome is unknown");
+    for (auto& d : ready)
+      d(&err);
+    return;
+  }
+  advance_durable();
+  for (auto& d : ready)
+    d(nullptr);
+}
+
+void leader_impl::report_broken_store() {
+  if (!replica_.store().broken() || broken_reported_)
+    return;
+  broken_reported_ = true;
+  if (cfg_.on_failure)
+    cfg_.on_failure(store_error_);
+}
+
+messages::frame leader_impl::own_report() {
+  messages::ack report;
+  report.receiver = cfg_.replica.self;
+  report.applied = replica_.applied();
+  report.stable = replica_.stable();
+  report.has_stable = true;
+  return messages::encode(report);
+}
+
+void leader_impl::gossip() {
+  if (peers_.empty())
+    return;
+  auto f = own_report();
+  if (!replica_.is_live(cfg_.replica.self))
+    return; // removed from the cluster
+  for (messages::node_index n = 0; n < peers_.size(); ++n)
+    if (n != cfg_.replica.self && peers_[n] && replica_.is_live(n))
+      send(peers_[n], gossip_atom::value, f);
+}
+
+void leader_impl::maybe_pull(bool eager) {
+  if (pull_in_flight_ || peers_.empty())
+    return;
+  auto plan = replica_.plan_pull(steady_ms(), eager);
+  if (!plan)
+    return;
+  if (plan->holder >= peers_.size() || !peers_[plan->holder]) {
+    replica_.pull_failed(); // nobody to ask there: the next plan asks another holder
+    return;
+  }
+  pull_in_flight_ = true;
+  replica_.pull_sent();
+  auto holder = plan->holder;
+  request(peers_[holder], cfg_.pull_timeout, pull_atom::value, messages::encode(plan->request))
+    .then(
+      [this, holder](messages::frame& answer) {
+        pull_in_flight_ = false;
+        auto batch = messages::decode_batch(answer, cfg_.limits);
+        if (!batch || batch->sender != holder) {
+          replica_.pull_failed(); // unreadable, or an answer in another node's name
+          return;
+        }
+        replica_.receive_pulled(std::move(*batch), now());
+        if (execute())
+          maybe_pull(true); // progress: go on at once while there is more to fetch
+      },
+      [this](caf::error&) {
+        pull_in_flight_ = false;
+        replica_.pull_failed();
+      });
+}
+
+void leader_impl::ask_resolver(conflict c) {
+  ++pending_resolutions_;
+  auto shared = std::make_shared<conflict>(std::move(c));
+  request(resolver_, cfg_.resolver_timeout, resolvers::resolve_atom::value, shared->key,
+          shared->versions)
+    .then(
+      [this, shared](std::vector<dot>& keep) {
+        --pending_resolutions_;
+        auto is_input = [&](const dot& d) {
+          return std::any_of(shared->versions.begin(), shared->versions.end(),
+                             [&](const messages::version& v) { return v.id == d; });
+        };
+        if (keep.empty() || !std::all_of(keep.begin(), keep.end(), is_input)) {
+          replica_.unresolved(*shared, "resolver kept nothing or a dot it was not given");
+          if (cfg_.replica.observer)
+            cfg_.replica.observer->on_handled(replica_);
+          return;
+        }
+        retry_keys_.erase(shared->key);
+        replica_.resolve(*shared, keep);
+        execute(/*by_policy=*/false);
+      },
+      [this, shared](caf::error& err) {
+        --pending_resolutions_;
+        replica_.unresolved(*shared, "resolver failed: " + system().render(err));
+        if (err == caf::sec::request_receiver_down)
+          replace_resolver("it stopped");
+        retry_keys_[shared->key] = steady_ms() + resolver_retry_ms;
+      });
+}
+
+void leader_impl::replace_resolver(const std::string& why) {
+  if (!cfg_.make_resolver || resolver_replaced_at_ == steady_ms())
+    return;
+  resolver_replaced_at_ = steady_ms();
+  resolver_ = cfg_.make_resolver(system());
+  monitor(resolver_);
+  ++resolver_restarts_;
+  log("the resolver was replaced: " + why);
+}
+
+void leader_impl::retry_resolutions() {
+  auto now_ms = steady_ms();
+  for (auto i = retry_keys_.begin(); i != retry_keys_.end();) {
+    if (i->second > now_ms) {
+      ++i;
+      continue;
+    }
+    auto versions = replica_.versions(i->first);
+    auto key = i->first;
+    i = retry_keys_.erase(i);
+    if (versions.size() > 1)
+      ask_resolver(conflict{key, std::move(versions)});
+  }
+}
+
+} // namespace mlr::actors::detail
