@@ -19,6 +19,7 @@ namespace mlr::messages {
 using detail::as_bytes;
 using detail::as_string;
 using detail::malformed;
+using detail::max_counter;
 using detail::to_frame;
 using detail::with_reader;
 
@@ -50,8 +51,6 @@ void write_sources(capnp::List<wire::Source>::Builder out, const std::vector<sou
     out[i].setIncarnation(xs[i].incarnation);
   }
 }
-
-constexpr uint64_t max_counter = (uint64_t{1} << 48) - 1;
 
 void write_dots(capnp::List<wire::Dot>::Builder out, const std::vector<dot>& xs,
                 source_table& table) {

@@ -16,6 +16,10 @@
 
 namespace mlr::messages::detail {
 
+/// The largest counter a dot or a version vector may carry on the wire (48 bits): anything
+/// above is refused as malformed, so a hostile counter cannot wrap or exhaust anything.
+inline constexpr uint64_t max_counter = (uint64_t{1} << 48) - 1;
+
 inline frame to_frame(capnp::MessageBuilder& msg) {
   auto words = capnp::messageToFlatArray(msg);
   auto bytes = words.asBytes();

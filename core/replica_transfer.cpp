@@ -1,0 +1,205 @@
+// The state transfer (DESIGN.md, "State transfer"): a holder serves a snapshot of its key
+// state in chunks to a node whose pull asked for what left its log, and the receiver merges
+// each chunk as a state CRDT. Part of the replica (replica.hpp).
+
+#include "core/replica.hpp"
+
+#include <algorithm>
+#include <set>
+
+namespace mlr::actors {
+
+using messages::dot;
+using messages::event;
+using messages::version;
+
+std::pair<size_t, size_t> replica::outgoing_transfers() const {
+  std::set<const storage::state_snapshot*> snaps;
+  for (auto& [id, t] : transfers_out_)
+    snaps.insert(t.snap.get());
+  return {transfers_out_.size(), snaps.size()};
+}
+
+transfer_progress replica::transfer() const {
+  transfer_progress out;
+  if (transfer_) {
+    out.active = true;
+    out.from = transfer_->from;
+    out.keys_done = transfer_->keys_done;
+    out.keys_total = transfer_->keys_total;
+  }
+  return out;
+}
+
+messages::event_batch replica::serve_transfer(const messages::pull_request& req, uint64_t now_ms) {
+  messages::event_batch out;
+  out.sender = cfg_.self;
+  uint64_t id = req.transfer;
+  if (req.start_transfer) {
+    for (auto i = transfers_out_.begin(); i != transfers_out_.end();)
+      i = i->second.to == req.requester ? transfers_out_.erase(i) : std::next(i);
+    // Ids differ across restarts of this node, so a stale id is never mistaken for a new one.
+    id = (self_.incarnation << 16) ^ ++transfer_seq_;
+    transfer_out t;
+    t.to = req.requester;
+    t.snapshot_vv = applied_;
+    t.hold = shippable_end();
+    // At most one transfer per member (the requester's earlier one was dropped above), and
+    // one snapshot for all that start while nothing changed.
+    for (auto& [other_id, other] : transfers_out_)
+      if (other.hold == t.hold && other.snapshot_vv == t.snapshot_vv)
+        t.snap = other.snap;
+    if (!t.snap)
+      t.snap = store_->snapshot();
+    transfers_out_.emplace(id, std::move(t));
+  }
+  auto i = transfers_out_.find(id);
+  if (i == transfers_out_.end()) {
+    out.compacted = true; // unknown (expired, or this node restarted): start again
+    return out;
+  }
+  auto& t = i->second;
+  t.last_ms = now_ms;
+  auto got = t.snap->read(req.after_key, req.start_transfer, cfg_.transfer_chunk_keys,
+                          cfg_.transfer_chunk_bytes);
+  messages::state_chunk chunk;
+  chunk.transfer = id;
+  chunk.snapshot = t.snapshot_vv;
+  chunk.retired = retired_;
+  t.keys_sent += got.keys.size();
+  chunk.keys_sent = t.keys_sent;
+  chunk.keys_total = std::max(t.snap->estimated_keys(), t.keys_sent);
+  chunk.keys = std::move(got.keys);
+  chunk.done = !got.more;
+  ++stats_.transfer_chunks_served;
+  if (chunk.done) {
+    ++stats_.transfers_served;
+    transfers_out_.erase(i);
+  }
+  out.chunk = std::move(chunk);
+  return out;
+}
+
+namespace {
+
+// The state-CRDT merge of DESIGN.md: a version survives if both sides hold it, or if one
+// side holds it and the other side's vector does not cover its dot.
+std::vector<version> merge_versions(const std::vector<version>& mine,
+                                    const std::vector<version>& theirs,
+                                    const std::function<bool(const dot&)>& i_cover,
+                                    const std::function<bool(const dot&)>& they_cover,
+                                    bool& both_sides) {
+  auto in = [](const std::vector<version>& xs, const dot& d) {
+    return std::any_of(xs.begin(), xs.end(), [&](const version& v) { return v.id == d; });
+  };
+  std::vector<version> out;
+  bool mine_only = false;
+  bool theirs_only = false;
+  for (auto& v : mine)
+    if (in(theirs, v.id) || !they_cover(v.id)) {
+      out.push_back(v);
+      mine_only |= !in(theirs, v.id);
+    }
+  for (auto& v : theirs)
+    if (!in(mine, v.id) && !i_cover(v.id)) {
+      out.push_back(v);
+      theirs_only = true;
+    }
+  std::sort(out.begin(), out.end(), [](const version& a, const version& b) { return a.id < b.id; });
+  both_sides = mine_only && theirs_only;
+  return out;
+}
+
+} // namespace
+
+void replica::merge_chunk(messages::node_index from, const messages::state_chunk& c,
+                          std::vector<conflict>& conflicts) {
+  if (!transfer_ || transfer_->from != from || (transfer_->id != 0 && transfer_->id != c.transfer))
+    return; // a late answer to a transfer given up on
+  // A snapshot that shows this node dots of its own beyond its counter: its past was lost
+  // (or the sender lies); either way it must not issue those counters again.
+  check_own_dot(dot{self_, c.snapshot.get(self_)});
+  for (auto& [key, vs] : c.keys)
+    for (auto& v : vs)
+      check_own_dot(v.id);
+  auto& t = *transfer_;
+  t.id = c.transfer;
+  t.snapshot = c.snapshot;
+  t.retired = c.retired;
+  t.retired.erase(self_); // this incarnation is live: nobody retires it for us
+  t.failures = 0;
+  auto i_cover = [&](const dot& d) { return held(d); };
+  auto they_cover = [&](const dot& d) { return c.snapshot.covers(d) || c.retired.covers(d); };
+  for (auto& [key, theirs] : c.keys) {
+    t.seen.insert(key);
+    auto* current = store_->find(key);
+    static const std::vector<version> none;
+    const auto& mine = current ? *current : none;
+    bool both_sides = false;
+    auto merged = merge_versions(mine, theirs, i_cover, they_cover, both_sides);
+    if (key.compare(0, reserved_key_prefix.size(), reserved_key_prefix) == 0) {
+      reduce_reserved(key, merged);
+      both_sides = false;
+    }
+    if (merged == mine)
+      continue;
+    if (std::any_of(merged.begin(), merged.end(), [](const version& v) { return v.tombstone; }))
+      tombstoned_.insert(key);
+    // Several versions after the merge, from both sides or only from the sender (its own
+    // resolution may still have been pending): this node's resolver decides, as for events.
+    if (both_sides || merged.size() > 1) {
+      ++stats_.conflicts;
+      conflicts.push_back(conflict{key, merged});
+    }
+    if (merged.empty())
+      store_->erase(key);
+    else
+      store_->assign(key, std::move(merged));
+  }
+  stats_.transfer_keys_received += c.keys.size();
+  if (!c.keys.empty())
+    t.after = c.keys.back().first;
+  t.keys_done = c.keys_sent;
+  t.keys_total = c.keys_total;
+  if (c.done)
+    finish_transfer(conflicts);
+}
+
+void replica::finish_transfer(std::vector<conflict>& conflicts) {
+  auto& t = *transfer_;
+  // Keys the snapshot lacks: the sender collected them (stable deletes), so what it covers
+  // of them is gone; what it does not cover is newer and stays.
+  std::vector<std::pair<std::string, std::vector<version>>> changed;
+  store_->for_each([&](const std::string& key, const std::vector<version>& mine) {
+    if (t.seen.count(key))
+      return;
+    std::vector<version> kept;
+    for (auto& v : mine)
+      if (!t.snapshot.covers(v.id) && !t.retired.covers(v.id))
+        kept.push_back(v);
+    if (kept.size() != mine.size())
+      changed.emplace_back(key, std::move(kept));
+  });
+  for (auto& [key, kept] : changed) {
+    if (kept.empty())
+      store_->erase(key);
+    else
+      store_->assign(key, std::move(kept));
+  }
+  // The vector jumps: this node now holds everything the snapshot covered. It has no log
+  // entries for those events, so its tree children get them by pull (or by transfer).
+  check_own_dot(dot{self_, t.snapshot.get(self_)});
+  if (cfg_.observer) {
+    auto held_now = t.snapshot; // and the retired incarnations it folds: held as well
+    held_now.merge(t.retired);
+    cfg_.observer->on_state_transfer(cfg_.self, held_now);
+  }
+  applied_.merge(t.snapshot);
+  fold(t.retired);
+  ++stats_.transfers_received;
+  transfer_.reset();
+  release_buffered(conflicts);
+  stats_.buffered = buffer_.size();
+}
+
+} // namespace mlr::actors

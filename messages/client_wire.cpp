@@ -1,0 +1,235 @@
+// The client protocol's messages (wire.hpp): requests and responses of the native client
+// port, and the context tokens a get hands out and a put or del gives back.
+
+#include "messages/wire.hpp"
+
+#include "messages/detail/capnp_io.hpp"
+#include "messages/mlr.capnp.h"
+
+#include <cctype>
+#include <cstdio>
+#include <cstdlib>
+
+namespace mlr::messages {
+
+using detail::as_bytes;
+using detail::as_string;
+using detail::malformed;
+using detail::max_counter;
+using detail::to_frame;
+using detail::with_reader;
+
+frame encode(const client_request& x) {
+  capnp::MallocMessageBuilder msg;
+  auto root = msg.initRoot<wire::ClientRequest>();
+  switch (x.kind) {
+  case client_request::op::put: {
+    auto p = root.initPut();
+    p.setKey(as_bytes(x.key));
+    p.setValue(as_bytes(x.value));
+    p.setHasContext(x.has_context);
+    p.setContext(x.context);
+    break;
+  }
+  case client_request::op::get:
+    root.initGet().setKey(as_bytes(x.key));
+    break;
+  case client_request::op::del: {
+    auto d = root.initDel();
+    d.setKey(as_bytes(x.key));
+    d.setHasContext(x.has_context);
+    d.setContext(x.context);
+    break;
+  }
+  case client_request::op::status:
+    root.setStatus();
+    break;
+  case client_request::op::set_topology:
+    root.setSetTopology(x.value);
+    break;
+  case client_request::op::auth:
+    root.setAuth(as_bytes(x.value));
+    break;
+  }
+  return to_frame(msg);
+}
+
+result<client_request> decode_client_request(const frame& f) {
+  return with_reader<client_request>(f, decode_limits{}, "client request",
+                                     [](capnp::MessageReader& r) -> result<client_request> {
+                                       auto root = r.getRoot<wire::ClientRequest>();
+                                       client_request out;
+                                       switch (root.which()) {
+                                       case wire::ClientRequest::PUT: {
+                                         auto p = root.getPut();
+                                         out.kind = client_request::op::put;
+                                         out.key = as_string(p.getKey());
+                                         out.value = as_string(p.getValue());
+                                         out.has_context = p.getHasContext();
+                                         out.context = p.getContext();
+                                         break;
+                                       }
+                                       case wire::ClientRequest::GET:
+                                         out.kind = client_request::op::get;
+                                         out.key = as_string(root.getGet().getKey());
+                                         break;
+                                       case wire::ClientRequest::DEL: {
+                                         auto d = root.getDel();
+                                         out.kind = client_request::op::del;
+                                         out.key = as_string(d.getKey());
+                                         out.has_context = d.getHasContext();
+                                         out.context = d.getContext();
+                                         break;
+                                       }
+                                       case wire::ClientRequest::STATUS:
+                                         out.kind = client_request::op::status;
+                                         break;
+                                       case wire::ClientRequest::SET_TOPOLOGY:
+                                         out.kind = client_request::op::set_topology;
+                                         out.value = root.getSetTopology();
+                                         break;
+                                       case wire::ClientRequest::AUTH:
+                                         out.kind = client_request::op::auth;
+                                         out.value = as_string(root.getAuth());
+                                         break;
+                                       default:
+                                         return malformed("client request of an unknown kind");
+                                       }
+                                       return out;
+                                     });
+}
+
+frame encode(const client_response& x) {
+  capnp::MallocMessageBuilder msg;
+  auto root = msg.initRoot<wire::ClientResponse>();
+  switch (x.kind) {
+  case client_response::op::written:
+    root.setWritten(x.written);
+    break;
+  case client_response::op::value: {
+    auto v = root.initValue();
+    auto sib = v.initSiblings(static_cast<unsigned>(x.siblings.size()));
+    for (unsigned i = 0; i < x.siblings.size(); ++i)
+      sib.set(i, as_bytes(x.siblings[i]));
+    v.setContext(x.context);
+    break;
+  }
+  case client_response::op::status:
+    root.setStatus(x.status_json);
+    break;
+  case client_response::op::failure: {
+    auto fl = root.initFailure();
+    fl.setCode(static_cast<uint8_t>(x.fail.code));
+    fl.setMessage(x.fail.message);
+    break;
+  }
+  }
+  return to_frame(msg);
+}
+
+result<client_response> decode_client_response(const frame& f) {
+  return with_reader<client_response>(
+    f, decode_limits{}, "client response", [](capnp::MessageReader& r) -> result<client_response> {
+      auto root = r.getRoot<wire::ClientResponse>();
+      client_response out;
+      switch (root.which()) {
+      case wire::ClientResponse::WRITTEN:
+        out.kind = client_response::op::written;
+        out.written = root.getWritten();
+        break;
+      case wire::ClientResponse::VALUE: {
+        out.kind = client_response::op::value;
+        for (auto s : root.getValue().getSiblings())
+          out.siblings.push_back(as_string(s));
+        out.context = root.getValue().getContext();
+        break;
+      }
+      case wire::ClientResponse::STATUS:
+        out.kind = client_response::op::status;
+        out.status_json = root.getStatus();
+        break;
+      case wire::ClientResponse::FAILURE:
+        out.kind = client_response::op::failure;
+        out.fail =
+          failure{static_cast<errc>(root.getFailure().getCode()), root.getFailure().getMessage()};
+        break;
+      default:
+        return malformed("client response of an unknown kind");
+      }
+      return out;
+    });
+}
+
+std::string to_context_token(const std::vector<dot>& dots) {
+  std::string out;
+  for (auto& d : dots) {
+    if (!out.empty())
+      out += ',';
+    out += to_string(d);
+  }
+  return out;
+}
+
+namespace {
+
+// Digits (base 10 or 16) of `s` from `pos` up to `stop`, at most `max_digits` of them and
+// no more than `limit`; nothing on anything else.
+std::optional<uint64_t> parse_number(const std::string& s, size_t& pos, char stop, int base,
+                                     size_t max_digits, uint64_t limit) {
+  uint64_t x = 0;
+  size_t digits = 0;
+  for (; pos < s.size() && s[pos] != stop; ++pos, ++digits) {
+    auto c = static_cast<unsigned char>(s[pos]);
+    int v = std::isdigit(c)                  ? c - '0'
+            : base == 16 && std::isxdigit(c) ? std::tolower(c) - 'a' + 10
+                                             : -1;
+    if (v < 0 || digits >= max_digits)
+      return std::nullopt;
+    x = x * static_cast<uint64_t>(base) + static_cast<uint64_t>(v);
+    if (x > limit)
+      return std::nullopt;
+  }
+  if (digits == 0)
+    return std::nullopt;
+  return x;
+}
+
+} // namespace
+
+result<std::vector<dot>> parse_context_token(const std::string& token) {
+  if (token.size() > max_context_token_bytes)
+    return error{errc::invalid_argument, "context of " + std::to_string(token.size()) +
+                                           " bytes; a context has at most " +
+                                           std::to_string(max_context_token_bytes)};
+  std::vector<dot> out;
+  size_t pos = 0;
+  while (pos < token.size()) {
+    auto end = token.find(',', pos);
+    if (end == std::string::npos)
+      end = token.size();
+    auto part = token.substr(pos, end - pos);
+    auto bad = error{errc::invalid_argument,
+                     "context '" + part.substr(0, 80) +
+                       "' is not a dot like "
+                       "n0.00000000deadbeef.12; pass the context exactly as get printed it"};
+    size_t at = 1;
+    if (part.empty() || part[0] != 'n')
+      return bad;
+    auto node = parse_number(part, at, '.', 10, 10, UINT32_MAX - 1);
+    if (!node || at >= part.size())
+      return bad;
+    ++at;
+    auto inc = parse_number(part, at, '.', 16, 16, UINT64_MAX);
+    if (!inc || at >= part.size())
+      return bad;
+    ++at;
+    auto counter = parse_number(part, at, '\0', 10, 15, max_counter);
+    if (!counter || *counter == 0 || at != part.size())
+      return bad;
+    out.push_back(dot{source{static_cast<node_index>(*node), *inc}, *counter});
+    pos = end + 1;
+  }
+  return canonical_context(out); // one dot per origin incarnation
+}
+
+} // namespace mlr::messages
