@@ -13,6 +13,7 @@
 #include "client/native_client.hpp"
 #include "core/analysis.hpp"
 #include "secret_file.hpp"
+#include "topology/text_file.hpp"
 
 #include <boost/program_options.hpp>
 #include <nlohmann/json.hpp>
@@ -245,7 +246,7 @@ int topology_check(const cli& c) {
   if (c.words.size() != 3 || c.words[1] != "check")
     return fail_usage("write 'mlr topology check FILE|ring:N|star:N|mesh:N' or "
                       "'mlr --node HOST:PORT topology set ring|mesh|star:HUB|FILE'");
-  auto g = topology::graph_from_spec(c.words[2]);
+  auto g = topology::graph_from_spec(c.words[2], topology::read_text_file);
   if (!g) {
     std::cerr << "mlr: " << g.err().message << "\n";
     return 1;

@@ -122,7 +122,7 @@ std::string to_text(const graph& g, const topology_report& r) {
   return out;
 }
 
-result<graph> graph_from_spec(const std::string& spec) {
+result<graph> graph_from_spec(const std::string& spec, const text_reader& read) {
   auto colon = spec.find(':');
   if (colon != std::string::npos) {
     auto kind = spec.substr(0, colon);
@@ -134,7 +134,7 @@ result<graph> graph_from_spec(const std::string& spec) {
       return make_topology(kind, default_names(n));
     }
   }
-  return make_topology(spec, {});
+  return make_topology(spec, {}, {}, read);
 }
 
 } // namespace mlr::topology

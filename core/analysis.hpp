@@ -30,7 +30,7 @@ topology_report analyze(const graph& g);
 /// The report as text, one fact per line.
 std::string to_text(const graph& g, const topology_report& r);
 
-/// Parses "ring:N", "star:N", "mesh:N" (nodes n0..) or reads an edge-list file.
-result<graph> graph_from_spec(const std::string& spec);
+/// Parses "ring:N", "star:N", "mesh:N" (nodes n0..), or reads an edge-list file with `read`.
+result<graph> graph_from_spec(const std::string& spec, const text_reader& read = {});
 
 } // namespace mlr::topology

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <fstream>
 #include <queue>
 #include <sstream>
 
@@ -200,7 +199,7 @@ result<graph> parse_edge_list(const std::string& text) {
 }
 
 result<graph> make_topology(const std::string& spec, std::vector<std::string> names,
-                            const std::string& hub) {
+                            const std::string& hub, const text_reader& read) {
   if (spec == "ring")
     return make_ring(std::move(names));
   if (spec == "mesh" || spec == "all-to-all")
@@ -215,14 +214,12 @@ result<graph> make_topology(const std::string& spec, std::vector<std::string> na
     }
     return make_star(std::move(names), h);
   }
-  std::ifstream file(spec);
-  if (!file)
+  auto text = read ? read(spec) : std::nullopt;
+  if (!text)
     return error{errc::bad_topology, "'" + spec +
                                        "' is neither ring, star nor mesh, and no readable "
                                        "edge-list file has that name"};
-  std::stringstream buf;
-  buf << file.rdbuf();
-  auto g = parse_edge_list(buf.str());
+  auto g = parse_edge_list(*text);
   if (!g)
     return error{errc::bad_topology, spec + ": " + g.err().message};
   return g;

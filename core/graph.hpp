@@ -17,6 +17,8 @@
 #include "messages/dot.hpp"
 #include "messages/error.hpp"
 
+#include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -62,10 +64,16 @@ graph make_mesh(std::vector<std::string> names);
 /// Parses the edge-list format above. Errors name the line and what to write instead.
 result<graph> parse_edge_list(const std::string& text);
 
-/// Builds a topology from "ring", "star", "mesh" (with `names`) or reads an edge-list
-/// file when `spec` is anything else. `hub` names the star's hub (default: first node).
+/// Reads the whole text of a file, or nothing if it cannot be read. The core reads no files
+/// itself: whoever builds a topology from a file name passes a reader (the shell's is
+/// topology::read_text_file, topology/text_file.hpp; tests may pass their own).
+using text_reader = std::function<std::optional<std::string>(const std::string& path)>;
+
+/// Builds a topology from "ring", "star", "mesh" (with `names`), or, when `spec` is anything
+/// else, from the edge list in the file of that name, read with `read` (none: only the
+/// three shapes). `hub` names the star's hub (default: first node).
 result<graph> make_topology(const std::string& spec, std::vector<std::string> names,
-                            const std::string& hub = {});
+                            const std::string& hub = {}, const text_reader& read = {});
 
 /// Ok if every node can reach every other node; otherwise an error naming the nodes that
 /// some node cannot reach.

@@ -2,6 +2,7 @@
 
 #include "client/native_client.hpp"
 #include "resolvers/resolver.hpp"
+#include "topology/text_file.hpp"
 
 #include <algorithm>
 
@@ -59,7 +60,7 @@ result<bool> check_members(const node_options& o, plan& p) {
 }
 
 result<bool> check_topology(const node_options& o, plan& p) {
-  auto g = topology::make_topology(o.topology, p.members, o.hub);
+  auto g = topology::make_topology(o.topology, p.members, o.hub, topology::read_text_file);
   if (!g)
     return bad(g.err().message);
   if (g->names() != p.members)

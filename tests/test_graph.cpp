@@ -3,6 +3,9 @@
 
 #include "core/analysis.hpp"
 
+#include <map>
+#include <optional>
+
 #include <catch2/catch.hpp>
 
 #include <fstream>
@@ -91,22 +94,26 @@ TEST_CASE("validation refuses a graph that is not strongly connected, naming the
   CHECK(msg.find("writes from c cannot reach a") != std::string::npos); // c is a dead end
 }
 
-TEST_CASE("make_topology reads files and explains a missing one") {
-  auto path = std::string("test_graph_topology.txt");
-  {
-    std::ofstream f(path);
-    f << "p <-> q\nq <-> r\n";
-  }
-  auto g = make_topology(path, {});
+// The core reads no files: a topology named by a file comes through the reader it is given.
+text_reader files(std::map<std::string, std::string> contents) {
+  return [contents](const std::string& path) -> std::optional<std::string> {
+    auto i = contents.find(path);
+    return i == contents.end() ? std::nullopt : std::optional<std::string>(i->second);
+  };
+}
+
+TEST_CASE("make_topology reads files through its reader and explains a missing one") {
+  auto read = files({{"topology.txt", "p <-> q\nq <-> r\n"}});
+  auto g = make_topology("topology.txt", {}, {}, read);
   REQUIRE(g);
   CHECK(g->size() == 3);
-  auto missing = make_topology("no-such-file.txt", {});
+  auto missing = make_topology("no-such-file.txt", {}, {}, read);
   REQUIRE_FALSE(missing);
   CHECK(missing.err().message.find("neither ring, star nor mesh") != std::string::npos);
+  CHECK_FALSE(make_topology("topology.txt", {})); // without a reader, only the three shapes
   auto star = make_topology("star", default_names(3), "n9");
   REQUIRE_FALSE(star);
   CHECK(star.err().message.find("hub 'n9'") != std::string::npos);
-  std::remove(path.c_str());
 }
 
 TEST_CASE("topology check: star names its hub, ring every node, mesh none") {
@@ -134,17 +141,11 @@ TEST_CASE("topology check: star names its hub, ring every node, mesh none") {
 }
 
 TEST_CASE("topology check: a disconnected file is refused, naming the nodes") {
-  auto path = std::string("test_graph_disconnected.txt");
-  {
-    std::ofstream f(path);
-    f << "a <-> b\nc <-> d\n";
-  }
-  auto g = graph_from_spec(path);
+  auto g = graph_from_spec("disconnected.txt", files({{"disconnected.txt", "a <-> b\nc <-> d\n"}}));
   REQUIRE(g);
   auto r = analyze(*g);
   CHECK_FALSE(r.strongly_connected);
   CHECK(r.problem.find("cannot reach c, d") != std::string::npos);
   CHECK(to_text(*g, r).find("strongly connected: no") != std::string::npos);
-  std::remove(path.c_str());
   CHECK_FALSE(graph_from_spec("ring:0"));
 }

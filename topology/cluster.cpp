@@ -1,5 +1,6 @@
 #include "topology/cluster.hpp"
 
+#include "topology/text_file.hpp"
 #include "topology/wiring.hpp"
 
 #include <caf/actor_system.hpp>
@@ -52,7 +53,7 @@ result<std::unique_ptr<cluster>> cluster::start(cluster_options options) {
   auto names = options.names.empty() ? default_names(options.nodes) : options.names;
   if (names.empty())
     return error{errc::invalid_argument, "a cluster needs at least one node"};
-  auto g = make_topology(options.topology, names, options.hub);
+  auto g = make_topology(options.topology, names, options.hub, read_text_file);
   if (!g)
     return g.err();
   cluster_spec spec;
