@@ -192,30 +192,27 @@ result<bool> members_from_peers(const node_options& o, node::node_options& n) {
   return true;
 }
 
+// Reads the secret in `file` (if one is named) into `out`.
+result<bool> read_into(const std::string& file, std::string& out, const char* what) {
+  if (file.empty())
+    return true;
+  auto s = read_secret(file, what);
+  if (!s)
+    return s.err();
+  out = *s;
+  return true;
+}
+
 result<bool> read_secrets(const node_options& o, node::node_options& n) {
-  if (!o.secret_file.empty()) {
-    auto s = read_secret(o.secret_file);
-    if (!s)
-      return s.err();
-    n.secret = *s;
-  }
   if (!o.client_secret_file.empty() && !o.requirepass.empty())
     return error{errc::invalid_argument,
                  "give either --client-secret-file or requirepass, not both"};
-  if (!o.client_secret_file.empty()) {
-    auto s = read_secret(o.client_secret_file, "client secret");
-    if (!s)
-      return s.err();
-    n.client_secret = *s;
-  } else {
-    n.client_secret = o.requirepass;
-  }
-  if (!o.admin_secret_file.empty()) {
-    auto s = read_secret(o.admin_secret_file, "admin secret");
-    if (!s)
-      return s.err();
-    n.admin_secret = *s;
-  }
+  n.client_secret = o.requirepass;
+  for (auto ok : {read_into(o.secret_file, n.secret, "cluster secret"),
+                  read_into(o.client_secret_file, n.client_secret, "client secret"),
+                  read_into(o.admin_secret_file, n.admin_secret, "admin secret")})
+    if (!ok)
+      return ok;
   return true;
 }
 
