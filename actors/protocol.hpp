@@ -17,6 +17,28 @@
 #include <string>
 #include <vector>
 
+namespace mlr::actors {
+
+// The core's names the actor shell speaks in. They live in mlr::core (core/); the shell
+// names each one it uses here, so that it is clear where they come from.
+using core::batch_budget;
+using core::causal_buffer;
+using core::conflict;
+using core::conflict_record;
+using core::for_each_stat;
+using core::ready;
+using core::replica;
+using core::replica_config;
+using core::replica_observer;
+using core::replica_stats;
+using core::reserved_key_prefix;
+using core::routing;
+using core::topology_key;
+using core::transfer_progress;
+using core::write_request;
+
+} // namespace mlr::actors
+
 CAF_ERROR_CODE_ENUM(mlr::errc, "mlr")
 
 namespace mlr::actors {
@@ -131,17 +153,23 @@ template <class Inspector> typename Inspector::result_type inspect(Inspector& f,
   return f(caf::meta::type_name("mlr.fetch_result"), x.batch, x.next, x.count, x.log_end);
 }
 
-template <class Inspector> typename Inspector::result_type inspect(Inspector& f, replica_stats& x) {
-#define MLR_STAT_FIELD(field, name, doc) , x.field
-  return f(caf::meta::type_name("mlr.replica_stats") MLR_REPLICA_STATS(MLR_STAT_FIELD));
-#undef MLR_STAT_FIELD
-}
-
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, node_status& x) {
   return f(caf::meta::type_name("mlr.node_status"), x.node, x.incarnation, x.applied, x.digest,
            x.stats, x.log_end, x.log_begin, x.keys, x.live_keys, x.pending_resolutions,
            x.mailbox_peak, x.pull_in_flight, x.retired, x.transfer, x.epoch, x.topology,
            x.pending_topology, x.caught_up);
+}
+
+} // namespace mlr::actors
+
+// How CAF serializes the core's values that travel in actor messages (found by ADL in their
+// namespace; the core itself knows nothing of CAF).
+namespace mlr::core {
+
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, replica_stats& x) {
+#define MLR_STAT_FIELD(field, name, doc) , x.field
+  return f(caf::meta::type_name("mlr.replica_stats") MLR_REPLICA_STATS(MLR_STAT_FIELD));
+#undef MLR_STAT_FIELD
 }
 
 template <class Inspector>
@@ -161,4 +189,4 @@ typename Inspector::result_type inspect(Inspector& f, conflict_record& x) {
            x.reason);
 }
 
-} // namespace mlr::actors
+} // namespace mlr::core

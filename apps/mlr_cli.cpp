@@ -246,13 +246,13 @@ int topology_check(const cli& c) {
   if (c.words.size() != 3 || c.words[1] != "check")
     return fail_usage("write 'mlr topology check FILE|ring:N|star:N|mesh:N' or "
                       "'mlr --node HOST:PORT topology set ring|mesh|star:HUB|FILE'");
-  auto g = topology::graph_from_spec(c.words[2], topology::read_text_file);
+  auto g = core::graph_from_spec(c.words[2], topology::read_text_file);
   if (!g) {
     std::cerr << "mlr: " << g.err().message << "\n";
     return 1;
   }
-  auto report = topology::analyze(*g);
-  std::cout << topology::to_text(*g, report);
+  auto report = core::analyze(*g);
+  std::cout << core::to_text(*g, report);
   return report.strongly_connected ? 0 : 1;
 }
 

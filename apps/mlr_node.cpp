@@ -36,7 +36,7 @@ std::string fatal_reason;
 // What --fault installs, so tests can see what the process does when its leader dies
 // (it throws when a write to `key` is applied) or stalls (it sleeps 11 s first, longer
 // than the gateways wait).
-class fault_on_key : public actors::replica_observer {
+class fault_on_key : public core::replica_observer {
 public:
   fault_on_key(std::string key, bool stall) : key_(std::move(key)), stall_(stall) {}
   void on_apply(messages::node_index, const messages::event& e, bool) override {
@@ -47,7 +47,7 @@ public:
     else
       throw std::runtime_error("fault injected by --fault: a write to '" + key_ + "'");
   }
-  void on_handled(const actors::replica&) override {}
+  void on_handled(const core::replica&) override {}
 
 private:
   std::string key_;

@@ -54,7 +54,7 @@ struct bench_options {
 };
 
 // Counts applications and samples latency from a write to its application everywhere.
-class progress_observer : public actors::replica_observer {
+class progress_observer : public core::replica_observer {
 public:
   progress_observer(size_t nodes, uint64_t sample_every)
       : nodes_(nodes), sample_every_(sample_every) {}
@@ -78,7 +78,7 @@ public:
       pending_.erase(i);
     }
   }
-  void on_handled(const actors::replica&) override {}
+  void on_handled(const core::replica&) override {}
 
   uint64_t applied() const { return applied_.load(std::memory_order_relaxed); }
   std::vector<double> latencies() {
@@ -107,16 +107,16 @@ caf::behavior writer(caf::event_based_actor* self, actors::leader_actor leader, 
   *send_next = [=] {
     if (*sent >= total)
       return;
-    std::vector<actors::write_request> writes;
+    std::vector<core::write_request> writes;
     auto n = std::min(batch, total - *sent);
     writes.reserve(n);
     for (size_t i = 0; i < n; ++i, ++*sent)
       writes.push_back(
-        actors::write_request{"n" + std::to_string(node) + "-" + std::to_string(*sent % 10000),
-                              messages::op_kind::put,
-                              std::string(value_bytes, 'v'),
-                              false,
-                              {}});
+        core::write_request{"n" + std::to_string(node) + "-" + std::to_string(*sent % 10000),
+                            messages::op_kind::put,
+                            std::string(value_bytes, 'v'),
+                            false,
+                            {}});
     self->request(leader, caf::infinite, actors::write_atom::value, std::move(writes))
       .then([=](std::vector<messages::dot>&) { (*send_next)(); });
   };
@@ -261,10 +261,10 @@ struct wire_figures {
 // N replicas wired as a mesh, driven without actors. Measures what origin 0 ships to node 1
 // in batches of up to 64 events, beyond key and value bytes and the empty-batch overhead.
 wire_figures measure_wire(size_t n, bool bursty, size_t events_per_node) {
-  std::vector<actors::replica> nodes;
+  std::vector<core::replica> nodes;
   nodes.reserve(n);
   for (messages::node_index i = 0; i < n; ++i) {
-    actors::replica_config cfg;
+    core::replica_config cfg;
     cfg.self = i;
     cfg.incarnation = 0x9e3779b97f4a7c15ull * (i + 1);
     cfg.forward_to.resize(n);
@@ -296,7 +296,7 @@ wire_figures measure_wire(size_t n, bool bursty, size_t events_per_node) {
         ++now;
         auto key = "key-" + std::to_string((r * per_burst + k) % 1000);
         nodes[i].write(
-          actors::write_request{key, messages::op_kind::put, "value-16-bytes!!", false, {}}, now);
+          core::write_request{key, messages::op_kind::put, "value-16-bytes!!", false, {}}, now);
       }
     }
   // What origin 0 shipped to node 1, re-batched as a link would under load: 64 a batch.

@@ -41,13 +41,13 @@ caf::behavior writer(caf::event_based_actor* self, actors::leader_actor leader, 
       done->fetch_add(1);
       return;
     }
-    std::vector<actors::write_request> ws;
+    std::vector<core::write_request> ws;
     for (size_t i = 0; i < batch && *sent < total; ++i, ++*sent)
-      ws.push_back(actors::write_request{"w" + std::to_string(id) + "-" + std::to_string(*sent),
-                                         messages::op_kind::put,
-                                         std::string(16, 'v'),
-                                         false,
-                                         {}});
+      ws.push_back(core::write_request{"w" + std::to_string(id) + "-" + std::to_string(*sent),
+                                       messages::op_kind::put,
+                                       std::string(16, 'v'),
+                                       false,
+                                       {}});
     self->request(leader, caf::infinite, actors::write_atom::value, std::move(ws))
       .then([=](std::vector<messages::dot>&) { (*next)(); });
   };

@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <queue>
 
-namespace mlr::topology {
+namespace mlr::core {
 
 namespace {
 
@@ -137,4 +137,4 @@ result<graph> graph_from_spec(const std::string& spec, const text_reader& read) 
   return make_topology(spec, {}, {}, read);
 }
 
-} // namespace mlr::topology
+} // namespace mlr::core

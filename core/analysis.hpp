@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-namespace mlr::topology {
+namespace mlr::core {
 
 struct topology_report {
   size_t nodes = 0;
@@ -33,4 +33,4 @@ std::string to_text(const graph& g, const topology_report& r);
 /// Parses "ring:N", "star:N", "mesh:N" (nodes n0..), or reads an edge-list file with `read`.
 result<graph> graph_from_spec(const std::string& spec, const text_reader& read = {});
 
-} // namespace mlr::topology
+} // namespace mlr::core

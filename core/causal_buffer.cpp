@@ -1,6 +1,6 @@
 #include "core/causal_buffer.hpp"
 
-namespace mlr::actors {
+namespace mlr::core {
 
 bool causal_buffer::ready(const messages::event& e, const messages::version_vector& applied,
                           const messages::version_vector& retired) {
@@ -92,4 +92,4 @@ causal_buffer::release_ready(const messages::version_vector& applied,
   return std::nullopt;
 }
 
-} // namespace mlr::actors
+} // namespace mlr::core

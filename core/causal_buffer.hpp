@@ -16,7 +16,7 @@
 #include <optional>
 #include <vector>
 
-namespace mlr::actors {
+namespace mlr::core {
 
 class causal_buffer {
 public:
@@ -76,4 +76,4 @@ private:
   std::map<messages::source, std::map<uint64_t, messages::event>> by_source_;
 };
 
-} // namespace mlr::actors
+} // namespace mlr::core

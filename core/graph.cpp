@@ -5,7 +5,7 @@
 #include <queue>
 #include <sstream>
 
-namespace mlr::topology {
+namespace mlr::core {
 
 graph::graph(std::vector<std::string> names) : names_(std::move(names)), out_(names_.size()) {}
 
@@ -312,4 +312,4 @@ detour_candidates(const graph& g, const std::vector<std::vector<std::vector<node
   return out;
 }
 
-} // namespace mlr::topology
+} // namespace mlr::core

@@ -23,7 +23,7 @@
 #include <utility>
 #include <vector>
 
-namespace mlr::topology {
+namespace mlr::core {
 
 using messages::node_index;
 
@@ -96,4 +96,4 @@ std::vector<node_index>
 detour_candidates(const graph& g, const std::vector<std::vector<std::vector<node_index>>>& trees,
                   node_index from, node_index to, const std::vector<node_index>& preferred = {});
 
-} // namespace mlr::topology
+} // namespace mlr::core

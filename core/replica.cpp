@@ -9,7 +9,7 @@
 #include <sstream>
 #include <stdexcept>
 
-namespace mlr::actors {
+namespace mlr::core {
 
 using messages::dot;
 using messages::event;
@@ -349,4 +349,4 @@ replica::fetch_result replica::fetch(messages::node_index dest, uint64_t from, s
   return out;
 }
 
-} // namespace mlr::actors
+} // namespace mlr::core

@@ -30,7 +30,7 @@
 #include <string>
 #include <vector>
 
-namespace mlr::actors {
+namespace mlr::core {
 
 class replica {
 public:
@@ -314,4 +314,4 @@ private:
   std::set<messages::node_index> relay_dests_reported_;
 };
 
-} // namespace mlr::actors
+} // namespace mlr::core

@@ -10,7 +10,7 @@
 #include <algorithm>
 #include <sstream>
 
-namespace mlr::actors {
+namespace mlr::core {
 
 using messages::dot;
 using messages::event;
@@ -50,7 +50,7 @@ std::string merge_topologies(const version& winner, std::vector<version> losers)
   std::vector<std::pair<std::string, std::string>> addresses;
   std::string body;
   auto read = [&](const std::string& value, bool keep_body) {
-    auto lines = topology::split_topology(value);
+    auto lines = split_topology(value);
     for (auto& listed : lines.members)
       for (auto& m : listed)
         if (std::find(members.begin(), members.end(), m) == members.end())
@@ -238,4 +238,4 @@ std::vector<version> replica::versions(const std::string& key) const {
   return current ? *current : std::vector<version>{};
 }
 
-} // namespace mlr::actors
+} // namespace mlr::core

@@ -9,7 +9,7 @@
 #include <algorithm>
 #include <functional>
 
-namespace mlr::actors {
+namespace mlr::core {
 
 using messages::dot;
 using messages::event;
@@ -224,4 +224,4 @@ void replica::compact_log() {
   }
 }
 
-} // namespace mlr::actors
+} // namespace mlr::core

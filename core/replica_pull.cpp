@@ -9,7 +9,7 @@
 #include <functional>
 #include <set>
 
-namespace mlr::actors {
+namespace mlr::core {
 
 using messages::dot;
 using messages::event;
@@ -269,4 +269,4 @@ replica::receive_result replica::receive_pulled(messages::event_batch batch, uin
   return receive(std::move(batch), now_ms);
 }
 
-} // namespace mlr::actors
+} // namespace mlr::core

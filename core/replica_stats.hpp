@@ -41,7 +41,7 @@
   X(events_refused, "events_refused", "events naming a node that is not a member")                 \
   X(orphans_dropped, "orphans_dropped", "buffered events of a lost incarnation nobody holds")
 
-namespace mlr::actors {
+namespace mlr::core {
 
 /// Counters a user (and a test) can read; see MLR_REPLICA_STATS for what each counts.
 struct replica_stats {
@@ -57,4 +57,4 @@ template <class Stats, class F> void for_each_stat(Stats& s, F&& f) {
 #undef MLR_STAT_VISIT
 }
 
-} // namespace mlr::actors
+} // namespace mlr::core

@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <set>
 
-namespace mlr::actors {
+namespace mlr::core {
 
 using messages::dot;
 using messages::event;
@@ -202,4 +202,4 @@ void replica::finish_transfer(std::vector<conflict>& conflicts) {
   stats_.buffered = buffer_.size();
 }
 
-} // namespace mlr::actors
+} // namespace mlr::core

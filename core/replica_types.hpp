@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-namespace mlr::actors {
+namespace mlr::core {
 
 class replica;
 
@@ -183,4 +183,4 @@ private:
   std::set<messages::source> sources_;
 };
 
-} // namespace mlr::actors
+} // namespace mlr::core

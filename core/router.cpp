@@ -11,7 +11,7 @@
 #include <optional>
 #include <sstream>
 
-namespace mlr::topology {
+namespace mlr::core {
 
 namespace {
 
@@ -205,11 +205,10 @@ result<bool> validate_live(const graph& g, const std::vector<std::string>& membe
 
 // The routing of a checked topology: its canonical text (what every node compares), the
 // text stored in the topology key, and this node's trees, forwarding table and links.
-actors::routing routing_for(const graph& g, const std::string& body,
-                            std::vector<std::string> members, std::vector<bool> live,
-                            address_list addresses, node_index self,
-                            const std::vector<node_index>& standby) {
-  actors::routing r;
+core::routing routing_for(const graph& g, const std::string& body, std::vector<std::string> members,
+                          std::vector<bool> live, address_list addresses, node_index self,
+                          const std::vector<node_index>& standby) {
+  core::routing r;
   r.canonical = "members";
   for (auto& m : members)
     r.canonical += " " + m;
@@ -240,9 +239,9 @@ actors::routing routing_for(const graph& g, const std::string& body,
 
 // Optional 'members', 'removed' and 'address' lines, then the topology. Members only grow
 // and removals stick: what the current topology has is kept.
-result<actors::routing> route(const std::vector<std::string>& initial, node_index self,
-                              const std::vector<node_index>& standby, bool require_addresses,
-                              const std::string& spec, const actors::routing* current) {
+result<core::routing> route(const std::vector<std::string>& initial, node_index self,
+                            const std::vector<node_index>& standby, bool require_addresses,
+                            const std::string& spec, const core::routing* current) {
   if (spec.size() > max_topology_bytes)
     return error{errc::bad_topology, "the topology is " + std::to_string(spec.size()) +
                                        " bytes; at most " + std::to_string(max_topology_bytes) +
@@ -276,13 +275,13 @@ result<actors::routing> route(const std::vector<std::string>& initial, node_inde
 
 } // namespace
 
-std::function<result<actors::routing>(const std::string&, const actors::routing*)>
+std::function<result<core::routing>(const std::string&, const core::routing*)>
 make_router(std::vector<std::string> names, node_index self, std::vector<node_index> standby,
             bool require_addresses) {
   return [initial = std::move(names), self, standby = std::move(standby),
-          require_addresses](const std::string& spec, const actors::routing* current) {
+          require_addresses](const std::string& spec, const core::routing* current) {
     return route(initial, self, standby, require_addresses, spec, current);
   };
 }
 
-} // namespace mlr::topology
+} // namespace mlr::core

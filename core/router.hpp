@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-namespace mlr::topology {
+namespace mlr::core {
 
 /// A leader's `route`: turns a topology into the routing of node `self`, with
 /// `standby_hubs` first among a star spoke's detours. A topology is optional lines
@@ -40,8 +40,8 @@ topology_lines split_topology(const std::string& text);
 
 inline constexpr size_t max_topology_bytes = 64u << 10;
 inline constexpr size_t max_name_bytes = 64;
-std::function<result<actors::routing>(const std::string&, const actors::routing*)>
+std::function<result<core::routing>(const std::string&, const core::routing*)>
 make_router(std::vector<std::string> names, node_index self,
             std::vector<node_index> standby_hubs = {}, bool require_addresses = false);
 
-} // namespace mlr::topology
+} // namespace mlr::core

@@ -33,7 +33,7 @@ struct runtime_members {
   actors::transport* net = nullptr;
   actors::leader_actor leader;
 
-  void on_routing(const actors::routing& r) {
+  void on_routing(const core::routing& r) {
     std::lock_guard<std::mutex> guard(m);
     if (!net)
       return; // not started yet, or stopping; the leader calls again with its peers
@@ -81,10 +81,10 @@ struct node::impl {
     actors::leader_config lc;
     lc.replica.self = p.self;
     lc.replica.incarnation = incarnation;
-    auto trees = topology::spanning_trees(p.graph);
+    auto trees = core::spanning_trees(p.graph);
     topology::set_static_routing(lc, p.graph, trees, p.self, p.standby, opts.hub_return,
                                  /*require_addresses=*/true);
-    lc.on_routing = [rt = rt](const actors::routing& r) { rt->on_routing(r); };
+    lc.on_routing = [rt = rt](const core::routing& r) { rt->on_routing(r); };
     lc.relay_ack_timeout = opts.ack_timeout;
     lc.replica.pull_grace_ms = static_cast<uint64_t>(opts.pull_grace.count());
     lc.replica.new_incarnation = actors::random_incarnation;
@@ -142,7 +142,7 @@ struct node::impl {
     actors::link_config base;
     base.ack_timeout = opts.ack_timeout;
     base.probe_interval = opts.peer_timeout / 2;
-    auto trees = topology::spanning_trees(p.graph);
+    auto trees = core::spanning_trees(p.graph);
     for (auto to : p.graph.successors(p.self))
       links.push_back(topology::spawn_static_link(*sys, p.graph, trees, p.standby, base, p.self, to,
                                                   leader,

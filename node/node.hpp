@@ -25,9 +25,9 @@
 #include <string>
 #include <vector>
 
-namespace mlr::actors {
+namespace mlr::core {
 class replica_observer;
-} // namespace mlr::actors
+} // namespace mlr::core
 
 namespace mlr::node {
 
@@ -81,7 +81,7 @@ struct node_options {
   /// spdlog's default logger.
   std::function<void(const std::string& level, const std::string& line)> log;
   /// Sees every applied event (tests, fault injection). Optional.
-  std::shared_ptr<actors::replica_observer> observer;
+  std::shared_ptr<core::replica_observer> observer;
 };
 
 /// What a read returns: the live versions (siblings when concurrent writes were kept) and

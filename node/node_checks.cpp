@@ -60,7 +60,7 @@ result<bool> check_members(const node_options& o, plan& p) {
 }
 
 result<bool> check_topology(const node_options& o, plan& p) {
-  auto g = topology::make_topology(o.topology, p.members, o.hub, topology::read_text_file);
+  auto g = core::make_topology(o.topology, p.members, o.hub, topology::read_text_file);
   if (!g)
     return bad(g.err().message);
   if (g->names() != p.members)
@@ -85,7 +85,7 @@ result<bool> check_topology(const node_options& o, plan& p) {
     return bad(
       "hub_return spoke (--hub-return spoke) needs standby_hubs (--standby-hubs): a standby "
       "takes the hub's role");
-  if (auto ok = topology::validate(*g); !ok)
+  if (auto ok = core::validate(*g); !ok)
     return bad(ok.err().message);
   p.graph = std::move(*g);
   return true;

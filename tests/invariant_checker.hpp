@@ -22,7 +22,7 @@
 
 namespace mlr::testing {
 
-class invariant_checker : public actors::replica_observer {
+class invariant_checker : public core::replica_observer {
 public:
   void on_apply(messages::node_index self, const messages::event& e, bool local) override {
     auto& mine = applied_[self];
@@ -57,7 +57,7 @@ public:
     ++applications_;
   }
 
-  void on_handled(const actors::replica& r) override {
+  void on_handled(const core::replica& r) override {
     auto self = r.self().node;
     auto& last = last_vv_[self];
     // Retiring an incarnation moves its entry from the vector to the retired table.

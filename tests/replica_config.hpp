@@ -7,9 +7,9 @@
 
 namespace mlr::testing {
 
-inline actors::replica_config config(messages::node_index self, uint64_t incarnation,
-                                     std::vector<std::vector<messages::node_index>> forward_to) {
-  actors::replica_config c;
+inline core::replica_config config(messages::node_index self, uint64_t incarnation,
+                                   std::vector<std::vector<messages::node_index>> forward_to) {
+  core::replica_config c;
   c.self = self;
   c.incarnation = incarnation;
   c.forward_to = std::move(forward_to);

@@ -12,10 +12,10 @@
 
 namespace mlr::testing {
 
-using actors::conflict;
-using actors::replica;
-using actors::replica_config;
-using actors::write_request;
+using core::conflict;
+using core::replica;
+using core::replica_config;
+using core::write_request;
 
 inline write_request put(const std::string& k, const std::string& v) {
   return write_request{k, messages::op_kind::put, v, false, {}};

@@ -189,7 +189,7 @@ TEST_CASE("mesh N=3 resolver timeout: siblings stay and exactly one unresolved r
     CHECK(c.get(node, "k").siblings.size() == 2); // nothing dropped
     (*c.self)->send(c.h.leaders[node], actors::conflicts_atom::value);
     c.run();
-    auto records = c.take<std::vector<actors::conflict_record>>();
+    auto records = c.take<std::vector<core::conflict_record>>();
     REQUIRE(records.size() == 1);
     CHECK_FALSE(records[0].resolved);
     CHECK(records[0].kept.size() == 2);

@@ -10,7 +10,7 @@
 
 #include <fstream>
 
-using namespace mlr::topology;
+using namespace mlr::core;
 
 namespace {
 

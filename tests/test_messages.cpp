@@ -208,10 +208,10 @@ TEST_CASE(
 
 TEST_CASE("stats are declared once: every counter has its own name and a description, and "
           "all of them travel through CAF's serializer") {
-  mlr::actors::replica_stats in;
+  mlr::core::replica_stats in;
   std::set<std::string> names;
   uint64_t next = 1;
-  mlr::actors::for_each_stat(in, [&](const char* name, uint64_t& value, const char* doc) {
+  mlr::core::for_each_stat(in, [&](const char* name, uint64_t& value, const char* doc) {
     names.insert(name);
     CHECK(std::string(doc).size() > 10);
     value = next++;
@@ -221,11 +221,11 @@ TEST_CASE("stats are declared once: every counter has its own name and a descrip
   std::vector<char> buf;
   caf::binary_serializer sink{static_cast<caf::execution_unit*>(nullptr), buf};
   REQUIRE_FALSE(sink(in));
-  mlr::actors::replica_stats out;
+  mlr::core::replica_stats out;
   caf::binary_deserializer source{static_cast<caf::execution_unit*>(nullptr), buf};
   REQUIRE_FALSE(source(out));
   std::vector<uint64_t> a, b;
-  mlr::actors::for_each_stat(in, [&](const char*, uint64_t v, const char*) { a.push_back(v); });
-  mlr::actors::for_each_stat(out, [&](const char*, uint64_t v, const char*) { b.push_back(v); });
+  mlr::core::for_each_stat(in, [&](const char*, uint64_t v, const char*) { a.push_back(v); });
+  mlr::core::for_each_stat(out, [&](const char*, uint64_t v, const char*) { b.push_back(v); });
   CHECK(a == b); // the hand-written inspect lost four counters
 }

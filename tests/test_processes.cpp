@@ -57,8 +57,8 @@ void check_convergence(const std::string& topology) {
   INFO(c.logs());
   REQUIRE(c.wait_converged());
   size_t counters = 0;
-  const actors::replica_stats none;
-  actors::for_each_stat(none, [&](auto&&...) { ++counters; });
+  const core::replica_stats none;
+  core::for_each_stat(none, [&](auto&&...) { ++counters; });
   for (size_t i = 0; i < 3; ++i) {
     auto s = *c.status(i);
     CHECK(s["applied_total"].get<uint64_t>() == 300);

@@ -10,7 +10,7 @@
 #include <catch2/catch.hpp>
 
 using namespace mlr;
-using namespace mlr::actors;
+using namespace mlr::core;
 using messages::dot;
 using messages::event_batch;
 
@@ -162,10 +162,10 @@ TEST_CASE("replica: a batch stops below its byte budget and at 65,536 sources, t
   big.id = messages::dot{messages::source{0, 1}, 1};
   big.key = "k";
   big.value = std::string(16u << 20, 'v'); // the largest value a client may write
-  actors::batch_budget by_bytes(8u << 20);
+  core::batch_budget by_bytes(8u << 20);
   CHECK(by_bytes.take(big)); // alone it is over the budget, but a batch carries at least one
   CHECK_FALSE(by_bytes.take(big));
-  actors::batch_budget by_sources(SIZE_MAX);
+  core::batch_budget by_sources(SIZE_MAX);
   size_t taken = 0;
   for (uint32_t i = 0; i < 70000; ++i) {
     messages::event e;

@@ -148,7 +148,7 @@ TEST_CASE("tombstones held at a restart are still collected") {
   // A cluster of one on RocksDB: a delete, a restart from the directory, then collection.
   auto dir = std::string("test_stability_restart.db");
   std::filesystem::remove_all(dir);
-  actors::replica_config cfg;
+  core::replica_config cfg;
   cfg.self = 0;
   cfg.incarnation = 1;
   cfg.forward_to.resize(1); // alone: everything it holds is stable at once
@@ -156,15 +156,15 @@ TEST_CASE("tombstones held at a restart are still collected") {
   {
     auto s = storage::open_rocksdb_store(dir);
     REQUIRE(s);
-    actors::replica r(cfg, std::move(*s));
-    r.write(actors::write_request{"gone", messages::op_kind::put, "v", false, {}}, 1);
-    r.write(actors::write_request{"gone", messages::op_kind::del, "", false, {}}, 2);
+    core::replica r(cfg, std::move(*s));
+    r.write(core::write_request{"gone", messages::op_kind::put, "v", false, {}}, 1);
+    r.write(core::write_request{"gone", messages::op_kind::del, "", false, {}}, 2);
     r.persist();
     REQUIRE(r.mutable_store().commit(true));
   }
   auto s = storage::open_rocksdb_store(dir);
   REQUIRE(s);
-  actors::replica r(cfg, std::move(*s));
+  core::replica r(cfg, std::move(*s));
   REQUIRE(r.versions("gone").size() == 1);
   for (uint64_t t = 3; t < 6; ++t)
     r.collect_garbage(t);

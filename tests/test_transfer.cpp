@@ -11,7 +11,7 @@
 #include <memory>
 
 using namespace mlr;
-using namespace mlr::actors;
+using namespace mlr::core;
 using namespace mlr::testing;
 using messages::dot;
 

@@ -142,10 +142,10 @@ result<messages::dot> cluster::del(size_t node, const std::string& key,
 
 result<std::vector<messages::dot>>
 cluster::put_batch(size_t node, const std::vector<std::pair<std::string, std::string>>& kvs) {
-  std::vector<actors::write_request> writes;
+  std::vector<core::write_request> writes;
   writes.reserve(kvs.size());
   for (auto& [k, v] : kvs)
-    writes.push_back(actors::write_request{k, messages::op_kind::put, v, false, {}});
+    writes.push_back(core::write_request{k, messages::op_kind::put, v, false, {}});
   return impl_->ask<std::vector<messages::dot>>(node, actors::write_atom::value, std::move(writes));
 }
 
@@ -157,8 +157,8 @@ result<node_status> cluster::status(size_t node) {
   return impl_->ask<node_status>(node, actors::status_atom::value);
 }
 
-result<std::vector<actors::conflict_record>> cluster::conflicts(size_t node) {
-  return impl_->ask<std::vector<actors::conflict_record>>(node, actors::conflicts_atom::value);
+result<std::vector<core::conflict_record>> cluster::conflicts(size_t node) {
+  return impl_->ask<std::vector<core::conflict_record>>(node, actors::conflicts_atom::value);
 }
 
 bool cluster::wait_converged(std::chrono::milliseconds timeout) {

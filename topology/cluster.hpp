@@ -8,8 +8,8 @@
 // and all resolutions are done.
 
 #include "actors/protocol.hpp"
-#include "core/graph.hpp"
 #include "resolvers/resolver.hpp"
+#include "topology/core_names.hpp"
 
 #include <chrono>
 #include <memory>
@@ -77,7 +77,7 @@ public:
 
   result<get_result> get(size_t node, const std::string& key);
   result<node_status> status(size_t node);
-  result<std::vector<actors::conflict_record>> conflicts(size_t node);
+  result<std::vector<core::conflict_record>> conflicts(size_t node);
 
   /// Waits until every member (removed ones left out) has applied the same events, holds
   /// the same state, routes by the same topology epoch and has no resolution pending.

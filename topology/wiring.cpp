@@ -89,8 +89,8 @@ actors::link_actor spawn_static_link(caf::actor_system& sys, const cluster_spec&
                                      const std::vector<std::vector<actors::sink_actor>>& reach,
                                      node_index from, node_index to,
                                      const actors::leader_actor& source) {
-  return spawn_static_link(sys, spec.topology, trees, spec.standby_hubs, spec.link, from, to,
-                           source, [&](node_index d) { return reach[from][d]; });
+  return topology::spawn_static_link(sys, spec.topology, trees, spec.standby_hubs, spec.link, from,
+                                     to, source, [&](node_index d) { return reach[from][d]; });
 }
 
 } // namespace

@@ -6,9 +6,8 @@
 
 #include "actors/leader.hpp"
 #include "actors/replication_link.hpp"
-#include "core/graph.hpp"
-#include "core/router.hpp"
 #include "resolvers/resolver.hpp"
+#include "topology/core_names.hpp"
 
 #include <caf/fwd.hpp>
 
@@ -47,7 +46,7 @@ struct cluster_spec {
   /// Log entries each leader keeps even when stable.
   uint64_t log_retention = 10000;
   /// Sees every application at every leader (tests' invariant checkers).
-  std::shared_ptr<actors::replica_observer> observer;
+  std::shared_ptr<core::replica_observer> observer;
   /// How node `from` reaches node `to`: what the link for that edge ships to, and what
   /// gossip and pull go through. Default: the destination leader itself. Tests put a
   /// simulated network channel here; processes put a peer connection.

@@ -13,7 +13,7 @@
 #include <map>
 #include <vector>
 
-namespace mlr::actors {
+namespace mlr::core {
 
 class position_index {
 public:
@@ -93,4 +93,4 @@ private:
   std::map<messages::source, std::vector<run>> by_source_;
 };
 
-} // namespace mlr::actors
+} // namespace mlr::core

@@ -21,7 +21,7 @@ struct plan {
   node_index self = 0;
   address listen;
   std::vector<actors::peer_address> peers;
-  topology::graph graph;
+  core::graph graph;
   std::vector<node_index> standby;
   actors::sync_policy sync = actors::sync_policy::batch;
   std::optional<address> client, resp;
