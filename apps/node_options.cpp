@@ -204,16 +204,15 @@ result<bool> read_into(const std::string& file, std::string& out, const char* wh
 }
 
 result<bool> read_secrets(const node_options& o, node::node_options& n) {
+  if (auto ok = read_into(o.secret_file, n.secret, "cluster secret"); !ok)
+    return ok;
   if (!o.client_secret_file.empty() && !o.requirepass.empty())
     return error{errc::invalid_argument,
                  "give either --client-secret-file or requirepass, not both"};
   n.client_secret = o.requirepass;
-  for (auto ok : {read_into(o.secret_file, n.secret, "cluster secret"),
-                  read_into(o.client_secret_file, n.client_secret, "client secret"),
-                  read_into(o.admin_secret_file, n.admin_secret, "admin secret")})
-    if (!ok)
-      return ok;
-  return true;
+  if (auto ok = read_into(o.client_secret_file, n.client_secret, "client secret"); !ok)
+    return ok;
+  return read_into(o.admin_secret_file, n.admin_secret, "admin secret");
 }
 
 std::vector<std::string> split_commas(const std::string& list) {

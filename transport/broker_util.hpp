@@ -10,6 +10,7 @@
 #include <caf/io/broker.hpp>
 #include <caf/io/typed_broker.hpp>
 #include <caf/send.hpp>
+#include <caf/system_messages.hpp>
 
 #include <chrono>
 
@@ -50,6 +51,9 @@ template <class Tick, class Broker>
 void start_ticker(Broker* self, std::chrono::milliseconds every) {
   auto broker = caf::actor_cast<typename Broker::actor_hdl>(self);
   self->template spawn<caf::linked>([broker, every](caf::event_based_actor* t) -> caf::behavior {
+    // Whatever the broker ends with (CAF ignores a linked exit with reason normal by
+    // default), the helper ends too, and lets go of the broker.
+    t->set_exit_handler([t](caf::exit_msg& msg) { t->quit(msg.reason); });
     t->delayed_send(t, every, Tick::value);
     return {[=](Tick) {
       caf::anon_send(broker, Tick::value);
