@@ -10,15 +10,15 @@ using namespace mlr;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string spec(reinterpret_cast<const char*>(data), size);
-  static auto route = topology::make_router({"n0", "n1", "n2"}, 1, {}, true);
+  static auto route = mlr::core::make_router({"n0", "n1", "n2"}, 1, {}, true);
   auto r = route(spec, nullptr);
   if (r) {
-    if (r->members.size() > topology::max_members || r->members.size() < 3)
+    if (r->members.size() > mlr::core::max_members || r->members.size() < 3)
       std::abort();
     // What a node routes by, it can route by again (it is what it stores).
     if (!route(r->stored, &*r))
       std::abort();
   }
-  (void)topology::parse_edge_list(spec);
+  (void)mlr::core::parse_edge_list(spec);
   return 0;
 }
