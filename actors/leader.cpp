@@ -238,6 +238,11 @@ leader_impl::behavior_type leader_impl::make_behavior() {
     [this](write_atom, const std::vector<write_request>& writes) -> caf::result<std::vector<dot>> {
       return write_all<std::vector<dot>>(writes, [](std::vector<dot>& ds) { return ds; });
     },
+    [this](typed_atom,
+           const std::vector<write_request>& writes) -> caf::result<std::vector<int64_t>> {
+      return write_all<std::vector<int64_t>>(writes,
+                                             [this](std::vector<dot>&) { return take_replies(); });
+    },
     [this](get_atom, const std::string& key) -> caf::result<get_result> {
       if (auto err = removed_error())
         return *err;

@@ -45,6 +45,10 @@ using leader_actor = sink_actor::extend<
   caf::replies_to<del_atom, std::string, causal_context>::with<messages::dot>,
   /// Applies several writes in one message, in order. Replies their dots.
   caf::replies_to<write_atom, std::vector<write_request>>::with<std::vector<messages::dot>>,
+  /// Typed writes (counters, sets, maps; core/typed.hpp), in order. Replies what each
+  /// answers in Redis's terms (typed::reply); a key of another type refuses the message
+  /// (errc::refused, "WRONGTYPE ...").
+  caf::replies_to<typed_atom, std::vector<write_request>>::with<std::vector<int64_t>>,
   /// Reads a key: its live values and their causal context.
   caf::replies_to<get_atom, std::string>::with<get_result>,
   /// Reads several keys in one message.

@@ -4,6 +4,8 @@
 
 #include "actors/detail/leader_impl.hpp"
 
+#include "core/typed.hpp"
+
 #include <caf/actor_system.hpp>
 #include <caf/send.hpp>
 
@@ -209,8 +211,9 @@ void leader_impl::retry_resolutions() {
     auto versions = replica_.versions(i->first);
     auto key = i->first;
     i = retry_keys_.erase(i);
-    if (versions.size() > 1)
-      ask_resolver(conflict{key, std::move(versions)});
+    auto regs = core::typed::registers(versions);
+    if (regs.size() > 1)
+      ask_resolver(conflict{key, std::move(regs)});
   }
 }
 

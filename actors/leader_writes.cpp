@@ -3,6 +3,8 @@
 
 #include "actors/detail/leader_impl.hpp"
 
+#include "core/typed.hpp"
+
 #include <caf/actor_system.hpp>
 #include <caf/send.hpp>
 
@@ -13,20 +15,52 @@ std::optional<caf::error> leader_impl::refusal(const std::vector<write_request>&
     return err;
   if (!store_error_.empty())
     return make_error(errc::storage_full, "write refused: " + store_error_);
+  std::map<std::string, core::typed::key_type> types; // of the typed writes before
   for (auto& w : ws) {
     if (reserved(w.key))
       return reserved_error();
     if (auto err = size_error(w))
       return err; // nothing of the message is written
+    if (auto err = type_error(w, types))
+      return err;
   }
   return std::nullopt;
 }
 
+std::optional<caf::error>
+leader_impl::type_error(const write_request& w,
+                        std::map<std::string, core::typed::key_type>& types) {
+  using messages::op_kind;
+  if (w.op == op_kind::put || w.op == op_kind::del)
+    return std::nullopt;
+  if (w.op == op_kind::clear)
+    return make_error(errc::invalid_argument, "clear is what a delete of a typed key becomes; "
+                                              "write a delete instead");
+  auto wanted = core::typed::type_of(w.op);
+  auto [seen, first] = types.emplace(w.key, wanted);
+  auto refused = core::typed::prepare(replica_.versions(w.key), w, replica_.self()).refused;
+  if (refused.empty() && !first && seen->second != wanted)
+    refused = "WRONGTYPE Operation against a key holding the wrong kind of value";
+  if (refused.empty())
+    return std::nullopt;
+  return make_error(errc::refused, refused);
+}
+
 std::vector<dot> leader_impl::apply_writes(const std::vector<write_request>& ws) {
+  using messages::op_kind;
   std::vector<dot> dots;
   dots.reserve(ws.size());
-  for (auto& w : ws)
+  replies_.clear();
+  for (auto& w : ws) {
+    if (w.op == op_kind::put || w.op == op_kind::del) {
+      dots.push_back(replica_.write(w, now()));
+      replies_.push_back(0);
+      continue;
+    }
+    auto before = replica_.versions(w.key);
     dots.push_back(replica_.write(w, now()));
+    replies_.push_back(core::typed::reply(before, replica_.versions(w.key), w));
+  }
   execute();
   return dots;
 }
@@ -88,6 +122,10 @@ std::optional<caf::error> leader_impl::removed_error() {
 std::optional<caf::error> leader_impl::size_error(const write_request& w) {
   if (w.key.size() > cfg_.max_key_bytes)
     return make_error(errc::too_large, "key is " + std::to_string(w.key.size()) +
+                                         " bytes; the limit is " +
+                                         std::to_string(cfg_.max_key_bytes) + " (--max-key-bytes)");
+  if (w.field.size() > cfg_.max_key_bytes)
+    return make_error(errc::too_large, "field is " + std::to_string(w.field.size()) +
                                          " bytes; the limit is " +
                                          std::to_string(cfg_.max_key_bytes) + " (--max-key-bytes)");
   if (w.value.size() > cfg_.max_value_bytes)

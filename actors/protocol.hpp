@@ -47,6 +47,7 @@ using batch_atom = caf::atom_constant<caf::atom("batch")>;
 using put_atom = caf::atom_constant<caf::atom("put")>;
 using del_atom = caf::atom_constant<caf::atom("del")>;
 using write_atom = caf::atom_constant<caf::atom("write")>;
+using typed_atom = caf::atom_constant<caf::atom("typed")>;
 using get_atom = caf::atom_constant<caf::atom("get")>;
 using fetch_atom = caf::atom_constant<caf::atom("fetch")>;
 using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;
@@ -180,7 +181,7 @@ typename Inspector::result_type inspect(Inspector& f, transfer_progress& x) {
 
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, write_request& x) {
   return f(caf::meta::type_name("mlr.write_request"), x.key, x.op, x.value, x.has_context,
-           x.context);
+           x.context, x.field, x.delta);
 }
 
 template <class Inspector>

@@ -1,5 +1,7 @@
 #include "core/replica.hpp"
 
+#include "core/typed.hpp"
+
 #include "core/router.hpp"
 
 #include "storage/serialize.hpp"
@@ -112,7 +114,8 @@ void replica::recover() {
   store_->for_each([&](const std::string& key, const std::vector<version>& vs) {
     if (std::any_of(vs.begin(), vs.end(), [](const version& v) { return v.tombstone; }))
       tombstoned_.insert(key);
-    if (vs.size() > 1 && key.compare(0, reserved_key_prefix.size(), reserved_key_prefix) != 0)
+    if (typed::registers(vs).size() > 1 &&
+        key.compare(0, reserved_key_prefix.size(), reserved_key_prefix) != 0)
       recovered_siblings_.push_back(key);
   });
   if (auto* t = store_->find(topology_key)) {
@@ -199,18 +202,20 @@ dot replica::write(const write_request& w, uint64_t now_ms) {
     for (auto& v : *current)
       if (!(e.time > v.time) && v.time.value < UINT64_MAX)
         e.time = messages::hlc{v.time.value + 1};
-  if (w.has_context) {
-    e.context = messages::canonical_context(w.context);
-  } else if (auto* current = store_->find(w.key)) {
-    std::vector<dot> all;
-    for (auto& v : *current)
-      all.push_back(v.id);
-    e.context = messages::canonical_context(all);
-  }
+  static const std::vector<messages::version> none;
+  auto* current = store_->find(w.key);
+  auto prep = typed::prepare(current ? *current : none, w, self_);
+  bool register_write = prep.op == messages::op_kind::put || prep.op == messages::op_kind::del;
+  e.context = w.has_context && register_write ? messages::canonical_context(w.context)
+                                              : std::move(prep.context);
   e.key = w.key;
-  e.op = w.op;
-  if (w.op == messages::op_kind::put)
+  e.op = prep.op;
+  if (w.op == messages::op_kind::put || w.op == messages::op_kind::hset)
     e.value = w.value;
+  if (!register_write)
+    e.field = w.field;
+  e.total = prep.total;
+  e.removed = std::move(prep.removed);
   ++stats_.local_writes;
   if (cfg_.observer)
     cfg_.observer->on_apply(cfg_.self, e, true);

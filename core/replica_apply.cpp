@@ -5,6 +5,7 @@
 #include "core/replica.hpp"
 
 #include "core/router.hpp"
+#include "core/typed.hpp"
 #include "storage/serialize.hpp"
 
 #include <algorithm>
@@ -21,23 +22,6 @@ namespace {
 bool contains(const std::vector<dot>& xs, const dot& d) {
   return std::find(xs.begin(), xs.end(), d) != xs.end();
 }
-
-// A context replaces every version whose origin incarnation it names at or above the
-// version's counter: every earlier write of an origin is in the causal past of its later
-// ones, and a context is part of its write's causal past, so this is the same rule at every
-// node (DESIGN.md, "Hostile input"); it lets a context carry one dot per origin incarnation.
-bool replaces(const std::vector<dot>& context, const dot& v) {
-  return std::any_of(context.begin(), context.end(),
-                     [&](const dot& d) { return d.origin == v.origin && d.counter >= v.counter; });
-}
-
-bool by_dot(const version& a, const version& b) {
-  return a.id < b.id;
-}
-
-} // namespace
-
-namespace {
 
 // Concurrent topology writes: the last writer's shape wins, but memberships merge, so that
 // a node added at one node and a node removed at another, at the same time, both happen:
@@ -129,20 +113,12 @@ void replica::apply_remote(event e, std::vector<conflict>& conflicts) {
 void replica::apply(event e, std::vector<conflict>& conflicts) {
   if (applied_.covers(e.id))
     throw std::logic_error("replica: event " + messages::to_string(e.id) + " applied twice");
-  // Versions named in the context are replaced; any other live version is concurrent.
-  std::vector<version> live;
+  // Versions named in the context are replaced; any other live register version is
+  // concurrent (typed keys merge by their own rules, typed.hpp).
+  static const std::vector<version> none;
+  auto* current = store_->find(e.key);
   bool concurrent = false;
-  if (auto* current = store_->find(e.key)) {
-    for (auto& v : *current) {
-      // The same version may already be here: it came with a state transfer.
-      if (v.id != e.id && !replaces(e.context, v.id)) {
-        live.push_back(v);
-        concurrent = true;
-      }
-    }
-  }
-  version mine{e.id, e.time, e.op == messages::op_kind::del, e.value};
-  live.insert(std::upper_bound(live.begin(), live.end(), mine, by_dot), mine);
+  auto live = typed::apply(current ? *current : none, e, concurrent);
   applied_.advance(e.id);
   if (e.op == messages::op_kind::del)
     tombstoned_.insert(e.key);
@@ -153,9 +129,12 @@ void replica::apply(event e, std::vector<conflict>& conflicts) {
   }
   if (concurrent) {
     ++stats_.conflicts;
-    conflicts.push_back(conflict{e.key, live});
+    conflicts.push_back(conflict{e.key, typed::registers(live)});
   }
-  store_->assign(e.key, std::move(live));
+  if (live.empty())
+    store_->erase(e.key);
+  else
+    store_->assign(e.key, std::move(live));
   if (e.op == messages::op_kind::put &&
       e.key.compare(0, reserved_key_prefix.size() + 8, reserved_key_prefix + "retired:") == 0) {
     if (auto table = storage::deserialize_version_vector(e.value)) {

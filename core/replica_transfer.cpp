@@ -4,6 +4,8 @@
 
 #include "core/replica.hpp"
 
+#include "core/typed.hpp"
+
 #include <algorithm>
 #include <set>
 
@@ -90,22 +92,26 @@ std::vector<version> merge_versions(const std::vector<version>& mine,
                                     const std::function<bool(const dot&)>& they_cover,
                                     bool& both_sides) {
   auto in = [](const std::vector<version>& xs, const dot& d) {
-    return std::any_of(xs.begin(), xs.end(), [&](const version& v) { return v.id == d; });
+    return std::any_of(xs.begin(), xs.end(),
+                       [&](const version& v) { return v.id == d && !typed::is_share(v.kind); });
   };
-  std::vector<version> out;
+  // Counter shares are never replaced, only joined (typed.hpp).
+  auto out = typed::join_shares(mine, theirs);
   bool mine_only = false;
   bool theirs_only = false;
   for (auto& v : mine)
-    if (in(theirs, v.id) || !they_cover(v.id)) {
+    if (!typed::is_share(v.kind) && (in(theirs, v.id) || !they_cover(v.id))) {
       out.push_back(v);
-      mine_only |= !in(theirs, v.id);
+      mine_only |= !in(theirs, v.id) && v.kind == messages::value_kind::reg;
     }
   for (auto& v : theirs)
-    if (!in(mine, v.id) && !i_cover(v.id)) {
+    if (!typed::is_share(v.kind) && !in(mine, v.id) && !i_cover(v.id)) {
       out.push_back(v);
-      theirs_only = true;
+      theirs_only |= v.kind == messages::value_kind::reg;
     }
-  std::sort(out.begin(), out.end(), [](const version& a, const version& b) { return a.id < b.id; });
+  std::sort(out.begin(), out.end(), [](const version& a, const version& b) {
+    return a.id != b.id ? a.id < b.id : a.kind < b.kind;
+  });
   both_sides = mine_only && theirs_only;
   return out;
 }
@@ -147,9 +153,9 @@ void replica::merge_chunk(messages::node_index from, const messages::state_chunk
       tombstoned_.insert(key);
     // Several versions after the merge, from both sides or only from the sender (its own
     // resolution may still have been pending): this node's resolver decides, as for events.
-    if (both_sides || merged.size() > 1) {
+    if (both_sides || typed::registers(merged).size() > 1) {
       ++stats_.conflicts;
-      conflicts.push_back(conflict{key, merged});
+      conflicts.push_back(conflict{key, typed::registers(merged)});
     }
     if (merged.empty())
       store_->erase(key);

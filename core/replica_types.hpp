@@ -165,6 +165,10 @@ struct write_request {
   /// the write replaces every version this node holds of the key.
   bool has_context = false;
   std::vector<messages::dot> context;
+  /// Typed operations: the set element or map field (core/typed.hpp).
+  std::string field{};
+  /// incr and hincr: what to add (negative: subtract).
+  int64_t delta{0};
 };
 
 /// What one batch may still take: bytes below the batch limit and at most

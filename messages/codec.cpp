@@ -1,6 +1,7 @@
 #include "messages/codec.hpp"
 
 #include "messages/detail/capnp_io.hpp"
+#include "messages/detail/codec_ops.hpp"
 #include "messages/mlr.capnp.h"
 
 #include <capnp/message.h>
@@ -132,6 +133,9 @@ void write_chunk(wire::StateChunk::Builder out, const state_chunk& c, source_tab
       versions[j].setTombstone(vs[j].tombstone);
       if (!vs[j].tombstone)
         versions[j].setValue(as_bytes(vs[j].value));
+      versions[j].setKind(static_cast<uint8_t>(vs[j].kind));
+      if (!vs[j].field.empty())
+        versions[j].setField(as_bytes(vs[j].field));
     }
   }
 }
@@ -167,8 +171,12 @@ result<state_chunk> read_chunk(wire::StateChunk::Reader in, const std::vector<so
                          " but the table has " + std::to_string(table.size()));
       if (v.getCounter() == 0 || v.getCounter() > max_counter)
         return malformed("state chunk version has counter " + std::to_string(v.getCounter()));
+      if (v.getKind() > max_value_kind)
+        return malformed("state chunk version has kind " + std::to_string(v.getKind()) +
+                         "; kinds run from 0 to " + std::to_string(max_value_kind));
       vs.push_back(version{dot{table[v.getSource()], v.getCounter()}, hlc{v.getHlc()},
-                           v.getTombstone(), as_string(v.getValue())});
+                           v.getTombstone(), as_string(v.getValue()),
+                           static_cast<value_kind>(v.getKind()), as_string(v.getField())});
     }
     out.keys.emplace_back(as_string(k.getKey()), std::move(vs));
   }
@@ -206,10 +214,7 @@ void build_batch(capnp::MessageBuilder& msg, const event_batch& batch) {
     auto context = canonical_context(e.context); // entries logged before it was the rule
     write_dots(out.initContext(static_cast<unsigned>(context.size())), context, table);
     out.setKey(as_bytes(e.key));
-    if (e.op == op_kind::del)
-      out.setDel();
-    else
-      out.setPut(as_bytes(e.value));
+    detail::write_op(out, e, [&](const source& s) { return table.index_of(s); });
   }
   root.setCompacted(batch.compacted);
   if (batch.relay_for != no_node)
@@ -354,12 +359,8 @@ result<event_batch> decode_batch(const frame& f, const decode_limits& limits) {
             e.seen.words().push_back(w);
         }
         e.key = as_string(in.getKey());
-        if (in.isDel()) {
-          e.op = op_kind::del;
-        } else {
-          e.op = op_kind::put;
-          e.value = as_string(in.getPut());
-        }
+        if (auto err = detail::read_op(in, *table, e))
+          return *err;
         out.events.push_back(std::move(e));
       }
       out.compacted = root.getCompacted();

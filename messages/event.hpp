@@ -16,7 +16,47 @@
 
 namespace mlr::messages {
 
-enum class op_kind : uint8_t { put = 0, del = 1 };
+/// What a write does (DESIGN.md, "Convergent data types"). put and del are the register's;
+/// the others are the typed keys' operations. Numbers are stored and sent: append only.
+enum class op_kind : uint8_t {
+  put = 0,   ///< register: the value replaces the versions the context names
+  del = 1,   ///< register: a tombstone replaces them
+  incr = 2,  ///< counter: `total` is the origin's new running total for the key
+  sadd = 3,  ///< set: adds `field` (the event's dot tags it)
+  srem = 4,  ///< set: removes the tags of `field` the context names
+  hset = 5,  ///< map: field `field` becomes `value`
+  hdel = 6,  ///< map: removes field `field` (what the context and `removed` name)
+  hincr = 7, ///< map: field `field` is a counter; `total` as for incr
+  clear = 8, ///< any typed key: removes what the context and `removed` name
+};
+inline constexpr uint8_t max_op_kind = 8;
+
+/// What one stored version is: a register value, or a piece of a typed key's state.
+enum class value_kind : uint8_t {
+  reg = 0,           ///< a register version (value or tombstone)
+  counter = 1,       ///< one origin incarnation's share of a counter (see counter_share)
+  element = 2,       ///< a set element (`field`), tagged by the version's dot
+  field = 3,         ///< a map field (`field`) holding a register value
+  field_counter = 4, ///< one origin incarnation's share of a map field that is a counter
+};
+inline constexpr uint8_t max_value_kind = 4;
+
+/// A write's removal of part of a counter (a DEL of a counter key, an HDEL of a counter
+/// field, or a write of another type over one): of the share of `origin` in `field`, the
+/// running total up to counter `upto`, which was `total`, no longer counts. Counter shares
+/// are not dots that a context could replace: increments concurrent with the removal must
+/// survive, so the removal says how much of the share it saw.
+struct counter_removal {
+  std::string field;
+  source origin;
+  uint64_t upto = 0;
+  uint64_t total = 0;  ///< modulo 2^64, like every counter total
+  bool in_map = false; ///< a share of map field `field` (else of a counter key)
+  friend bool operator==(const counter_removal& a, const counter_removal& b) {
+    return a.field == b.field && a.origin == b.origin && a.upto == b.upto && a.total == b.total &&
+           a.in_map == b.in_map;
+  }
+};
 
 /// No node: for optional node fields.
 inline constexpr node_index no_node = UINT32_MAX;
@@ -34,6 +74,12 @@ struct event {
   std::string key;
   op_kind op = op_kind::put;
   std::string value;
+  /// Typed operations: the set element or map field the operation is about.
+  std::string field;
+  /// incr and hincr: the origin's running total of the counter (modulo 2^64).
+  uint64_t total = 0;
+  /// Counter shares this write removes (see counter_removal).
+  std::vector<counter_removal> removed;
   /// Not on the wire: the node this event arrived on behalf of (see event_batch), kept
   /// with it while it waits in the causal buffer.
   node_index relay_for = no_node;
@@ -42,8 +88,12 @@ struct event {
 /// About how many bytes `e` takes in a batch frame (an upper bound for the fixed parts):
 /// what links and pull answers add up to stay below the frame limit.
 inline size_t encoded_size_bound(const event& e) {
-  return 96 + e.key.size() + e.value.size() + 8 * (e.deps.size() + e.context.size()) +
-         8 * e.seen.words().size() + 16 * (1 + e.deps.size() + e.context.size());
+  size_t removed = 0;
+  for (auto& r : e.removed)
+    removed += 48 + r.field.size();
+  return 96 + e.key.size() + e.value.size() + e.field.size() + removed +
+         8 * (e.deps.size() + e.context.size()) + 8 * e.seen.words().size() +
+         16 * (1 + e.deps.size() + e.context.size() + e.removed.size());
 }
 
 /// Calls fn(source) for every source `e` names (origin, deps, context): what a batch's
@@ -54,6 +104,8 @@ template <class F> void for_each_source(const event& e, F fn) {
     fn(d.origin);
   for (auto& d : e.context)
     fn(d.origin);
+  for (auto& r : e.removed)
+    fn(r.origin);
 }
 
 /// A key context with one dot per origin incarnation: the highest one named. A context
@@ -73,15 +125,20 @@ inline std::vector<dot> canonical_context(const std::vector<dot>& context) {
   return top;
 }
 
-/// One version of a key as a store keeps it; siblings are several of these.
+/// One version of a key as a store keeps it; siblings are several of these. A typed key
+/// keeps its state as versions too: `kind` says which piece each is, `field` names its
+/// element or map field (core/typed.hpp reads them).
 struct version {
   dot id;
   hlc time;
   bool tombstone = false;
   std::string value;
+  value_kind kind = value_kind::reg;
+  std::string field{};
 
   friend bool operator==(const version& a, const version& b) {
-    return a.id == b.id && a.time == b.time && a.tombstone == b.tombstone && a.value == b.value;
+    return a.id == b.id && a.time == b.time && a.tombstone == b.tombstone && a.value == b.value &&
+           a.kind == b.kind && a.field == b.field;
   }
 };
 

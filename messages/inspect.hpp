@@ -36,7 +36,8 @@ typename Inspector::result_type inspect(Inspector& f, version_vector& x) {
 }
 
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, version& x) {
-  return f(caf::meta::type_name("mlr.version"), x.id, x.time, x.tombstone, x.value);
+  return f(caf::meta::type_name("mlr.version"), x.id, x.time, x.tombstone, x.value, x.kind,
+           x.field);
 }
 
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, frame& x) {

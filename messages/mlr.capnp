@@ -40,10 +40,29 @@ struct Event {
   context @5 :List(Dot);     # dots of the versions of `key` this write replaces
   key @6 :Data;
   union {
-    put @7 :Data;            # the new value
-    del @8 :Void;            # a delete (tombstone)
+    put @7 :Data;            # register: the new value
+    del @8 :Void;            # register: a delete (tombstone)
+    incr @12 :UInt64;        # counter: the origin's new running total (modulo 2^64)
+    sadd @13 :Void;          # set: adds `field`, tagged by this event's dot
+    srem @14 :Void;          # set: removes the tags of `field` that the context names
+    hset @15 :Data;          # map: field `field` becomes this value
+    hdel @16 :Void;          # map: removes field `field`
+    hincr @17 :UInt64;       # map: field `field` is a counter; the origin's new running total
+    clear @18 :Void;         # a typed key's delete: removes what the context and `removed` name
   }
   seenByMore @9 :List(UInt64); # nodes 64 and up: word i covers nodes 64(i+1) .. 64(i+1)+63
+  field @10 :Data;           # typed operations: the set element or map field
+  removed @11 :List(CounterRemoval); # counter shares this write removes
+}
+
+# Of one origin incarnation's share of a counter (or of a map field that is a counter), the
+# running total up to `upto` no longer counts: increments concurrent with the removal survive.
+struct CounterRemoval {
+  field @0 :Data;            # the map field ("" for a counter key)
+  source @1 :UInt16;         # the share's origin incarnation (index into the batch's sources)
+  upto @2 :UInt64;           # the counter of the origin's increment the removal saw last
+  total @3 :UInt64;          # the origin's running total then
+  inMap @4 :Bool;            # a share of a map field (else of a counter key)
 }
 
 # What a replication link ships in one go.
@@ -66,6 +85,8 @@ struct KeyVersion {
   hlc @2 :UInt64;
   tombstone @3 :Bool;
   value @4 :Data;
+  kind @5 :UInt8;            # 0 register, 1 counter share, 2 set element, 3 map field, 4 map counter share
+  field @6 :Data;            # the set element or map field
 }
 
 struct KeyState {

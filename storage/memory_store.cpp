@@ -136,6 +136,10 @@ std::optional<uint64_t> key_digest(const std::string& key,
     f.u64(v.id.counter);
     f.u64(v.time.value);
     f.str(v.value);
+    if (v.kind != messages::value_kind::reg) {
+      f.u64(static_cast<uint64_t>(v.kind));
+      f.str(v.field);
+    }
   }
   // Mixed (splitmix64's finaliser), so that sums of similar keys' hashes do not cancel.
   auto z = f.h + 0x9e3779b97f4a7c15ull;

@@ -117,6 +117,19 @@ std::string serialize(const log_entry& e) {
   w.u64(static_cast<uint64_t>(e.ev.op));
   w.str(e.ev.value);
   w.seen(e.forward);
+  // Typed operations (appended, so that entries written before them read as they were).
+  if (!e.ev.field.empty() || e.ev.total != 0 || !e.ev.removed.empty()) {
+    w.str(e.ev.field);
+    w.u64(e.ev.total);
+    w.u64(e.ev.removed.size());
+    for (auto& r : e.ev.removed) {
+      w.str(r.field);
+      w.source(r.origin);
+      w.u64(r.upto);
+      w.u64(r.total);
+      w.u64(r.in_map ? 1 : 0);
+    }
+  }
   return w.take();
 }
 
@@ -125,10 +138,25 @@ result<log_entry> deserialize_log_entry(const std::string& bytes) {
   log_entry e;
   uint64_t op = 0;
   if (!r.dot(e.ev.id) || !r.u64(e.ev.time.value) || !r.dots(e.ev.deps) || !r.dots(e.ev.context) ||
-      !r.seen(e.ev.seen) || !r.str(e.ev.key) || !r.u64(op) || op > 1 || !r.str(e.ev.value) ||
-      !r.seen(e.forward) || !r.done())
+      !r.seen(e.ev.seen) || !r.str(e.ev.key) || !r.u64(op) || op > messages::max_op_kind ||
+      !r.str(e.ev.value) || !r.seen(e.forward))
     return corrupt("log");
   e.ev.op = static_cast<messages::op_kind>(op);
+  if (!r.done()) {
+    uint64_t n = 0;
+    if (!r.str(e.ev.field) || !r.u64(e.ev.total) || !r.u64(n) || n > bytes.size())
+      return corrupt("log");
+    e.ev.removed.resize(n);
+    for (auto& x : e.ev.removed) {
+      uint64_t in_map = 0;
+      if (!r.str(x.field) || !r.source(x.origin) || !r.u64(x.upto) || !r.u64(x.total) ||
+          !r.u64(in_map) || in_map > 1)
+        return corrupt("log");
+      x.in_map = in_map == 1;
+    }
+    if (!r.done())
+      return corrupt("log");
+  }
   return e;
 }
 
@@ -138,8 +166,13 @@ std::string serialize(const std::vector<messages::version>& versions) {
   for (auto& v : versions) {
     w.dot(v.id);
     w.u64(v.time.value);
-    w.u64(v.tombstone ? 1 : 0);
+    // Bit 0: a tombstone; the bits above: the kind, whose field follows when not a register
+    // (so that what was written before typed keys reads as it was).
+    auto kind = static_cast<uint64_t>(v.kind);
+    w.u64((v.tombstone ? 1 : 0) | kind << 1);
     w.str(v.value);
+    if (kind != 0)
+      w.str(v.field);
   }
   return w.take();
 }
@@ -151,10 +184,14 @@ result<std::vector<messages::version>> deserialize_versions(const std::string& b
     return corrupt("key state");
   std::vector<messages::version> out(n);
   for (auto& v : out) {
-    uint64_t tomb = 0;
-    if (!r.dot(v.id) || !r.u64(v.time.value) || !r.u64(tomb) || tomb > 1 || !r.str(v.value))
+    uint64_t flags = 0;
+    if (!r.dot(v.id) || !r.u64(v.time.value) || !r.u64(flags) ||
+        (flags >> 1) > messages::max_value_kind || !r.str(v.value))
       return corrupt("key state");
-    v.tombstone = tomb == 1;
+    v.tombstone = (flags & 1) != 0;
+    v.kind = static_cast<messages::value_kind>(flags >> 1);
+    if (v.kind != messages::value_kind::reg && !r.str(v.field))
+      return corrupt("key state");
   }
   if (!r.done())
     return corrupt("key state");

@@ -4,6 +4,7 @@
 // (leader.hpp) and never see this.
 
 #include "actors/leader.hpp"
+#include "core/typed.hpp"
 
 #include <caf/typed_event_based_actor.hpp>
 
@@ -149,7 +150,10 @@ private:
 
   std::optional<caf::error> refusal(const std::vector<write_request>& ws);
 
+  // Applies `ws` (checked by refusal) and returns their dots; what typed writes answer
+  // waits in replies_ for take_replies, which write_all's `pick` calls right after.
   std::vector<dot> apply_writes(const std::vector<write_request>& ws);
+  std::vector<int64_t> take_replies() { return std::move(replies_); }
 
   caf::error catching_up_error();
 
@@ -167,6 +171,10 @@ private:
 
   // A key or value above the node's limits is refused before anything is written.
   std::optional<caf::error> size_error(const write_request& w);
+  // A typed write at a key of another type (Redis's WRONGTYPE), also against the typed
+  // writes before it in the message (`types`).
+  std::optional<caf::error> type_error(const write_request& w,
+                                       std::map<std::string, core::typed::key_type>& types);
 
   static bool reserved(const std::string& key) {
     return key.compare(0, reserved_key_prefix.size(), reserved_key_prefix) == 0;
@@ -309,6 +317,7 @@ private:
   std::map<std::string, uint64_t> retry_keys_; ///< failed resolutions -> when to ask again
   uint64_t resolver_replaced_at_ = UINT64_MAX;
   uint64_t resolver_restarts_ = 0;
+  std::vector<int64_t> replies_; ///< of the last apply_writes (typed writes; see take_replies)
 };
 
 } // namespace mlr::actors::detail

@@ -1,0 +1,121 @@
+// The operation part of an event on the wire (detail/codec_ops.hpp).
+
+#include "messages/detail/codec_ops.hpp"
+
+#include "messages/detail/capnp_io.hpp"
+
+#include <string>
+
+namespace mlr::messages::detail {
+
+namespace {
+
+bool has_field(op_kind op) {
+  return op == op_kind::sadd || op == op_kind::srem || op == op_kind::hset || op == op_kind::hdel ||
+         op == op_kind::hincr;
+}
+
+} // namespace
+
+void write_op(wire::Event::Builder out, const event& e,
+              const std::function<uint16_t(const source&)>& index_of) {
+  switch (e.op) {
+  case op_kind::put:
+    out.setPut(as_bytes(e.value));
+    break;
+  case op_kind::del:
+    out.setDel();
+    break;
+  case op_kind::incr:
+    out.setIncr(e.total);
+    break;
+  case op_kind::sadd:
+    out.setSadd();
+    break;
+  case op_kind::srem:
+    out.setSrem();
+    break;
+  case op_kind::hset:
+    out.setHset(as_bytes(e.value));
+    break;
+  case op_kind::hdel:
+    out.setHdel();
+    break;
+  case op_kind::hincr:
+    out.setHincr(e.total);
+    break;
+  case op_kind::clear:
+    out.setClear();
+    break;
+  }
+  if (!e.field.empty())
+    out.setField(as_bytes(e.field));
+  if (e.removed.empty())
+    return;
+  auto rs = out.initRemoved(static_cast<unsigned>(e.removed.size()));
+  for (unsigned i = 0; i < e.removed.size(); ++i) {
+    auto& r = e.removed[i];
+    if (!r.field.empty())
+      rs[i].setField(as_bytes(r.field));
+    rs[i].setSource(index_of(r.origin));
+    rs[i].setUpto(r.upto);
+    rs[i].setTotal(r.total);
+    rs[i].setInMap(r.in_map);
+  }
+}
+
+std::optional<error> read_op(wire::Event::Reader in, const std::vector<source>& table, event& e) {
+  switch (in.which()) {
+  case wire::Event::PUT:
+    e.op = op_kind::put;
+    e.value = as_string(in.getPut());
+    break;
+  case wire::Event::DEL:
+    e.op = op_kind::del;
+    break;
+  case wire::Event::INCR:
+    e.op = op_kind::incr;
+    e.total = in.getIncr();
+    break;
+  case wire::Event::SADD:
+    e.op = op_kind::sadd;
+    break;
+  case wire::Event::SREM:
+    e.op = op_kind::srem;
+    break;
+  case wire::Event::HSET:
+    e.op = op_kind::hset;
+    e.value = as_string(in.getHset());
+    break;
+  case wire::Event::HDEL:
+    e.op = op_kind::hdel;
+    break;
+  case wire::Event::HINCR:
+    e.op = op_kind::hincr;
+    e.total = in.getHincr();
+    break;
+  case wire::Event::CLEAR:
+    e.op = op_kind::clear;
+    break;
+  default:
+    return malformed("event " + std::to_string(in.getCounter()) +
+                     " has an operation this node does not know (a newer node's?)");
+  }
+  e.field = as_string(in.getField());
+  if (!e.field.empty() && !has_field(e.op))
+    return malformed("event " + std::to_string(in.getCounter()) +
+                     " names a field, but its operation takes none");
+  for (auto r : in.getRemoved()) {
+    if (r.getSource() >= table.size())
+      return malformed("counter removal refers to source " + std::to_string(r.getSource()) +
+                       " but the table has " + std::to_string(table.size()));
+    if (r.getUpto() == 0 || r.getUpto() > max_counter)
+      return malformed("counter removal has counter " + std::to_string(r.getUpto()) +
+                       "; counters run from 1 to 2^48 - 1");
+    e.removed.push_back(counter_removal{as_string(r.getField()), table[r.getSource()], r.getUpto(),
+                                        r.getTotal(), r.getInMap()});
+  }
+  return std::nullopt;
+}
+
+} // namespace mlr::messages::detail
