@@ -5,6 +5,7 @@
 // message headers, so that headers of other roles can include it cheaply.
 
 #include "core/replica.hpp"
+#include "core/typed.hpp"
 #include "messages/error.hpp"
 #include "messages/frame.hpp"
 #include "messages/inspect.hpp"
@@ -75,7 +76,8 @@ struct causal_context {
 struct get_result {
   std::vector<messages::version> siblings; ///< live values, deletes left out
   causal_context context;                  ///< every live dot, deletes included
-  bool found() const { return !siblings.empty(); }
+  /// A key with a value (a typed key keeps pieces of state that may all be removed).
+  bool found() const { return core::typed::type_of(siblings) != core::typed::key_type::none; }
 };
 
 /// A link's read of its source's log.

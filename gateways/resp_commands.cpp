@@ -102,12 +102,9 @@ void quit(resp_call& c) {
 // Strings: GET, SET, MGET, MSET.
 void get(resp_call& c) {
   c.self->request(c.st->ctx.leader, request_timeout, get_atom::value, c.args[1])
-    .then(
-      [answer = c.answer, to = c.to, resp3 = c.conn.resp3](get_result& g) {
-        auto* v = newest(g.siblings);
-        answer(to, v ? resp_bulk(v->value) : resp_nil(resp3));
-      },
-      c.fail(false));
+    .then([answer = c.answer, to = c.to,
+           resp3 = c.conn.resp3](get_result& g) { answer(to, resp_value(g, resp3, true)); },
+          c.fail(false));
 }
 
 void set(resp_call& c) {
@@ -134,10 +131,8 @@ void mget(resp_call& c) {
   c.get_all(std::vector<std::string>(c.args.begin() + 1, c.args.end()),
             [answer = c.answer, to = c.to, resp3 = c.conn.resp3](std::vector<get_result> rs) {
               std::vector<std::string> out;
-              for (auto& g : rs) {
-                auto* v = newest(g.siblings);
-                out.push_back(v ? resp_bulk(v->value) : resp_nil(resp3));
-              }
+              for (auto& g : rs)
+                out.push_back(resp_value(g, resp3, false));
               answer(to, resp_array(out));
             });
 }
@@ -213,7 +208,7 @@ void command(resp_call& c) {
 constexpr size_t many = ~size_t{0};
 
 const std::unordered_map<std::string, resp_command>& table() {
-  static const std::unordered_map<std::string, resp_command> commands{
+  static std::unordered_map<std::string, resp_command> commands{
     {"AUTH", {2, 3, false, auth}},        {"HELLO", {1, many, false, hello}},
     {"PING", {1, 2, false, ping}},        {"QUIT", {1, many, false, quit}},
     {"GET", {2, 2, false, get}},          {"SET", {1, many, false, set}},
@@ -222,6 +217,12 @@ const std::unordered_map<std::string, resp_command>& table() {
     {"DBSIZE", {1, 1, false, dbsize}},    {"INFO", {1, many, false, info}},
     {"CONFIG", {1, many, false, config}}, {"COMMAND", {1, many, false, command}},
   };
+  static const bool typed_added = [] {
+    for (auto& [name, cmd] : typed_commands())
+      commands.emplace(name, cmd);
+    return true;
+  }();
+  (void)typed_added;
   return commands;
 }
 

@@ -127,8 +127,7 @@ void flush_run(self_ptr self, const state_ptr& st, connection_handle hdl) {
       .then(
         [reply, tos, resp3 = run.resp3](std::vector<get_result>& rs) {
           for (size_t k = 0; k < tos->size() && k < rs.size(); ++k) {
-            auto* v = newest(rs[k].siblings);
-            reply((*tos)[k], v ? resp_bulk(v->value) : resp_nil(resp3));
+            reply((*tos)[k], resp_value(rs[k], resp3, true));
           }
         },
         fail_all);

@@ -72,7 +72,7 @@ TEST_CASE("counter: increments at every node sum, and a duplicate batch counts o
   }
 }
 
-TEST_CASE("counter: a delete removes the increments it saw; concurrent ones survive") {
+TEST_CASE("counter: a delete removes the increments it saw, concurrent ones survive") {
   mesh m(2);
   m[0].write(incr("c", 5), m.now);
   ship_all(m);
@@ -93,7 +93,7 @@ TEST_CASE("counter: a delete removes the increments it saw; concurrent ones surv
   CHECK(counter(m[1], "c") == 4);
 }
 
-TEST_CASE("set: add wins over a concurrent remove; a remove takes what it saw") {
+TEST_CASE("set: add wins over a concurrent remove, a remove takes what it saw") {
   mesh m(2);
   m[0].write(sadd("s", "x"), m.now);
   m[0].write(sadd("s", "y"), m.now);
@@ -110,7 +110,7 @@ TEST_CASE("set: add wins over a concurrent remove; a remove takes what it saw") 
   CHECK(m[1].versions("s").empty()); // nothing is kept for removed elements
 }
 
-TEST_CASE("map: fields written at two nodes both survive; counter fields sum") {
+TEST_CASE("map: fields written at two nodes both survive, counter fields sum") {
   mesh m(2);
   m[0].write(op(op_kind::hset, "h", "title", "standup"), m.now);
   ship_all(m);

@@ -25,6 +25,9 @@ inline std::string resp_error(const std::string& s) {
 inline std::string resp_int(uint64_t x) {
   return ":" + std::to_string(x) + "\r\n";
 }
+inline std::string resp_signed(int64_t x) {
+  return ":" + std::to_string(x) + "\r\n";
+}
 inline std::string resp_nil(bool resp3) {
   return resp3 ? "_\r\n" : "$-1\r\n";
 }
@@ -119,6 +122,13 @@ struct resp_command {
 
 /// The command named `upper_name` (upper case), or nullptr.
 const resp_command* find_command(const std::string& upper_name);
+
+/// The typed-key commands (resp_typed.cpp): counters, sets, hashes, TYPE.
+const std::vector<std::pair<std::string, resp_command>>& typed_commands();
+
+/// What GET answers for a key as read: a string's value, a counter's decimal value, nil
+/// when absent; for a set or hash WRONGTYPE when `strict` (GET), nil otherwise (MGET).
+std::string resp_value(const get_result& g, bool resp3, bool strict);
 
 /// INFO's text from the status document.
 std::string info_text(const std::string& json_text);
