@@ -2,12 +2,18 @@
 
 #include "core/typed.hpp"
 
+#include "core/detail/typed_impl.hpp"
+
 #include <algorithm>
 #include <cstring>
 #include <map>
 #include <set>
 
 namespace mlr::core::typed {
+
+using detail::live;
+using detail::share_sum;
+using detail::type_of;
 
 using messages::counter_removal;
 using messages::dot;
@@ -32,9 +38,7 @@ const char* name(key_type t) {
   return "none";
 }
 
-namespace {
-
-key_type type_of(value_kind k) {
+key_type detail::type_of(value_kind k) {
   switch (k) {
   case value_kind::reg:
     return key_type::string;
@@ -49,9 +53,11 @@ key_type type_of(value_kind k) {
   return key_type::none;
 }
 
-bool live(const version& v) {
+bool detail::live(const version& v) {
   return !is_share(v.kind) || read_share(v).live(v);
 }
+
+namespace {
 
 // A context replaces every version whose origin incarnation it names at or above the
 // version's counter: every earlier write of an origin is in the causal past of its later
@@ -142,7 +148,10 @@ void apply_removal(std::vector<version>& vs, const counter_removal& r) {
   join_removal(*s, r.upto, r.total);
 }
 
-uint64_t share_sum(const std::vector<version>& vs, value_kind kind, const std::string& field) {
+} // namespace
+
+uint64_t detail::share_sum(const std::vector<version>& vs, value_kind kind,
+                           const std::string& field) {
   uint64_t sum = 0;
   for (auto& v : vs)
     if (v.kind == kind && v.field == field) {
@@ -151,6 +160,8 @@ uint64_t share_sum(const std::vector<version>& vs, value_kind kind, const std::s
     }
   return sum;
 }
+
+namespace {
 
 bool by_identity(const version& a, const version& b) {
   if (a.id != b.id)
@@ -331,96 +342,6 @@ std::vector<version> registers(const std::vector<version>& vs) {
     if (v.kind == value_kind::reg)
       out.push_back(v);
   return out;
-}
-
-int64_t counter_value(const std::vector<version>& vs) {
-  return static_cast<int64_t>(share_sum(vs, value_kind::counter, {}));
-}
-
-std::vector<std::string> set_members(const std::vector<version>& vs) {
-  if (type_of(vs) != key_type::set)
-    return {};
-  std::set<std::string> members;
-  for (auto& v : vs)
-    if (v.kind == value_kind::element)
-      members.insert(v.field);
-  return {members.begin(), members.end()};
-}
-
-bool set_contains(const std::vector<version>& vs, const std::string& element) {
-  if (type_of(vs) != key_type::set)
-    return false;
-  return std::any_of(vs.begin(), vs.end(), [&](const version& v) {
-    return v.kind == value_kind::element && v.field == element;
-  });
-}
-
-std::vector<std::pair<std::string, std::string>> hash_fields(const std::vector<version>& vs) {
-  if (type_of(vs) != key_type::hash)
-    return {};
-  std::map<std::string, const version*> latest; // per field: its latest live version
-  for (auto& v : vs)
-    if ((v.kind == value_kind::field || v.kind == value_kind::field_counter) && live(v)) {
-      auto& best = latest[v.field];
-      if (!best || messages::lww_before(*best, v))
-        best = &v;
-    }
-  std::vector<std::pair<std::string, std::string>> out;
-  for (auto& [field, v] : latest) {
-    if (v->kind == value_kind::field)
-      out.emplace_back(field, v->value);
-    else
-      out.emplace_back(field, std::to_string(static_cast<int64_t>(
-                                share_sum(vs, value_kind::field_counter, field))));
-  }
-  return out;
-}
-
-std::optional<std::string> hash_get(const std::vector<version>& vs, const std::string& field) {
-  for (auto& [f, value] : hash_fields(vs))
-    if (f == field)
-      return value;
-  return std::nullopt;
-}
-
-int64_t hash_counter(const std::vector<version>& vs, const std::string& field) {
-  return static_cast<int64_t>(share_sum(vs, value_kind::field_counter, field));
-}
-
-std::optional<std::string> string_value(const std::vector<version>& vs) {
-  if (type_of(vs) != key_type::string)
-    return std::nullopt;
-  const version* best = nullptr;
-  for (auto& v : vs)
-    if (v.kind == value_kind::reg && (!best || messages::lww_before(*best, v)))
-      best = &v;
-  if (!best || best->tombstone)
-    return std::nullopt;
-  return best->value;
-}
-
-int64_t reply(const std::vector<version>& before, const std::vector<version>& after,
-              const write_request& w) {
-  switch (w.op) {
-  case op_kind::incr:
-    return counter_value(after);
-  case op_kind::hincr:
-    return hash_counter(after, w.field);
-  case op_kind::sadd:
-    return set_contains(before, w.field) ? 0 : 1;
-  case op_kind::srem:
-    return set_contains(before, w.field) ? 1 : 0;
-  case op_kind::hset:
-    return hash_get(before, w.field) ? 0 : 1;
-  case op_kind::hdel:
-    return hash_get(before, w.field) ? 1 : 0;
-  case op_kind::del:
-  case op_kind::clear:
-    return type_of(before) != key_type::none ? 1 : 0;
-  case op_kind::put:
-    return 0;
-  }
-  return 0;
 }
 
 } // namespace mlr::core::typed
