@@ -3,6 +3,8 @@
 //   mlr --node HOST:PORT put KEY VALUE [--context TOKEN]
 //   mlr --node HOST:PORT get KEY
 //   mlr --node HOST:PORT del KEY [--context TOKEN]
+//   mlr --node HOST:PORT incr|sadd|srem|hset|hdel|hincr KEY ...
+//   mlr --node HOST:PORT read KEY
 //   mlr --node HOST:PORT status [--json]
 //   mlr --node HOST:PORT watch [--interval SECONDS] [--count N]
 //   mlr topology check FILE|ring:N|star:N|mesh:N
@@ -18,11 +20,13 @@
 #include <boost/program_options.hpp>
 #include <nlohmann/json.hpp>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -38,6 +42,15 @@ const char* usage =
   "  mlr --node HOST:PORT put KEY VALUE [--context TOKEN]\n"
   "  mlr --node HOST:PORT get KEY\n"
   "  mlr --node HOST:PORT del KEY [--context TOKEN]\n"
+  "  mlr --node HOST:PORT incr KEY [BY]            counter: add BY (default 1); prints the value\n"
+  "  mlr --node HOST:PORT sadd|srem KEY MEMBER      set: add or remove; prints 1 if it changed\n"
+  "  mlr --node HOST:PORT hset KEY FIELD VALUE      map: set a field; prints 1 if it is new\n"
+  "  mlr --node HOST:PORT hdel KEY FIELD            map: remove a field; prints 1 if it was there\n"
+  "  mlr --node HOST:PORT hincr KEY FIELD BY        map: a counter field; prints its value\n"
+  "                                                 (   a negative BY goes after '--': incr K -- "
+  "-2)\n"
+  "  mlr --node HOST:PORT read KEY                  any type: prints 'type: T', then the value\n"
+  "                                                 (a set's members, a map's FIELD=VALUE lines)\n"
   "  mlr --node HOST:PORT status [--json]\n"
   "  mlr --node HOST:PORT watch [--interval SECONDS] [--count N]\n"
   "  mlr topology check FILE|ring:N|star:N|mesh:N\n"
@@ -296,7 +309,59 @@ int status(const cli& c, client::connection& conn, bool watch) {
   return 0;
 }
 
-// put, get, del, status, watch: requests to one node.
+// incr, sadd, srem, hset, hdel, hincr (DESIGN.md, "Convergent data types") and read.
+std::optional<int> typed_command(const cli& c, client::connection& n) {
+  using messages::op_kind;
+  static const std::map<std::string, std::pair<op_kind, size_t>> ops{
+    {"incr", {op_kind::incr, 2}}, {"sadd", {op_kind::sadd, 3}}, {"srem", {op_kind::srem, 3}},
+    {"hset", {op_kind::hset, 4}}, {"hdel", {op_kind::hdel, 3}}, {"hincr", {op_kind::hincr, 4}}};
+  auto& w = c.words;
+  if (w[0] == "read") {
+    auto r = n.read(w[1]);
+    if (!r) {
+      std::cerr << "mlr: " << r.err().message << "\n";
+      return 1;
+    }
+    std::cout << "type: " << r->type_name << "\n";
+    bool pairs = r->type_name == "hash";
+    for (size_t i = 0; i < r->items.size(); i += pairs ? 2 : 1)
+      std::cout << r->items[i] << (pairs && i + 1 < r->items.size() ? "=" + r->items[i + 1] : "")
+                << "\n";
+    return r->type_name == "none" ? 1 : 0;
+  }
+  auto i = ops.find(w[0]);
+  if (i == ops.end())
+    return std::nullopt;
+  int64_t delta = 1;
+  if (w[0] == "incr" || w[0] == "hincr") {
+    const auto& by = w[0] == "incr" ? (w.size() > 2 ? w[2] : std::string("1")) : w[3];
+    char* end = nullptr;
+    errno = 0;
+    delta = std::strtoll(by.c_str(), &end, 10);
+    if (by.empty() || *end != '\0' || errno == ERANGE)
+      return fail_usage("'" + by + "' is not a 64-bit integer");
+  }
+  auto field = w[0] == "incr" ? std::string() : w[2];
+  auto value = w[0] == "hset" ? w[3] : std::string();
+  auto r = n.typed(i->second.first, w[1], field, value, delta);
+  if (!r) {
+    std::cerr << "mlr: " << r.err().message << "\n";
+    return 1;
+  }
+  std::cout << *r << "\n";
+  return 0;
+}
+
+// The number of words each typed command takes (its name included): {min, max}.
+std::optional<std::pair<size_t, size_t>> typed_arity(const std::string& cmd) {
+  static const std::map<std::string, std::pair<size_t, size_t>> arity{
+    {"incr", {2, 3}}, {"sadd", {3, 3}},  {"srem", {3, 3}}, {"hset", {4, 4}},
+    {"hdel", {3, 3}}, {"hincr", {4, 4}}, {"read", {2, 2}}};
+  auto i = arity.find(cmd);
+  return i == arity.end() ? std::nullopt : std::optional(i->second);
+}
+
+// put, get, del, status, watch and the typed commands: requests to one node.
 int data_command(const cli& c) {
   if (c.node.empty())
     return fail_usage("--node HOST:PORT is required (the node's --client-listen address)");
@@ -305,12 +370,19 @@ int data_command(const cli& c) {
   if ((cmd == "put" && !need(3)) || ((cmd == "get" || cmd == "del") && !need(2)) ||
       ((cmd == "status" || cmd == "watch") && !need(1)))
     return fail_usage("wrong number of arguments for '" + cmd + "'");
-  if (cmd != "put" && cmd != "get" && cmd != "del" && cmd != "status" && cmd != "watch")
-    return fail_usage("unknown command '" + cmd + "' (put, get, del, status, watch)");
+  auto typed = typed_arity(cmd);
+  if (typed && (c.words.size() < typed->first || c.words.size() > typed->second))
+    return fail_usage("wrong number of arguments for '" + cmd + "'");
+  if (!typed && cmd != "put" && cmd != "get" && cmd != "del" && cmd != "status" && cmd != "watch")
+    return fail_usage(
+      "unknown command '" + cmd +
+      "' (put, get, del, incr, sadd, srem, hset, hdel, hincr, read, status, watch)");
   auto conn = c.open(false);
   if (!conn)
     return cannot_open(conn.err());
   auto& n = **conn;
+  if (typed)
+    return *typed_command(c, n);
   const std::string* ctx = c.has_context ? &c.context : nullptr;
   if (cmd == "put" || cmd == "del") {
     auto r = cmd == "put" ? n.put(c.words[1], c.words[2], ctx) : n.del(c.words[1], ctx);

@@ -2,8 +2,8 @@
 # mlr next to Redis, measured in the same run on the same machine:
 # - a 3-node mlr mesh (mlr-node processes, RESP gateway) and redis-server with two replicas
 #   (the same replication fan-out), both from this build and Debian's packages;
-# - redis-benchmark -t set,get -n 200000 -c 50 at -P 1 and -P 16 against the first node of
-#   each; requests/s, the ratio mlr / Redis, and the CPU seconds each side's processes used;
+# - redis-benchmark -t set,get, then -t incr,sadd,hset (counters, sets, maps), -n 200000
+#   -c 50 at -P 1 and -P 16 against the first node of each; requests/s, the ratio mlr / Redis, and the CPU seconds each side's processes used;
 # - the replication lag mlr reports at the end, and the time from a write at one mlr node to
 #   its visibility at another (mlr-visibility, moderate rate).
 # It prints figures and never fails on them. Processes are stopped at the end.
@@ -73,23 +73,33 @@ for _ in $(seq 100); do
 done
 
 echo "mlr-node mesh of 3 vs redis-server + 2 replicas; $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-echo "redis-benchmark -t set,get -n $requests -c 50"
-printf "%-6s %-5s %14s %14s %8s %10s %10s\n" "op" "-P" "mlr req/s" "redis req/s" "ratio" "mlr cpu s" "redis cpu s"
-for pipeline in 1 16; do
-  m0=$(cpu_seconds "${mlr_pids[@]}")
-  redis-benchmark -p $((base + 20)) -t set,get -n "$requests" -c 50 -P $pipeline -q > "$dir/mlr-P$pipeline.txt" 2>&1
-  m1=$(cpu_seconds "${mlr_pids[@]}")
-  r0=$(cpu_seconds "${redis_pids[@]}")
-  redis-benchmark -p $rport -t set,get -n "$requests" -c 50 -P $pipeline -q > "$dir/redis-P$pipeline.txt" 2>&1
-  r1=$(cpu_seconds "${redis_pids[@]}")
-  for op in SET GET; do
-    m=$(tr '\r' '\n' < "$dir/mlr-P$pipeline.txt" | grep "^$op: [0-9]" | tail -1 | awk '{print $2}')
-    r=$(tr '\r' '\n' < "$dir/redis-P$pipeline.txt" | grep "^$op: [0-9]" | tail -1 | awk '{print $2}')
-    printf "%-6s %-5s %14s %14s %8s %10s %10s\n" "$op" "$pipeline" "$m" "$r" \
-      "$(echo "scale=2; $m / $r" | bc)" "$(echo "$m1 - $m0" | bc)" "$(echo "$r1 - $r0" | bc)"
+# bench TESTS OPS: redis-benchmark -t TESTS at -P 1 and -P 16 on both sides, one line per op.
+bench() {
+  local tests=$1 ops=$2
+  echo "redis-benchmark -t $tests -n $requests -c 50"
+  printf "%-6s %-5s %14s %14s %8s %10s %10s\n" "op" "-P" "mlr req/s" "redis req/s" "ratio" "mlr cpu s" "redis cpu s"
+  for pipeline in 1 16; do
+    m0=$(cpu_seconds "${mlr_pids[@]}")
+    redis-benchmark -p $((base + 20)) -t "$tests" -n "$requests" -c 50 -P $pipeline -q > "$dir/mlr-P$pipeline.txt" 2>&1
+    m1=$(cpu_seconds "${mlr_pids[@]}")
+    r0=$(cpu_seconds "${redis_pids[@]}")
+    redis-benchmark -p $rport -t "$tests" -n "$requests" -c 50 -P $pipeline -q > "$dir/redis-P$pipeline.txt" 2>&1
+    r1=$(cpu_seconds "${redis_pids[@]}")
+    for op in $ops; do
+      m=$(tr '\r' '\n' < "$dir/mlr-P$pipeline.txt" | grep "^$op: [0-9]" | tail -1 | awk '{print $2}')
+      r=$(tr '\r' '\n' < "$dir/redis-P$pipeline.txt" | grep "^$op: [0-9]" | tail -1 | awk '{print $2}')
+      if [ -z "$m" ]; then
+        echo "$op at -P $pipeline: no figure from mlr:"; tail -3 "$dir/mlr-P$pipeline.txt"; continue
+      fi
+      printf "%-6s %-5s %14s %14s %8s %10s %10s\n" "$op" "$pipeline" "$m" "$r" \
+        "$(echo "scale=2; $m / $r" | bc)" "$(echo "$m1 - $m0" | bc)" "$(echo "$r1 - $r0" | bc)"
+    done
   done
-done
-echo "(cpu s: user + system seconds of the three processes of each side, for SET and GET together)"
+  echo "(cpu s: user + system seconds of the three processes of each side, for the ops of one -P together)"
+}
+bench set,get "SET GET"
+echo
+bench incr,sadd,hset "INCR SADD HSET"
 sleep 1
 echo
 echo "replication lag mlr reports at the end (n0's view of its peers):"

@@ -152,6 +152,36 @@ result<messages::client_response> connection::get(const std::string& key) {
   return r;
 }
 
+result<int64_t> connection::typed(messages::op_kind op, const std::string& key,
+                                  const std::string& field, const std::string& value,
+                                  int64_t delta) {
+  messages::client_request req;
+  req.kind = messages::client_request::op::typed;
+  req.typed_op = op;
+  req.key = key;
+  req.field = field;
+  req.value = value;
+  req.delta = delta;
+  auto r = call(req);
+  if (!r)
+    return r.err();
+  if (r->kind == messages::client_response::op::failure)
+    return error{r->fail.code, r->fail.message};
+  if (r->kind != messages::client_response::op::number)
+    return error{errc::malformed_frame, "the node answered a typed write with something else"};
+  return r->number;
+}
+
+result<messages::client_response> connection::read(const std::string& key) {
+  messages::client_request req;
+  req.kind = messages::client_request::op::read;
+  req.key = key;
+  auto r = call(req);
+  if (r && r->kind == messages::client_response::op::failure)
+    return error{r->fail.code, r->fail.message};
+  return r;
+}
+
 result<std::string> connection::auth(const std::string& secret) {
   messages::client_request req;
   req.kind = messages::client_request::op::auth;

@@ -31,6 +31,13 @@ public:
   result<std::string> del(const std::string& key, const std::string* context = nullptr);
   /// Values (siblings) and the context token; no values when the key has none.
   result<messages::client_response> get(const std::string& key);
+  /// A counter, set or map operation (incr, sadd, srem, hset, hdel, hincr): what it
+  /// answers (the new value, or 1/0 for added or removed); WRONGTYPE when the key holds
+  /// another type.
+  result<int64_t> typed(messages::op_kind op, const std::string& key, const std::string& field,
+                        const std::string& value = {}, int64_t delta = 0);
+  /// A key's value by its type: type_name and items (see ClientResponse.typed).
+  result<messages::client_response> read(const std::string& key);
   /// The node's status as JSON text.
   result<std::string> status();
   /// Proves this connection knows the node's client secret ("client") or admin secret

@@ -144,6 +144,53 @@ void set_topology(const reply_slot& answer, const std::string& where, const std:
       });
 }
 
+// A typed write (answered by its number) or a typed read (answered by the value as its
+// type renders it).
+void forward_typed(const reply_slot& answer, const messages::client_request& req,
+                   std::function<void(caf::error&)> on_error) {
+  namespace typed = core::typed;
+  auto self = answer.self;
+  auto& leader = answer.st->ctx.leader;
+  if (req.kind == messages::client_request::op::typed) {
+    write_request w;
+    w.key = req.key;
+    w.op = req.typed_op;
+    w.field = req.field;
+    w.value = req.value;
+    w.delta = req.delta;
+    self->request(leader, request_timeout, typed_atom::value, std::vector<write_request>{w})
+      .then(
+        [answer](std::vector<int64_t>& replies) {
+          messages::client_response r;
+          r.kind = messages::client_response::op::number;
+          r.number = replies.empty() ? 0 : replies.front();
+          answer(r);
+        },
+        on_error);
+    return;
+  }
+  self->request(leader, request_timeout, get_atom::value, req.key)
+    .then(
+      [answer](get_result& g) {
+        messages::client_response r;
+        r.kind = messages::client_response::op::typed;
+        auto t = typed::type_of(g.siblings);
+        r.type_name = typed::name(t);
+        if (t == typed::key_type::string)
+          r.items.push_back(*typed::string_value(g.siblings));
+        else if (t == typed::key_type::counter)
+          r.items.push_back(std::to_string(typed::counter_value(g.siblings)));
+        else if (t == typed::key_type::set)
+          r.items = typed::set_members(g.siblings);
+        for (auto& [f, v] : typed::hash_fields(g.siblings)) {
+          r.items.push_back(f);
+          r.items.push_back(v);
+        }
+        answer(r);
+      },
+      on_error);
+}
+
 // Hands an admitted request to the leader (or the status collector); the answer goes to its
 // slot.
 void forward(const reply_slot& answer, const client_conn& conn, const messages::client_request& req,
@@ -151,7 +198,7 @@ void forward(const reply_slot& answer, const client_conn& conn, const messages::
   using op = messages::client_request::op;
   auto self = answer.self;
   auto& leader = answer.st->ctx.leader;
-  bool is_write = req.kind != op::get && req.kind != op::status;
+  bool is_write = req.kind != op::get && req.kind != op::status && req.kind != op::read;
   auto on_error = [answer, is_write](caf::error& err) {
     answer.fail(from_caf(err).code, failure_text(err, is_write));
   };
@@ -175,10 +222,18 @@ void forward(const reply_slot& answer, const client_conn& conn, const messages::
     self->request(leader, request_timeout, get_atom::value, req.key)
       .then(
         [answer](get_result& g) {
+          namespace typed = core::typed;
+          auto t = typed::type_of(g.siblings);
+          if (t == typed::key_type::set || t == typed::key_type::hash)
+            return answer.fail(errc::refused, std::string("WRONGTYPE the key holds a ") +
+                                                typed::name(t) + "; read it with 'read'");
           messages::client_response r;
           r.kind = messages::client_response::op::value;
-          for (auto& v : g.siblings)
-            r.siblings.push_back(v.value);
+          if (t == typed::key_type::counter)
+            r.siblings.push_back(std::to_string(typed::counter_value(g.siblings)));
+          else
+            for (auto& v : typed::registers(g.siblings))
+              r.siblings.push_back(v.value);
           r.context = messages::to_context_token(g.context.dots);
           answer(r);
         },
@@ -186,6 +241,10 @@ void forward(const reply_slot& answer, const client_conn& conn, const messages::
     break;
   case op::set_topology:
     set_topology(answer, conn.where, req.value);
+    break;
+  case op::typed:
+  case op::read:
+    forward_typed(answer, req, on_error);
     break;
   case op::auth:
     break; // answered by admitted()

@@ -19,6 +19,25 @@ using detail::max_counter;
 using detail::to_frame;
 using detail::with_reader;
 
+namespace {
+
+// A typed request names one of the operations a client may send (clear is the node's own).
+std::optional<error> read_typed(wire::ClientRequest::Typed::Reader t, client_request& out) {
+  auto op = t.getOp();
+  if (op < static_cast<uint8_t>(op_kind::incr) || op > static_cast<uint8_t>(op_kind::hincr))
+    return malformed("typed request has operation " + std::to_string(op) +
+                     "; send 2 incr, 3 sadd, 4 srem, 5 hset, 6 hdel or 7 hincr");
+  out.kind = client_request::op::typed;
+  out.typed_op = static_cast<op_kind>(op);
+  out.key = as_string(t.getKey());
+  out.field = as_string(t.getField());
+  out.value = as_string(t.getValue());
+  out.delta = t.getDelta();
+  return std::nullopt;
+}
+
+} // namespace
+
 frame encode(const client_request& x) {
   capnp::MallocMessageBuilder msg;
   auto root = msg.initRoot<wire::ClientRequest>();
@@ -49,6 +68,18 @@ frame encode(const client_request& x) {
     break;
   case client_request::op::auth:
     root.setAuth(as_bytes(x.value));
+    break;
+  case client_request::op::typed: {
+    auto t = root.initTyped();
+    t.setOp(static_cast<uint8_t>(x.typed_op));
+    t.setKey(as_bytes(x.key));
+    t.setField(as_bytes(x.field));
+    t.setValue(as_bytes(x.value));
+    t.setDelta(x.delta);
+    break;
+  }
+  case client_request::op::read:
+    root.setRead(as_bytes(x.key));
     break;
   }
   return to_frame(msg);
@@ -92,6 +123,16 @@ result<client_request> decode_client_request(const frame& f) {
                                          out.kind = client_request::op::auth;
                                          out.value = as_string(root.getAuth());
                                          break;
+                                       case wire::ClientRequest::TYPED: {
+                                         auto err = read_typed(root.getTyped(), out);
+                                         if (err)
+                                           return *err;
+                                         break;
+                                       }
+                                       case wire::ClientRequest::READ:
+                                         out.kind = client_request::op::read;
+                                         out.key = as_string(root.getRead());
+                                         break;
                                        default:
                                          return malformed("client request of an unknown kind");
                                        }
@@ -123,6 +164,17 @@ frame encode(const client_response& x) {
     fl.setMessage(x.fail.message);
     break;
   }
+  case client_response::op::number:
+    root.setNumber(x.number);
+    break;
+  case client_response::op::typed: {
+    auto t = root.initTyped();
+    t.setType(x.type_name);
+    auto items = t.initItems(static_cast<unsigned>(x.items.size()));
+    for (unsigned i = 0; i < x.items.size(); ++i)
+      items.set(i, as_bytes(x.items[i]));
+    break;
+  }
   }
   return to_frame(msg);
 }
@@ -152,6 +204,16 @@ result<client_response> decode_client_response(const frame& f) {
         out.kind = client_response::op::failure;
         out.fail =
           failure{static_cast<errc>(root.getFailure().getCode()), root.getFailure().getMessage()};
+        break;
+      case wire::ClientResponse::NUMBER:
+        out.kind = client_response::op::number;
+        out.number = root.getNumber();
+        break;
+      case wire::ClientResponse::TYPED:
+        out.kind = client_response::op::typed;
+        out.type_name = root.getTyped().getType();
+        for (auto s : root.getTyped().getItems())
+          out.items.push_back(as_string(s));
         break;
       default:
         return malformed("client response of an unknown kind");

@@ -234,6 +234,14 @@ struct ClientRequest {
                            # (needs the admin secret)
     auth @10 :Data;        # the client secret (data) or the admin secret (data and admin);
                            # answered by `written` ("client" or "admin") or a failure
+    typed :group {         # a counter, set or map operation; answered by `number`
+      op @11 :UInt8;       # 2 incr, 3 sadd, 4 srem, 5 hset, 6 hdel, 7 hincr (Event's numbering)
+      key @12 :Data;
+      field @13 :Data;     # the set member or map field
+      value @14 :Data;     # hset: the field's value
+      delta @15 :Int64;    # incr, hincr: what to add
+    }
+    read @16 :Data;        # a key's value by its type; answered by `typed`
   }
 }
 
@@ -246,5 +254,12 @@ struct ClientResponse {
     }
     status @3 :Text;       # JSON
     failure @4 :Failure;
+    number @5 :Int64;      # a typed write's answer: incr/hincr the new value; sadd, srem,
+                           # hset, hdel 1 when they added or removed the member or field, else 0
+    typed :group {         # the answer to `read`
+      type @6 :Text;       # none, string, counter, set or hash
+      items @7 :List(Data);# string: its value; counter: its decimal value; set: the members;
+                           # hash: field, value, field, value, ...
+    }
   }
 }

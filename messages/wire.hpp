@@ -71,20 +71,26 @@ struct failure {
 };
 
 struct client_request {
-  enum class op : uint8_t { put, get, del, status, set_topology, auth } kind = op::get;
+  enum class op : uint8_t { put, get, del, status, set_topology, auth, typed, read } kind = op::get;
   std::string key;
-  std::string value; ///< put: the value; set_topology: the topology; auth: the secret
+  std::string value; ///< put, typed hset: the value; set_topology: the topology; auth: the secret
   bool has_context = false;
-  std::string context; ///< a context token (see context_token)
+  std::string context;              ///< a context token (see context_token)
+  op_kind typed_op = op_kind::incr; ///< typed: incr, sadd, srem, hset, hdel or hincr
+  std::string field;                ///< typed: the set member or map field
+  int64_t delta = 0;                ///< typed incr, hincr: what to add
 };
 
 struct client_response {
-  enum class op : uint8_t { written, value, status, failure } kind = op::failure;
+  enum class op : uint8_t { written, value, status, failure, number, typed } kind = op::failure;
   std::string written;               ///< the dot, as text
   std::vector<std::string> siblings; ///< live values (deletes left out)
   std::string context;               ///< token naming every live version
   std::string status_json;
   failure fail;
+  int64_t number = 0;             ///< a typed write's answer
+  std::string type_name;          ///< typed: the key's type
+  std::vector<std::string> items; ///< typed: the value, rendered (see mlr.capnp)
 };
 
 frame encode(const wire_header& h);

@@ -86,3 +86,39 @@ TEST_CASE("processes mesh N=3: counters, sets and hashes merge after a partition
                                        "of value\n\n");
   }
 }
+
+TEST_CASE("processes mesh N=2: the mlr CLI and the native protocol speak counters, sets and maps") {
+  process_cluster c(2, "mesh");
+  INFO(c.logs());
+  auto mlr = [&](size_t i, std::vector<std::string> args) {
+    args.insert(args.begin(), {MLR_CLI_BIN, "--node", c.client_address(i)});
+    return run_command(args);
+  };
+  CHECK(mlr(0, {"incr", "likes", "5"}) == std::make_pair(0, std::string("5\n")));
+  CHECK(mlr(1, {"incr", "likes"}).first == 0);
+  CHECK(mlr(0, {"sadd", "cart", "apples"}) == std::make_pair(0, std::string("1\n")));
+  CHECK(mlr(1, {"hset", "event", "title", "standup"}) == std::make_pair(0, std::string("1\n")));
+  CHECK(mlr(1, {"hincr", "event", "seats", "--", "-2"}) == std::make_pair(0, std::string("-2\n")));
+  CHECK(eventually(
+    [&] {
+      return mlr(0, {"read", "likes"}).second == "type: counter\n6\n" &&
+             mlr(1, {"read", "cart"}).second == "type: set\napples\n" &&
+             mlr(0, {"read", "event"}).second == "type: hash\nseats=-2\ntitle=standup\n";
+    },
+    10s));
+  auto wrong = mlr(0, {"incr", "cart"});
+  CHECK(wrong.first == 1);
+  CHECK(wrong.second.find("WRONGTYPE") != std::string::npos);
+  CHECK(mlr(0, {"incr", "likes", "ten"}).first == 2); // usage: not an integer
+  CHECK(mlr(0, {"get", "likes"}).second.rfind("6\n", 0) == 0);
+  CHECK(mlr(0, {"read", "nothing"}) == std::make_pair(1, std::string("type: none\n")));
+
+  // The native protocol refuses an operation a client may not send (clear): the node
+  // closes that connection, saying why in its log, and goes on serving.
+  auto conn = c.connect(0);
+  CHECK_FALSE(conn->typed(messages::op_kind::clear, "cart", {}));
+  CHECK(eventually([&] { return c.node(0).log().find("send 2 incr") != std::string::npos; }, 5s));
+  auto again = c.connect(0)->typed(messages::op_kind::incr, "likes", {}, {}, 4);
+  REQUIRE(again);
+  CHECK(*again == 10);
+}
