@@ -51,7 +51,27 @@ struct bench_options {
   size_t value_bytes = 16;
   size_t threads = 2;
   std::string policy = "stealing";
+  messages::op_kind op = messages::op_kind::put; // put, or a typed operation (incr, sadd, hset)
 };
+
+// Write number `i` of `node`: a put of the node's own keys, or a typed operation on keys every
+// node writes (so that counters, sets and maps really merge).
+core::write_request bench_write(messages::op_kind op, size_t node, size_t i, size_t value_bytes) {
+  core::write_request w;
+  w.op = op;
+  if (op == messages::op_kind::put) {
+    w.key = "n" + std::to_string(node) + "-" + std::to_string(i % 10000);
+    w.value = std::string(value_bytes, 'v');
+    return w;
+  }
+  w.key = "k-" + std::to_string(i % 1000);
+  w.delta = 1;
+  if (op != messages::op_kind::incr)
+    w.field = "f-" + std::to_string((i / 1000) % 16);
+  if (op == messages::op_kind::hset)
+    w.value = std::string(value_bytes, 'v');
+  return w;
+}
 
 // Counts applications and samples latency from a write to its application everywhere.
 class progress_observer : public core::replica_observer {
@@ -101,7 +121,8 @@ private:
 
 // Feeds one leader: `total` puts in batches, at most `in_flight` batches outstanding.
 caf::behavior writer(caf::event_based_actor* self, actors::leader_actor leader, size_t node,
-                     size_t total, size_t batch, size_t in_flight, size_t value_bytes) {
+                     size_t total, size_t batch, size_t in_flight, size_t value_bytes,
+                     messages::op_kind op) {
   auto sent = std::make_shared<size_t>(0);
   auto send_next = std::make_shared<std::function<void()>>();
   *send_next = [=] {
@@ -111,12 +132,7 @@ caf::behavior writer(caf::event_based_actor* self, actors::leader_actor leader, 
     auto n = std::min(batch, total - *sent);
     writes.reserve(n);
     for (size_t i = 0; i < n; ++i, ++*sent)
-      writes.push_back(
-        core::write_request{"n" + std::to_string(node) + "-" + std::to_string(*sent % 10000),
-                            messages::op_kind::put,
-                            std::string(value_bytes, 'v'),
-                            false,
-                            {}});
+      writes.push_back(bench_write(op, node, *sent, value_bytes));
     self->request(leader, caf::infinite, actors::write_atom::value, std::move(writes))
       .then([=](std::vector<messages::dot>&) { (*send_next)(); });
   };
@@ -192,7 +208,7 @@ json run_cluster(const std::string& kind, size_t n, const bench_options& o, doub
                 rate / static_cast<double>(n) / 1000.0, o.value_bytes);
     else
       sys.spawn(writer, h->leaders[node], node, writes_per_node, o.batch, o.in_flight,
-                o.value_bytes);
+                o.value_bytes, o.op);
   auto deadline = t0 + std::chrono::seconds(120);
   while (observer->applied() < expected && clock_type::now() < deadline)
     std::this_thread::sleep_for(std::chrono::microseconds(200));
@@ -260,7 +276,8 @@ struct wire_figures {
 
 // N replicas wired as a mesh, driven without actors. Measures what origin 0 ships to node 1
 // in batches of up to 64 events, beyond key and value bytes and the empty-batch overhead.
-wire_figures measure_wire(size_t n, bool bursty, size_t events_per_node) {
+wire_figures measure_wire(size_t n, bool bursty, size_t events_per_node,
+                          messages::op_kind op = messages::op_kind::put) {
   std::vector<core::replica> nodes;
   nodes.reserve(n);
   for (messages::node_index i = 0; i < n; ++i) {
@@ -295,8 +312,15 @@ wire_figures measure_wire(size_t n, bool bursty, size_t events_per_node) {
       for (size_t k = 0; k < per_burst; ++k) {
         ++now;
         auto key = "key-" + std::to_string((r * per_burst + k) % 1000);
-        nodes[i].write(
-          core::write_request{key, messages::op_kind::put, "value-16-bytes!!", false, {}}, now);
+        core::write_request w{key, op, "value-16-bytes!!", false, {}};
+        if (op == messages::op_kind::incr)
+          w.value.clear();
+        if (op != messages::op_kind::put && op != messages::op_kind::incr)
+          w.field = "field-" + std::to_string(k % 16); // a set member or map field
+        if (op == messages::op_kind::sadd)
+          w.value.clear();
+        w.delta = 1;
+        nodes[i].write(w, now);
       }
     }
   // What origin 0 shipped to node 1, re-batched as a link would under load: 64 a batch.
@@ -316,7 +340,7 @@ wire_figures measure_wire(size_t n, bool bursty, size_t events_per_node) {
     b.sender = 0;
     size_t payload = 0;
     for (size_t j = i; j < std::min(own.size(), i + 64); ++j) {
-      payload += own[j].key.size() + own[j].value.size();
+      payload += own[j].key.size() + own[j].value.size() + own[j].field.size();
       b.events.push_back(own[j]);
     }
     w.unpacked += static_cast<double>(messages::encode(b).bytes.size() - empty_unpacked - payload);
@@ -404,6 +428,32 @@ int main(int argc, char** argv) {
                   r["complete"].get<bool>() ? "" : "  (did not complete in 120 s)");
       std::fflush(stdout);
     }
+  // Typed operations beside puts: mesh of 3, the same batches (typed writes read their key).
+  if (!as_json)
+    std::printf("\nmesh of 3, operations/s by type (counters, sets and maps on 1,000 keys every "
+                "node writes)\n%-6s %14s %9s\n",
+                "op", "ops/s", "peak MB");
+  const std::pair<const char*, messages::op_kind> kinds[] = {{"put", messages::op_kind::put},
+                                                             {"incr", messages::op_kind::incr},
+                                                             {"sadd", messages::op_kind::sadd},
+                                                             {"hset", messages::op_kind::hset}};
+  for (auto& [name, op] : kinds) {
+    auto typed_o = o;
+    typed_o.op = op;
+    auto r = in_child([&] { return run_cluster("mesh", 3, typed_o, 0, o.policy); });
+    r["op"] = name;
+    report["typed"].push_back(r);
+    if (as_json)
+      continue;
+    if (r.contains("error")) {
+      std::printf("%-6s  error: %s\n", name, r["error"].get<std::string>().c_str());
+      continue;
+    }
+    std::printf("%-6s %14.0f %9.1f%s\n", name, r["writes_per_s"].get<double>(),
+                r["peak_rss_mb"].get<double>(),
+                r["complete"].get<bool>() ? "" : "  (did not complete in 120 s)");
+    std::fflush(stdout);
+  }
   if (!as_json)
     std::printf("\nlatency from a write to applied at every node, at a moderate rate (%.0f "
                 "writes/s across the cluster for 2 s, every write sampled)\n%-6s %5s %-9s "
@@ -440,6 +490,20 @@ int main(int argc, char** argv) {
         std::printf("%-6zu %-12s %10.1f %10.1f\n", n, bursty ? "bursty" : "round-robin", w.unpacked,
                     w.packed);
     }
+  // Typed operations (counters, sets, maps), the same round-robin workload at 3 nodes.
+  const std::pair<const char*, messages::op_kind> typed_ops[] = {{"INCR", messages::op_kind::incr},
+                                                                 {"SADD", messages::op_kind::sadd},
+                                                                 {"HSET", messages::op_kind::hset}};
+  for (auto& [name, op] : typed_ops) {
+    auto w = measure_wire(3, false, 1000, op);
+    report["wire"].push_back({{"nodes", 3},
+                              {"workload", std::string("round-robin ") + name},
+                              {"unpacked", w.unpacked},
+                              {"packed", w.packed}});
+    if (!as_json)
+      std::printf("%-6d %-12s %10.1f %10.1f\n", 3, (std::string("rr ") + name).c_str(), w.unpacked,
+                  w.packed);
+  }
   if (as_json)
     std::cout << report.dump(2) << "\n";
   return 0;
