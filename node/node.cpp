@@ -371,6 +371,46 @@ result<read_result> node::get(const std::string& key) {
   return read_result{std::move(r->siblings), std::move(r->context.dots)};
 }
 
+result<int64_t> node::typed(messages::op_kind op, const std::string& key, const std::string& field,
+                            const std::string& value, int64_t delta) {
+  core::write_request w;
+  w.key = key;
+  w.op = op;
+  w.field = field;
+  w.value = value;
+  w.delta = delta;
+  if (op == messages::op_kind::put || op == messages::op_kind::del ||
+      op == messages::op_kind::clear)
+    return error{errc::invalid_argument,
+                 "typed() takes incr, sadd, srem, hset, hdel or hincr; use put() or del()"};
+  auto r = impl_->ask<std::vector<int64_t>>(actors::typed_atom::value,
+                                            std::vector<core::write_request>{w});
+  if (!r)
+    return r.err();
+  return r->empty() ? 0 : r->front();
+}
+
+result<typed_value> node::read(const std::string& key) {
+  namespace typed = core::typed;
+  auto r = impl_->ask<actors::get_result>(actors::get_atom::value, key);
+  if (!r)
+    return r.err();
+  auto& vs = r->siblings;
+  auto t = typed::type_of(vs);
+  typed_value out{typed::name(t), {}};
+  if (t == typed::key_type::string)
+    out.items.push_back(*typed::string_value(vs));
+  else if (t == typed::key_type::counter)
+    out.items.push_back(std::to_string(typed::counter_value(vs)));
+  else if (t == typed::key_type::set)
+    out.items = typed::set_members(vs);
+  for (auto& [f, v] : typed::hash_fields(vs)) {
+    out.items.push_back(f);
+    out.items.push_back(v);
+  }
+  return out;
+}
+
 void node::stop(std::chrono::milliseconds flush) {
   impl_->stop(flush);
 }

@@ -91,6 +91,13 @@ struct read_result {
   std::vector<messages::dot> context;
 };
 
+/// A key's value as its type renders it (see read()).
+struct typed_value {
+  std::string type;               ///< none, string, counter, set or hash
+  std::vector<std::string> items; ///< string: its value; counter: its decimal value; set: the
+                                  ///< members; hash: field, value, field, value, ...
+};
+
 class node {
 public:
   /// Checks `o` (the error says which field is wrong and what to do), opens the store,
@@ -112,6 +119,16 @@ public:
                             const std::vector<messages::dot>& context);
   result<messages::dot> del(const std::string& key);
   result<read_result> get(const std::string& key);
+
+  /// Counters, sets and maps (DESIGN.md, "Convergent data types"): op is incr, sadd, srem,
+  /// hset, hdel or hincr; `field` the set member or map field, `value` hset's value,
+  /// `delta` what incr and hincr add. Returns what the operation answers (the new value,
+  /// or 1/0 for a member or field added or removed); errc::refused with "WRONGTYPE ..."
+  /// when the key holds another type.
+  result<int64_t> typed(messages::op_kind op, const std::string& key, const std::string& field = {},
+                        const std::string& value = {}, int64_t delta = 0);
+  /// Any key's value by its type.
+  result<typed_value> read(const std::string& key);
 
   /// Flushes the links (up to `flush`), marks a clean shutdown in the store, and stops
   /// every actor. Idempotent.

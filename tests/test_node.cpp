@@ -57,3 +57,44 @@ TEST_CASE("node: options are checked and named, lines go to the given logger, th
   CHECK(has("info no admin secret"));
   CHECK(has("info links flushed"));
 }
+
+TEST_CASE("node: two embedded nodes replicate counters, sets and maps over TCP") {
+  auto pa = testing::free_port();
+  auto pb = testing::free_port();
+  node::node_options o;
+  o.cluster = "embedded-typed";
+  o.members = {{"a", "127.0.0.1:" + std::to_string(pa)}, {"b", "127.0.0.1:" + std::to_string(pb)}};
+  o.secret = "typed-test-secret";
+  o.log = [](const std::string&, const std::string&) {};
+  auto oa = o;
+  oa.id = "a";
+  auto ob = o;
+  ob.id = "b";
+  auto a = node::node::start(oa);
+  auto b = node::node::start(ob);
+  REQUIRE(a);
+  REQUIRE(b);
+  using messages::op_kind;
+  CHECK(*(*a)->typed(op_kind::incr, "likes", {}, {}, 2) == 2);
+  CHECK(*(*b)->typed(op_kind::incr, "likes", {}, {}, 5) == 5);
+  CHECK(*(*a)->typed(op_kind::sadd, "tags", "red") == 1);
+  CHECK(*(*b)->typed(op_kind::hset, "event", "title", "standup") == 1);
+  auto wrong = (*a)->typed(op_kind::incr, "tags", {});
+  REQUIRE_FALSE(wrong);
+  CHECK(wrong.err().code == errc::refused);
+  CHECK(wrong.err().message.rfind("WRONGTYPE", 0) == 0);
+  CHECK_FALSE((*a)->typed(op_kind::put, "x", {}));
+  auto sees = [](node::node& n, const std::string& key, const node::typed_value& want) {
+    auto r = n.read(key);
+    return r && r->type == want.type && r->items == want.items;
+  };
+  CHECK(testing::eventually(
+    [&] {
+      return sees(**a, "likes", {"counter", {"7"}}) && sees(**b, "likes", {"counter", {"7"}}) &&
+             sees(**b, "tags", {"set", {"red"}}) &&
+             sees(**a, "event", {"hash", {"title", "standup"}});
+    },
+    10s));
+  (*a)->stop();
+  (*b)->stop();
+}
