@@ -166,20 +166,32 @@ void leader_impl::ask_resolver(conflict c) {
   request(resolver_, cfg_.resolver_timeout, resolvers::resolve_atom::value, shared->key,
           shared->versions)
     .then(
-      [this, shared](std::vector<dot>& keep) {
+      [this, shared](resolvers::resolution& answer) {
         --pending_resolutions_;
         auto is_input = [&](const dot& d) {
           return std::any_of(shared->versions.begin(), shared->versions.end(),
                              [&](const messages::version& v) { return v.id == d; });
         };
-        if (keep.empty() || !std::all_of(keep.begin(), keep.end(), is_input)) {
-          replica_.unresolved(*shared, "resolver kept nothing or a dot it was not given");
+        auto& keep = answer.keep;
+        std::string refused;
+        if (answer.merge && answer.value.size() > cfg_.max_value_bytes)
+          refused = "resolver merged into " + std::to_string(answer.value.size()) +
+                    " bytes, more than the " + std::to_string(cfg_.max_value_bytes) +
+                    "-byte value limit";
+        else if (!answer.merge &&
+                 (keep.empty() || !std::all_of(keep.begin(), keep.end(), is_input)))
+          refused = "resolver kept nothing or a dot it was not given";
+        if (!refused.empty()) {
+          replica_.unresolved(*shared, std::move(refused));
           if (cfg_.replica.observer)
             cfg_.replica.observer->on_handled(replica_);
           return;
         }
         retry_keys_.erase(shared->key);
-        replica_.resolve(*shared, keep);
+        if (answer.merge)
+          replica_.merge(*shared, std::move(answer.value)); // false: stale, a newer ask is due
+        else
+          replica_.resolve(*shared, keep);
         execute(/*by_policy=*/false);
       },
       [this, shared](caf::error& err) {

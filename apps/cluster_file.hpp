@@ -7,7 +7,7 @@
 //     hub n0                           # the hub, for a star
 //     standby-hubs n1,n2               # where spokes ship while the hub does not answer
 //     hub-return spoke                 # a failed hub comes back as a spoke (or: resume)
-//     resolver lww                     # lww, multi or max
+//     resolver lww                     # lww, multi, max or tags
 //     node n0 127.0.0.1:7000 client=127.0.0.1:7100 resp=127.0.0.1:6400
 //     node n1 127.0.0.1:7001 client=127.0.0.1:7101
 //

@@ -58,7 +58,8 @@ std::optional<int> parse(int argc, char** argv, demo_options& o) {
     "writes per node")("shared-keys", po::value(&o.shared_keys)->default_value(o.shared_keys),
                        "keys every node writes to (a third of all writes go to them); 0 for none")(
     "resolver", po::value(&o.resolver)->default_value(o.resolver),
-    "lww (last writer wins), multi (keep siblings) or max (largest number wins)")(
+    "lww (last writer wins), multi (keep siblings), max (largest number wins) or tags "
+    "(merge comma-separated tags into their union)")(
     "seed", po::value(&o.seed)->default_value(o.seed), "seed for keys, values and incarnations")(
     "timeout", po::value(&o.timeout_s)->default_value(o.timeout_s),
     "seconds to wait for convergence");
@@ -76,7 +77,7 @@ std::optional<int> parse(int argc, char** argv, demo_options& o) {
   if (o.nodes < 1 || o.nodes > 256)
     return usage_error("--nodes must be between 1 and 256, got " + std::to_string(o.nodes));
   if (o.resolver != "lww" && o.resolver != "multi" && o.resolver != "max")
-    return usage_error("--resolver must be lww, multi or max, got '" + o.resolver + "'");
+    return usage_error("--resolver must be lww, multi, max or tags, got '" + o.resolver + "'");
   return std::nullopt;
 }
 

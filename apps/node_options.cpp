@@ -46,7 +46,8 @@ static void add_cluster_options(po::options_description& desc, node_options& o) 
     "it answers again) or spoke (the first standby hub makes itself the hub by a topology "
     "change, a new epoch; the old hub comes back as a spoke)")(
     "resolver", po::value(&o.resolver)->default_value(o.resolver),
-    "lww (last writer wins), multi (keep siblings) or max (largest number wins)");
+    "lww (last writer wins), multi (keep siblings), max (largest number wins) or tags "
+    "(merge comma-separated tags into their union)");
 }
 
 // Client ports and the secrets that guard them.

@@ -74,6 +74,10 @@ public:
   /// Applies a resolver's decision for versions it was given. Versions that the decision
   /// discards are removed if they are still live; later versions are untouched.
   void resolve(const conflict& c, const std::vector<messages::dot>& keep);
+  /// Applies a merging resolver's answer: `value` stands for the versions it was given
+  /// (core/typed.hpp, "Merged values"). False, and nothing changes, when the key's register
+  /// versions are no longer exactly those (a newer conflict is on its way to the resolver).
+  bool merge(const conflict& c, std::string value);
   /// Records that the resolver failed: the versions stay as siblings.
   void unresolved(const conflict& c, std::string reason);
 

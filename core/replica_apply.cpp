@@ -192,6 +192,28 @@ void replica::resolve(const conflict& c, const std::vector<dot>& keep) {
   record(std::move(r));
 }
 
+bool replica::merge(const conflict& c, std::string value) {
+  auto* current = store_->find(c.key);
+  if (!current)
+    return false;
+  auto next = typed::with_merge(*current, c.versions, value);
+  if (!next)
+    return false;
+  store_->assign(c.key, std::move(*next));
+  ++stats_.resolved;
+  dirty_ = true;
+  conflict_record r;
+  r.key = c.key;
+  for (auto& v : c.versions)
+    r.inputs.push_back(v.id);
+  r.kept = r.inputs;
+  r.resolved = true;
+  r.merged = true;
+  r.value = std::move(value);
+  record(std::move(r));
+  return true;
+}
+
 void replica::unresolved(const conflict& c, std::string reason) {
   ++stats_.unresolved;
   conflict_record r;

@@ -91,24 +91,35 @@ std::vector<version> merge_versions(const std::vector<version>& mine,
                                     const std::function<bool(const dot&)>& i_cover,
                                     const std::function<bool(const dot&)>& they_cover,
                                     bool& both_sides) {
-  auto in = [](const std::vector<version>& xs, const dot& d) {
-    return std::any_of(xs.begin(), xs.end(),
-                       [&](const version& v) { return v.id == d && !typed::is_share(v.kind); });
+  // Counter shares are never replaced, only joined (typed.hpp); a merged value is this
+  // node's own answer for its register versions, kept only while they stay as they are
+  // (never taken from the sender: this node's resolver computes its own).
+  auto plain = [](const version& v) {
+    return !typed::is_share(v.kind) && v.kind != messages::value_kind::merged;
   };
-  // Counter shares are never replaced, only joined (typed.hpp).
+  auto in = [&](const std::vector<version>& xs, const dot& d) {
+    return std::any_of(xs.begin(), xs.end(),
+                       [&](const version& v) { return v.id == d && plain(v); });
+  };
   auto out = typed::join_shares(mine, theirs);
   bool mine_only = false;
   bool theirs_only = false;
   for (auto& v : mine)
-    if (!typed::is_share(v.kind) && (in(theirs, v.id) || !they_cover(v.id))) {
+    if (plain(v) && (in(theirs, v.id) || !they_cover(v.id))) {
       out.push_back(v);
       mine_only |= !in(theirs, v.id) && v.kind == messages::value_kind::reg;
     }
   for (auto& v : theirs)
-    if (!typed::is_share(v.kind) && !in(mine, v.id) && !i_cover(v.id)) {
+    if (plain(v) && !in(mine, v.id) && !i_cover(v.id)) {
       out.push_back(v);
       theirs_only |= v.kind == messages::value_kind::reg;
     }
+  if (auto* m = typed::merged(mine);
+      m && typed::registers(out).size() == typed::registers(mine).size() &&
+      std::all_of(mine.begin(), mine.end(), [&](const version& v) {
+        return v.kind != messages::value_kind::reg || in(out, v.id);
+      }))
+    out.push_back(*m);
   std::sort(out.begin(), out.end(), [](const version& a, const version& b) {
     return a.id != b.id ? a.id < b.id : a.kind < b.kind;
   });
@@ -153,7 +164,7 @@ void replica::merge_chunk(messages::node_index from, const messages::state_chunk
       tombstoned_.insert(key);
     // Several versions after the merge, from both sides or only from the sender (its own
     // resolution may still have been pending): this node's resolver decides, as for events.
-    if (both_sides || typed::registers(merged).size() > 1) {
+    if (both_sides || (typed::registers(merged).size() > 1 && !typed::merged(merged))) {
       ++stats_.conflicts;
       conflicts.push_back(conflict{key, typed::registers(merged)});
     }

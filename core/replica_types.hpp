@@ -126,7 +126,9 @@ struct conflict_record {
   std::vector<messages::dot> inputs;
   std::vector<messages::dot> kept;
   bool resolved = false;
-  std::string reason; ///< why it stayed unresolved
+  std::string reason;  ///< why it stayed unresolved
+  bool merged = false; ///< the resolver merged the inputs into `value` (every input kept)
+  std::string value{};
 };
 
 /// Concurrent versions that need the resolver.

@@ -41,6 +41,7 @@ const char* name(key_type t) {
 key_type detail::type_of(value_kind k) {
   switch (k) {
   case value_kind::reg:
+  case value_kind::merged:
     return key_type::string;
   case value_kind::counter:
     return key_type::counter;
@@ -162,6 +163,25 @@ uint64_t detail::share_sum(const std::vector<version>& vs, value_kind kind,
 }
 
 namespace {
+
+std::vector<dot> register_dots(const std::vector<version>& vs) {
+  std::vector<dot> out;
+  for (auto& v : vs)
+    if (v.kind == value_kind::reg)
+      out.push_back(v.id);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// A merged value stands for exactly the register versions it was computed from: when they
+// change, it goes, and the resolver is asked again if several remain.
+void drop_stale_merge(const std::vector<version>& before, std::vector<version>& after) {
+  auto is_merged = [](const version& v) { return v.kind == value_kind::merged; };
+  if (std::none_of(after.begin(), after.end(), is_merged) ||
+      register_dots(before) == register_dots(after))
+    return;
+  after.erase(std::remove_if(after.begin(), after.end(), is_merged), after.end());
+}
 
 bool by_identity(const version& a, const version& b) {
   if (a.id != b.id)
@@ -313,6 +333,7 @@ std::vector<version> apply(const std::vector<version>& current, const event& e, 
   default:
     break; // srem, hdel, clear add nothing
   }
+  drop_stale_merge(current, next);
   std::sort(next.begin(), next.end(), by_identity);
   return next;
 }
@@ -333,6 +354,45 @@ std::vector<version> join_shares(const std::vector<version>& a, const std::vecto
       out.push_back(v);
     }
   }
+  return out;
+}
+
+std::optional<std::vector<version>>
+with_merge(const std::vector<version>& vs, const std::vector<version>& inputs, std::string value) {
+  if (inputs.size() < 2 || register_dots(vs) != register_dots(inputs))
+    return std::nullopt;
+  std::vector<version> out;
+  for (auto& v : vs)
+    if (v.kind != value_kind::merged)
+      out.push_back(v);
+  version m;
+  m.kind = value_kind::merged;
+  m.value = std::move(value);
+  for (auto& v : inputs) {
+    m.id = std::max(m.id, v.id);
+    m.time = std::max(m.time, v.time);
+  }
+  out.push_back(std::move(m));
+  std::sort(out.begin(), out.end(), by_identity);
+  return out;
+}
+
+const version* merged(const std::vector<version>& vs) {
+  for (auto& v : vs)
+    if (v.kind == value_kind::merged)
+      return &v;
+  return nullptr;
+}
+
+std::vector<version> shown_registers(const std::vector<version>& vs) {
+  std::vector<version> out;
+  if (auto* m = merged(vs)) {
+    out.push_back(version{m->id, m->time, false, m->value, value_kind::reg, {}});
+    return out;
+  }
+  for (auto& v : vs)
+    if (v.kind == value_kind::reg && !v.tombstone)
+      out.push_back(v);
   return out;
 }
 

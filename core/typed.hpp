@@ -83,6 +83,25 @@ std::vector<messages::version> join_shares(const std::vector<messages::version>&
 /// The register versions among `vs` (what the resolver decides between).
 std::vector<messages::version> registers(const std::vector<messages::version>& vs);
 
+// Merged values (resolvers/resolver.hpp): a merging resolver's answer is kept beside the
+// register versions it was computed from, as a version of kind `merged` whose dot and HLC
+// are the latest of theirs. Reads show it while exactly those versions are live; the next
+// write replaces it with them (its context names them all), and a change to them (a write
+// that replaced only some, a state transfer) drops it and asks the resolver again. So a merge
+// is always computed from the whole set of concurrent versions, and every node that holds
+// that set shows the same value without a new write.
+
+/// `vs` with `value` as the merged value of `inputs`; none when the key's register versions
+/// are no longer exactly `inputs` (the answer is stale: a newer question is under way).
+std::optional<std::vector<messages::version>>
+with_merge(const std::vector<messages::version>& vs, const std::vector<messages::version>& inputs,
+           std::string value);
+/// The merged value among `vs`, if any.
+const messages::version* merged(const std::vector<messages::version>& vs);
+/// What a read shows of the registers: the merged value alone when there is one (as a
+/// register version), else the live register versions.
+std::vector<messages::version> shown_registers(const std::vector<messages::version>& vs);
+
 // Reads. Each looks only at the versions of its own type.
 int64_t counter_value(const std::vector<messages::version>& vs);
 std::vector<std::string> set_members(const std::vector<messages::version>& vs);
@@ -94,7 +113,8 @@ std::optional<std::string> hash_get(const std::vector<messages::version>& vs,
                                     const std::string& field);
 /// The value of a counter field (0 when absent or not a counter).
 int64_t hash_counter(const std::vector<messages::version>& vs, const std::string& field);
-/// A string key's value: its latest register version, if that is not a delete.
+/// A string key's value: the merged value, else its latest register version, if that is
+/// not a delete.
 std::optional<std::string> string_value(const std::vector<messages::version>& vs);
 
 /// What a typed write answers in Redis's terms, from the key's versions before and after:

@@ -71,6 +71,8 @@ int64_t hash_counter(const std::vector<version>& vs, const std::string& field) {
 std::optional<std::string> string_value(const std::vector<version>& vs) {
   if (type_of(vs) != key_type::string)
     return std::nullopt;
+  if (auto* m = merged(vs))
+    return m->value;
   const version* best = nullptr;
   for (auto& v : vs)
     if (v.kind == value_kind::reg && (!best || messages::lww_before(*best, v)))

@@ -38,8 +38,11 @@ enum class value_kind : uint8_t {
   element = 2,       ///< a set element (`field`), tagged by the version's dot
   field = 3,         ///< a map field (`field`) holding a register value
   field_counter = 4, ///< one origin incarnation's share of a map field that is a counter
+  /// A merging resolver's value for the register versions beside it (core/typed.hpp): what
+  /// reads show while exactly those versions are live; its dot is the latest of theirs.
+  merged = 5,
 };
-inline constexpr uint8_t max_value_kind = 4;
+inline constexpr uint8_t max_value_kind = 5;
 
 /// A write's removal of part of a counter (a DEL of a counter key, an HDEL of a counter
 /// field, or a write of another type over one): of the share of `origin` in `field`, the

@@ -51,7 +51,7 @@ struct node_options {
   std::string hub;                       ///< the star's hub (default: the first member)
   std::vector<std::string> standby_hubs; ///< star: who takes over a lost hub, in order
   std::string hub_return = "resume";     ///< resume or spoke (DESIGN.md, "Topologies")
-  std::string resolver = "lww";          ///< lww, multi or max
+  std::string resolver = "lww";          ///< lww, multi, max or tags
 
   std::string secret;        ///< the cluster secret; empty: any process may join (warned)
   std::string client_secret; ///< clients authenticate with it; empty: loopback only

@@ -125,7 +125,7 @@ result<plan> check(const node_options& o) {
       "(--max-key-bytes) at most "
       "1048576 (1 MiB): a write must fit the 64 MiB frames that replicate it");
   if (!resolvers::builtin_resolver(o.resolver))
-    return bad("resolver (--resolver) must be lww, multi or max, got '" + o.resolver + "'");
+    return bad("resolver (--resolver) must be lww, multi, max or tags, got '" + o.resolver + "'");
   if (auto ok = check_topology(o, p); !ok)
     return ok.err();
   if (auto ok = check_clients(o, p); !ok)

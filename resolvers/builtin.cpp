@@ -19,7 +19,7 @@ resolver_actor::behavior_type lww_resolver() {
       if (!versions.empty())
         keep.push_back(
           std::max_element(versions.begin(), versions.end(), messages::lww_before)->id);
-      return keep;
+      return resolution::select(std::move(keep));
     },
   };
 }
@@ -31,7 +31,7 @@ resolver_actor::behavior_type multi_resolver() {
       keep.reserve(versions.size());
       for (auto& v : versions)
         keep.push_back(v.id);
-      return keep;
+      return resolution::select(std::move(keep));
     },
   };
 }
@@ -57,6 +57,8 @@ resolver_factory builtin_resolver(const std::string& name) {
     return spawn_multi_resolver;
   if (name == "max")
     return spawn_max_resolver;
+  if (name == "tags")
+    return spawn_tags_resolver;
   return {};
 }
 

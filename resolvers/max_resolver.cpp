@@ -46,7 +46,7 @@ resolver_actor::behavior_type max_resolver() {
       std::vector<messages::dot> keep;
       if (!versions.empty())
         keep.push_back(std::max_element(versions.begin(), versions.end(), max_less)->id);
-      return keep;
+      return resolution::select(std::move(keep));
     },
   };
 }

@@ -14,7 +14,7 @@ using namespace std::chrono_literals;
 namespace {
 
 struct silent_state {
-  std::vector<caf::typed_response_promise<std::vector<messages::dot>>> kept;
+  std::vector<caf::typed_response_promise<resolvers::resolution>> kept;
 };
 
 // A resolver that takes every request and never answers.
@@ -22,7 +22,7 @@ resolvers::resolver_actor::behavior_type
 silent_resolver(resolvers::resolver_actor::stateful_pointer<silent_state> self) {
   return {
     [self](resolvers::resolve_atom, const std::string&, const std::vector<messages::version>&) {
-      auto rp = self->make_response_promise<std::vector<messages::dot>>();
+      auto rp = self->make_response_promise<resolvers::resolution>();
       self->state.kept.push_back(rp);
       return rp;
     },
@@ -33,7 +33,7 @@ silent_resolver(resolvers::resolver_actor::stateful_pointer<silent_state> self) 
 resolvers::resolver_actor::behavior_type failing_resolver() {
   return {
     [](resolvers::resolve_atom, const std::string&,
-       const std::vector<messages::version>&) -> caf::result<std::vector<messages::dot>> {
+       const std::vector<messages::version>&) -> caf::result<resolvers::resolution> {
       return actors::make_error(errc::resolver_failed, "this resolver always fails");
     },
   };

@@ -276,7 +276,7 @@ TEST_CASE("max resolver: a total order, NaN and infinities ranked, every order o
     std::shuffle(versions.begin(), versions.end(), rng);
     (*c.self)->send(r, resolvers::resolve_atom::value, std::string("k"), versions);
     c.run();
-    auto keep = c.take<std::vector<messages::dot>>();
+    auto keep = c.take<resolvers::resolution>().keep;
     REQUIRE(keep.size() == 1);
     winners.insert(keep[0]);
   }
@@ -343,21 +343,19 @@ resolvers::resolver_factory one_flaky_resolver(std::string mode) {
     if ((*spawned)++ != 1)
       return resolvers::builtin_resolver("lww")(sys);
     auto calls = std::make_shared<int>(0);
-    return sys.spawn(
-      [calls,
-       mode](resolvers::resolver_actor::pointer self) -> resolvers::resolver_actor::behavior_type {
-        return {
-          [=](resolvers::resolve_atom, const std::string&,
-              const std::vector<messages::version>& vs) -> caf::result<std::vector<messages::dot>> {
-            if ((*calls)++ == 0) {
-              if (mode == "throw")
-                throw std::runtime_error("this resolver fails once");
-              return self->make_response_promise<std::vector<messages::dot>>(); // never delivered
-            }
-            auto best = std::max_element(vs.begin(), vs.end(), messages::lww_before);
-            return std::vector<messages::dot>{best->id};
-          }};
-      });
+    return sys.spawn([calls, mode](resolvers::resolver_actor::pointer self)
+                       -> resolvers::resolver_actor::behavior_type {
+      return {[=](resolvers::resolve_atom, const std::string&,
+                  const std::vector<messages::version>& vs) -> caf::result<resolvers::resolution> {
+        if ((*calls)++ == 0) {
+          if (mode == "throw")
+            throw std::runtime_error("this resolver fails once");
+          return self->make_response_promise<resolvers::resolution>(); // never delivered
+        }
+        auto best = std::max_element(vs.begin(), vs.end(), messages::lww_before);
+        return resolvers::resolution::select({best->id});
+      }};
+    });
   };
 }
 

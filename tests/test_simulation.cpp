@@ -78,20 +78,18 @@ resolvers::resolver_factory failing_at_node_1(const std::string& name) {
       return resolvers::builtin_resolver(name)(sys);
     auto calls = std::make_shared<int>(0);
     auto inner = resolvers::builtin_resolver(name)(sys);
-    return sys.spawn(
-      [calls,
-       inner](resolvers::resolver_actor::pointer self) -> resolvers::resolver_actor::behavior_type {
-        return {
-          [=](resolvers::resolve_atom a, const std::string& k,
-              const std::vector<messages::version>& vs) -> caf::result<std::vector<messages::dot>> {
-            auto n = (*calls)++;
-            if (n < 4 && n % 2 == 0)
-              throw std::runtime_error("a resolver that fails at one node");
-            if (n < 4)
-              return self->make_response_promise<std::vector<messages::dot>>(); // never answered
-            return self->delegate(inner, a, k, vs);
-          }};
-      });
+    return sys.spawn([calls, inner](resolvers::resolver_actor::pointer self)
+                       -> resolvers::resolver_actor::behavior_type {
+      return {[=](resolvers::resolve_atom a, const std::string& k,
+                  const std::vector<messages::version>& vs) -> caf::result<resolvers::resolution> {
+        auto n = (*calls)++;
+        if (n < 4 && n % 2 == 0)
+          throw std::runtime_error("a resolver that fails at one node");
+        if (n < 4)
+          return self->make_response_promise<resolvers::resolution>(); // never answered
+        return self->delegate(inner, a, k, vs);
+      }};
+    });
   };
 }
 

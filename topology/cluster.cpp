@@ -63,7 +63,7 @@ result<std::unique_ptr<cluster>> cluster::start(cluster_options options) {
                                                : resolvers::builtin_resolver(options.resolver);
   if (!spec.make_resolver)
     return error{errc::invalid_argument,
-                 "unknown resolver '" + options.resolver + "'; use lww, multi or max"};
+                 "unknown resolver '" + options.resolver + "'; use lww, multi, max or tags"};
   auto p = std::make_unique<impl>();
   p->options = options;
   p->cfg.set("scheduler.max-threads", static_cast<int64_t>(std::max<size_t>(1, options.threads)));

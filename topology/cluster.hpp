@@ -27,7 +27,7 @@ struct cluster_options {
   std::vector<std::string> names;
   /// Hub of a star, by name (default: the first node).
   std::string hub;
-  /// "lww", "multi" or "max"; ignored when `custom_resolver` is set.
+  /// "lww", "multi", "max" or "tags"; ignored when `custom_resolver` is set.
   std::string resolver = "lww";
   resolvers::resolver_factory custom_resolver;
   /// Seeds incarnation ids.

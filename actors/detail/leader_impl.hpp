@@ -75,11 +75,16 @@ private:
 
   get_result read(const std::string& key) {
     get_result out;
-    for (auto& v : replica_.versions(key)) {
+    auto vs = replica_.versions(key);
+    for (auto& v : vs) {
       out.context.dots.push_back(v.id);
-      if (!v.tombstone)
+      if (!v.tombstone && v.kind != messages::value_kind::reg &&
+          v.kind != messages::value_kind::merged)
         out.siblings.push_back(v);
     }
+    // A merged value shows alone, in place of the register versions it stands for.
+    for (auto& v : core::typed::shown_registers(vs))
+      out.siblings.push_back(std::move(v));
     return out;
   }
 
