@@ -258,6 +258,7 @@ leader_impl::behavior_type leader_impl::make_behavior() {
         replica_.mutable_store().put_meta("cursor." + std::to_string(dest), std::to_string(pos));
     },
     [this](status_atom) { return status(); },
+    [this](resolver_atom, const resolver_swap& s) { return swap_resolver(s.make); },
     [this](conflicts_atom) {
       auto& log = replica_.conflict_log();
       return std::vector<conflict_record>(log.begin(), log.end());

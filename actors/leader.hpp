@@ -34,6 +34,15 @@ using sink_actor = caf::typed_actor<
   /// A node's version vector, encoded as an ack whose `receiver` is that node.
   caf::reacts_to<gossip_atom, messages::frame>>;
 
+/// A resolver to use from now on (hot swap): the factory spawns it now, and again should it
+/// stop. Travels only inside a process.
+struct resolver_swap {
+  resolvers::resolver_factory make;
+};
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, resolver_swap&) {
+  return f(caf::meta::type_name("mlr.resolver_swap"));
+}
+
 using leader_actor = sink_actor::extend<
   /// Writes `value` under `key`, replacing every version this node holds. Replies the dot.
   caf::replies_to<put_atom, std::string, std::string>::with<messages::dot>,
@@ -84,6 +93,10 @@ using leader_actor = sink_actor::extend<
   /// list): a write of the replicated topology key, whose dot (replied) is the new epoch.
   /// Every node routes by it once the write reaches it.
   caf::replies_to<topology_atom, std::string>::with<messages::dot>,
+  /// Replaces the resolver while running (hot swap). Questions already asked are answered
+  /// by the previous one (kept until then); keys whose resolution failed are asked again
+  /// of the new one at once. Replies the conflicts in flight at the swap.
+  caf::replies_to<resolver_atom, resolver_swap>::with<uint32_t>,
   /// From a link: its destination stopped answering (true) and it took a detour, or it
   /// answers again (false).
   caf::reacts_to<detour_atom, messages::node_index, bool>>;

@@ -163,6 +163,7 @@ void leader_impl::maybe_pull(bool eager) {
 void leader_impl::ask_resolver(conflict c) {
   ++pending_resolutions_;
   auto shared = std::make_shared<conflict>(std::move(c));
+  auto asked = resolver_;
   request(resolver_, cfg_.resolver_timeout, resolvers::resolve_atom::value, shared->key,
           shared->versions)
     .then(
@@ -194,10 +195,10 @@ void leader_impl::ask_resolver(conflict c) {
           replica_.resolve(*shared, keep);
         execute(/*by_policy=*/false);
       },
-      [this, shared](caf::error& err) {
+      [this, shared, asked](caf::error& err) {
         --pending_resolutions_;
         replica_.unresolved(*shared, "resolver failed: " + system().render(err));
-        if (err == caf::sec::request_receiver_down)
+        if (err == caf::sec::request_receiver_down && asked == resolver_)
           replace_resolver("it stopped");
         retry_keys_[shared->key] = steady_ms() + resolver_retry_ms;
       });
@@ -211,6 +212,24 @@ void leader_impl::replace_resolver(const std::string& why) {
   monitor(resolver_);
   ++resolver_restarts_;
   log("the resolver was replaced: " + why);
+}
+
+uint32_t leader_impl::swap_resolver(resolvers::resolver_factory make) {
+  auto next = make(system());
+  demonitor(resolver_.address());
+  swapped_out_.push_back(std::move(resolver_));
+  if (swapped_out_.size() > 4)
+    swapped_out_.erase(swapped_out_.begin());
+  resolver_ = std::move(next);
+  cfg_.make_resolver = std::move(make);
+  monitor(resolver_);
+  log("the resolver was swapped: " + std::to_string(pending_resolutions_) +
+      " questions in flight go on with the previous one, " + std::to_string(retry_keys_.size()) +
+      " keys whose resolution failed are asked of the new one now");
+  for (auto& [key, due] : retry_keys_)
+    due = 0;
+  retry_resolutions();
+  return pending_resolutions_;
 }
 
 void leader_impl::retry_resolutions() {

@@ -64,6 +64,7 @@ using sync_atom = caf::atom_constant<caf::atom("sync")>;
 using shutdown_atom = caf::atom_constant<caf::atom("shutdown")>;
 using cursor_atom = caf::atom_constant<caf::atom("cursor")>;
 using topology_atom = caf::atom_constant<caf::atom("topology")>;
+using resolver_atom = caf::atom_constant<caf::atom("resolver")>;
 using detour_atom = caf::atom_constant<caf::atom("detour")>;
 
 /// The dots of the versions a client has seen: hand back what `get` returned, and the write
@@ -189,7 +190,7 @@ template <class Inspector> typename Inspector::result_type inspect(Inspector& f,
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, conflict_record& x) {
   return f(caf::meta::type_name("mlr.conflict_record"), x.key, x.inputs, x.kept, x.resolved,
-           x.reason);
+           x.reason, x.merged, x.value);
 }
 
 } // namespace mlr::core

@@ -390,6 +390,17 @@ result<int64_t> node::typed(messages::op_kind op, const std::string& key, const 
   return r->empty() ? 0 : r->front();
 }
 
+result<uint32_t> node::set_resolver(const std::string& name) {
+  auto make = resolvers::builtin_resolver(name);
+  if (!make)
+    return error{errc::invalid_argument,
+                 "unknown resolver '" + name + "'; use lww, multi, max or tags"};
+  auto r = impl_->ask<uint32_t>(actors::resolver_atom::value, actors::resolver_swap{make});
+  if (r)
+    impl_->opts.resolver = name;
+  return r;
+}
+
 result<typed_value> node::read(const std::string& key) {
   namespace typed = core::typed;
   auto r = impl_->ask<actors::get_result>(actors::get_atom::value, key);

@@ -130,6 +130,12 @@ public:
   /// Any key's value by its type.
   result<typed_value> read(const std::string& key);
 
+  /// Replaces the resolver while the node runs (hot swap) with a built-in one: lww, multi,
+  /// max or tags. Questions already asked are answered by the previous resolver; failed
+  /// ones are asked of the new one. Every member should run the same resolver: swap them
+  /// all. Replies how many questions were in flight.
+  result<uint32_t> set_resolver(const std::string& name);
+
   /// Flushes the links (up to `flush`), marks a clean shutdown in the store, and stops
   /// every actor. Idempotent.
   void stop(std::chrono::milliseconds flush = std::chrono::seconds(2));

@@ -46,6 +46,12 @@ TEST_CASE("node: options are checked and named, lines go to the given logger, th
   CHECK(got->siblings[0].value == "v");
   REQUIRE(n.del("k"));
   CHECK(n.get("k")->siblings.empty());
+  auto unknown = n.set_resolver("largest");
+  REQUIRE_FALSE(unknown);
+  CHECK(unknown.err().message == "unknown resolver 'largest'; use lww, multi, max or tags");
+  auto swapped = n.set_resolver("tags");
+  REQUIRE(swapped);
+  CHECK(*swapped == 0); // nothing was in flight
   n.stop();
   std::lock_guard<std::mutex> guard(m);
   auto has = [&](const std::string& what) {
@@ -56,6 +62,7 @@ TEST_CASE("node: options are checked and named, lines go to the given logger, th
     has("warn no cluster secret: any process that can reach 127.0.0.1:" + std::to_string(port)));
   CHECK(has("info no admin secret"));
   CHECK(has("info links flushed"));
+  CHECK(has("the resolver was swapped: 0 questions in flight"));
 }
 
 TEST_CASE("node: two embedded nodes replicate counters, sets and maps over TCP") {

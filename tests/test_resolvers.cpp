@@ -184,3 +184,103 @@ TEST_CASE("ring N=3 merging resolver (tags): concurrent writes merge at every no
   }
   CHECK(topology::converged(c.statuses()));
 }
+
+namespace {
+
+using release_atom = caf::atom_constant<caf::atom("release")>;
+using gate_actor = resolvers::resolver_actor::extend<caf::reacts_to<release_atom>>;
+
+struct gate_state {
+  std::vector<std::pair<caf::typed_response_promise<resolution>, std::vector<messages::version>>>
+    held;
+};
+
+// Holds every question until released, then answers it by last-writer-wins.
+gate_actor::behavior_type gate(gate_actor::stateful_pointer<gate_state> self) {
+  return {
+    [self](resolvers::resolve_atom, const std::string&, const std::vector<messages::version>& vs) {
+      auto rp = self->make_response_promise<resolution>();
+      self->state.held.emplace_back(rp, vs);
+      return rp;
+    },
+    [self](release_atom) {
+      for (auto& [rp, vs] : self->state.held)
+        rp.deliver(
+          resolution::select({std::max_element(vs.begin(), vs.end(), messages::lww_before)->id}));
+      self->state.held.clear();
+    },
+  };
+}
+
+struct gated_cluster {
+  sim_cluster c;
+  // Weak handles: only the leader keeps its resolver alive.
+  std::shared_ptr<std::vector<caf::actor_addr>> gates =
+    std::make_shared<std::vector<caf::actor_addr>>();
+
+  gated_cluster() {
+    topology::cluster_spec spec;
+    spec.topology = topology::make_ring(topology::default_names(3));
+    auto gs = gates;
+    spec.make_resolver = [gs](caf::actor_system& sys) -> resolvers::resolver_actor {
+      auto g = sys.spawn(gate);
+      gs->push_back(g.address());
+      return g;
+    };
+    c.start(std::move(spec));
+  }
+  void concurrent_puts(const std::string& key, const std::vector<std::string>& values) {
+    for (size_t n = 0; n < values.size(); ++n)
+      c.queue_put(n, key, values[n]);
+    c.run();
+    for (size_t n = 0; n < values.size(); ++n)
+      c.take<messages::dot>();
+  }
+  uint32_t swap_all(const std::string& name) {
+    uint32_t in_flight = 0;
+    for (auto& l : c.h.leaders) {
+      (*c.self)->send(l, actors::resolver_atom::value,
+                      actors::resolver_swap{resolvers::builtin_resolver(name)});
+      c.run();
+      in_flight += c.take<uint32_t>();
+    }
+    return in_flight;
+  }
+};
+
+} // namespace
+
+TEST_CASE("hot swap: questions in flight are answered by the previous resolver, new "
+          "conflicts go to the new one, nothing is lost") {
+  gated_cluster g;
+  g.concurrent_puts("k", {"a", "b", "c"});
+  CHECK(g.c.get(0, "k").siblings.size() == 3); // held by the gates
+  CHECK(g.swap_all("tags") >= 3);
+  for (auto& gate : *g.gates) {
+    auto alive = caf::actor_cast<caf::actor>(gate);
+    REQUIRE(alive); // the leader keeps the swapped-out resolver until it has answered
+    caf::anon_send(alive, release_atom::value);
+  }
+  g.c.run();
+  for (size_t n = 0; n < 3; ++n) {
+    CHECK(g.c.value(n, "k") == "c"); // the gates' answer (last writer wins), not lost
+    auto s = g.c.status(n);
+    CHECK(s.stats.unresolved == 0);
+  }
+  g.concurrent_puts("t", {"x", "y", "z"}); // after the swap: the tags resolver merges
+  for (size_t n = 0; n < 3; ++n)
+    CHECK(g.c.value(n, "t") == "x,y,z");
+  CHECK(topology::converged(g.c.statuses()));
+}
+
+TEST_CASE("hot swap: questions the previous resolver never answers time out and are asked "
+          "of the new one") {
+  gated_cluster g;
+  g.concurrent_puts("k", {"a,b", "b", "c"});
+  CHECK(g.swap_all("tags") >= 3);
+  g.c.advance(std::chrono::seconds(6)); // the gates' questions time out (5 s)
+  g.c.advance(std::chrono::seconds(2)); // and are asked again, of the tags resolver
+  for (size_t n = 0; n < 3; ++n)
+    CHECK(g.c.value(n, "k") == "a,b,c");
+  CHECK(topology::converged(g.c.statuses()));
+}

@@ -122,3 +122,28 @@ TEST_CASE("processes mesh N=2: the mlr CLI and the native protocol speak counter
   REQUIRE(again);
   CHECK(*again == 10);
 }
+
+TEST_CASE("processes mesh N=3 --resolver tags: concurrent SETs during a cut merge into the "
+          "union of their tags at every node (redis-cli)") {
+  process_cluster c(3, "mesh", {"--resolver", "tags"}, "batch");
+  INFO(c.logs());
+  cli(c, 0, "SET labels base\\n");
+  REQUIRE(c.wait_converged());
+  restart(c, 2, cluster_file_without(c, {0, 1}, "cut-n2.txt"));
+  auto side = cluster_file_without(c, {2}, "cut-n01.txt");
+  restart(c, 0, side);
+  restart(c, 1, side);
+  CHECK(cli(c, 0, "SET labels base,red\\n") == "OK\n");
+  CHECK(cli(c, 2, "SET labels sale,base\\n") == "OK\n");
+  CHECK(cli(c, 2, "GET labels\\n") == "sale,base\n"); // each side its own during the cut
+  for (size_t i = 0; i < 3; ++i)
+    restart(c, i);
+  REQUIRE(c.wait_converged(30s));
+  for (size_t i = 0; i < 3; ++i) {
+    INFO("node n" << i);
+    CHECK(eventually([&] { return cli(c, i, "GET labels\\n") == "base,red,sale\n"; }, 10s));
+  }
+  CHECK(cli(c, 1, "SET labels done\\n") == "OK\n"); // a write that saw the merge replaces it
+  for (size_t i = 0; i < 3; ++i)
+    CHECK(eventually([&] { return cli(c, i, "GET labels\\n") == "done\n"; }, 10s));
+}

@@ -51,6 +51,7 @@ public:
     links_.clear();
     peers_.clear();
     resolver_ = nullptr;
+    swapped_out_.clear();
     // Writes waiting for their context, for catching up or for the fsync hold response
     // promises, which hold this actor: a leader killed with writes waiting was never freed.
     waiting_.clear();
@@ -285,6 +286,9 @@ private:
   // Spawns a new resolver in place of one that stopped (with the factory it came from).
   void replace_resolver(const std::string& why);
 
+  // Hot swap: `make` spawns the resolver from now on (see leader_actor).
+  uint32_t swap_resolver(resolvers::resolver_factory make);
+
   // Asks again for keys whose resolution failed, if they still hold several versions.
   void retry_resolutions();
 
@@ -293,6 +297,9 @@ private:
   leader_config cfg_;
   replica replica_;
   resolvers::resolver_actor resolver_;
+  // Resolvers swapped out, kept alive so that the questions they were asked get answers
+  // (the latest few; older ones have answered or timed out long since).
+  std::vector<resolvers::resolver_actor> swapped_out_;
   std::map<messages::node_index, link_entry> links_;
   uint32_t pending_resolutions_ = 0;
   std::vector<sink_actor> peers_;
