@@ -34,6 +34,12 @@ void leader_impl::install_failure_handlers() {
   set_down_handler([this](caf::down_msg& m) {
     if (m.source == resolver_.address())
       replace_resolver("it stopped: " + system().render(m.reason));
+    for (auto i = watchers_.begin(); i != watchers_.end(); ++i)
+      if (i->second.who.address() == m.source) {
+        watchers_.erase(i);
+        replica_.report_changes(!watchers_.empty());
+        break;
+      }
   });
 }
 
@@ -259,6 +265,14 @@ leader_impl::behavior_type leader_impl::make_behavior() {
     },
     [this](status_atom) { return status(); },
     [this](resolver_atom, const resolver_swap& s) { return swap_resolver(s.make); },
+    [this](watch_atom, std::string& prefix, caf::actor& who) {
+      return watch(std::move(prefix), std::move(who));
+    },
+    [this](unwatch_atom, uint64_t id) { unwatch(id, {}); },
+    [this](watch_ack_atom, uint64_t id, uint64_t n) {
+      if (auto i = watchers_.find(id); i != watchers_.end())
+        i->second.unacked -= std::min(n, i->second.unacked);
+    },
     [this](conflicts_atom) {
       auto& log = replica_.conflict_log();
       return std::vector<conflict_record>(log.begin(), log.end());

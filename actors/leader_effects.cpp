@@ -32,6 +32,8 @@ bool leader_impl::execute(bool by_policy) {
   } else if (!durable_store()) {
     advance_durable();
   }
+  if (!r.changes.empty())
+    deliver(r.changes);
   for (auto& c : r.conflicts)
     ask_resolver(std::move(c));
   for (auto dest : r.relay_links)
@@ -212,6 +214,49 @@ void leader_impl::replace_resolver(const std::string& why) {
   monitor(resolver_);
   ++resolver_restarts_;
   log("the resolver was replaced: " + why);
+}
+
+uint64_t leader_impl::watch(std::string prefix, caf::actor who) {
+  auto id = ++next_watch_;
+  monitor(who);
+  watchers_[id] = watcher{std::move(prefix), std::move(who), 0};
+  replica_.report_changes(true);
+  return id;
+}
+
+void leader_impl::unwatch(uint64_t id, const std::string& why) {
+  auto i = watchers_.find(id);
+  if (i == watchers_.end())
+    return;
+  if (!why.empty()) {
+    log("dropped change subscription " + std::to_string(id) + " (prefix '" + i->second.prefix +
+        "'): " + why);
+    caf::anon_send(i->second.who, change_atom::value, id, why);
+  }
+  demonitor(i->second.who.address());
+  watchers_.erase(i);
+  replica_.report_changes(!watchers_.empty());
+}
+
+void leader_impl::deliver(const std::vector<change>& changes) {
+  std::vector<uint64_t> behind;
+  for (auto& [id, w] : watchers_) {
+    std::vector<change> mine;
+    for (auto& c : changes)
+      if (c.key.compare(0, w.prefix.size(), w.prefix) == 0)
+        mine.push_back(c);
+    if (mine.empty())
+      continue;
+    w.unacked += mine.size();
+    if (w.unacked > cfg_.max_watch_backlog) {
+      behind.push_back(id);
+      continue;
+    }
+    caf::anon_send(w.who, change_atom::value, id, std::move(mine));
+  }
+  for (auto id : behind)
+    unwatch(id, "more than " + std::to_string(cfg_.max_watch_backlog) +
+                  " changes unread; subscribe again and read faster");
 }
 
 uint32_t leader_impl::swap_resolver(resolvers::resolver_factory make) {

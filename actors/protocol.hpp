@@ -24,6 +24,7 @@ namespace mlr::actors {
 // names each one it uses here, so that it is clear where they come from.
 using core::batch_budget;
 using core::causal_buffer;
+using core::change;
 using core::conflict;
 using core::conflict_record;
 using core::for_each_stat;
@@ -65,6 +66,10 @@ using shutdown_atom = caf::atom_constant<caf::atom("shutdown")>;
 using cursor_atom = caf::atom_constant<caf::atom("cursor")>;
 using topology_atom = caf::atom_constant<caf::atom("topology")>;
 using resolver_atom = caf::atom_constant<caf::atom("resolver")>;
+using watch_atom = caf::atom_constant<caf::atom("watch")>;
+using unwatch_atom = caf::atom_constant<caf::atom("unwatch")>;
+using watch_ack_atom = caf::atom_constant<caf::atom("watch_ack")>;
+using change_atom = caf::atom_constant<caf::atom("change")>;
 using detour_atom = caf::atom_constant<caf::atom("detour")>;
 
 /// The dots of the versions a client has seen: hand back what `get` returned, and the write
@@ -185,6 +190,10 @@ typename Inspector::result_type inspect(Inspector& f, transfer_progress& x) {
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, write_request& x) {
   return f(caf::meta::type_name("mlr.write_request"), x.key, x.op, x.value, x.has_context,
            x.context, x.field, x.delta);
+}
+
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, change& x) {
+  return f(caf::meta::type_name("mlr.change"), x.key, x.event, x.type, x.field, x.value, x.id);
 }
 
 template <class Inspector>

@@ -81,6 +81,9 @@ public:
   /// Records that the resolver failed: the versions stay as siblings.
   void unresolved(const conflict& c, std::string reason);
 
+  /// Reports every change applied from now on in ready::changes (off: none are kept).
+  void report_changes(bool on) { report_changes_ = on; }
+
   /// Live versions of a key (tombstones included), sorted by dot; empty if never written.
   std::vector<messages::version> versions(const std::string& key) const;
 
@@ -304,6 +307,7 @@ private:
   std::optional<std::string> topology_update_;
   // What take_ready hands out and what it saw at the last take (to tell what changed).
   ready ready_;
+  bool report_changes_ = false;
   struct taken_state {
     uint64_t log_end = 0;
     uint64_t collected = 0;

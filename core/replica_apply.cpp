@@ -131,6 +131,8 @@ void replica::apply(event e, std::vector<conflict>& conflicts) {
     ++stats_.conflicts;
     conflicts.push_back(conflict{e.key, typed::registers(live)});
   }
+  if (report_changes_ && !reserved)
+    ready_.changes.push_back(typed::describe(e, live));
   if (live.empty())
     store_->erase(e.key);
   else
@@ -209,8 +211,14 @@ bool replica::merge(const conflict& c, std::string value) {
   r.kept = r.inputs;
   r.resolved = true;
   r.merged = true;
-  r.value = std::move(value);
+  r.value = value;
   record(std::move(r));
+  if (report_changes_) {
+    dot latest;
+    for (auto& v : c.versions)
+      latest = std::max(latest, v.id);
+    ready_.changes.push_back(change{c.key, "merged", "string", {}, std::move(value), latest});
+  }
   return true;
 }
 

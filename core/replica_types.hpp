@@ -3,6 +3,7 @@
 // observer, the routing it installs, conflicts, the ready value (everything it asks of its
 // shell), write requests and the batch budget. No CAF, no IO.
 
+#include "core/change.hpp"
 #include "core/replica_stats.hpp"
 #include "messages/codec.hpp"
 #include "messages/event.hpp"
@@ -157,6 +158,8 @@ struct ready {
   std::vector<std::string> recovered_siblings;
   /// Lines for the node's log (state transfers starting, progressing, done).
   std::vector<std::string> log;
+  /// What was applied, in order, while report_changes(true) (someone subscribed).
+  std::vector<change> changes;
 };
 
 struct write_request {

@@ -117,6 +117,9 @@ int64_t hash_counter(const std::vector<messages::version>& vs, const std::string
 /// not a delete.
 std::optional<std::string> string_value(const std::vector<messages::version>& vs);
 
+/// The change event `e` made, given the key's versions after it (for subscribers).
+change describe(const messages::event& e, const std::vector<messages::version>& after);
+
 /// What a typed write answers in Redis's terms, from the key's versions before and after:
 /// incr and hincr the new value; sadd, srem, hset, hdel 1 when they added or removed the
 /// element or field, else 0; clear 1 when the key existed.

@@ -82,6 +82,47 @@ std::optional<std::string> string_value(const std::vector<version>& vs) {
   return best->value;
 }
 
+change describe(const messages::event& e, const std::vector<version>& after) {
+  change c;
+  c.key = e.key;
+  c.id = e.id;
+  c.type = name(type_of(after));
+  switch (e.op) {
+  case op_kind::put:
+    c.event = "set";
+    c.value = e.value;
+    break;
+  case op_kind::del:
+  case op_kind::clear:
+    c.event = "del";
+    break;
+  case op_kind::incr:
+    c.event = "incrby";
+    c.value = std::to_string(counter_value(after));
+    break;
+  case op_kind::sadd:
+  case op_kind::srem:
+    c.event = e.op == op_kind::sadd ? "sadd" : "srem";
+    c.field = e.field;
+    break;
+  case op_kind::hset:
+    c.event = "hset";
+    c.field = e.field;
+    c.value = e.value;
+    break;
+  case op_kind::hdel:
+    c.event = "hdel";
+    c.field = e.field;
+    break;
+  case op_kind::hincr:
+    c.event = "hincrby";
+    c.field = e.field;
+    c.value = std::to_string(hash_counter(after, e.field));
+    break;
+  }
+  return c;
+}
+
 int64_t reply(const std::vector<version>& before, const std::vector<version>& after,
               const write_request& w) {
   switch (w.op) {

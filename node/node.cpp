@@ -9,10 +9,12 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
+#include <caf/event_based_actor.hpp>
 #include <caf/io/middleman.hpp>
 #include <caf/scoped_actor.hpp>
 
 #include <algorithm>
+#include <map>
 #include <atomic>
 #include <mutex>
 #include <sstream>
@@ -73,6 +75,7 @@ struct node::impl {
   std::shared_ptr<runtime_members> rt = std::make_shared<runtime_members>();
   actors::logger log;
   uint16_t client_port = 0, resp_port = 0;
+  std::map<uint64_t, caf::actor> watchers; // subscription id -> the actor calling back
   std::string where;
   bool stopped = false;
   std::shared_ptr<std::atomic<bool>> failed = std::make_shared<std::atomic<bool>>(false);
@@ -94,6 +97,7 @@ struct node::impl {
     lc.log = [log = log](const std::string& line) { log.info("{}", line); };
     lc.max_key_bytes = opts.max_key_bytes;
     lc.max_value_bytes = opts.max_value_bytes;
+    lc.max_watch_backlog = opts.max_watch_backlog;
     // A leader that failed (it threw, or its store broke) must not be asked to mark the
     // store as cleanly shut down: stop() then only stops the actors.
     lc.on_failure = [failed = failed, user = opts.on_failure](const std::string& why) {
@@ -258,6 +262,9 @@ struct node::impl {
       caf::anon_send_exit(leader, caf::exit_reason::user_shutdown);
     if (resolver)
       caf::anon_send_exit(resolver, caf::exit_reason::user_shutdown);
+    for (auto& [id, w] : watchers)
+      caf::anon_send_exit(w, caf::exit_reason::user_shutdown);
+    watchers.clear();
     if (sys) {
       caf::scoped_actor self{*sys};
       for (auto& b : brokers)
@@ -388,6 +395,43 @@ result<int64_t> node::typed(messages::op_kind op, const std::string& key, const 
   if (!r)
     return r.err();
   return r->empty() ? 0 : r->front();
+}
+
+result<uint64_t> node::watch(const std::string& prefix,
+                             std::function<void(const change&)> on_change,
+                             std::function<void(const std::string&)> on_dropped) {
+  auto leader = impl_->leader;
+  auto who = impl_->sys->spawn([on_change, on_dropped,
+                                leader](caf::event_based_actor* self) -> caf::behavior {
+    return {
+      [=](actors::change_atom, uint64_t id, const std::vector<change>& cs) {
+        for (auto& c : cs)
+          on_change(c);
+        self->send(leader, actors::watch_ack_atom::value, id, static_cast<uint64_t>(cs.size()));
+      },
+      [=](actors::change_atom, uint64_t, const std::string& why) {
+        if (on_dropped)
+          on_dropped(why);
+        self->quit();
+      },
+    };
+  });
+  auto id = impl_->ask<uint64_t>(actors::watch_atom::value, prefix, who);
+  if (!id) {
+    caf::anon_send_exit(who, caf::exit_reason::user_shutdown);
+    return id.err();
+  }
+  impl_->watchers[*id] = who;
+  return *id;
+}
+
+void node::unwatch(uint64_t id) {
+  auto i = impl_->watchers.find(id);
+  if (i == impl_->watchers.end())
+    return;
+  caf::anon_send(impl_->leader, actors::unwatch_atom::value, id);
+  caf::anon_send_exit(i->second, caf::exit_reason::user_shutdown);
+  impl_->watchers.erase(i);
 }
 
 result<uint32_t> node::set_resolver(const std::string& name) {

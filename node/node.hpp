@@ -14,6 +14,7 @@
 // Everything a node needs is in node_options; start() checks it and says what is wrong.
 // No CAF type appears here: the node owns its actor system.
 
+#include "core/change.hpp"
 #include "messages/dot.hpp"
 #include "messages/error.hpp"
 #include "messages/event.hpp"
@@ -71,6 +72,9 @@ struct node_options {
   size_t max_key_bytes = 64u << 10;
   size_t max_value_bytes = 16u << 20;
   uint64_t log_retention = 10000;
+  /// Changes a subscriber (watch(), RESP keyspace notifications) may leave unread before it
+  /// is dropped.
+  uint64_t max_watch_backlog = 100000;
 
   /// Called (on an actor's thread) when the leader stops while running: it threw, or its
   /// store broke. The node serves nothing useful after that: stop it and restart. Never
@@ -97,6 +101,9 @@ struct typed_value {
   std::vector<std::string> items; ///< string: its value; counter: its decimal value; set: the
                                   ///< members; hash: field, value, field, value, ...
 };
+
+/// A change the node applied (local or remote); see core/change.hpp.
+using change = core::change;
 
 class node {
 public:
@@ -129,6 +136,15 @@ public:
                         const std::string& value = {}, int64_t delta = 0);
   /// Any key's value by its type.
   result<typed_value> read(const std::string& key);
+
+  /// Change subscriptions: `on_change` gets every change applied from now on to a key
+  /// starting with `prefix` ("" for all), local and remote, in the order this node applied
+  /// them, on one of the node's threads (one call at a time; do not call the node from it).
+  /// A subscriber that falls more than max_watch_backlog changes behind is dropped, and `on_dropped`
+  /// says why; the node is not slowed. Returns the subscription's id, for unwatch().
+  result<uint64_t> watch(const std::string& prefix, std::function<void(const change&)> on_change,
+                         std::function<void(const std::string&)> on_dropped = {});
+  void unwatch(uint64_t id);
 
   /// Replaces the resolver while the node runs (hot swap) with a built-in one: lww, multi,
   /// max or tags. Questions already asked are answered by the previous resolver; failed

@@ -4,6 +4,7 @@
 #include "node/node.hpp"
 #include "process_harness.hpp"
 
+#include <future>
 #include <mutex>
 
 #include <catch2/catch.hpp>
@@ -104,6 +105,77 @@ TEST_CASE("node: two embedded nodes replicate counters, sets and maps over TCP")
              sees(**a, "event", {"hash", {"title", "standup"}});
     },
     10s));
+  (*a)->stop();
+  (*b)->stop();
+}
+
+TEST_CASE("node: watch delivers every change under a prefix, local and remote, in apply order, "
+          "and drops a subscriber that falls behind") {
+  auto pa = testing::free_port();
+  auto pb = testing::free_port();
+  node::node_options o;
+  o.cluster = "embedded-watch";
+  o.members = {{"a", "127.0.0.1:" + std::to_string(pa)}, {"b", "127.0.0.1:" + std::to_string(pb)}};
+  o.secret = "watch-test-secret";
+  o.log = [](const std::string&, const std::string&) {};
+  auto oa = o;
+  oa.id = "a";
+  auto ob = o;
+  ob.id = "b";
+  ob.max_watch_backlog = 50;
+  auto a = node::node::start(oa);
+  auto b = node::node::start(ob);
+  REQUIRE(a);
+  REQUIRE(b);
+  std::mutex m;
+  std::vector<node::change> seen;
+  auto id = (*b)->watch("cart:", [&](const node::change& c) {
+    std::lock_guard<std::mutex> g(m);
+    seen.push_back(c);
+  });
+  REQUIRE(id);
+  using messages::op_kind;
+  REQUIRE((*a)->put("cart:1", "apples"));
+  REQUIRE((*a)->typed(op_kind::sadd, "cart:2", "pears"));
+  REQUIRE((*a)->typed(op_kind::incr, "cart:3", {}, {}, 4));
+  REQUIRE((*a)->put("other", "not under the prefix"));
+  REQUIRE((*a)->del("cart:1"));
+  REQUIRE((*b)->typed(op_kind::hset, "cart:4", "size", "L"));
+  auto count = [&] {
+    std::lock_guard<std::mutex> g(m);
+    return seen.size();
+  };
+  REQUIRE(testing::eventually([&] { return count() == 5; }, 10s));
+  std::vector<std::string> from_a;
+  std::unique_lock<std::mutex> g(m);
+  for (auto& c : seen) {
+    CHECK(c.key.rfind("cart:", 0) == 0);
+    if (c.id.origin.node == 0)
+      from_a.push_back(c.event + " " + c.key + " " + c.type + " " + c.field + "=" + c.value);
+    else
+      CHECK(c.event + " " + c.key + " " + c.type + " " + c.field + "=" + c.value ==
+            "hset cart:4 hash size=L");
+  }
+  CHECK(from_a == std::vector<std::string>{"set cart:1 string =apples", "sadd cart:2 set pears=",
+                                           "incrby cart:3 counter =4", "del cart:1 none ="});
+  g.unlock();
+  (*b)->unwatch(*id);
+
+  // A subscriber that does not keep up is dropped with a reason; the node goes on.
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  std::promise<std::string> dropped;
+  auto slow = (*b)->watch(
+    "", [released](const node::change&) { released.wait(); },
+    [&](const std::string& why) { dropped.set_value(why); });
+  REQUIRE(slow);
+  for (int i = 0; i < 200; ++i)
+    REQUIRE((*b)->put("k" + std::to_string(i), "v"));
+  release.set_value();
+  auto why = dropped.get_future();
+  REQUIRE(why.wait_for(10s) == std::future_status::ready);
+  CHECK(why.get() == "more than 50 changes unread; subscribe again and read faster");
+  CHECK((*b)->put("after", "still serving"));
   (*a)->stop();
   (*b)->stop();
 }

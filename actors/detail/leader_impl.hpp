@@ -52,6 +52,7 @@ public:
     peers_.clear();
     resolver_ = nullptr;
     swapped_out_.clear();
+    watchers_.clear();
     // Writes waiting for their context, for catching up or for the fsync hold response
     // promises, which hold this actor: a leader killed with writes waiting was never freed.
     waiting_.clear();
@@ -285,6 +286,18 @@ private:
 
   // Spawns a new resolver in place of one that stopped (with the factory it came from).
   void replace_resolver(const std::string& why);
+
+  // Change subscriptions (see leader_actor).
+  struct watcher {
+    std::string prefix;
+    caf::actor who;
+    uint64_t unacked = 0;
+  };
+  uint64_t watch(std::string prefix, caf::actor who);
+  void unwatch(uint64_t id, const std::string& why);
+  void deliver(const std::vector<change>& changes);
+  std::map<uint64_t, watcher> watchers_;
+  uint64_t next_watch_ = 0;
 
   // Hot swap: `make` spawns the resolver from now on (see leader_actor).
   uint32_t swap_resolver(resolvers::resolver_factory make);

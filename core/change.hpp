@@ -1,0 +1,26 @@
+#pragma once
+// A change a node applied, as subscribers see it (node::watch, `mlr watch-keys`, RESP
+// keyspace notifications). Light on purpose: the embedding API (node/node.hpp) shows it.
+
+#include "messages/dot.hpp"
+
+#include <string>
+
+namespace mlr::core {
+
+/// One change this node applied, local or remote, for subscribers: in the order the node
+/// applied them (DESIGN.md, "Convergent data types").
+struct change {
+  std::string key;
+  /// What happened, in Redis's keyspace-event names: set, del, incrby, sadd, srem, hset,
+  /// hdel, hincrby; "merged" when a merging resolver's value became what the key shows.
+  std::string event;
+  std::string type;  ///< the key's type after the change: none, string, counter, set, hash
+  std::string field; ///< sadd, srem: the member; hset, hdel, hincrby: the field
+  /// set, merged: the value; incrby: the counter's new value; hset: the field's value;
+  /// hincrby: the field's new value; otherwise empty.
+  std::string value;
+  messages::dot id; ///< the write's dot (its origin: id.origin); merged: the latest input's
+};
+
+} // namespace mlr::core
