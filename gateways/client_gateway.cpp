@@ -342,6 +342,9 @@ gateway_actor::behavior_type client_gateway(self_ptr self, node_context ctx, std
     return no_behavior<gateway_actor::behavior_type>();
   return {
     [=](const caf::io::new_connection_msg& msg) { on_new_connection(self, *st, msg.handle); },
+    // The native gateway takes no change subscriptions (yet): nothing arrives here.
+    [](change_atom, uint64_t, const std::vector<change>&) {},
+    [](change_atom, uint64_t, const std::string&) {},
     [=](const caf::io::data_transferred_msg& msg) {
       auto i = st->conns.find(msg.handle);
       if (i != st->conns.end()) {

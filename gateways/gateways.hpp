@@ -72,7 +72,10 @@ using resume_atom = caf::atom_constant<caf::atom("resume")>;
 using gateway_actor = caf::typed_actor<
   caf::reacts_to<caf::io::new_connection_msg>, caf::reacts_to<caf::io::new_data_msg>,
   caf::reacts_to<caf::io::data_transferred_msg>, caf::reacts_to<caf::io::connection_closed_msg>,
-  caf::reacts_to<caf::io::acceptor_closed_msg>, caf::reacts_to<resume_atom, int64_t, uint64_t>>;
+  caf::reacts_to<caf::io::acceptor_closed_msg>, caf::reacts_to<resume_atom, int64_t, uint64_t>,
+  /// Changes from the leader's subscription (RESP keyspace notifications), and its end.
+  caf::reacts_to<change_atom, uint64_t, std::vector<change>>,
+  caf::reacts_to<change_atom, uint64_t, std::string>>;
 
 struct gateway {
   gateway_actor broker;

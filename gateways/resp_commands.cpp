@@ -91,7 +91,10 @@ void hello(resp_call& c) {
 }
 
 void ping(resp_call& c) {
-  c.reply(c.args.size() == 2 ? resp_bulk(c.args[1]) : resp_simple("PONG"));
+  if (c.conn.subscribed() && !c.conn.resp3) // Redis answers a push-shaped pong then
+    c.reply("*2\r\n" + resp_bulk("pong") + resp_bulk(c.args.size() == 2 ? c.args[1] : ""));
+  else
+    c.reply(c.args.size() == 2 ? resp_bulk(c.args[1]) : resp_simple("PONG"));
 }
 
 void quit(resp_call& c) {
@@ -219,6 +222,8 @@ const std::unordered_map<std::string, resp_command>& table() {
   };
   static const bool typed_added = [] {
     for (auto& [name, cmd] : typed_commands())
+      commands.emplace(name, cmd);
+    for (auto& [name, cmd] : pubsub_commands())
       commands.emplace(name, cmd);
     return true;
   }();

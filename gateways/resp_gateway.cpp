@@ -168,6 +168,15 @@ void drain(self_ptr self, const state_ptr& st, connection_handle hdl) {
       answer(self, *st, reserve(*st, hdl, *c), resp_error("NOAUTH Authentication required."));
       continue;
     }
+    if (c->subscribed() && !allowed_when_subscribed(cmd)) {
+      flush_run(self, st, hdl);
+      std::string shown = args[0].size() > 64 ? args[0].substr(0, 64) + "..." : args[0];
+      answer(self, *st, reserve(*st, hdl, *c),
+             resp_error("ERR Can't execute '" + shown +
+                        "': only (P)SUBSCRIBE / (P)UNSUBSCRIBE / PING / QUIT are allowed in "
+                        "this context"));
+      continue;
+    }
     // Pipelined plain SETs and GETs are gathered into one leader message per run.
     auto kind = cmd == "SET" && args.size() == 3   ? run_kind::set
                 : cmd == "GET" && args.size() == 2 ? run_kind::get
@@ -245,6 +254,34 @@ gateway_actor::behavior_type resp_gateway(self_ptr self, node_context ctx, std::
     [=](const caf::io::connection_closed_msg& msg) {
       st->runs.erase(msg.handle);
       st->conns.erase(msg.handle);
+      update_watch(self, st);
+    },
+    [=](change_atom, uint64_t id, const std::vector<change>& changes) {
+      if (id != st->watch_id)
+        return; // a subscription this gateway has ended
+      std::vector<std::pair<connection_handle, uint64_t>> listeners;
+      for (auto& [hdl, c] : st->conns)
+        if (c.subscribed() && !c.closing)
+          listeners.emplace_back(hdl, c.serial);
+      for (auto& [hdl, serial] : listeners) {
+        auto* c = st->find(hdl, serial);
+        if (!c)
+          continue;
+        for (auto& bytes : notifications(*c, changes)) {
+          if (!(c = st->find(hdl, serial)))
+            break; // closed: too much unread
+          answer(self, *st, reserve(*st, hdl, *c), std::move(bytes));
+        }
+      }
+      self->send(st->ctx.leader, watch_ack_atom::value, id, static_cast<uint64_t>(changes.size()));
+      update_watch(self, st);
+    },
+    [=](change_atom, uint64_t id, const std::string& why) {
+      if (id != st->watch_id)
+        return;
+      st->ctx.log.warn("keyspace notifications stopped: {}", why);
+      st->watch_id = 0;
+      update_watch(self, st); // subscribe again
     },
     [=](const caf::io::acceptor_closed_msg&) {},
   };

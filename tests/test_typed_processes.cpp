@@ -6,6 +6,7 @@
 // node shows the exact sum, the re-added member and both fields.
 
 #include "process_harness.hpp"
+#include "raw_socket.hpp"
 
 #include <csignal>
 #include <fstream>
@@ -146,4 +147,48 @@ TEST_CASE("processes mesh N=3 --resolver tags: concurrent SETs during a cut merg
   CHECK(cli(c, 1, "SET labels done\\n") == "OK\n"); // a write that saw the merge replaces it
   for (size_t i = 0; i < 3; ++i)
     CHECK(eventually([&] { return cli(c, i, "GET labels\\n") == "done\n"; }, 10s));
+}
+
+TEST_CASE("processes mesh N=2: Redis keyspace notifications reach a redis-cli subscriber, for "
+          "local and remote changes, in apply order") {
+  process_cluster c(2, "mesh");
+  INFO(c.logs());
+  auto port = std::to_string(c.ports(1).resp);
+  auto out = c.dir() + "/subscriber.txt";
+  auto sub = process::start(
+    {"/usr/bin/redis-cli", "-p", port, "PSUBSCRIBE", "__keyspace@0__:cart*", "__keyevent@0__:del"},
+    out);
+  REQUIRE(eventually(
+    [&] { return read_file(out).find("__keyevent@0__:del\n2\n") != std::string::npos; }, 10s));
+  cli(c, 0,
+      "SET cart:1 apples\\nSADD cart:2 pears\\nINCRBY cart:3 4\\nSET other x\\nDEL cart:1\\n");
+  cli(c, 1, "HSET cart:4 size L\\n");
+  auto want = std::string("pmessage\n__keyspace@0__:cart*\n__keyspace@0__:cart:1\nset\n") +
+              "pmessage\n__keyspace@0__:cart*\n__keyspace@0__:cart:2\nsadd\n" +
+              "pmessage\n__keyspace@0__:cart*\n__keyspace@0__:cart:3\nincrby\n" +
+              "pmessage\n__keyspace@0__:cart*\n__keyspace@0__:cart:1\ndel\n" +
+              "pmessage\n__keyevent@0__:del\n__keyevent@0__:del\ncart:1\n" +
+              "pmessage\n__keyspace@0__:cart*\n__keyspace@0__:cart:4\nhset\n";
+  CHECK(eventually([&] { return read_file(out).find(want) != std::string::npos; }, 10s));
+  INFO(read_file(out));
+  CHECK(read_file(out).find("other") == std::string::npos);
+  // A subscribed connection may only (un)subscribe, ping or quit.
+  raw_socket raw(c.ports(1).resp);
+  auto command = [](std::vector<std::string> args) {
+    std::string out = "*" + std::to_string(args.size()) + "\r\n";
+    for (auto& a : args)
+      out += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
+    return out;
+  };
+  raw.send(command({"SUBSCRIBE", "__keyspace@0__:x"}) + command({"GET", "x"}) + command({"PING"}) +
+           command({"UNSUBSCRIBE"}) + command({"GET", "x"}));
+  auto expected = std::string("*3\r\n$9\r\nsubscribe\r\n$16\r\n__keyspace@0__:x\r\n:1\r\n") +
+                  "-ERR Can't execute 'GET': only (P)SUBSCRIBE / (P)UNSUBSCRIBE / PING / QUIT "
+                  "are allowed in this context\r\n" +
+                  "*2\r\n$4\r\npong\r\n$0\r\n\r\n" +
+                  "*3\r\n$11\r\nunsubscribe\r\n$16\r\n__keyspace@0__:x\r\n:0\r\n" +
+                  "$-1\r\n"; // out of subscribed mode: GET works again
+  CHECK(raw.read_some(5s, expected.size()) == expected);
+  sub.signal(SIGTERM);
+  sub.wait(5s);
 }

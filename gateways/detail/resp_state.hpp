@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -52,7 +53,15 @@ struct resp_conn {
   bool closing = false;
   client_role role = client_role::none;
   bool resp3 = false; ///< HELLO 3: nulls are written as RESP3's "_"
+  /// Pub/sub (keyspace notifications): the channels and patterns subscribed to. A
+  /// connection with any is in subscribed mode.
+  std::set<std::string> channels;
+  std::set<std::string> patterns;
+  bool subscribed() const { return !channels.empty() || !patterns.empty(); }
 };
+
+/// Channels and patterns one connection may subscribe to.
+inline constexpr size_t max_subscriptions = 10000;
 
 // Where an answer goes: the connection (and which one of those on this handle) and the
 // request's place in its reply order.
@@ -78,6 +87,10 @@ struct resp_state {
   std::map<connection_handle, resp_conn> conns;
   std::map<connection_handle, command_run> runs;
   uint64_t next_serial = 0;
+  /// The leader subscription that feeds keyspace notifications (0: none), while any
+  /// connection is subscribed.
+  uint64_t watch_id = 0;
+  bool watch_pending = false;
 
   resp_conn* find(connection_handle hdl) {
     auto i = conns.find(hdl);
@@ -122,6 +135,16 @@ struct resp_command {
 
 /// The command named `upper_name` (upper case), or nullptr.
 const resp_command* find_command(const std::string& upper_name);
+
+/// SUBSCRIBE, PSUBSCRIBE, UNSUBSCRIBE, PUNSUBSCRIBE (resp_pubsub.cpp): keyspace
+/// notifications.
+const std::vector<std::pair<std::string, resp_command>>& pubsub_commands();
+/// Starts or ends the leader subscription as connections subscribe or leave.
+void update_watch(gateway_actor::broker_pointer self, const std::shared_ptr<resp_state>& st);
+/// The notifications `changes` make for connection `c`, encoded (RESP2 push arrays).
+std::vector<std::string> notifications(const resp_conn& c, const std::vector<change>& changes);
+/// Whether a connection in subscribed mode may run `upper_name`.
+bool allowed_when_subscribed(const std::string& upper_name);
 
 /// The typed-key commands (resp_typed.cpp): counters, sets, hashes, TYPE.
 const std::vector<std::pair<std::string, resp_command>>& typed_commands();
