@@ -162,6 +162,8 @@ TEST_CASE("processes mesh N=2: Redis keyspace notifications reach a redis-cli su
     [&] { return read_file(out).find("__keyevent@0__:del\n2\n") != std::string::npos; }, 10s));
   cli(c, 0,
       "SET cart:1 apples\\nSADD cart:2 pears\\nINCRBY cart:3 4\\nSET other x\\nDEL cart:1\\n");
+  // n1 applies n0's changes (remote) before its own HSET (local): wait until it has them.
+  REQUIRE(eventually([&] { return cli(c, 1, "GET cart:3\\nEXISTS cart:1\\n") == "4\n0\n"; }, 10s));
   cli(c, 1, "HSET cart:4 size L\\n");
   auto want = std::string("pmessage\n__keyspace@0__:cart*\n__keyspace@0__:cart:1\nset\n") +
               "pmessage\n__keyspace@0__:cart*\n__keyspace@0__:cart:2\nsadd\n" +
