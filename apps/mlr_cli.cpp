@@ -7,6 +7,7 @@
 //   mlr --node HOST:PORT read KEY
 //   mlr --node HOST:PORT status [--json]
 //   mlr --node HOST:PORT watch [--interval SECONDS] [--count N]
+//   mlr --node HOST:PORT watch-keys PREFIX [--count N]
 //   mlr topology check FILE|ring:N|star:N|mesh:N
 //
 // Exit status: 0 success, 1 the node answered with an error or the key does not exist,
@@ -53,6 +54,12 @@ const char* usage =
   "                                                 (a set's members, a map's FIELD=VALUE lines)\n"
   "  mlr --node HOST:PORT status [--json]\n"
   "  mlr --node HOST:PORT watch [--interval SECONDS] [--count N]\n"
+  "  mlr --node HOST:PORT watch-keys PREFIX [--count N]\n"
+  "                                                 every change under PREFIX ('' for all), local\n"
+  "                                                 or remote, in the order the node applied "
+  "them,\n"
+  "                                                 one line each: EVENT KEY [FIELD] [= VALUE]\n"
+  "                                                 (TYPE, DOT); --count N: stop after N\n"
   "  mlr topology check FILE|ring:N|star:N|mesh:N\n"
   "  mlr --node HOST:PORT topology set ring|mesh|star:HUB|FILE\n\n"
   "get prints each live value on its own line (several when concurrent writes left\n"
@@ -197,8 +204,9 @@ std::optional<int> parse(int argc, char** argv, cli& c) {
     "json", po::bool_switch(&c.as_json), "for status: print JSON")(
     "interval", po::value(&c.interval)->default_value(c.interval),
     "for watch: seconds between updates")("count", po::value(&c.count)->default_value(c.count),
-                                          "for watch: stop after N updates (-1: never)")(
-    "words", po::value(&c.words), "command and arguments");
+                                          "for watch and watch-keys: stop after N updates or "
+                                          "changes (-1: never)")("words", po::value(&c.words),
+                                                                 "command and arguments");
   po::positional_options_description pos;
   pos.add("words", -1);
   po::variables_map vm;
@@ -361,6 +369,25 @@ std::optional<std::pair<size_t, size_t>> typed_arity(const std::string& cmd) {
   return i == arity.end() ? std::nullopt : std::optional(i->second);
 }
 
+// watch-keys PREFIX: one line per change, until --count changes or the node drops it.
+int watch_keys(const cli& c, client::connection& n) {
+  int64_t seen = 0;
+  if (c.count == 0)
+    return 0;
+  auto r = n.watch(c.words[1], [&](const messages::client_response& ch) {
+    std::cout << ch.event << " " << ch.key << (ch.field.empty() ? "" : " " + ch.field)
+              << (ch.value.empty() ? "" : " = " + ch.value) << " (" << ch.type_name << ", "
+              << ch.written << ")\n";
+    std::cout.flush();
+    return c.count < 0 || ++seen < c.count;
+  });
+  if (!r) {
+    std::cerr << "mlr: " << r.err().message << "\n";
+    return 1;
+  }
+  return 0;
+}
+
 // put, get, del, status, watch and the typed commands: requests to one node.
 int data_command(const cli& c) {
   if (c.node.empty())
@@ -368,15 +395,16 @@ int data_command(const cli& c) {
   auto& cmd = c.words[0];
   auto need = [&](size_t n) { return c.words.size() == n; };
   if ((cmd == "put" && !need(3)) || ((cmd == "get" || cmd == "del") && !need(2)) ||
-      ((cmd == "status" || cmd == "watch") && !need(1)))
+      ((cmd == "status" || cmd == "watch") && !need(1)) || (cmd == "watch-keys" && !need(2)))
     return fail_usage("wrong number of arguments for '" + cmd + "'");
   auto typed = typed_arity(cmd);
   if (typed && (c.words.size() < typed->first || c.words.size() > typed->second))
     return fail_usage("wrong number of arguments for '" + cmd + "'");
-  if (!typed && cmd != "put" && cmd != "get" && cmd != "del" && cmd != "status" && cmd != "watch")
+  if (!typed && cmd != "put" && cmd != "get" && cmd != "del" && cmd != "status" && cmd != "watch" &&
+      cmd != "watch-keys")
     return fail_usage(
       "unknown command '" + cmd +
-      "' (put, get, del, incr, sadd, srem, hset, hdel, hincr, read, status, watch)");
+      "' (put, get, del, incr, sadd, srem, hset, hdel, hincr, read, status, watch, watch-keys)");
   auto conn = c.open(false);
   if (!conn)
     return cannot_open(conn.err());
@@ -395,6 +423,8 @@ int data_command(const cli& c) {
   }
   if (cmd == "get")
     return get(n, c.words[1]);
+  if (cmd == "watch-keys")
+    return watch_keys(c, n);
   return status(c, n, cmd == "watch");
 }
 

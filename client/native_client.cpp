@@ -56,7 +56,8 @@ result<std::unique_ptr<connection>> connection::open(const std::string& address,
   return c;
 }
 
-result<messages::client_response> connection::call(const messages::client_request& req) {
+uint64_t connection::send_request(const messages::client_request& req,
+                                  std::optional<error>& failed) {
   auto id = ++next_id_;
   std::vector<uint8_t> out;
   messages::append_frame(
@@ -65,13 +66,20 @@ result<messages::client_response> connection::call(const messages::client_reques
   size_t sent = 0;
   while (sent < out.size()) {
     auto n = ::send(fd_.get(), out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0)
-      return error{errc::timeout,
-                   std::string("the node closed the connection: ") + std::strerror(errno)};
+    if (n <= 0) {
+      failed = error{errc::timeout,
+                     std::string("the node closed the connection: ") + std::strerror(errno)};
+      return id;
+    }
     sent += static_cast<size_t>(n);
   }
+  return id;
+}
+
+result<messages::client_response> connection::receive(uint64_t id,
+                                                      std::chrono::milliseconds timeout) {
   std::optional<messages::wire_header> header;
-  auto deadline = std::chrono::steady_clock::now() + timeout_;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     auto next = splitter_.next();
     if (!next)
@@ -90,19 +98,58 @@ result<messages::client_response> connection::call(const messages::client_reques
       }
       return messages::decode_client_response(**next);
     }
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-      deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0)
-      return error{errc::timeout,
-                   "no answer from the node within " + std::to_string(timeout_.count()) + " ms"};
+    int wait_ms = -1;
+    if (timeout.count() > 0) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0)
+        return error{errc::timeout,
+                     "no answer from the node within " + std::to_string(timeout.count()) + " ms"};
+      wait_ms = static_cast<int>(left.count());
+    }
     pollfd p{fd_.get(), POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0)
+    if (::poll(&p, 1, wait_ms) <= 0)
       continue;
     char buf[65536];
     auto n = ::recv(fd_.get(), buf, sizeof(buf), 0);
     if (n <= 0)
       return error{errc::timeout, "the node closed the connection"};
     splitter_.append(buf, static_cast<size_t>(n));
+  }
+}
+
+result<messages::client_response> connection::call(const messages::client_request& req) {
+  std::optional<error> failed;
+  auto id = send_request(req, failed);
+  if (failed)
+    return *failed;
+  return receive(id, timeout_);
+}
+
+result<bool>
+connection::watch(const std::string& prefix,
+                  const std::function<bool(const messages::client_response&)>& on_change,
+                  std::chrono::milliseconds idle) {
+  messages::client_request req;
+  req.kind = messages::client_request::op::watch;
+  req.key = prefix;
+  std::optional<error> failed;
+  auto id = send_request(req, failed);
+  if (failed)
+    return *failed;
+  auto first = receive(id, timeout_);
+  if (!first)
+    return first.err();
+  if (first->kind == messages::client_response::op::failure)
+    return error{first->fail.code, first->fail.message};
+  for (;;) {
+    auto next = receive(id, idle);
+    if (!next)
+      return next.err();
+    if (next->kind == messages::client_response::op::failure)
+      return error{next->fail.code, "the node dropped the watch: " + next->fail.message};
+    if (next->kind == messages::client_response::op::change && !on_change(*next))
+      return true;
   }
 }
 

@@ -7,7 +7,9 @@
 #include "messages/wire.hpp"
 
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace mlr::client {
@@ -48,7 +50,21 @@ public:
   /// this node. Returns the new epoch (a dot).
   result<std::string> set_topology(const std::string& spec);
 
+  /// Subscribes to every change under `prefix` ("" for all) this node applies, local and
+  /// remote, in apply order, and hands each to `on_change` (a response of kind change: key,
+  /// event, type_name, field, value, and the dot in `written`) until it returns false or
+  /// `idle` passes without one (zero: wait for ever). Returns why it stopped: true when
+  /// `on_change` said so, a timeout when idle, a failure when the node dropped the
+  /// subscription (it fell too far behind) or closed the connection.
+  result<bool> watch(const std::string& prefix,
+                     const std::function<bool(const messages::client_response&)>& on_change,
+                     std::chrono::milliseconds idle = std::chrono::milliseconds(0));
+
 private:
+  uint64_t send_request(const messages::client_request& req, std::optional<error>& failed);
+  /// The next response to request `id`, waiting at most `timeout` (zero: for ever).
+  result<messages::client_response> receive(uint64_t id, std::chrono::milliseconds timeout);
+
   unique_fd fd_;
   uint64_t next_id_ = 0;
   std::chrono::milliseconds timeout_{5000};

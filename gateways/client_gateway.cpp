@@ -8,6 +8,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/io/broker.hpp>
 
+#include <algorithm>
 #include <map>
 
 namespace mlr::actors {
@@ -26,10 +27,21 @@ struct client_conn {
   client_role role = client_role::none;
 };
 
+// A watch request's stream: which connection (and request id) a leader subscription
+// feeds.
+struct watch_stream {
+  connection_handle hdl;
+  uint64_t serial = 0, request_id = 0;
+};
+
+/// Watches one connection may hold at once.
+constexpr size_t max_watches_per_connection = 16;
+
 struct client_state {
   node_context ctx;
   std::map<connection_handle, client_conn> conns;
   uint64_t next_serial = 0;
+  std::map<uint64_t, watch_stream> watches; ///< leader subscription id -> its stream
 
   client_conn* find(connection_handle hdl, uint64_t serial) {
     auto i = conns.find(hdl);
@@ -191,6 +203,32 @@ void forward_typed(const reply_slot& answer, const messages::client_request& req
       on_error);
 }
 
+// A watch: a leader subscription whose changes go to this connection, each as a response
+// to the watch request, after the first answer ("watching").
+void watch(const reply_slot& answer, const std::string& prefix) {
+  auto st = answer.st;
+  size_t held = std::count_if(st->watches.begin(), st->watches.end(), [&](auto& kv) {
+    return kv.second.hdl == answer.hdl && kv.second.serial == answer.serial;
+  });
+  if (held >= max_watches_per_connection)
+    return answer.fail(errc::too_large, "more than " + std::to_string(max_watches_per_connection) +
+                                          " watches on one connection; watch a shorter prefix");
+  auto self = answer.self;
+  self
+    ->request(st->ctx.leader, request_timeout, watch_atom::value, prefix,
+              caf::actor_cast<caf::actor>(self))
+    .then(
+      [answer, st, self](uint64_t id) {
+        if (!st->find(answer.hdl, answer.serial)) {
+          self->send(st->ctx.leader, unwatch_atom::value, id); // closed meanwhile
+          return;
+        }
+        st->watches[id] = watch_stream{answer.hdl, answer.serial, answer.id};
+        answer.written("watching");
+      },
+      [answer](caf::error& err) { answer.fail(from_caf(err).code, failure_text(err, false)); });
+}
+
 // Hands an admitted request to the leader (or the status collector); the answer goes to its
 // slot.
 void forward(const reply_slot& answer, const client_conn& conn, const messages::client_request& req,
@@ -198,7 +236,8 @@ void forward(const reply_slot& answer, const client_conn& conn, const messages::
   using op = messages::client_request::op;
   auto self = answer.self;
   auto& leader = answer.st->ctx.leader;
-  bool is_write = req.kind != op::get && req.kind != op::status && req.kind != op::read;
+  bool is_write =
+    req.kind != op::get && req.kind != op::status && req.kind != op::read && req.kind != op::watch;
   auto on_error = [answer, is_write](caf::error& err) {
     answer.fail(from_caf(err).code, failure_text(err, is_write));
   };
@@ -245,6 +284,9 @@ void forward(const reply_slot& answer, const client_conn& conn, const messages::
   case op::typed:
   case op::read:
     forward_typed(answer, req, on_error);
+    break;
+  case op::watch:
+    watch(answer, req.key);
     break;
   case op::auth:
     break; // answered by admitted()
@@ -342,9 +384,43 @@ gateway_actor::behavior_type client_gateway(self_ptr self, node_context ctx, std
     return no_behavior<gateway_actor::behavior_type>();
   return {
     [=](const caf::io::new_connection_msg& msg) { on_new_connection(self, *st, msg.handle); },
-    // The native gateway takes no change subscriptions (yet): nothing arrives here.
-    [](change_atom, uint64_t, const std::vector<change>&) {},
-    [](change_atom, uint64_t, const std::string&) {},
+    [=](change_atom, uint64_t id, const std::vector<change>& changes) {
+      auto i = st->watches.find(id);
+      auto* conn = i == st->watches.end() ? nullptr : st->find(i->second.hdl, i->second.serial);
+      if (!conn) {
+        if (i != st->watches.end())
+          st->watches.erase(i);
+        self->send(st->ctx.leader, unwatch_atom::value, id); // its connection closed
+        return;
+      }
+      auto stream = i->second;
+      for (auto& c : changes) {
+        if (!st->find(stream.hdl, stream.serial))
+          break; // closed: too much unread
+        messages::client_response r;
+        r.kind = messages::client_response::op::change;
+        r.key = c.key;
+        r.event = c.event;
+        r.type_name = c.type;
+        r.field = c.field;
+        r.value = c.value;
+        r.written = messages::to_string(c.id);
+        auto* cc = st->find(stream.hdl, stream.serial);
+        reply_slot{self, st, stream.hdl, stream.serial, cc->replies.reserve(), stream.request_id}(
+          r);
+      }
+      self->send(st->ctx.leader, watch_ack_atom::value, id, static_cast<uint64_t>(changes.size()));
+    },
+    [=](change_atom, uint64_t id, const std::string& why) {
+      auto i = st->watches.find(id);
+      if (i == st->watches.end())
+        return;
+      auto stream = i->second;
+      st->watches.erase(i);
+      if (auto* cc = st->find(stream.hdl, stream.serial))
+        reply_slot{self, st, stream.hdl, stream.serial, cc->replies.reserve(), stream.request_id}
+          .fail(errc::too_large, why);
+    },
     [=](const caf::io::data_transferred_msg& msg) {
       auto i = st->conns.find(msg.handle);
       if (i != st->conns.end()) {
@@ -364,7 +440,16 @@ gateway_actor::behavior_type client_gateway(self_ptr self, node_context ctx, std
       if (auto* c = st->find(hdl, serial); c && !c->flow.paused)
         take(self, st, hdl, serial, nullptr);
     },
-    [=](const caf::io::connection_closed_msg& msg) { st->conns.erase(msg.handle); },
+    [=](const caf::io::connection_closed_msg& msg) {
+      st->conns.erase(msg.handle);
+      for (auto i = st->watches.begin(); i != st->watches.end();)
+        if (i->second.hdl == msg.handle) {
+          self->send(st->ctx.leader, unwatch_atom::value, i->first);
+          i = st->watches.erase(i);
+        } else {
+          ++i;
+        }
+    },
     [=](const caf::io::acceptor_closed_msg&) {},
   };
 }

@@ -81,6 +81,9 @@ frame encode(const client_request& x) {
   case client_request::op::read:
     root.setRead(as_bytes(x.key));
     break;
+  case client_request::op::watch:
+    root.setWatch(as_bytes(x.key));
+    break;
   }
   return to_frame(msg);
 }
@@ -133,6 +136,10 @@ result<client_request> decode_client_request(const frame& f) {
                                          out.kind = client_request::op::read;
                                          out.key = as_string(root.getRead());
                                          break;
+                                       case wire::ClientRequest::WATCH:
+                                         out.kind = client_request::op::watch;
+                                         out.key = as_string(root.getWatch());
+                                         break;
                                        default:
                                          return malformed("client request of an unknown kind");
                                        }
@@ -175,6 +182,16 @@ frame encode(const client_response& x) {
       items.set(i, as_bytes(x.items[i]));
     break;
   }
+  case client_response::op::change: {
+    auto c = root.initChange();
+    c.setKey(as_bytes(x.key));
+    c.setEvent(x.event);
+    c.setType(x.type_name);
+    c.setField(as_bytes(x.field));
+    c.setValue(as_bytes(x.value));
+    c.setDot(x.written);
+    break;
+  }
   }
   return to_frame(msg);
 }
@@ -215,6 +232,17 @@ result<client_response> decode_client_response(const frame& f) {
         for (auto s : root.getTyped().getItems())
           out.items.push_back(as_string(s));
         break;
+      case wire::ClientResponse::CHANGE: {
+        auto c = root.getChange();
+        out.kind = client_response::op::change;
+        out.key = as_string(c.getKey());
+        out.event = c.getEvent();
+        out.type_name = c.getType();
+        out.field = as_string(c.getField());
+        out.value = as_string(c.getValue());
+        out.written = c.getDot();
+        break;
+      }
       default:
         return malformed("client response of an unknown kind");
       }

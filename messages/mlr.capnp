@@ -242,6 +242,10 @@ struct ClientRequest {
       delta @15 :Int64;    # incr, hincr: what to add
     }
     read @16 :Data;        # a key's value by its type; answered by `typed`
+    watch @17 :Data;       # a key prefix: answered by `written` ("watching"), then by one
+                           # `change` per change under it this node applies, local or remote,
+                           # in apply order, with the same request id, until the connection
+                           # closes (or a `failure` when the subscriber fell too far behind)
   }
 }
 
@@ -260,6 +264,14 @@ struct ClientResponse {
       type @6 :Text;       # none, string, counter, set or hash
       items @7 :List(Data);# string: its value; counter: its decimal value; set: the members;
                            # hash: field, value, field, value, ...
+    }
+    change :group {        # one change a `watch` asked for
+      key @8 :Data;
+      event @9 :Text;      # set, del, incrby, sadd, srem, hset, hdel, hincrby, merged
+      type @10 :Text;      # the key's type after it
+      field @11 :Data;     # the set member or map field
+      value @12 :Data;     # set, merged, hset: the value; incrby, hincrby: the new value
+      dot @13 :Text;       # the write's dot (its origin first)
     }
   }
 }

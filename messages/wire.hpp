@@ -71,7 +71,17 @@ struct failure {
 };
 
 struct client_request {
-  enum class op : uint8_t { put, get, del, status, set_topology, auth, typed, read } kind = op::get;
+  enum class op : uint8_t {
+    put,
+    get,
+    del,
+    status,
+    set_topology,
+    auth,
+    typed,
+    read,
+    watch ///< `key` is the prefix
+  } kind = op::get;
   std::string key;
   std::string value; ///< put, typed hset: the value; set_topology: the topology; auth: the secret
   bool has_context = false;
@@ -82,7 +92,15 @@ struct client_request {
 };
 
 struct client_response {
-  enum class op : uint8_t { written, value, status, failure, number, typed } kind = op::failure;
+  enum class op : uint8_t {
+    written,
+    value,
+    status,
+    failure,
+    number,
+    typed,
+    change
+  } kind = op::failure;
   std::string written;               ///< the dot, as text
   std::vector<std::string> siblings; ///< live values (deletes left out)
   std::string context;               ///< token naming every live version
@@ -91,6 +109,8 @@ struct client_response {
   int64_t number = 0;             ///< a typed write's answer
   std::string type_name;          ///< typed: the key's type
   std::vector<std::string> items; ///< typed: the value, rendered (see mlr.capnp)
+  /// change: what a watch delivers (type_name: the key's type after it; written: the dot).
+  std::string key, event, field, value;
 };
 
 frame encode(const wire_header& h);

@@ -194,3 +194,47 @@ TEST_CASE("processes mesh N=2: Redis keyspace notifications reach a redis-cli su
   sub.signal(SIGTERM);
   sub.wait(5s);
 }
+
+TEST_CASE("processes mesh N=2: mlr watch-keys prints the changes under a prefix, remote ones "
+          "included, over the native protocol") {
+  process_cluster c(2, "mesh");
+  INFO(c.logs());
+  auto out = c.dir() + "/watch-keys.txt";
+  auto watcher =
+    process::start({MLR_CLI_BIN, "--node", c.client_address(1), "watch-keys", "cart:"}, out);
+  // The subscription starts when the node has it: probe until the watcher shows a write.
+  REQUIRE(eventually(
+    [&] {
+      cli(c, 0, "SET cart:probe 1\\n");
+      return read_file(out).find("set cart:probe = 1 (string, ") != std::string::npos;
+    },
+    10s));
+  cli(c, 0, "SET cart:1 apples\\nHINCRBY cart:2 seats 3\\nSET other x\\nSREM cart:9 none\\n");
+  CHECK(eventually(
+    [&] {
+      auto text = read_file(out);
+      auto a = text.find("set cart:1 = apples (string, ");
+      auto b = text.find("hincrby cart:2 seats = 3 (hash, ");
+      return a != std::string::npos && b != std::string::npos && a < b;
+    },
+    10s));
+  INFO(read_file(out));
+  CHECK(read_file(out).find("other") == std::string::npos);
+  CHECK(watcher.running());
+  watcher.signal(SIGTERM);
+  watcher.wait(5s);
+
+  // --count: the watcher exits 0 after that many changes.
+  auto counted = c.dir() + "/watch-count.txt";
+  auto two = process::start(
+    {MLR_CLI_BIN, "--node", c.client_address(0), "watch-keys", "", "--count", "2"}, counted);
+  REQUIRE(eventually(
+    [&] {
+      cli(c, 1, "INCR n\\n");
+      return !two.running();
+    },
+    10s));
+  CHECK(two.wait(1s) == 0);
+  auto lines = read_file(counted);
+  CHECK(std::count(lines.begin(), lines.end(), '\n') == 2);
+}
