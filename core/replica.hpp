@@ -204,6 +204,7 @@ private:
   static constexpr uint64_t not_in_log = position_index::not_in_log;
   void index_position(const messages::dot& d, uint64_t pos) { positions_.set(d, pos); }
   void record(conflict_record r);
+  conflict_record resolved_record(const conflict& c);
   // Pieces of plan_pull (replica_pull.cpp) and collect_garbage (replica_gc.cpp).
   uint64_t have_of(const messages::source& s) const;
   messages::version_vector wanted_now();

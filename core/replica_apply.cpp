@@ -183,15 +183,21 @@ void replica::resolve(const conflict& c, const std::vector<dot>& keep) {
     }
     store_->assign(c.key, std::move(next));
   }
+  auto r = resolved_record(c);
+  r.kept = keep;
+  record(std::move(r));
+}
+
+// What resolve() and merge() both record and count.
+conflict_record replica::resolved_record(const conflict& c) {
   ++stats_.resolved;
   dirty_ = true;
   conflict_record r;
   r.key = c.key;
   for (auto& v : c.versions)
     r.inputs.push_back(v.id);
-  r.kept = keep;
   r.resolved = true;
-  record(std::move(r));
+  return r;
 }
 
 bool replica::merge(const conflict& c, std::string value) {
@@ -202,14 +208,8 @@ bool replica::merge(const conflict& c, std::string value) {
   if (!next)
     return false;
   store_->assign(c.key, std::move(*next));
-  ++stats_.resolved;
-  dirty_ = true;
-  conflict_record r;
-  r.key = c.key;
-  for (auto& v : c.versions)
-    r.inputs.push_back(v.id);
+  auto r = resolved_record(c);
   r.kept = r.inputs;
-  r.resolved = true;
   r.merged = true;
   r.value = value;
   record(std::move(r));

@@ -48,6 +48,15 @@ void restart(process_cluster& c, size_t i, const std::string& file = {}) {
   REQUIRE(c.wait_ready(i));
 }
 
+// Cuts n2 off from n0 and n1 (each side restarted with a cluster file in which the other
+// side's addresses lead nowhere).
+void cut_off_n2(process_cluster& c) {
+  restart(c, 2, cluster_file_without(c, {0, 1}, "cut-n2.txt"));
+  auto side = cluster_file_without(c, {2}, "cut-n01.txt");
+  restart(c, 0, side);
+  restart(c, 1, side);
+}
+
 } // namespace
 
 TEST_CASE("processes mesh N=3: counters, sets and hashes merge after a partition (redis-cli)") {
@@ -56,11 +65,7 @@ TEST_CASE("processes mesh N=3: counters, sets and hashes merge after a partition
   cli(c, 0, "SADD tags x y\\nHSET ev title standup\\n");
   REQUIRE(c.wait_converged());
 
-  // The cut: n2 on one side, n0 and n1 on the other.
-  restart(c, 2, cluster_file_without(c, {0, 1}, "cut-n2.txt"));
-  auto side = cluster_file_without(c, {2}, "cut-n01.txt");
-  restart(c, 0, side);
-  restart(c, 1, side);
+  cut_off_n2(c); // n2 on one side, n0 and n1 on the other
 
   std::string incr;
   for (int k = 0; k < 300; ++k)
@@ -130,10 +135,7 @@ TEST_CASE("processes mesh N=3 --resolver tags: concurrent SETs during a cut merg
   INFO(c.logs());
   cli(c, 0, "SET labels base\\n");
   REQUIRE(c.wait_converged());
-  restart(c, 2, cluster_file_without(c, {0, 1}, "cut-n2.txt"));
-  auto side = cluster_file_without(c, {2}, "cut-n01.txt");
-  restart(c, 0, side);
-  restart(c, 1, side);
+  cut_off_n2(c);
   CHECK(cli(c, 0, "SET labels base,red\\n") == "OK\n");
   CHECK(cli(c, 2, "SET labels sale,base\\n") == "OK\n");
   CHECK(cli(c, 2, "GET labels\\n") == "sale,base\n"); // each side its own during the cut
