@@ -34,12 +34,9 @@ void leader_impl::install_failure_handlers() {
   set_down_handler([this](caf::down_msg& m) {
     if (m.source == resolver_.address())
       replace_resolver("it stopped: " + system().render(m.reason));
-    for (auto i = watchers_.begin(); i != watchers_.end(); ++i)
-      if (i->second.who.address() == m.source) {
-        watchers_.erase(i);
-        replica_.report_changes(!watchers_.empty());
-        break;
-      }
+    for (auto i = watchers_.begin(); i != watchers_.end();) // every watch of that actor
+      i = i->second.who.address() == m.source ? watchers_.erase(i) : std::next(i);
+    replica_.report_changes(!watchers_.empty());
   });
 }
 
@@ -269,9 +266,11 @@ leader_impl::behavior_type leader_impl::make_behavior() {
       return watch(std::move(prefix), std::move(who));
     },
     [this](unwatch_atom, uint64_t id) { unwatch(id, {}); },
-    [this](watch_ack_atom, uint64_t id, uint64_t n) {
-      if (auto i = watchers_.find(id); i != watchers_.end())
+    [this](watch_ack_atom, uint64_t id, uint64_t n, uint64_t bytes) {
+      if (auto i = watchers_.find(id); i != watchers_.end()) {
         i->second.unacked -= std::min(n, i->second.unacked);
+        i->second.unacked_bytes -= std::min(bytes, i->second.unacked_bytes);
+      }
     },
     [this](conflicts_atom) {
       auto& log = replica_.conflict_log();

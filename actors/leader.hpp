@@ -99,11 +99,13 @@ using leader_actor = sink_actor::extend<
   caf::replies_to<resolver_atom, resolver_swap>::with<uint32_t>,
   /// Change subscriptions: every change applied from now on to a key with this prefix goes
   /// to the actor, in apply order, as (change_atom, id, std::vector<change>). Replies the
-  /// subscription's id. The subscriber acknowledges what it consumed with watch_ack; one
-  /// that falls more than max_watch_backlog changes behind is dropped, told why with
-  /// (change_atom, id, std::string), and the node goes on unslowed.
+  /// subscription's id. The subscriber acknowledges what it consumed with (watch_ack, id,
+  /// changes, bytes: core::change_bytes); one that falls more than max_watch_backlog
+  /// changes or max_watch_backlog_bytes behind is dropped, told why with (change_atom, id,
+  /// std::string), and the node goes on unslowed.
   caf::replies_to<watch_atom, std::string, caf::actor>::with<uint64_t>,
-  caf::reacts_to<unwatch_atom, uint64_t>, caf::reacts_to<watch_ack_atom, uint64_t, uint64_t>,
+  caf::reacts_to<unwatch_atom, uint64_t>,
+  caf::reacts_to<watch_ack_atom, uint64_t, uint64_t, uint64_t>,
   /// From a link: its destination stopped answering (true) and it took a detour, or it
   /// answers again (false).
   caf::reacts_to<detour_atom, messages::node_index, bool>>;
@@ -160,6 +162,7 @@ struct leader_config {
   size_t max_value_bytes = 16u << 20;
   /// Changes a subscriber may have unacknowledged before it is dropped.
   uint64_t max_watch_backlog = 100000;
+  uint64_t max_watch_backlog_bytes = 64u << 20;
   /// How long a write whose context names writes this node has not applied yet waits for
   /// them (they are pulled meanwhile) before it is refused, and how many may wait.
   std::chrono::milliseconds context_wait{5000};

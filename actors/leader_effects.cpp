@@ -190,11 +190,12 @@ void leader_impl::ask_resolver(conflict c) {
             cfg_.replica.observer->on_handled(replica_);
           return;
         }
-        retry_keys_.erase(shared->key);
-        if (answer.merge)
-          replica_.merge(*shared, std::move(answer.value)); // false: stale, a newer ask is due
-        else
-          replica_.resolve(*shared, keep);
+        // A stale answer, or versions that came after the question, make the replica ask
+        // again (its ready value); a key is off the retry list once an answer applied.
+        bool applied = answer.merge ? replica_.merge(*shared, std::move(answer.value))
+                                    : (replica_.resolve(*shared, keep), true);
+        if (applied)
+          retry_keys_.erase(shared->key);
         execute(/*by_policy=*/false);
       },
       [this, shared, asked](caf::error& err) {
@@ -218,7 +219,9 @@ void leader_impl::replace_resolver(const std::string& why) {
 
 uint64_t leader_impl::watch(std::string prefix, caf::actor who) {
   auto id = ++next_watch_;
-  monitor(who);
+  if (std::none_of(watchers_.begin(), watchers_.end(),
+                   [&](auto& kv) { return kv.second.who == who; }))
+    monitor(who); // once per actor: a gateway holds many watches
   watchers_[id] = watcher{std::move(prefix), std::move(who), 0};
   replica_.report_changes(true);
   return id;
@@ -233,8 +236,11 @@ void leader_impl::unwatch(uint64_t id, const std::string& why) {
         "'): " + why);
     caf::anon_send(i->second.who, change_atom::value, id, why);
   }
-  demonitor(i->second.who.address());
+  auto who = i->second.who;
   watchers_.erase(i);
+  if (std::none_of(watchers_.begin(), watchers_.end(),
+                   [&](auto& kv) { return kv.second.who == who; }))
+    demonitor(who.address()); // (CAF drops every monitor of that actor at once)
   replica_.report_changes(!watchers_.empty());
 }
 
@@ -248,15 +254,18 @@ void leader_impl::deliver(const std::vector<change>& changes) {
     if (mine.empty())
       continue;
     w.unacked += mine.size();
-    if (w.unacked > cfg_.max_watch_backlog) {
+    for (auto& c : mine)
+      w.unacked_bytes += core::change_bytes(c);
+    if (w.unacked > cfg_.max_watch_backlog || w.unacked_bytes > cfg_.max_watch_backlog_bytes) {
       behind.push_back(id);
       continue;
     }
     caf::anon_send(w.who, change_atom::value, id, std::move(mine));
   }
   for (auto id : behind)
-    unwatch(id, "more than " + std::to_string(cfg_.max_watch_backlog) +
-                  " changes unread; subscribe again and read faster");
+    unwatch(id, "more than " + std::to_string(cfg_.max_watch_backlog) + " changes or " +
+                  std::to_string(cfg_.max_watch_backlog_bytes >> 20) +
+                  " MiB unread; subscribe again and read faster");
 }
 
 uint32_t leader_impl::swap_resolver(resolvers::resolver_factory make) {

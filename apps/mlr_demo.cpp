@@ -2,6 +2,7 @@
 // to the same keys), then a per-node table and whether every replica converged.
 // Exits 0 when converged, 1 when not, 2 on bad input.
 
+#include "resolvers/resolver.hpp"
 #include "topology/cluster.hpp"
 
 #include <boost/program_options.hpp>
@@ -76,7 +77,7 @@ std::optional<int> parse(int argc, char** argv, demo_options& o) {
   }
   if (o.nodes < 1 || o.nodes > 256)
     return usage_error("--nodes must be between 1 and 256, got " + std::to_string(o.nodes));
-  if (o.resolver != "lww" && o.resolver != "multi" && o.resolver != "max")
+  if (!resolvers::builtin_resolver(o.resolver))
     return usage_error("--resolver must be lww, multi, max or tags, got '" + o.resolver + "'");
   return std::nullopt;
 }

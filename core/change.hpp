@@ -4,7 +4,9 @@
 
 #include "messages/dot.hpp"
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 namespace mlr::core {
 
@@ -22,5 +24,16 @@ struct change {
   std::string value;
   messages::dot id; ///< the write's dot (its origin: id.origin); merged: the latest input's
 };
+
+/// What a change weighs in a subscriber's backlog (bytes).
+inline uint64_t change_bytes(const change& c) {
+  return 64 + c.key.size() + c.field.size() + c.value.size();
+}
+inline uint64_t change_bytes(const std::vector<change>& cs) {
+  uint64_t n = 0;
+  for (auto& c : cs)
+    n += change_bytes(c);
+  return n;
+}
 
 } // namespace mlr::core

@@ -114,7 +114,7 @@ void replica::recover() {
   store_->for_each([&](const std::string& key, const std::vector<version>& vs) {
     if (std::any_of(vs.begin(), vs.end(), [](const version& v) { return v.tombstone; }))
       tombstoned_.insert(key);
-    if (typed::registers(vs).size() > 1 &&
+    if (typed::needs_resolver(vs) && // a stored merge stands for its versions as they are
         key.compare(0, reserved_key_prefix.size(), reserved_key_prefix) != 0)
       recovered_siblings_.push_back(key);
   });

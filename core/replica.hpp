@@ -72,11 +72,14 @@ public:
   receive_result receive(messages::event_batch batch, uint64_t now_ms);
 
   /// Applies a resolver's decision for versions it was given. Versions that the decision
-  /// discards are removed if they are still live; later versions are untouched.
-  void resolve(const conflict& c, const std::vector<messages::dot>& keep);
+  /// discards are removed if they are still live; later versions are untouched. True when
+  /// the key still needs the resolver (versions came after the question): the next
+  /// take_ready() asks about what it holds now.
+  bool resolve(const conflict& c, const std::vector<messages::dot>& keep);
   /// Applies a merging resolver's answer: `value` stands for the versions it was given
   /// (core/typed.hpp, "Merged values"). False, and nothing changes, when the key's register
-  /// versions are no longer exactly those (a newer conflict is on its way to the resolver).
+  /// versions are no longer exactly those; then the next take_ready() asks about what the
+  /// key holds now.
   bool merge(const conflict& c, std::string value);
   /// Records that the resolver failed: the versions stay as siblings.
   void unresolved(const conflict& c, std::string reason);

@@ -119,6 +119,9 @@ void replica::apply(event e, std::vector<conflict>& conflicts) {
   auto* current = store_->find(e.key);
   bool concurrent = false;
   auto live = typed::apply(current ? *current : none, e, concurrent);
+  // A typed write whose context named some of a merge's inputs dropped the merge: the
+  // rest go to the resolver again, as after a register write.
+  concurrent |= current && typed::merged(*current) && typed::needs_resolver(live);
   applied_.advance(e.id);
   if (e.op == messages::op_kind::del)
     tombstoned_.insert(e.key);
@@ -171,21 +174,33 @@ void replica::apply(event e, std::vector<conflict>& conflicts) {
   store_->append(std::move(entry));
 }
 
-void replica::resolve(const conflict& c, const std::vector<dot>& keep) {
+bool replica::resolve(const conflict& c, const std::vector<dot>& keep) {
   auto* current = store_->find(c.key);
+  bool again = false;
   if (current) {
     std::vector<version> next;
     for (auto& v : *current) {
-      bool was_input = std::any_of(c.versions.begin(), c.versions.end(),
+      bool was_input = v.kind == messages::value_kind::reg &&
+                       std::any_of(c.versions.begin(), c.versions.end(),
                                    [&](const version& in) { return in.id == v.id; });
       if (!was_input || contains(keep, v.id))
         next.push_back(v);
     }
+    typed::drop_stale_merge(*current, next);
+    // Versions that came after the question stay beside what was kept: unless exactly the
+    // kept ones remain, the resolver is asked about what the key holds now.
+    auto regs = typed::registers(next);
+    again = typed::needs_resolver(next) &&
+            !(regs.size() == keep.size() &&
+              std::all_of(regs.begin(), regs.end(), [&](auto& v) { return contains(keep, v.id); }));
+    if (again)
+      ready_.conflicts.push_back(conflict{c.key, regs});
     store_->assign(c.key, std::move(next));
   }
   auto r = resolved_record(c);
   r.kept = keep;
   record(std::move(r));
+  return again;
 }
 
 // What resolve() and merge() both record and count.
@@ -205,13 +220,21 @@ bool replica::merge(const conflict& c, std::string value) {
   if (!current)
     return false;
   auto next = typed::with_merge(*current, c.versions, value);
-  if (!next)
+  if (!next) {
+    // Stale: the versions changed since the question. Ask about what the key holds now
+    // (a newer question may be on its way too; answering twice is harmless).
+    if (typed::needs_resolver(*current))
+      ready_.conflicts.push_back(conflict{c.key, typed::registers(*current)});
     return false;
+  }
   store_->assign(c.key, std::move(*next));
   auto r = resolved_record(c);
   r.kept = r.inputs;
   r.merged = true;
-  r.value = value;
+  // The record keeps at most 1 KiB of the value (a merge may be as large as a write).
+  r.value = value.size() <= 1024
+              ? value
+              : value.substr(0, 1024) + "... (" + std::to_string(value.size()) + " bytes)";
   record(std::move(r));
   if (report_changes_) {
     dot latest;

@@ -72,6 +72,11 @@ messages::event_batch replica::serve_transfer(const messages::pull_request& req,
   chunk.keys_sent = t.keys_sent;
   chunk.keys_total = std::max(t.snap->estimated_keys(), t.keys_sent);
   chunk.keys = std::move(got.keys);
+  // Merged values are each node's own (core/typed.hpp): never sent.
+  for (auto& [key, vs] : chunk.keys)
+    vs.erase(std::remove_if(vs.begin(), vs.end(),
+                            [](auto& v) { return v.kind == messages::value_kind::merged; }),
+             vs.end());
   chunk.done = !got.more;
   ++stats_.transfer_chunks_served;
   if (chunk.done) {
@@ -192,12 +197,20 @@ void replica::finish_transfer(std::vector<conflict>& conflicts) {
       return;
     std::vector<version> kept;
     for (auto& v : mine)
-      if (!t.snapshot.covers(v.id) && !t.retired.covers(v.id))
+      if (v.kind == messages::value_kind::merged ||
+          (!t.snapshot.covers(v.id) && !t.retired.covers(v.id)))
         kept.push_back(v);
-    if (kept.size() != mine.size())
+    if (kept.size() != mine.size()) {
+      typed::drop_stale_merge(mine, kept); // kept only if its inputs all stayed
       changed.emplace_back(key, std::move(kept));
+    }
   });
   for (auto& [key, kept] : changed) {
+    if (typed::needs_resolver(kept) &&
+        key.compare(0, reserved_key_prefix.size(), reserved_key_prefix) != 0) {
+      ++stats_.conflicts;
+      conflicts.push_back(conflict{key, typed::registers(kept)});
+    }
     if (kept.empty())
       store_->erase(key);
     else

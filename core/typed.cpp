@@ -173,16 +173,6 @@ std::vector<dot> register_dots(const std::vector<version>& vs) {
   return out;
 }
 
-// A merged value stands for exactly the register versions it was computed from: when they
-// change, it goes, and the resolver is asked again if several remain.
-void drop_stale_merge(const std::vector<version>& before, std::vector<version>& after) {
-  auto is_merged = [](const version& v) { return v.kind == value_kind::merged; };
-  if (std::none_of(after.begin(), after.end(), is_merged) ||
-      register_dots(before) == register_dots(after))
-    return;
-  after.erase(std::remove_if(after.begin(), after.end(), is_merged), after.end());
-}
-
 bool by_identity(const version& a, const version& b) {
   if (a.id != b.id)
     return a.id < b.id;
@@ -375,6 +365,21 @@ with_merge(const std::vector<version>& vs, const std::vector<version>& inputs, s
   out.push_back(std::move(m));
   std::sort(out.begin(), out.end(), by_identity);
   return out;
+}
+
+// A merged value stands for exactly the register versions it was computed from: when they
+// change, it goes, and the resolver is asked again if several remain.
+bool drop_stale_merge(const std::vector<version>& before, std::vector<version>& after) {
+  auto is_merged = [](const version& v) { return v.kind == value_kind::merged; };
+  if (std::none_of(after.begin(), after.end(), is_merged) ||
+      register_dots(before) == register_dots(after))
+    return false;
+  after.erase(std::remove_if(after.begin(), after.end(), is_merged), after.end());
+  return true;
+}
+
+bool needs_resolver(const std::vector<version>& vs) {
+  return registers(vs).size() > 1 && !merged(vs);
 }
 
 const version* merged(const std::vector<version>& vs) {

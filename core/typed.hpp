@@ -96,6 +96,12 @@ std::vector<messages::version> registers(const std::vector<messages::version>& v
 std::optional<std::vector<messages::version>>
 with_merge(const std::vector<messages::version>& vs, const std::vector<messages::version>& inputs,
            std::string value);
+/// Drops the merged value of `after` if its register versions differ from `before`'s
+/// (it stood for those): true when it did.
+bool drop_stale_merge(const std::vector<messages::version>& before,
+                      std::vector<messages::version>& after);
+/// Several register versions and no merged value for them: the resolver must be asked.
+bool needs_resolver(const std::vector<messages::version>& vs);
 /// The merged value among `vs`, if any.
 const messages::version* merged(const std::vector<messages::version>& vs);
 /// What a read shows of the registers: the merged value alone when there is one (as a

@@ -25,6 +25,7 @@ struct client_conn {
   client_flow flow;
   std::string where;
   client_role role = client_role::none;
+  size_t watches = 0; ///< watch requests taken, answered or not
 };
 
 // A watch request's stream: which connection (and request id) a leader subscription
@@ -65,6 +66,21 @@ messages::client_response failure_response(errc code, std::string msg) {
 using self_ptr = gateway_actor::broker_pointer;
 using state_ptr = std::shared_ptr<client_state>;
 
+// Closes a connection and ends its watches at the leader. Every close path comes here:
+// a connection this broker closes itself gets no connection_closed_msg.
+void drop_conn(self_ptr self, client_state& st, connection_handle hdl, bool close = true) {
+  if (close)
+    self->close(hdl);
+  st.conns.erase(hdl);
+  for (auto i = st.watches.begin(); i != st.watches.end();)
+    if (i->second.hdl == hdl) {
+      self->send(st.ctx.leader, unwatch_atom::value, i->first);
+      i = st.watches.erase(i);
+    } else {
+      ++i;
+    }
+}
+
 // Where one request's answer goes: the connection that asked (checked by serial), in its
 // slot of the request order.
 struct reply_slot {
@@ -83,8 +99,7 @@ struct reply_slot {
       st->ctx.log.warn("closing client connection from {}: {} bytes of answers unread (the limit "
                        "is {})",
                        c->where, c->flow.output_backlog, st->ctx.max_output_hard_bytes);
-      self->close(hdl);
-      st->conns.erase(hdl);
+      drop_conn(self, *st, hdl);
       return;
     }
     write_bytes(self, hdl, ready);
@@ -205,14 +220,15 @@ void forward_typed(const reply_slot& answer, const messages::client_request& req
 
 // A watch: a leader subscription whose changes go to this connection, each as a response
 // to the watch request, after the first answer ("watching").
-void watch(const reply_slot& answer, const std::string& prefix) {
+void watch(const reply_slot& answer, client_conn& conn, const std::string& prefix) {
   auto st = answer.st;
-  size_t held = std::count_if(st->watches.begin(), st->watches.end(), [&](auto& kv) {
-    return kv.second.hdl == answer.hdl && kv.second.serial == answer.serial;
-  });
-  if (held >= max_watches_per_connection)
+  if (conn.watches >= max_watches_per_connection)
     return answer.fail(errc::too_large, "more than " + std::to_string(max_watches_per_connection) +
                                           " watches on one connection; watch a shorter prefix");
+  if (prefix.size() > st->ctx.max_key_bytes)
+    return answer.fail(errc::too_large, "the prefix is longer than a key may be (" +
+                                          std::to_string(st->ctx.max_key_bytes) + " bytes)");
+  ++conn.watches; // counted at once: pipelined watches do not all pass the check
   auto self = answer.self;
   self
     ->request(st->ctx.leader, request_timeout, watch_atom::value, prefix,
@@ -226,12 +242,16 @@ void watch(const reply_slot& answer, const std::string& prefix) {
         st->watches[id] = watch_stream{answer.hdl, answer.serial, answer.id};
         answer.written("watching");
       },
-      [answer](caf::error& err) { answer.fail(from_caf(err).code, failure_text(err, false)); });
+      [answer, st](caf::error& err) {
+        if (auto* c = st->find(answer.hdl, answer.serial); c && c->watches > 0)
+          --c->watches;
+        answer.fail(from_caf(err).code, failure_text(err, false));
+      });
 }
 
 // Hands an admitted request to the leader (or the status collector); the answer goes to its
 // slot.
-void forward(const reply_slot& answer, const client_conn& conn, const messages::client_request& req,
+void forward(const reply_slot& answer, client_conn& conn, const messages::client_request& req,
              const causal_context& ctx) {
   using op = messages::client_request::op;
   auto self = answer.self;
@@ -286,7 +306,7 @@ void forward(const reply_slot& answer, const client_conn& conn, const messages::
     forward_typed(answer, req, on_error);
     break;
   case op::watch:
-    watch(answer, req.key);
+    watch(answer, conn, req.key);
     break;
   case op::auth:
     break; // answered by admitted()
@@ -351,8 +371,7 @@ void take(self_ptr self, const state_ptr& st, connection_handle hdl, uint64_t se
   if (err) {
     if (auto* conn = st->find(hdl, serial))
       st->ctx.log.warn("closing client connection from {}: {}", conn->where, err->message);
-    self->close(hdl);
-    st->conns.erase(hdl);
+    drop_conn(self, *st, hdl);
   }
 }
 
@@ -409,7 +428,8 @@ gateway_actor::behavior_type client_gateway(self_ptr self, node_context ctx, std
         reply_slot{self, st, stream.hdl, stream.serial, cc->replies.reserve(), stream.request_id}(
           r);
       }
-      self->send(st->ctx.leader, watch_ack_atom::value, id, static_cast<uint64_t>(changes.size()));
+      self->send(st->ctx.leader, watch_ack_atom::value, id, static_cast<uint64_t>(changes.size()),
+                 core::change_bytes(changes));
     },
     [=](change_atom, uint64_t id, const std::string& why) {
       auto i = st->watches.find(id);
@@ -440,16 +460,7 @@ gateway_actor::behavior_type client_gateway(self_ptr self, node_context ctx, std
       if (auto* c = st->find(hdl, serial); c && !c->flow.paused)
         take(self, st, hdl, serial, nullptr);
     },
-    [=](const caf::io::connection_closed_msg& msg) {
-      st->conns.erase(msg.handle);
-      for (auto i = st->watches.begin(); i != st->watches.end();)
-        if (i->second.hdl == msg.handle) {
-          self->send(st->ctx.leader, unwatch_atom::value, i->first);
-          i = st->watches.erase(i);
-        } else {
-          ++i;
-        }
-    },
+    [=](const caf::io::connection_closed_msg& msg) { drop_conn(self, *st, msg.handle, false); },
     [=](const caf::io::acceptor_closed_msg&) {},
   };
 }

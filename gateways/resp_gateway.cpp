@@ -273,7 +273,8 @@ gateway_actor::behavior_type resp_gateway(self_ptr self, node_context ctx, std::
           answer(self, *st, reserve(*st, hdl, *c), std::move(bytes));
         }
       }
-      self->send(st->ctx.leader, watch_ack_atom::value, id, static_cast<uint64_t>(changes.size()));
+      self->send(st->ctx.leader, watch_ack_atom::value, id, static_cast<uint64_t>(changes.size()),
+                 core::change_bytes(changes));
       update_watch(self, st);
     },
     [=](change_atom, uint64_t id, const std::string& why) {

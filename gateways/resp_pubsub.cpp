@@ -1,21 +1,21 @@
 // Keyspace notifications over RESP, so that existing Redis clients can listen:
 // SUBSCRIBE __keyspace@0__:KEY (the message is the event: set, del, incrby, sadd, ...),
 // SUBSCRIBE __keyevent@0__:EVENT (the message is the key), and PSUBSCRIBE with Redis's glob
-// patterns over the same channel names. Every change this node applies, local or remote,
-// is published in the order it applied them; unlike Redis, no notify-keyspace-events
+// patterns (*, ?, [...], \\) over the same channel names. Every change this node applies, local or
+// remote, is published in the order it applied them; unlike Redis, no notify-keyspace-events
 // setting is needed. Other channels can be subscribed to but carry nothing (no PUBLISH).
 //
 // The gateway holds one leader subscription while any connection is subscribed and fans
 // out itself. Notifications are written like answers, so a subscriber that stops reading is
 // closed once its unread output passes the hard limit (said in the node's log), and
-// neither the leader nor other clients wait for it.
+// neither the leader nor other clients wait for it. Patterns are matched without recursion
+// (at most pattern x channel steps, never exponential: Redis's CVE-2022-36021), and
+// their number and length are bounded.
 
 #include "gateways/detail/resp_state.hpp"
 
 #include <caf/actor_cast.hpp>
 #include <caf/actor_system.hpp>
-
-#include <fnmatch.h>
 
 namespace mlr::actors::detail {
 
@@ -23,6 +23,77 @@ namespace {
 
 const std::string keyspace = "__keyspace@0__:";
 const std::string keyevent = "__keyevent@0__:";
+
+// One pattern element at p[pi] against character ch: whether it matches, and where the
+// next element starts.
+bool match_one(const std::string& p, size_t& pi, char ch) {
+  if (p[pi] == '?') {
+    ++pi;
+    return true;
+  }
+  if (p[pi] == '\\' && pi + 1 < p.size()) {
+    pi += 2;
+    return p[pi - 1] == ch;
+  }
+  if (p[pi] != '[') {
+    return p[pi++] == ch;
+  }
+  size_t i = pi + 1;
+  bool negate = i < p.size() && (p[i] == '^' || p[i] == '!');
+  if (negate)
+    ++i;
+  bool hit = false;
+  bool first = true;
+  for (; i < p.size() && (p[i] != ']' || first); first = false) {
+    char lo = p[i];
+    if (lo == '\\' && i + 1 < p.size())
+      lo = p[++i];
+    char hi = lo;
+    if (i + 2 < p.size() && p[i + 1] == '-' && p[i + 2] != ']') {
+      i += 2;
+      hi = p[i];
+      if (hi == '\\' && i + 1 < p.size())
+        hi = p[++i];
+    }
+    if (lo > hi)
+      std::swap(lo, hi);
+    hit |= ch >= lo && ch <= hi;
+    ++i;
+  }
+  if (i >= p.size()) // no closing ']': the '[' is literal
+    return p[pi++] == ch;
+  pi = i + 1;
+  return hit != negate;
+}
+
+} // namespace
+
+bool glob_match(const std::string& p, const std::string& s) {
+  size_t pi = 0, si = 0;
+  size_t star = std::string::npos, resume = 0;
+  while (si < s.size()) {
+    if (pi < p.size() && p[pi] == '*') {
+      star = ++pi;
+      resume = si;
+      continue;
+    }
+    size_t next = pi;
+    if (pi < p.size() && match_one(p, next, s[si])) {
+      pi = next;
+      ++si;
+      continue;
+    }
+    if (star == std::string::npos)
+      return false;
+    pi = star; // let the last '*' take one more character
+    si = ++resume;
+  }
+  while (pi < p.size() && p[pi] == '*')
+    ++pi;
+  return pi == p.size();
+}
+
+namespace {
 
 size_t count(const resp_conn& c) {
   return c.channels.size() + c.patterns.size();
@@ -37,6 +108,16 @@ void subscribe(resp_call& c, bool pattern) {
   auto& set = pattern ? c.conn.patterns : c.conn.channels;
   std::string out;
   for (size_t i = 1; i < c.args.size(); ++i) {
+    if (c.args[i].size() > max_channel_bytes) {
+      out += resp_error("ERR channel or pattern longer than " + std::to_string(max_channel_bytes) +
+                        " bytes");
+      continue;
+    }
+    if (pattern && c.conn.patterns.size() >= max_patterns && !set.count(c.args[i])) {
+      out +=
+        resp_error("ERR more than " + std::to_string(max_patterns) + " patterns on one connection");
+      continue;
+    }
     if (count(c.conn) >= max_subscriptions && !set.count(c.args[i])) {
       out += resp_error("ERR more than " + std::to_string(max_subscriptions) +
                         " channels and patterns on one connection; use a pattern");
@@ -142,7 +223,7 @@ std::vector<std::string> notifications(const resp_conn& c, const std::vector<cha
       if (c.channels.count(*channel))
         out.push_back(message(*channel, payload));
       for (auto& p : c.patterns)
-        if (fnmatch(p.c_str(), channel->c_str(), 0) == 0)
+        if (glob_match(p, *channel))
           out.push_back(pmessage(p, *channel, payload));
     }
   }

@@ -405,9 +405,13 @@ result<uint64_t> node::watch(const std::string& prefix,
                                 leader](caf::event_based_actor* self) -> caf::behavior {
     return {
       [=](actors::change_atom, uint64_t id, const std::vector<change>& cs) {
-        for (auto& c : cs)
+        uint64_t bytes = 0;
+        for (auto& c : cs) {
           on_change(c);
-        self->send(leader, actors::watch_ack_atom::value, id, static_cast<uint64_t>(cs.size()));
+          bytes += core::change_bytes(c);
+        }
+        self->send(leader, actors::watch_ack_atom::value, id, static_cast<uint64_t>(cs.size()),
+                   bytes);
       },
       [=](actors::change_atom, uint64_t, const std::string& why) {
         if (on_dropped)

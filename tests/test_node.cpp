@@ -1,6 +1,7 @@
 // The embedding API (node/node.hpp) in process: a node started from options, its checks,
 // its blocking API, and the logger it is given (nothing goes to a global logger).
 
+#include "gateways/detail/resp_state.hpp"
 #include "node/node.hpp"
 #include "process_harness.hpp"
 
@@ -174,8 +175,25 @@ TEST_CASE("node: watch delivers every change under a prefix, local and remote, i
   release.set_value();
   auto why = dropped.get_future();
   REQUIRE(why.wait_for(10s) == std::future_status::ready);
-  CHECK(why.get() == "more than 50 changes unread; subscribe again and read faster");
+  CHECK(why.get() == "more than 50 changes or 64 MiB unread; subscribe again and read faster");
   CHECK((*b)->put("after", "still serving"));
   (*a)->stop();
   (*b)->stop();
+}
+
+TEST_CASE("keyspace patterns: Redis's glob, matched without recursion") {
+  using mlr::actors::detail::glob_match;
+  CHECK(glob_match("__keyspace@0__:cart*", "__keyspace@0__:cart:7"));
+  CHECK_FALSE(glob_match("__keyspace@0__:cart*", "__keyspace@0__:car"));
+  CHECK(glob_match("h?llo", "hello"));
+  CHECK(glob_match("h[ae]llo", "hallo"));
+  CHECK_FALSE(glob_match("h[^e]llo", "hello"));
+  CHECK(glob_match("h[a-c]llo", "hbllo"));
+  CHECK(glob_match("a\\*b", "a*b"));
+  CHECK_FALSE(glob_match("a\\*b", "axb"));
+  CHECK(glob_match("*", ""));
+  CHECK(glob_match("[", "["));
+  // The pattern that makes a backtracking matcher take exponential time (Redis's
+  // CVE-2022-36021) against 64 KiB: answered (false) in at most pattern x text steps.
+  CHECK_FALSE(glob_match("*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b", std::string(65536, 'a')));
 }

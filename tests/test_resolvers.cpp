@@ -18,7 +18,17 @@
 
 using namespace mlr;
 using namespace mlr::testing;
+using messages::op_kind;
 using resolvers::resolution;
+
+namespace {
+core::write_request del(const std::string& key) {
+  core::write_request w;
+  w.key = key;
+  w.op = op_kind::del;
+  return w;
+}
+} // namespace
 
 namespace {
 
@@ -128,6 +138,49 @@ TEST_CASE("merged value: stands for exactly its inputs on the replica, and goes 
   REQUIRE(vs.size() == 1);
   CHECK(vs[0].value == "final");
   CHECK(vs[0].kind == messages::value_kind::reg);
+}
+
+TEST_CASE("merged value: an answer made stale by an earlier selection is asked again, and a "
+          "late selection drops a merge it did not see") {
+  mesh m(3);
+  m[0].write(del("k"), m.now);
+  m[1].write(del("k"), m.now);
+  m[2].write(put("k", "x,a"), m.now);
+  m.ship(1, 0);
+  auto first = m[0].take_ready().conflicts; // {d0, d1}
+  REQUIRE(first.size() == 1);
+  m.ship(2, 0);
+  auto second = m[0].take_ready().conflicts; // {d0, d1, p}
+  REQUIRE(second.size() == 1);
+  REQUIRE(second[0].versions.size() == 3);
+  // The answers come in order: a selection of one delete, then a merge of all three,
+  // which is stale now.
+  m[0].resolve(first[0], {first[0].versions.back().id});
+  CHECK_FALSE(m[0].merge(second[0], "a,x"));
+  auto again = m[0].take_ready().conflicts; // asked about what the key holds now (by the
+  REQUIRE(!again.empty());                  // selection and by the stale merge: twice is
+  for (auto& c : again)                     // harmless)
+    CHECK(c.versions.size() == 2);
+  CHECK(m[0].merge(again[0], "a,x"));
+  CHECK(core::typed::string_value(m[0].versions("k")) == std::optional<std::string>("a,x"));
+
+  // A selection about fewer versions than a merge stood for removes one of them: the merge
+  // goes and the resolver is asked about the rest.
+  mesh n(3);
+  n[0].write(put("j", "a"), n.now);
+  n[1].write(put("j", "b"), n.now);
+  n[2].write(put("j", "c"), n.now);
+  n.ship(1, 0);
+  auto two = n[0].take_ready().conflicts;
+  n.ship(2, 0);
+  auto three = n[0].take_ready().conflicts;
+  REQUIRE(two.size() == 1);
+  REQUIRE(three.size() == 1);
+  CHECK(n[0].merge(three[0], "a,b,c"));
+  CHECK(n[0].resolve(two[0], {two[0].versions.front().id})); // late, keeps one of two
+  CHECK(core::typed::merged(n[0].versions("j")) == nullptr);
+  CHECK(core::typed::registers(n[0].versions("j")).size() == 2);
+  CHECK(n[0].take_ready().conflicts.size() == 1);
 }
 
 TEST_CASE("merged value: a state transfer keeps it while the inputs stay, and never takes "

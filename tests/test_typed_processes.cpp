@@ -239,4 +239,26 @@ TEST_CASE("processes mesh N=2: mlr watch-keys prints the changes under a prefix,
   CHECK(two.wait(1s) == 0);
   auto lines = read_file(counted);
   CHECK(std::count(lines.begin(), lines.end(), '\n') == 2);
+
+  // Seventeen pipelined watches on one connection: sixteen are taken, the last refused.
+  raw_socket raw(c.ports(0).client);
+  messages::client_request w;
+  w.kind = messages::client_request::op::watch;
+  w.key = "p";
+  for (uint64_t id = 1; id <= 17; ++id)
+    raw.send(messages::wire_kind::client_request, messages::encode(w), id);
+  int watching = 0, refused = 0;
+  for (int k = 0; k < 17; ++k) {
+    auto m = raw.message(5s);
+    REQUIRE(m);
+    auto r = messages::decode_client_response(m->second);
+    REQUIRE(r);
+    watching += r->kind == messages::client_response::op::written && r->written == "watching";
+    if (r->kind == messages::client_response::op::failure) {
+      ++refused;
+      CHECK(r->fail.message == "more than 16 watches on one connection; watch a shorter prefix");
+    }
+  }
+  CHECK(watching == 16);
+  CHECK(refused == 1);
 }

@@ -292,6 +292,7 @@ private:
     std::string prefix;
     caf::actor who;
     uint64_t unacked = 0;
+    uint64_t unacked_bytes = 0;
   };
   uint64_t watch(std::string prefix, caf::actor who);
   void unwatch(uint64_t id, const std::string& why);

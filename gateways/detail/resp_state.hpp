@@ -60,8 +60,15 @@ struct resp_conn {
   bool subscribed() const { return !channels.empty() || !patterns.empty(); }
 };
 
-/// Channels and patterns one connection may subscribe to.
+/// Channels and patterns one connection may subscribe to, how many of them may be patterns
+/// (each is matched against every change), and how long each may be.
 inline constexpr size_t max_subscriptions = 10000;
+inline constexpr size_t max_patterns = 64;
+inline constexpr size_t max_channel_bytes = 1024;
+
+/// Redis's glob (*, ?, [a-z], [^...], \x) without recursion: at most |pattern| x |text|
+/// steps.
+bool glob_match(const std::string& pattern, const std::string& text);
 
 // Where an answer goes: the connection (and which one of those on this handle) and the
 // request's place in its reply order.
