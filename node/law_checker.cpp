@@ -244,8 +244,8 @@ private:
 
   // The real replica code: each replica writes one version; they exchange them in random
   // orders and answer conflicts at random moments, some late.
-  bool replicas(const std::vector<version>& set, law_report& rep) {
-    auto n = static_cast<messages::node_index>(set.size());
+  // A mesh of `n` replicas with memory stores.
+  static std::vector<std::unique_ptr<core::replica>> mesh(messages::node_index n) {
     std::vector<std::unique_ptr<core::replica>> rs;
     for (messages::node_index i = 0; i < n; ++i) {
       core::replica_config cfg;
@@ -257,6 +257,41 @@ private:
           cfg.forward_to[i].push_back(j);
       rs.push_back(std::make_unique<core::replica>(cfg, storage::make_memory_store()));
     }
+    return rs;
+  }
+
+  // Every replica shows the same value for `key`, and it is what resolving the versions
+  // they hold shows.
+  bool agree(const std::vector<std::unique_ptr<core::replica>>& rs, const std::string& key,
+             const std::vector<version>& set, law_report& rep) {
+    auto first = shown(core::typed::shown_registers(rs[0]->versions(key)));
+    for (size_t i = 1; i < rs.size(); ++i) {
+      auto here = shown(core::typed::shown_registers(rs[i]->versions(key)));
+      if (here != first)
+        return fail(rep, "replicas",
+                    std::to_string(rs.size()) + " replicas each wrote one of " + show(set) +
+                      " and exchanged them: n0 shows " + first + ", n" + std::to_string(i) +
+                      " shows " + here);
+    }
+    auto regs = core::typed::registers(rs[0]->versions(key));
+    auto expected = regs.size() < 2 ? shown(regs) : std::string();
+    if (regs.size() >= 2) {
+      auto r = ask(0, regs);
+      if (!r)
+        return failed_ask(rep);
+      expected = shown(view(regs, *r));
+    }
+    if (first != expected)
+      return fail(rep, "replicas",
+                  "replicas that exchanged " + show(set) + " show " + first +
+                    ", but resolving the versions they hold, " + show(regs) + ", shows " +
+                    expected);
+    return true;
+  }
+
+  bool replicas(const std::vector<version>& set, law_report& rep) {
+    auto n = static_cast<messages::node_index>(set.size());
+    auto rs = mesh(n);
     const std::string key = "law-check";
     uint64_t now = 1'000'000;
     for (messages::node_index i = 0; i < n; ++i) {
@@ -323,29 +358,7 @@ private:
       if (!moved)
         break;
     }
-    auto first = shown(core::typed::shown_registers(rs[0]->versions(key)));
-    for (messages::node_index i = 1; i < n; ++i) {
-      auto here = shown(core::typed::shown_registers(rs[i]->versions(key)));
-      if (here != first)
-        return fail(rep, "replicas",
-                    std::to_string(n) + " replicas each wrote one of " + show(set) +
-                      " and exchanged them: n0 shows " + first + ", n" + std::to_string(i) +
-                      " shows " + here);
-    }
-    auto regs = core::typed::registers(rs[0]->versions(key));
-    auto expected = regs.size() < 2 ? shown(regs) : std::string();
-    if (regs.size() >= 2) {
-      auto r = ask(0, regs);
-      if (!r)
-        return failed_ask(rep);
-      expected = shown(view(regs, *r));
-    }
-    if (first != expected)
-      return fail(rep, "replicas",
-                  "replicas that exchanged " + show(set) + " show " + first +
-                    ", but resolving the versions they hold, " + show(regs) + ", shows " +
-                    expected);
-    return true;
+    return agree(rs, key, set, rep);
   }
 
   law_options o_;
