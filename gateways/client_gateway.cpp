@@ -43,6 +43,7 @@ struct client_state {
   std::map<connection_handle, client_conn> conns;
   uint64_t next_serial = 0;
   std::map<uint64_t, watch_stream> watches; ///< leader subscription id -> its stream
+  std::shared_ptr<status_batch> status = std::make_shared<status_batch>();
 
   client_conn* find(connection_handle hdl, uint64_t serial) {
     auto i = conns.find(hdl);
@@ -311,12 +312,13 @@ void forward(const reply_slot& answer, client_conn& conn, const messages::client
   case op::auth:
     break; // answered by admitted()
   case op::status:
-    collect_status(self, answer.st->ctx, [answer](std::string json) {
-      messages::client_response r;
-      r.kind = messages::client_response::op::status;
-      r.status_json = std::move(json);
-      answer(r);
-    });
+    collect_status(self, answer.st->ctx, answer.st->status,
+                   [answer](const std::shared_ptr<const std::string>& json) {
+                     messages::client_response r;
+                     r.kind = messages::client_response::op::status;
+                     r.status_json = *json;
+                     answer(r);
+                   });
     break;
   }
 }

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <optional>
+#include <utility>
 #include <vector>
 
 namespace mlr::actors {
@@ -76,6 +77,7 @@ static void leader_part(nlohmann::json& doc, std::optional<messages::version_vec
                                             : nlohmann::json(nullptr);
   doc["state_digest"] = hex(s.digest);
   doc["keys"] = s.keys;
+  doc["live_keys"] = s.live_keys;
   doc["log_entries"] = s.log_end;
   auto stats = nlohmann::json::object();
   for_each_stat(s.stats,
@@ -83,8 +85,11 @@ static void leader_part(nlohmann::json& doc, std::optional<messages::version_vec
   doc["stats"] = std::move(stats);
 }
 
-void collect_status(gateway_actor::broker_pointer self, const node_context& ctx,
-                    std::function<void(std::string json)> done) {
+namespace {
+
+// One collection, for the requests that waited when it started.
+void collect_once(gateway_actor::broker_pointer self, const node_context& ctx,
+                  std::function<void(std::string json)> done) {
   auto c = std::make_shared<collector>();
   c->done = std::move(done);
   c->doc = {
@@ -141,6 +146,29 @@ void collect_status(gateway_actor::broker_pointer self, const node_context& ctx,
         },
         [c](caf::error&) { c->finish_one(); });
   }
+}
+
+void start_batch(gateway_actor::broker_pointer self, const node_context* ctx,
+                 const std::shared_ptr<status_batch>& batch) {
+  batch->running = true;
+  collect_once(self, *ctx,
+               [self, ctx, batch, waiters = std::exchange(batch->waiting, {})](std::string json) {
+                 auto shared = std::make_shared<const std::string>(std::move(json));
+                 batch->running = false;
+                 for (auto& w : waiters)
+                   w(shared);
+                 if (!batch->running && !batch->waiting.empty())
+                   start_batch(self, ctx, batch);
+               });
+}
+
+} // namespace
+
+void collect_status(gateway_actor::broker_pointer self, const node_context& ctx,
+                    const std::shared_ptr<status_batch>& batch, status_batch::done_fn done) {
+  batch->waiting.push_back(std::move(done));
+  if (!batch->running)
+    start_batch(self, &ctx, batch); // ctx is the gateway's, which outlives its requests
 }
 
 } // namespace mlr::actors

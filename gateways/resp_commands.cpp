@@ -174,18 +174,15 @@ void dbsize(resp_call& c) {
 
 // Server: INFO, CONFIG GET, COMMAND.
 void info(resp_call& c) {
-  collect_status(c.self, c.st->ctx,
-                 [self = c.self, st = c.st, answer = c.answer, to = c.to](std::string json) {
-                   // live_keys comes from the leader's status; add it to the document.
-                   self->request(st->ctx.leader, request_timeout, status_atom::value)
-                     .then(
-                       [answer, to, json](node_status& s) {
-                         auto j = nlohmann::json::parse(json, nullptr, false);
-                         j["live_keys"] = s.live_keys;
-                         answer(to, resp_bulk(info_text(j.dump())));
-                       },
-                       [answer, to, json](caf::error&) { answer(to, resp_bulk(info_text(json))); });
-                 });
+  collect_status(
+    c.self, c.st->ctx, c.st->status,
+    [st = c.st, answer = c.answer, to = c.to](const std::shared_ptr<const std::string>& json) {
+      if (st->info_json != json) {
+        st->info_json = json;
+        st->info_rendered = resp_bulk(info_text(*json));
+      }
+      answer(to, st->info_rendered);
+    });
 }
 
 void config(resp_call& c) {

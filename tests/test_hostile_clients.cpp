@@ -298,8 +298,9 @@ TEST_CASE("a node whose leader dies exits with status 3 and the reason, it never
   CHECK(c.connect(1)->get("fine")->siblings.size() == 1);
 }
 
-TEST_CASE("status-like requests are cheap: hundreds of pipelined DBSIZE, INFO and status over "
-          "100 MiB of state delay neither another client's SET nor a peer's heartbeat") {
+TEST_CASE("status-like requests are cheap: 9,000 INFO and 900 DBSIZE pipelined on 9 connections "
+          "and 200 status over 100 MiB of state delay neither another client's SET nor a peer's "
+          "heartbeat") {
   process_cluster c(2, "mesh");
   {
     raw_socket load(c.ports(0).resp);
@@ -315,11 +316,17 @@ TEST_CASE("status-like requests are cheap: hundreds of pipelined DBSIZE, INFO an
     }
   }
   REQUIRE(c.wait_converged(60s));
-  raw_socket flood(c.ports(0).resp);
+  // Each flooding connection pipelines 1,100 requests, more than it may have in flight
+  // (1,024). INFO asks every actor of the node and builds a JSON document: one collection
+  // per request kept the thread that runs every broker (client gateways, the peers'
+  // acceptor and dialers) busy for seconds.
+  std::vector<std::unique_ptr<raw_socket>> flood;
+  for (int k = 0; k < 9; ++k)
+    flood.push_back(std::make_unique<raw_socket>(c.ports(0).resp));
   std::string many;
-  for (int i = 0; i < 300; ++i)
-    many += resp_command({"DBSIZE"});
   for (int i = 0; i < 100; ++i)
+    many += resp_command({"DBSIZE"});
+  for (int i = 0; i < 1000; ++i)
     many += resp_command({"INFO"});
   raw_socket native(c.ports(0).client);
   messages::client_request status;
@@ -337,7 +344,8 @@ TEST_CASE("status-like requests are cheap: hundreds of pipelined DBSIZE, INFO an
     statuses += std::string(body.bytes.begin(), body.bytes.end());
   }
   auto log_before = c.node(1).log().size();
-  flood.send(many);
+  for (auto& f : flood)
+    f->send(many);
   native.send(statuses);
   // Meanwhile: SETs by another client, one at a time.
   raw_socket other(c.ports(0).resp);
@@ -351,8 +359,10 @@ TEST_CASE("status-like requests are cheap: hundreds of pipelined DBSIZE, INFO an
                                              .count());
   }
   INFO("slowest SET during the flood: " << worst_ms << " ms");
-  CHECK(worst_ms < 1000); // a functional bound: a digest per request took minutes here
-  auto first = resp_reply(flood, 10s);
+  // A functional bound: a digest per request took minutes here, and a collection per INFO
+  // about 2 s.
+  CHECK(worst_ms < 1000);
+  auto first = resp_reply(*flood.front(), 10s);
   CHECK(first == ":1600");
   // Heartbeats went on: the peer never saw n0 go silent.
   std::this_thread::sleep_for(1s);

@@ -3,6 +3,7 @@
 // the RESP encoders, and the command table: one function per command family.
 
 #include "gateways/detail/gateway_common.hpp"
+#include "gateways/node_status.hpp"
 #include "gateways/resp_reader.hpp"
 
 #include <caf/io/broker.hpp>
@@ -98,6 +99,11 @@ struct resp_state {
   /// connection is subscribed.
   uint64_t watch_id = 0;
   bool watch_pending = false;
+  /// INFO: collections shared by the requests that waited for them (status_batch), and
+  /// the last collection's text, rendered once for all of its requests.
+  std::shared_ptr<status_batch> status = std::make_shared<status_batch>();
+  std::shared_ptr<const std::string> info_json;
+  std::string info_rendered;
 
   resp_conn* find(connection_handle hdl) {
     auto i = conns.find(hdl);
