@@ -333,7 +333,7 @@ private:
     };
     for (messages::node_index i = 0; i < n; ++i)
       take(i);
-    for (int step = 0; step < 4 * n * n; ++step) {
+    for (uint64_t step = 0; step < uint64_t{4} * n * n; ++step) {
       if (!pending.empty() && rng_() % 3 == 0) {
         if (!answer(rng_() % pending.size()))
           return failed_ask(rep);

@@ -55,6 +55,11 @@ public:
   void put_meta(const std::string& name, std::string value) override {
     inner_->put_meta(name, std::move(value));
   }
+  void erase_meta(const std::string& name) override { inner_->erase_meta(name); }
+  std::vector<meta_item> meta_range(const std::string& prefix, const std::string& after,
+                                    size_t limit) const override {
+    return inner_->meta_range(prefix, after, limit);
+  }
   result<bool> commit(bool sync) override { return inner_->commit(sync); }
   result<bool> sync() override { return inner_->sync(); }
   result<bool> recover() override { return inner_->recover(); }

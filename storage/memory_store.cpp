@@ -80,6 +80,19 @@ public:
   void put_meta(const std::string& name, std::string value) override {
     meta_[name] = std::move(value);
   }
+  void erase_meta(const std::string& name) override { meta_.erase(name); }
+  std::vector<meta_item> meta_range(const std::string& prefix, const std::string& after,
+                                    size_t limit) const override {
+    std::vector<meta_item> out;
+    auto i = after.empty() ? meta_.lower_bound(prefix) : meta_.upper_bound(after);
+    if (!after.empty() && after < prefix)
+      i = meta_.lower_bound(prefix);
+    for (;
+         i != meta_.end() && out.size() < limit && i->first.compare(0, prefix.size(), prefix) == 0;
+         ++i)
+      out.emplace_back(i->first, i->second);
+    return out;
+  }
   result<bool> commit(bool) override { return true; }
   result<bool> sync() override { return true; }
   bool durable() const override { return false; }

@@ -185,7 +185,7 @@ public:
 
   std::optional<std::string> get_meta(const std::string& name) const override {
     if (auto i = pending_meta_.find(name); i != pending_meta_.end())
-      return i->second;
+      return i->second; // nullopt when erased since the last commit
     std::string raw;
     if (!db_->Get(rocksdb::ReadOptions(), meta_cf_, name, &raw).ok())
       return std::nullopt;
@@ -195,6 +195,42 @@ public:
   void put_meta(const std::string& name, std::string value) override {
     batch_.Put(meta_cf_, name, value);
     pending_meta_[name] = std::move(value);
+  }
+
+  void erase_meta(const std::string& name) override {
+    batch_.Delete(meta_cf_, name);
+    pending_meta_[name] = std::nullopt;
+  }
+
+  // The committed names (an iterator) and the pending ones (a map), merged in name order;
+  // a pending write or erase wins over the committed value of its name.
+  std::vector<meta_item> meta_range(const std::string& prefix, const std::string& after,
+                                    size_t limit) const override {
+    std::vector<meta_item> out;
+    bool from_prefix = after.empty() || after < prefix;
+    const std::string& start = from_prefix ? prefix : after;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_cf_));
+    it->Seek(start);
+    if (!from_prefix && it->Valid() && it->key() == rocksdb::Slice(start))
+      it->Next();
+    auto p = from_prefix ? pending_meta_.lower_bound(start) : pending_meta_.upper_bound(start);
+    while (out.size() < limit) {
+      bool committed = it->Valid() && it->key().starts_with(prefix);
+      bool pending = p != pending_meta_.end() && p->first.compare(0, prefix.size(), prefix) == 0;
+      if (!committed && !pending)
+        break;
+      if (pending && (!committed || it->key().compare(rocksdb::Slice(p->first)) >= 0)) {
+        if (committed && it->key() == rocksdb::Slice(p->first))
+          it->Next(); // overridden
+        if (p->second)
+          out.emplace_back(p->first, *p->second);
+        ++p;
+      } else {
+        out.emplace_back(it->key().ToString(), it->value().ToString());
+        it->Next();
+      }
+    }
+    return out;
   }
 
   result<bool> commit(bool sync) override {
@@ -292,7 +328,7 @@ private:
   std::set<std::string> erased_; // erased since the last commit
   std::deque<log_entry> pending_log_;
   std::map<std::string, std::vector<messages::version>> pending_state_;
-  std::map<std::string, std::string> pending_meta_;
+  std::map<std::string, std::optional<std::string>> pending_meta_; // nullopt: erased
   mutable std::vector<messages::version> scratch_versions_;
   mutable log_entry scratch_entry_;
 };

@@ -85,6 +85,15 @@ public:
   /// Small named values: version vector, HLC, counter, incarnation, identity.
   virtual std::optional<std::string> get_meta(const std::string& name) const = 0;
   virtual void put_meta(const std::string& name, std::string value) = 0;
+  virtual void erase_meta(const std::string& name) = 0;
+  /// Named values whose names start with `prefix`, in ascending name order, from the first
+  /// name greater than `after` (from the first with the prefix when `after` is empty), at
+  /// most `limit` of them. Writes not yet committed are seen, as by get_meta. For records
+  /// kept in order under one prefix (a conflict feed: the name ends in a fixed-width
+  /// sequence number).
+  using meta_item = std::pair<std::string, std::string>;
+  virtual std::vector<meta_item> meta_range(const std::string& prefix, const std::string& after,
+                                            size_t limit) const = 0;
 
   /// Makes everything written since the previous commit atomic (and durable with `sync`).
   /// An error (a full disk, say) leaves the previous commit as the durable state.

@@ -60,6 +60,13 @@ public:
   void put_meta(const std::string& name, std::string value) override {
     record([name, value](storage::store& s) { s.put_meta(name, value); });
   }
+  void erase_meta(const std::string& name) override {
+    record([name](storage::store& s) { s.erase_meta(name); });
+  }
+  std::vector<meta_item> meta_range(const std::string& prefix, const std::string& after,
+                                    size_t limit) const override {
+    return live_->meta_range(prefix, after, limit);
+  }
   result<bool> commit(bool) override {
     if (disk_->generation == generation_)
       for (auto& op : pending_)

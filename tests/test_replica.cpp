@@ -156,6 +156,64 @@ TEST_CASE("rocksdb store: committed writes survive a reopen, uncommitted ones do
   std::filesystem::remove_all(dir);
 }
 
+namespace {
+std::string names(const std::vector<storage::store::meta_item>& items) {
+  std::string out;
+  for (auto& [n, v] : items)
+    out += (out.empty() ? "" : " ") + n + "=" + v;
+  return out;
+}
+
+// meta_range on one store: prefix bounds, `after`, the limit, and pending writes and
+// erases over committed ones.
+void check_meta_range(storage::store& s) {
+  s.put_meta("conflict.0003", "c");
+  s.put_meta("conflict.0001", "a");
+  s.put_meta("conflicts", "not in the range: no dot");
+  s.put_meta("conflict.0002", "b");
+  s.put_meta("cursor.1", "other prefix");
+  CHECK(names(s.meta_range("conflict.", "", 10)) ==
+        "conflict.0001=a conflict.0002=b conflict.0003=c");
+  REQUIRE(s.commit(true));
+  s.put_meta("conflict.0004", "d");  // pending
+  s.put_meta("conflict.0002", "b2"); // pending over committed
+  s.erase_meta("conflict.0001");     // pending erase of a committed one
+  CHECK_FALSE(s.get_meta("conflict.0001"));
+  CHECK(names(s.meta_range("conflict.", "", 10)) ==
+        "conflict.0002=b2 conflict.0003=c conflict.0004=d");
+  CHECK(names(s.meta_range("conflict.", "conflict.0002", 10)) == "conflict.0003=c conflict.0004=d");
+  CHECK(names(s.meta_range("conflict.", "conflict.0002", 1)) == "conflict.0003=c");
+  CHECK(names(s.meta_range("conflict.", "a", 10)) ==
+        "conflict.0002=b2 conflict.0003=c conflict.0004=d");
+  CHECK(s.meta_range("conflict.", "conflict.0004", 10).empty());
+  CHECK(s.meta_range("conflict.", "", 0).empty());
+  REQUIRE(s.commit(true));
+  CHECK(names(s.meta_range("conflict.", "", 10)) ==
+        "conflict.0002=b2 conflict.0003=c conflict.0004=d");
+  CHECK(names(s.meta_range("cursor.", "", 10)) == "cursor.1=other prefix");
+}
+} // namespace
+
+TEST_CASE("store meta ranges: in name order under a prefix, after a name, bounded, pending writes "
+          "and erases seen, on the memory and the RocksDB store") {
+  auto memory = storage::make_memory_store();
+  check_meta_range(*memory);
+  auto dir = std::string("test_replica_meta.db");
+  std::filesystem::remove_all(dir);
+  {
+    auto s = storage::open_rocksdb_store(dir);
+    REQUIRE(s);
+    check_meta_range(**s);
+  }
+  {
+    auto s = storage::open_rocksdb_store(dir); // what was committed survives a reopen
+    REQUIRE(s);
+    CHECK(names((*s)->meta_range("conflict.", "", 10)) ==
+          "conflict.0002=b2 conflict.0003=c conflict.0004=d");
+  }
+  std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("replica: a batch stops below its byte budget and at 65,536 sources, the first event "
           "always fits") {
   messages::event big;
