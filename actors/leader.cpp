@@ -261,7 +261,7 @@ leader_impl::behavior_type leader_impl::make_behavior() {
         replica_.mutable_store().put_meta("cursor." + std::to_string(dest), std::to_string(pos));
     },
     [this](status_atom) { return status(); },
-    [this](resolver_atom, const resolver_swap& s) { return swap_resolver(s.make); },
+    [this](resolver_atom, const resolver_swap& s) { return swap_resolver(s.make, s.name); },
     [this](watch_atom, std::string& prefix, caf::actor& who) {
       return watch(std::move(prefix), std::move(who));
     },
@@ -272,9 +272,8 @@ leader_impl::behavior_type leader_impl::make_behavior() {
         i->second.unacked_bytes -= std::min(bytes, i->second.unacked_bytes);
       }
     },
-    [this](conflicts_atom) {
-      auto& log = replica_.conflict_log();
-      return std::vector<conflict_record>(log.begin(), log.end());
+    [this](conflicts_atom, uint64_t after, uint32_t limit) {
+      return replica_.conflicts(after, std::min<uint32_t>(limit, max_conflicts_per_answer));
     },
     [this](pull_atom, const frame& f) { return on_pull(f); },
     [this](gossip_atom, const frame& f) { on_gossip(f); },

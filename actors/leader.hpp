@@ -38,6 +38,7 @@ using sink_actor = caf::typed_actor<
 /// stop. Travels only inside a process.
 struct resolver_swap {
   resolvers::resolver_factory make;
+  std::string name; ///< what the conflict feed records as the resolver
 };
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, resolver_swap&) {
   return f(caf::meta::type_name("mlr.resolver_swap"));
@@ -75,8 +76,9 @@ using leader_actor = sink_actor::extend<
   caf::reacts_to<cursor_atom, messages::node_index, uint64_t>,
   /// Version vector, digest and counters.
   caf::replies_to<status_atom>::with<node_status>,
-  /// The most recent conflicts, oldest first.
-  caf::replies_to<conflicts_atom>::with<std::vector<conflict_record>>,
+  /// The conflict feed: records after a sequence number, oldest first, at most this many
+  /// (and about 4 MiB).
+  caf::replies_to<conflicts_atom, uint64_t, uint32_t>::with<std::vector<conflict_record>>,
   /// How to reach every other node (indexed by node; this node's own entry is unused).
   /// Gossip and pull start once the leader has them.
   caf::reacts_to<peers_atom, std::vector<sink_actor>>,
@@ -128,6 +130,7 @@ struct leader_config {
   /// Where the resolver came from: a resolver that stops (it threw) is replaced by a new
   /// one from here, and the conflicts it left are asked again. Empty: not replaced.
   resolvers::resolver_factory make_resolver;
+  std::string resolver_name; ///< what the conflict feed records as the resolver
   messages::decode_limits limits;
   /// Most log entries one fetch scans.
   uint32_t max_fetch_scan = 8192;

@@ -166,10 +166,11 @@ void leader_impl::ask_resolver(conflict c) {
   ++pending_resolutions_;
   auto shared = std::make_shared<conflict>(std::move(c));
   auto asked = resolver_;
+  auto name = cfg_.resolver_name; // a swap while this question is out does not rename it
   request(resolver_, cfg_.resolver_timeout, resolvers::resolve_atom::value, shared->key,
           shared->versions)
     .then(
-      [this, shared](resolvers::resolution& answer) {
+      [this, shared, name](resolvers::resolution& answer) {
         --pending_resolutions_;
         auto is_input = [&](const dot& d) {
           return std::any_of(shared->versions.begin(), shared->versions.end(),
@@ -185,22 +186,23 @@ void leader_impl::ask_resolver(conflict c) {
                  (keep.empty() || !std::all_of(keep.begin(), keep.end(), is_input)))
           refused = "resolver kept nothing or a dot it was not given";
         if (!refused.empty()) {
-          replica_.unresolved(*shared, std::move(refused));
+          replica_.unresolved(*shared, std::move(refused), decided(name));
           if (cfg_.replica.observer)
             cfg_.replica.observer->on_handled(replica_);
           return;
         }
         // A stale answer, or versions that came after the question, make the replica ask
         // again (its ready value); a key is off the retry list once an answer applied.
-        bool applied = answer.merge ? replica_.merge(*shared, std::move(answer.value))
-                                    : (replica_.resolve(*shared, keep), true);
+        bool applied = answer.merge
+                         ? replica_.merge(*shared, std::move(answer.value), decided(name))
+                         : (replica_.resolve(*shared, keep, decided(name)), true);
         if (applied)
           retry_keys_.erase(shared->key);
         execute(/*by_policy=*/false);
       },
-      [this, shared, asked](caf::error& err) {
+      [this, shared, asked, name](caf::error& err) {
         --pending_resolutions_;
-        replica_.unresolved(*shared, "resolver failed: " + system().render(err));
+        replica_.unresolved(*shared, "resolver failed: " + system().render(err), decided(name));
         if (err == caf::sec::request_receiver_down && asked == resolver_)
           replace_resolver("it stopped");
         retry_keys_[shared->key] = steady_ms() + resolver_retry_ms;
@@ -268,7 +270,7 @@ void leader_impl::deliver(const std::vector<change>& changes) {
                   " MiB unread; subscribe again and read faster");
 }
 
-uint32_t leader_impl::swap_resolver(resolvers::resolver_factory make) {
+uint32_t leader_impl::swap_resolver(resolvers::resolver_factory make, std::string name) {
   auto next = make(system());
   demonitor(resolver_.address());
   swapped_out_.push_back(std::move(resolver_));
@@ -276,9 +278,12 @@ uint32_t leader_impl::swap_resolver(resolvers::resolver_factory make) {
     swapped_out_.erase(swapped_out_.begin());
   resolver_ = std::move(next);
   cfg_.make_resolver = std::move(make);
+  cfg_.resolver_name = std::move(name);
   monitor(resolver_);
-  log("the resolver was swapped: " + std::to_string(pending_resolutions_) +
-      " questions in flight go on with the previous one, " + std::to_string(retry_keys_.size()) +
+  log("the resolver was swapped for " +
+      (cfg_.resolver_name.empty() ? "another" : "'" + cfg_.resolver_name + "'") + ": " +
+      std::to_string(pending_resolutions_) + " questions in flight go on with the previous one, " +
+      std::to_string(retry_keys_.size()) +
       " keys whose resolution failed are asked of the new one now");
   for (auto& [key, due] : retry_keys_)
     due = 0;

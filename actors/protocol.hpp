@@ -196,10 +196,4 @@ template <class Inspector> typename Inspector::result_type inspect(Inspector& f,
   return f(caf::meta::type_name("mlr.change"), x.key, x.event, x.type, x.field, x.value, x.id);
 }
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, conflict_record& x) {
-  return f(caf::meta::type_name("mlr.conflict_record"), x.key, x.inputs, x.kept, x.resolved,
-           x.reason, x.merged, x.value);
-}
-
 } // namespace mlr::core

@@ -8,11 +8,14 @@
 //   mlr --node HOST:PORT status [--json]
 //   mlr --node HOST:PORT watch [--interval SECONDS] [--count N]
 //   mlr --node HOST:PORT watch-keys PREFIX [--count N]
+//   mlr --node HOST:PORT conflicts [--since N] [--follow] [--count N] [--json] [--replay]
+//   mlr --node HOST:PORT resolver set lww|multi|max|tags
 //   mlr topology check FILE|ring:N|star:N|mesh:N
 //
 // Exit status: 0 success, 1 the node answered with an error or the key does not exist,
 // 2 bad usage, 3 the node could not be reached.
 
+#include "cli_conflicts.hpp"
 #include "client/native_client.hpp"
 #include "core/analysis.hpp"
 #include "secret_file.hpp"
@@ -60,6 +63,19 @@ const char* usage =
   "them,\n"
   "                                                 one line each: EVENT KEY [FIELD] [= VALUE]\n"
   "                                                 (TYPE, DOT); --count N: stop after N\n"
+  "  mlr --node HOST:PORT conflicts [--since N] [--follow] [--count N] [--json]\n"
+  "                                   [--replay [--resolver NAME]]\n"
+  "                                                 the node's conflict feed, oldest first:\n"
+  "                                                 #SEQ TIME KEY OUTCOME by RESOLVER: inputs\n"
+  "                                                 -> what was kept or merged; --since N: after\n"
+  "                                                 record N; --follow: wait for new ones;\n"
+  "                                                 --replay: ask the resolver each question\n"
+  "                                                 again (here, a built-in one: the recorded\n"
+  "                                                 name, or --resolver) and compare; exits 1\n"
+  "                                                 if an outcome differs\n"
+  "  mlr --node HOST:PORT resolver set lww|multi|max|tags\n"
+  "                                                 swap the running node's resolver (admin);\n"
+  "                                                 swap every member's\n"
   "  mlr topology check FILE|ring:N|star:N|mesh:N\n"
   "  mlr --node HOST:PORT topology set ring|mesh|star:HUB|FILE\n\n"
   "get prints each live value on its own line (several when concurrent writes left\n"
@@ -176,6 +192,7 @@ struct cli {
   int64_t count = -1;
   std::vector<std::string> words;
   std::string secret, admin_secret;
+  apps::conflicts_options feed;
 
   // Opens the connection and proves the secret (the admin one when `admin`), if any.
   result<std::unique_ptr<client::connection>> open(bool admin) const {
@@ -205,8 +222,16 @@ std::optional<int> parse(int argc, char** argv, cli& c) {
     "interval", po::value(&c.interval)->default_value(c.interval),
     "for watch: seconds between updates")("count", po::value(&c.count)->default_value(c.count),
                                           "for watch and watch-keys: stop after N updates or "
-                                          "changes (-1: never)")("words", po::value(&c.words),
-                                                                 "command and arguments");
+                                          "changes (-1: never); for conflicts: after N "
+                                          "records")(
+    "since", po::value(&c.feed.since)->default_value(0),
+    "for conflicts: records after sequence number N")("follow", po::bool_switch(&c.feed.follow),
+                                                      "for conflicts: keep printing new records")(
+    "replay", po::bool_switch(&c.feed.replay),
+    "for conflicts: ask each record's question again and compare the outcome")(
+    "resolver", po::value(&c.feed.resolver),
+    "for conflicts --replay: replay through this built-in resolver instead of the recorded "
+    "one")("words", po::value(&c.words), "command and arguments");
   po::positional_options_description pos;
   pos.add("words", -1);
   po::variables_map vm;
@@ -221,6 +246,8 @@ std::optional<int> parse(int argc, char** argv, cli& c) {
     return vm.count("help") ? 0 : 2;
   }
   c.has_context = vm.count("context") > 0;
+  c.feed.json = c.as_json;
+  c.feed.count = c.count;
   auto secret = secret_from(secret_file, "MLR_SECRET", "client secret");
   auto admin_secret = secret_from(admin_secret_file, "MLR_ADMIN_SECRET", "admin secret");
   for (auto* s : {&secret, &admin_secret})
@@ -260,6 +287,22 @@ int topology_set(const cli& c) {
     return 1;
   }
   std::cout << "epoch " << *r << "\n";
+  return 0;
+}
+
+int resolver_set(const cli& c) {
+  if (c.node.empty())
+    return fail_usage("--node HOST:PORT is required for 'resolver set'");
+  auto conn = c.open(true);
+  if (!conn)
+    return cannot_open(conn.err());
+  auto r = (*conn)->set_resolver(c.words[2]);
+  if (!r) {
+    std::cerr << "mlr: " << r.err().message << "\n";
+    return 1;
+  }
+  std::cout << "resolver " << c.words[2] << " (" << *r
+            << " questions in flight go on with the previous one)\n";
   return 0;
 }
 
@@ -395,16 +438,17 @@ int data_command(const cli& c) {
   auto& cmd = c.words[0];
   auto need = [&](size_t n) { return c.words.size() == n; };
   if ((cmd == "put" && !need(3)) || ((cmd == "get" || cmd == "del") && !need(2)) ||
-      ((cmd == "status" || cmd == "watch") && !need(1)) || (cmd == "watch-keys" && !need(2)))
+      ((cmd == "status" || cmd == "watch" || cmd == "conflicts") && !need(1)) ||
+      (cmd == "watch-keys" && !need(2)))
     return fail_usage("wrong number of arguments for '" + cmd + "'");
   auto typed = typed_arity(cmd);
   if (typed && (c.words.size() < typed->first || c.words.size() > typed->second))
     return fail_usage("wrong number of arguments for '" + cmd + "'");
   if (!typed && cmd != "put" && cmd != "get" && cmd != "del" && cmd != "status" && cmd != "watch" &&
-      cmd != "watch-keys")
-    return fail_usage(
-      "unknown command '" + cmd +
-      "' (put, get, del, incr, sadd, srem, hset, hdel, hincr, read, status, watch, watch-keys)");
+      cmd != "watch-keys" && cmd != "conflicts")
+    return fail_usage("unknown command '" + cmd +
+                      "' (put, get, del, incr, sadd, srem, hset, hdel, hincr, read, status, "
+                      "watch, watch-keys, conflicts, resolver set, topology)");
   auto conn = c.open(false);
   if (!conn)
     return cannot_open(conn.err());
@@ -425,6 +469,8 @@ int data_command(const cli& c) {
     return get(n, c.words[1]);
   if (cmd == "watch-keys")
     return watch_keys(c, n);
+  if (cmd == "conflicts")
+    return apps::print_conflicts(n, c.feed);
   return status(c, n, cmd == "watch");
 }
 
@@ -438,5 +484,10 @@ int main(int argc, char** argv) {
     return topology_set(c);
   if (c.words[0] == "topology")
     return topology_check(c);
+  if (c.words[0] == "resolver") {
+    if (c.words.size() != 3 || c.words[1] != "set")
+      return fail_usage("write 'mlr --node HOST:PORT resolver set lww|multi|max|tags'");
+    return resolver_set(c);
+  }
   return data_command(c);
 }

@@ -115,7 +115,14 @@ static void add_tuning_options(po::options_description& desc, node_options& o) {
     "sleep 11 s first (the client is told its write timed out and may still be applied)")(
     "log-retention", po::value(&o.log_retention)->default_value(o.log_retention),
     "log entries kept after they became stable (held by every node), so a peer that was "
-    "away briefly catches up from the log; one further behind gets a state transfer");
+    "away briefly catches up from the log; one further behind gets a state transfer")(
+    "conflict-feed-records",
+    po::value(&o.conflict_feed_records)->default_value(o.conflict_feed_records),
+    "conflict records kept in the store for `mlr conflicts` (the oldest dropped first; 0 "
+    "keeps none)")(
+    "conflict-feed-mib", po::value(&o.conflict_feed_mib)->default_value(o.conflict_feed_mib),
+    "about this many MiB of conflict records kept (the oldest dropped first); a record "
+    "whose input values exceed a sixteenth of it keeps 1 KiB of each");
 }
 
 po::options_description make_options(node_options& o) {
@@ -260,6 +267,9 @@ result<node::node_options> to_node_options(node_options& o, const po::variables_
   n.max_key_bytes = o.max_key_bytes;
   n.max_value_bytes = o.max_value_bytes;
   n.log_retention = o.log_retention;
+  n.conflict_feed_records = o.conflict_feed_records;
+  // (bounded before the shift: node::start refuses what is out of range, naming it)
+  n.conflict_feed_bytes = std::min<size_t>(o.conflict_feed_mib, size_t{1} << 40) << 20;
   return n;
 }
 

@@ -44,6 +44,8 @@ struct node_options {
   std::string admin_secret_file;
   bool allow_unauthenticated = false;
   uint64_t log_retention = 10000;
+  size_t conflict_feed_records = 10000;
+  size_t conflict_feed_mib = 64;
   std::string data_dir;
   std::string sync = "batch";
 };

@@ -243,6 +243,33 @@ result<std::string> connection::set_topology(const std::string& spec) {
   return written_or_error(call(req));
 }
 
+result<uint32_t> connection::set_resolver(const std::string& name) {
+  messages::client_request req;
+  req.kind = messages::client_request::op::set_resolver;
+  req.value = name;
+  auto w = written_or_error(call(req));
+  if (!w)
+    return w.err();
+  return static_cast<uint32_t>(std::strtoul(w->c_str(), nullptr, 10));
+}
+
+result<std::vector<messages::conflict_record>> connection::conflicts(uint64_t after,
+                                                                     uint32_t limit) {
+  messages::client_request req;
+  req.kind = messages::client_request::op::conflicts;
+  req.after = after;
+  req.limit = limit;
+  auto r = call(req);
+  if (!r)
+    return r.err();
+  if (r->kind == messages::client_response::op::failure)
+    return error{r->fail.code, r->fail.message};
+  if (r->kind != messages::client_response::op::conflicts)
+    return error{errc::malformed_frame,
+                 "the node answered a conflicts request with something else"};
+  return std::move(r->conflicts);
+}
+
 result<std::string> connection::status() {
   messages::client_request req;
   req.kind = messages::client_request::op::status;

@@ -49,6 +49,12 @@ public:
   /// Changes the cluster's topology ("ring", "star:HUB", "mesh" or an edge list) through
   /// this node. Returns the new epoch (a dot).
   result<std::string> set_topology(const std::string& spec);
+  /// Replaces the node's resolver (lww, multi, max or tags) while it runs; needs the admin
+  /// secret. Returns how many questions were in flight (the previous resolver answers them).
+  result<uint32_t> set_resolver(const std::string& name);
+  /// The node's conflict feed after sequence number `after`, oldest first, at most `limit`
+  /// records (the node answers at most 1,000, about 4 MiB, per call).
+  result<std::vector<messages::conflict_record>> conflicts(uint64_t after, uint32_t limit = 1000);
 
   /// Subscribes to every change under `prefix` ("" for all) this node applies, local and
   /// remote, in apply order, and hands each to `on_change` (a response of kind change: key,

@@ -128,6 +128,7 @@ void replica::recover() {
     if (auto* e = store_->read(pos); e && !retired_.covers(e->ev.id))
       index_position(e->ev.id, pos);
   durable_end_ = store_->log_end();
+  recover_feed();
 }
 
 void replica::persist() {

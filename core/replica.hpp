@@ -75,14 +75,15 @@ public:
   /// discards are removed if they are still live; later versions are untouched. True when
   /// the key still needs the resolver (versions came after the question): the next
   /// take_ready() asks about what it holds now.
-  bool resolve(const conflict& c, const std::vector<messages::dot>& keep);
+  bool resolve(const conflict& c, const std::vector<messages::dot>& keep,
+               const decided_by& by = {});
   /// Applies a merging resolver's answer: `value` stands for the versions it was given
   /// (core/typed.hpp, "Merged values"). False, and nothing changes, when the key's register
   /// versions are no longer exactly those; then the next take_ready() asks about what the
   /// key holds now.
-  bool merge(const conflict& c, std::string value);
+  bool merge(const conflict& c, std::string value, const decided_by& by = {});
   /// Records that the resolver failed: the versions stay as siblings.
-  void unresolved(const conflict& c, std::string reason);
+  void unresolved(const conflict& c, std::string reason, const decided_by& by = {});
 
   /// Reports every change applied from now on in ready::changes (off: none are kept).
   void report_changes(bool on) { report_changes_ = on; }
@@ -177,7 +178,14 @@ public:
   /// The join of every version vector gossiped to this node, and its own.
   messages::version_vector known() const;
   const replica_stats& stats() const { return stats_; }
-  const std::deque<conflict_record>& conflict_log() const { return conflicts_; }
+  /// The conflict feed: records after sequence number `after`, in order, at most `limit`
+  /// of them and about `max_bytes` (at least one). Written with the outcome's commit, so a
+  /// durable store keeps them across restarts; the oldest are trimmed (see
+  /// replica_config::conflict_feed_records), so the first may be past `after` + 1.
+  std::vector<conflict_record> conflicts(uint64_t after, size_t limit,
+                                         size_t max_bytes = 4u << 20) const;
+  /// The feed's kept range: sequence numbers [first, next).
+  std::pair<uint64_t, uint64_t> conflict_feed_range() const { return {feed_.first, feed_.next}; }
   messages::source self() const { return self_; }
   const storage::store& store() const { return *store_; }
   uint64_t log_end() const { return store_->log_end(); }
@@ -206,7 +214,8 @@ private:
   void finish_transfer(std::vector<conflict>& conflicts);
   static constexpr uint64_t not_in_log = position_index::not_in_log;
   void index_position(const messages::dot& d, uint64_t pos) { positions_.set(d, pos); }
-  void record(conflict_record r);
+  void record(conflict_record r, const decided_by& by);
+  void recover_feed();
   conflict_record resolved_record(const conflict& c);
   // Pieces of plan_pull (replica_pull.cpp) and collect_garbage (replica_gc.cpp).
   uint64_t have_of(const messages::source& s) const;
@@ -229,7 +238,10 @@ private:
   messages::hlc_clock clock_;
   causal_buffer buffer_;
   replica_stats stats_;
-  std::deque<conflict_record> conflicts_;
+  struct feed_state {
+    uint64_t first = 1, next = 1; // records [first, next) are kept
+    uint64_t bytes = 0;
+  } feed_;
   // Where each dot sits in the log (lets a pull answer find events without scanning it);
   // compacted with the log.
   position_index positions_;

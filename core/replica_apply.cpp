@@ -174,7 +174,7 @@ void replica::apply(event e, std::vector<conflict>& conflicts) {
   store_->append(std::move(entry));
 }
 
-bool replica::resolve(const conflict& c, const std::vector<dot>& keep) {
+bool replica::resolve(const conflict& c, const std::vector<dot>& keep, const decided_by& by) {
   auto* current = store_->find(c.key);
   bool again = false;
   if (current) {
@@ -199,7 +199,7 @@ bool replica::resolve(const conflict& c, const std::vector<dot>& keep) {
   }
   auto r = resolved_record(c);
   r.kept = keep;
-  record(std::move(r));
+  record(std::move(r), by);
   return again;
 }
 
@@ -209,13 +209,12 @@ conflict_record replica::resolved_record(const conflict& c) {
   dirty_ = true;
   conflict_record r;
   r.key = c.key;
-  for (auto& v : c.versions)
-    r.inputs.push_back(v.id);
+  r.versions = c.versions;
   r.resolved = true;
   return r;
 }
 
-bool replica::merge(const conflict& c, std::string value) {
+bool replica::merge(const conflict& c, std::string value, const decided_by& by) {
   auto* current = store_->find(c.key);
   if (!current)
     return false;
@@ -229,13 +228,10 @@ bool replica::merge(const conflict& c, std::string value) {
   }
   store_->assign(c.key, std::move(*next));
   auto r = resolved_record(c);
-  r.kept = r.inputs;
+  r.kept = r.inputs();
   r.merged = true;
-  // The record keeps at most 1 KiB of the value (a merge may be as large as a write).
-  r.value = value.size() <= 1024
-              ? value
-              : value.substr(0, 1024) + "... (" + std::to_string(value.size()) + " bytes)";
-  record(std::move(r));
+  r.value = value;
+  record(std::move(r), by);
   if (report_changes_) {
     dot latest;
     for (auto& v : c.versions)
@@ -245,24 +241,14 @@ bool replica::merge(const conflict& c, std::string value) {
   return true;
 }
 
-void replica::unresolved(const conflict& c, std::string reason) {
+void replica::unresolved(const conflict& c, std::string reason, const decided_by& by) {
   ++stats_.unresolved;
   conflict_record r;
   r.key = c.key;
-  for (auto& v : c.versions) {
-    r.inputs.push_back(v.id);
-    r.kept.push_back(v.id);
-  }
+  r.versions = c.versions;
+  r.kept = r.inputs();
   r.reason = std::move(reason);
-  record(std::move(r));
-}
-
-void replica::record(conflict_record r) {
-  if (cfg_.conflict_log_capacity == 0)
-    return;
-  if (conflicts_.size() >= cfg_.conflict_log_capacity)
-    conflicts_.pop_front();
-  conflicts_.push_back(std::move(r));
+  record(std::move(r), by);
 }
 
 std::vector<version> replica::versions(const std::string& key) const {

@@ -6,6 +6,7 @@
 #include "core/change.hpp"
 #include "core/replica_stats.hpp"
 #include "messages/codec.hpp"
+#include "messages/conflict_record.hpp"
 #include "messages/event.hpp"
 #include "messages/version_vector.hpp"
 
@@ -51,8 +52,11 @@ struct replica_config {
   size_t max_buffered = 1u << 20;
   size_t max_buffered_bytes = 256u << 20;
   uint64_t max_clock_offset_ms = 500;
-  /// Conflict records kept for inspection (oldest dropped first).
-  size_t conflict_log_capacity = 1024;
+  /// The conflict feed, kept in the store: at most this many records and about this many
+  /// bytes of them (the oldest are dropped first; zero records: none are kept). A record
+  /// whose input values exceed a sixteenth of the bytes keeps 1 KiB of each.
+  size_t conflict_feed_records = 10000;
+  size_t conflict_feed_bytes = 64u << 20;
   /// How long a gap in what this node knows exists may go without progress before it pulls.
   uint64_t pull_grace_ms = 500;
   /// Most events one pull answer carries.
@@ -121,15 +125,13 @@ struct routing {
   std::vector<std::pair<std::string, std::string>> addresses;
 };
 
-/// One conflict as the resolver saw it: its inputs and its decision.
-struct conflict_record {
-  std::string key;
-  std::vector<messages::dot> inputs;
-  std::vector<messages::dot> kept;
-  bool resolved = false;
-  std::string reason;  ///< why it stayed unresolved
-  bool merged = false; ///< the resolver merged the inputs into `value` (every input kept)
-  std::string value{};
+/// One conflict as the resolver saw it, and its outcome: an entry of the conflict feed.
+using messages::conflict_record;
+
+/// Who decided a conflict, and when: what the shell adds to the feed's record.
+struct decided_by {
+  std::string resolver;
+  uint64_t at_ms = 0; ///< wall clock, ms since the epoch
 };
 
 /// Concurrent versions that need the resolver.

@@ -65,6 +65,8 @@ messages::client_response failure_response(errc code, std::string msg) {
 }
 
 using self_ptr = gateway_actor::broker_pointer;
+// The leader answers at most 1,000 records (about 4 MiB) per request anyway.
+constexpr uint32_t max_conflicts_per_request = 1000;
 using state_ptr = std::shared_ptr<client_state>;
 
 // Closes a connection and ends its watches at the leader. Every close path comes here:
@@ -138,22 +140,61 @@ bool admitted(const reply_slot& answer, client_state& st, client_conn& conn,
                 "(mlr --secret-file FILE, or MLR_SECRET)");
     return false;
   }
-  if (req.kind != messages::client_request::op::set_topology)
+  bool topology = req.kind == messages::client_request::op::set_topology;
+  if (!topology && req.kind != messages::client_request::op::set_resolver)
     return true;
+  // Both change how the node treats every client's data: admin only.
+  const char* what = topology ? "topology changes" : "resolver changes";
   if (conn.role != client_role::admin) {
-    st.ctx.log.warn("client {}: topology set refused: not authenticated as admin", conn.where);
+    st.ctx.log.warn("client {}: {} refused: not authenticated as admin", conn.where,
+                    topology ? "topology set" : "resolver set");
     bool none = st.ctx.access.admin_secret.empty();
     answer.fail(none ? errc::refused : errc::unauthenticated,
-                none ? "topology changes are refused: this node was started without "
-                       "--admin-secret-file"
-                     : "topology changes need the admin secret (mlr --admin-secret-file FILE, or "
-                       "MLR_ADMIN_SECRET)");
+                std::string(what) +
+                  (none ? " are refused: this node was started without --admin-secret-file"
+                        : " need the admin secret (mlr --admin-secret-file FILE, or "
+                          "MLR_ADMIN_SECRET)"));
     return false;
   }
-  auto first_line = req.value.substr(0, req.value.find('\n'));
-  st.ctx.log.info("topology set by admin client {}: {}{}", conn.where, first_line,
-                  first_line.size() < req.value.size() ? " ..." : "");
+  auto first_line = req.value.substr(0, std::min(req.value.find('\n'), size_t{200}));
+  st.ctx.log.info("{} by admin client {}: {}{}", topology ? "topology set" : "resolver set",
+                  conn.where, first_line, first_line.size() < req.value.size() ? " ..." : "");
   return true;
+}
+
+void set_resolver(const reply_slot& answer, const std::string& where, const std::string& name) {
+  auto make = resolvers::builtin_resolver(name);
+  if (!make)
+    return answer.fail(errc::invalid_argument, "unknown resolver '" + name.substr(0, 64) +
+                                                 "'; use lww, multi, max or tags");
+  auto log = answer.st->ctx.log;
+  answer.self
+    ->request(answer.st->ctx.leader, request_timeout, resolver_atom::value,
+              resolver_swap{make, name})
+    .then(
+      [answer, where, name, log](uint32_t in_flight) {
+        log.info("resolver set by admin client {}: now '{}', {} questions in flight go on with "
+                 "the previous one",
+                 where, name, in_flight);
+        answer.written(std::to_string(in_flight));
+      },
+      [answer](caf::error& err) { answer.fail(from_caf(err).code, failure_text(err, true)); });
+}
+
+// A page of the conflict feed.
+void conflicts(const reply_slot& answer, const messages::client_request& req,
+               std::function<void(caf::error&)> on_error) {
+  answer.self
+    ->request(answer.st->ctx.leader, request_timeout, conflicts_atom::value, req.after,
+              std::min(req.limit, max_conflicts_per_request))
+    .then(
+      [answer](std::vector<conflict_record>& records) {
+        messages::client_response r;
+        r.kind = messages::client_response::op::conflicts;
+        r.conflicts = std::move(records);
+        answer(r);
+      },
+      std::move(on_error));
 }
 
 void set_topology(const reply_slot& answer, const std::string& where, const std::string& spec) {
@@ -257,8 +298,8 @@ void forward(const reply_slot& answer, client_conn& conn, const messages::client
   using op = messages::client_request::op;
   auto self = answer.self;
   auto& leader = answer.st->ctx.leader;
-  bool is_write =
-    req.kind != op::get && req.kind != op::status && req.kind != op::read && req.kind != op::watch;
+  bool is_write = req.kind != op::get && req.kind != op::status && req.kind != op::read &&
+                  req.kind != op::watch && req.kind != op::conflicts;
   auto on_error = [answer, is_write](caf::error& err) {
     answer.fail(from_caf(err).code, failure_text(err, is_write));
   };
@@ -308,6 +349,12 @@ void forward(const reply_slot& answer, client_conn& conn, const messages::client
     break;
   case op::watch:
     watch(answer, conn, req.key);
+    break;
+  case op::conflicts:
+    conflicts(answer, req, on_error);
+    break;
+  case op::set_resolver:
+    set_resolver(answer, conn.where, req.value);
     break;
   case op::auth:
     break; // answered by admitted()

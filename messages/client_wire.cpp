@@ -36,6 +36,84 @@ std::optional<error> read_typed(wire::ClientRequest::Typed::Reader t, client_req
   return std::nullopt;
 }
 
+void write_version(wire::RecordedVersion::Builder b, const version& v) {
+  b.setNode(v.id.origin.node);
+  b.setIncarnation(v.id.origin.incarnation);
+  b.setCounter(v.id.counter);
+  b.setHlc(v.time.value);
+  b.setTombstone(v.tombstone);
+  b.setValue(as_bytes(v.value));
+  b.setKind(static_cast<uint8_t>(v.kind));
+  b.setField(as_bytes(v.field));
+}
+
+std::optional<error> read_version(wire::RecordedVersion::Reader r, version& v) {
+  if (r.getCounter() > max_counter || r.getKind() > max_value_kind)
+    return malformed("conflict record version with counter " + std::to_string(r.getCounter()) +
+                     " or kind " + std::to_string(r.getKind()) + " out of range");
+  v.id = dot{source{r.getNode(), r.getIncarnation()}, r.getCounter()};
+  v.time = hlc{r.getHlc()};
+  v.tombstone = r.getTombstone();
+  v.value = as_string(r.getValue());
+  v.kind = static_cast<value_kind>(r.getKind());
+  v.field = as_string(r.getField());
+  return std::nullopt;
+}
+
+void write_conflicts(wire::ClientResponse::Builder root, const std::vector<conflict_record>& cs) {
+  auto list = root.initConflicts(static_cast<unsigned>(cs.size()));
+  for (unsigned i = 0; i < cs.size(); ++i) {
+    auto& c = cs[i];
+    auto b = list[i];
+    b.setSeq(c.seq);
+    b.setAtMs(c.at_ms);
+    b.setKey(as_bytes(c.key));
+    b.setResolver(c.resolver);
+    auto vs = b.initVersions(static_cast<unsigned>(c.versions.size()));
+    for (unsigned j = 0; j < c.versions.size(); ++j)
+      write_version(vs[j], c.versions[j]);
+    auto kept = b.initKept(static_cast<unsigned>(c.kept.size()));
+    for (unsigned j = 0; j < c.kept.size(); ++j)
+      write_version(kept[j], version{c.kept[j], {}, false, {}});
+    b.setOutcome(!c.resolved ? 0 : c.merged ? 2 : 1);
+    b.setValuesCut(c.values_cut);
+    b.setReason(c.reason);
+    b.setValue(as_bytes(c.value));
+  }
+}
+
+std::optional<error> read_conflicts(wire::ClientResponse::Reader root,
+                                    std::vector<conflict_record>& out) {
+  for (auto b : root.getConflicts()) {
+    conflict_record c;
+    c.seq = b.getSeq();
+    c.at_ms = b.getAtMs();
+    c.key = as_string(b.getKey());
+    c.resolver = b.getResolver();
+    for (auto v : b.getVersions()) {
+      c.versions.emplace_back();
+      if (auto err = read_version(v, c.versions.back()))
+        return err;
+    }
+    for (auto v : b.getKept()) {
+      version k;
+      if (auto err = read_version(v, k))
+        return err;
+      c.kept.push_back(k.id);
+    }
+    if (b.getOutcome() > 2)
+      return malformed("conflict record outcome " + std::to_string(b.getOutcome()) +
+                       "; 0 unresolved, 1 selected, 2 merged");
+    c.resolved = b.getOutcome() != 0;
+    c.merged = b.getOutcome() == 2;
+    c.values_cut = b.getValuesCut();
+    c.reason = b.getReason();
+    c.value = as_string(b.getValue());
+    out.push_back(std::move(c));
+  }
+  return std::nullopt;
+}
+
 } // namespace
 
 frame encode(const client_request& x) {
@@ -83,6 +161,15 @@ frame encode(const client_request& x) {
     break;
   case client_request::op::watch:
     root.setWatch(as_bytes(x.key));
+    break;
+  case client_request::op::conflicts: {
+    auto c = root.initConflicts();
+    c.setAfter(x.after);
+    c.setLimit(x.limit);
+    break;
+  }
+  case client_request::op::set_resolver:
+    root.setSetResolver(x.value);
     break;
   }
   return to_frame(msg);
@@ -140,6 +227,15 @@ result<client_request> decode_client_request(const frame& f) {
                                          out.kind = client_request::op::watch;
                                          out.key = as_string(root.getWatch());
                                          break;
+                                       case wire::ClientRequest::CONFLICTS:
+                                         out.kind = client_request::op::conflicts;
+                                         out.after = root.getConflicts().getAfter();
+                                         out.limit = root.getConflicts().getLimit();
+                                         break;
+                                       case wire::ClientRequest::SET_RESOLVER:
+                                         out.kind = client_request::op::set_resolver;
+                                         out.value = root.getSetResolver();
+                                         break;
                                        default:
                                          return malformed("client request of an unknown kind");
                                        }
@@ -192,6 +288,9 @@ frame encode(const client_response& x) {
     c.setDot(x.written);
     break;
   }
+  case client_response::op::conflicts:
+    write_conflicts(root, x.conflicts);
+    break;
   }
   return to_frame(msg);
 }
@@ -243,6 +342,11 @@ result<client_response> decode_client_response(const frame& f) {
         out.written = c.getDot();
         break;
       }
+      case wire::ClientResponse::CONFLICTS:
+        out.kind = client_response::op::conflicts;
+        if (auto err = read_conflicts(root, out.conflicts))
+          return *err;
+        break;
       default:
         return malformed("client response of an unknown kind");
       }

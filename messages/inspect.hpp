@@ -3,6 +3,7 @@
 // (and through any CAF serializer). Header-only and templated on the inspector: it needs
 // only caf/meta/type_name.hpp, and mlr_messages itself does not link CAF.
 
+#include "messages/conflict_record.hpp"
 #include "messages/dot.hpp"
 #include "messages/event.hpp"
 #include "messages/frame.hpp"
@@ -42,6 +43,12 @@ template <class Inspector> typename Inspector::result_type inspect(Inspector& f,
 
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, frame& x) {
   return f(caf::meta::type_name("mlr.frame"), x.bytes);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, conflict_record& x) {
+  return f(caf::meta::type_name("mlr.conflict_record"), x.seq, x.at_ms, x.key, x.resolver,
+           x.versions, x.kept, x.resolved, x.merged, x.values_cut, x.reason, x.value);
 }
 
 } // namespace mlr::messages

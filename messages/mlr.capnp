@@ -213,6 +213,33 @@ struct Failure {
   message @1 :Text;
 }
 
+# A version as the conflict feed gives it to clients: self-contained (no source table).
+struct RecordedVersion {
+  node @0 :UInt32;           # the dot: origin node index, incarnation, counter
+  incarnation @1 :UInt64;
+  counter @2 :UInt64;
+  hlc @3 :UInt64;
+  tombstone @4 :Bool;
+  value @5 :Data;
+  kind @6 :UInt8;            # as KeyVersion's
+  field @7 :Data;
+}
+
+# One entry of a node's conflict feed: a key's concurrent versions as its resolver was given
+# them, and the outcome.
+struct ConflictRecord {
+  seq @0 :UInt64;            # from 1, never reused; the oldest are trimmed
+  atMs @1 :UInt64;           # wall clock, ms since the epoch
+  key @2 :Data;
+  resolver @3 :Text;         # lww, multi, max, tags, or "custom"
+  versions @4 :List(RecordedVersion);
+  kept @5 :List(RecordedVersion);  # only the dots are set: what was kept
+  outcome @6 :UInt8;         # 0 unresolved (see reason), 1 selected, 2 merged (see value)
+  valuesCut @7 :Bool;        # the input values were too large to keep whole (1 KiB each kept)
+  reason @8 :Text;
+  value @9 :Data;
+}
+
 struct ClientRequest {
   union {
     put :group {
@@ -246,6 +273,12 @@ struct ClientRequest {
                            # `change` per change under it this node applies, local or remote,
                            # in apply order, with the same request id, until the connection
                            # closes (or a `failure` when the subscriber fell too far behind)
+    conflicts :group {     # the conflict feed; answered by `conflicts`
+      after @18 :UInt64;   # records with a greater sequence number
+      limit @19 :UInt32;   # at most this many (the node sends at most 1,000, about 4 MiB)
+    }
+    setResolver @20 :Text; # lww, multi, max or tags, from now on (hot swap; needs the admin
+                           # secret); answered by `written` with the questions in flight
   }
 }
 
@@ -273,5 +306,6 @@ struct ClientResponse {
       value @12 :Data;     # set, merged, hset: the value; incrby, hincrby: the new value
       dot @13 :Text;       # the write's dot (its origin first)
     }
+    conflicts @14 :List(ConflictRecord);  # oldest first; empty: none after `after`
   }
 }

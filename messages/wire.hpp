@@ -6,6 +6,7 @@
 //
 // CAF-free: the brokers in actors/ and the blocking client in apps/ both use it.
 
+#include "messages/conflict_record.hpp"
 #include "messages/error.hpp"
 #include "messages/event.hpp"
 #include "messages/frame.hpp"
@@ -80,7 +81,9 @@ struct client_request {
     auth,
     typed,
     read,
-    watch ///< `key` is the prefix
+    watch,       ///< `key` is the prefix
+    conflicts,   ///< after, limit
+    set_resolver ///< `value` names the resolver
   } kind = op::get;
   std::string key;
   std::string value; ///< put, typed hset: the value; set_topology: the topology; auth: the secret
@@ -89,6 +92,8 @@ struct client_request {
   op_kind typed_op = op_kind::incr; ///< typed: incr, sadd, srem, hset, hdel or hincr
   std::string field;                ///< typed: the set member or map field
   int64_t delta = 0;                ///< typed incr, hincr: what to add
+  uint64_t after = 0;               ///< conflicts: records after this sequence number
+  uint32_t limit = 0;               ///< conflicts: at most this many
 };
 
 struct client_response {
@@ -99,7 +104,8 @@ struct client_response {
     failure,
     number,
     typed,
-    change
+    change,
+    conflicts
   } kind = op::failure;
   std::string written;               ///< the dot, as text
   std::vector<std::string> siblings; ///< live values (deletes left out)
@@ -111,6 +117,7 @@ struct client_response {
   std::vector<std::string> items; ///< typed: the value, rendered (see mlr.capnp)
   /// change: what a watch delivers (type_name: the key's type after it; written: the dot).
   std::string key, event, field, value;
+  std::vector<conflict_record> conflicts;
 };
 
 frame encode(const wire_header& h);

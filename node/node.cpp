@@ -106,6 +106,9 @@ struct node::impl {
         user(why);
     };
     lc.make_resolver = resolvers::builtin_resolver(opts.resolver);
+    lc.resolver_name = opts.resolver;
+    lc.replica.conflict_feed_records = opts.conflict_feed_records;
+    lc.replica.conflict_feed_bytes = opts.conflict_feed_bytes;
     return lc;
   }
 
@@ -443,10 +446,14 @@ result<uint32_t> node::set_resolver(const std::string& name) {
   if (!make)
     return error{errc::invalid_argument,
                  "unknown resolver '" + name + "'; use lww, multi, max or tags"};
-  auto r = impl_->ask<uint32_t>(actors::resolver_atom::value, actors::resolver_swap{make});
+  auto r = impl_->ask<uint32_t>(actors::resolver_atom::value, actors::resolver_swap{make, name});
   if (r)
     impl_->opts.resolver = name;
   return r;
+}
+
+result<std::vector<conflict_record>> node::conflicts(uint64_t after, uint32_t limit) {
+  return impl_->ask<std::vector<conflict_record>>(actors::conflicts_atom::value, after, limit);
 }
 
 result<typed_value> node::read(const std::string& key) {

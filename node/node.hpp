@@ -15,6 +15,7 @@
 // No CAF type appears here: the node owns its actor system.
 
 #include "core/change.hpp"
+#include "messages/conflict_record.hpp"
 #include "messages/dot.hpp"
 #include "messages/error.hpp"
 #include "messages/event.hpp"
@@ -75,6 +76,10 @@ struct node_options {
   /// Changes a subscriber (watch(), RESP keyspace notifications) may leave unread before it
   /// is dropped.
   uint64_t max_watch_backlog = 100000;
+  /// The conflict feed (conflicts()): at most this many records and about this many bytes
+  /// are kept in the store, the oldest dropped first. Zero records: none are kept.
+  size_t conflict_feed_records = 10000;
+  size_t conflict_feed_bytes = 64u << 20;
 
   /// Called (on an actor's thread) when the leader stops while running: it threw, or its
   /// store broke. The node serves nothing useful after that: stop it and restart. Never
@@ -104,6 +109,7 @@ struct typed_value {
 
 /// A change the node applied (local or remote); see core/change.hpp.
 using change = core::change;
+using conflict_record = messages::conflict_record;
 
 class node {
 public:
@@ -151,6 +157,15 @@ public:
   /// ones are asked of the new one. Every member should run the same resolver: swap them
   /// all. Replies how many questions were in flight.
   result<uint32_t> set_resolver(const std::string& name);
+
+  /// The conflict feed: every conflict this node met and what its resolver made of it (key,
+  /// the input versions whole, the outcome, the resolver's name, the time), oldest first,
+  /// from sequence number `after` + 1, at most `limit` (at most 1,000, and about 4 MiB).
+  /// Kept in the store (across restarts with a data directory), bounded by
+  /// conflict_feed_records and conflict_feed_bytes: the oldest are dropped first, so the
+  /// first record may be past `after` + 1. resolvers::replay() checks records against a
+  /// resolver.
+  result<std::vector<conflict_record>> conflicts(uint64_t after = 0, uint32_t limit = 1000);
 
   /// Flushes the links (up to `flush`), marks a clean shutdown in the store, and stops
   /// every actor. Idempotent.

@@ -124,6 +124,9 @@ result<plan> check(const node_options& o) {
       "max_value_bytes (--max-value-bytes) may be at most 33554432 (32 MiB) and max_key_bytes "
       "(--max-key-bytes) at most "
       "1048576 (1 MiB): a write must fit the 64 MiB frames that replicate it");
+  if (o.conflict_feed_bytes < (1u << 20) || o.conflict_feed_bytes > (uint64_t{1} << 40))
+    return bad("conflict_feed_bytes (--conflict-feed-mib) must be from 1 MiB to 1 TiB, got " +
+               std::to_string(o.conflict_feed_bytes) + " bytes");
   if (!resolvers::builtin_resolver(o.resolver))
     return bad("resolver (--resolver) must be lww, multi, max or tags, got '" + o.resolver + "'");
   if (auto ok = check_topology(o, p); !ok)

@@ -160,8 +160,9 @@ result<log_entry> deserialize_log_entry(const std::string& bytes) {
   return e;
 }
 
-std::string serialize(const std::vector<messages::version>& versions) {
-  writer w;
+namespace {
+
+void write_versions(writer& w, const std::vector<messages::version>& versions) {
   w.u64(versions.size());
   for (auto& v : versions) {
     w.dot(v.id);
@@ -174,28 +175,68 @@ std::string serialize(const std::vector<messages::version>& versions) {
     if (kind != 0)
       w.str(v.field);
   }
+}
+
+bool read_versions(reader& r, size_t bytes, std::vector<messages::version>& out) {
+  uint64_t n = 0;
+  if (!r.u64(n) || n > bytes)
+    return false;
+  out.resize(n);
+  for (auto& v : out) {
+    uint64_t flags = 0;
+    if (!r.dot(v.id) || !r.u64(v.time.value) || !r.u64(flags) ||
+        (flags >> 1) > messages::max_value_kind || !r.str(v.value))
+      return false;
+    v.tombstone = (flags & 1) != 0;
+    v.kind = static_cast<messages::value_kind>(flags >> 1);
+    if (v.kind != messages::value_kind::reg && !r.str(v.field))
+      return false;
+  }
+  return true;
+}
+
+} // namespace
+
+std::string serialize(const std::vector<messages::version>& versions) {
+  writer w;
+  write_versions(w, versions);
   return w.take();
 }
 
 result<std::vector<messages::version>> deserialize_versions(const std::string& bytes) {
   reader r(bytes);
-  uint64_t n = 0;
-  if (!r.u64(n) || n > bytes.size())
-    return corrupt("key state");
-  std::vector<messages::version> out(n);
-  for (auto& v : out) {
-    uint64_t flags = 0;
-    if (!r.dot(v.id) || !r.u64(v.time.value) || !r.u64(flags) ||
-        (flags >> 1) > messages::max_value_kind || !r.str(v.value))
-      return corrupt("key state");
-    v.tombstone = (flags & 1) != 0;
-    v.kind = static_cast<messages::value_kind>(flags >> 1);
-    if (v.kind != messages::value_kind::reg && !r.str(v.field))
-      return corrupt("key state");
-  }
-  if (!r.done())
+  std::vector<messages::version> out;
+  if (!read_versions(r, bytes.size(), out) || !r.done())
     return corrupt("key state");
   return out;
+}
+
+std::string serialize(const messages::conflict_record& c) {
+  writer w;
+  w.u64(c.seq);
+  w.u64(c.at_ms);
+  w.str(c.key);
+  w.str(c.resolver);
+  write_versions(w, c.versions);
+  w.dots(c.kept);
+  w.u64((c.resolved ? 1 : 0) | (c.merged ? 2 : 0) | (c.values_cut ? 4 : 0));
+  w.str(c.reason);
+  w.str(c.value);
+  return w.take();
+}
+
+result<messages::conflict_record> deserialize_conflict_record(const std::string& bytes) {
+  reader r(bytes);
+  messages::conflict_record c;
+  uint64_t flags = 0;
+  if (!r.u64(c.seq) || !r.u64(c.at_ms) || !r.str(c.key) || !r.str(c.resolver) ||
+      !read_versions(r, bytes.size(), c.versions) || !r.dots(c.kept) || !r.u64(flags) ||
+      flags > 7 || !r.str(c.reason) || !r.str(c.value) || !r.done())
+    return corrupt("conflict feed");
+  c.resolved = (flags & 1) != 0;
+  c.merged = (flags & 2) != 0;
+  c.values_cut = (flags & 4) != 0;
+  return c;
 }
 
 std::string serialize(const messages::version_vector& vv) {

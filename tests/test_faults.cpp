@@ -187,7 +187,7 @@ TEST_CASE("mesh N=3 resolver timeout: siblings stay and exactly one unresolved r
     CHECK(s.pending_resolutions == 0);
     CHECK(s.stats.unresolved == 1);
     CHECK(c.get(node, "k").siblings.size() == 2); // nothing dropped
-    (*c.self)->send(c.h.leaders[node], actors::conflicts_atom::value);
+    (*c.self)->send(c.h.leaders[node], actors::conflicts_atom::value, uint64_t{0}, uint32_t{10});
     c.run();
     auto records = c.take<std::vector<core::conflict_record>>();
     REQUIRE(records.size() == 1);

@@ -4,6 +4,11 @@
 #include "gateways/detail/resp_state.hpp"
 #include "node/node.hpp"
 #include "process_harness.hpp"
+#include "resolvers/replay.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/send.hpp>
 
 #include <future>
 #include <mutex>
@@ -54,6 +59,40 @@ TEST_CASE("node: options are checked and named, lines go to the given logger, th
   auto swapped = n.set_resolver("tags");
   REQUIRE(swapped);
   CHECK(*swapped == 0); // nothing was in flight
+  // Two writes that replaced the same version (a read-modify-write race) meet: the
+  // swapped-in resolver merges them, and the feed has it, replayable.
+  REQUIRE(n.put("labels", "base"));
+  auto read = n.get("labels");
+  REQUIRE(read);
+  REQUIRE(n.put("labels", "red,base", read->context));
+  REQUIRE(n.put("labels", "sale", read->context));
+  std::vector<node::conflict_record> feed;
+  CHECK(testing::eventually(
+    [&] {
+      auto r = n.conflicts();
+      return r && !(feed = *r).empty();
+    },
+    5s));
+  REQUIRE(feed.size() == 1);
+  CHECK(feed[0].seq == 1);
+  CHECK(feed[0].key == "labels");
+  CHECK(feed[0].resolver == "tags");
+  CHECK(feed[0].merged);
+  CHECK(feed[0].value == "base,red,sale");
+  CHECK(feed[0].versions.size() == 2);
+  CHECK(n.conflicts(1)->empty());
+  {
+    caf::actor_system_config cfg;
+    caf::actor_system sys{cfg};
+    auto tags = resolvers::builtin_resolver("tags")(sys);
+    auto again = resolvers::replay(sys, tags, feed);
+    REQUIRE(again.size() == 1);
+    CHECK(again[0].same);
+    auto lww = resolvers::builtin_resolver("lww")(sys);
+    CHECK_FALSE(resolvers::replay(sys, lww, feed).at(0).same);
+    caf::anon_send_exit(tags, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(lww, caf::exit_reason::user_shutdown);
+  }
   n.stop();
   std::lock_guard<std::mutex> guard(m);
   auto has = [&](const std::string& what) {
@@ -64,7 +103,7 @@ TEST_CASE("node: options are checked and named, lines go to the given logger, th
     has("warn no cluster secret: any process that can reach 127.0.0.1:" + std::to_string(port)));
   CHECK(has("info no admin secret"));
   CHECK(has("info links flushed"));
-  CHECK(has("the resolver was swapped: 0 questions in flight"));
+  CHECK(has("the resolver was swapped for 'tags': 0 questions in flight"));
 }
 
 TEST_CASE("node: two embedded nodes replicate counters, sets and maps over TCP") {

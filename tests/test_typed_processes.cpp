@@ -6,6 +6,7 @@
 // node shows the exact sum, the re-added member and both fields.
 
 #include "process_harness.hpp"
+#include "process_partition.hpp"
 #include "raw_socket.hpp"
 
 #include <csignal>
@@ -24,37 +25,6 @@ std::string cli(process_cluster& c, size_t i, const std::string& commands) {
   INFO("redis-cli at n" << i << " exited " << out.first << ":\n" << out.second);
   REQUIRE(out.first == 0);
   return out.second;
-}
-
-// The shared cluster file with the peer addresses of `dead` pointing at unused ports.
-std::string cluster_file_without(process_cluster& c, const std::vector<size_t>& dead,
-                                 const std::string& name) {
-  auto text = read_file(c.dir() + "/cluster.txt");
-  for (auto i : dead) {
-    auto real = "127.0.0.1:" + std::to_string(c.ports(i).peer) + " ";
-    auto pos = text.find(real);
-    REQUIRE(pos != std::string::npos);
-    text.replace(pos, real.size(), "127.0.0.1:" + std::to_string(free_port()) + " ");
-  }
-  auto path = c.dir() + "/" + name;
-  std::ofstream(path) << text;
-  return path;
-}
-
-void restart(process_cluster& c, size_t i, const std::string& file = {}) {
-  c.node(i).signal(SIGTERM);
-  REQUIRE(c.node(i).wait(10s) == 0);
-  c.start(i, file);
-  REQUIRE(c.wait_ready(i));
-}
-
-// Cuts n2 off from n0 and n1 (each side restarted with a cluster file in which the other
-// side's addresses lead nowhere).
-void cut_off_n2(process_cluster& c) {
-  restart(c, 2, cluster_file_without(c, {0, 1}, "cut-n2.txt"));
-  auto side = cluster_file_without(c, {2}, "cut-n01.txt");
-  restart(c, 0, side);
-  restart(c, 1, side);
 }
 
 } // namespace

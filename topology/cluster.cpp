@@ -61,6 +61,7 @@ result<std::unique_ptr<cluster>> cluster::start(cluster_options options) {
   spec.seed = options.seed;
   spec.make_resolver = options.custom_resolver ? options.custom_resolver
                                                : resolvers::builtin_resolver(options.resolver);
+  spec.resolver_name = options.custom_resolver ? "custom" : options.resolver;
   if (!spec.make_resolver)
     return error{errc::invalid_argument,
                  "unknown resolver '" + options.resolver + "'; use lww, multi, max or tags"};
@@ -157,8 +158,10 @@ result<node_status> cluster::status(size_t node) {
   return impl_->ask<node_status>(node, actors::status_atom::value);
 }
 
-result<std::vector<core::conflict_record>> cluster::conflicts(size_t node) {
-  return impl_->ask<std::vector<core::conflict_record>>(node, actors::conflicts_atom::value);
+result<std::vector<core::conflict_record>> cluster::conflicts(size_t node, uint64_t after,
+                                                              uint32_t limit) {
+  return impl_->ask<std::vector<core::conflict_record>>(node, actors::conflicts_atom::value, after,
+                                                        limit);
 }
 
 bool cluster::wait_converged(std::chrono::milliseconds timeout) {

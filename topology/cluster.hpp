@@ -77,7 +77,8 @@ public:
 
   result<get_result> get(size_t node, const std::string& key);
   result<node_status> status(size_t node);
-  result<std::vector<core::conflict_record>> conflicts(size_t node);
+  result<std::vector<core::conflict_record>> conflicts(size_t node, uint64_t after = 0,
+                                                       uint32_t limit = 1000);
 
   /// Waits until every member (removed ones left out) has applied the same events, holds
   /// the same state, routes by the same topology epoch and has no resolution pending.

@@ -58,6 +58,7 @@ actors::leader_config base_config(const cluster_spec& spec, node_index n, uint64
   cfg.resolver_timeout = spec.resolver_timeout;
   cfg.limits = spec.limits;
   cfg.make_resolver = spec.make_resolver;
+  cfg.resolver_name = spec.resolver_name;
   cfg.tick_interval = spec.tick_interval;
   cfg.pull_timeout = spec.pull_timeout;
   cfg.replica.pull_grace_ms = static_cast<uint64_t>(spec.pull_grace.count());

@@ -20,6 +20,7 @@ struct cluster_spec {
   graph topology;
   /// Spawns each node's resolver.
   resolvers::resolver_factory make_resolver;
+  std::string resolver_name; ///< what the conflict feed records as the resolver
   /// Seeds the incarnation ids (the same seed gives the same ids).
   uint64_t seed = 1;
   /// Wall clock for HLCs; the system clock when empty.

@@ -301,7 +301,12 @@ private:
   uint64_t next_watch_ = 0;
 
   // Hot swap: `make` spawns the resolver from now on (see leader_actor).
-  uint32_t swap_resolver(resolvers::resolver_factory make);
+  uint32_t swap_resolver(resolvers::resolver_factory make, std::string name);
+  // Who answers a conflict now, for the feed's records.
+  core::decided_by decided(const std::string& resolver) const {
+    return core::decided_by{resolver, cfg_.wall_clock_ms()};
+  }
+  static constexpr uint32_t max_conflicts_per_answer = 1000;
 
   // Asks again for keys whose resolution failed, if they still hold several versions.
   void retry_resolutions();
