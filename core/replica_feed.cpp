@@ -72,7 +72,7 @@ void replica::record(conflict_record r, const decided_by& by) {
 std::vector<conflict_record> replica::conflicts(uint64_t after, size_t limit,
                                                 size_t max_bytes) const {
   std::vector<conflict_record> out;
-  if (limit == 0 || after + 1 >= feed_.next)
+  if (limit == 0 || after >= feed_.next - 1) // (next >= 1; a huge `after` cannot wrap)
     return out;
   size_t bytes = 0;
   auto from = after == 0 ? std::string() : record_name(after);

@@ -87,6 +87,7 @@ TEST_CASE("conflict feed: each outcome is a numbered record with its inputs whol
     CHECK(seqs(a.conflicts(1, 1)) == std::vector<uint64_t>{2});
     CHECK(seqs(a.conflicts(2, 10)) == std::vector<uint64_t>{3});
     CHECK(a.conflicts(3, 10).empty());
+    CHECK(a.conflicts(UINT64_MAX, 10).empty()); // a client may send any number
     CHECK(a.conflicts(0, 0).empty());
   }
   {
