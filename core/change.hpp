@@ -15,7 +15,9 @@ namespace mlr::core {
 struct change {
   std::string key;
   /// What happened, in Redis's keyspace-event names: set, del, incrby, sadd, srem, hset,
-  /// hdel, hincrby; "merged" when a merging resolver's value became what the key shows.
+  /// hdel, hincrby; "merged" when a merging resolver's value became what the key shows;
+  /// "resolved" when the resolver's selection dropped versions; "transfer" when a state
+  /// transfer changed the key (no single event did: read it for the rest).
   std::string event;
   std::string type;  ///< the key's type after the change: none, string, counter, set, hash
   std::string field; ///< sadd, srem: the member; hset, hdel, hincrby: the field

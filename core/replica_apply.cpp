@@ -195,6 +195,10 @@ bool replica::resolve(const conflict& c, const std::vector<dot>& keep, const dec
               std::all_of(regs.begin(), regs.end(), [&](auto& v) { return contains(keep, v.id); }));
     if (again)
       ready_.conflicts.push_back(conflict{c.key, regs});
+    // A selection that dropped versions changes what reads show (siblings, or a merge).
+    if (report_changes_ && next.size() != current->size() &&
+        c.key.compare(0, reserved_key_prefix.size(), reserved_key_prefix) != 0)
+      ready_.changes.push_back(typed::describe_state(c.key, "resolved", next));
     store_->assign(c.key, std::move(next));
   }
   auto r = resolved_record(c);

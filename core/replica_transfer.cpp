@@ -173,6 +173,8 @@ void replica::merge_chunk(messages::node_index from, const messages::state_chunk
       ++stats_.conflicts;
       conflicts.push_back(conflict{key, typed::registers(merged)});
     }
+    if (report_changes_ && key.compare(0, reserved_key_prefix.size(), reserved_key_prefix) != 0)
+      ready_.changes.push_back(typed::describe_state(key, "transfer", merged));
     if (merged.empty())
       store_->erase(key);
     else
@@ -211,6 +213,8 @@ void replica::finish_transfer(std::vector<conflict>& conflicts) {
       ++stats_.conflicts;
       conflicts.push_back(conflict{key, typed::registers(kept)});
     }
+    if (report_changes_ && key.compare(0, reserved_key_prefix.size(), reserved_key_prefix) != 0)
+      ready_.changes.push_back(typed::describe_state(key, "transfer", kept));
     if (kept.empty())
       store_->erase(key);
     else

@@ -125,6 +125,11 @@ std::optional<std::string> string_value(const std::vector<messages::version>& vs
 
 /// The change event `e` made, given the key's versions after it (for subscribers).
 change describe(const messages::event& e, const std::vector<messages::version>& after);
+/// A change no single event made (a state transfer's keys: "transfer"; a resolver's
+/// selection: "resolved"): the key's type after it, a string's or counter's value, and the
+/// latest dot it holds.
+change describe_state(const std::string& key, const char* event,
+                      const std::vector<messages::version>& after);
 
 /// What a typed write answers in Redis's terms, from the key's versions before and after:
 /// incr and hincr the new value; sadd, srem, hset, hdel 1 when they added or removed the

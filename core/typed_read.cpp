@@ -123,6 +123,22 @@ change describe(const messages::event& e, const std::vector<version>& after) {
   return c;
 }
 
+change describe_state(const std::string& key, const char* event,
+                      const std::vector<version>& after) {
+  change c;
+  c.key = key;
+  c.event = event;
+  auto t = type_of(after);
+  c.type = name(t);
+  if (t == key_type::string)
+    c.value = string_value(after).value_or("");
+  else if (t == key_type::counter)
+    c.value = std::to_string(counter_value(after));
+  for (auto& v : after)
+    c.id = std::max(c.id, v.id);
+  return c;
+}
+
 int64_t reply(const std::vector<version>& before, const std::vector<version>& after,
               const write_request& w) {
   switch (w.op) {

@@ -300,7 +300,8 @@ struct ClientResponse {
     }
     change :group {        # one change a `watch` asked for
       key @8 :Data;
-      event @9 :Text;      # set, del, incrby, sadd, srem, hset, hdel, hincrby, merged
+      event @9 :Text;      # set, del, incrby, sadd, srem, hset, hdel, hincrby, merged, resolved
+                           # (a selection dropped versions), transfer (a state transfer)
       type @10 :Text;      # the key's type after it
       field @11 :Data;     # the set member or map field
       value @12 :Data;     # set, merged, hset: the value; incrby, hincrby: the new value

@@ -337,3 +337,43 @@ TEST_CASE("hot swap: questions the previous resolver never answers time out and 
     CHECK(g.c.value(n, "k") == "a,b,c");
   CHECK(topology::converged(g.c.statuses()));
 }
+
+TEST_CASE("change reports: a state transfer's keys and a resolver's selection are changes too") {
+  mesh m(2, /*retention=*/0);
+  m[0].write(put("name", "ada"), m.now);
+  m[0].write(core::write_request{"likes", messages::op_kind::incr, {}, false, {}, {}, 3}, m.now);
+  m.settle(4);
+  REQUIRE(m[0].store().log_begin() > 0); // gone from the log: n1 gets them by state transfer
+  m.restart_empty(1);
+  m[1].report_changes(true);
+  m.settle();
+  REQUIRE(m[1].stats().transfer_keys_received > 0);
+  std::map<std::string, core::change> seen;
+  for (auto& c : m[1].take_ready().changes)
+    seen[c.key] = c;
+  REQUIRE(seen.count("name"));
+  CHECK(seen["name"].event == "transfer");
+  CHECK(seen["name"].type == "string");
+  CHECK(seen["name"].value == "ada");
+  REQUIRE(seen.count("likes"));
+  CHECK(seen["likes"].event == "transfer");
+  CHECK(seen["likes"].type == "counter");
+  CHECK(seen["likes"].value == "3");
+
+  m[0].report_changes(true);
+  m[0].take_ready();
+  m[0].write(put("k", "a"), m.now);
+  m[1].write(put("k", "b"), m.now + 1);
+  m.ship(1, 0);
+  auto ready = m[0].take_ready();
+  REQUIRE(ready.conflicts.size() == 1);
+  auto c = ready.conflicts[0];
+  auto keep = std::max_element(c.versions.begin(), c.versions.end(), messages::lww_before);
+  m[0].resolve(c, {keep->id});
+  auto after = m[0].take_ready().changes;
+  REQUIRE(after.size() == 1);
+  CHECK(after[0].event == "resolved");
+  CHECK(after[0].key == "k");
+  CHECK(after[0].value == keep->value);
+  CHECK(after[0].id == keep->id);
+}
