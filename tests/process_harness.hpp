@@ -278,6 +278,16 @@ struct node_ports {
   uint16_t resp = 0;
 };
 
+/// How many rounds a test repeating a race runs: all of them in the Release build, a fifth
+/// under the sanitizers (ten times slower; the Release run of the same suite does them all).
+inline int rounds(int full) {
+#ifdef MLR_SANITIZED
+  return std::max(full / 5, 1);
+#else
+  return full;
+#endif
+}
+
 /// N mlr-node processes of one cluster, configured through a shared cluster file.
 class process_cluster {
 public:

@@ -196,7 +196,8 @@ TEST_CASE("RESP limits: a client that pipelines without reading is paused, loses
 }
 
 TEST_CASE("replies reach the connection that asked: a slow request, close, reconnect, ask "
-          "again, hundreds of times on the RESP, native and peer ports") {
+          "again, hundreds of times on the RESP, native and peer ports (a fifth of that under "
+          "the sanitizers)") {
   process_cluster c(2, "mesh");
   // Slow requests: reads of many large values.
   std::string big(64u << 10, 'b');
@@ -212,7 +213,7 @@ TEST_CASE("replies reach the connection that asked: a slow request, close, recon
   SECTION("RESP") {
     auto slow = resp_command(mget);
     int wrong = 0;
-    for (int i = 0; i < 300; ++i) {
+    for (int i = 0; i < rounds(300); ++i) {
       {
         raw_socket s(c.ports(0).resp);
         s.send(slow);
@@ -236,7 +237,7 @@ TEST_CASE("replies reach the connection that asked: a slow request, close, recon
     get.kind = messages::client_request::op::get;
     get.key = "mine";
     int wrong = 0;
-    for (int i = 0; i < 200; ++i) {
+    for (int i = 0; i < rounds(200); ++i) {
       {
         raw_socket s(c.ports(0).client);
         s.send(messages::wire_kind::client_request, messages::encode(slow), 1);
@@ -257,7 +258,7 @@ TEST_CASE("replies reach the connection that asked: a slow request, close, recon
   }
   SECTION("peer") {
     int wrong = 0;
-    for (int i = 0; i < 200; ++i) {
+    for (int i = 0; i < rounds(200); ++i) {
       {
         raw_socket s(c.ports(0).peer);
         REQUIRE(handshake_as(s, "n1", "itest", "test-secret"));
