@@ -280,9 +280,19 @@ gateway_actor::behavior_type resp_gateway(self_ptr self, node_context ctx, std::
     [=](change_atom, uint64_t id, const std::string& why) {
       if (id != st->watch_id)
         return;
-      st->ctx.log.warn("keyspace notifications stopped: {}", why);
+      // Notifications were lost: close every subscriber, as Redis closes a pub/sub client
+      // past its output limit, so that none listens on unaware of the gap.
+      std::vector<connection_handle> subscribers;
+      for (auto& [hdl, c] : st->conns)
+        if (c.subscribed())
+          subscribers.push_back(hdl);
+      st->ctx.log.warn("keyspace notifications stopped: {}; closing its {} subscriber "
+                       "connections (they may subscribe again)",
+                       why, subscribers.size());
+      for (auto hdl : subscribers)
+        close_conn(self, *st, hdl);
       st->watch_id = 0;
-      update_watch(self, st); // subscribe again
+      update_watch(self, st); // subscribe again, for whoever subscribes next
     },
     [=](const caf::io::acceptor_closed_msg&) {},
   };

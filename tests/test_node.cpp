@@ -4,6 +4,7 @@
 #include "gateways/detail/resp_state.hpp"
 #include "node/node.hpp"
 #include "process_harness.hpp"
+#include "raw_socket.hpp"
 #include "resolvers/replay.hpp"
 
 #include <caf/actor_system.hpp>
@@ -235,4 +236,44 @@ TEST_CASE("keyspace patterns: Redis's glob, matched without recursion") {
   // The pattern that makes a backtracking matcher take exponential time (Redis's
   // CVE-2022-36021) against 64 KiB: answered (false) in at most pattern x text steps.
   CHECK_FALSE(glob_match("*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b", std::string(65536, 'a')));
+}
+
+TEST_CASE("node: when the RESP gateway's own subscription is dropped (it fell behind), its "
+          "keyspace subscribers are closed, never left listening unaware of the gap") {
+  auto port = testing::free_port();
+  auto resp = testing::free_port();
+  node::node_options o;
+  o.cluster = "embedded-pubsub";
+  o.id = "solo";
+  o.members = {{"solo", "127.0.0.1:" + std::to_string(port)}};
+  o.resp_listen = "127.0.0.1:" + std::to_string(resp);
+  o.max_watch_backlog = 1; // any burst of changes is more than the gateway may leave unread
+  std::mutex m;
+  std::string log;
+  o.log = [&](const std::string& level, const std::string& line) {
+    std::lock_guard<std::mutex> guard(m);
+    log += level + " " + line + "\n";
+  };
+  auto started = node::node::start(o);
+  REQUIRE(started);
+  auto command = [](std::vector<std::string> words) {
+    std::string out = "*" + std::to_string(words.size()) + "\r\n";
+    for (auto& w : words)
+      out += "$" + std::to_string(w.size()) + "\r\n" + w + "\r\n";
+    return out;
+  };
+  testing::raw_socket subscriber(resp);
+  subscriber.send(command({"SUBSCRIBE", "__keyevent@0__:set"}));
+  REQUIRE(subscriber.read_some(3s, 10).find("subscribe") != std::string::npos);
+  testing::raw_socket writer(resp);
+  std::string burst;
+  for (int i = 0; i < 2000; ++i)
+    burst += command({"SET", "k" + std::to_string(i), "v"});
+  writer.send(burst);
+  CHECK(subscriber.closed_by_peer(10s));
+  std::lock_guard<std::mutex> guard(m);
+  INFO(log);
+  CHECK(log.find("keyspace notifications stopped: more than 1 changes") != std::string::npos);
+  CHECK(log.find("closing its 1 subscriber connections (they may subscribe again)") !=
+        std::string::npos);
 }
