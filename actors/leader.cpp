@@ -113,6 +113,7 @@ node_status leader_impl::status() {
   s.mailbox_peak = mailbox_peak_;
   s.pull_in_flight = pull_in_flight_;
   s.caught_up = replica_.caught_up(steady_ms());
+  s.resolver = cfg_.resolver_name;
   s.retired = replica_.retired();
   s.transfer = replica_.transfer();
   if (auto e = replica_.epoch())

@@ -187,6 +187,7 @@ void leader_impl::ask_resolver(conflict c) {
           refused = "resolver kept nothing or a dot it was not given";
         if (!refused.empty()) {
           replica_.unresolved(*shared, std::move(refused), decided(name));
+          execute(/*by_policy=*/false); // the record goes with a commit now
           if (cfg_.replica.observer)
             cfg_.replica.observer->on_handled(replica_);
           return;
@@ -206,6 +207,7 @@ void leader_impl::ask_resolver(conflict c) {
         if (err == caf::sec::request_receiver_down && asked == resolver_)
           replace_resolver("it stopped");
         retry_keys_[shared->key] = steady_ms() + resolver_retry_ms;
+        execute(/*by_policy=*/false); // the record goes with a commit now
       });
 }
 

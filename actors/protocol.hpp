@@ -115,6 +115,7 @@ struct node_status {
   std::string pending_topology;     ///< one that adds members, waiting to be stable ("": none)
   /// False while a node that started without data has not caught up (writes wait).
   bool caught_up = true;
+  std::string resolver; ///< the resolver's name now (a hot swap changes it); "" if unnamed
 };
 
 /// Converts mlr's error to CAF's, keeping the message as the error's context.
@@ -166,7 +167,7 @@ template <class Inspector> typename Inspector::result_type inspect(Inspector& f,
   return f(caf::meta::type_name("mlr.node_status"), x.node, x.incarnation, x.applied, x.digest,
            x.stats, x.log_end, x.log_begin, x.keys, x.live_keys, x.pending_resolutions,
            x.mailbox_peak, x.pull_in_flight, x.retired, x.transfer, x.epoch, x.topology,
-           x.pending_topology, x.caught_up);
+           x.pending_topology, x.caught_up, x.resolver);
 }
 
 } // namespace mlr::actors

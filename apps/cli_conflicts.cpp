@@ -162,9 +162,11 @@ int print_conflicts(client::connection& conn, const conflicts_options& o) {
       std::cerr << "mlr: " << page.err().message << "\n";
       return 1;
     }
-    if (first_page && !page->empty() && page->front().seq > after + 1 && after > 0)
+    // A gap: trimmed before they were read (on any page: a follower can fall behind too).
+    if (!page->empty() && page->front().seq > after + 1 && (after > 0 || !first_page))
       std::cerr << "mlr: records " << after + 1 << ".." << page->front().seq - 1
-                << " were trimmed (the node keeps the latest --conflict-feed-records)\n";
+                << " were trimmed before they were read (the node keeps the latest "
+                   "--conflict-feed-records, about --conflict-feed-mib of them)\n";
     first_page = false;
     for (auto& r : *page) {
       if (o.count >= 0 && shown_n >= o.count)

@@ -216,6 +216,7 @@ private:
   void index_position(const messages::dot& d, uint64_t pos) { positions_.set(d, pos); }
   void record(conflict_record r, const decided_by& by);
   void recover_feed();
+  void trim_feed();
   conflict_record resolved_record(const conflict& c);
   // Pieces of plan_pull (replica_pull.cpp) and collect_garbage (replica_gc.cpp).
   uint64_t have_of(const messages::source& s) const;
@@ -242,6 +243,9 @@ private:
     uint64_t first = 1, next = 1; // records [first, next) are kept
     uint64_t bytes = 0;
   } feed_;
+  // Per key, the inputs of its last unresolved record (a retry of the same question is
+  // not recorded again).
+  std::map<std::string, std::vector<messages::dot>> unresolved_inputs_;
   // Where each dot sits in the log (lets a pull answer find events without scanning it);
   // compacted with the log.
   position_index positions_;

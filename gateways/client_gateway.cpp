@@ -156,17 +156,20 @@ bool admitted(const reply_slot& answer, client_state& st, client_conn& conn,
                           "MLR_ADMIN_SECRET)"));
     return false;
   }
-  auto first_line = req.value.substr(0, std::min(req.value.find('\n'), size_t{200}));
-  st.ctx.log.info("{} by admin client {}: {}{}", topology ? "topology set" : "resolver set",
-                  conn.where, first_line, first_line.size() < req.value.size() ? " ..." : "");
+  if (!topology)
+    return true; // set_resolver logs once the name is known to be a resolver
+  auto first_line = req.value.substr(0, req.value.find('\n'));
+  st.ctx.log.info("topology set by admin client {}: {}{}", conn.where, first_line,
+                  first_line.size() < req.value.size() ? " ..." : "");
   return true;
 }
 
 void set_resolver(const reply_slot& answer, const std::string& where, const std::string& name) {
   auto make = resolvers::builtin_resolver(name);
   if (!make)
-    return answer.fail(errc::invalid_argument, "unknown resolver '" + name.substr(0, 64) +
-                                                 "'; use lww, multi, max or tags");
+    return answer.fail(errc::invalid_argument, // (not echoed: the name may hold anything)
+                       "unknown resolver name of " + std::to_string(name.size()) +
+                         " bytes; use lww, multi, max or tags");
   auto log = answer.st->ctx.log;
   answer.self
     ->request(answer.st->ctx.leader, request_timeout, resolver_atom::value,

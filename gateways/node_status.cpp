@@ -67,6 +67,8 @@ static void leader_part(nlohmann::json& doc, std::optional<messages::version_vec
   own_applied = s.applied;
   doc["applied_total"] = s.applied.total();
   doc["caught_up"] = s.caught_up;
+  if (!s.resolver.empty())
+    doc["resolver"] = s.resolver; // what runs now, after any hot swap
   doc["retired"] = vv_json(s.retired, members);
   doc["log_begin"] = s.log_begin;
   auto from =

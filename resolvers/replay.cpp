@@ -63,7 +63,7 @@ std::vector<replay_outcome> replay(caf::actor_system& sys, const resolver_actor&
     self->request(resolver, timeout, resolve_atom::value, r.key, versions)
       .receive([&](resolution& got) { out.push_back(compare(r, got)); },
                [&](caf::error& e) {
-                 out.push_back({r.seq, true, false, "the resolver failed: " + sys.render(e)});
+                 out.push_back({r.seq, false, false, "the resolver failed: " + sys.render(e)});
                });
   }
   return out;

@@ -16,9 +16,10 @@ namespace mlr::resolvers {
 
 struct replay_outcome {
   uint64_t seq = 0;
-  bool compared = false; ///< false: not comparable (unresolved, or values cut; see `why`)
-  bool same = false;     ///< compared, and the resolver gave the recorded outcome
-  std::string why;       ///< what differed, or why the record was not compared
+  /// false: not comparable (unresolved, values cut, or the resolver failed; see `why`)
+  bool compared = false;
+  bool same = false; ///< compared, and the resolver gave the recorded outcome
+  std::string why;   ///< what differed, or why the record was not compared
 };
 
 /// Asks `resolver` each record's question, one at a time, waiting at most `timeout` for

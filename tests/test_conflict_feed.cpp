@@ -171,3 +171,49 @@ TEST_CASE("conflict feed: a page stops at its byte budget but always carries one
   CHECK(a.conflicts(0, 10, 25000).size() == 2);
   CHECK(a.conflicts(0, 10).size() == 4);
 }
+
+TEST_CASE("conflict feed: a failing question retried is one record, the feed's state is rebuilt "
+          "from its records if unreadable, and zero records drops what an earlier run kept") {
+  auto dir = std::string("test_conflict_feed_state.db");
+  std::filesystem::remove_all(dir);
+  auto other = feed_config(1);
+  {
+    auto store = storage::open_rocksdb_store(dir);
+    REQUIRE(store);
+    replica a(feed_config(0), std::move(*store));
+    replica b(other, storage::make_memory_store());
+    auto c = meet(a, b, "stuck", "p", "q", 1000);
+    a.unresolved(c, "resolver failed: timeout");
+    a.unresolved(c, "resolver failed: timeout"); // the retry a second later
+    CHECK(a.conflicts(0, 10).size() == 1);
+    a.resolve(c, {c.versions[0].id});
+    CHECK(a.conflicts(0, 10).size() == 2);
+    a.mutable_store().put_meta("conflict_feed", "not numbers");
+    a.take_ready();
+    REQUIRE(a.mutable_store().commit(true));
+  }
+  {
+    auto store = storage::open_rocksdb_store(dir);
+    REQUIRE(store);
+    replica a(feed_config(0), std::move(*store));
+    CHECK(a.conflict_feed_range() == std::make_pair(uint64_t{1}, uint64_t{3}));
+    other.incarnation = 1234;
+    replica b(other, storage::make_memory_store());
+    auto c = meet(a, b, "next", "x", "y", 5000);
+    a.resolve(c, {c.versions[0].id});
+    CHECK(seqs(a.conflicts(0, 10)) == std::vector<uint64_t>{1, 2, 3}); // no number reused
+    a.take_ready();
+    REQUIRE(a.mutable_store().commit(true));
+  }
+  {
+    auto store = storage::open_rocksdb_store(dir);
+    REQUIRE(store);
+    replica a(feed_config(0, 0), std::move(*store));
+    other.incarnation = 5678;
+    replica b(other, storage::make_memory_store());
+    auto c = meet(a, b, "more", "x", "y", 9000);
+    a.resolve(c, {c.versions[0].id});
+    CHECK(a.conflicts(0, 10).empty());
+  }
+  std::filesystem::remove_all(dir);
+}

@@ -121,7 +121,8 @@ TEST_CASE("processes mesh N=3: conflicts are recorded under --data-dir, listed, 
   auto unknown =
     mlr_at(c, 1, {"--admin-secret-file", c.admin_secret_file(), "resolver", "set", "nope"});
   CHECK(unknown.first == 1);
-  CHECK(unknown.second.find("use lww, multi, max or tags") != std::string::npos);
+  CHECK(unknown.second.find("unknown resolver name of 4 bytes; use lww, multi, max or tags") !=
+        std::string::npos);
 
   // A follower started now prints what comes after record 5, and nothing before.
   auto follow_out = c.dir() + "/follow.txt";
@@ -135,6 +136,8 @@ TEST_CASE("processes mesh N=3: conflicts are recorded under --data-dir, listed, 
     CHECK(set.first == 0);
     CHECK(set.second.rfind("resolver tags", 0) == 0);
   }
+  auto status = nlohmann::json::parse(mlr_at(c, 1, {"status", "--json"}).second);
+  CHECK(status["resolver"] == "tags"); // status tells what runs now
   // Two clients replace the same version they read (a read-modify-write race): concurrent
   // versions at n1, which the swapped-in resolver merges.
   REQUIRE(mlr_at(c, 1, {"put", "labels", "base"}).first == 0);

@@ -40,11 +40,34 @@ public:
   void on_apply(messages::node_index self, const messages::event& e, bool local) override {
     invariant_checker::on_apply(self, e, local);
     events_.emplace(e.id, e);
+    auto& seen = seen_[self];
+    if (local)
+      past_.emplace(e.id, seen); // what its origin had applied when it wrote it
+    seen.insert(e.id);
+  }
+  void on_state_transfer(messages::node_index self, const messages::version_vector& vv) override {
+    invariant_checker::on_state_transfer(self, vv);
+    for (auto& [d, e] : events_)
+      if (vv.covers(d))
+        seen_[self].insert(d);
+  }
+  /// (Called by sim_cluster::restart, which takes the checker's own type.)
+  void on_restart(messages::node_index self, const messages::version_vector& applied,
+                  const messages::version_vector& retired) {
+    invariant_checker::on_restart(self, applied, retired);
+    auto& seen = seen_[self];
+    for (auto i = seen.begin(); i != seen.end();)
+      i = applied.covers(*i) || retired.covers(*i) ? std::next(i) : seen.erase(i);
   }
   const std::map<messages::dot, messages::event>& events() const { return events_; }
+  /// Per event, every event its origin had applied before it: its causal past as the test
+  /// saw it, not as the implementation wrote it into the event's context.
+  const std::map<messages::dot, std::set<messages::dot>>& pasts() const { return past_; }
 
 private:
   std::map<messages::dot, messages::event> events_;
+  std::map<messages::node_index, std::set<messages::dot>> seen_;
+  std::map<messages::dot, std::set<messages::dot>> past_;
 };
 
 struct expected {
@@ -55,12 +78,38 @@ struct expected {
   std::vector<std::pair<std::string, std::string>> fields;
 };
 
-// The sequential specification over the causal history.
-expected specification(const std::map<messages::dot, messages::event>& events) {
+// Whether a write `later` replaces the version `earlier` made, once it has seen it: a put
+// replaces a register's versions; an add or remove of a member its tags; a field's write or
+// delete that field's versions.
+bool in_scope(const messages::event& later, const messages::event& earlier) {
+  if (later.key != earlier.key)
+    return false;
+  auto reg = [](op_kind o) { return o == op_kind::put || o == op_kind::del; };
+  auto member = [](op_kind o) { return o == op_kind::sadd || o == op_kind::srem; };
+  auto field = [](op_kind o) { return o == op_kind::hset || o == op_kind::hdel; };
+  if (reg(later.op))
+    return earlier.op == op_kind::put;
+  if (member(later.op))
+    return earlier.op == op_kind::sadd && earlier.field == later.field;
+  if (field(later.op))
+    return earlier.op == op_kind::hset && earlier.field == later.field;
+  return false;
+}
+
+// The sequential specification over the causal history: a version is replaced when a
+// later write in scope had seen it (by the origins' applied sets, not the events' contexts).
+expected specification(const std::map<messages::dot, messages::event>& events,
+                       const std::map<messages::dot, std::set<messages::dot>>& pasts) {
   expected out;
-  std::set<messages::dot> replaced; // named by some event's context (contexts are per field)
-  for (auto& [d, e] : events)
-    replaced.insert(e.context.begin(), e.context.end());
+  std::set<messages::dot> replaced;
+  for (auto& [d, e] : events) {
+    auto p = pasts.find(d);
+    if (p == pasts.end())
+      continue; // (every event is applied at its origin first)
+    for (auto& seen : p->second)
+      if (auto s = events.find(seen); s != events.end() && in_scope(e, s->second))
+        replaced.insert(seen);
+  }
   // A counter's share per origin incarnation: the running total of its latest increment.
   std::map<messages::source, std::pair<uint64_t, uint64_t>> totals; // counter, total
   std::set<std::string> members;
@@ -84,7 +133,9 @@ expected specification(const std::map<messages::dot, messages::event>& events) {
   for (auto& [origin, latest] : totals)
     out.counter += static_cast<int64_t>(latest.second);
   out.members.assign(members.begin(), members.end());
-  if (labels.size() == 1) {
+  if (labels.empty()) {
+    out.labels = "(none)";
+  } else if (labels.size() == 1) {
     out.labels = labels.front();
   } else {
     out.merged = labels.size() > 1;
@@ -271,7 +322,7 @@ typed_run run_typed_seed(const std::string& kind, uint64_t seed) {
     return out.failure = std::to_string(out.refused) +
                          " typed writes refused, the first with: " + out.first_refusal,
            out;
-  auto want = specification(checker->events());
+  auto want = specification(checker->events(), checker->pasts());
   out.merged = want.merged;
   if (want.counter != out.acked_sum)
     return out.failure = "the history's increments sum to " + std::to_string(want.counter) +
@@ -284,7 +335,7 @@ typed_run run_typed_seed(const std::string& kind, uint64_t seed) {
     auto ev = c.get(node, "ev").siblings;
     auto labels = typed::string_value(c.get(node, "labels").siblings).value_or("(none)");
     std::ostringstream why;
-    if (labels != want.labels && !want.labels.empty())
+    if (labels != want.labels)
       why << "register '" << labels << "', the specification '" << want.labels << "'";
     else if (typed::counter_value(cnt) != want.counter)
       why << "counter " << typed::counter_value(cnt) << ", the specification " << want.counter;
