@@ -57,4 +57,16 @@ inline void set_down(sim_network& net, size_t nodes, size_t n, bool down) {
       cut_between(net, x, n, down);
 }
 
+/// The seeded scenarios' message faults on every channel: 2-14% dropped (by seed), 10%
+/// duplicated, 30% delayed by up to 150 ms (so reordered).
+inline void start_faults(sim_network& net, uint64_t seed) {
+  fault_config faults;
+  faults.drop = 0.02 + static_cast<double>(seed % 7) * 0.02;
+  faults.duplicate = 0.1;
+  faults.delay = 0.3;
+  faults.max_delay_ms = 150;
+  for (auto& [pair, ch] : net.channels())
+    caf::anon_send(ch, faults_atom::value, faults);
+}
+
 } // namespace mlr::testing

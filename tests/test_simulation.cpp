@@ -11,6 +11,7 @@
 
 #include "invariant_checker.hpp"
 #include "sim_channel.hpp"
+#include "sim_scenarios.hpp"
 #include <caf/typed_event_based_actor.hpp>
 
 #include <cstdio>
@@ -142,13 +143,7 @@ run_result run_seed(const std::string& kind, uint64_t seed, bool crashes = false
     c.keep_stores(spec);
   c.start(spec);
 
-  fault_config faults;
-  faults.drop = 0.02 + (seed % 7) * 0.02;
-  faults.duplicate = 0.1;
-  faults.delay = 0.3;
-  faults.max_delay_ms = 150;
-  for (auto& [pair, ch] : net.channels())
-    caf::anon_send(ch, faults_atom::value, faults);
+  start_faults(net, seed);
   c.run();
 
   auto check = [&](const char* phase) {

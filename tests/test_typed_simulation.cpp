@@ -191,13 +191,7 @@ typed_run run_typed_seed(const std::string& kind, uint64_t seed) {
     spec.standby_hubs = {1};
   c.keep_stores(spec);
   c.start(spec);
-  fault_config faults;
-  faults.drop = 0.02 + (seed % 7) * 0.02;
-  faults.duplicate = 0.1;
-  faults.delay = 0.3;
-  faults.max_delay_ms = 150;
-  for (auto& [pair, ch] : net.channels())
-    caf::anon_send(ch, faults_atom::value, faults);
+  start_faults(net, seed);
   c.run();
 
   // Each write is asked by a small actor that reports its outcome with its delta, so that
