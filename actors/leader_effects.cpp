@@ -187,10 +187,8 @@ void leader_impl::ask_resolver(conflict c) {
           refused = "resolver kept nothing or a dot it was not given";
         if (!refused.empty()) {
           replica_.unresolved(*shared, std::move(refused), decided(name));
-          execute(/*by_policy=*/false); // the record goes with a commit now
-          if (cfg_.replica.observer)
-            cfg_.replica.observer->on_handled(replica_);
-          return;
+          execute(/*by_policy=*/false); // the record goes with a commit now (and the
+          return;                       // observer is told)
         }
         // A stale answer, or versions that came after the question, make the replica ask
         // again (its ready value); a key is off the retry list once an answer applied.

@@ -65,8 +65,6 @@ messages::client_response failure_response(errc code, std::string msg) {
 }
 
 using self_ptr = gateway_actor::broker_pointer;
-// The leader answers at most 1,000 records (about 4 MiB) per request anyway.
-constexpr uint32_t max_conflicts_per_request = 1000;
 using state_ptr = std::shared_ptr<client_state>;
 
 // Closes a connection and ends its watches at the leader. Every close path comes here:
@@ -189,7 +187,7 @@ void conflicts(const reply_slot& answer, const messages::client_request& req,
                std::function<void(caf::error&)> on_error) {
   answer.self
     ->request(answer.st->ctx.leader, request_timeout, conflicts_atom::value, req.after,
-              std::min(req.limit, max_conflicts_per_request))
+              req.limit) // (the leader answers at most 1,000 records, about 4 MiB)
     .then(
       [answer](std::vector<conflict_record>& records) {
         messages::client_response r;
