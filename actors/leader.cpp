@@ -212,7 +212,7 @@ void leader_impl::on_tick() {
     execute();
 }
 
-leader_impl::behavior_type leader_impl::make_behavior() {
+void leader_impl::on_start() {
   install_failure_handlers();
   link_dests_.insert(cfg_.out_edges.begin(), cfg_.out_edges.end());
   // What the replica recovered from the store: its topology, and siblings that may be the
@@ -222,6 +222,23 @@ leader_impl::behavior_type leader_impl::make_behavior() {
   replica_.caught_up(steady_ms()); // a node that started without data counts from now
   if (cfg_.tick_interval.count() > 0)
     delayed_send(this, cfg_.tick_interval, tick_atom::value);
+}
+
+void leader_impl::on_cursor(messages::node_index dest, uint64_t pos) {
+  // Written with the next commit: losing the latest cursor only re-sends a little.
+  if (durable_store())
+    replica_.mutable_store().put_meta("cursor." + std::to_string(dest), std::to_string(pos));
+}
+
+void leader_impl::on_watch_ack(uint64_t id, uint64_t n, uint64_t bytes) {
+  if (auto i = watchers_.find(id); i != watchers_.end()) {
+    i->second.unacked -= std::min(n, i->second.unacked);
+    i->second.unacked_bytes -= std::min(bytes, i->second.unacked_bytes);
+  }
+}
+
+leader_impl::behavior_type leader_impl::make_behavior() {
+  on_start();
   using messages::frame;
   using op = messages::op_kind;
   return {
@@ -256,23 +273,14 @@ leader_impl::behavior_type leader_impl::make_behavior() {
     [this](fetch_atom, messages::node_index dest, uint64_t from, uint32_t max_events,
            messages::node_index ship_to) { return on_fetch(dest, from, max_events, ship_to); },
     [this](subscribe_atom, messages::node_index dest) { return on_subscribe(dest); },
-    [this](cursor_atom, messages::node_index dest, uint64_t pos) {
-      // Written with the next commit: losing the latest cursor only re-sends a little.
-      if (durable_store())
-        replica_.mutable_store().put_meta("cursor." + std::to_string(dest), std::to_string(pos));
-    },
+    [this](cursor_atom, messages::node_index dest, uint64_t pos) { on_cursor(dest, pos); },
     [this](status_atom) { return status(); },
     [this](resolver_atom, const resolver_swap& s) { return swap_resolver(s.make, s.name); },
     [this](watch_atom, std::string& prefix, caf::actor& who) {
       return watch(std::move(prefix), std::move(who));
     },
     [this](unwatch_atom, uint64_t id) { unwatch(id, {}); },
-    [this](watch_ack_atom, uint64_t id, uint64_t n, uint64_t bytes) {
-      if (auto i = watchers_.find(id); i != watchers_.end()) {
-        i->second.unacked -= std::min(n, i->second.unacked);
-        i->second.unacked_bytes -= std::min(bytes, i->second.unacked_bytes);
-      }
-    },
+    [this](watch_ack_atom, uint64_t id, uint64_t n, uint64_t bytes) { on_watch_ack(id, n, bytes); },
     [this](conflicts_atom, uint64_t after, uint32_t limit) {
       return replica_.conflicts(after, std::min<uint32_t>(limit, max_conflicts_per_answer));
     },

@@ -123,6 +123,9 @@ int main(int argc, char** argv) {
   if (!n)
     return bad_input(n.err().message);
   n->caf_args = caf_args;
+  n->log = [](const std::string& level, const std::string& line) {
+    spdlog::log(spdlog::level::from_str(level), "{}", line);
+  };
   if (auto err = install_fault(o.fault, *n))
     return bad_input(*err);
   // A node whose leader stopped must not go on listening while every request fails: the

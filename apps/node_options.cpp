@@ -35,7 +35,8 @@ static void add_cluster_options(po::options_description& desc, node_options& o) 
     "config", po::value(&o.config_file),
     "read options from FILE ('name = value' lines, e.g. 'id = n0'); flags win")(
     "topology", po::value(&o.topology)->default_value(o.topology),
-    "ring, star, mesh, or an edge-list file ('a -> b' lines); the same on every node")(
+    "ring, mesh (or all-to-all), star, star:HUB, or an edge-list file ('a -> b' lines); "
+    "the same on every node; `mlr topology set` takes the same words")(
     "hub", po::value(&o.hub), "the hub of a star (default: the first node)")(
     "standby-hubs", po::value(&o.standby_hubs),
     "ID,ID: for a star, where a spoke ships while the hub does not answer (the first that "

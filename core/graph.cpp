@@ -198,27 +198,67 @@ result<graph> parse_edge_list(const std::string& text) {
   return g;
 }
 
+std::optional<shape> parse_shape(const std::string& spec) {
+  auto b = spec.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos)
+    return std::nullopt;
+  auto w = spec.substr(b, spec.find_last_not_of(" \t\r\n") + 1 - b);
+  if (w == "ring")
+    return shape{shape::kind::ring, {}};
+  if (w == "mesh" || w == "all-to-all")
+    return shape{shape::kind::mesh, {}};
+  if (w == "star")
+    return shape{shape::kind::star, {}};
+  if (w.rfind("star:", 0) == 0 && w.size() > 5 && w.find_first_of(" \t\r\n") == std::string::npos)
+    return shape{shape::kind::star, w.substr(5)};
+  return std::nullopt;
+}
+
+result<graph> build_shape(const shape& s, const std::vector<std::string>& names,
+                          const std::vector<node_index>& up) {
+  graph g(names);
+  if (up.empty())
+    return error{errc::bad_topology, "the topology has no nodes"};
+  switch (s.k) {
+  case shape::kind::ring:
+    for (size_t i = 0; i < up.size(); ++i)
+      g.add_edge(up[i], up[(i + 1) % up.size()]);
+    break;
+  case shape::kind::mesh:
+    for (auto a : up)
+      for (auto b : up)
+        g.add_edge(a, b);
+    break;
+  case shape::kind::star: {
+    auto hub = s.hub.empty() ? names[up.front()] : s.hub;
+    auto h = g.find(hub);
+    if (h < 0 || std::find(up.begin(), up.end(), static_cast<node_index>(h)) == up.end())
+      return error{errc::unknown_node, "the star's hub '" + hub + "' is not a member"};
+    for (auto x : up) {
+      g.add_edge(static_cast<node_index>(h), x);
+      g.add_edge(x, static_cast<node_index>(h));
+    }
+    break;
+  }
+  }
+  return g;
+}
+
 result<graph> make_topology(const std::string& spec, std::vector<std::string> names,
                             const std::string& hub, const text_reader& read) {
-  if (spec == "ring")
-    return make_ring(std::move(names));
-  if (spec == "mesh" || spec == "all-to-all")
-    return make_mesh(std::move(names));
-  if (spec == "star") {
-    node_index h = 0;
-    if (!hub.empty()) {
-      auto i = std::find(names.begin(), names.end(), hub);
-      if (i == names.end())
-        return error{errc::bad_topology, "hub '" + hub + "' is not one of the nodes"};
-      h = static_cast<node_index>(i - names.begin());
-    }
-    return make_star(std::move(names), h);
+  if (auto s = parse_shape(spec)) {
+    if (s->k == shape::kind::star && s->hub.empty())
+      s->hub = hub;
+    std::vector<node_index> all(names.size());
+    for (node_index i = 0; i < all.size(); ++i)
+      all[i] = i;
+    return build_shape(*s, names, all);
   }
   auto text = read ? read(spec) : std::nullopt;
   if (!text)
     return error{errc::bad_topology, "'" + spec +
-                                       "' is neither ring, star nor mesh, and no readable "
-                                       "edge-list file has that name"};
+                                       "' is neither ring, mesh, star nor star:HUB, and no "
+                                       "readable edge-list file has that name"};
   auto g = parse_edge_list(*text);
   if (!g)
     return error{errc::bad_topology, spec + ": " + g.err().message};

@@ -64,14 +64,30 @@ graph make_mesh(std::vector<std::string> names);
 /// Parses the edge-list format above. Errors name the line and what to write instead.
 result<graph> parse_edge_list(const std::string& text);
 
+/// A topology named by a keyword, the one grammar of the shapes that start-up (--topology),
+/// `mlr topology set/check` and the replicated topology key accept: "ring", "mesh" (also
+/// "all-to-all"), "star" (hub: the first member, or the one given beside it) and "star:HUB".
+struct shape {
+  enum class kind { ring, mesh, star };
+  kind k = kind::mesh;
+  std::string hub; ///< star: the hub's name (empty: the first member)
+};
+/// The shape `spec` names, or nothing when it is not a keyword (an edge list, or a file of
+/// one). Leading and trailing white space is ignored.
+std::optional<shape> parse_shape(const std::string& spec);
+/// The shape over the members `up` of a graph of `names` (indexes stay put; the others get
+/// no edges). Errors: the hub is not one of `up`.
+result<graph> build_shape(const shape& s, const std::vector<std::string>& names,
+                          const std::vector<node_index>& up);
+
 /// Reads the whole text of a file, or nothing if it cannot be read. The core reads no files
 /// itself: whoever builds a topology from a file name passes a reader (the shell's is
 /// topology::read_text_file, topology/text_file.hpp; tests may pass their own).
 using text_reader = std::function<std::optional<std::string>(const std::string& path)>;
 
-/// Builds a topology from "ring", "star", "mesh" (with `names`), or, when `spec` is anything
-/// else, from the edge list in the file of that name, read with `read` (none: only the
-/// three shapes). `hub` names the star's hub (default: first node).
+/// Builds a topology from a shape keyword (parse_shape) over `names`, or, when `spec` is
+/// anything else, from the edge list in the file of that name, read with `read` (none: only
+/// the shapes). `hub` names the star's hub when `spec` does not (default: first node).
 result<graph> make_topology(const std::string& spec, std::vector<std::string> names,
                             const std::string& hub = {}, const text_reader& read = {});
 

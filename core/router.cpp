@@ -37,32 +37,16 @@ result<graph> graph_for(const std::string& body, const std::vector<std::string>&
   for (node_index i = 0; i < names.size(); ++i)
     if (live[i])
       up.push_back(i);
+  if (auto s = parse_shape(body)) {
+    if (up.empty())
+      return error{errc::bad_topology, "the topology has no live members"};
+    return build_shape(*s, names, up);
+  }
   auto kind = trim(body);
-  if (kind == "ring") {
-    for (size_t i = 0; i < up.size(); ++i)
-      g.add_edge(up[i], up[(i + 1) % up.size()]);
-    return g;
-  }
-  if (kind == "mesh") {
-    for (auto a : up)
-      for (auto b : up)
-        g.add_edge(a, b);
-    return g;
-  }
-  if (kind == "star" || kind.rfind("star:", 0) == 0) {
-    auto hub = kind == "star" ? names[up.front()] : kind.substr(5);
-    auto h = g.find(hub);
-    if (h < 0 || !live[static_cast<size_t>(h)])
-      return error{errc::unknown_node, "the star's hub '" + hub + "' is not a member"};
-    for (auto x : up) {
-      g.add_edge(static_cast<node_index>(h), x);
-      g.add_edge(x, static_cast<node_index>(h));
-    }
-    return g;
-  }
   if (body.find("->") == std::string::npos)
     return error{errc::bad_topology,
-                 "topology '" + kind + "': write ring, mesh, star, star:HUB or 'a -> b' lines"};
+                 "topology '" + kind +
+                   "': write ring, mesh, star, star:HUB, all-to-all or 'a -> b' lines"};
   // The same edge-list grammar as a topology file at start-up (parse_edge_list), so that
   // what a node starts with is accepted by `mlr topology set` too.
   auto edges = parse_edge_list(body);

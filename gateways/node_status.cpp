@@ -116,14 +116,10 @@ void collect_once(gateway_actor::broker_pointer self, const node_context& ctx,
   self->request(ctx.acceptor, timeout, status_atom::value)
     .then(
       [c](acceptor_stats& a) {
-        c->doc["inbound"] = {{"accepted", a.accepted},
-                             {"refused", a.refused},
-                             {"bad_frames", a.bad_frames},
-                             {"handshake_timeouts", a.handshake_timeouts},
-                             {"unproven_refused", a.unproven_refused},
-                             {"impersonations", a.impersonations},
-                             {"bytes_received", a.bytes_received},
-                             {"last_refusal", a.last_refusal}};
+        auto inbound = nlohmann::json::object();
+        a.for_each_counter([&](const char* name, uint64_t value) { inbound[name] = value; });
+        inbound["last_refusal"] = a.last_refusal;
+        c->doc["inbound"] = std::move(inbound);
         c->finish_one();
       },
       [c](caf::error&) { c->finish_one(); });

@@ -14,8 +14,8 @@
 #include <caf/scoped_actor.hpp>
 
 #include <algorithm>
-#include <map>
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -404,25 +404,25 @@ result<uint64_t> node::watch(const std::string& prefix,
                              std::function<void(const change&)> on_change,
                              std::function<void(const std::string&)> on_dropped) {
   auto leader = impl_->leader;
-  auto who = impl_->sys->spawn([on_change, on_dropped,
-                                leader](caf::event_based_actor* self) -> caf::behavior {
-    return {
-      [=](actors::change_atom, uint64_t id, const std::vector<change>& cs) {
-        uint64_t bytes = 0;
-        for (auto& c : cs) {
-          on_change(c);
-          bytes += core::change_bytes(c);
-        }
-        self->send(leader, actors::watch_ack_atom::value, id, static_cast<uint64_t>(cs.size()),
-                   bytes);
-      },
-      [=](actors::change_atom, uint64_t, const std::string& why) {
-        if (on_dropped)
-          on_dropped(why);
-        self->quit();
-      },
-    };
-  });
+  auto who = impl_->sys->spawn(
+    [on_change, on_dropped, leader](caf::event_based_actor* self) -> caf::behavior {
+      return {
+        [=](actors::change_atom, uint64_t id, const std::vector<change>& cs) {
+          uint64_t bytes = 0;
+          for (auto& c : cs) {
+            on_change(c);
+            bytes += core::change_bytes(c);
+          }
+          self->send(leader, actors::watch_ack_atom::value, id, static_cast<uint64_t>(cs.size()),
+                     bytes);
+        },
+        [=](actors::change_atom, uint64_t, const std::string& why) {
+          if (on_dropped)
+            on_dropped(why);
+          self->quit();
+        },
+      };
+    });
   auto id = impl_->ask<uint64_t>(actors::watch_atom::value, prefix, who);
   if (!id) {
     caf::anon_send_exit(who, caf::exit_reason::user_shutdown);

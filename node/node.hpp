@@ -87,7 +87,7 @@ struct node_options {
   /// thread, as mlr-node does with SIGUSR1.
   std::function<void(const std::string& why)> on_failure;
   /// Takes every log line of the node ("info", "warn" or "error", and the line); empty:
-  /// spdlog's default logger.
+  /// they go to standard error as "level: line".
   std::function<void(const std::string& level, const std::string& line)> log;
   /// Sees every applied event (tests, fault injection). Optional.
   std::shared_ptr<core::replica_observer> observer;
@@ -146,8 +146,8 @@ public:
   /// Change subscriptions: `on_change` gets every change applied from now on to a key
   /// starting with `prefix` ("" for all), local and remote, in the order this node applied
   /// them, on one of the node's threads (one call at a time; do not call the node from it).
-  /// A subscriber that falls more than max_watch_backlog changes behind is dropped, and `on_dropped`
-  /// says why; the node is not slowed. Returns the subscription's id, for unwatch().
+  /// A subscriber that falls more than max_watch_backlog changes behind is dropped, and
+  /// `on_dropped` says why; the node is not slowed. Returns the subscription's id, for unwatch().
   result<uint64_t> watch(const std::string& prefix, std::function<void(const change&)> on_change,
                          std::function<void(const std::string&)> on_dropped = {});
   void unwatch(uint64_t id);

@@ -8,7 +8,7 @@ cd "$root"
 bad=()
 while IFS= read -r -d '' f; do
   "$cf" --dry-run -Werror "$f" >/dev/null 2>&1 || bad+=("${f#./}")
-done < <(find messages resolvers storage core actors transport gateways topology client apps \
+done < <(find messages resolvers storage core actors transport gateways topology client node apps \
               bench tests -type f \( -name '*.cpp' -o -name '*.hpp' -o -name '*.h' \) -print0)
 if ((${#bad[@]})); then
   echo "not formatted with $cf (${#bad[@]} files):"

@@ -2,6 +2,7 @@
 // the unreachable nodes, and spanning trees that reach every node exactly once.
 
 #include "core/analysis.hpp"
+#include "core/router.hpp"
 
 #include <map>
 #include <optional>
@@ -109,7 +110,7 @@ TEST_CASE("make_topology reads files through its reader and explains a missing o
   CHECK(g->size() == 3);
   auto missing = make_topology("no-such-file.txt", {}, {}, read);
   REQUIRE_FALSE(missing);
-  CHECK(missing.err().message.find("neither ring, star nor mesh") != std::string::npos);
+  CHECK(missing.err().message.find("neither ring, mesh, star nor star:HUB") != std::string::npos);
   CHECK_FALSE(make_topology("topology.txt", {})); // without a reader, only the three shapes
   auto star = make_topology("star", default_names(3), "n9");
   REQUIRE_FALSE(star);
@@ -148,4 +149,35 @@ TEST_CASE("topology check: a disconnected file is refused, naming the nodes") {
   CHECK(r.problem.find("cannot reach c, d") != std::string::npos);
   CHECK(to_text(*g, r).find("strongly connected: no") != std::string::npos);
   CHECK_FALSE(graph_from_spec("ring:0"));
+}
+
+TEST_CASE("one shape grammar: every keyword a node starts with is accepted by topology set and "
+          "routes the same") {
+  auto names = default_names(4);
+  auto route = make_router(names, 0);
+  for (std::string spec : {"ring", "mesh", "all-to-all", "star", "star:n2", " mesh\n"}) {
+    INFO(spec);
+    auto at_start = make_topology(spec, names);
+    REQUIRE(at_start);
+    auto changed = route(spec, nullptr);
+    INFO((changed ? std::string() : changed.err().message));
+    REQUIRE(changed);
+    CHECK(changed->trees == spanning_trees(*at_start));
+    auto s = parse_shape(spec);
+    REQUIRE(s);
+  }
+  // star:HUB at start-up names its hub as a separate --hub does.
+  auto by_name = make_topology("star:n2", names);
+  auto by_flag = make_topology("star", names, "n2");
+  REQUIRE(by_name);
+  REQUIRE(by_flag);
+  CHECK(by_name->edges() == by_flag->edges());
+  CHECK(by_name->has_edge(2, 0));
+  CHECK_FALSE(by_name->has_edge(0, 1));
+  // Refused the same way at both ends.
+  CHECK_FALSE(make_topology("star:n9", names));
+  CHECK_FALSE(route("star:n9", nullptr));
+  CHECK_FALSE(parse_shape("rings"));
+  CHECK_FALSE(parse_shape("star:"));
+  CHECK_FALSE(parse_shape("n0 -> n1"));
 }

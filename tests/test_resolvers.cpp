@@ -293,7 +293,7 @@ struct gated_cluster {
     uint32_t in_flight = 0;
     for (auto& l : c.h.leaders) {
       (*c.self)->send(l, actors::resolver_atom::value,
-                      actors::resolver_swap{resolvers::builtin_resolver(name)});
+                      actors::resolver_swap{resolvers::builtin_resolver(name), name});
       c.run();
       in_flight += c.take<uint32_t>();
     }

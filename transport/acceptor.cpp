@@ -132,10 +132,11 @@ void ask_leader(self_ptr self, const state_ptr& st, connection_handle hdl, uint6
           write_message(self, hdl, answer_kind, id, answer);
       },
       [self, st, hdl, serial, id](caf::error& err) {
-        if (st->find(hdl, serial))
+        if (st->find(hdl, serial)) {
+          auto e = actors::from_caf(err);
           write_message(self, hdl, wire_kind::error, id,
-                        messages::encode(messages::failure{static_cast<errc>(err.code()),
-                                                           self->system().render(err)}));
+                        messages::encode(messages::failure{e.code, e.message}));
+        }
       });
 }
 

@@ -1,10 +1,12 @@
 #pragma once
 // Where a node's brokers (transport, gateways) and its assembly write their log lines: a
 // logger handed to them by whoever assembles the node (node_options::log), not a global.
-// Without a sink it writes to spdlog's default logger (what mlr-node configures).
+// Without a sink it writes "level: line" to standard error; mlr-node passes a sink that
+// writes through its spdlog logger.
 
-#include <spdlog/spdlog.h>
+#include <fmt/format.h>
 
+#include <cstdio>
 #include <functional>
 #include <string>
 #include <utility>
@@ -14,7 +16,7 @@ namespace mlr::actors {
 enum class log_level { info, warn, error };
 
 struct logger {
-  /// Takes every line; empty: spdlog's default logger.
+  /// Takes every line; empty: standard error.
   std::function<void(log_level, const std::string&)> sink;
 
   template <class... Ts> void info(fmt::format_string<Ts...> f, Ts&&... xs) const {
@@ -30,17 +32,8 @@ struct logger {
   void write(log_level level, const std::string& line) const {
     if (sink)
       return sink(level, line);
-    switch (level) {
-    case log_level::info:
-      spdlog::info("{}", line);
-      break;
-    case log_level::warn:
-      spdlog::warn("{}", line);
-      break;
-    case log_level::error:
-      spdlog::error("{}", line);
-      break;
-    }
+    static const char* const names[] = {"info", "warn", "error"};
+    std::fprintf(stderr, "%s: %s\n", names[static_cast<int>(level)], line.c_str());
   }
 };
 

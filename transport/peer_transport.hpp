@@ -77,23 +77,38 @@ template <class Inspector> typename Inspector::result_type inspect(Inspector& f,
            x.last_error, x.applied, x.lag_events, x.lag_ms, x.bytes_received);
 }
 
-/// The acceptor's counters: what it refused and why.
+/// The acceptor's counters, declared once: X(field, what it counts). This table makes the
+/// struct, CAF's `inspect` and the status document's "inbound" object (for_each_counter).
+#define MLR_ACCEPTOR_STATS(X)                                                                      \
+  X(accepted, "connections accepted")                                                              \
+  X(refused, "handshakes refused (secret, node id, versions, cluster)")                            \
+  X(bad_frames, "connections closed for a malformed or oversized frame")                           \
+  X(handshake_timeouts, "connections that did not prove themselves in time")                       \
+  X(unproven_refused, "connections closed because too many were unproven")                         \
+  X(impersonations, "proven connections closed for naming another sender")                         \
+  X(bytes_received, "bytes from peers, all connections")
+
+/// The acceptor's counters: what it refused and why, and the last refusal's reason.
 struct acceptor_stats {
-  uint64_t accepted = 0;
-  uint64_t refused = 0;            ///< handshakes refused (secret, node id, versions, cluster)
-  uint64_t bad_frames = 0;         ///< connections closed for a malformed or oversized frame
-  uint64_t handshake_timeouts = 0; ///< connections that did not prove themselves in time
-  uint64_t unproven_refused = 0;   ///< connections closed because too many were unproven
-  uint64_t impersonations = 0;     ///< proven connections closed for naming another sender
-  uint64_t bytes_received = 0;     ///< from peers, all connections
+#define MLR_ACCEPTOR_MEMBER(field, doc) uint64_t field = 0;
+  MLR_ACCEPTOR_STATS(MLR_ACCEPTOR_MEMBER)
+#undef MLR_ACCEPTOR_MEMBER
   std::string last_refusal;
+
+  /// Calls f(name, value) for every counter, in the table's order.
+  template <class F> void for_each_counter(F&& f) const {
+#define MLR_ACCEPTOR_VISIT(field, doc) f(#field, field);
+    MLR_ACCEPTOR_STATS(MLR_ACCEPTOR_VISIT)
+#undef MLR_ACCEPTOR_VISIT
+  }
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, acceptor_stats& x) {
-  return f(caf::meta::type_name("mlr.acceptor_stats"), x.accepted, x.refused, x.bad_frames,
-           x.handshake_timeouts, x.unproven_refused, x.impersonations, x.bytes_received,
-           x.last_refusal);
+#define MLR_ACCEPTOR_FIELD(field, doc) x.field,
+  return f(caf::meta::type_name("mlr.acceptor_stats"),
+           MLR_ACCEPTOR_STATS(MLR_ACCEPTOR_FIELD) x.last_refusal);
+#undef MLR_ACCEPTOR_FIELD
 }
 
 struct connect_result; // a dial's outcome (transport/detail/tcp_connect.hpp)

@@ -32,6 +32,9 @@ public:
 
   // Handlers of make_behavior longer than a line or two (leader.cpp).
   void install_failure_handlers();
+  void on_start(); // what make_behavior does before it returns the handlers
+  void on_cursor(messages::node_index dest, uint64_t pos);
+  void on_watch_ack(uint64_t id, uint64_t n, uint64_t bytes);
   caf::result<messages::frame> on_batch(const messages::frame& f);
   caf::result<std::vector<get_result>> read_many(const std::vector<std::string>& keys);
   fetch_result on_fetch(messages::node_index dest, uint64_t from, uint32_t max_events,
