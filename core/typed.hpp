@@ -123,6 +123,12 @@ int64_t hash_counter(const std::vector<messages::version>& vs, const std::string
 /// not a delete.
 std::optional<std::string> string_value(const std::vector<messages::version>& vs);
 
+/// A key's value as its type renders it, the one rendering node::read and the native
+/// protocol's typed read share: the type's name (none, string, counter, set or hash) and
+/// the items (string: its value; counter: its decimal value; set: the members; hash: field,
+/// value, field, value, ...).
+std::pair<std::string, std::vector<std::string>> render(const std::vector<messages::version>& vs);
+
 /// The change event `e` made, given the key's versions after it (for subscribers).
 change describe(const messages::event& e, const std::vector<messages::version>& after);
 /// A change no single event made (a state transfer's keys: "transfer"; a resolver's

@@ -68,6 +68,22 @@ int64_t hash_counter(const std::vector<version>& vs, const std::string& field) {
   return static_cast<int64_t>(share_sum(vs, value_kind::field_counter, field));
 }
 
+std::pair<std::string, std::vector<std::string>> render(const std::vector<version>& vs) {
+  auto t = type_of(vs);
+  std::vector<std::string> items;
+  if (t == key_type::string)
+    items.push_back(*string_value(vs));
+  else if (t == key_type::counter)
+    items.push_back(std::to_string(counter_value(vs)));
+  else if (t == key_type::set)
+    items = set_members(vs);
+  for (auto& [f, v] : hash_fields(vs)) {
+    items.push_back(f);
+    items.push_back(v);
+  }
+  return {name(t), std::move(items)};
+}
+
 std::optional<std::string> string_value(const std::vector<version>& vs) {
   if (type_of(vs) != key_type::string)
     return std::nullopt;

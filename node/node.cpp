@@ -1,290 +1,235 @@
-#include "node/node.hpp"
+// The node assembly: one options value in, a running node out (store, leader and
+// resolver, links, peer transport, client ports), and its orderly stop.
 
-#include "node/detail/plan.hpp"
+#include "node/detail/node_impl.hpp"
 
-#include "client/native_client.hpp"
-#include "gateways/gateways.hpp"
 #include "storage/store.hpp"
-#include "topology/wiring.hpp"
 
-#include <caf/actor_system.hpp>
-#include <caf/actor_system_config.hpp>
-#include <caf/event_based_actor.hpp>
 #include <caf/io/middleman.hpp>
-#include <caf/scoped_actor.hpp>
 
 #include <algorithm>
-#include <atomic>
-#include <map>
-#include <mutex>
 #include <sstream>
 #include <thread>
 
 namespace mlr::node {
 
-using detail::address;
-using detail::node_index;
-using detail::plan;
-
-// Members added at runtime: the topology key names where they listen; the leader's
-// on_routing (on its thread) connects to them and hands the leader their sinks.
-struct runtime_members {
-  std::mutex m;
-  actors::logger log;
-  caf::actor_system* sys = nullptr;
-  actors::transport* net = nullptr;
-  actors::leader_actor leader;
-
-  void on_routing(const core::routing& r) {
-    std::lock_guard<std::mutex> guard(m);
-    if (!net)
-      return; // not started yet, or stopping; the leader calls again with its peers
-    bool added = false;
-    for (size_t i = net->sinks.size(); i < r.members.size(); ++i) {
-      auto where = std::find_if(r.addresses.begin(), r.addresses.end(),
-                                [&](auto& a) { return a.first == r.members[i]; });
-      auto addr = where == r.addresses.end()
-                    ? result<address>(error{errc::invalid_argument, "no 'address' line"})
-                    : client::parse_address(where->second);
-      if (!addr) {
-        log.error("member {} added by the topology but cannot be reached: {}", r.members[i],
-                  addr.err().message);
-        break; // indexes must stay in order
-      }
-      actors::add_peer(*sys, *net, leader, r.members[i],
-                       actors::peer_address{addr->first, addr->second});
-      added = true;
+void runtime_members::on_routing(const core::routing& r) {
+  std::lock_guard<std::mutex> guard(m);
+  if (!net)
+    return; // not started yet, or stopping; the leader calls again with its peers
+  bool added = false;
+  for (size_t i = net->sinks.size(); i < r.members.size(); ++i) {
+    auto where = std::find_if(r.addresses.begin(), r.addresses.end(),
+                              [&](auto& a) { return a.first == r.members[i]; });
+    auto addr = where == r.addresses.end()
+                  ? result<address>(error{errc::invalid_argument, "no 'address' line"})
+                  : client::parse_address(where->second);
+    if (!addr) {
+      log.error("member {} added by the topology but cannot be reached: {}", r.members[i],
+                addr.err().message);
+      break; // indexes must stay in order
     }
-    if (added)
-      caf::anon_send(leader, actors::peers_atom::value, net->sinks);
+    actors::add_peer(*sys, *net, leader, r.members[i],
+                     actors::peer_address{addr->first, addr->second});
+    added = true;
   }
-};
-
-struct node::impl {
-  node_options opts;
-  plan p;
-  uint64_t incarnation = 0;
-  std::unique_ptr<caf::actor_system_config> cfg;
-  std::unique_ptr<caf::actor_system> sys;
-  actors::leader_actor leader;
-  resolvers::resolver_actor resolver;
-  std::optional<actors::transport> net;
-  std::vector<actors::link_actor> links;
-  std::vector<caf::actor> brokers; // every broker, as a plain handle: each gets one exit
-  size_t dialers_at_start = 0;     // in brokers; the ones after were added at runtime
-  std::shared_ptr<runtime_members> rt = std::make_shared<runtime_members>();
-  actors::logger log;
-  uint16_t client_port = 0, resp_port = 0;
-  std::map<uint64_t, caf::actor> watchers; // subscription id -> the actor calling back
-  std::string where;
-  bool stopped = false;
-  std::shared_ptr<std::atomic<bool>> failed = std::make_shared<std::atomic<bool>>(false);
-
-  actors::leader_config leader_config() const {
-    actors::leader_config lc;
-    lc.replica.self = p.self;
-    lc.replica.incarnation = incarnation;
-    auto trees = core::spanning_trees(p.graph);
-    topology::set_static_routing(lc, p.graph, trees, p.self, p.standby, opts.hub_return,
-                                 /*require_addresses=*/true);
-    lc.on_routing = [rt = rt](const core::routing& r) { rt->on_routing(r); };
-    lc.relay_ack_timeout = opts.ack_timeout;
-    lc.replica.pull_grace_ms = static_cast<uint64_t>(opts.pull_grace.count());
-    lc.replica.new_incarnation = actors::random_incarnation;
-    lc.replica.log_retention = opts.log_retention;
-    lc.replica.observer = opts.observer;
-    lc.sync = p.sync;
-    lc.log = [log = log](const std::string& line) { log.info("{}", line); };
-    lc.max_key_bytes = opts.max_key_bytes;
-    lc.max_value_bytes = opts.max_value_bytes;
-    lc.max_watch_backlog = opts.max_watch_backlog;
-    // A leader that failed (it threw, or its store broke) must not be asked to mark the
-    // store as cleanly shut down: stop() then only stops the actors.
-    lc.on_failure = [failed = failed, user = opts.on_failure](const std::string& why) {
-      failed->store(true);
-      if (user)
-        user(why);
-    };
-    lc.make_resolver = resolvers::builtin_resolver(opts.resolver);
-    lc.resolver_name = opts.resolver;
-    lc.replica.conflict_feed_records = opts.conflict_feed_records;
-    lc.replica.conflict_feed_bytes = opts.conflict_feed_bytes;
-    return lc;
-  }
-
-  result<bool> start_system() {
-    cfg = std::make_unique<caf::actor_system_config>();
-    cfg->load<caf::io::middleman>();
-    cfg->set("scheduler.max-threads", static_cast<int64_t>(opts.threads));
-    std::istringstream no_ini; // never read caf-application.ini implicitly
-    auto args = opts.caf_args;
-    args.insert(args.begin(), "mlr-node");
-    if (auto err = cfg->parse(args, no_ini))
-      return error{errc::invalid_argument, "CAF option: " + cfg->render(err)};
-    sys = std::make_unique<caf::actor_system>(*cfg);
-    return true;
-  }
-
-  result<bool> start_transport() {
-    actors::transport_config tc;
-    tc.self =
-      actors::node_identity{opts.cluster, opts.id, incarnation, opts.secret, 2, 2, p.members};
-    tc.self_index = p.self;
-    tc.addresses = p.peers;
-    tc.listen_host = p.listen.first;
-    tc.listen_port = p.listen.second;
-    tc.heartbeat_interval = opts.heartbeat;
-    tc.log = log;
-    tc.peer_timeout = opts.peer_timeout;
-    tc.handshake_timeout = opts.handshake_timeout;
-    auto started = actors::start_transport(*sys, tc, leader);
-    if (!started)
-      return started.err();
-    net = std::move(*started);
-    brokers.push_back(caf::actor_cast<caf::actor>(net->acceptor));
-    for (auto& d : net->dialers)
-      if (d)
-        brokers.push_back(caf::actor_cast<caf::actor>(d));
-    dialers_at_start = net->dialers.size();
-    actors::link_config base;
-    base.ack_timeout = opts.ack_timeout;
-    base.probe_interval = opts.peer_timeout / 2;
-    auto trees = core::spanning_trees(p.graph);
-    for (auto to : p.graph.successors(p.self))
-      links.push_back(topology::spawn_static_link(*sys, p.graph, trees, p.standby, base, p.self, to,
-                                                  leader,
-                                                  [&](node_index d) { return net->sinks[d]; }));
-    {
-      std::lock_guard<std::mutex> guard(rt->m);
-      rt->sys = sys.get();
-      rt->net = &*net;
-      rt->leader = leader;
-    }
+  if (added)
     caf::anon_send(leader, actors::peers_atom::value, net->sinks);
-    return true;
-  }
+}
 
-  result<bool> start_gateways() {
-    actors::node_context ctx;
-    ctx.cluster = opts.cluster;
-    ctx.node_id = opts.id;
-    ctx.members = p.members;
-    ctx.incarnation = incarnation;
-    ctx.topology = opts.topology;
-    ctx.resolver = opts.resolver;
-    ctx.leader = leader;
-    ctx.acceptor = net->acceptor;
-    ctx.dialers = net->dialers;
-    ctx.max_key_bytes = opts.max_key_bytes;
-    ctx.max_value_bytes = opts.max_value_bytes;
-    ctx.log = log;
-    ctx.access = actors::client_access{opts.client_secret, opts.admin_secret,
-                                       opts.allow_unauthenticated_clients};
-    where = "peers on " + p.listen.first + ":" + std::to_string(net->port);
-    if (p.client) {
-      auto g = actors::start_client_gateway(*sys, ctx, p.client->first, p.client->second);
-      if (!g)
-        return g.err();
-      brokers.push_back(caf::actor_cast<caf::actor>(g->broker));
-      client_port = g->port;
-      where += ", clients on " + p.client->first + ":" + std::to_string(g->port);
-    }
-    if (p.resp) {
-      auto g = actors::start_resp_gateway(*sys, ctx, p.resp->first, p.resp->second);
-      if (!g)
-        return g.err();
-      brokers.push_back(caf::actor_cast<caf::actor>(g->broker));
-      resp_port = g->port;
-      where += ", Redis clients on " + p.resp->first + ":" + std::to_string(g->port);
-    }
-    return true;
-  }
+actors::leader_config node::impl::leader_config() const {
+  actors::leader_config lc;
+  lc.replica.self = p.self;
+  lc.replica.incarnation = incarnation;
+  auto trees = core::spanning_trees(p.graph);
+  topology::set_static_routing(lc, p.graph, trees, p.self, p.standby, opts.hub_return,
+                               /*require_addresses=*/true);
+  lc.on_routing = [rt = rt](const core::routing& r) { rt->on_routing(r); };
+  lc.relay_ack_timeout = opts.ack_timeout;
+  lc.replica.pull_grace_ms = static_cast<uint64_t>(opts.pull_grace.count());
+  lc.replica.new_incarnation = actors::random_incarnation;
+  lc.replica.log_retention = opts.log_retention;
+  lc.replica.observer = opts.observer;
+  lc.sync = p.sync;
+  lc.log = [log = log](const std::string& line) { log.info("{}", line); };
+  lc.max_key_bytes = opts.max_key_bytes;
+  lc.max_value_bytes = opts.max_value_bytes;
+  lc.max_watch_backlog = opts.max_watch_backlog;
+  // A leader that failed (it threw, or its store broke) must not be asked to mark the
+  // store as cleanly shut down: stop() then only stops the actors.
+  lc.on_failure = [failed = failed, user = opts.on_failure](const std::string& why) {
+    failed->store(true);
+    if (user)
+      user(why);
+  };
+  lc.make_resolver = resolvers::builtin_resolver(opts.resolver);
+  lc.resolver_name = opts.resolver;
+  lc.replica.conflict_feed_records = opts.conflict_feed_records;
+  lc.replica.conflict_feed_bytes = opts.conflict_feed_bytes;
+  return lc;
+}
 
-  // Waits (up to `flush`) until every link has nothing in flight and has caught up.
-  void flush_links(caf::scoped_actor& self, std::chrono::milliseconds flush) {
-    auto deadline = std::chrono::steady_clock::now() + flush;
-    for (;;) {
-      bool idle = true;
-      uint64_t log_end = 0;
-      self->request(leader, std::chrono::seconds(1), actors::status_atom::value)
-        .receive([&](actors::node_status& s) { log_end = s.log_end; }, [](caf::error&) {});
-      for (auto& l : links)
-        self->request(l, std::chrono::seconds(1), actors::status_atom::value)
-          .receive(
-            [&](actors::link_status& s) { idle &= s.in_flight == 0 && s.acked_cursor >= log_end; },
-            [&](caf::error&) {});
-      if (idle || std::chrono::steady_clock::now() > deadline) {
-        log.info(idle ? "links flushed" : "links not flushed within {} ms; closing anyway",
-                 flush.count());
-        return;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-  }
+result<bool> node::impl::start_system() {
+  cfg = std::make_unique<caf::actor_system_config>();
+  cfg->load<caf::io::middleman>();
+  cfg->set("scheduler.max-threads", static_cast<int64_t>(opts.threads));
+  std::istringstream no_ini; // never read caf-application.ini implicitly
+  auto args = opts.caf_args;
+  args.insert(args.begin(), "mlr-node");
+  if (auto err = cfg->parse(args, no_ini))
+    return error{errc::invalid_argument, "CAF option: " + cfg->render(err)};
+  sys = std::make_unique<caf::actor_system>(*cfg);
+  return true;
+}
 
-  void stop(std::chrono::milliseconds flush) {
-    if (stopped || !sys)
-      return;
-    stopped = true;
-    if (leader && !failed->load()) {
-      caf::scoped_actor self{*sys};
-      if (flush.count() > 0)
-        flush_links(self, flush);
-      self->request(leader, std::chrono::seconds(5), actors::shutdown_atom::value)
-        .receive(
-          [this](bool ok) {
-            if (!ok)
-              log.error("could not mark the store as cleanly shut down");
-          },
-          [](caf::error&) {});
-    }
-    kill();
+result<bool> node::impl::start_transport() {
+  actors::transport_config tc;
+  tc.self = actors::node_identity{opts.cluster, opts.id, incarnation, opts.secret, 2, 2, p.members};
+  tc.self_index = p.self;
+  tc.addresses = p.peers;
+  tc.listen_host = p.listen.first;
+  tc.listen_port = p.listen.second;
+  tc.heartbeat_interval = opts.heartbeat;
+  tc.log = log;
+  tc.peer_timeout = opts.peer_timeout;
+  tc.handshake_timeout = opts.handshake_timeout;
+  auto started = actors::start_transport(*sys, tc, leader);
+  if (!started)
+    return started.err();
+  net = std::move(*started);
+  brokers.push_back(caf::actor_cast<caf::actor>(net->acceptor));
+  for (auto& d : net->dialers)
+    if (d)
+      brokers.push_back(caf::actor_cast<caf::actor>(d));
+  dialers_at_start = net->dialers.size();
+  actors::link_config base;
+  base.ack_timeout = opts.ack_timeout;
+  base.probe_interval = opts.peer_timeout / 2;
+  auto trees = core::spanning_trees(p.graph);
+  for (auto to : p.graph.successors(p.self))
+    links.push_back(topology::spawn_static_link(*sys, p.graph, trees, p.standby, base, p.self, to,
+                                                leader,
+                                                [&](node_index d) { return net->sinks[d]; }));
+  {
+    std::lock_guard<std::mutex> guard(rt->m);
+    rt->sys = sys.get();
+    rt->net = &*net;
+    rt->leader = leader;
   }
+  caf::anon_send(leader, actors::peers_atom::value, net->sinks);
+  return true;
+}
 
-  void kill() {
-    {
-      // The transport's brokers, with the dialers of members added at runtime (the actor
-      // system waits for every actor when it is destroyed).
-      std::lock_guard<std::mutex> guard(rt->m);
-      rt->net = nullptr;
-      // The leader's on_routing holds rt: rt must not hold the leader, or neither is freed.
-      rt->leader = nullptr;
-      rt->sys = nullptr;
-      // Dialers of members added at runtime are in net only (brokers has the acceptor and
-      // the dialers of the members at start); each broker gets one exit message.
-      if (net)
-        for (auto i = dialers_at_start; i < net->dialers.size(); ++i)
-          if (net->dialers[i])
-            brokers.push_back(caf::actor_cast<caf::actor>(net->dialers[i]));
-    }
-    for (auto& b : brokers)
-      caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
+result<bool> node::impl::start_gateways() {
+  actors::node_context ctx;
+  ctx.cluster = opts.cluster;
+  ctx.node_id = opts.id;
+  ctx.members = p.members;
+  ctx.incarnation = incarnation;
+  ctx.topology = opts.topology;
+  ctx.resolver = opts.resolver;
+  ctx.leader = leader;
+  ctx.acceptor = net->acceptor;
+  ctx.dialers = net->dialers;
+  ctx.max_key_bytes = opts.max_key_bytes;
+  ctx.max_value_bytes = opts.max_value_bytes;
+  ctx.log = log;
+  ctx.access = actors::client_access{opts.client_secret, opts.admin_secret,
+                                     opts.allow_unauthenticated_clients};
+  where = "peers on " + p.listen.first + ":" + std::to_string(net->port);
+  if (p.client) {
+    auto g = actors::start_client_gateway(*sys, ctx, p.client->first, p.client->second);
+    if (!g)
+      return g.err();
+    brokers.push_back(caf::actor_cast<caf::actor>(g->broker));
+    client_port = g->port;
+    where += ", clients on " + p.client->first + ":" + std::to_string(g->port);
+  }
+  if (p.resp) {
+    auto g = actors::start_resp_gateway(*sys, ctx, p.resp->first, p.resp->second);
+    if (!g)
+      return g.err();
+    brokers.push_back(caf::actor_cast<caf::actor>(g->broker));
+    resp_port = g->port;
+    where += ", Redis clients on " + p.resp->first + ":" + std::to_string(g->port);
+  }
+  return true;
+}
+
+void node::impl::flush_links(caf::scoped_actor& self, std::chrono::milliseconds flush) {
+  auto deadline = std::chrono::steady_clock::now() + flush;
+  for (;;) {
+    bool idle = true;
+    uint64_t log_end = 0;
+    self->request(leader, std::chrono::seconds(1), actors::status_atom::value)
+      .receive([&](actors::node_status& s) { log_end = s.log_end; }, [](caf::error&) {});
     for (auto& l : links)
-      caf::anon_send_exit(l, caf::exit_reason::user_shutdown);
-    if (leader)
-      caf::anon_send_exit(leader, caf::exit_reason::user_shutdown);
-    if (resolver)
-      caf::anon_send_exit(resolver, caf::exit_reason::user_shutdown);
-    for (auto& [id, w] : watchers)
-      caf::anon_send_exit(w, caf::exit_reason::user_shutdown);
-    watchers.clear();
-    if (sys) {
-      caf::scoped_actor self{*sys};
-      for (auto& b : brokers)
-        self->wait_for(b);
+      self->request(l, std::chrono::seconds(1), actors::status_atom::value)
+        .receive(
+          [&](actors::link_status& s) { idle &= s.in_flight == 0 && s.acked_cursor >= log_end; },
+          [&](caf::error&) {});
+    if (idle || std::chrono::steady_clock::now() > deadline) {
+      log.info(idle ? "links flushed" : "links not flushed within {} ms; closing anyway",
+               flush.count());
+      return;
     }
-    stopped = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+}
 
-  template <class T, class... Ts> result<T> ask(Ts&&... xs) {
+void node::impl::stop(std::chrono::milliseconds flush) {
+  if (stopped || !sys)
+    return;
+  stopped = true;
+  if (leader && !failed->load()) {
     caf::scoped_actor self{*sys};
-    std::optional<result<T>> out;
-    self->request(leader, std::chrono::seconds(10), std::forward<Ts>(xs)...)
-      .receive([&](T& x) { out.emplace(std::move(x)); },
-               [&](caf::error& err) { out.emplace(actors::from_caf(err)); });
-    return std::move(*out);
+    if (flush.count() > 0)
+      flush_links(self, flush);
+    self->request(leader, std::chrono::seconds(5), actors::shutdown_atom::value)
+      .receive(
+        [this](bool ok) {
+          if (!ok)
+            log.error("could not mark the store as cleanly shut down");
+        },
+        [](caf::error&) {});
   }
-};
+  kill();
+}
+
+void node::impl::kill() {
+  {
+    // The transport's brokers, with the dialers of members added at runtime (the actor
+    // system waits for every actor when it is destroyed).
+    std::lock_guard<std::mutex> guard(rt->m);
+    rt->net = nullptr;
+    // The leader's on_routing holds rt: rt must not hold the leader, or neither is freed.
+    rt->leader = nullptr;
+    rt->sys = nullptr;
+    // Dialers of members added at runtime are in net only (brokers has the acceptor and
+    // the dialers of the members at start); each broker gets one exit message.
+    if (net)
+      for (auto i = dialers_at_start; i < net->dialers.size(); ++i)
+        if (net->dialers[i])
+          brokers.push_back(caf::actor_cast<caf::actor>(net->dialers[i]));
+  }
+  for (auto& b : brokers)
+    caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
+  for (auto& l : links)
+    caf::anon_send_exit(l, caf::exit_reason::user_shutdown);
+  if (leader)
+    caf::anon_send_exit(leader, caf::exit_reason::user_shutdown);
+  if (resolver)
+    caf::anon_send_exit(resolver, caf::exit_reason::user_shutdown);
+  for (auto& [id, w] : watchers)
+    caf::anon_send_exit(w, caf::exit_reason::user_shutdown);
+  watchers.clear();
+  if (sys) {
+    caf::scoped_actor self{*sys};
+    for (auto& b : brokers)
+      self->wait_for(b);
+  }
+  stopped = true;
+}
 
 node::node(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 
@@ -342,139 +287,6 @@ result<std::unique_ptr<node>> node::start(node_options o) {
     s->log.info("no admin secret: topology and membership changes through the client port "
                 "are refused");
   return std::unique_ptr<node>(new node(std::move(s)));
-}
-
-uint16_t node::peer_port() const {
-  return impl_->net ? impl_->net->port : 0;
-}
-uint16_t node::client_port() const {
-  return impl_->client_port;
-}
-uint16_t node::resp_port() const {
-  return impl_->resp_port;
-}
-uint64_t node::incarnation() const {
-  return impl_->incarnation;
-}
-const std::string& node::where() const {
-  return impl_->where;
-}
-
-result<messages::dot> node::put(const std::string& key, const std::string& value) {
-  return impl_->ask<messages::dot>(actors::put_atom::value, key, value);
-}
-
-result<messages::dot> node::put(const std::string& key, const std::string& value,
-                                const std::vector<messages::dot>& context) {
-  return impl_->ask<messages::dot>(actors::put_atom::value, key, value,
-                                   actors::causal_context{context});
-}
-
-result<messages::dot> node::del(const std::string& key) {
-  return impl_->ask<messages::dot>(actors::del_atom::value, key);
-}
-
-result<read_result> node::get(const std::string& key) {
-  auto r = impl_->ask<actors::get_result>(actors::get_atom::value, key);
-  if (!r)
-    return r.err();
-  return read_result{std::move(r->siblings), std::move(r->context.dots)};
-}
-
-result<int64_t> node::typed(messages::op_kind op, const std::string& key, const std::string& field,
-                            const std::string& value, int64_t delta) {
-  core::write_request w;
-  w.key = key;
-  w.op = op;
-  w.field = field;
-  w.value = value;
-  w.delta = delta;
-  if (op == messages::op_kind::put || op == messages::op_kind::del ||
-      op == messages::op_kind::clear)
-    return error{errc::invalid_argument,
-                 "typed() takes incr, sadd, srem, hset, hdel or hincr; use put() or del()"};
-  auto r = impl_->ask<std::vector<int64_t>>(actors::typed_atom::value,
-                                            std::vector<core::write_request>{w});
-  if (!r)
-    return r.err();
-  return r->empty() ? 0 : r->front();
-}
-
-result<uint64_t> node::watch(const std::string& prefix,
-                             std::function<void(const change&)> on_change,
-                             std::function<void(const std::string&)> on_dropped) {
-  auto leader = impl_->leader;
-  auto who = impl_->sys->spawn(
-    [on_change, on_dropped, leader](caf::event_based_actor* self) -> caf::behavior {
-      return {
-        [=](actors::change_atom, uint64_t id, const std::vector<change>& cs) {
-          uint64_t bytes = 0;
-          for (auto& c : cs) {
-            on_change(c);
-            bytes += core::change_bytes(c);
-          }
-          self->send(leader, actors::watch_ack_atom::value, id, static_cast<uint64_t>(cs.size()),
-                     bytes);
-        },
-        [=](actors::change_atom, uint64_t, const std::string& why) {
-          if (on_dropped)
-            on_dropped(why);
-          self->quit();
-        },
-      };
-    });
-  auto id = impl_->ask<uint64_t>(actors::watch_atom::value, prefix, who);
-  if (!id) {
-    caf::anon_send_exit(who, caf::exit_reason::user_shutdown);
-    return id.err();
-  }
-  impl_->watchers[*id] = who;
-  return *id;
-}
-
-void node::unwatch(uint64_t id) {
-  auto i = impl_->watchers.find(id);
-  if (i == impl_->watchers.end())
-    return;
-  caf::anon_send(impl_->leader, actors::unwatch_atom::value, id);
-  caf::anon_send_exit(i->second, caf::exit_reason::user_shutdown);
-  impl_->watchers.erase(i);
-}
-
-result<uint32_t> node::set_resolver(const std::string& name) {
-  auto make = resolvers::builtin_resolver(name);
-  if (!make)
-    return error{errc::invalid_argument,
-                 "unknown resolver '" + name + "'; use lww, multi, max or tags"};
-  auto r = impl_->ask<uint32_t>(actors::resolver_atom::value, actors::resolver_swap{make, name});
-  if (r)
-    impl_->opts.resolver = name;
-  return r;
-}
-
-result<std::vector<conflict_record>> node::conflicts(uint64_t after, uint32_t limit) {
-  return impl_->ask<std::vector<conflict_record>>(actors::conflicts_atom::value, after, limit);
-}
-
-result<typed_value> node::read(const std::string& key) {
-  namespace typed = core::typed;
-  auto r = impl_->ask<actors::get_result>(actors::get_atom::value, key);
-  if (!r)
-    return r.err();
-  auto& vs = r->siblings;
-  auto t = typed::type_of(vs);
-  typed_value out{typed::name(t), {}};
-  if (t == typed::key_type::string)
-    out.items.push_back(*typed::string_value(vs));
-  else if (t == typed::key_type::counter)
-    out.items.push_back(std::to_string(typed::counter_value(vs)));
-  else if (t == typed::key_type::set)
-    out.items = typed::set_members(vs);
-  for (auto& [f, v] : typed::hash_fields(vs)) {
-    out.items.push_back(f);
-    out.items.push_back(v);
-  }
-  return out;
 }
 
 void node::stop(std::chrono::milliseconds flush) {
