@@ -92,9 +92,7 @@ fetch_result leader_impl::on_fetch(messages::node_index dest, uint64_t from, uin
 
 uint64_t leader_impl::on_subscribe(messages::node_index dest) {
   links_[dest] = link_entry{caf::actor_cast<caf::actor>(current_sender()), true};
-  uint64_t start = replica_.store().log_begin();
-  if (auto saved = replica_.store().get_meta("cursor." + std::to_string(dest)))
-    start = std::max<uint64_t>(start, std::strtoull(saved->c_str(), nullptr, 10));
+  auto start = std::max(replica_.store().log_begin(), replica_.kept_cursor(dest));
   return std::min(start, replica_.log_end());
 }
 
@@ -132,12 +130,9 @@ caf::result<messages::frame> leader_impl::on_pull(const messages::frame& f) {
   if (req->start_transfer) {
     // The snapshot holds committed state only: commit, and make it durable, so that the
     // receiver never holds a dot a power cut could take from this node.
-    if (durable_store()) {
-      replica_.persist();
-      if (auto ok = replica_.mutable_store().commit(true); !ok)
-        return make_error(errc::storage_full, ok.err().message);
-      advance_durable();
-    }
+    replica_.make_durable();
+    if (execute().failed)
+      return make_error(errc::storage_full, store_error_);
     log("state transfer to node " + std::to_string(req->requester) + " starts (" +
         std::to_string(replica_.store().key_count()) + " keys)");
   }
@@ -184,12 +179,8 @@ void leader_impl::on_detour(messages::node_index to, bool detoured) {
 }
 
 bool leader_impl::on_shutdown() {
-  if (!durable_store())
-    return true;
-  replica_.persist();
-  auto& st = replica_.mutable_store();
-  st.put_meta("clean", "1");
-  return static_cast<bool>(st.commit(true));
+  replica_.make_durable(/*clean=*/true);
+  return !execute().failed;
 }
 
 void leader_impl::on_tick() {
@@ -218,16 +209,14 @@ void leader_impl::on_start() {
   // What the replica recovered from the store: its topology, and siblings that may be the
   // inputs of a resolution that was pending when the node stopped (asked again at the
   // first tick).
-  execute(/*by_policy=*/false);
+  execute();
   replica_.caught_up(steady_ms()); // a node that started without data counts from now
   if (cfg_.tick_interval.count() > 0)
     delayed_send(this, cfg_.tick_interval, tick_atom::value);
 }
 
 void leader_impl::on_cursor(messages::node_index dest, uint64_t pos) {
-  // Written with the next commit: losing the latest cursor only re-sends a little.
-  if (durable_store())
-    replica_.mutable_store().put_meta("cursor." + std::to_string(dest), std::to_string(pos));
+  replica_.keep_cursor(dest, pos);
 }
 
 void leader_impl::on_watch_ack(uint64_t id, uint64_t n, uint64_t bytes) {

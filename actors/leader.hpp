@@ -112,13 +112,14 @@ using leader_actor = sink_actor::extend<
   /// answers again (false).
   caf::reacts_to<detour_atom, messages::node_index, bool>>;
 
-/// When a write counts as durable (stores that survive the process only).
+/// When a write counts as durable (stores that survive the process only): decided by the
+/// replica (replica_config::sync), carried out by the leader.
 /// - none: written to the OS at every applied batch; a process crash loses nothing, a
 ///   power loss can lose the latest writes (so a restart then takes a new incarnation);
 /// - batch: group commit: one fsync covers all the messages the leader handled before it;
 ///   clients are acknowledged and links ship only after that fsync;
 /// - always: an fsync for every applied batch before anything is acknowledged.
-enum class sync_policy { none, batch, always };
+using core::sync_policy;
 
 struct leader_config {
   replica_config replica;
@@ -138,7 +139,6 @@ struct leader_config {
   std::chrono::milliseconds tick_interval{100};
   /// How long a pull waits for its answer before the next holder is tried.
   std::chrono::milliseconds pull_timeout{1000};
-  sync_policy sync = sync_policy::batch;
   /// The destinations of this node's own links (its out-edges). When it relays for a node
   /// that stopped answering and must ship to another node, the leader spawns a link there.
   std::vector<messages::node_index> out_edges;

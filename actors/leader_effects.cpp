@@ -11,26 +11,30 @@
 
 namespace mlr::actors::detail {
 
-bool leader_impl::execute(bool by_policy) {
+leader_impl::executed leader_impl::execute() {
+  executed out;
   auto r = replica_.take_ready();
+  carry_out(r, out);
+  if (r.commit && !out.failed) {
+    auto after = replica_.take_ready(); // what the commit made durable
+    carry_out(after, out);
+  }
+  return out;
+}
+
+void leader_impl::carry_out(core::ready& r, executed& out) {
   for (auto& line : r.log)
     log(line);
-  if (r.commit && durable_store()) {
-    auto ok = replica_.mutable_store().commit(by_policy && cfg_.sync == sync_policy::always);
-    if (!ok) {
-      store_error_ = ok.err().message;
-      if (by_policy)
-        report_broken_store();
-    } else if (by_policy && cfg_.sync == sync_policy::batch) {
-      if (!sync_scheduled_) {
-        sync_scheduled_ = true;
-        send(this, sync_atom::value);
-      }
-    } else if (by_policy) {
-      advance_durable();
-    }
-  } else if (!durable_store()) {
-    advance_durable();
+  if (r.commit)
+    commit(r, out);
+  hold_acks_ = r.hold_acks;
+  if (r.durable_end)
+    wake_links();
+  if (r.release_acks) {
+    auto held = std::move(deferred_);
+    deferred_.clear();
+    for (auto& d : held)
+      d(nullptr);
   }
   if (!r.changes.empty())
     deliver(r.changes);
@@ -42,16 +46,30 @@ bool leader_impl::execute(bool by_policy) {
     apply_topology(*r.topology);
   for (auto& key : r.recovered_siblings)
     retry_keys_[key] = 0; // asked again at the first tick
-  if (cfg_.replica.observer && (by_policy || r.commit))
+  if (cfg_.replica.observer && (r.events_in || r.commit))
     cfg_.replica.observer->on_handled(replica_);
-  if (by_policy)
+  if (r.events_in)
     retry_waiting();
-  return r.commit;
+}
+
+void leader_impl::commit(const core::ready& r, executed& out) {
+  out.changed = true;
+  if (auto ok = replica_.mutable_store().commit(r.sync); !ok) {
+    store_error_ = ok.err().message;
+    out.failed = true;
+    report_broken_store();
+    return;
+  }
+  replica_.committed(r.sync);
+  if (r.group_sync && !sync_scheduled_) {
+    sync_scheduled_ = true;
+    send(this, sync_atom::value);
+  }
 }
 
 void leader_impl::collect_garbage() {
   replica_.collect_garbage(steady_ms());
-  execute(/*by_policy=*/false);
+  execute();
 }
 
 void leader_impl::retry_store() {
@@ -62,15 +80,11 @@ void leader_impl::retry_store() {
   }
   log("the data directory takes writes again (was: " + store_error_ + ")");
   store_error_.clear();
-  advance_durable();
+  replica_.store_recovered();
+  execute();
 }
 
-void leader_impl::advance_durable() {
-  auto end = replica_.log_end();
-  if (end <= durable_end_)
-    return;
-  durable_end_ = end;
-  replica_.set_durable_end(end);
+void leader_impl::wake_links() {
   for (auto& [dest, link] : links_) {
     if (link.wants_wakeup && link.handle) {
       link.wants_wakeup = false;
@@ -82,24 +96,22 @@ void leader_impl::advance_durable() {
 void leader_impl::group_commit() {
   sync_scheduled_ = false;
   auto ok = replica_.mutable_store().sync();
-  auto ready = std::move(deferred_);
-  deferred_.clear();
+  replica_.synced(static_cast<bool>(ok));
   if (!ok) {
+    auto held = std::move(deferred_);
+    deferred_.clear();
     store_error_ = ok.err().message;
-    log("group commit failed: " + store_error_ + "; " + std::to_string(ready.size()) +
+    log("group commit failed: " + store_error_ + "; " + std::to_string(held.size()) +
         " writes not acknowledged, writes refused until the data directory recovers");
     report_broken_store();
     auto err = make_error(errc::storage_full,
                           "write not durable: " + store_error_ +
                             "; it was applied in memory and may or may not reach the disk, "
                             "so its outcome is unknown");
-    for (auto& d : ready)
+    for (auto& d : held)
       d(&err);
-    return;
   }
-  advance_durable();
-  for (auto& d : ready)
-    d(nullptr);
+  execute(); // releases the answers the fsync covered and wakes the links
 }
 
 void leader_impl::report_broken_store() {
@@ -153,7 +165,7 @@ void leader_impl::maybe_pull(bool eager) {
           return;
         }
         replica_.receive_pulled(std::move(*batch), now());
-        if (execute())
+        if (execute().changed)
           maybe_pull(true); // progress: go on at once while there is more to fetch
       },
       [this](caf::error&) {
@@ -187,8 +199,8 @@ void leader_impl::ask_resolver(conflict c) {
           refused = "resolver kept nothing or a dot it was not given";
         if (!refused.empty()) {
           replica_.unresolved(*shared, std::move(refused), decided(name));
-          execute(/*by_policy=*/false); // the record goes with a commit now (and the
-          return;                       // observer is told)
+          execute(); // the record goes with a commit now (and the observer is told)
+          return;
         }
         // A stale answer, or versions that came after the question, make the replica ask
         // again (its ready value); a key is off the retry list once an answer applied.
@@ -197,7 +209,7 @@ void leader_impl::ask_resolver(conflict c) {
                          : (replica_.resolve(*shared, keep, decided(name)), true);
         if (applied)
           retry_keys_.erase(shared->key);
-        execute(/*by_policy=*/false);
+        execute();
       },
       [this, shared, asked, name](caf::error& err) {
         --pending_resolutions_;
@@ -205,7 +217,7 @@ void leader_impl::ask_resolver(conflict c) {
         if (err == caf::sec::request_receiver_down && asked == resolver_)
           replace_resolver("it stopped");
         retry_keys_[shared->key] = steady_ms() + resolver_retry_ms;
-        execute(/*by_policy=*/false); // the record goes with a commit now
+        execute(); // the record goes with a commit now
       });
 }
 

@@ -73,9 +73,9 @@ double run(const std::string& mode, const std::string& dir, size_t writes, size_
       std::exit(1);
     }
     store = std::move(*s);
-    cfg.sync = mode == "always"  ? actors::sync_policy::always
-               : mode == "batch" ? actors::sync_policy::batch
-                                 : actors::sync_policy::none;
+    cfg.replica.sync = mode == "always"  ? actors::sync_policy::always
+                       : mode == "batch" ? actors::sync_policy::batch
+                                         : actors::sync_policy::none;
   }
   caf::actor_system_config sc;
   sc.set("scheduler.max-threads", int64_t{2});

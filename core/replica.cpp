@@ -44,6 +44,7 @@ replica::replica(replica_config cfg, std::unique_ptr<storage::store> store)
   caught_up_ =
     !cfg_.catch_up_wait || cfg_.forward_to.size() <= 1 || !applied_.empty() || !retired_.empty();
   taken_.log_end = store_->log_end(); // what it recovered is committed already
+  committed_end_ = durable_end_;
 }
 
 bool replica::caught_up(uint64_t now_ms) {
@@ -131,13 +132,6 @@ void replica::recover() {
   recover_feed();
 }
 
-void replica::persist() {
-  store_->put_meta("applied", storage::serialize(applied_));
-  store_->put_meta("retired", storage::serialize(retired_));
-  store_->put_meta("hlc", std::to_string(clock_.last().value));
-  store_->put_meta("incarnation", std::to_string(self_.incarnation));
-}
-
 void replica::check_own_dot(const dot& d) {
   if (d.origin != self_ || d.counter <= counter_)
     return;
@@ -181,6 +175,7 @@ void replica::clear_wanted() {
 }
 
 dot replica::write(const write_request& w, uint64_t now_ms) {
+  events_in_ = true;
   // Never issue a dot this node already holds (its past came back some other way).
   check_own_dot(dot{self_, applied_.get(self_)});
   event e;
@@ -226,6 +221,7 @@ dot replica::write(const write_request& w, uint64_t now_ms) {
 }
 
 replica::receive_result replica::receive(messages::event_batch batch, uint64_t now_ms) {
+  events_in_ = true;
   auto& conflicts = ready_.conflicts;
   receive_result out;
   for (auto& e : batch.events) {
@@ -266,33 +262,6 @@ replica::receive_result replica::receive(messages::event_batch batch, uint64_t n
   }
   stats_.buffered = buffer_.size();
   stats_.buffered_peak = std::max<uint64_t>(stats_.buffered_peak, stats_.buffered);
-  return out;
-}
-
-ready replica::take_ready() {
-  ready out = std::move(ready_);
-  ready_ = ready{};
-  out.topology = std::move(topology_update_);
-  topology_update_.reset();
-  out.recovered_siblings = std::move(recovered_siblings_);
-  recovered_siblings_.clear();
-  out.relay_links.assign(relay_dests_.begin(), relay_dests_.end());
-  relay_dests_reported_.insert(relay_dests_.begin(), relay_dests_.end());
-  relay_dests_.clear();
-  // What changed the store since the last take: the log grew, garbage was collected, a
-  // state transfer merged keys or started or ended, or a resolution was applied.
-  auto t = transfer();
-  auto collected = stats_.tombstones_collected + stats_.log_compacted;
-  if (store_->log_end() != taken_.log_end || collected != taken_.collected ||
-      stats_.transfer_keys_received != taken_.transfer_keys || t.active != taken_.transfer.active ||
-      dirty_) {
-    if (store_->durable())
-      persist();
-    out.commit = true;
-  }
-  report_transfer(taken_.transfer, t, out.log);
-  taken_ = taken_state{store_->log_end(), collected, stats_.transfer_keys_received, t};
-  dirty_ = false;
   return out;
 }
 

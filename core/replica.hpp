@@ -163,15 +163,28 @@ public:
   /// What is stable here: every event it covers is held everywhere.
   const messages::version_vector& stable() const { return stable_; }
 
-  /// Writes the version vector, counter, HLC and incarnation to the store's metadata (they
-  /// become durable with the store's next commit).
-  void persist();
+  /// Store completions, the shell's answers to a ready value (core/replica_durability.cpp):
+  /// the commit it asked for succeeded (`synced`: with the fsync asked for); the group
+  /// fsync it asked for succeeded or failed; the store takes writes again after refusing
+  /// them (a full disk freed), so what it holds is on disk.
+  void committed(bool synced);
+  void synced(bool ok);
+  void store_recovered();
+  /// Asks for a commit with an fsync at the next take, covering everything so far: before
+  /// a state transfer's snapshot (it holds committed state only, and no receiver may hold
+  /// a dot a power cut could take from this node) and, `clean`, at an orderly stop, which
+  /// marks the store as cleanly shut down.
+  void make_durable(bool clean = false);
+  /// Where the link to `dest` is acknowledged up to (written with the next commit: losing
+  /// the latest only re-sends a little), and what was kept (0: none).
+  void keep_cursor(messages::node_index dest, uint64_t pos);
+  uint64_t kept_cursor(messages::node_index dest) const;
 
-  /// Log positions below this are durable and may be shipped; the leader moves it.
-  void set_durable_end(uint64_t end) { durable_end_ = end; }
   /// Where links and pull answers stop: the durable end for a durable store, the log's end
   /// for the memory store (nothing of it survives anyway).
   uint64_t shippable_end() const { return store_->durable() ? durable_end_ : store_->log_end(); }
+  /// The store, for the shell to carry out what a ready value asks (commit, sync, recover)
+  /// and nothing else: the replica writes it.
   storage::store& mutable_store() { return *store_; }
 
   const messages::version_vector& applied() const { return applied_; }
@@ -336,6 +349,19 @@ private:
   };
   taken_state taken_;
   bool dirty_ = false; // a resolution changed the store
+  // Durability (replica_durability.cpp): what the inputs since the last take owe, and
+  // where the commit asked for, the last commit done and the group fsync stand.
+  void persist();
+  void take_durability(ready& out);
+  void advance_durable(uint64_t end);
+  bool events_in_ = false;
+  bool force_sync_ = false;
+  bool clean_ = false;
+  uint64_t asked_end_ = 0;     // the log's end at the commit asked for
+  bool asked_durable_ = false; // that commit makes the log durable up to asked_end_
+  bool asked_sync_ = false;    // with an fsync
+  uint64_t committed_end_ = 0; // the log's end at the last commit done
+  bool sync_pending_ = false;  // a group fsync asked for and not answered
   void report_transfer(const transfer_progress& before, const transfer_progress& after,
                        std::vector<std::string>& log) const;
   std::set<messages::node_index> relay_dests_;

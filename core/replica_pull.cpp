@@ -245,6 +245,7 @@ messages::event_batch replica::serve_pull(const messages::pull_request& req, uin
 }
 
 replica::receive_result replica::receive_pulled(messages::event_batch batch, uint64_t now_ms) {
+  events_in_ = true;
   auto& conflicts = ready_.conflicts;
   if (!is_member(batch.sender) || batch.sender == cfg_.self) {
     ++stats_.pull_answers_refused; // a holder that is not a live member: ask another

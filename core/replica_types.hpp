@@ -37,8 +37,15 @@ public:
   virtual void on_state_transfer(messages::node_index, const messages::version_vector&) {}
 };
 
+/// When a write counts as durable (--sync): `none` leaves it to the OS (a power cut loses
+/// recent writes); `batch` answers writes after one fsync covering every commit since the
+/// last (group commit); `always` commits each input with an fsync.
+enum class sync_policy { none, batch, always };
+
 struct replica_config {
   messages::node_index self = 0;
+  /// What durable means on a durable store; a memory store ignores it.
+  sync_policy sync = sync_policy::batch;
   /// Random id of this incarnation; a node that cannot prove its past takes a new one.
   uint64_t incarnation = 0;
   /// forward_to[o] = the nodes this node forwards events from origin node `o` to: its
@@ -144,9 +151,23 @@ struct conflict {
 /// etcd raft's Ready. The shell takes it after each input with replica::take_ready() and
 /// carries it out; nothing leaves the replica any other way.
 struct ready {
-  /// The store holds changes the shell has not committed (their metadata is written, see
-  /// persist()): commit them, as durably as the sync policy says.
+  /// The store holds changes the shell has not committed (this node's metadata included):
+  /// commit them, with an fsync when `sync` says so, and tell the replica: committed().
   bool commit = false;
+  bool sync = false;
+  /// Schedule one fsync (store::sync) covering every commit so far, and tell the replica
+  /// how it went: synced(). Asked once until answered (--sync batch).
+  bool group_sync = false;
+  /// Answers to the writes applied so far wait for that fsync: hold them until a ready
+  /// with `release_acks` (refuse them if it fails).
+  bool hold_acks = false;
+  bool release_acks = false;
+  /// The durable end moved to this (links and pull answers ship up to it): wake the
+  /// links.
+  std::optional<uint64_t> durable_end;
+  /// A write or received events came in since the last take (what the sync policy is
+  /// about; garbage collection, resolutions and recovery are not).
+  bool events_in = false;
   /// Concurrent versions met: ask the resolver; answer with resolve() or unresolved().
   std::vector<conflict> conflicts;
   /// Start a link to each: this node now relays for a node that stopped answering, and

@@ -50,7 +50,7 @@ actors::leader_config node::impl::leader_config() const {
   lc.replica.new_incarnation = actors::random_incarnation;
   lc.replica.log_retention = opts.log_retention;
   lc.replica.observer = opts.observer;
-  lc.sync = p.sync;
+  lc.replica.sync = p.sync;
   lc.log = [log = log](const std::string& line) { log.info("{}", line); };
   lc.max_key_bytes = opts.max_key_bytes;
   lc.max_value_bytes = opts.max_value_bytes;

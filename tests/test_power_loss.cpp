@@ -33,6 +33,28 @@ using mlr::testing::config;
 
 namespace {
 
+/// A scratch directory under /tmp for one RocksDB store, removed when it goes out of scope,
+/// pass or fail (a REQUIRE that throws included), so no run leaves a store behind.
+class scratch_dir {
+public:
+  scratch_dir() {
+    char tmpl[] = "/tmp/mlr-power-loss-XXXXXX";
+    auto* made = ::mkdtemp(tmpl);
+    REQUIRE(made != nullptr);
+    path_ = std::string(made) + "/db";
+  }
+  ~scratch_dir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(std::filesystem::path(path_).parent_path(), ignored);
+  }
+  scratch_dir(const scratch_dir&) = delete;
+  scratch_dir& operator=(const scratch_dir&) = delete;
+  const std::string& path() const { return path_; }
+
+private:
+  std::string path_;
+};
+
 class power_cut_fs : public rocksdb::FileSystemWrapper {
 public:
   explicit power_cut_fs(std::shared_ptr<rocksdb::FileSystem> base)
@@ -215,7 +237,7 @@ struct leader_on_disk {
     REQUIRE(store);
     leader_config lc;
     lc.replica = config(0, 11, {{1}, {}});
-    lc.sync = sync;
+    lc.replica.sync = sync;
     lc.tick_interval = std::chrono::milliseconds(0);
     lc.on_failure = [seen = failures_seen](const std::string& why) { seen->push_back(why); };
     leader = spawn_leader(*sys, lc, std::move(*store), resolvers::builtin_resolver("lww")(*sys));
@@ -262,9 +284,8 @@ struct leader_on_disk {
 // Writes at one leader, running its jobs a few at a time, until a seeded moment (fsyncs
 // may be pending), cuts the power, and reopens.
 outcome run(policy p, unsigned seed) {
-  auto dir =
-    "test_power_loss_" + std::to_string(static_cast<int>(p)) + "_" + std::to_string(seed) + ".db";
-  std::filesystem::remove_all(dir);
+  scratch_dir scratch;
+  const auto& dir = scratch.path();
   auto fs = std::make_shared<power_cut_fs>(rocksdb::FileSystem::Default());
   auto env = rocksdb::NewCompositeEnv(fs);
   std::mt19937 rng(seed);
@@ -294,7 +315,6 @@ outcome run(policy p, unsigned seed) {
   for (auto& k : acked_keys)
     if (r.versions(k).empty())
       ++out.lost;
-  std::filesystem::remove_all(dir);
   return out;
 }
 
@@ -319,8 +339,8 @@ TEST_CASE("fsync failure under --sync batch and always: no client is told its wr
           "durable, nothing is shipped, writes are refused until the store recovers") {
   for (auto p : {policy::batch, policy::always}) {
     INFO((p == policy::always ? "always" : "batch"));
-    auto dir = std::string("test_power_loss_fsync.db");
-    std::filesystem::remove_all(dir);
+    scratch_dir scratch;
+    const auto& dir = scratch.path();
     auto fs = std::make_shared<power_cut_fs>(rocksdb::FileSystem::Default());
     auto env = rocksdb::NewCompositeEnv(fs);
     {
@@ -370,7 +390,6 @@ TEST_CASE("fsync failure under --sync batch and always: no client is told its wr
       CHECK(l.answers().first.size() == 1);
     }
     env.reset();
-    std::filesystem::remove_all(dir);
   }
 }
 
@@ -392,8 +411,8 @@ TEST_CASE("power loss under --sync none: what is lost is reported") {
 
 TEST_CASE("full disk: writes are refused with a clear error, reads go on, nothing acknowledged "
           "is harmed") {
-  auto dir = std::string("test_power_loss_full.db");
-  std::filesystem::remove_all(dir);
+  scratch_dir scratch;
+  const auto& dir = scratch.path();
   auto fs = std::make_shared<power_cut_fs>(rocksdb::FileSystem::Default());
   auto env = rocksdb::NewCompositeEnv(fs);
   caf::actor_system_config cfg;
@@ -405,7 +424,7 @@ TEST_CASE("full disk: writes are refused with a clear error, reads go on, nothin
     REQUIRE(store);
     leader_config lc;
     lc.replica = config(0, 11, {{}});
-    lc.sync = sync_policy::always;
+    lc.replica.sync = sync_policy::always;
     lc.tick_interval = std::chrono::milliseconds(0);
     auto leader = spawn_leader(sys, lc, std::move(*store), resolvers::builtin_resolver("lww")(sys));
     caf::scoped_actor self{sys};
@@ -454,5 +473,4 @@ TEST_CASE("full disk: writes are refused with a clear error, reads go on, nothin
   for (int i = 0; i < 20; ++i)
     CHECK_FALSE(r.versions("before-" + std::to_string(i)).empty()); // acknowledged: intact
   CHECK_FALSE(r.versions("after").empty()); // acknowledged after the space came back
-  std::filesystem::remove_all(dir);
 }

@@ -2,6 +2,7 @@
 // buffer, and a node restarted without its state taking a new incarnation.
 
 #include "core/replica.hpp"
+#include "kept_store.hpp"
 #include "replica_config.hpp"
 #include "storage/serialize.hpp"
 
@@ -139,7 +140,7 @@ TEST_CASE("rocksdb store: committed writes survive a reopen, uncommitted ones do
     auto a = replica(config(0, 11, {{1}, {}}), std::move(*s));
     a.write(put("x", "1"), 1000);
     a.write(put("y", "2"), 1000);
-    a.persist();
+    CHECK(a.take_ready().commit); // the metadata goes with it
     REQUIRE(a.mutable_store().commit(true));
     digest = storage::state_digest(a.store());
     a.write(put("z", "never committed"), 1000);
@@ -268,4 +269,101 @@ TEST_CASE("ready: what the inputs ask of the shell comes in one value, each effe
   REQUIRE(routed.topology);
   CHECK(routed.topology->find("members n0 n1") == 0);
   CHECK_FALSE(a.take_ready().topology);
+}
+
+// Durability is the replica's decision (ready), carried out by its shell: this test plays
+// the shell (the leader does the same in actors/leader_effects.cpp) on a store that
+// survives the replica, so "durable" means what a crash would keep.
+TEST_CASE("durability is decided in the core: batch holds answers and shipping until the "
+          "group fsync, always syncs each commit, none ships at commit, collection never "
+          "syncs") {
+  using policy = sync_policy;
+  auto make = [](policy p, std::shared_ptr<mlr::testing::kept_store::disk> d) {
+    auto c = config(0, 11, {{1}, {}});
+    c.sync = p;
+    return replica(c, mlr::testing::kept_store::open(d));
+  };
+  auto carry_out = [](replica& r, const ready& rd) {
+    if (rd.commit) {
+      REQUIRE(r.mutable_store().commit(rd.sync));
+      r.committed(rd.sync);
+    }
+  };
+
+  SECTION("batch") {
+    auto a = make(policy::batch, std::make_shared<mlr::testing::kept_store::disk>());
+    a.write(put("x", "1"), 1000);
+    auto r = a.take_ready();
+    CHECK(r.commit);
+    CHECK_FALSE(r.sync);
+    CHECK(r.group_sync);
+    CHECK(r.hold_acks);
+    carry_out(a, r);
+    CHECK(a.shippable_end() == 0); // committed, not synced: a power cut may take it
+    CHECK_FALSE(a.take_ready().durable_end);
+    // A second write before the fsync: one fsync covers both, so it is not asked again.
+    a.write(put("y", "2"), 1000);
+    auto r2 = a.take_ready();
+    CHECK_FALSE(r2.group_sync);
+    CHECK(r2.hold_acks);
+    carry_out(a, r2);
+    a.synced(true);
+    auto r3 = a.take_ready();
+    CHECK(r3.release_acks);
+    REQUIRE(r3.durable_end);
+    CHECK(*r3.durable_end == 2);
+    CHECK(a.shippable_end() == 2);
+    CHECK_FALSE(r3.hold_acks);
+    // A failed fsync moves nothing and releases nothing; the next write asks again.
+    a.write(put("z", "3"), 1000);
+    carry_out(a, a.take_ready());
+    a.synced(false);
+    auto r4 = a.take_ready();
+    CHECK_FALSE(r4.release_acks);
+    CHECK_FALSE(r4.durable_end);
+    CHECK(a.shippable_end() == 2);
+    a.write(put("w", "4"), 1000);
+    CHECK(a.take_ready().group_sync);
+  }
+  SECTION("always") {
+    auto a = make(policy::always, std::make_shared<mlr::testing::kept_store::disk>());
+    a.write(put("x", "1"), 1000);
+    auto r = a.take_ready();
+    CHECK(r.sync);
+    CHECK_FALSE(r.group_sync);
+    CHECK_FALSE(r.hold_acks);
+    carry_out(a, r);
+    auto r2 = a.take_ready();
+    REQUIRE(r2.durable_end);
+    CHECK(*r2.durable_end == 1);
+  }
+  SECTION("none") {
+    auto a = make(policy::none, std::make_shared<mlr::testing::kept_store::disk>());
+    a.write(put("x", "1"), 1000);
+    auto r = a.take_ready();
+    CHECK_FALSE(r.sync);
+    CHECK_FALSE(r.group_sync);
+    carry_out(a, r);
+    CHECK(a.shippable_end() == 1);
+  }
+  SECTION("a resolution is committed without an fsync and moves nothing; make_durable "
+          "syncs and marks a clean stop") {
+    auto d = std::make_shared<mlr::testing::kept_store::disk>();
+    auto a = make(policy::always, d);
+    a.write(put("k", "1"), 1000);
+    carry_out(a, a.take_ready());
+    (void)a.take_ready();
+    conflict c{"k", a.versions("k")};
+    a.unresolved(c, "test");
+    auto r = a.take_ready();
+    CHECK(r.commit);
+    CHECK_FALSE(r.sync);
+    CHECK_FALSE(r.events_in);
+    a.make_durable(/*clean=*/true);
+    auto r2 = a.take_ready();
+    CHECK(r2.commit);
+    CHECK(r2.sync);
+    carry_out(a, r2);
+    CHECK(mlr::testing::kept_store::open(d)->get_meta("clean") == std::optional<std::string>("1"));
+  }
 }

@@ -159,7 +159,7 @@ TEST_CASE("tombstones held at a restart are still collected") {
     core::replica r(cfg, std::move(*s));
     r.write(core::write_request{"gone", messages::op_kind::put, "v", false, {}}, 1);
     r.write(core::write_request{"gone", messages::op_kind::del, "", false, {}}, 2);
-    r.persist();
+    CHECK(r.take_ready().commit);
     REQUIRE(r.mutable_store().commit(true));
   }
   auto s = storage::open_rocksdb_store(dir);

@@ -64,7 +64,7 @@ actors::leader_config base_config(const cluster_spec& spec, node_index n, uint64
   cfg.replica.pull_grace_ms = static_cast<uint64_t>(spec.pull_grace.count());
   cfg.replica.observer = spec.observer;
   cfg.replica.log_retention = spec.log_retention;
-  cfg.sync = spec.sync;
+  cfg.replica.sync = spec.sync;
   return cfg;
 }
 

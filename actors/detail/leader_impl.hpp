@@ -23,7 +23,6 @@ public:
               resolvers::resolver_actor resolver)
       : leader_actor::base(ac), cfg_(std::move(cfg)),
         replica_(catch_up_rule(cfg_), std::move(store)), resolver_(std::move(resolver)) {
-    durable_end_ = replica_.log_end();
     if (!cfg_.wall_clock_ms)
       cfg_.wall_clock_ms = system_wall_clock_ms;
   }
@@ -191,11 +190,12 @@ private:
   }
   static caf::error reserved_error();
 
-  // Under group commit a write is acknowledged after the fsync that covers it.
+  // Under group commit a write is acknowledged after the fsync that covers it (the
+  // replica says when: ready::hold_acks).
   template <class T> caf::result<T> acknowledge(T value) {
     if (!store_error_.empty())
       return not_durable_error();
-    if (!durable_store() || cfg_.sync != sync_policy::batch)
+    if (!hold_acks_)
       return value;
     auto rp = make_response_promise<T>();
     deferred_.push_back([rp, value](const caf::error* err) mutable {
@@ -211,7 +211,7 @@ private:
   template <class T> void acknowledge_to(caf::typed_response_promise<T>& rp, T value) {
     if (!store_error_.empty())
       rp.deliver(not_durable_error());
-    else if (!durable_store() || cfg_.sync != sync_policy::batch)
+    else if (!hold_acks_)
       rp.deliver(std::move(value));
     else
       deferred_.push_back([rp, value](const caf::error* err) mutable {
@@ -225,11 +225,16 @@ private:
   caf::error not_durable_error();
 
   // Carries out what the replica asks after an input (its ready value), and nothing else:
-  // commits what changed (`by_policy`: as the sync policy says, after writes and events;
-  // otherwise without an fsync, after garbage collection and resolutions, which a restart
-  // recomputes), wakes links for what became shippable, hands conflicts to the resolver,
-  // starts relay links, routes by a new topology and logs. True when the store changed.
-  bool execute(bool by_policy = true);
+  // commits the store (with an fsync or a group fsync, as the replica says) and reports
+  // how it went, wakes links for what became shippable, releases or holds answers, hands
+  // conflicts to the resolver, starts relay links, routes by a new topology and logs.
+  struct executed {
+    bool changed = false; ///< the store changed (and was committed)
+    bool failed = false;  ///< the commit failed (store_error_ says why)
+  };
+  executed execute();
+  void carry_out(core::ready& r, executed& out);
+  void commit(const core::ready& r, executed& out);
 
   // Topology, links and relays (leader_routing.cpp).
   void spawn_relay_link(messages::node_index dest);
@@ -245,12 +250,12 @@ private:
   // The store refused a write (a full disk): try again; once it takes it, writes resume.
   void retry_store();
 
-  // Everything committed so far is durable: links may ship it.
-  void advance_durable();
+  // More of the log is shippable: wake the links that wait for it.
+  void wake_links();
 
   // One fsync for every write applied since the last one. If it fails, none of them is
   // acknowledged as durable (their outcome is unknown: they are in the OS, maybe on disk)
-  // and none is shipped, since advance_durable does not run; writes are refused until the
+  // and none is shipped, since the durable end does not move; writes are refused until the
   // store takes writes again (retry_store).
   void group_commit();
 
@@ -328,7 +333,7 @@ private:
   bool pull_in_flight_ = false;
   uint64_t mailbox_peak_ = 0;
   uint64_t bad_gossip_ = 0;
-  uint64_t durable_end_ = 0;
+  bool hold_acks_ = false; ///< answers wait for the group fsync (the latest ready says)
   bool sync_scheduled_ = false;
   std::vector<std::function<void(const caf::error*)>> deferred_; ///< waiting for the fsync
   std::string store_error_; ///< set when the store refused a write (a full disk, ...)
