@@ -83,15 +83,20 @@ fetch_result leader_impl::on_fetch(messages::node_index dest, uint64_t from, uin
   if (out.count > 0)
     out.batch = messages::encode(got.batch);
   out.next = got.next;
-  out.log_end = replica_.log_end();
-  if (out.next >= out.log_end)
-    if (auto i = links_.find(dest); i != links_.end())
-      i->second.wants_wakeup = true;
+  out.log_end = replica_.shippable_end(); // a link fetches up to it, then says caught_up
   return out;
 }
 
+void leader_impl::on_caught_up(messages::node_index dest, uint64_t from,
+                               messages::node_index ship_to, uint32_t max_events) {
+  if (!links_.count(dest))
+    return;
+  replica_.link_waiting(dest, from, ship_to, max_events, std::max(max_events, cfg_.max_fetch_scan));
+  execute(); // the shippable end may have moved since the link's last fetch
+}
+
 uint64_t leader_impl::on_subscribe(messages::node_index dest) {
-  links_[dest] = link_entry{caf::actor_cast<caf::actor>(current_sender()), true};
+  links_[dest] = link_entry{caf::actor_cast<caf::actor>(current_sender())};
   auto start = std::max(replica_.store().log_begin(), replica_.kept_cursor(dest));
   return std::min(start, replica_.log_end());
 }
@@ -262,6 +267,8 @@ leader_impl::behavior_type leader_impl::make_behavior() {
     [this](fetch_atom, messages::node_index dest, uint64_t from, uint32_t max_events,
            messages::node_index ship_to) { return on_fetch(dest, from, max_events, ship_to); },
     [this](subscribe_atom, messages::node_index dest) { return on_subscribe(dest); },
+    [this](caught_up_atom, messages::node_index dest, uint64_t from, messages::node_index ship_to,
+           uint32_t max_events) { on_caught_up(dest, from, ship_to, max_events); },
     [this](cursor_atom, messages::node_index dest, uint64_t pos) { on_cursor(dest, pos); },
     [this](status_atom) { return status(); },
     [this](resolver_atom, const resolver_swap& s) { return swap_resolver(s.make, s.name); },

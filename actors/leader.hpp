@@ -4,8 +4,9 @@
 // writes from clients, applies batches from peers, and asks its resolver only when
 // versions are really concurrent (the common path never waits on it).
 //
-// Links read the leader's log with `fetch` and are woken with `log_grew` after they
-// subscribed and caught up, so at most one wake-up sits in a link's mailbox.
+// Links read the leader's log with `fetch` until they have caught up; from then on the
+// leader hands each its next batch (`shipment`, from the core's ready::batches) as the
+// shippable end moves, so a caught-up link ships without a round trip through the leader.
 
 #include "actors/protocol.hpp"
 #include "messages/codec.hpp"
@@ -68,10 +69,15 @@ using leader_actor = sink_actor::extend<
   /// behalf; what that node's gossiped vector covers is left out).
   caf::replies_to<fetch_atom, messages::node_index, uint64_t, uint32_t,
                   messages::node_index>::with<fetch_result>,
-  /// For links: the sender wants `log_grew` when it has caught up and the log grows.
-  /// Replies where the link should start: the cursor it last reported (kept in the store,
-  /// so a node restarted from its data directory does not re-send what was acknowledged).
+  /// For links: the sender is the link to this node, handed its batches (`shipment`)
+  /// once it has caught up. Replies where the link should start: the cursor it last reported (kept
+  /// in the store, so a node restarted from its data directory does not re-send what was
+  /// acknowledged).
   caf::replies_to<subscribe_atom, messages::node_index>::with<uint64_t>,
+  /// For links: the link to this node has shipped everything up to this position, which
+  /// was the shippable end, and has room for a batch (dest, from, ship_to, max events):
+  /// the leader hands it the next one (`shipment`) as soon as there is one.
+  caf::reacts_to<caught_up_atom, messages::node_index, uint64_t, messages::node_index, uint32_t>,
   /// For links: the destination acknowledged the log up to this position.
   caf::reacts_to<cursor_atom, messages::node_index, uint64_t>,
   /// Version vector, digest and counters.

@@ -28,8 +28,7 @@ void leader_impl::carry_out(core::ready& r, executed& out) {
   if (r.commit)
     commit(r, out);
   hold_acks_ = r.hold_acks;
-  if (r.durable_end)
-    wake_links();
+  ship_batches(r.batches);
   if (r.release_acks) {
     auto held = std::move(deferred_);
     deferred_.clear();
@@ -84,12 +83,18 @@ void leader_impl::retry_store() {
   execute();
 }
 
-void leader_impl::wake_links() {
-  for (auto& [dest, link] : links_) {
-    if (link.wants_wakeup && link.handle) {
-      link.wants_wakeup = false;
-      caf::anon_send(link.handle, log_grew_atom::value);
-    }
+void leader_impl::ship_batches(std::vector<core::ready::outgoing_batch>& batches) {
+  for (auto& b : batches) {
+    auto i = links_.find(b.dest);
+    if (i == links_.end() || !i->second.handle)
+      continue;
+    fetch_result r;
+    r.count = static_cast<uint32_t>(b.batch.events.size());
+    if (r.count > 0)
+      r.batch = messages::encode(b.batch);
+    r.next = b.next;
+    r.log_end = replica_.shippable_end();
+    caf::anon_send(i->second.handle, shipment_atom::value, b.from, b.ship_to, std::move(r));
   }
 }
 
@@ -111,7 +116,7 @@ void leader_impl::group_commit() {
     for (auto& d : held)
       d(&err);
   }
-  execute(); // releases the answers the fsync covered and wakes the links
+  execute(); // releases the answers the fsync covered and hands the links their batches
 }
 
 void leader_impl::report_broken_store() {

@@ -36,6 +36,9 @@ public:
     });
     return {
       [this](log_grew_atom) { pump(); },
+      [this](shipment_atom, uint64_t from, messages::node_index ship_to, fetch_result& r) {
+        on_shipment(from, ship_to, std::move(r));
+      },
       [this](tick_atom) { probe(); },
       [this](status_atom) {
         status_.in_flight = static_cast<uint32_t>(in_flight_.size());
@@ -60,7 +63,7 @@ private:
 
   // Fetches and ships while the window has room and the log has entries for us.
   void pump() {
-    if (!started_ || fetching_ || in_flight_.size() >= cfg_.window)
+    if (!started_ || fetching_ || waiting_ || in_flight_.size() >= cfg_.window)
       return;
     if (clock().now() < resume_at_) { // the route refused at once: wait before trying again
       if (!resume_scheduled_) {
@@ -80,14 +83,42 @@ private:
           pump();
           return;
         }
-        status_.sent_cursor = r.next;
-        if (r.count > 0)
-          ship(std::move(r));
-        else if (in_flight_.empty() && r.next > status_.acked_cursor)
-          advance_acked(r.next); // nothing for us in between
-        if (r.next < r.log_end)
-          pump();
+        take(std::move(r));
       });
+  }
+
+  // The leader handed over the next batch because this link had caught up. Taken if the
+  // link still stands where the leader thought and ships where it thought, with room in
+  // the window and the route not paused; otherwise it fetches, and the leader's batch is
+  // dropped (its entries stay in the log).
+  void on_shipment(uint64_t from, messages::node_index ship_to, fetch_result r) {
+    waiting_ = false; // the leader waits for this link no longer
+    if (started_ && !fetching_ && from == status_.sent_cursor && ship_to == routes_[route_].first &&
+        in_flight_.size() < cfg_.window && clock().now() >= resume_at_) {
+      ++status_.shipments;
+      take(std::move(r));
+    } else {
+      ++status_.shipments_refused;
+      pump();
+    }
+  }
+
+  // Entries up to r.next are dealt with: ship those that are for us. Then fetch on if the
+  // log has more, or tell the leader that this link waits for its next batch, if the
+  // window has room (else the next ack fetches).
+  void take(fetch_result r) {
+    status_.sent_cursor = r.next;
+    if (r.count > 0)
+      ship(std::move(r));
+    else if (in_flight_.empty() && r.next > status_.acked_cursor)
+      advance_acked(r.next); // nothing for us in between
+    if (r.next < r.log_end) {
+      pump();
+    } else if (in_flight_.size() < cfg_.window && clock().now() >= resume_at_) {
+      waiting_ = true;
+      send(source_, caught_up_atom::value, cfg_.to, status_.sent_cursor, routes_[route_].first,
+           cfg_.max_batch_events);
+    }
   }
 
   void ship(fetch_result r) {
@@ -147,6 +178,7 @@ private:
     ++status_.retransmits;
     ++epoch_;
     in_flight_.clear();
+    waiting_ = false; // it stood further on: fetch from here
     status_.sent_cursor = status_.acked_cursor;
     if (++failures_ >= cfg_.failures_before_detour && routes_.size() > 1)
       take_detour();
@@ -193,6 +225,7 @@ private:
     in_flight_.clear();
     failures_ = 0;
     resume_at_ = {};
+    waiting_ = false;
     status_.sent_cursor = detour_start_;
     status_.acked_cursor = detour_start_;
     pump();
@@ -212,6 +245,7 @@ private:
   uint64_t next_seq_ = 0;
   uint64_t epoch_ = 0; ///< bumped by each go-back, to ignore answers from before it
   bool fetching_ = false;
+  bool waiting_ = false; ///< the leader hands this link its next batch (caught_up sent)
   bool started_ = false; ///< the start cursor arrived from the leader
 };
 

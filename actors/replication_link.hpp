@@ -42,17 +42,23 @@ struct link_status {
   messages::node_index route = 0;          ///< where batches go now: `to`, or a detour
   uint64_t detours_taken = 0;              ///< switches to a detour (or to the next one)
   uint64_t returns = 0;                    ///< times the destination answered again after a detour
+  uint64_t shipments = 0;         ///< batches the leader handed over (the link had caught up)
+  uint64_t shipments_refused = 0; ///< handed over when the link had moved on: it fetched instead
 };
 
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, link_status& x) {
   return f(caf::meta::type_name("mlr.link_status"), x.from, x.to, x.acked_cursor, x.sent_cursor,
            x.batches_sent, x.events_sent, x.acks, x.retransmits, x.in_flight, x.remote_applied,
-           x.route, x.detours_taken, x.returns);
+           x.route, x.detours_taken, x.returns, x.shipments, x.shipments_refused);
 }
 
 using link_actor = caf::typed_actor<
-  /// From the source leader: its log grew after this link had caught up.
+  /// To itself: try shipping again (the route refused at once, and the pause is over).
   caf::reacts_to<log_grew_atom>,
+  /// From the source leader, once this link had caught up: the next batch for it, as a
+  /// fetch would return it (from, ship_to, batch). Taken only if the link still stands
+  /// at `from` and ships to `ship_to`, else it fetches.
+  caf::reacts_to<shipment_atom, uint64_t, messages::node_index, fetch_result>,
   /// Timer, while detoured: check whether the destination answers again.
   caf::reacts_to<tick_atom>,
   /// Cursors and counters.

@@ -102,6 +102,14 @@ public:
   fetch_result fetch(messages::node_index dest, uint64_t from, size_t max_events, size_t max_scan,
                      messages::node_index ship_to = messages::no_node);
 
+  /// The link to `dest` has shipped up to `from`, the shippable end, and waits: the next
+  /// ready whose shippable end is beyond it carries one batch for it (ready::batches),
+  /// computed like fetch(dest, from, max_events, max_scan, ship_to), and it waits no
+  /// longer. So caught-up links are handed what to ship, and fetch only to catch up or to
+  /// retransmit.
+  void link_waiting(messages::node_index dest, uint64_t from, messages::node_index ship_to,
+                    size_t max_events, size_t max_scan);
+
   /// Records another node's version vector, as gossiped, and what is stable there: each
   /// report replaces that node's previous vector (a node restarted empty holds less than
   /// before), and so does its stable vector when the message carries one (gossip does;
@@ -279,6 +287,15 @@ private:
   void drop_orphans(uint64_t now_ms);
   uint64_t pull_rotation_ = 0;
   uint64_t durable_end_ = 0;
+  struct waiting_link {
+    uint64_t from = 0; ///< where the link stands
+    uint64_t scan = 0; ///< where the search for its next batch goes on (nothing before it)
+    messages::node_index ship_to = 0;
+    size_t max_events = 0;
+    size_t max_scan = 0;
+  };
+  std::map<messages::node_index, waiting_link> waiting_links_;
+  void take_batches(ready& out);
   bool full_deps_next_ = false; // after recovery: the previous write's vector is unknown
   messages::version_vector stable_;
   // The meet of every node's vector becomes stable once this node covers their join as

@@ -7,6 +7,7 @@
 
 #include "storage/serialize.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <utility>
 
@@ -32,6 +33,7 @@ ready replica::take_ready() {
   take_durability(out);
   if (out.commit && store_->durable())
     persist();
+  take_batches(out);
   report_transfer(taken_.transfer, t, out.log);
   taken_ = taken_state{store_->log_end(), collected, stats_.transfer_keys_received, t};
   dirty_ = false;
@@ -96,6 +98,39 @@ void replica::advance_durable(uint64_t end) {
     return;
   durable_end_ = end;
   ready_.durable_end = end;
+}
+
+void replica::link_waiting(messages::node_index dest, uint64_t from, messages::node_index ship_to,
+                           size_t max_events, size_t max_scan) {
+  waiting_links_[dest] = waiting_link{from, from, ship_to, std::max<size_t>(max_events, 1),
+                                      std::max(max_scan, max_events)};
+}
+
+// One batch for each waiting link that has something past where it stands; it then waits
+// no longer. Entries that are not for it are scanned once (`scan` remembers how far);
+// when they were all there was, an empty batch moves the link, so that its acknowledged
+// cursor follows the log.
+void replica::take_batches(ready& out) {
+  auto end = shippable_end();
+  for (auto it = waiting_links_.begin(); it != waiting_links_.end();) {
+    auto& w = it->second;
+    if (end <= w.scan) {
+      ++it;
+      continue;
+    }
+    auto got = fetch(it->first, w.scan, w.max_events, w.max_scan, w.ship_to);
+    while (got.batch.events.empty() && got.next > w.scan && got.next < end) {
+      w.scan = got.next; // nothing for it in this stretch: look further
+      got = fetch(it->first, w.scan, w.max_events, w.max_scan, w.ship_to);
+    }
+    if (got.next <= w.from) { // the store could not read on: the link's fetch reports it
+      ++it;
+      continue;
+    }
+    out.batches.push_back(
+      ready::outgoing_batch{it->first, w.ship_to, w.from, got.next, std::move(got.batch)});
+    it = waiting_links_.erase(it); // it fetches on, or says it waits again, once it took it
+  }
 }
 
 void replica::keep_cursor(messages::node_index dest, uint64_t pos) {

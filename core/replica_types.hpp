@@ -162,9 +162,22 @@ struct ready {
   /// with `release_acks` (refuse them if it fails).
   bool hold_acks = false;
   bool release_acks = false;
-  /// The durable end moved to this (links and pull answers ship up to it): wake the
-  /// links.
+  /// The durable end moved to this (links and pull answers ship up to it); waiting links'
+  /// batches up to it are in `batches`.
   std::optional<uint64_t> durable_end;
+  /// What links that had shipped all they could (replica::link_waiting) ship next: a batch
+  /// per destination, from the log up to the shippable end. `from` is where that link
+  /// stood; a batch with no events moves it past entries that were not for it. A link
+  /// takes one only if it still stands at `from` and ships to `ship_to`; otherwise it
+  /// fetches, which is always safe (the entries stay in the log).
+  struct outgoing_batch {
+    messages::node_index dest = 0;
+    messages::node_index ship_to = 0;
+    uint64_t from = 0;
+    uint64_t next = 0;
+    messages::event_batch batch;
+  };
+  std::vector<outgoing_batch> batches;
   /// A write or received events came in since the last take (what the sync policy is
   /// about; garbage collection, resolutions and recovery are not).
   bool events_in = false;

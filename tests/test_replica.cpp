@@ -367,3 +367,90 @@ TEST_CASE("durability is decided in the core: batch holds answers and shipping u
     CHECK(mlr::testing::kept_store::open(d)->get_meta("clean") == std::optional<std::string>("1"));
   }
 }
+
+TEST_CASE("a link that caught up is handed its batches: each entry once, only what is for it, "
+          "only up to the shippable end") {
+  SECTION("memory store: ready carries the batch as soon as the write is in") {
+    auto a = make_replica(0, 11, 3);
+    (void)a.take_ready();
+    a.link_waiting(1, 0, 1, 100, 1000);
+    a.link_waiting(2, 0, 2, 100, 1000);
+    a.write(put("x", "1"), 1000);
+    a.write(put("y", "2"), 1000);
+    auto r = a.take_ready();
+    REQUIRE(r.batches.size() == 2);
+    for (auto& b : r.batches) {
+      CHECK(b.from == 0);
+      CHECK(b.next == 2);
+      CHECK(b.ship_to == b.dest);
+      REQUIRE(b.batch.events.size() == 2);
+      CHECK(b.batch.events[0].key == "x");
+      CHECK(b.batch.events[1].key == "y");
+    }
+    // Handed over: the links ship and fetch on, nothing is handed twice.
+    a.write(put("z", "3"), 1000);
+    CHECK(a.take_ready().batches.empty());
+    // Waiting again (after fetching z): the next write comes alone, from where it stands.
+    a.link_waiting(1, 3, 1, 100, 1000);
+    a.write(put("w", "4"), 1000);
+    auto r2 = a.take_ready();
+    REQUIRE(r2.batches.size() == 1);
+    CHECK(r2.batches[0].dest == 1);
+    CHECK(r2.batches[0].from == 3);
+    REQUIRE(r2.batches[0].batch.events.size() == 1);
+    CHECK(r2.batches[0].batch.events[0].key == "w");
+  }
+  SECTION("entries that are not for the link move it with an empty batch") {
+    // Node 1 forwards what it receives from 0 to nobody: 1's link to 2 has nothing to ship.
+    auto a = make_replica(0, 11, 3);
+    auto b = make_replica(1, 22, 3);
+    (void)b.take_ready();
+    b.link_waiting(2, 0, 2, 100, 1000);
+    a.write(put("x", "1"), 1000);
+    b.receive(ship(a, 1), 1000);
+    auto r = b.take_ready();
+    REQUIRE(r.batches.size() == 1);
+    CHECK(r.batches[0].batch.events.empty());
+    CHECK(r.batches[0].from == 0);
+    CHECK(r.batches[0].next == 1);
+    b.write(put("y", "2"), 1000);
+    CHECK(b.take_ready().batches.empty()); // handed one: it waits no longer
+    b.link_waiting(2, 1, 2, 100, 1000);    // took it, and waits where it moved it
+    auto r2 = b.take_ready();
+    REQUIRE(r2.batches.size() == 1);
+    CHECK(r2.batches[0].from == 1);
+    REQUIRE(r2.batches[0].batch.events.size() == 1);
+    CHECK(r2.batches[0].batch.events[0].key == "y");
+  }
+  SECTION("a batch is bounded like a fetch") {
+    auto a = make_replica(0, 11, 2);
+    (void)a.take_ready();
+    a.link_waiting(1, 0, 1, 3, 1000);
+    for (int i = 0; i < 5; ++i)
+      a.write(put("k" + std::to_string(i), "v"), 1000);
+    auto r = a.take_ready();
+    REQUIRE(r.batches.size() == 1);
+    CHECK(r.batches[0].batch.events.size() == 3);
+    CHECK(r.batches[0].next == 3);
+  }
+  SECTION("--sync batch: nothing is handed over before the group fsync") {
+    auto c = config(0, 11, {{1}, {}});
+    c.sync = sync_policy::batch;
+    auto a = replica(
+      c, mlr::testing::kept_store::open(std::make_shared<mlr::testing::kept_store::disk>()));
+    (void)a.take_ready();
+    a.link_waiting(1, 0, 1, 100, 1000);
+    a.write(put("x", "1"), 1000);
+    auto r = a.take_ready();
+    CHECK(r.batches.empty());
+    REQUIRE(r.commit);
+    REQUIRE(a.mutable_store().commit(r.sync));
+    a.committed(r.sync);
+    CHECK(a.take_ready().batches.empty()); // committed, not synced
+    a.synced(true);
+    auto r2 = a.take_ready();
+    REQUIRE(r2.batches.size() == 1);
+    REQUIRE(r2.batches[0].batch.events.size() == 1);
+    CHECK(r2.batches[0].batch.events[0].key == "x");
+  }
+}

@@ -36,6 +36,8 @@ public:
   void on_watch_ack(uint64_t id, uint64_t n, uint64_t bytes);
   caf::result<messages::frame> on_batch(const messages::frame& f);
   caf::result<std::vector<get_result>> read_many(const std::vector<std::string>& keys);
+  void on_caught_up(messages::node_index dest, uint64_t from, messages::node_index ship_to,
+                    uint32_t max_events);
   fetch_result on_fetch(messages::node_index dest, uint64_t from, uint32_t max_events,
                         messages::node_index ship_to);
   uint64_t on_subscribe(messages::node_index dest);
@@ -72,7 +74,6 @@ private:
 
   struct link_entry {
     caf::actor handle;
-    bool wants_wakeup = false;
   };
 
   uint64_t now() { return cfg_.wall_clock_ms(); }
@@ -251,7 +252,7 @@ private:
   void retry_store();
 
   // More of the log is shippable: wake the links that wait for it.
-  void wake_links();
+  void ship_batches(std::vector<core::ready::outgoing_batch>& batches);
 
   // One fsync for every write applied since the last one. If it fails, none of them is
   // acknowledged as durable (their outcome is unknown: they are in the OS, maybe on disk)
