@@ -289,7 +289,6 @@ private:
   uint64_t durable_end_ = 0;
   struct waiting_link {
     uint64_t from = 0; ///< where the link stands
-    uint64_t scan = 0; ///< where the search for its next batch goes on (nothing before it)
     messages::node_index ship_to = 0;
     size_t max_events = 0;
     size_t max_scan = 0;

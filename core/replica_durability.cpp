@@ -102,26 +102,26 @@ void replica::advance_durable(uint64_t end) {
 
 void replica::link_waiting(messages::node_index dest, uint64_t from, messages::node_index ship_to,
                            size_t max_events, size_t max_scan) {
-  waiting_links_[dest] = waiting_link{from, from, ship_to, std::max<size_t>(max_events, 1),
-                                      std::max(max_scan, max_events)};
+  max_events = std::max<size_t>(max_events, 1);
+  waiting_links_[dest] = waiting_link{from, ship_to, max_events, std::max(max_scan, max_events)};
 }
 
 // One batch for each waiting link that has something past where it stands; it then waits
-// no longer. Entries that are not for it are scanned once (`scan` remembers how far);
-// when they were all there was, an empty batch moves the link, so that its acknowledged
-// cursor follows the log.
+// no longer. Stretches of entries that are not for it are scanned on until the shippable
+// end; when they were all there was, an empty batch moves the link, so that its
+// acknowledged cursor follows the log.
 void replica::take_batches(ready& out) {
   auto end = shippable_end();
   for (auto it = waiting_links_.begin(); it != waiting_links_.end();) {
     auto& w = it->second;
-    if (end <= w.scan) {
+    if (end <= w.from) {
       ++it;
       continue;
     }
-    auto got = fetch(it->first, w.scan, w.max_events, w.max_scan, w.ship_to);
-    while (got.batch.events.empty() && got.next > w.scan && got.next < end) {
-      w.scan = got.next; // nothing for it in this stretch: look further
-      got = fetch(it->first, w.scan, w.max_events, w.max_scan, w.ship_to);
+    auto got = fetch(it->first, w.from, w.max_events, w.max_scan, w.ship_to);
+    for (auto scan = w.from; got.batch.events.empty() && got.next > scan && got.next < end;) {
+      scan = got.next; // nothing for it in this stretch: look further
+      got = fetch(it->first, scan, w.max_events, w.max_scan, w.ship_to);
     }
     if (got.next <= w.from) { // the store could not read on: the link's fetch reports it
       ++it;

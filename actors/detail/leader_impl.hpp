@@ -227,7 +227,7 @@ private:
 
   // Carries out what the replica asks after an input (its ready value), and nothing else:
   // commits the store (with an fsync or a group fsync, as the replica says) and reports
-  // how it went, wakes links for what became shippable, releases or holds answers, hands
+  // how it went, hands caught-up links their batches, releases or holds answers, hands
   // conflicts to the resolver, starts relay links, routes by a new topology and logs.
   struct executed {
     bool changed = false; ///< the store changed (and was committed)
@@ -251,7 +251,7 @@ private:
   // The store refused a write (a full disk): try again; once it takes it, writes resume.
   void retry_store();
 
-  // More of the log is shippable: wake the links that wait for it.
+  // Sends each caught-up link the batch the replica computed for it (ready::batches).
   void ship_batches(std::vector<core::ready::outgoing_batch>& batches);
 
   // One fsync for every write applied since the last one. If it fails, none of them is
