@@ -2,7 +2,7 @@
 // and the blocking client, answered in request order.
 
 #include "gateways/detail/client_state.hpp"
-#include "gateways/node_status.hpp"
+#include "gateways/detail/node_status.hpp"
 #include "messages/wire.hpp"
 
 #include <caf/actor_system.hpp>

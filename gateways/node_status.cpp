@@ -1,4 +1,4 @@
-#include "gateways/node_status.hpp"
+#include "gateways/detail/node_status.hpp"
 
 #include <caf/actor_system.hpp>
 #include <nlohmann/json.hpp>

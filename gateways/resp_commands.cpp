@@ -2,8 +2,8 @@
 // (detail/resp_state.hpp). Pipelined plain SETs and GETs do not come here: the gateway
 // gathers them into one leader message (resp_gateway.cpp).
 
+#include "gateways/detail/node_status.hpp"
 #include "gateways/detail/resp_state.hpp"
-#include "gateways/node_status.hpp"
 
 #include <caf/actor_system.hpp>
 #include <nlohmann/json.hpp>

@@ -7,8 +7,8 @@
 // unsent answers are bounded by client_flow. Over a limit the client gets
 // "-ERR Protocol error: ..." and the connection is closed; everyone else is served.
 
+#include "gateways/detail/node_status.hpp"
 #include "gateways/detail/resp_state.hpp"
-#include "gateways/node_status.hpp"
 #include "gateways/resp_reader.hpp"
 #include "messages/wire.hpp"
 

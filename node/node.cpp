@@ -37,13 +37,13 @@ void runtime_members::on_routing(const core::routing& r) {
     caf::anon_send(leader, actors::peers_atom::value, net->sinks);
 }
 
-actors::leader_config node::impl::leader_config() const {
+actors::leader_config node::impl::leader_config() {
   actors::leader_config lc;
   lc.replica.self = p.self;
   lc.replica.incarnation = incarnation;
   auto trees = core::spanning_trees(p.graph);
-  topology::set_static_routing(lc, p.graph, trees, p.self, p.standby, opts.hub_return,
-                               /*require_addresses=*/true);
+  out_links = topology::set_static_routing(lc, p.graph, trees, p.self, p.standby, opts.hub_return,
+                                           /*require_addresses=*/true);
   lc.on_routing = [rt = rt](const core::routing& r) { rt->on_routing(r); };
   lc.relay_ack_timeout = opts.ack_timeout;
   lc.replica.pull_grace_ms = static_cast<uint64_t>(opts.pull_grace.count());
@@ -105,11 +105,8 @@ result<bool> node::impl::start_transport() {
   actors::link_config base;
   base.ack_timeout = opts.ack_timeout;
   base.probe_interval = opts.peer_timeout / 2;
-  auto trees = core::spanning_trees(p.graph);
-  for (auto to : p.graph.successors(p.self))
-    links.push_back(topology::spawn_static_link(*sys, p.graph, trees, p.standby, base, p.self, to,
-                                                leader,
-                                                [&](node_index d) { return net->sinks[d]; }));
+  links = topology::spawn_links(*sys, base, p.self, out_links, leader,
+                                [&](node_index d) { return net->sinks[d]; });
   {
     std::lock_guard<std::mutex> guard(rt->m);
     rt->sys = sys.get();
@@ -263,9 +260,11 @@ result<std::unique_ptr<node>> node::start(node_options o) {
   if (!store)
     return store.err();
   s->incarnation = store->incarnation;
-  auto lc = s->leader_config();
-  s->resolver = lc.make_resolver(*s->sys);
-  s->leader = actors::spawn_leader(*s->sys, std::move(lc), std::move(store->store), s->resolver);
+  auto member = topology::spawn_member(*s->sys, s->leader_config(), std::move(store->store));
+  if (!member)
+    return member.err();
+  s->leader = member->leader;
+  s->resolver = member->resolver;
   // A port that cannot be opened (in use, not this host's) is a failure to start, not bad
   // options: the same options may work once the port is free.
   if (auto ok = s->start_transport(); !ok) {

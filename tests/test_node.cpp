@@ -117,10 +117,12 @@ TEST_CASE("node: two embedded nodes replicate counters, sets and maps over TCP")
   o.log = [](const std::string&, const std::string&) {};
   auto oa = o;
   oa.id = "a";
+  oa.client_listen = "127.0.0.1:" + std::to_string(testing::free_port());
   auto ob = o;
   ob.id = "b";
   auto a = node::node::start(oa);
   auto b = node::node::start(ob);
+  INFO((a ? std::string() : a.err().message));
   REQUIRE(a);
   REQUIRE(b);
   using messages::op_kind;
@@ -146,6 +148,16 @@ TEST_CASE("node: two embedded nodes replicate counters, sets and maps over TCP")
              sees(**a, "event", {"hash", {"title", "standup"}});
     },
     10s));
+  // b's writes reached a over b's link (each node spawns one per out-edge), not by pull
+  // (a pull is what closes a gap no link fills; here nothing was lost).
+  auto conn = client::connection::open("127.0.0.1:" + std::to_string((*a)->client_port()));
+  REQUIRE(conn);
+  auto status = (*conn)->status();
+  REQUIRE(status);
+  auto stats = nlohmann::json::parse(*status)["stats"];
+  INFO(stats.dump());
+  CHECK(stats["applied_remote"].get<uint64_t>() >= 2);
+  CHECK(stats["pulled_events"].get<uint64_t>() == 0);
   (*a)->stop();
   (*b)->stop();
 }

@@ -10,9 +10,10 @@
 
 namespace mlr::topology {
 
-void set_static_routing(actors::leader_config& cfg, const graph& g, const spanning_trees_t& trees,
-                        node_index n, const std::vector<node_index>& standby_hubs,
-                        const std::string& hub_return, bool require_addresses) {
+out_links set_static_routing(actors::leader_config& cfg, const graph& g,
+                             const spanning_trees_t& trees, node_index n,
+                             const std::vector<node_index>& standby_hubs,
+                             const std::string& hub_return, bool require_addresses) {
   cfg.replica.forward_to = forwarding_table(trees, n);
   cfg.replica.trees = trees;
   cfg.out_edges = g.successors(n);
@@ -24,21 +25,39 @@ void set_static_routing(actors::leader_config& cfg, const graph& g, const spanni
         cfg.take_over_from = x;
     cfg.take_over_spec = "star:" + g.name(n);
   }
+  out_links links;
+  for (auto to : cfg.out_edges)
+    links.emplace_back(to, detour_candidates(g, trees, n, to, standby_hubs));
+  return links;
 }
 
-actors::link_actor spawn_static_link(caf::actor_system& sys, const graph& g,
-                                     const spanning_trees_t& trees,
-                                     const std::vector<node_index>& standby_hubs,
-                                     actors::link_config link, node_index from, node_index to,
-                                     const actors::leader_actor& source,
-                                     const std::function<actors::sink_actor(node_index)>& reach) {
-  link.from = from;
-  link.to = to;
-  link.detours = detour_candidates(g, trees, from, to, standby_hubs);
-  std::vector<actors::sink_actor> detour_sinks;
-  for (auto d : link.detours)
-    detour_sinks.push_back(reach(d));
-  return actors::spawn_replication_link(sys, link, source, reach(to), std::move(detour_sinks));
+result<member_actors> spawn_member(caf::actor_system& sys, actors::leader_config cfg,
+                                   std::unique_ptr<storage::store> store) {
+  if (!cfg.make_resolver)
+    return error{errc::invalid_argument, "the leader configuration has no make_resolver"};
+  member_actors m;
+  m.resolver = cfg.make_resolver(sys);
+  m.leader = actors::spawn_leader(sys, std::move(cfg), std::move(store), m.resolver);
+  return m;
+}
+
+std::vector<actors::link_actor>
+spawn_links(caf::actor_system& sys, const actors::link_config& base, node_index from,
+            const out_links& links, const actors::leader_actor& source,
+            const std::function<actors::sink_actor(node_index)>& reach) {
+  std::vector<actors::link_actor> out;
+  for (auto& [to, detours] : links) {
+    auto lc = base;
+    lc.from = from;
+    lc.to = to;
+    lc.detours = detours;
+    std::vector<actors::sink_actor> detour_sinks;
+    for (auto d : detours)
+      detour_sinks.push_back(reach(d));
+    out.push_back(
+      actors::spawn_replication_link(sys, lc, source, reach(to), std::move(detour_sinks)));
+  }
+  return out;
 }
 
 namespace {
@@ -72,26 +91,19 @@ std::unique_ptr<storage::store> store_for(const cluster_spec& spec, node_index n
   return spec.make_store ? spec.make_store(n) : storage::make_memory_store();
 }
 
-// A node of the static topology: its routing from the spanning trees and its out-edges.
-actors::leader_config static_config(const cluster_spec& spec, const spanning_trees_t& trees,
-                                    node_index n, uint64_t incarnation) {
-  auto cfg = base_config(spec, n, incarnation);
-  set_static_routing(cfg, spec.topology, trees, n, spec.standby_hubs, spec.hub_return);
-  return cfg;
-}
-
 actors::sink_actor sink_for(const cluster_spec& spec, node_index from, node_index to,
                             const actors::leader_actor& dest) {
   return spec.make_sink ? spec.make_sink(from, to, dest) : actors::sink_actor{dest};
 }
 
-actors::link_actor spawn_static_link(caf::actor_system& sys, const cluster_spec& spec,
-                                     const spanning_trees_t& trees,
-                                     const std::vector<std::vector<actors::sink_actor>>& reach,
-                                     node_index from, node_index to,
-                                     const actors::leader_actor& source) {
-  return topology::spawn_static_link(sys, spec.topology, trees, spec.standby_hubs, spec.link, from,
-                                     to, source, [&](node_index d) { return reach[from][d]; });
+// Spawns member n's links and records them in h.
+void add_links(caf::actor_system& sys, const cluster_spec& spec, cluster_handles& h, node_index n,
+               const out_links& links) {
+  for (auto& l : spawn_links(sys, spec.link, n, links, h.leaders[n],
+                             [&](node_index d) { return h.reach[n][d]; })) {
+    h.links.push_back(l);
+    h.link_from.push_back(n);
+  }
 }
 
 } // namespace
@@ -124,29 +136,19 @@ result<node_index> add_node(caf::actor_system& sys, const cluster_spec& spec, cl
   cfg.route = route;
   for (auto& [dest, detours] : r->links)
     cfg.out_edges.push_back(dest);
-  auto resolver = spec.make_resolver(sys);
-  auto leader = actors::spawn_leader(sys, std::move(cfg), store_for(spec, n), resolver);
-  h.leaders.push_back(leader);
-  h.resolvers.push_back(resolver);
+  auto m = spawn_member(sys, std::move(cfg), store_for(spec, n));
+  if (!m)
+    return m.err();
+  h.leaders.push_back(m->leader);
+  h.resolvers.push_back(m->resolver);
   h.incarnations.push_back(incarnation);
   h.members = members;
   for (node_index x = 0; x < n; ++x)
-    h.reach[x].push_back(sink_for(spec, x, n, leader));
+    h.reach[x].push_back(sink_for(spec, x, n, m->leader));
   h.reach.emplace_back(n + 1);
   for (node_index x = 0; x < n; ++x)
     h.reach[n][x] = sink_for(spec, n, x, h.leaders[x]);
-  for (auto& [dest, detours] : r->links) {
-    auto link_cfg = spec.link;
-    link_cfg.from = n;
-    link_cfg.to = dest;
-    link_cfg.detours = detours;
-    std::vector<actors::sink_actor> detour_sinks;
-    for (auto d : detours)
-      detour_sinks.push_back(h.reach[n][d]);
-    h.links.push_back(actors::spawn_replication_link(sys, link_cfg, leader, h.reach[n][dest],
-                                                     std::move(detour_sinks)));
-    h.link_from.push_back(n);
-  }
+  add_links(sys, spec, h, n, r->links);
   for (node_index x = 0; x <= n; ++x)
     caf::anon_send(h.leaders[x], actors::peers_atom::value, h.reach[x]);
   caf::anon_send(h.leaders[via], actors::topology_atom::value, full);
@@ -163,23 +165,25 @@ result<bool> restart_node(caf::actor_system& sys, const cluster_spec& spec, clus
                  "restart_node needs cluster_spec.make_sink: the other nodes' links must "
                  "reach the new leader through it"};
   auto trees = spanning_trees(spec.topology);
-  auto cfg = static_config(spec, trees, n, incarnation);
-  auto resolver = spec.make_resolver(sys);
-  auto leader = actors::spawn_leader(sys, std::move(cfg), std::move(store), resolver);
-  h.leaders[n] = leader;
-  h.resolvers[n] = resolver;
+  auto cfg = base_config(spec, n, incarnation);
+  auto links = set_static_routing(cfg, spec.topology, trees, n, spec.standby_hubs, spec.hub_return);
+  auto m = spawn_member(sys, std::move(cfg), std::move(store));
+  if (!m)
+    return m.err();
+  h.leaders[n] = m->leader;
+  h.resolvers[n] = m->resolver;
   h.incarnations[n] = incarnation;
   for (node_index x = 0; x < h.leaders.size(); ++x)
     if (x != n)
-      h.reach[x][n] = sink_for(spec, x, n, leader);
-  auto edges = spec.topology.edges();
-  for (size_t i = 0; i < h.links.size() && i < edges.size(); ++i) {
-    if (h.link_from[i] != n)
-      continue;
-    auto [from, to] = edges[i];
-    h.links[i] = spawn_static_link(sys, spec, trees, h.reach, from, to, leader);
-  }
-  caf::anon_send(leader, actors::peers_atom::value, h.reach[n]);
+      h.reach[x][n] = sink_for(spec, x, n, m->leader);
+  // Node n's links are consecutive in h.links (in its out-links' order): replace them.
+  auto fresh =
+    spawn_links(sys, spec.link, n, links, m->leader, [&](node_index d) { return h.reach[n][d]; });
+  size_t next = 0;
+  for (size_t i = 0; i < h.links.size() && next < fresh.size(); ++i)
+    if (h.link_from[i] == n)
+      h.links[i] = fresh[next++];
+  caf::anon_send(m->leader, actors::peers_atom::value, h.reach[n]);
   return true;
 }
 
@@ -190,35 +194,36 @@ result<cluster_handles> wire_cluster(caf::actor_system& sys, const cluster_spec&
     return error{errc::invalid_argument, "cluster_spec.make_resolver is empty"};
   cluster_handles h;
   h.topology = spec.topology;
+  h.members = spec.topology.names();
   auto trees = spanning_trees(spec.topology);
+  auto n = spec.topology.size();
+  std::vector<out_links> links(n);
   std::mt19937_64 rng(spec.seed);
-  for (node_index n = 0; n < spec.topology.size(); ++n) {
+  for (node_index x = 0; x < n; ++x) {
     // A node without durable state cannot prove its past: it always takes a new
     // incarnation. Zero is reserved for "none".
     uint64_t incarnation = 0;
     do
       incarnation = rng();
     while (incarnation == 0);
-    auto cfg = static_config(spec, trees, n, incarnation);
-    h.incarnations.push_back(cfg.replica.incarnation);
-    auto resolver = spec.make_resolver(sys);
-    h.resolvers.push_back(resolver);
-    h.leaders.push_back(actors::spawn_leader(sys, std::move(cfg), store_for(spec, n), resolver));
+    auto cfg = base_config(spec, x, incarnation);
+    links[x] = set_static_routing(cfg, spec.topology, trees, x, spec.standby_hubs, spec.hub_return);
+    auto m = spawn_member(sys, std::move(cfg), store_for(spec, x));
+    if (!m)
+      return m.err();
+    h.incarnations.push_back(incarnation);
+    h.resolvers.push_back(m->resolver);
+    h.leaders.push_back(m->leader);
   }
-  auto n = spec.topology.size();
-  std::vector<std::vector<actors::sink_actor>> reach(n, std::vector<actors::sink_actor>(n));
+  h.reach.assign(n, std::vector<actors::sink_actor>(n));
   for (node_index from = 0; from < n; ++from)
     for (node_index to = 0; to < n; ++to)
       if (from != to)
-        reach[from][to] = sink_for(spec, from, to, h.leaders[to]);
-  for (auto [from, to] : spec.topology.edges()) {
-    h.links.push_back(spawn_static_link(sys, spec, trees, reach, from, to, h.leaders[from]));
-    h.link_from.push_back(from);
-  }
+        h.reach[from][to] = sink_for(spec, from, to, h.leaders[to]);
   for (node_index from = 0; from < n; ++from)
-    caf::anon_send(h.leaders[from], actors::peers_atom::value, reach[from]);
-  h.members = spec.topology.names();
-  h.reach = std::move(reach);
+    add_links(sys, spec, h, from, links[from]);
+  for (node_index from = 0; from < n; ++from)
+    caf::anon_send(h.leaders[from], actors::peers_atom::value, h.reach[from]);
   return h;
 }
 

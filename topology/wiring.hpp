@@ -95,23 +95,41 @@ result<bool> restart_node(caf::actor_system& sys, const cluster_spec& spec, clus
 /// Routes by the spanning trees of a topology, one tree per origin.
 using spanning_trees_t = std::vector<std::vector<std::vector<node_index>>>;
 
+/// A member's out-links: each destination with its detours, in the order they are spawned
+/// (core::routing::links has the same shape).
+using out_links = std::vector<std::pair<node_index, std::vector<node_index>>>;
+
 /// The routing part of node `n`'s leader configuration in the static topology `g`: what it
 /// forwards along the spanning trees, its out-edges, its router for topology changes, and,
 /// when the first standby hub takes the hub's role over (`hub_return` "spoke"), whom it
-/// takes over from: the node every other node links to. The in-process cluster and the
-/// networked node (node/node.hpp) both configure their leaders with it.
-void set_static_routing(actors::leader_config& cfg, const graph& g, const spanning_trees_t& trees,
-                        node_index n, const std::vector<node_index>& standby_hubs,
-                        const std::string& hub_return, bool require_addresses = false);
+/// takes over from: the node every other node links to. Returns its out-links (each
+/// successor in `g` with its detours), for spawn_links.
+out_links set_static_routing(actors::leader_config& cfg, const graph& g,
+                             const spanning_trees_t& trees, node_index n,
+                             const std::vector<node_index>& standby_hubs,
+                             const std::string& hub_return, bool require_addresses = false);
 
-/// Spawns the link for the static topology's edge from -> to, with its detours (from
-/// `link`, whose endpoints and detours are filled in); `reach(d)` is how `from` reaches d.
-actors::link_actor spawn_static_link(caf::actor_system& sys, const graph& g,
-                                     const spanning_trees_t& trees,
-                                     const std::vector<node_index>& standby_hubs,
-                                     actors::link_config link, node_index from, node_index to,
-                                     const actors::leader_actor& source,
-                                     const std::function<actors::sink_actor(node_index)>& reach);
+/// One member's leader and its resolver.
+struct member_actors {
+  actors::leader_actor leader;
+  resolvers::resolver_actor resolver;
+};
+
+/// The one member assembly, in two steps because a member's links need a way to reach the
+/// others, which exists only once their leaders (in process) or the peer transport (in a
+/// process) does. The in-process cluster (wire_cluster, add_node, restart_node) and the
+/// networked node (node/node.hpp) both build members with it.
+///
+/// Step one: spawns the resolver (`cfg.make_resolver`) and the leader on `store`.
+result<member_actors> spawn_member(caf::actor_system& sys, actors::leader_config cfg,
+                                   std::unique_ptr<storage::store> store);
+
+/// Step two: spawns member `from`'s links, one per out-link, from `base` (whose endpoints
+/// and detours are filled in per link); `reach(d)` is how `from` reaches node d.
+std::vector<actors::link_actor>
+spawn_links(caf::actor_system& sys, const actors::link_config& base, node_index from,
+            const out_links& links, const actors::leader_actor& source,
+            const std::function<actors::sink_actor(node_index)>& reach);
 
 /// Validates the topology and spawns the cluster. Refuses a graph that is not strongly
 /// connected (the error names the unreachable nodes).

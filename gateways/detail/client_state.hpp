@@ -4,7 +4,7 @@
 // client_requests.cpp (the requests that need more than one leader call or a check first).
 
 #include "gateways/detail/gateway_common.hpp"
-#include "gateways/node_status.hpp"
+#include "gateways/detail/node_status.hpp"
 #include "messages/wire.hpp"
 
 #include <caf/io/broker.hpp>

@@ -3,7 +3,7 @@
 // the RESP encoders, and the command table: one function per command family.
 
 #include "gateways/detail/gateway_common.hpp"
-#include "gateways/node_status.hpp"
+#include "gateways/detail/node_status.hpp"
 #include "gateways/resp_reader.hpp"
 
 #include <caf/io/broker.hpp>

@@ -47,6 +47,7 @@ struct node::impl {
   resolvers::resolver_actor resolver;
   std::optional<actors::transport> net;
   std::vector<actors::link_actor> links;
+  topology::out_links out_links;   ///< this member's links in the static topology
   std::vector<caf::actor> brokers; // every broker, as a plain handle: each gets one exit
   size_t dialers_at_start = 0;     // in brokers; the ones after were added at runtime
   std::shared_ptr<runtime_members> rt = std::make_shared<runtime_members>();
@@ -57,7 +58,7 @@ struct node::impl {
   bool stopped = false;
   std::shared_ptr<std::atomic<bool>> failed = std::make_shared<std::atomic<bool>>(false);
 
-  actors::leader_config leader_config() const;
+  actors::leader_config leader_config();
   result<bool> start_system();
   result<bool> start_transport();
   result<bool> start_gateways();
