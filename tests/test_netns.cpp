@@ -170,7 +170,11 @@ TEST_CASE("netns ring N=5: the link n2 -> n3 cut by iptables while n3 stays aliv
   CHECK(eventually(converged, 20s));
   auto s3 = status(3);
   REQUIRE(s3);
-  CHECK((*s3)["stats"]["pulls_sent"].get<uint64_t>() > 0); // n3 pulled what n2 could not ship
+  // n3's only in-edge is n2's link: what n2 could not ship came by pull or by a detour's
+  // relay, whichever was first (a fresh check under load once saw no pull at all).
+  auto& st3 = (*s3)["stats"];
+  INFO(st3.dump());
+  CHECK(st3["pulled_events"].get<uint64_t>() + st3["relayed"].get<uint64_t>() > 0);
 
   REQUIRE(sh("ip netns exec " + lab.name(2) + " iptables -D OUTPUT -d " + lab.address(3) +
              " -j DROP") == 0);
