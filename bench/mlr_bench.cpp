@@ -13,7 +13,7 @@
 // It prints figures; it never passes or fails on them.
 
 #include "actors/leader.hpp"
-#include "messages/codec.hpp"
+#include "bench/wire_figures.hpp"
 #include "topology/wiring.hpp"
 
 #include <boost/program_options.hpp>
@@ -267,91 +267,6 @@ json in_child(const std::function<json()>& fn) {
   return json::parse(text);
 }
 
-// --- metadata on the wire ---------------------------------------------------------------
-
-struct wire_figures {
-  double unpacked = 0;
-  double packed = 0;
-};
-
-// N replicas wired as a mesh, driven without actors. Measures what origin 0 ships to node 1
-// in batches of up to 64 events, beyond key and value bytes and the empty-batch overhead.
-wire_figures measure_wire(size_t n, bool bursty, size_t events_per_node,
-                          messages::op_kind op = messages::op_kind::put) {
-  std::vector<core::replica> nodes;
-  nodes.reserve(n);
-  for (messages::node_index i = 0; i < n; ++i) {
-    core::replica_config cfg;
-    cfg.self = i;
-    cfg.incarnation = 0x9e3779b97f4a7c15ull * (i + 1);
-    cfg.forward_to.resize(n);
-    for (messages::node_index j = 0; j < n; ++j)
-      if (j != i)
-        cfg.forward_to[i].push_back(j);
-    nodes.emplace_back(cfg, storage::make_memory_store());
-  }
-  std::vector<std::vector<uint64_t>> cursor(n, std::vector<uint64_t>(n, 0));
-  uint64_t now = 1'700'000'000'000ull;
-  // Delivers everything every node has not yet shipped to `to`.
-  auto deliver_to = [&](size_t to) {
-    for (size_t from = 0; from < n; ++from) {
-      if (from == to)
-        continue;
-      auto got = nodes[from].fetch(static_cast<messages::node_index>(to), cursor[from][to],
-                                   1u << 20, 1u << 20);
-      cursor[from][to] = got.next;
-      nodes[to].receive(std::move(got.batch), now);
-      nodes[to].take_ready(); // what a leader would carry out (conflicts go to its resolver)
-    }
-  };
-  size_t per_burst = bursty ? 100 : 1;
-  size_t rounds = events_per_node / per_burst;
-  for (size_t r = 0; r < rounds; ++r)
-    for (size_t i = 0; i < n; ++i) {
-      deliver_to(i);
-      for (size_t k = 0; k < per_burst; ++k) {
-        ++now;
-        auto key = "key-" + std::to_string((r * per_burst + k) % 1000);
-        core::write_request w{key, op, "value-16-bytes!!", false, {}};
-        if (op == messages::op_kind::incr)
-          w.value.clear();
-        if (op != messages::op_kind::put && op != messages::op_kind::incr)
-          w.field = "field-" + std::to_string(k % 16); // a set member or map field
-        if (op == messages::op_kind::sadd)
-          w.value.clear();
-        w.delta = 1;
-        nodes[i].write(w, now);
-      }
-    }
-  // What origin 0 shipped to node 1, re-batched as a link would under load: 64 a batch.
-  std::vector<messages::event> own;
-  for (uint64_t pos = 0; pos < nodes[0].log_end(); ++pos) {
-    auto* e = nodes[0].store().read(pos);
-    if (e->ev.id.origin.node == 0)
-      own.push_back(e->ev);
-  }
-  messages::event_batch empty;
-  auto empty_unpacked = messages::encode(empty).bytes.size();
-  auto empty_packed = messages::encode_packed(empty).size();
-  wire_figures w;
-  size_t counted = 0;
-  for (size_t i = 0; i < own.size(); i += 64) {
-    messages::event_batch b;
-    b.sender = 0;
-    size_t payload = 0;
-    for (size_t j = i; j < std::min(own.size(), i + 64); ++j) {
-      payload += own[j].key.size() + own[j].value.size() + own[j].field.size();
-      b.events.push_back(own[j]);
-    }
-    w.unpacked += static_cast<double>(messages::encode(b).bytes.size() - empty_unpacked - payload);
-    w.packed += static_cast<double>(messages::encode_packed(b).size() - empty_packed - payload);
-    counted += b.events.size();
-  }
-  w.unpacked /= static_cast<double>(counted);
-  w.packed /= static_cast<double>(counted);
-  return w;
-}
-
 std::string machine() {
   std::ifstream cpu("/proc/cpuinfo");
   std::string line, model = "unknown CPU";
@@ -481,7 +396,7 @@ int main(int argc, char** argv) {
                 "nodes", "workload", "unpacked", "packed");
   for (size_t n : {3, 32})
     for (bool bursty : {false, true}) {
-      auto w = measure_wire(n, bursty, 1000);
+      auto w = bench::measure_wire(n, bursty, 1000);
       report["wire"].push_back({{"nodes", n},
                                 {"workload", bursty ? "bursty" : "round-robin"},
                                 {"unpacked", w.unpacked},
@@ -495,7 +410,7 @@ int main(int argc, char** argv) {
                                                                  {"SADD", messages::op_kind::sadd},
                                                                  {"HSET", messages::op_kind::hset}};
   for (auto& [name, op] : typed_ops) {
-    auto w = measure_wire(3, false, 1000, op);
+    auto w = bench::measure_wire(3, false, 1000, op);
     report["wire"].push_back({{"nodes", 3},
                               {"workload", std::string("round-robin ") + name},
                               {"unpacked", w.unpacked},

@@ -37,13 +37,13 @@ void runtime_members::on_routing(const core::routing& r) {
     caf::anon_send(leader, actors::peers_atom::value, net->sinks);
 }
 
-actors::leader_config node::impl::leader_config() {
+actors::leader_config node::impl::leader_config(topology::out_links& links) const {
   actors::leader_config lc;
   lc.replica.self = p.self;
   lc.replica.incarnation = incarnation;
   auto trees = core::spanning_trees(p.graph);
-  out_links = topology::set_static_routing(lc, p.graph, trees, p.self, p.standby, opts.hub_return,
-                                           /*require_addresses=*/true);
+  links = topology::set_static_routing(lc, p.graph, trees, p.self, p.standby, opts.hub_return,
+                                       /*require_addresses=*/true);
   lc.on_routing = [rt = rt](const core::routing& r) { rt->on_routing(r); };
   lc.relay_ack_timeout = opts.ack_timeout;
   lc.replica.pull_grace_ms = static_cast<uint64_t>(opts.pull_grace.count());
@@ -260,7 +260,8 @@ result<std::unique_ptr<node>> node::start(node_options o) {
   if (!store)
     return store.err();
   s->incarnation = store->incarnation;
-  auto member = topology::spawn_member(*s->sys, s->leader_config(), std::move(store->store));
+  auto member =
+    topology::spawn_member(*s->sys, s->leader_config(s->out_links), std::move(store->store));
   if (!member)
     return member.err();
   s->leader = member->leader;

@@ -58,7 +58,8 @@ struct node::impl {
   bool stopped = false;
   std::shared_ptr<std::atomic<bool>> failed = std::make_shared<std::atomic<bool>>(false);
 
-  actors::leader_config leader_config();
+  /// The leader's configuration; `links` gets this member's static out-links.
+  actors::leader_config leader_config(topology::out_links& links) const;
   result<bool> start_system();
   result<bool> start_transport();
   result<bool> start_gateways();
