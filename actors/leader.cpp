@@ -74,29 +74,16 @@ caf::result<std::vector<get_result>> leader_impl::read_many(const std::vector<st
   return out;
 }
 
-fetch_result leader_impl::on_fetch(messages::node_index dest, uint64_t from, uint32_t max_events,
-                                   messages::node_index ship_to) {
-  auto got =
-    replica_.fetch(dest, from, max_events, std::max(max_events, cfg_.max_fetch_scan), ship_to);
-  fetch_result out;
-  out.count = static_cast<uint32_t>(got.batch.events.size());
-  if (out.count > 0)
-    out.batch = messages::encode(got.batch);
-  out.next = got.next;
-  out.log_end = replica_.shippable_end(); // a link fetches up to it, then says caught_up
-  return out;
-}
-
-void leader_impl::on_caught_up(messages::node_index dest, uint64_t from,
-                               messages::node_index ship_to, uint32_t max_events) {
+void leader_impl::on_want(messages::node_index dest, uint64_t from, messages::node_index ship_to,
+                          uint32_t max_events) {
   if (!links_.count(dest))
     return;
   replica_.link_waiting(dest, from, ship_to, max_events, std::max(max_events, cfg_.max_fetch_scan));
-  execute(); // the shippable end may have moved since the link's last fetch
+  execute(); // hands it a batch now if the log has entries for it past `from`
 }
 
-uint64_t leader_impl::on_subscribe(messages::node_index dest) {
-  links_[dest] = link_entry{caf::actor_cast<caf::actor>(current_sender())};
+uint64_t leader_impl::on_subscribe(messages::node_index dest, link_actor link) {
+  links_[dest] = link_entry{std::move(link)};
   auto start = std::max(replica_.store().log_begin(), replica_.kept_cursor(dest));
   return std::min(start, replica_.log_end());
 }
@@ -264,11 +251,11 @@ leader_impl::behavior_type leader_impl::make_behavior() {
       return read(key);
     },
     [this](get_atom, const std::vector<std::string>& keys) { return read_many(keys); },
-    [this](fetch_atom, messages::node_index dest, uint64_t from, uint32_t max_events,
-           messages::node_index ship_to) { return on_fetch(dest, from, max_events, ship_to); },
-    [this](subscribe_atom, messages::node_index dest) { return on_subscribe(dest); },
-    [this](caught_up_atom, messages::node_index dest, uint64_t from, messages::node_index ship_to,
-           uint32_t max_events) { on_caught_up(dest, from, ship_to, max_events); },
+    [this](subscribe_atom, messages::node_index dest, link_actor& link) {
+      return on_subscribe(dest, std::move(link));
+    },
+    [this](want_atom, messages::node_index dest, uint64_t from, messages::node_index ship_to,
+           uint32_t max_events) { on_want(dest, from, ship_to, max_events); },
     [this](cursor_atom, messages::node_index dest, uint64_t pos) { on_cursor(dest, pos); },
     [this](status_atom) { return status(); },
     [this](resolver_atom, const resolver_swap& s) { return swap_resolver(s.make, s.name); },

@@ -4,10 +4,13 @@
 // writes from clients, applies batches from peers, and asks its resolver only when
 // versions are really concurrent (the common path never waits on it).
 //
-// Links read the leader's log with `fetch` until they have caught up; from then on the
-// leader hands each its next batch (`shipment`, from the core's ready::batches) as the
-// shippable end moves, so a caught-up link ships without a round trip through the leader.
+// Links never read the log themselves: a link says where it stands and that it has room
+// (`want`), and the leader hands it its next batch (`shipment`, from the core's
+// ready::batches) at once if the log has entries past that position, or as soon as the
+// shippable end passes it. Catching up, going back after a lost ack and live traffic are
+// the same path.
 
+#include "actors/link_interface.hpp"
 #include "actors/protocol.hpp"
 #include "messages/codec.hpp"
 #include "resolvers/resolver.hpp"
@@ -64,20 +67,17 @@ using leader_actor = sink_actor::extend<
   caf::replies_to<get_atom, std::string>::with<get_result>,
   /// Reads several keys in one message.
   caf::replies_to<get_atom, std::vector<std::string>>::with<std::vector<get_result>>,
-  /// For links: log entries from a position that this node forwards to a destination node
-  /// (dest, from, max events), to be shipped to a node (dest itself, or a detour on its
-  /// behalf; what that node's gossiped vector covers is left out).
-  caf::replies_to<fetch_atom, messages::node_index, uint64_t, uint32_t,
-                  messages::node_index>::with<fetch_result>,
-  /// For links: the sender is the link to this node, handed its batches (`shipment`)
-  /// once it has caught up. Replies where the link should start: the cursor it last reported (kept
+  /// For links: `link` is the link to this destination node, handed its batches
+  /// (`shipment`). Replies where the link should start: the cursor it last reported (kept
   /// in the store, so a node restarted from its data directory does not re-send what was
   /// acknowledged).
-  caf::replies_to<subscribe_atom, messages::node_index>::with<uint64_t>,
-  /// For links: the link to this node has shipped everything up to this position, which
-  /// was the shippable end, and has room for a batch (dest, from, ship_to, max events):
-  /// the leader hands it the next one (`shipment`) as soon as there is one.
-  caf::reacts_to<caught_up_atom, messages::node_index, uint64_t, messages::node_index, uint32_t>,
+  caf::replies_to<subscribe_atom, messages::node_index, link_actor>::with<uint64_t>,
+  /// For links: the link to this destination stands at this position and has room for a
+  /// batch (dest, from, ship_to, max events). The leader hands it the next one
+  /// (`shipment`): the entries past `from` that this node forwards to dest, shipped to
+  /// `ship_to` (dest itself, or a detour on its behalf; what that node's gossiped vector
+  /// covers is left out), as soon as there are any. Only the latest `want` counts.
+  caf::reacts_to<want_atom, messages::node_index, uint64_t, messages::node_index, uint32_t>,
   /// For links: the destination acknowledged the log up to this position.
   caf::reacts_to<cursor_atom, messages::node_index, uint64_t>,
   /// Version vector, digest and counters.
@@ -139,7 +139,8 @@ struct leader_config {
   resolvers::resolver_factory make_resolver;
   std::string resolver_name; ///< what the conflict feed records as the resolver
   messages::decode_limits limits;
-  /// Most log entries one fetch scans.
+  /// Most log entries one read of the log for a link scans (it reads on while all it found
+  /// was for others, up to the shippable end).
   uint32_t max_fetch_scan = 8192;
   /// Gossip and pull checks run every tick; zero turns both off.
   std::chrono::milliseconds tick_interval{100};

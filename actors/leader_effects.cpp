@@ -88,13 +88,14 @@ void leader_impl::ship_batches(std::vector<core::ready::outgoing_batch>& batches
     auto i = links_.find(b.dest);
     if (i == links_.end() || !i->second.handle)
       continue;
-    fetch_result r;
+    shipment r;
+    r.from = b.from;
+    r.ship_to = b.ship_to;
     r.count = static_cast<uint32_t>(b.batch.events.size());
     if (r.count > 0)
       r.batch = messages::encode(b.batch);
     r.next = b.next;
-    r.log_end = replica_.shippable_end();
-    caf::anon_send(i->second.handle, shipment_atom::value, b.from, b.ship_to, std::move(r));
+    caf::anon_send(i->second.handle, shipment_atom::value, std::move(r));
   }
 }
 

@@ -51,11 +51,10 @@ using del_atom = caf::atom_constant<caf::atom("del")>;
 using write_atom = caf::atom_constant<caf::atom("write")>;
 using typed_atom = caf::atom_constant<caf::atom("typed")>;
 using get_atom = caf::atom_constant<caf::atom("get")>;
-using fetch_atom = caf::atom_constant<caf::atom("fetch")>;
 using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;
 using log_grew_atom = caf::atom_constant<caf::atom("log_grew")>;
 using shipment_atom = caf::atom_constant<caf::atom("shipment")>;
-using caught_up_atom = caf::atom_constant<caf::atom("caught_up")>;
+using want_atom = caf::atom_constant<caf::atom("want")>;
 using status_atom = caf::atom_constant<caf::atom("status")>;
 using conflicts_atom = caf::atom_constant<caf::atom("conflicts")>;
 using pull_atom = caf::atom_constant<caf::atom("pull")>;
@@ -88,12 +87,14 @@ struct get_result {
   bool found() const { return core::typed::type_of(siblings) != core::typed::key_type::none; }
 };
 
-/// A link's read of its source's log.
-struct fetch_result {
-  messages::frame batch; ///< an encoded event_batch (empty when count == 0)
-  uint64_t next = 0;     ///< where the link's next fetch starts
-  uint32_t count = 0;    ///< events in `batch`
-  uint64_t log_end = 0;  ///< the source log's end at the time of the fetch
+/// What a leader hands a link to ship: the log entries from `from` up to `next` that are for
+/// the link's destination, to go to `ship_to` (the destination, or a detour on its behalf).
+struct shipment {
+  uint64_t from = 0;                ///< where the link stood when it asked (want)
+  messages::node_index ship_to = 0; ///< where the link said it ships
+  messages::frame batch;            ///< an encoded event_batch (empty when count == 0)
+  uint64_t next = 0;                ///< where the link stands once it took this
+  uint32_t count = 0;               ///< events in `batch`
 };
 
 /// A leader's state as a user or a test sees it.
@@ -161,8 +162,8 @@ template <class Inspector> typename Inspector::result_type inspect(Inspector& f,
   return f(caf::meta::type_name("mlr.get_result"), x.siblings, x.context);
 }
 
-template <class Inspector> typename Inspector::result_type inspect(Inspector& f, fetch_result& x) {
-  return f(caf::meta::type_name("mlr.fetch_result"), x.batch, x.next, x.count, x.log_end);
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, shipment& x) {
+  return f(caf::meta::type_name("mlr.shipment"), x.from, x.ship_to, x.batch, x.next, x.count);
 }
 
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, node_status& x) {

@@ -28,17 +28,17 @@ public:
     // The link lives and dies with its source leader.
     link_to(source_);
     // Start where the destination last acknowledged (0 for a fresh log), then ship.
-    request(source_, caf::infinite, subscribe_atom::value, cfg_.to).then([this](uint64_t start) {
-      status_.sent_cursor = std::max(status_.sent_cursor, start);
-      status_.acked_cursor = std::max(status_.acked_cursor, start);
-      started_ = true;
-      pump();
-    });
+    request(source_, caf::infinite, subscribe_atom::value, cfg_.to,
+            caf::actor_cast<link_actor>(this))
+      .then([this](uint64_t start) {
+        status_.sent_cursor = std::max(status_.sent_cursor, start);
+        status_.acked_cursor = std::max(status_.acked_cursor, start);
+        started_ = true;
+        pump();
+      });
     return {
       [this](log_grew_atom) { pump(); },
-      [this](shipment_atom, uint64_t from, messages::node_index ship_to, fetch_result& r) {
-        on_shipment(from, ship_to, std::move(r));
-      },
+      [this](shipment_atom, shipment& r) { on_shipment(std::move(r)); },
       [this](tick_atom) { probe(); },
       [this](status_atom) {
         status_.in_flight = static_cast<uint32_t>(in_flight_.size());
@@ -61,9 +61,11 @@ private:
     bool acked = false;
   };
 
-  // Fetches and ships while the window has room and the log has entries for us.
+  // With room in the window and the route not paused, tells the leader where the link
+  // stands and where it ships (want), unless it already did: the leader then hands it
+  // its next batch (shipment) once the log has one for it.
   void pump() {
-    if (!started_ || fetching_ || waiting_ || in_flight_.size() >= cfg_.window)
+    if (!started_ || in_flight_.size() >= cfg_.window)
       return;
     if (clock().now() < resume_at_) { // the route refused at once: wait before trying again
       if (!resume_scheduled_) {
@@ -73,27 +75,26 @@ private:
       return;
     }
     resume_scheduled_ = false;
-    fetching_ = true;
-    auto epoch = epoch_;
-    request(source_, caf::infinite, fetch_atom::value, cfg_.to, status_.sent_cursor,
-            cfg_.max_batch_events, routes_[route_].first)
-      .then([this, epoch](fetch_result& r) {
-        fetching_ = false;
-        if (epoch != epoch_) { // a retransmit restarted the cursor meanwhile
-          pump();
-          return;
-        }
-        take(std::move(r));
-      });
+    auto ship_to = routes_[route_].first;
+    if (waiting_ && want_from_ == status_.sent_cursor && want_to_ == ship_to)
+      return;
+    waiting_ = true;
+    want_from_ = status_.sent_cursor;
+    want_to_ = ship_to;
+    send(source_, want_atom::value, cfg_.to, want_from_, ship_to, cfg_.max_batch_events);
   }
 
-  // The leader handed over the next batch because this link had caught up. Taken if the
-  // link still stands where the leader thought and ships where it thought, with room in
-  // the window and the route not paused; otherwise it fetches, and the leader's batch is
-  // dropped (its entries stay in the log).
-  void on_shipment(uint64_t from, messages::node_index ship_to, fetch_result r) {
-    waiting_ = false; // the leader waits for this link no longer
-    if (started_ && !fetching_ && from == status_.sent_cursor && ship_to == routes_[route_].first &&
+  // The leader's answer to a want. Only the latest want counts (the leader keeps only the
+  // latest): an answer to an earlier one is dropped, its entries stay in the log. Shipped
+  // if the link still stands there and ships there, with room in the window and the route
+  // not paused; otherwise the link says where it stands now.
+  void on_shipment(shipment r) {
+    if (!waiting_ || r.from != want_from_ || r.ship_to != want_to_) {
+      ++status_.shipments_refused;
+      return;
+    }
+    waiting_ = false;
+    if (r.from == status_.sent_cursor && r.ship_to == routes_[route_].first &&
         in_flight_.size() < cfg_.window && clock().now() >= resume_at_) {
       ++status_.shipments;
       take(std::move(r));
@@ -103,25 +104,17 @@ private:
     }
   }
 
-  // Entries up to r.next are dealt with: ship those that are for us. Then fetch on if the
-  // log has more, or tell the leader that this link waits for its next batch, if the
-  // window has room (else the next ack fetches).
-  void take(fetch_result r) {
+  // Entries up to r.next are dealt with: ship those that are for us, and ask for more.
+  void take(shipment r) {
     status_.sent_cursor = r.next;
     if (r.count > 0)
       ship(std::move(r));
     else if (in_flight_.empty() && r.next > status_.acked_cursor)
       advance_acked(r.next); // nothing for us in between
-    if (r.next < r.log_end) {
-      pump();
-    } else if (in_flight_.size() < cfg_.window && clock().now() >= resume_at_) {
-      waiting_ = true;
-      send(source_, caught_up_atom::value, cfg_.to, status_.sent_cursor, routes_[route_].first,
-           cfg_.max_batch_events);
-    }
+    pump();
   }
 
-  void ship(fetch_result r) {
+  void ship(shipment r) {
     auto seq = ++next_seq_;
     in_flight_.push_back(batch_in_flight{seq, r.next});
     ++status_.batches_sent;
@@ -178,8 +171,8 @@ private:
     ++status_.retransmits;
     ++epoch_;
     in_flight_.clear();
-    waiting_ = false; // it stood further on: fetch from here
-    status_.sent_cursor = status_.acked_cursor;
+    status_.sent_cursor = status_.acked_cursor; // pump asks from here
+
     if (++failures_ >= cfg_.failures_before_detour && routes_.size() > 1)
       take_detour();
     pump();
@@ -225,7 +218,6 @@ private:
     in_flight_.clear();
     failures_ = 0;
     resume_at_ = {};
-    waiting_ = false;
     status_.sent_cursor = detour_start_;
     status_.acked_cursor = detour_start_;
     pump();
@@ -243,10 +235,11 @@ private:
   link_status status_;
   std::deque<batch_in_flight> in_flight_;
   uint64_t next_seq_ = 0;
-  uint64_t epoch_ = 0; ///< bumped by each go-back, to ignore answers from before it
-  bool fetching_ = false;
-  bool waiting_ = false; ///< the leader hands this link its next batch (caught_up sent)
-  bool started_ = false; ///< the start cursor arrived from the leader
+  uint64_t epoch_ = 0;               ///< bumped by each go-back, to ignore answers from before it
+  bool waiting_ = false;             ///< a want is out, not yet answered
+  uint64_t want_from_ = 0;           ///< the latest want: where the link stood
+  messages::node_index want_to_ = 0; ///< and where it shipped
+  bool started_ = false;             ///< the start cursor arrived from the leader
 };
 
 } // namespace

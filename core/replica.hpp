@@ -94,7 +94,8 @@ public:
   /// Up to `max_events` log entries from `from` that this node forwards to `dest`,
   /// scanning at most `max_scan` entries, to be shipped to `ship_to` (`dest` itself, or a
   /// detour on its behalf). Entries that `ship_to`'s gossiped vector already covers are
-  /// skipped. `next` is where the next fetch starts.
+  /// skipped. `next` is where the next read starts. What a waiting link is handed
+  /// (link_waiting) is read with it; core tests call it to stand in for links.
   struct fetch_result {
     messages::event_batch batch;
     uint64_t next = 0;
@@ -102,11 +103,11 @@ public:
   fetch_result fetch(messages::node_index dest, uint64_t from, size_t max_events, size_t max_scan,
                      messages::node_index ship_to = messages::no_node);
 
-  /// The link to `dest` has shipped up to `from`, the shippable end, and waits: the next
-  /// ready whose shippable end is beyond it carries one batch for it (ready::batches),
-  /// computed like fetch(dest, from, max_events, max_scan, ship_to), and it waits no
-  /// longer. So caught-up links are handed what to ship, and fetch only to catch up or to
-  /// retransmit.
+  /// The link to `dest` stands at `from` and has room for a batch (it replaces what that
+  /// link said before): the next ready whose shippable end is beyond `from` (the next one
+  /// at all, when the log already is) carries one batch for it (ready::batches), read like
+  /// fetch(dest, from, max_events, max_scan, ship_to), and it waits no longer. Links are
+  /// handed everything they ship this way: catching up, after a go-back, and live.
   void link_waiting(messages::node_index dest, uint64_t from, messages::node_index ship_to,
                     size_t max_events, size_t max_scan);
 

@@ -123,13 +123,13 @@ void replica::take_batches(ready& out) {
       scan = got.next; // nothing for it in this stretch: look further
       got = fetch(it->first, scan, w.max_events, w.max_scan, w.ship_to);
     }
-    if (got.next <= w.from) { // the store could not read on: the link's fetch reports it
+    if (got.next <= w.from) { // the store could not read on: it stays waiting, tried again
       ++it;
       continue;
     }
     out.batches.push_back(
       ready::outgoing_batch{it->first, w.ship_to, w.from, got.next, std::move(got.batch)});
-    it = waiting_links_.erase(it); // it fetches on, or says it waits again, once it took it
+    it = waiting_links_.erase(it); // it says where it stands again once it took it
   }
 }
 

@@ -165,11 +165,11 @@ struct ready {
   /// The durable end moved to this (links and pull answers ship up to it); waiting links'
   /// batches up to it are in `batches`.
   std::optional<uint64_t> durable_end;
-  /// What links that had shipped all they could (replica::link_waiting) ship next: a batch
-  /// per destination, from the log up to the shippable end. `from` is where that link
-  /// stood; a batch with no events moves it past entries that were not for it. A link
-  /// takes one only if it still stands at `from` and ships to `ship_to`; otherwise it
-  /// fetches, which is always safe (the entries stay in the log).
+  /// What waiting links (replica::link_waiting) ship next: a batch per destination, from
+  /// the log up to the shippable end. `from` is where that link stood; a batch with no
+  /// events moves it past entries that were not for it. A link takes one only if it still
+  /// stands at `from` and ships to `ship_to`; otherwise it says where it stands again,
+  /// which is always safe (the entries stay in the log).
   struct outgoing_batch {
     messages::node_index dest = 0;
     messages::node_index ship_to = 0;

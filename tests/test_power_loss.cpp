@@ -241,6 +241,12 @@ struct leader_on_disk {
     lc.tick_interval = std::chrono::milliseconds(0);
     lc.on_failure = [seen = failures_seen](const std::string& why) { seen->push_back(why); };
     leader = spawn_leader(*sys, lc, std::move(*store), resolvers::builtin_resolver("lww")(*sys));
+    // This test stands in for the link to node 1: it is handed what that link would ship.
+    (*self)->send(leader, subscribe_atom::value, messages::node_index{1},
+                  caf::actor_cast<link_actor>(caf::actor{*self}));
+    sched->run();
+    (*self)->receive([&](uint64_t start) { fetched = start; },
+                     caf::after(std::chrono::seconds(0)) >> [] {});
   }
   ~leader_on_disk() {
     caf::anon_send_exit(leader, caf::exit_reason::user_shutdown);
@@ -262,21 +268,26 @@ struct leader_on_disk {
     return {dots, errors};
   }
 
-  // What a link to node 1 is handed now: the highest counter shipped so far.
+  // What the link to node 1 is handed now: the highest counter shipped so far. It says
+  // where it stands (want) and takes every shipment that answers that (an earlier want
+  // may have been answered since, once the log grew).
   uint64_t ship() {
-    (*self)->send(leader, fetch_atom::value, messages::node_index{1}, fetched, uint32_t{1u << 20},
-                  messages::no_node);
+    (*self)->send(leader, want_atom::value, messages::node_index{1}, fetched, messages::no_node,
+                  uint32_t{1u << 20});
     sched->run();
     uint64_t top = 0;
-    (*self)->receive(
-      [&](fetch_result& f) {
-        fetched = f.next;
-        if (f.count > 0)
-          if (auto b = messages::decode_batch(f.batch))
-            for (auto& e : b->events)
-              top = std::max(top, e.id.counter);
-      },
-      caf::after(std::chrono::seconds(0)) >> [] {});
+    for (bool more = true; more;)
+      (*self)->receive(
+        [&](shipment_atom, shipment& r) {
+          if (r.from != fetched)
+            return; // answers a want from before the cursor moved
+          fetched = r.next;
+          if (r.count > 0)
+            if (auto b = messages::decode_batch(r.batch))
+              for (auto& e : b->events)
+                top = std::max(top, e.id.counter);
+        },
+        caf::after(std::chrono::seconds(0)) >> [&] { more = false; });
     return top;
   }
 };

@@ -36,11 +36,9 @@ public:
   void on_watch_ack(uint64_t id, uint64_t n, uint64_t bytes);
   caf::result<messages::frame> on_batch(const messages::frame& f);
   caf::result<std::vector<get_result>> read_many(const std::vector<std::string>& keys);
-  void on_caught_up(messages::node_index dest, uint64_t from, messages::node_index ship_to,
-                    uint32_t max_events);
-  fetch_result on_fetch(messages::node_index dest, uint64_t from, uint32_t max_events,
-                        messages::node_index ship_to);
-  uint64_t on_subscribe(messages::node_index dest);
+  void on_want(messages::node_index dest, uint64_t from, messages::node_index ship_to,
+               uint32_t max_events);
+  uint64_t on_subscribe(messages::node_index dest, link_actor link);
   node_status status();
   caf::result<messages::frame> on_pull(const messages::frame& f);
   void on_gossip(const messages::frame& f);
@@ -73,7 +71,7 @@ private:
   }
 
   struct link_entry {
-    caf::actor handle;
+    link_actor handle;
   };
 
   uint64_t now() { return cfg_.wall_clock_ms(); }
