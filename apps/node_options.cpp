@@ -54,9 +54,10 @@ static void add_cluster_options(po::options_description& desc, node_options& o) 
 // Client ports and the secrets that guard them.
 static void add_client_options(po::options_description& desc, node_options& o) {
   desc.add_options()("client-listen", po::value(&o.client_listen),
-                     "HOST:PORT for the native client protocol (the mlr CLI)")(
+                     "HOST:PORT for the native client protocol (the mlr CLI); port 0: any free "
+                     "port, named in the start-up line")(
     "resp-listen", po::value(&o.resp_listen),
-    "HOST:PORT for Redis clients (redis-cli, redis-benchmark)")(
+    "HOST:PORT for Redis clients (redis-cli, redis-benchmark); port 0 as above")(
     "cluster-secret-file", po::value(&o.secret_file),
     "file whose contents (trailing newline ignored) is the shared secret; nodes prove "
     "they know it with an HMAC challenge. Without it anyone who can reach the port and "

@@ -48,6 +48,7 @@ struct node_options {
   std::string listen;        ///< peer port (HOST:PORT); empty: this node's address in `members`
   std::string client_listen; ///< native client port (what `mlr` speaks); empty: none
   std::string resp_listen;   ///< Redis-protocol port; empty: none
+  // (HOST:0 for either: any free port; client_port() and resp_port() say which.)
 
   std::string topology = "mesh";         ///< ring, star, mesh, or an edge-list file
   std::string hub;                       ///< the star's hub (default: the first member)
@@ -118,7 +119,8 @@ public:
   static result<std::unique_ptr<node>> start(node_options o);
   ~node(); ///< stop(), if it was not called
 
-  /// The ports, as bound (useful when 0 was asked for); 0 when not opened.
+  /// The ports, as bound (the client and RESP ports may be asked for as HOST:0); 0 when
+  /// not opened.
   uint16_t peer_port() const;
   uint16_t client_port() const;
   uint16_t resp_port() const;

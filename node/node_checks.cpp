@@ -22,6 +22,11 @@ bool is_loopback(const std::string& address) {
 result<std::optional<address>> optional_address(const std::string& text, const char* what) {
   if (text.empty())
     return std::optional<address>{};
+  // Port 0: any free port, chosen when the port opens (node::client_port() and
+  // resp_port() say which).
+  if (auto colon = text.rfind(':');
+      colon != std::string::npos && colon > 0 && text.substr(colon + 1) == "0")
+    return std::optional<address>{address{text.substr(0, colon), 0}};
   auto a = client::parse_address(text);
   if (!a)
     return bad(std::string(what) + ": " + a.err().message);
