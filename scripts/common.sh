@@ -6,7 +6,7 @@ set -euo pipefail
 MLR_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 MLR_PACKAGES=(cmake make g++ pkg-config libcaf-dev capnproto libcapnp-dev
               libboost-program-options-dev catch2 librocksdb-dev libhiredis-dev
-              libspdlog-dev nlohmann-json3-dev redis-tools)
+              libspdlog-dev nlohmann-json3-dev redis-tools python3)
 
 mlr_install() {
   local missing=()
