@@ -1,0 +1,161 @@
+#pragma once
+// A collaborative text document (DESIGN.md, "Text"): a sequence CRDT whose elements are
+// Unicode code points. Users edit by index; replicas apply by element id.
+//
+// - Ids. Every character has an id (origin, seq): the origin replica (node and
+//   incarnation) and a per-origin, per-document character clock. An insert of n characters
+//   takes n consecutive seqs.
+// - Insert. The origin converts the index to the id of the character before it (origin
+//   left, none at the start) and the element right after that one in the sequence (origin
+//   right, deleted or not; none at the end). Receivers place the run between the two with
+//   YATA's rule (Yjs's integration): concurrent inserts with the same left origin are
+//   ordered by origin, and an insert skips over what was inserted after elements it does
+//   not know. So two people typing forward at one place never interleave character by
+//   character: one run ends up after the other.
+// - Delete names id ranges: exactly the characters its author saw. A deleted character
+//   stays in the sequence as a tombstone (length only, its text dropped), so that inserts
+//   that name it still find their place.
+// - Runs. Consecutive characters of one origin, inserted one after another, are one item
+//   (run-length); an edit inside a run splits it.
+// - Index lookup walks a balanced tree (a treap) whose nodes keep the count of visible
+//   characters below them: O(log n) per edit, not a scan.
+//
+// IO-free and deterministic: the same operations in any causal order give the same
+// document at every replica.
+
+#include "messages/dot.hpp"
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mlr::core::text {
+
+/// One character's id.
+struct char_id {
+  messages::source origin;
+  uint64_t seq = 0;
+  friend bool operator==(const char_id& a, const char_id& b) {
+    return a.origin == b.origin && a.seq == b.seq;
+  }
+  friend bool operator!=(const char_id& a, const char_id& b) { return !(a == b); }
+};
+
+/// An insert as it travels: `text` (UTF-32) gets ids (origin, first_seq), (origin,
+/// first_seq + 1), ... and goes between `left` and `right`.
+struct insert_op {
+  messages::source origin;
+  uint64_t first_seq = 0;
+  std::optional<char_id> left;
+  std::optional<char_id> right;
+  std::u32string text;
+};
+
+/// Characters (origin, seq) .. (origin, seq + len - 1).
+struct id_range {
+  messages::source origin;
+  uint64_t seq = 0;
+  uint64_t len = 0;
+};
+
+/// A delete as it travels: the characters its author saw and removed.
+struct delete_op {
+  std::vector<id_range> ranges;
+};
+
+/// What an applied operation did to the visible document, by index (what an editor needs
+/// to apply a remote edit without reloading): insert `text` at `index`, or delete `count`
+/// characters at `index`. In order: each delta's index counts the deltas before it.
+struct delta {
+  bool insert = true;
+  uint64_t index = 0;
+  std::u32string text; ///< insert
+  uint64_t count = 0;  ///< delete
+};
+
+/// UTF-8 to code points; nullopt if `s` is not valid UTF-8 (overlong forms, surrogates
+/// and values past U+10FFFF included).
+std::optional<std::u32string> from_utf8(const std::string& s);
+std::string to_utf8(const std::u32string& s);
+
+class document {
+public:
+  document();
+
+  /// Visible characters.
+  uint64_t length() const;
+  /// The visible text, whole, or `count` characters from `start` (clipped to the end).
+  std::u32string read() const;
+  std::u32string read(uint64_t start, uint64_t count) const;
+
+  /// Local edits at replica `origin`: the operation to send (already applied here).
+  /// Indexes past the end are clipped to it; an empty insert or delete gives an empty op.
+  insert_op insert(const messages::source& origin, uint64_t index, const std::u32string& text);
+  delete_op erase(uint64_t index, uint64_t count);
+
+  /// Remote operations (and local ones, which apply the same way). Applying one twice
+  /// changes nothing (no deltas). Causal delivery is assumed: nullopt, with nothing
+  /// changed, when an insert's left or right is not known here, or a delete names a
+  /// character that is not (a peer that skipped causality, or a hostile one).
+  std::optional<std::vector<delta>> apply(const insert_op& op);
+  std::optional<std::vector<delta>> apply(const delete_op& op);
+
+  /// Where character `id` is now (an editor's cursor after it is this + 1); nullopt when
+  /// it is deleted or not known here.
+  std::optional<uint64_t> index_of(const char_id& id) const;
+
+  /// Figures: items in the sequence (runs, tombstones included) and the next seq `origin`
+  /// would use.
+  size_t items() const { return nodes_.size(); }
+  uint64_t next_seq(const messages::source& origin) const;
+
+private:
+  static constexpr uint32_t nil = UINT32_MAX;
+  struct node {
+    uint32_t origin = 0; ///< index into origins_
+    uint64_t seq = 0;    ///< the first character's
+    uint32_t len = 0;
+    bool deleted = false;
+    std::optional<char_id> left; ///< the first character's origin left
+    std::optional<char_id> right;
+    std::u32string chars; ///< empty when deleted
+    uint32_t l = nil, r = nil, p = nil, prio = 0;
+    uint64_t visible = 0; ///< visible characters in this subtree
+    uint32_t count = 1;   ///< nodes in this subtree
+  };
+
+  uint32_t origin_index(const messages::source& s);
+  uint64_t visible_of(uint32_t x) const { return x == nil ? 0 : nodes_[x].visible; }
+  uint32_t count_of(uint32_t x) const { return x == nil ? 0 : nodes_[x].count; }
+  void update(uint32_t x);
+  void update_up(uint32_t x);
+  std::pair<uint32_t, uint32_t> split(uint32_t t, uint32_t k);
+  uint32_t merge(uint32_t a, uint32_t b);
+  void insert_at(uint32_t position, uint32_t x);
+  uint32_t rank(uint32_t x) const;           ///< nodes before x
+  uint64_t visible_before(uint32_t x) const; ///< visible characters before x
+  uint32_t first() const;
+  uint32_t next(uint32_t x) const;
+  std::pair<uint32_t, uint64_t> find_visible(uint64_t index) const;
+  uint32_t find(const char_id& id) const;         ///< the node holding id, or nil
+  uint32_t split_at(uint32_t x, uint64_t offset); ///< returns the right part
+  uint32_t node_ending_at(const char_id& id);     ///< splits so id is a node's last char
+  uint32_t node_starting_at(const char_id& id);   ///< splits so id is a node's first char
+  uint32_t integrate_position(const insert_op& op, uint32_t left, uint32_t right);
+  bool try_extend(uint32_t left, const insert_op& op, uint32_t o);
+  char_id id_of(uint32_t x, uint64_t offset) const;
+  void index(uint32_t x);
+
+  std::vector<node> nodes_;
+  uint32_t root_ = nil;
+  std::vector<messages::source> origins_;
+  std::map<messages::source, uint32_t> origin_of_;
+  /// Per origin index: first seq of each node of that origin, to its node.
+  std::vector<std::map<uint64_t, uint32_t>> by_id_;
+  std::vector<uint64_t> next_seq_; ///< per origin index
+  uint32_t rng_ = 0x9e3779b9;
+};
+
+} // namespace mlr::core::text

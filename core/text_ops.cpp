@@ -1,0 +1,206 @@
+// The text document's operations: local edits by index, and applying inserts (YATA's
+// integration) and deletes by id.
+
+#include "core/text.hpp"
+
+#include <algorithm>
+#include <unordered_set>
+
+namespace mlr::core::text {
+
+// Where an insert goes between `left` (its left origin's node, nil: the start) and
+// `right` (its right origin's node, nil: the end): after the node this returns (nil: at
+// the start). The elements between them are concurrent inserts; YATA's rule, as Yjs has
+// it: one with the same left origin goes first if its origin is smaller, and the scan
+// stops at one from a larger origin with the same right origin; one whose left origin
+// was passed in this scan is skipped over with what it was inserted after, unless that is
+// still in contention; anything else ends the scan.
+uint32_t document::integrate_position(const insert_op& op, uint32_t left, uint32_t right) {
+  std::unordered_set<uint32_t> before;
+  std::unordered_set<uint32_t> conflicting;
+  for (auto o = left == nil ? first() : next(left); o != nil && o != right; o = next(o)) {
+    before.insert(o);
+    conflicting.insert(o);
+    const auto& n = nodes_[o];
+    if (n.left == op.left) {
+      if (origins_[n.origin] < op.origin) {
+        left = o;
+        conflicting.clear();
+      } else if (n.right == op.right) {
+        break;
+      }
+    } else if (auto origin = n.left ? find(*n.left) : nil; origin != nil && before.count(origin)) {
+      if (!conflicting.count(origin)) {
+        left = o;
+        conflicting.clear();
+      }
+    } else {
+      break;
+    }
+  }
+  return left;
+}
+
+// The insert continues `left`'s run (same origin, the next seqs, typed right after its
+// last character with the same right origin), and nothing stands between them: it joins
+// that node instead of becoming one.
+bool document::try_extend(uint32_t left, const insert_op& op, uint32_t origin) {
+  if (left == nil)
+    return false;
+  auto& n = nodes_[left];
+  if (n.deleted || n.origin != origin || n.seq + n.len != op.first_seq || n.right != op.right ||
+      !op.left || *op.left != id_of(left, n.len - 1) ||
+      static_cast<uint64_t>(n.len) + op.text.size() > UINT32_MAX)
+    return false;
+  n.len += static_cast<uint32_t>(op.text.size());
+  n.chars += op.text;
+  update_up(left);
+  return true;
+}
+
+std::optional<std::vector<delta>> document::apply(const insert_op& op) {
+  std::vector<delta> out;
+  if (op.text.empty())
+    return out;
+  if (op.text.size() > UINT32_MAX || op.first_seq > UINT64_MAX - op.text.size())
+    return std::nullopt;
+  if (find(char_id{op.origin, op.first_seq}) != nil)
+    return out; // applied before
+  if ((op.left && find(*op.left) == nil) || (op.right && find(*op.right) == nil))
+    return std::nullopt;
+  auto o = origin_index(op.origin);
+  auto left = op.left ? node_ending_at(*op.left) : nil;
+  auto right = op.right ? node_starting_at(*op.right) : nil;
+  left = integrate_position(op, left, right);
+  uint64_t at = 0;
+  if (left != nil && try_extend(left, op, o)) {
+    at = visible_before(left) + nodes_[left].len - op.text.size();
+  } else {
+    node x;
+    x.origin = o;
+    x.seq = op.first_seq;
+    x.len = static_cast<uint32_t>(op.text.size());
+    x.left = op.left;
+    x.right = op.right;
+    x.chars = op.text;
+    rng_ ^= rng_ << 13, rng_ ^= rng_ >> 17, rng_ ^= rng_ << 5;
+    x.prio = rng_;
+    auto position = left == nil ? 0 : rank(left) + 1;
+    nodes_.push_back(std::move(x));
+    auto id = static_cast<uint32_t>(nodes_.size() - 1);
+    update(id);
+    index(id);
+    insert_at(position, id);
+    at = visible_before(id);
+  }
+  next_seq_[o] = std::max(next_seq_[o], op.first_seq + op.text.size());
+  out.push_back(delta{true, at, op.text, 0});
+  return out;
+}
+
+std::optional<std::vector<delta>> document::apply(const delete_op& op) {
+  // Every character named must be known before anything changes.
+  for (auto& r : op.ranges) {
+    if (r.seq > UINT64_MAX - r.len)
+      return std::nullopt;
+    for (auto seq = r.seq; seq < r.seq + r.len;) {
+      auto x = find(char_id{r.origin, seq});
+      if (x == nil)
+        return std::nullopt;
+      seq = nodes_[x].seq + nodes_[x].len;
+    }
+  }
+  std::vector<delta> out;
+  for (auto& r : op.ranges) {
+    auto end = r.seq + r.len;
+    for (auto seq = r.seq; seq < end;) {
+      auto x = node_starting_at(char_id{r.origin, seq});
+      if (nodes_[x].seq + nodes_[x].len > end)
+        split_at(x, end - seq);
+      auto& n = nodes_[x];
+      seq = n.seq + n.len;
+      if (n.deleted)
+        continue;
+      auto at = visible_before(x);
+      n.deleted = true;
+      n.chars.clear();
+      n.chars.shrink_to_fit();
+      update_up(x);
+      if (!out.empty() && !out.back().insert && out.back().index == at)
+        out.back().count += nodes_[x].len;
+      else
+        out.push_back(delta{false, at, {}, nodes_[x].len});
+    }
+  }
+  return out;
+}
+
+insert_op document::insert(const messages::source& origin, uint64_t index,
+                           const std::u32string& text) {
+  insert_op op;
+  op.origin = origin;
+  op.first_seq = next_seq(origin);
+  op.text = text;
+  index = std::min(index, length());
+  if (index == 0) {
+    if (auto f = first(); f != nil)
+      op.right = id_of(f, 0);
+  } else {
+    auto [x, offset] = find_visible(index - 1);
+    op.left = id_of(x, offset);
+    if (offset + 1 < nodes_[x].len)
+      op.right = id_of(x, offset + 1);
+    else if (auto after = next(x); after != nil)
+      op.right = id_of(after, 0);
+  }
+  apply(op);
+  return op;
+}
+
+delete_op document::erase(uint64_t index, uint64_t count) {
+  delete_op op;
+  auto [x, offset] = find_visible(index);
+  for (; x != nil && count > 0; x = next(x), offset = 0) {
+    auto& n = nodes_[x];
+    if (n.deleted)
+      continue;
+    auto take = std::min<uint64_t>(n.len - offset, count);
+    auto& origin = origins_[n.origin];
+    auto& last = op.ranges;
+    if (!last.empty() && last.back().origin == origin &&
+        last.back().seq + last.back().len == n.seq + offset)
+      last.back().len += take;
+    else
+      last.push_back(id_range{origin, n.seq + offset, take});
+    count -= take;
+  }
+  apply(op);
+  return op;
+}
+
+std::optional<uint64_t> document::index_of(const char_id& id) const {
+  auto x = find(id);
+  if (x == nil || nodes_[x].deleted)
+    return std::nullopt;
+  return visible_before(x) + (id.seq - nodes_[x].seq);
+}
+
+std::u32string document::read() const {
+  return read(0, length());
+}
+
+std::u32string document::read(uint64_t start, uint64_t count) const {
+  std::u32string out;
+  auto [x, offset] = find_visible(start);
+  for (; x != nil && count > 0; x = next(x), offset = 0) {
+    auto& n = nodes_[x];
+    if (n.deleted)
+      continue;
+    auto take = std::min<uint64_t>(n.len - offset, count);
+    out.append(n.chars, offset, take);
+    count -= take;
+  }
+  return out;
+}
+
+} // namespace mlr::core::text

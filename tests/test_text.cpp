@@ -1,0 +1,331 @@
+// The text CRDT (core/text.hpp) on its own: the real editing traces as the oracle, runs,
+// non-interleaving, deletes of only what was seen, duplicates, hostile operations, and
+// random concurrent editing with causal delivery in any order.
+
+#include "core/text.hpp"
+#include "editing_traces.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <random>
+#include <variant>
+
+using namespace mlr;
+using core::text::document;
+
+namespace {
+
+messages::source replica(uint32_t n) {
+  return messages::source{n, 1000 + n};
+}
+
+std::u32string u32(const std::string& s) {
+  auto t = core::text::from_utf8(s);
+  REQUIRE(t);
+  return *t;
+}
+
+std::string text_of(const document& d) {
+  return core::text::to_utf8(d.read());
+}
+
+using op = std::variant<core::text::insert_op, core::text::delete_op>;
+
+std::optional<std::vector<core::text::delta>> apply_op(document& d, const op& o) {
+  return std::visit([&](auto& x) { return d.apply(x); }, o);
+}
+
+// An editor's copy of the text, kept only from the deltas a document reports.
+void follow(std::u32string& mirror, const std::vector<core::text::delta>& ds) {
+  for (auto& d : ds) {
+    REQUIRE(d.index <= mirror.size());
+    if (d.insert)
+      mirror.insert(d.index, d.text);
+    else
+      mirror.erase(d.index, d.count);
+  }
+}
+
+} // namespace
+
+TEST_CASE("text: automerge-paper applied edit by edit gives endContent, and so do its "
+          "operations applied at a second replica, whose deltas rebuild the text") {
+  auto trace = testing::traces::load("automerge-paper");
+  REQUIRE(trace.txns.size() == 259778);
+  document a;
+  document b;
+  std::u32string mirror;
+  uint64_t edits = 0;
+  for (auto& tx : trace.txns)
+    for (auto& p : tx.patches) {
+      ++edits;
+      if (p.deleted > 0) {
+        auto deltas = b.apply(a.erase(p.position, p.deleted));
+        REQUIRE(deltas);
+        follow(mirror, *deltas);
+      }
+      if (!p.inserted.empty()) {
+        auto deltas = b.apply(a.insert(replica(0), p.position, u32(p.inserted)));
+        REQUIRE(deltas);
+        follow(mirror, *deltas);
+      }
+    }
+  CHECK(edits == 259778);
+  CHECK(text_of(a) == trace.end_content);
+  CHECK(text_of(b) == trace.end_content);
+  CHECK(core::text::to_utf8(mirror) == trace.end_content);
+  CHECK(a.length() == u32(trace.end_content).size());
+  // Runs: 182,315 characters were typed one at a time; the items are the runs that the
+  // edits left (each backspace splits one and leaves a tombstone), about one per 2.2.
+  INFO("items " << a.items());
+  CHECK(a.items() < 182315 / 2);
+  CHECK(b.items() == a.items());
+}
+
+TEST_CASE("text: characters typed one by one are one item (run-length), at the origin and "
+          "where they are applied; an edit inside splits it") {
+  document a;
+  document b;
+  std::string typed = "Consecutive characters of one author are stored as one run.";
+  for (size_t i = 0; i < typed.size(); ++i)
+    REQUIRE(b.apply(a.insert(replica(0), i, u32(typed.substr(i, 1)))));
+  CHECK(a.items() == 1);
+  CHECK(b.items() == 1);
+  REQUIRE(b.apply(a.insert(replica(1), 11, u32("!"))));
+  CHECK(a.items() == 3);
+  CHECK(b.items() == 3);
+  CHECK(text_of(b) == "Consecutive! characters of one author are stored as one run.");
+  CHECK(core::text::to_utf8(b.read(13, 10)) == "characters");
+  CHECK(core::text::to_utf8(b.read(55, 100)) == " run.");
+}
+
+TEST_CASE("text: two people typing forward at one place never interleave") {
+  for (int order = 0; order < 2; ++order) {
+    document a;
+    document b;
+    b.apply(a.insert(replica(0), 0, u32("[]")));
+    std::vector<op> from_a;
+    std::vector<op> from_b;
+    // Each types a word one character at a time, after the '[' (index 1, then on).
+    std::string wa = "apples ";
+    std::string wb = "bananas ";
+    for (size_t i = 0; i < wa.size(); ++i)
+      from_a.push_back(a.insert(replica(0), 1 + i, u32(wa.substr(i, 1))));
+    for (size_t i = 0; i < wb.size(); ++i)
+      from_b.push_back(b.insert(replica(1), 1 + i, u32(wb.substr(i, 1))));
+    // Delivered one by one, alternating (or in blocks), the other way round per order.
+    for (size_t i = 0; i < std::max(from_a.size(), from_b.size()); ++i) {
+      if (order == 0 && i < from_a.size())
+        REQUIRE(apply_op(b, from_a[i]));
+      if (i < from_b.size())
+        REQUIRE(apply_op(a, from_b[i]));
+      if (order == 1 && i < from_a.size())
+        REQUIRE(apply_op(b, from_a[i]));
+    }
+    CHECK(text_of(a) == text_of(b));
+    auto t = text_of(a);
+    INFO(t);
+    CHECK((t == "[" + wa + wb + "]" || t == "[" + wb + wa + "]"));
+  }
+}
+
+namespace {
+
+// Causal broadcast between n replicas: each operation carries its origin's vector (how
+// many operations of each replica it came after); a replica applies one once it has
+// applied everything it depends on. Deliveries are picked by the seed.
+struct causal_net {
+  struct sent {
+    size_t origin;
+    std::vector<uint64_t> deps;
+    op what;
+  };
+  explicit causal_net(std::vector<document>& d)
+      : docs(d), seen(d.size(), std::vector<uint64_t>(d.size(), 0)), inbox(d.size()),
+        mirrors(d.size()) {
+    for (size_t k = 0; k < d.size(); ++k)
+      mirrors[k] = d[k].read();
+  }
+
+  // After a local edit at `origin` (already applied there).
+  void sent_by(size_t origin, op o) {
+    sent s{origin, seen[origin], std::move(o)};
+    ++seen[origin][origin];
+    mirrors[origin] = docs[origin].read(); // the editor's copy follows its own edit
+    for (size_t k = 0; k < docs.size(); ++k)
+      if (k != origin)
+        inbox[k].push_back(s);
+  }
+
+  // Applies some of what `to` may apply now, in a shuffled order (each skipped with
+  // probability 1/4 per pass); remote deltas keep `to`'s editor copy.
+  void deliver(size_t to, std::mt19937& rng) {
+    std::shuffle(inbox[to].begin(), inbox[to].end(), rng);
+    for (bool progress = true; progress;) {
+      progress = false;
+      for (auto it = inbox[to].begin(); it != inbox[to].end(); ++it) {
+        bool ready = seen[to][it->origin] == it->deps[it->origin];
+        for (size_t k = 0; k < docs.size() && ready; ++k)
+          ready = k == it->origin || seen[to][k] >= it->deps[k];
+        if (!ready || rng() % 4 == 0)
+          continue;
+        auto deltas = apply_op(docs[to], it->what);
+        REQUIRE(deltas);
+        follow(mirrors[to], *deltas);
+        ++seen[to][it->origin];
+        inbox[to].erase(it);
+        progress = true;
+        break;
+      }
+    }
+  }
+
+  void drain(std::mt19937& rng) {
+    for (int round = 0; round < 1000; ++round)
+      for (size_t k = 0; k < docs.size(); ++k)
+        deliver(k, rng);
+    for (auto& in : inbox)
+      REQUIRE(in.empty());
+  }
+
+  std::vector<document>& docs;
+  std::vector<std::vector<uint64_t>> seen;
+  std::vector<std::vector<sent>> inbox;
+  std::vector<std::u32string> mirrors;
+};
+
+} // namespace
+
+TEST_CASE("text: three people typing forward at one place while they hear each other "
+          "at random moments never interleave (200 seeds)") {
+  const std::vector<std::string> words{"apples ", "bananas ", "cherries "};
+  for (unsigned seed = 1; seed <= 200; ++seed) {
+    std::mt19937 rng(seed);
+    std::vector<document> docs(3);
+    auto base = docs[0].insert(replica(9), 0, u32("[]"));
+    docs[1].apply(base);
+    docs[2].apply(base);
+    causal_net net(docs);
+    std::vector<size_t> typed(3, 0);
+    std::vector<std::optional<core::text::char_id>> last(3);
+    for (bool more = true; more;) {
+      more = false;
+      for (size_t w = 0; w < 3; ++w) {
+        if (typed[w] == words[w].size())
+          continue;
+        more = true;
+        if (rng() % 2)
+          continue;
+        // The cursor stands after the last character this person typed.
+        uint64_t at = last[w] ? *docs[w].index_of(*last[w]) + 1 : 1;
+        auto o = docs[w].insert(replica(static_cast<uint32_t>(w)), at,
+                                u32(words[w].substr(typed[w]++, 1)));
+        last[w] = core::text::char_id{o.origin, o.first_seq};
+        net.sent_by(w, o);
+      }
+      net.deliver(rng() % 3, rng); // some of it is heard
+    }
+    net.drain(rng);
+    auto t = text_of(docs[0]);
+    INFO("seed " << seed << ": " << t);
+    CHECK(text_of(docs[1]) == t);
+    CHECK(text_of(docs[2]) == t);
+    for (auto& w : words)
+      CHECK(t.find(w) != std::string::npos);
+  }
+}
+
+TEST_CASE("text: a delete removes only what its author saw; a concurrent insert inside the "
+          "deleted range survives") {
+  document a;
+  document b;
+  b.apply(a.insert(replica(0), 0, u32("hello world")));
+  auto del = a.erase(0, 6);                      // "world" at a
+  auto ins = b.insert(replica(1), 3, u32("XY")); // "helXYlo world" at b
+  REQUIRE(a.apply(ins));
+  REQUIRE(b.apply(del));
+  CHECK(text_of(a) == "XYworld");
+  CHECK(text_of(b) == "XYworld");
+}
+
+TEST_CASE("text: an operation applied twice changes nothing; an unknown left, right or "
+          "deleted character is refused and changes nothing; bad UTF-8 is refused") {
+  document a;
+  document b;
+  auto first = a.insert(replica(0), 0, u32("abc"));
+  REQUIRE(b.apply(first));
+  auto again = b.apply(first);
+  REQUIRE(again);
+  CHECK(again->empty());
+  auto del = a.erase(1, 1);
+  REQUIRE(b.apply(del));
+  REQUIRE(b.apply(del));
+  CHECK(b.apply(del)->empty());
+  CHECK(text_of(b) == "ac");
+
+  auto bogus = first;
+  bogus.first_seq = 100;
+  bogus.left = core::text::char_id{replica(7), 3};
+  CHECK_FALSE(b.apply(bogus));
+  bogus.left.reset();
+  bogus.right = core::text::char_id{replica(0), 99};
+  CHECK_FALSE(b.apply(bogus));
+  core::text::delete_op gone{{core::text::id_range{replica(0), 1, 50}}};
+  CHECK_FALSE(b.apply(gone)); // chars 3..50 were never inserted
+  core::text::delete_op wraps{{core::text::id_range{replica(0), UINT64_MAX, 2}}};
+  CHECK_FALSE(b.apply(wraps));
+  CHECK(text_of(b) == "ac");
+  CHECK(b.length() == 2);
+
+  CHECK_FALSE(core::text::from_utf8("\xc0\xaf"));         // overlong '/'
+  CHECK_FALSE(core::text::from_utf8("\xed\xa0\x80"));     // a surrogate
+  CHECK_FALSE(core::text::from_utf8("\xf4\x90\x80\x80")); // past U+10FFFF
+  CHECK_FALSE(core::text::from_utf8("ab\xe2\x82"));       // cut short
+  CHECK(core::text::from_utf8("h\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80")->size() == 4);
+  CHECK(core::text::to_utf8(u32("h\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80")) ==
+        "h\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
+}
+
+namespace {
+
+// Random concurrent editing at `n` replicas: inserts of short words (some with
+// multi-byte characters) and deletes of up to 5 characters, at random places, heard at
+// random moments.
+void random_run(unsigned seed, size_t n) {
+  std::mt19937 rng(seed);
+  std::vector<document> docs(n);
+  causal_net net(docs);
+  const char* alphabet = "abcdefgh";
+  for (int step = 0; step < 400; ++step) {
+    auto at = rng() % n;
+    auto& d = docs[at];
+    if (d.length() > 0 && rng() % 3 == 0) {
+      auto i = rng() % d.length();
+      net.sent_by(at, d.erase(i, 1 + rng() % std::min<uint64_t>(5, d.length() - i)));
+    } else {
+      std::string word;
+      for (auto len = 1 + rng() % 4; len > 0; --len)
+        word += std::string(1, alphabet[rng() % 8]);
+      if (rng() % 5 == 0)
+        word += "\xe2\x82\xac";
+      net.sent_by(
+        at, d.insert(replica(static_cast<uint32_t>(at)), rng() % (d.length() + 1), u32(word)));
+    }
+    net.deliver(rng() % n, rng);
+  }
+  net.drain(rng);
+  for (size_t k = 0; k < n; ++k) {
+    INFO("seed " << seed << " replica " << k);
+    CHECK(docs[k].read() == docs[0].read());
+    CHECK(net.mirrors[k] == docs[k].read()); // remote deltas kept the editor's copy right
+  }
+}
+
+} // namespace
+
+TEST_CASE("text: random concurrent edits at 3 replicas, delivered causally in shuffled "
+          "orders, converge (100 seeds)") {
+  for (unsigned seed = 1; seed <= 100; ++seed)
+    random_run(seed, 3);
+}
