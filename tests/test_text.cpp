@@ -2,8 +2,8 @@
 // non-interleaving, deletes of only what was seen, duplicates, hostile operations, and
 // random concurrent editing with causal delivery in any order.
 
+#include "bench/editing_traces.hpp"
 #include "core/text.hpp"
-#include "editing_traces.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -84,7 +84,7 @@ TEST_CASE("text: automerge-paper applied edit by edit gives endContent, and so d
 }
 
 TEST_CASE("text: characters typed one by one are one item (run-length), at the origin and "
-          "where they are applied; an edit inside splits it") {
+          "where they are applied, and an edit inside splits it") {
   document a;
   document b;
   std::string typed = "Consecutive characters of one author are stored as one run.";
@@ -236,7 +236,7 @@ TEST_CASE("text: three people typing forward at one place while they hear each o
   }
 }
 
-TEST_CASE("text: a delete removes only what its author saw; a concurrent insert inside the "
+TEST_CASE("text: a delete removes only what its author saw, and a concurrent insert inside the "
           "deleted range survives") {
   document a;
   document b;
@@ -249,8 +249,8 @@ TEST_CASE("text: a delete removes only what its author saw; a concurrent insert 
   CHECK(text_of(b) == "XYworld");
 }
 
-TEST_CASE("text: an operation applied twice changes nothing; an unknown left, right or "
-          "deleted character is refused and changes nothing; bad UTF-8 is refused") {
+TEST_CASE("text: an operation applied twice changes nothing, an unknown left, right or "
+          "deleted character is refused and changes nothing, bad UTF-8 is refused") {
   document a;
   document b;
   auto first = a.insert(replica(0), 0, u32("abc"));
