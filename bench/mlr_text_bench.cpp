@@ -62,6 +62,7 @@ int main(int argc, char** argv) {
   std::printf("%-6s %14s %14s %10s %8s\n", "round", "local ops/s", "remote ops/s", "items", "ok");
   bool all_ok = true;
   const messages::source origin{0, 1};
+  uint64_t counter = 0;
   for (int r = 1; r <= rounds; ++r) {
     using op = std::variant<core::text::insert_op, core::text::delete_op>;
     std::vector<op> ops;
@@ -70,9 +71,9 @@ int main(int argc, char** argv) {
     auto t = clock_type::now();
     for (auto& e : edits) {
       if (e.deleted > 0)
-        ops.emplace_back(local.erase(e.position, e.deleted));
+        ops.emplace_back(local.erase(messages::dot{origin, ++counter}, e.position, e.deleted));
       if (!e.inserted.empty())
-        ops.emplace_back(local.insert(origin, e.position, e.inserted));
+        ops.emplace_back(local.insert(messages::dot{origin, ++counter}, e.position, e.inserted));
     }
     double local_s = seconds_since(t);
     core::text::document remote;
@@ -90,9 +91,9 @@ int main(int argc, char** argv) {
   auto doc = std::make_unique<core::text::document>();
   for (auto& e : edits) {
     if (e.deleted > 0)
-      doc->erase(e.position, e.deleted);
+      doc->erase(messages::dot{origin, ++counter}, e.position, e.deleted);
     if (!e.inserted.empty())
-      doc->insert(origin, e.position, e.inserted);
+      doc->insert(messages::dot{origin, ++counter}, e.position, e.inserted);
   }
   auto bytes = mallinfo2().uordblks - before;
   std::printf("document in memory: %.2f MB (%.1f bytes per visible character, %zu items)\n",

@@ -72,6 +72,7 @@ uint32_t document::origin_index(const messages::source& s) {
     origins_.push_back(s);
     by_id_.emplace_back();
     next_seq_.push_back(0);
+    inserted_by_.emplace_back();
   }
   return i->second;
 }
@@ -242,6 +243,11 @@ uint32_t document::split_at(uint32_t x, uint64_t offset) {
   update(id);
   index(id);
   insert_at(at, id);
+  if (nodes_[id].deleted)
+    if (auto d = deleters_.find(x); d != deleters_.end()) {
+      auto copy = d->second; // the map may move what d points to
+      deleters_[id] = std::move(copy);
+    }
   return id;
 }
 

@@ -47,6 +47,7 @@ struct char_id {
 /// first_seq + 1), ... and goes between `left` and `right`.
 struct insert_op {
   messages::source origin;
+  uint64_t counter = 0; ///< with origin, the operation's dot (in a node: its event's)
   uint64_t first_seq = 0;
   std::optional<char_id> left;
   std::optional<char_id> right;
@@ -62,6 +63,7 @@ struct id_range {
 
 /// A delete as it travels: the characters its author saw and removed.
 struct delete_op {
+  messages::dot id; ///< the operation's dot (in a node: its event's)
   std::vector<id_range> ranges;
 };
 
@@ -80,6 +82,11 @@ struct delta {
 std::optional<std::u32string> from_utf8(const std::string& s);
 std::string to_utf8(const std::u32string& s);
 
+/// A past state of the document as an author saw it: per origin, the highest operation
+/// counter it had applied (a version vector over the operations' dots; an origin not named
+/// is one none of whose operations it had seen).
+using version = std::map<messages::source, uint64_t>;
+
 class document {
 public:
   document();
@@ -90,10 +97,18 @@ public:
   std::u32string read() const;
   std::u32string read(uint64_t start, uint64_t count) const;
 
-  /// Local edits at replica `origin`: the operation to send (already applied here).
+  /// Local edits as operation `id` (its origin is the editing replica, its counter higher
+  /// than that origin's earlier ones): the operation to send (already applied here).
   /// Indexes past the end are clipped to it; an empty insert or delete gives an empty op.
-  insert_op insert(const messages::source& origin, uint64_t index, const std::u32string& text);
-  delete_op erase(uint64_t index, uint64_t count);
+  /// With `at`, the index counts in the document as it was at that version (an editor
+  /// that had not yet seen everything this replica has: its characters, and the ones
+  /// visible then, are what the index counts); it must cover what this replica's
+  /// operations of `id`'s origin were. That lookup walks the document (O(n)); without
+  /// `at`, it is O(log n).
+  insert_op insert(const messages::dot& id, uint64_t index, const std::u32string& text,
+                   const version* at = nullptr);
+  delete_op erase(const messages::dot& id, uint64_t index, uint64_t count,
+                  const version* at = nullptr);
 
   /// Remote operations (and local ones, which apply the same way). Applying one twice
   /// changes nothing (no deltas). Causal delivery is assumed: nullopt, with nothing
@@ -147,6 +162,14 @@ private:
   bool try_extend(uint32_t left, const insert_op& op, uint32_t o);
   char_id id_of(uint32_t x, uint64_t offset) const;
   void index(uint32_t x);
+  // Version-relative lookup (insert and erase with `at`).
+  std::vector<uint64_t> frontier(const version& v) const; ///< per origin: first seq not in v
+  uint64_t visible_at(uint32_t x, const std::vector<uint64_t>& f, const version& v) const;
+  bool exists_at(uint32_t x, const std::vector<uint64_t>& f) const;
+  std::pair<uint32_t, uint64_t> find_visible_at(uint64_t index, const version& v,
+                                                const std::vector<uint64_t>& f) const;
+  void place(insert_op& op, uint64_t index, const version* at);
+  bool deleted_by(uint32_t x, const messages::dot& id) const;
 
   std::vector<node> nodes_;
   uint32_t root_ = nil;
@@ -155,6 +178,11 @@ private:
   /// Per origin index: first seq of each node of that origin, to its node.
   std::vector<std::map<uint64_t, uint32_t>> by_id_;
   std::vector<uint64_t> next_seq_; ///< per origin index
+  /// Per origin index: (first seq, counter) of each of its inserts, in seq order (both
+  /// grow together at an origin): which operation each character came from.
+  std::vector<std::vector<std::pair<uint64_t, uint64_t>>> inserted_by_;
+  /// Per tombstone node: the deletes that removed it (concurrent ones may both have).
+  std::map<uint32_t, std::vector<messages::dot>> deleters_;
   uint32_t rng_ = 0x9e3779b9;
 };
 

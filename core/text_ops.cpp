@@ -94,6 +94,9 @@ std::optional<std::vector<delta>> document::apply(const insert_op& op) {
     at = visible_before(id);
   }
   next_seq_[o] = std::max(next_seq_[o], op.first_seq + op.text.size());
+  auto& by = inserted_by_[o];
+  by.insert(std::upper_bound(by.begin(), by.end(), std::make_pair(op.first_seq, op.counter)),
+            std::make_pair(op.first_seq, op.counter));
   out.push_back(delta{true, at, op.text, 0});
   return out;
 }
@@ -117,10 +120,13 @@ std::optional<std::vector<delta>> document::apply(const delete_op& op) {
       auto x = node_starting_at(char_id{r.origin, seq});
       if (nodes_[x].seq + nodes_[x].len > end)
         split_at(x, end - seq);
+      seq = nodes_[x].seq + nodes_[x].len;
+      if (deleted_by(x, op.id))
+        continue; // this delete was applied here before
+      deleters_[x].push_back(op.id);
       auto& n = nodes_[x];
-      seq = n.seq + n.len;
       if (n.deleted)
-        continue;
+        continue; // a concurrent delete removed it already
       auto at = visible_before(x);
       n.deleted = true;
       n.chars.clear();
@@ -135,36 +141,126 @@ std::optional<std::vector<delta>> document::apply(const delete_op& op) {
   return out;
 }
 
-insert_op document::insert(const messages::source& origin, uint64_t index,
-                           const std::u32string& text) {
+bool document::deleted_by(uint32_t x, const messages::dot& id) const {
+  auto d = deleters_.find(x);
+  return d != deleters_.end() &&
+         std::find(d->second.begin(), d->second.end(), id) != d->second.end();
+}
+
+insert_op document::insert(const messages::dot& id, uint64_t index, const std::u32string& text,
+                           const version* at) {
   insert_op op;
-  op.origin = origin;
-  op.first_seq = next_seq(origin);
+  op.origin = id.origin;
+  op.counter = id.counter;
+  op.first_seq = next_seq(id.origin);
   op.text = text;
-  index = std::min(index, length());
-  if (index == 0) {
-    if (auto f = first(); f != nil)
-      op.right = id_of(f, 0);
-  } else {
+  place(op, index, at);
+  apply(op);
+  return op;
+}
+
+// The insert's left and right origins: the character before `index` and the element
+// right after it, in the document now, or as it was at `at` (elements inserted since are
+// passed over: the author did not know them).
+void document::place(insert_op& op, uint64_t index, const version* at) {
+  if (!at) {
+    index = std::min(index, length());
+    if (index == 0) {
+      if (auto f = first(); f != nil)
+        op.right = id_of(f, 0);
+      return;
+    }
     auto [x, offset] = find_visible(index - 1);
     op.left = id_of(x, offset);
     if (offset + 1 < nodes_[x].len)
       op.right = id_of(x, offset + 1);
     else if (auto after = next(x); after != nil)
       op.right = id_of(after, 0);
+    return;
   }
-  apply(op);
-  return op;
+  auto f = frontier(*at);
+  uint32_t x = nil;
+  uint64_t offset = 0;
+  if (index > 0) {
+    auto found = find_visible_at(index - 1, *at, f);
+    if (found.first == nil && found.second > 0) // past the end: clip
+      found = find_visible_at(found.second - 1, *at, f);
+    std::tie(x, offset) = found;
+  }
+  if (x != nil) {
+    op.left = id_of(x, offset);
+    if (nodes_[x].seq + offset + 1 < f[nodes_[x].origin] && offset + 1 < nodes_[x].len) {
+      op.right = id_of(x, offset + 1);
+      return;
+    }
+  }
+  for (auto y = x == nil ? first() : next(x); y != nil; y = next(y))
+    if (exists_at(y, f)) {
+      op.right = id_of(y, 0);
+      return;
+    }
 }
 
-delete_op document::erase(uint64_t index, uint64_t count) {
+std::vector<uint64_t> document::frontier(const version& v) const {
+  std::vector<uint64_t> f(origins_.size(), UINT64_MAX);
+  for (size_t o = 0; o < origins_.size(); ++o) {
+    auto seen = v.find(origins_[o]);
+    uint64_t upto = seen == v.end() ? 0 : seen->second;
+    auto& by = inserted_by_[o];
+    // Counters grow with seqs at an origin: the first insert past `upto`, by bisection.
+    auto later =
+      std::partition_point(by.begin(), by.end(), [&](auto& c) { return c.second <= upto; });
+    if (later != by.end())
+      f[o] = later->first;
+  }
+  return f;
+}
+
+bool document::exists_at(uint32_t x, const std::vector<uint64_t>& f) const {
+  return nodes_[x].seq < f[nodes_[x].origin];
+}
+
+uint64_t document::visible_at(uint32_t x, const std::vector<uint64_t>& f, const version& v) const {
+  auto& n = nodes_[x];
+  auto upto = f[n.origin];
+  if (upto <= n.seq)
+    return 0;
+  if (n.deleted)
+    if (auto d = deleters_.find(x); d != deleters_.end())
+      for (auto& by : d->second)
+        if (auto seen = v.find(by.origin); seen != v.end() && seen->second >= by.counter)
+          return 0;
+  return std::min<uint64_t>(n.len, upto - n.seq);
+}
+
+// Like find_visible at version v; past the end: (nil, the length at v).
+std::pair<uint32_t, uint64_t> document::find_visible_at(uint64_t index, const version& v,
+                                                        const std::vector<uint64_t>& f) const {
+  uint64_t total = 0;
+  for (auto x = first(); x != nil; x = next(x)) {
+    auto vis = visible_at(x, f, v);
+    if (index < vis)
+      return {x, index};
+    index -= vis;
+    total += vis;
+  }
+  return {nil, total};
+}
+
+delete_op document::erase(const messages::dot& id, uint64_t index, uint64_t count,
+                          const version* at) {
   delete_op op;
-  auto [x, offset] = find_visible(index);
+  op.id = id;
+  std::vector<uint64_t> f;
+  if (at)
+    f = frontier(*at);
+  auto [x, offset] = at ? find_visible_at(index, *at, f) : find_visible(index);
   for (; x != nil && count > 0; x = next(x), offset = 0) {
     auto& n = nodes_[x];
-    if (n.deleted)
+    uint64_t vis = at ? visible_at(x, f, *at) : (n.deleted ? 0 : n.len);
+    if (offset >= vis)
       continue;
-    auto take = std::min<uint64_t>(n.len - offset, count);
+    auto take = std::min<uint64_t>(vis - offset, count);
     auto& origin = origins_[n.origin];
     auto& last = op.ranges;
     if (!last.empty() && last.back().origin == origin &&

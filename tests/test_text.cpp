@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <deque>
 #include <map>
 #include <random>
 #include <variant>
@@ -18,6 +19,12 @@ namespace {
 
 messages::source replica(uint32_t n) {
   return messages::source{n, 1000 + n};
+}
+
+// The next operation dot of replica n (counters only grow, across all documents).
+messages::dot next_dot(uint32_t n) {
+  static std::map<uint32_t, uint64_t> counters;
+  return messages::dot{replica(n), ++counters[n]};
 }
 
 std::u32string u32(const std::string& s) {
@@ -61,12 +68,12 @@ TEST_CASE("text: automerge-paper applied edit by edit gives endContent, and so d
     for (auto& p : tx.patches) {
       ++edits;
       if (p.deleted > 0) {
-        auto deltas = b.apply(a.erase(p.position, p.deleted));
+        auto deltas = b.apply(a.erase(next_dot(0), p.position, p.deleted));
         REQUIRE(deltas);
         follow(mirror, *deltas);
       }
       if (!p.inserted.empty()) {
-        auto deltas = b.apply(a.insert(replica(0), p.position, u32(p.inserted)));
+        auto deltas = b.apply(a.insert(next_dot(0), p.position, u32(p.inserted)));
         REQUIRE(deltas);
         follow(mirror, *deltas);
       }
@@ -89,10 +96,10 @@ TEST_CASE("text: characters typed one by one are one item (run-length), at the o
   document b;
   std::string typed = "Consecutive characters of one author are stored as one run.";
   for (size_t i = 0; i < typed.size(); ++i)
-    REQUIRE(b.apply(a.insert(replica(0), i, u32(typed.substr(i, 1)))));
+    REQUIRE(b.apply(a.insert(next_dot(0), i, u32(typed.substr(i, 1)))));
   CHECK(a.items() == 1);
   CHECK(b.items() == 1);
-  REQUIRE(b.apply(a.insert(replica(1), 11, u32("!"))));
+  REQUIRE(b.apply(a.insert(next_dot(1), 11, u32("!"))));
   CHECK(a.items() == 3);
   CHECK(b.items() == 3);
   CHECK(text_of(b) == "Consecutive! characters of one author are stored as one run.");
@@ -104,16 +111,16 @@ TEST_CASE("text: two people typing forward at one place never interleave") {
   for (int order = 0; order < 2; ++order) {
     document a;
     document b;
-    b.apply(a.insert(replica(0), 0, u32("[]")));
+    b.apply(a.insert(next_dot(0), 0, u32("[]")));
     std::vector<op> from_a;
     std::vector<op> from_b;
     // Each types a word one character at a time, after the '[' (index 1, then on).
     std::string wa = "apples ";
     std::string wb = "bananas ";
     for (size_t i = 0; i < wa.size(); ++i)
-      from_a.push_back(a.insert(replica(0), 1 + i, u32(wa.substr(i, 1))));
+      from_a.push_back(a.insert(next_dot(0), 1 + i, u32(wa.substr(i, 1))));
     for (size_t i = 0; i < wb.size(); ++i)
-      from_b.push_back(b.insert(replica(1), 1 + i, u32(wb.substr(i, 1))));
+      from_b.push_back(b.insert(next_dot(1), 1 + i, u32(wb.substr(i, 1))));
     // Delivered one by one, alternating (or in blocks), the other way round per order.
     for (size_t i = 0; i < std::max(from_a.size(), from_b.size()); ++i) {
       if (order == 0 && i < from_a.size())
@@ -203,7 +210,7 @@ TEST_CASE("text: three people typing forward at one place while they hear each o
   for (unsigned seed = 1; seed <= 200; ++seed) {
     std::mt19937 rng(seed);
     std::vector<document> docs(3);
-    auto base = docs[0].insert(replica(9), 0, u32("[]"));
+    auto base = docs[0].insert(next_dot(9), 0, u32("[]"));
     docs[1].apply(base);
     docs[2].apply(base);
     causal_net net(docs);
@@ -219,7 +226,7 @@ TEST_CASE("text: three people typing forward at one place while they hear each o
           continue;
         // The cursor stands after the last character this person typed.
         uint64_t at = last[w] ? *docs[w].index_of(*last[w]) + 1 : 1;
-        auto o = docs[w].insert(replica(static_cast<uint32_t>(w)), at,
+        auto o = docs[w].insert(next_dot(static_cast<uint32_t>(w)), at,
                                 u32(words[w].substr(typed[w]++, 1)));
         last[w] = core::text::char_id{o.origin, o.first_seq};
         net.sent_by(w, o);
@@ -240,9 +247,9 @@ TEST_CASE("text: a delete removes only what its author saw, and a concurrent ins
           "deleted range survives") {
   document a;
   document b;
-  b.apply(a.insert(replica(0), 0, u32("hello world")));
-  auto del = a.erase(0, 6);                      // "world" at a
-  auto ins = b.insert(replica(1), 3, u32("XY")); // "helXYlo world" at b
+  b.apply(a.insert(next_dot(0), 0, u32("hello world")));
+  auto del = a.erase(next_dot(0), 0, 6);          // "world" at a
+  auto ins = b.insert(next_dot(1), 3, u32("XY")); // "helXYlo world" at b
   REQUIRE(a.apply(ins));
   REQUIRE(b.apply(del));
   CHECK(text_of(a) == "XYworld");
@@ -253,12 +260,12 @@ TEST_CASE("text: an operation applied twice changes nothing, an unknown left, ri
           "deleted character is refused and changes nothing, bad UTF-8 is refused") {
   document a;
   document b;
-  auto first = a.insert(replica(0), 0, u32("abc"));
+  auto first = a.insert(next_dot(0), 0, u32("abc"));
   REQUIRE(b.apply(first));
   auto again = b.apply(first);
   REQUIRE(again);
   CHECK(again->empty());
-  auto del = a.erase(1, 1);
+  auto del = a.erase(next_dot(0), 1, 1);
   REQUIRE(b.apply(del));
   REQUIRE(b.apply(del));
   CHECK(b.apply(del)->empty());
@@ -271,9 +278,9 @@ TEST_CASE("text: an operation applied twice changes nothing, an unknown left, ri
   bogus.left.reset();
   bogus.right = core::text::char_id{replica(0), 99};
   CHECK_FALSE(b.apply(bogus));
-  core::text::delete_op gone{{core::text::id_range{replica(0), 1, 50}}};
+  core::text::delete_op gone{next_dot(5), {core::text::id_range{replica(0), 1, 50}}};
   CHECK_FALSE(b.apply(gone)); // chars 3..50 were never inserted
-  core::text::delete_op wraps{{core::text::id_range{replica(0), UINT64_MAX, 2}}};
+  core::text::delete_op wraps{next_dot(5), {core::text::id_range{replica(0), UINT64_MAX, 2}}};
   CHECK_FALSE(b.apply(wraps));
   CHECK(text_of(b) == "ac");
   CHECK(b.length() == 2);
@@ -302,7 +309,8 @@ void random_run(unsigned seed, size_t n) {
     auto& d = docs[at];
     if (d.length() > 0 && rng() % 3 == 0) {
       auto i = rng() % d.length();
-      net.sent_by(at, d.erase(i, 1 + rng() % std::min<uint64_t>(5, d.length() - i)));
+      net.sent_by(at, d.erase(next_dot(static_cast<uint32_t>(at)), i,
+                              1 + rng() % std::min<uint64_t>(5, d.length() - i)));
     } else {
       std::string word;
       for (auto len = 1 + rng() % 4; len > 0; --len)
@@ -310,7 +318,7 @@ void random_run(unsigned seed, size_t n) {
       if (rng() % 5 == 0)
         word += "\xe2\x82\xac";
       net.sent_by(
-        at, d.insert(replica(static_cast<uint32_t>(at)), rng() % (d.length() + 1), u32(word)));
+        at, d.insert(next_dot(static_cast<uint32_t>(at)), rng() % (d.length() + 1), u32(word)));
     }
     net.deliver(rng() % n, rng);
   }
@@ -328,4 +336,95 @@ TEST_CASE("text: random concurrent edits at 3 replicas, delivered causally in sh
           "orders, converge (100 seeds)") {
   for (unsigned seed = 1; seed <= 100; ++seed)
     random_run(seed, 3);
+}
+
+namespace {
+
+bool covers(const core::text::version& have, const core::text::version& want) {
+  for (auto& [origin, counter] : want) {
+    auto h = have.find(origin);
+    if (h == have.end() ? counter > 0 : h->second < counter)
+      return false;
+  }
+  return true;
+}
+
+void join(core::text::version& into, const core::text::version& v) {
+  for (auto& [origin, counter] : v)
+    into[origin] = std::max(into[origin], counter);
+}
+
+// friendsforever at two replicas (one per agent) and a third: each transaction is applied
+// at its agent's replica once its parents have arrived there, with its positions counted in
+// the document its agent saw (the parents' version), although that replica may already
+// hold more of the other agent's edits (`extra`: up to that many more delivered first).
+std::vector<std::string> replay_friendsforever(unsigned seed, bool at_parents_version) {
+  auto trace = testing::traces::load("friendsforever");
+  REQUIRE(trace.agents == 2);
+  std::mt19937 rng(seed);
+  std::vector<document> docs(3);
+  std::vector<core::text::version> applied(3);
+  struct pending {
+    op what;
+    messages::dot id;
+  };
+  std::vector<std::deque<pending>> inbox(3);
+  auto deliver_one = [&](size_t to) {
+    auto p = std::move(inbox[to].front());
+    inbox[to].pop_front();
+    REQUIRE(apply_op(docs[to], p.what));
+    applied[to][p.id.origin] = p.id.counter;
+  };
+  std::vector<core::text::version> vv(trace.txns.size());
+  std::vector<uint64_t> counter(2, 0);
+  for (size_t t = 0; t < trace.txns.size(); ++t) {
+    auto& tx = trace.txns[t];
+    auto a = tx.agent;
+    core::text::version v;
+    for (auto p : tx.parents)
+      join(v, vv.at(p));
+    while (!covers(applied[a], v)) // the parents arrive (in the order they were made)
+      deliver_one(a);
+    for (auto extra = rng() % 4; extra > 0 && !inbox[a].empty(); --extra)
+      deliver_one(a); // and perhaps more, which the agent had not seen
+    auto origin = replica(static_cast<uint32_t>(a));
+    for (auto& p : tx.patches) {
+      auto edit = [&](auto&& make) {
+        messages::dot id{origin, ++counter[a]};
+        op o = make(id);
+        v[origin] = applied[a][origin] = id.counter;
+        for (size_t k = 0; k < 3; ++k)
+          if (k != a)
+            inbox[k].push_back(pending{o, id});
+      };
+      auto* at = at_parents_version ? &v : nullptr;
+      if (p.deleted > 0)
+        edit([&](auto& id) { return op{docs[a].erase(id, p.position, p.deleted, at)}; });
+      if (!p.inserted.empty())
+        edit([&](auto& id) { return op{docs[a].insert(id, p.position, u32(p.inserted), at)}; });
+    }
+    vv[t] = v;
+  }
+  std::vector<std::string> out;
+  for (size_t k = 0; k < 3; ++k) {
+    while (!inbox[k].empty())
+      deliver_one(k);
+    out.push_back(text_of(docs[k]));
+  }
+  CHECK(trace.end_content.size() > 1000);
+  out.push_back(trace.end_content);
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("text: friendsforever replayed by its two agents at two replicas, each edit at "
+          "the version its agent saw, gives endContent there and at a third (3 seeds)") {
+  for (unsigned seed = 1; seed <= 3; ++seed) {
+    auto docs = replay_friendsforever(seed, true);
+    INFO("seed " << seed);
+    CHECK(docs[0] == docs[3]);
+    CHECK(docs[1] == docs[3]);
+    CHECK(docs[2] == docs[3]);
+  }
 }
