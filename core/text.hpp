@@ -112,8 +112,10 @@ public:
 
   /// Remote operations (and local ones, which apply the same way). Applying one twice
   /// changes nothing (no deltas). Causal delivery is assumed: nullopt, with nothing
-  /// changed, when an insert's left or right is not known here, or a delete names a
-  /// character that is not (a peer that skipped causality, or a hostile one).
+  /// changed, for what an honest peer never sends: an insert whose left or right is not
+  /// known here or whose right is not after its left, one that skips or overlaps its
+  /// origin's seqs or does not raise its counter, one with a value that is not a code
+  /// point, or a delete naming a character not known here.
   std::optional<std::vector<delta>> apply(const insert_op& op);
   std::optional<std::vector<delta>> apply(const delete_op& op);
 
@@ -158,6 +160,8 @@ private:
   uint32_t split_at(uint32_t x, uint64_t offset); ///< returns the right part
   uint32_t node_ending_at(const char_id& id);     ///< splits so id is a node's last char
   uint32_t node_starting_at(const char_id& id);   ///< splits so id is a node's first char
+  enum class verdict { ok, applied, refused };
+  verdict check(const insert_op& op) const;
   uint32_t integrate_position(const insert_op& op, uint32_t left, uint32_t right);
   bool try_extend(uint32_t left, const insert_op& op, uint32_t o);
   char_id id_of(uint32_t x, uint64_t offset) const;

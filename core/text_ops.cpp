@@ -58,20 +58,46 @@ bool document::try_extend(uint32_t left, const insert_op& op, uint32_t origin) {
   return true;
 }
 
+// Whether an insert may be applied: an origin's inserts come in the order it made them
+// (causal delivery), each taking the next seqs and a higher counter; the text is code
+// points; its left and right origins are known here, the left one before the right one.
+// An honest peer's insert always passes; anything else could place it differently at
+// different replicas, so it is refused.
+document::verdict document::check(const insert_op& op) const {
+  if (op.text.size() > UINT32_MAX || op.first_seq > UINT64_MAX - op.text.size())
+    return verdict::refused;
+  auto next = next_seq(op.origin);
+  if (op.first_seq < next) // applied before (or overlapping what was: refused)
+    return op.first_seq + op.text.size() <= next ? verdict::applied : verdict::refused;
+  if (op.first_seq != next)
+    return verdict::refused; // a gap: an insert of its origin is missing
+  if (auto o = origin_of_.find(op.origin); o != origin_of_.end() &&
+                                           !inserted_by_[o->second].empty() &&
+                                           inserted_by_[o->second].back().second >= op.counter)
+    return verdict::refused;
+  for (char32_t c : op.text)
+    if (c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+      return verdict::refused;
+  auto l = op.left ? find(*op.left) : nil;
+  auto r = op.right ? find(*op.right) : nil;
+  if ((op.left && l == nil) || (op.right && r == nil))
+    return verdict::refused;
+  if (l != nil && r != nil && (l == r ? op.right->seq <= op.left->seq : rank(l) >= rank(r)))
+    return verdict::refused; // the right origin is not after the left one
+  return verdict::ok;
+}
+
 std::optional<std::vector<delta>> document::apply(const insert_op& op) {
   std::vector<delta> out;
   if (op.text.empty())
     return out;
-  if (op.text.size() > UINT32_MAX || op.first_seq > UINT64_MAX - op.text.size())
-    return std::nullopt;
-  if (find(char_id{op.origin, op.first_seq}) != nil)
-    return out; // applied before
-  if ((op.left && find(*op.left) == nil) || (op.right && find(*op.right) == nil))
-    return std::nullopt;
+  if (auto v = check(op); v != verdict::ok)
+    return v == verdict::applied ? std::optional<std::vector<delta>>(out) : std::nullopt;
   auto o = origin_index(op.origin);
-  auto left = op.left ? node_ending_at(*op.left) : nil;
+  if (op.left)
+    node_ending_at(*op.left);
   auto right = op.right ? node_starting_at(*op.right) : nil;
-  left = integrate_position(op, left, right);
+  auto left = integrate_position(op, op.left ? find(*op.left) : nil, right);
   uint64_t at = 0;
   if (left != nil && try_extend(left, op, o)) {
     at = visible_before(left) + nodes_[left].len - op.text.size();
@@ -155,7 +181,8 @@ insert_op document::insert(const messages::dot& id, uint64_t index, const std::u
   op.first_seq = next_seq(id.origin);
   op.text = text;
   place(op, index, at);
-  apply(op);
+  if (!apply(op))
+    op.text.clear(); // not applied (text past 4 Gi characters, bad code points): nothing to send
   return op;
 }
 
@@ -270,7 +297,8 @@ delete_op document::erase(const messages::dot& id, uint64_t index, uint64_t coun
       last.push_back(id_range{origin, n.seq + offset, take});
     count -= take;
   }
-  apply(op);
+  if (!apply(op))
+    op.ranges.clear();
   return op;
 }
 

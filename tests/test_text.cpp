@@ -282,8 +282,42 @@ TEST_CASE("text: an operation applied twice changes nothing, an unknown left, ri
   CHECK_FALSE(b.apply(gone)); // chars 3..50 were never inserted
   core::text::delete_op wraps{next_dot(5), {core::text::id_range{replica(0), UINT64_MAX, 2}}};
   CHECK_FALSE(b.apply(wraps));
+
   CHECK(text_of(b) == "ac");
   CHECK(b.length() == 2);
+
+  // What no honest peer sends, each of which could place the run differently at replicas
+  // whose runs are split differently: refused, nothing changed.
+  auto c = first; // "abc" from replica 0 took seqs 0..2
+  c.origin = replica(3);
+  c.counter = 1;
+  c.text = u32("zz");
+  c.left = core::text::char_id{replica(0), 2};
+  c.right = core::text::char_id{replica(0), 2}; // right is left
+  CHECK_FALSE(b.apply(c));
+  c.right = core::text::char_id{replica(0), 0}; // right before left
+  CHECK_FALSE(b.apply(c));
+  c.right.reset();
+  c.first_seq = 1; // replica 3's first insert must take seq 0
+  CHECK_FALSE(b.apply(c));
+  c.first_seq = 0;
+  c.text = std::u32string{U'z', static_cast<char32_t>(0x110000)};
+  CHECK_FALSE(b.apply(c));
+  c.text = std::u32string{U'z', static_cast<char32_t>(0xd800)};
+  CHECK_FALSE(b.apply(c));
+  c.text = u32("zz");
+  REQUIRE(b.apply(c)); // replica 3's seqs 0..1, counter 1
+  auto overlap = c;
+  overlap.first_seq = 1; // seqs 1..4 overlap 0..1
+  overlap.counter = 2;
+  overlap.text = u32("wxyz");
+  CHECK_FALSE(b.apply(overlap));
+  overlap.first_seq = 2;
+  overlap.counter = 1; // not above replica 3's last counter
+  CHECK_FALSE(b.apply(overlap));
+  overlap.counter = 2;
+  CHECK(b.apply(overlap));
+  CHECK(text_of(b) == "acwxyzzz"); // after c, like zz: the same origin, so before it
 
   CHECK_FALSE(core::text::from_utf8("\xc0\xaf"));         // overlong '/'
   CHECK_FALSE(core::text::from_utf8("\xed\xa0\x80"));     // a surrogate
