@@ -3,6 +3,7 @@
 
 #include "actors/detail/leader_impl.hpp"
 
+#include "core/text.hpp"
 #include "core/typed.hpp"
 
 #include <caf/actor_system.hpp>
@@ -36,6 +37,9 @@ leader_impl::type_error(const write_request& w,
   if (w.op == op_kind::clear)
     return make_error(errc::invalid_argument, "clear is what a delete of a typed key becomes; "
                                               "write a delete instead");
+  if (w.op == op_kind::text_insert && !core::text::from_utf8(w.value))
+    return make_error(errc::invalid_argument,
+                      "ERR the text to insert is not valid UTF-8; nothing was written");
   auto wanted = core::typed::type_of(w.op);
   auto [seen, first] = types.emplace(w.key, wanted);
   auto refused = core::typed::prepare(replica_.versions(w.key), w, replica_.self()).refused;
@@ -55,6 +59,12 @@ std::vector<dot> leader_impl::apply_writes(const std::vector<write_request>& ws)
     if (w.op == op_kind::put || w.op == op_kind::del) {
       dots.push_back(replica_.write(w, now()));
       replies_.push_back(0);
+      continue;
+    }
+    if (messages::is_text_op(w.op)) { // answered by the document's new length
+      dots.push_back(replica_.write(w, now()));
+      auto t = replica_.read_text(w.key);
+      replies_.push_back(t ? static_cast<int64_t>(t->length) : 0);
       continue;
     }
     auto before = replica_.versions(w.key);

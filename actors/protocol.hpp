@@ -83,6 +83,10 @@ struct causal_context {
 struct get_result {
   std::vector<messages::version> siblings; ///< live values, deletes left out
   causal_context context;                  ///< every live dot, deletes included
+  /// A text key: its document in UTF-8, and its length in code points. Its context is the
+  /// document's version (hand it to a text write to index in the document as read).
+  std::string text{};
+  uint64_t text_length = 0;
   /// A key with a value (a typed key keeps pieces of state that may all be removed).
   bool found() const { return core::typed::type_of(siblings) != core::typed::key_type::none; }
 };
@@ -159,7 +163,7 @@ typename Inspector::result_type inspect(Inspector& f, causal_context& x) {
 }
 
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, get_result& x) {
-  return f(caf::meta::type_name("mlr.get_result"), x.siblings, x.context);
+  return f(caf::meta::type_name("mlr.get_result"), x.siblings, x.context, x.text, x.text_length);
 }
 
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, shipment& x) {
@@ -193,11 +197,16 @@ typename Inspector::result_type inspect(Inspector& f, transfer_progress& x) {
 
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, write_request& x) {
   return f(caf::meta::type_name("mlr.write_request"), x.key, x.op, x.value, x.has_context,
-           x.context, x.field, x.delta);
+           x.context, x.field, x.delta, x.index, x.count);
+}
+
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, text_edit& x) {
+  return f(caf::meta::type_name("mlr.text_edit"), x.insert, x.index, x.text, x.count);
 }
 
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, change& x) {
-  return f(caf::meta::type_name("mlr.change"), x.key, x.event, x.type, x.field, x.value, x.id);
+  return f(caf::meta::type_name("mlr.change"), x.key, x.event, x.type, x.field, x.value, x.id,
+           x.edits);
 }
 
 } // namespace mlr::core

@@ -212,6 +212,10 @@ dot replica::write(const write_request& w, uint64_t now_ms) {
     e.field = w.field;
   e.total = prep.total;
   e.removed = std::move(prep.removed);
+  if (messages::is_text_op(w.op) && !local_text(w, e)) {
+    --counter_; // nothing to send: the dot is not issued
+    return dot{};
+  }
   ++stats_.local_writes;
   if (cfg_.observer)
     cfg_.observer->on_apply(cfg_.self, e, true);
@@ -230,9 +234,9 @@ replica::receive_result replica::receive(messages::event_batch batch, uint64_t n
       ++stats_.relayed;
     ++out.received;
     ++stats_.events_received;
-    if (!names_members(e)) {
-      ++stats_.events_refused; // it could never be applied: it would wait forever
-      continue;
+    if (!names_members(e) || is_text_op_key(e.key)) {
+      ++stats_.events_refused; // it could never be applied (it would wait forever), or it
+      continue;                // writes where only the replica does
     }
     check_own_dot(e.id);
     if (held(e.id) || buffer_.contains(e.id)) {

@@ -14,6 +14,7 @@
 #include "core/detail/position_index.hpp"
 #include "core/replica_stats.hpp"
 #include "core/replica_types.hpp"
+#include "core/text.hpp"
 #include "messages/codec.hpp"
 #include "messages/event.hpp"
 #include "messages/hlc.hpp"
@@ -90,6 +91,19 @@ public:
 
   /// Live versions of a key (tombstones included), sorted by dot; empty if never written.
   std::vector<messages::version> versions(const std::string& key) const;
+
+  /// A text key's document (core/text.hpp): its length and, in UTF-8, `count` characters
+  /// from `start` (clipped to the end); none when the key does not show as text. A text
+  /// write (write_request) that changes nothing (an empty insert, a delete past the end, text
+  /// that is not UTF-8) is not issued: write() returns the null dot.
+  struct text_view {
+    uint64_t length = 0;
+    std::string text;
+  };
+  std::optional<text_view> read_text(const std::string& key, uint64_t start = 0,
+                                     uint64_t count = UINT64_MAX);
+  /// Keys under text_op_prefix hold a document's operations, written only by the replica.
+  static bool is_text_op_key(const std::string& key);
 
   /// Up to `max_events` log entries from `from` that this node forwards to `dest`,
   /// scanning at most `max_scan` entries, to be shipped to `ship_to` (`dest` itself, or a
@@ -239,6 +253,18 @@ private:
   void record(conflict_record r, const decided_by& by);
   void recover_feed();
   void trim_feed();
+  // Text keys (replica_text.cpp).
+  text::document& text_doc(const std::string& key);
+  std::optional<std::vector<text::delta>> text_step(text::document& doc, const messages::event& e);
+  bool local_text(const write_request& w, messages::event& e);
+  void apply_text(const messages::event& e, const std::vector<messages::version>* before,
+                  std::vector<text_edit>& edits);
+  void text_state_changed(const std::string& store_key);
+  void report_text_changes();
+  std::map<std::string, std::unique_ptr<text::document>> texts_; // loaded documents
+  std::vector<text::delta> local_edits_; // what the local text write being applied did
+  bool local_text_ = false;
+  std::set<std::string> texts_changed_; // by a state transfer, to report
   conflict_record resolved_record(const conflict& c);
   // Pieces of plan_pull (replica_pull.cpp) and collect_garbage (replica_gc.cpp).
   uint64_t have_of(const messages::source& s) const;

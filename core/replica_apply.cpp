@@ -134,8 +134,13 @@ void replica::apply(event e, std::vector<conflict>& conflicts) {
     ++stats_.conflicts;
     conflicts.push_back(conflict{e.key, typed::registers(live)});
   }
-  if (report_changes_ && !reserved)
+  std::vector<text_edit> edits;
+  if (!reserved)
+    apply_text(e, current, edits);
+  if (report_changes_ && !reserved) {
     ready_.changes.push_back(typed::describe(e, live));
+    ready_.changes.back().edits = std::move(edits);
+  }
   if (live.empty())
     store_->erase(e.key);
   else

@@ -39,7 +39,9 @@
   X(pull_answers_refused, "pull_answers_refused", "pull answers from a non-member holder")         \
   X(reports_refused, "reports_refused", "gossiped vectors of nodes that are not live members")     \
   X(events_refused, "events_refused", "events naming a node that is not a member")                 \
-  X(orphans_dropped, "orphans_dropped", "buffered events of a lost incarnation nobody holds")
+  X(orphans_dropped, "orphans_dropped", "buffered events of a lost incarnation nobody holds")      \
+  X(text_refused, "text_refused", "text operations no honest peer sends (applied as no-ops)")      \
+  X(text_loaded, "text_loaded", "text documents rebuilt from their stored operations")
 
 namespace mlr::core {
 

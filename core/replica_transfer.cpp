@@ -159,6 +159,13 @@ void replica::merge_chunk(messages::node_index from, const messages::state_chunk
     const auto& mine = current ? *current : none;
     bool both_sides = false;
     auto merged = merge_versions(mine, theirs, i_cover, they_cover, both_sides);
+    if (is_text_op_key(key)) { // a document's operations: their union is its state
+      if (merged != mine) {
+        store_->assign(key, std::move(merged));
+        text_state_changed(key);
+      }
+      continue;
+    }
     if (key.compare(0, reserved_key_prefix.size(), reserved_key_prefix) == 0) {
       reduce_reserved(key, merged);
       both_sides = false;
@@ -180,6 +187,7 @@ void replica::merge_chunk(messages::node_index from, const messages::state_chunk
     else
       store_->assign(key, std::move(merged));
   }
+  report_text_changes();
   stats_.transfer_keys_received += c.keys.size();
   if (!c.keys.empty())
     t.after = c.keys.back().first;
@@ -208,6 +216,7 @@ void replica::finish_transfer(std::vector<conflict>& conflicts) {
     }
   });
   for (auto& [key, kept] : changed) {
+    text_state_changed(key);
     if (typed::needs_resolver(kept) &&
         key.compare(0, reserved_key_prefix.size(), reserved_key_prefix) != 0) {
       ++stats_.conflicts;
@@ -220,6 +229,7 @@ void replica::finish_transfer(std::vector<conflict>& conflicts) {
     else
       store_->assign(key, std::move(kept));
   }
+  report_text_changes();
   // The vector jumps: this node now holds everything the snapshot covered. It has no log
   // entries for those events, so its tree children get them by pull (or by transfer).
   check_own_dot(dot{self_, t.snapshot.get(self_)});

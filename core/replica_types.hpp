@@ -111,6 +111,10 @@ inline const std::string reserved_key_prefix = std::string("\0mlr:", 5);
 /// The cluster's topology (DESIGN.md, "Topologies"): a last-writer-wins key whose winning
 /// version's dot is the topology epoch. Its value is an edge list ("a -> b" lines).
 inline const std::string topology_key = reserved_key_prefix + "topology";
+/// Text documents keep each operation under a key of its own below this (core/replica_text:
+/// the key's length, the key, then the operation's dot), so that an edit writes one small
+/// record, not the document, and a state transfer sends them like any key.
+inline const std::string text_op_prefix = reserved_key_prefix + "text:";
 
 /// How one node routes under a topology: what the leader installs when the topology key
 /// changes. Built outside the actors (topology/), which know graphs.
@@ -210,6 +214,11 @@ struct write_request {
   std::string field{};
   /// incr and hincr: what to add (negative: subtract).
   int64_t delta{0};
+  /// Text (core/text.hpp): text_insert puts `value` (UTF-8) at `index`; text_delete removes
+  /// `count` characters at `index` (code points, clipped to the end). With a context, the
+  /// index counts in the document as the editor saw it: at the version those dots name.
+  uint64_t index{0};
+  uint64_t count{0};
 };
 
 /// What one batch may still take: bytes below the batch limit and at most

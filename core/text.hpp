@@ -105,10 +105,16 @@ public:
   /// visible then, are what the index counts); it must cover what this replica's
   /// operations of `id`'s origin were. That lookup walks the document (O(n)); without
   /// `at`, it is O(log n).
+  /// `applied`, if given, receives what the edit did by index (as apply() reports it).
   insert_op insert(const messages::dot& id, uint64_t index, const std::u32string& text,
-                   const version* at = nullptr);
+                   const version* at = nullptr, std::vector<delta>* applied = nullptr);
   delete_op erase(const messages::dot& id, uint64_t index, uint64_t count,
-                  const version* at = nullptr);
+                  const version* at = nullptr, std::vector<delta>* applied = nullptr);
+  /// Deletes, as operation `id`, every visible character that an insert `seen` covers (a
+  /// write of another type over the text removes what its author saw): the operation,
+  /// applied. O(n) in the document's items.
+  delete_op erase_seen(const messages::dot& id, const version& seen,
+                       std::vector<delta>* applied = nullptr);
 
   /// Remote operations (and local ones, which apply the same way). Applying one twice
   /// changes nothing (no deltas). Causal delivery is assumed: nullopt, with nothing
@@ -173,6 +179,7 @@ private:
   std::pair<uint32_t, uint64_t> find_visible_at(uint64_t index, const version& v,
                                                 const std::vector<uint64_t>& f) const;
   void place(insert_op& op, uint64_t index, const version* at);
+  void finish(delete_op& op, std::vector<delta>* applied); ///< applies a local delete
   bool deleted_by(uint32_t x, const messages::dot& id) const;
 
   std::vector<node> nodes_;

@@ -174,15 +174,18 @@ bool document::deleted_by(uint32_t x, const messages::dot& id) const {
 }
 
 insert_op document::insert(const messages::dot& id, uint64_t index, const std::u32string& text,
-                           const version* at) {
+                           const version* at, std::vector<delta>* applied) {
   insert_op op;
   op.origin = id.origin;
   op.counter = id.counter;
   op.first_seq = next_seq(id.origin);
   op.text = text;
   place(op, index, at);
-  if (!apply(op))
+  auto d = apply(op);
+  if (!d)
     op.text.clear(); // not applied (text past 4 Gi characters, bad code points): nothing to send
+  else if (applied)
+    *applied = std::move(*d);
   return op;
 }
 
@@ -275,7 +278,7 @@ std::pair<uint32_t, uint64_t> document::find_visible_at(uint64_t index, const ve
 }
 
 delete_op document::erase(const messages::dot& id, uint64_t index, uint64_t count,
-                          const version* at) {
+                          const version* at, std::vector<delta>* applied) {
   delete_op op;
   op.id = id;
   std::vector<uint64_t> f;
@@ -297,8 +300,36 @@ delete_op document::erase(const messages::dot& id, uint64_t index, uint64_t coun
       last.push_back(id_range{origin, n.seq + offset, take});
     count -= take;
   }
-  if (!apply(op))
+  finish(op, applied);
+  return op;
+}
+
+void document::finish(delete_op& op, std::vector<delta>* applied) {
+  auto d = apply(op);
+  if (!d)
     op.ranges.clear();
+  else if (applied)
+    *applied = std::move(*d);
+}
+
+delete_op document::erase_seen(const messages::dot& id, const version& seen,
+                               std::vector<delta>* applied) {
+  delete_op op;
+  op.id = id;
+  auto f = frontier(seen);
+  for (auto x = first(); x != nil; x = next(x)) {
+    auto& n = nodes_[x];
+    if (n.deleted || n.seq >= f[n.origin])
+      continue;
+    auto take = std::min<uint64_t>(n.len, f[n.origin] - n.seq);
+    auto& origin = origins_[n.origin];
+    auto& last = op.ranges;
+    if (!last.empty() && last.back().origin == origin && last.back().seq + last.back().len == n.seq)
+      last.back().len += take;
+    else
+      last.push_back(id_range{origin, n.seq, take});
+  }
+  finish(op, applied);
   return op;
 }
 

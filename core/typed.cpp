@@ -34,6 +34,8 @@ const char* name(key_type t) {
     return "set";
   case key_type::hash:
     return "hash";
+  case key_type::text:
+    return "text";
   }
   return "none";
 }
@@ -50,6 +52,10 @@ key_type detail::type_of(value_kind k) {
   case value_kind::field:
   case value_kind::field_counter:
     return key_type::hash;
+  case value_kind::text:
+    return key_type::text;
+  case value_kind::text_op:
+    break; // kept under a key of its own, never among a key's versions
   }
   return key_type::none;
 }
@@ -81,6 +87,9 @@ bool in_scope(op_kind op, const std::string& field, const version& v) {
   case op_kind::hdel:
   case op_kind::hincr:
     return type_of(v.kind) != key_type::hash || v.field == field;
+  case op_kind::text_insert:
+  case op_kind::text_delete:
+    return type_of(v.kind) != key_type::text;
   default:
     return true; // put, del, clear; and incr (a counter has only shares)
   }
@@ -197,6 +206,9 @@ key_type type_of(op_kind op) {
   case op_kind::hdel:
   case op_kind::hincr:
     return key_type::hash;
+  case op_kind::text_insert:
+  case op_kind::text_delete:
+    return key_type::text;
   case op_kind::clear:
     return key_type::none;
   }
@@ -293,6 +305,8 @@ std::vector<version> apply(const std::vector<version>& current, const event& e, 
         continue; // it came with a state transfer already: added again below
       if (in_scope(e.op, e.field, v) && replaces(e.context, v.id))
         continue;
+      if (v.kind == value_kind::text && messages::is_text_op(e.op) && v.id.origin == e.id.origin)
+        continue; // the origin's mark moves to this operation (causal: its later one)
       concurrent |= register_write && v.kind == value_kind::reg;
     }
     next.push_back(v);
@@ -320,6 +334,10 @@ std::vector<version> apply(const std::vector<version>& current, const event& e, 
       next.push_back(version{e.id, e.time, false, encode_share(share{e.total, 0, 0}), kind, field});
     break;
   }
+  case op_kind::text_insert:
+  case op_kind::text_delete:
+    next.push_back(version{e.id, e.time, false, {}, value_kind::text, {}});
+    break;
   default:
     break; // srem, hdel, clear add nothing
   }

@@ -23,6 +23,10 @@
 //   DEL work on every type.
 // - Concurrent writes of one map field: the later one (lww order) is the field's value.
 //   Registers (SET/GET) keep their siblings and go to the resolver, as before.
+// - A text key keeps one mark per origin incarnation among its versions (its dot: that
+//   origin's latest text operation at the key); the document is kept beside it
+//   (core/replica_text.cpp). A write of another type replaces the marks it saw, and the
+//   replica deletes the characters those operations inserted.
 
 #include "core/replica_types.hpp"
 #include "messages/event.hpp"
@@ -35,8 +39,8 @@
 
 namespace mlr::core::typed {
 
-enum class key_type : uint8_t { none, string, counter, set, hash };
-/// "none", "string", "counter", "set", "hash".
+enum class key_type : uint8_t { none, string, counter, set, hash, text };
+/// "none", "string", "counter", "set", "hash", "text".
 const char* name(key_type t);
 
 /// The type of the operation's family: string for put and del, none for clear (any type).

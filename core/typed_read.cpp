@@ -135,6 +135,12 @@ change describe(const messages::event& e, const std::vector<version>& after) {
     c.field = e.field;
     c.value = std::to_string(hash_counter(after, e.field));
     break;
+  case op_kind::text_insert:
+    c.event = "text.insert";
+    break;
+  case op_kind::text_delete:
+    c.event = "text.del";
+    break;
   }
   return c;
 }
@@ -174,7 +180,9 @@ int64_t reply(const std::vector<version>& before, const std::vector<version>& af
   case op_kind::clear:
     return type_of(before) != key_type::none ? 1 : 0;
   case op_kind::put:
-    return 0;
+  case op_kind::text_insert:
+  case op_kind::text_delete:
+    return 0; // the replica answers a text write (its document's new length)
   }
   return 0;
 }

@@ -137,6 +137,8 @@ void forward_typed(const reply_slot& answer, const messages::client_request& req
         messages::client_response r;
         r.kind = messages::client_response::op::typed;
         std::tie(r.type_name, r.items) = typed::render(g.siblings);
+        if (r.type_name == "text")
+          r.items = {std::move(g.text)};
         answer(r);
       },
       on_error);

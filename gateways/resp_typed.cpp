@@ -1,8 +1,10 @@
 // The RESP commands of typed keys (core/typed.hpp): counters (INCR, INCRBY, DECR, DECRBY),
 // sets (SADD, SREM, SMEMBERS, SISMEMBER, SCARD), hashes (HSET, HGET, HDEL, HGETALL, HLEN,
-// HINCRBY) and TYPE. Writes go to the leader as typed writes, which answer in Redis's terms
-// and refuse a key of another type with Redis's WRONGTYPE error.
+// HINCRBY), text (TEXT.INSERT, TEXT.DEL, TEXT.GET, TEXT.LEN) and TYPE. Writes go to the leader as
+// typed writes, which answer in Redis's terms and refuse a key of another type with Redis's
+// WRONGTYPE error.
 
+#include "core/text.hpp"
 #include "core/typed.hpp"
 #include "gateways/detail/resp_state.hpp"
 
@@ -184,6 +186,70 @@ void hlen(resp_call& c) {
   });
 }
 
+// TEXT.INSERT key index string, TEXT.DEL key index count: the document's new length.
+// Indexes and counts are code points; an index past the end means the end.
+void text_write(resp_call& c) {
+  auto index = integer(c.args[2]);
+  if (!index || *index < 0)
+    return c.reply(resp_error("ERR index is not a non-negative integer"));
+  auto w = typed_write(op_kind::text_insert, c.args[1], {}, c.args[3]);
+  w.index = static_cast<uint64_t>(*index);
+  if (upper(c.args[0]) == "TEXT.DEL") {
+    auto count = integer(c.args[3]);
+    if (!count || *count < 0)
+      return c.reply(resp_error("ERR count is not a non-negative integer"));
+    w.op = op_kind::text_delete;
+    w.value.clear();
+    w.count = static_cast<uint64_t>(*count);
+  }
+  send_typed(c, {std::move(w)}, last);
+}
+
+// Reads a text key: `done` gets its document (UTF-8) and length, or nothing when the key is
+// missing; WRONGTYPE when it holds another type.
+void read_text(resp_call& c, std::function<std::string(const get_result*)> done) {
+  c.self->request(c.st->ctx.leader, request_timeout, get_atom::value, c.args[1])
+    .then(
+      [answer = c.answer, to = c.to, done](get_result& g) {
+        auto t = typed::type_of(g.siblings);
+        if (t == typed::key_type::none)
+          return answer(to, done(nullptr));
+        answer(to, t == typed::key_type::text ? done(&g) : resp_error(wrong_type));
+      },
+      c.fail(false));
+}
+
+// TEXT.GET key [start end]: the document, or the code points start..end (inclusive;
+// negative counts from the end, as GETRANGE does).
+void text_get(resp_call& c) {
+  std::optional<int64_t> start = 0, end = -1;
+  if (c.args.size() == 4) {
+    start = integer(c.args[2]);
+    end = integer(c.args[3]);
+  } else if (c.args.size() != 2) {
+    return c.reply(resp_error("ERR wrong number of arguments for 'text.get' command"));
+  }
+  if (!start || !end)
+    return c.reply(resp_error(not_integer));
+  read_text(c, [s = *start, e = *end, resp3 = c.conn.resp3](const get_result* g) {
+    if (!g)
+      return resp_nil(resp3);
+    auto n = static_cast<int64_t>(g->text_length);
+    auto from = s < 0 ? std::max<int64_t>(0, n + s) : s;
+    auto to = e < 0 ? n + e : std::min(e, n - 1);
+    if (from == 0 && to == n - 1)
+      return resp_bulk(g->text);
+    if (from > to || from >= n)
+      return resp_bulk("");
+    auto chars = core::text::from_utf8(g->text).value_or(std::u32string());
+    return resp_bulk(core::text::to_utf8(chars.substr(from, to - from + 1)));
+  });
+}
+
+void text_len(resp_call& c) {
+  read_text(c, [](const get_result* g) { return resp_int(g ? g->text_length : 0); });
+}
+
 // TYPE key: Redis's names (a counter is a string there, as INCR's keys are in Redis).
 void type(resp_call& c) {
   read_typed(c, typed::key_type::none, [](const std::vector<messages::version>& vs) {
@@ -197,14 +263,26 @@ void type(resp_call& c) {
 const std::vector<std::pair<std::string, resp_command>>& typed_commands() {
   constexpr size_t many = ~size_t{0};
   static const std::vector<std::pair<std::string, resp_command>> commands{
-    {"INCR", {2, 2, false, counter}},      {"DECR", {2, 2, false, counter}},
-    {"INCRBY", {3, 3, false, counter}},    {"DECRBY", {3, 3, false, counter}},
-    {"SADD", {3, many, false, set_write}}, {"SREM", {3, many, false, set_write}},
-    {"SMEMBERS", {2, 2, false, smembers}}, {"SISMEMBER", {3, 3, false, sismember}},
-    {"SCARD", {2, 2, false, scard}},       {"HSET", {4, many, false, hset}},
-    {"HGET", {3, 3, false, hget}},         {"HDEL", {3, many, false, hdel}},
-    {"HGETALL", {2, 2, false, hgetall}},   {"HLEN", {2, 2, false, hlen}},
-    {"HINCRBY", {4, 4, false, hincrby}},   {"TYPE", {2, 2, false, type}},
+    {"INCR", {2, 2, false, counter}},
+    {"DECR", {2, 2, false, counter}},
+    {"INCRBY", {3, 3, false, counter}},
+    {"DECRBY", {3, 3, false, counter}},
+    {"SADD", {3, many, false, set_write}},
+    {"SREM", {3, many, false, set_write}},
+    {"SMEMBERS", {2, 2, false, smembers}},
+    {"SISMEMBER", {3, 3, false, sismember}},
+    {"SCARD", {2, 2, false, scard}},
+    {"HSET", {4, many, false, hset}},
+    {"HGET", {3, 3, false, hget}},
+    {"HDEL", {3, many, false, hdel}},
+    {"HGETALL", {2, 2, false, hgetall}},
+    {"HLEN", {2, 2, false, hlen}},
+    {"HINCRBY", {4, 4, false, hincrby}},
+    {"TYPE", {2, 2, false, type}},
+    {"TEXT.INSERT", {4, 4, false, text_write}},
+    {"TEXT.DEL", {4, 4, false, text_write}},
+    {"TEXT.GET", {2, 4, false, text_get}},
+    {"TEXT.LEN", {2, 2, false, text_len}},
   };
   return commands;
 }

@@ -15,6 +15,90 @@ bool has_field(op_kind op) {
          op == op_kind::hincr;
 }
 
+void set(wire::TextRef::Builder& b, const text_ref& r,
+         const std::function<uint16_t(const source&)>& index_of) {
+  b.setSource(index_of(r.origin));
+  b.setSeq(r.seq);
+}
+
+void write_text(wire::Event::Builder out, const event& e,
+                const std::function<uint16_t(const source&)>& index_of) {
+  static const text_payload none;
+  auto& t = e.text ? *e.text : none;
+  if (e.op == op_kind::text_delete) {
+    auto rs = out.initTextDelete(static_cast<unsigned>(t.ranges.size()));
+    for (unsigned i = 0; i < t.ranges.size(); ++i) {
+      rs[i].setSource(index_of(t.ranges[i].origin));
+      rs[i].setSeq(t.ranges[i].seq);
+      rs[i].setLen(t.ranges[i].len);
+    }
+    return;
+  }
+  auto ins = out.initTextInsert();
+  ins.setText(as_bytes(e.value));
+  ins.setFirstSeq(t.first_seq);
+  if (t.left) {
+    auto b = ins.initLeft();
+    set(b, *t.left, index_of);
+  }
+  if (t.right) {
+    auto b = ins.initRight();
+    set(b, *t.right, index_of);
+  }
+}
+
+// Seqs and lengths are bounded like counters (2^48 - 1), so that seq + len cannot wrap.
+std::optional<error> read_ref(wire::TextRef::Reader in, const std::vector<source>& table,
+                              uint64_t counter, text_ref& out) {
+  if (in.getSource() >= table.size())
+    return malformed("text operation of event " + std::to_string(counter) + " refers to source " +
+                     std::to_string(in.getSource()) + " but the table has " +
+                     std::to_string(table.size()));
+  if (in.getSeq() > max_counter)
+    return malformed("text operation of event " + std::to_string(counter) + " names seq " +
+                     std::to_string(in.getSeq()) + "; seqs run to 2^48 - 1");
+  out = text_ref{table[in.getSource()], in.getSeq()};
+  return std::nullopt;
+}
+
+std::optional<error> read_text(wire::Event::Reader in, const std::vector<source>& table, event& e) {
+  auto t = std::make_shared<text_payload>();
+  auto counter = in.getCounter();
+  if (in.which() == wire::Event::TEXT_DELETE) {
+    e.op = op_kind::text_delete;
+    for (auto r : in.getTextDelete()) {
+      if (r.getSource() >= table.size() || r.getSeq() > max_counter || r.getLen() == 0 ||
+          r.getLen() > max_counter)
+        return malformed("text delete of event " + std::to_string(counter) +
+                         " names a range with source " + std::to_string(r.getSource()) + ", seq " +
+                         std::to_string(r.getSeq()) + ", length " + std::to_string(r.getLen()) +
+                         "; sources index the table, seqs and lengths run from 1 to 2^48 - 1");
+      t->ranges.push_back(text_range{table[r.getSource()], r.getSeq(), r.getLen()});
+    }
+    e.text = std::move(t);
+    return std::nullopt;
+  }
+  e.op = op_kind::text_insert;
+  auto ins = in.getTextInsert();
+  e.value = as_string(ins.getText());
+  if (ins.getFirstSeq() > max_counter)
+    return malformed("text insert of event " + std::to_string(counter) + " starts at seq " +
+                     std::to_string(ins.getFirstSeq()) + "; seqs run to 2^48 - 1");
+  t->first_seq = ins.getFirstSeq();
+  if (ins.hasLeft()) {
+    t->left.emplace();
+    if (auto bad = read_ref(ins.getLeft(), table, counter, *t->left))
+      return bad;
+  }
+  if (ins.hasRight()) {
+    t->right.emplace();
+    if (auto bad = read_ref(ins.getRight(), table, counter, *t->right))
+      return bad;
+  }
+  e.text = std::move(t);
+  return std::nullopt;
+}
+
 } // namespace
 
 void write_op(wire::Event::Builder out, const event& e,
@@ -46,6 +130,10 @@ void write_op(wire::Event::Builder out, const event& e,
     break;
   case op_kind::clear:
     out.setClear();
+    break;
+  case op_kind::text_insert:
+  case op_kind::text_delete:
+    write_text(out, e, index_of);
     break;
   }
   if (!e.field.empty())
@@ -96,6 +184,11 @@ std::optional<error> read_op(wire::Event::Reader in, const std::vector<source>& 
     break;
   case wire::Event::CLEAR:
     e.op = op_kind::clear;
+    break;
+  case wire::Event::TEXT_INSERT:
+  case wire::Event::TEXT_DELETE:
+    if (auto bad = read_text(in, table, e))
+      return bad;
     break;
   default:
     return malformed("event " + std::to_string(in.getCounter()) +

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,8 +29,15 @@ enum class op_kind : uint8_t {
   hdel = 6,  ///< map: removes field `field` (what the context and `removed` name)
   hincr = 7, ///< map: field `field` is a counter; `total` as for incr
   clear = 8, ///< any typed key: removes what the context and `removed` name
+  /// text (core/text.hpp): inserts `value` (UTF-8) between `text->left` and `text->right`,
+  /// its characters taking seqs `text->first_seq` on
+  text_insert = 9,
+  text_delete = 10, ///< text: removes the characters `text->ranges` name
 };
-inline constexpr uint8_t max_op_kind = 8;
+inline constexpr uint8_t max_op_kind = 10;
+inline bool is_text_op(op_kind op) {
+  return op == op_kind::text_insert || op == op_kind::text_delete;
+}
 
 /// What one stored version is: a register value, or a piece of a typed key's state.
 enum class value_kind : uint8_t {
@@ -41,8 +49,14 @@ enum class value_kind : uint8_t {
   /// A merging resolver's value for the register versions beside it (core/typed.hpp): what
   /// reads show while exactly those versions are live; its dot is the latest of theirs.
   merged = 5,
+  /// A text key's mark of one origin incarnation: its dot is that origin's latest text
+  /// operation at the key (the document itself is kept beside the key, core/replica_text).
+  text = 6,
+  /// One text operation as the document keeps it (under a reserved key of its own): the
+  /// event, serialized (storage/serialize.hpp).
+  text_op = 7,
 };
-inline constexpr uint8_t max_value_kind = 5;
+inline constexpr uint8_t max_value_kind = 7;
 
 /// A write's removal of part of a counter (a DEL of a counter key, an HDEL of a counter
 /// field, or a write of another type over one): of the share of `origin` in `field`, the
@@ -58,6 +72,36 @@ struct counter_removal {
   friend bool operator==(const counter_removal& a, const counter_removal& b) {
     return a.field == b.field && a.origin == b.origin && a.upto == b.upto && a.total == b.total &&
            a.in_map == b.in_map;
+  }
+};
+
+/// A text character's id (core/text.hpp): its origin and per-document character seq.
+struct text_ref {
+  source origin;
+  uint64_t seq = 0;
+  friend bool operator==(const text_ref& a, const text_ref& b) {
+    return a.origin == b.origin && a.seq == b.seq;
+  }
+};
+/// Characters (origin, seq) .. (origin, seq + len - 1).
+struct text_range {
+  source origin;
+  uint64_t seq = 0;
+  uint64_t len = 0;
+  friend bool operator==(const text_range& a, const text_range& b) {
+    return a.origin == b.origin && a.seq == b.seq && a.len == b.len;
+  }
+};
+/// What a text operation names besides its text: an insert's first seq and origins, a
+/// delete's ranges.
+struct text_payload {
+  uint64_t first_seq = 0;
+  std::optional<text_ref> left;
+  std::optional<text_ref> right;
+  std::vector<text_range> ranges;
+  friend bool operator==(const text_payload& a, const text_payload& b) {
+    return a.first_seq == b.first_seq && a.left == b.left && a.right == b.right &&
+           a.ranges == b.ranges;
   }
 };
 
@@ -83,6 +127,8 @@ struct event {
   uint64_t total = 0;
   /// Counter shares this write removes (see counter_removal).
   std::vector<counter_removal> removed;
+  /// Text operations: what they name (shared: events are copied into logs and batches).
+  std::shared_ptr<const text_payload> text;
   /// Not on the wire: the node this event arrived on behalf of (see event_batch), kept
   /// with it while it waits in the causal buffer.
   node_index relay_for = no_node;
@@ -94,6 +140,8 @@ inline size_t encoded_size_bound(const event& e) {
   size_t removed = 0;
   for (auto& r : e.removed)
     removed += 48 + r.field.size();
+  if (e.text)
+    removed += 64 + 32 * e.text->ranges.size();
   return 96 + e.key.size() + e.value.size() + e.field.size() + removed +
          8 * (e.deps.size() + e.context.size()) + 8 * e.seen.words().size() +
          16 * (1 + e.deps.size() + e.context.size() + e.removed.size());
@@ -109,6 +157,14 @@ template <class F> void for_each_source(const event& e, F fn) {
     fn(d.origin);
   for (auto& r : e.removed)
     fn(r.origin);
+  if (e.text) {
+    if (e.text->left)
+      fn(e.text->left->origin);
+    if (e.text->right)
+      fn(e.text->right->origin);
+    for (auto& r : e.text->ranges)
+      fn(r.origin);
+  }
 }
 
 /// A key context with one dot per origin incarnation: the highest one named. A context

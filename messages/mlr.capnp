@@ -49,6 +49,8 @@ struct Event {
     hdel @16 :Void;          # map: removes field `field`
     hincr @17 :UInt64;       # map: field `field` is a counter; the origin's new running total
     clear @18 :Void;         # a typed key's delete: removes what the context and `removed` name
+    textInsert @19 :TextInsert;        # text: inserts characters (core/text.hpp)
+    textDelete @20 :List(TextRange);   # text: removes the characters named
   }
   seenByMore @9 :List(UInt64); # nodes 64 and up: word i covers nodes 64(i+1) .. 64(i+1)+63
   field @10 :Data;           # typed operations: the set element or map field
@@ -63,6 +65,30 @@ struct CounterRemoval {
   upto @2 :UInt64;           # the counter of the origin's increment the removal saw last
   total @3 :UInt64;          # the origin's running total then
   inMap @4 :Bool;            # a share of a map field (else of a counter key)
+}
+
+# A text character: its origin incarnation (index into the batch's sources) and its seq in
+# that origin's characters of the document.
+struct TextRef {
+  source @0 :UInt16;
+  seq @1 :UInt64;
+}
+
+# Characters (source, seq) .. (source, seq + len - 1).
+struct TextRange {
+  source @0 :UInt16;
+  seq @1 :UInt64;
+  len @2 :UInt64;
+}
+
+# Characters typed at one place: they take seqs firstSeq, firstSeq + 1, ... and go after
+# `left` (the character before them where their author typed; absent: at the start) and
+# before `right` (the element after it then, deleted or not; absent: at the end).
+struct TextInsert {
+  text @0 :Data;             # UTF-8 (checked where it is applied)
+  firstSeq @1 :UInt64;
+  left @2 :TextRef;
+  right @3 :TextRef;
 }
 
 # What a replication link ships in one go.

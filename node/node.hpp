@@ -103,9 +103,18 @@ struct read_result {
 
 /// A key's value as its type renders it (see read()).
 struct typed_value {
-  std::string type;               ///< none, string, counter, set or hash
+  std::string type;               ///< none, string, counter, set, hash or text
   std::vector<std::string> items; ///< string: its value; counter: its decimal value; set: the
                                   ///< members; hash: field, value, field, value, ...
+};
+
+/// A text key's document (see text_read()).
+struct text_value {
+  std::string text;    ///< UTF-8
+  uint64_t length = 0; ///< in code points
+  /// The document's version: hand it to text_insert/text_delete so that their index counts
+  /// in the document as read, whatever this node applied since.
+  std::vector<messages::dot> context;
 };
 
 /// A change the node applied (local or remote); see core/change.hpp.
@@ -142,8 +151,21 @@ public:
   /// when the key holds another type.
   result<int64_t> typed(messages::op_kind op, const std::string& key, const std::string& field = {},
                         const std::string& value = {}, int64_t delta = 0);
-  /// Any key's value by its type.
+  /// Any key's value by its type (text: the document, as one item).
   result<typed_value> read(const std::string& key);
+
+  /// Text (DESIGN.md, "Text"): inserts `text` (UTF-8) at code point `index` (past the end:
+  /// at the end), or deletes `count` code points from `index`. With `context` (a
+  /// text_read()'s), the index counts in the document as it was read. Returns the
+  /// document's length after; errc::refused with "WRONGTYPE ..." when the key holds
+  /// another type, errc::invalid_argument when the text is not UTF-8. Remote edits reach
+  /// watch() subscribers as change::edits, by index.
+  result<uint64_t> text_insert(const std::string& key, uint64_t index, const std::string& text,
+                               const std::vector<messages::dot>* context = nullptr);
+  result<uint64_t> text_delete(const std::string& key, uint64_t index, uint64_t count,
+                               const std::vector<messages::dot>* context = nullptr);
+  /// The document (empty when the key is missing).
+  result<text_value> text_read(const std::string& key);
 
   /// Change subscriptions: `on_change` gets every change applied from now on to a key
   /// starting with `prefix` ("" for all), local and remote, in the order this node applied

@@ -57,6 +57,9 @@ result<int64_t> node::typed(messages::op_kind op, const std::string& key, const 
       op == messages::op_kind::clear)
     return error{errc::invalid_argument,
                  "typed() takes incr, sadd, srem, hset, hdel or hincr; use put() or del()"};
+  if (messages::is_text_op(op))
+    return error{errc::invalid_argument, "typed() does not edit text; use text_insert() or "
+                                         "text_delete()"};
   auto r = impl_->ask<std::vector<int64_t>>(actors::typed_atom::value,
                                             std::vector<core::write_request>{w});
   if (!r)
@@ -125,7 +128,59 @@ result<typed_value> node::read(const std::string& key) {
   if (!r)
     return r.err();
   auto [type, items] = core::typed::render(r->siblings);
+  if (type == "text")
+    items = {std::move(r->text)};
   return typed_value{std::move(type), std::move(items)};
+}
+
+namespace {
+
+core::write_request text_write(messages::op_kind op, const std::string& key, uint64_t index,
+                               const std::vector<messages::dot>* context) {
+  core::write_request w;
+  w.key = key;
+  w.op = op;
+  w.index = index;
+  if (context) {
+    w.has_context = true;
+    w.context = *context;
+  }
+  return w;
+}
+
+} // namespace
+
+result<uint64_t> node::text_insert(const std::string& key, uint64_t index, const std::string& text,
+                                   const std::vector<messages::dot>* context) {
+  auto w = text_write(messages::op_kind::text_insert, key, index, context);
+  w.value = text;
+  auto r = impl_->ask<std::vector<int64_t>>(actors::typed_atom::value,
+                                            std::vector<core::write_request>{w});
+  if (!r)
+    return r.err();
+  return r->empty() ? 0 : static_cast<uint64_t>(r->front());
+}
+
+result<uint64_t> node::text_delete(const std::string& key, uint64_t index, uint64_t count,
+                                   const std::vector<messages::dot>* context) {
+  auto w = text_write(messages::op_kind::text_delete, key, index, context);
+  w.count = count;
+  auto r = impl_->ask<std::vector<int64_t>>(actors::typed_atom::value,
+                                            std::vector<core::write_request>{w});
+  if (!r)
+    return r.err();
+  return r->empty() ? 0 : static_cast<uint64_t>(r->front());
+}
+
+result<text_value> node::text_read(const std::string& key) {
+  auto r = impl_->ask<actors::get_result>(actors::get_atom::value, key);
+  if (!r)
+    return r.err();
+  auto t = core::typed::type_of(r->siblings);
+  if (t != core::typed::key_type::text && t != core::typed::key_type::none)
+    return error{errc::refused,
+                 "WRONGTYPE Operation against a key holding the wrong kind of value"};
+  return text_value{std::move(r->text), r->text_length, std::move(r->context.dots)};
 }
 
 } // namespace mlr::node

@@ -57,6 +57,15 @@ public:
       fn(k, v);
   }
 
+  void for_each_prefix(
+    const std::string& prefix,
+    const std::function<void(const std::string&, const std::vector<messages::version>&)>& fn)
+    const override {
+    for (auto i = keys_.lower_bound(prefix);
+         i != keys_.end() && i->first.compare(0, prefix.size(), prefix) == 0; ++i)
+      fn(i->first, i->second);
+  }
+
   uint64_t log_begin() const override { return begin_; }
   uint64_t log_end() const override { return begin_ + log_.size(); }
 
@@ -168,6 +177,15 @@ uint64_t store::digest() const {
       sum += *h;
   });
   return sum;
+}
+
+void store::for_each_prefix(
+  const std::string& prefix,
+  const std::function<void(const std::string&, const std::vector<messages::version>&)>& fn) const {
+  for_each([&](const std::string& k, const std::vector<messages::version>& vs) {
+    if (k.compare(0, prefix.size(), prefix) == 0)
+      fn(k, vs);
+  });
 }
 
 uint64_t store::live_key_count() const {

@@ -132,9 +132,17 @@ public:
   void
   for_each(const std::function<void(const std::string&, const std::vector<messages::version>&)>& fn)
     const override {
+    for_each_prefix({}, fn);
+  }
+
+  void for_each_prefix(
+    const std::string& prefix,
+    const std::function<void(const std::string&, const std::vector<messages::version>&)>& fn)
+    const override {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), state_cf_));
-    auto pending = pending_state_.begin();
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    auto pending = pending_state_.lower_bound(prefix);
+    auto in_prefix = [&](const std::string& k) { return k.compare(0, prefix.size(), prefix) == 0; };
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
       auto key = it->key().ToString();
       if (erased_.count(key))
         continue;
@@ -148,7 +156,7 @@ public:
       if (auto vs = deserialize_versions(it->value().ToString()))
         fn(key, *vs);
     }
-    for (; pending != pending_state_.end(); ++pending)
+    for (; pending != pending_state_.end() && in_prefix(pending->first); ++pending)
       fn(pending->first, pending->second);
   }
 

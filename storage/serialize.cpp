@@ -104,6 +104,41 @@ error corrupt(const std::string& what) {
   return error{errc::malformed_frame, "corrupt " + what + " record in the data directory"};
 }
 
+void write_text(writer& w, const messages::text_payload& t) {
+  w.u64(t.first_seq);
+  w.u64((t.left ? 1 : 0) | (t.right ? 2 : 0));
+  for (auto* ref : {&t.left, &t.right})
+    if (*ref) {
+      w.source((*ref)->origin);
+      w.u64((*ref)->seq);
+    }
+  w.u64(t.ranges.size());
+  for (auto& x : t.ranges) {
+    w.source(x.origin);
+    w.u64(x.seq);
+    w.u64(x.len);
+  }
+}
+
+bool read_text(reader& r, size_t bytes, messages::text_payload& t) {
+  uint64_t flags = 0, n = 0;
+  if (!r.u64(t.first_seq) || !r.u64(flags) || flags > 3)
+    return false;
+  for (auto [ref, bit] : {std::pair{&t.left, 1}, std::pair{&t.right, 2}})
+    if (flags & bit) {
+      ref->emplace();
+      if (!r.source((*ref)->origin) || !r.u64((*ref)->seq))
+        return false;
+    }
+  if (!r.u64(n) || n > bytes)
+    return false;
+  t.ranges.resize(n);
+  for (auto& x : t.ranges)
+    if (!r.source(x.origin) || !r.u64(x.seq) || !r.u64(x.len))
+      return false;
+  return true;
+}
+
 } // namespace
 
 std::string serialize(const log_entry& e) {
@@ -118,7 +153,7 @@ std::string serialize(const log_entry& e) {
   w.str(e.ev.value);
   w.seen(e.forward);
   // Typed operations (appended, so that entries written before them read as they were).
-  if (!e.ev.field.empty() || e.ev.total != 0 || !e.ev.removed.empty()) {
+  if (!e.ev.field.empty() || e.ev.total != 0 || !e.ev.removed.empty() || e.ev.text) {
     w.str(e.ev.field);
     w.u64(e.ev.total);
     w.u64(e.ev.removed.size());
@@ -130,6 +165,8 @@ std::string serialize(const log_entry& e) {
       w.u64(r.in_map ? 1 : 0);
     }
   }
+  if (e.ev.text) // text operations (appended after the typed part, which they then need)
+    write_text(w, *e.ev.text);
   return w.take();
 }
 
@@ -154,8 +191,12 @@ result<log_entry> deserialize_log_entry(const std::string& bytes) {
         return corrupt("log");
       x.in_map = in_map == 1;
     }
-    if (!r.done())
-      return corrupt("log");
+    if (!r.done()) {
+      auto t = std::make_shared<messages::text_payload>();
+      if (!read_text(r, bytes.size(), *t) || !r.done())
+        return corrupt("log");
+      e.ev.text = std::move(t);
+    }
   }
   return e;
 }

@@ -71,6 +71,11 @@ public:
   virtual void
   for_each(const std::function<void(const std::string&, const std::vector<messages::version>&)>& fn)
     const = 0;
+  /// Visits the keys that start with `prefix`, in ascending key order (what is not yet
+  /// committed included). This default filters for_each; the stores seek to the prefix.
+  virtual void for_each_prefix(
+    const std::string& prefix,
+    const std::function<void(const std::string&, const std::vector<messages::version>&)>& fn) const;
 
   /// Positions run from log_begin() to log_end() - 1; compaction moves log_begin().
   virtual uint64_t log_begin() const = 0;

@@ -45,6 +45,12 @@ public:
     const override {
     live_->for_each(fn);
   }
+  void for_each_prefix(
+    const std::string& prefix,
+    const std::function<void(const std::string&, const std::vector<messages::version>&)>& fn)
+    const override {
+    live_->for_each_prefix(prefix, fn);
+  }
   uint64_t log_begin() const override { return live_->log_begin(); }
   uint64_t log_end() const override { return live_->log_end(); }
   void truncate_log(uint64_t pos) override {

@@ -88,6 +88,10 @@ private:
     // A merged value shows alone, in place of the register versions it stands for.
     for (auto& v : core::typed::shown_registers(vs))
       out.siblings.push_back(std::move(v));
+    if (auto t = replica_.read_text(key)) {
+      out.text = std::move(t->text);
+      out.text_length = t->length;
+    }
     return out;
   }
 

@@ -1,0 +1,237 @@
+// Text keys (DESIGN.md, "Text"): the replica's side of core/text.hpp. Part of the replica
+// (replica.hpp).
+//
+// - A text key's versions are marks, one per origin incarnation (core/typed.hpp); its
+//   document lives in memory beside the store, built on first use from the operations.
+// - Every operation that changed a document is kept under a key of its own
+//   (text_op_prefix, the key's length and the key, the operation's dot): an edit writes
+//   one small record, a state transfer sends them like any keys (their union is the
+//   document's state: a grow-only set of operations), and a restart replays them in HLC
+//   order, which is a causal order (every node stamps a write after everything it holds).
+// - A write of another type at a text key (SET, DEL) removes the characters that the
+//   operations its context names inserted, and is kept with them, so a replay removes them
+//   too.
+
+#include "core/replica.hpp"
+
+#include "core/text.hpp"
+#include "core/typed.hpp"
+#include "storage/serialize.hpp"
+
+#include <algorithm>
+
+namespace mlr::core {
+
+using messages::dot;
+using messages::event;
+using messages::version;
+
+namespace {
+
+void put_be(std::string& out, uint64_t v, int bytes) {
+  for (int i = bytes - 1; i >= 0; --i)
+    out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+uint64_t get_be(const std::string& s, size_t at, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i)
+    v = v << 8 | static_cast<unsigned char>(s[at + i]);
+  return v;
+}
+
+// Below text_op_prefix: the key's length (4 bytes), the key, then the dot (4 + 8 + 8 bytes,
+// big-endian, so a document's operations sort by origin and counter).
+constexpr size_t dot_bytes = 20;
+
+std::string ops_prefix(const std::string& key) {
+  std::string out = text_op_prefix;
+  put_be(out, key.size(), 4);
+  return out + key;
+}
+
+std::string op_key(const std::string& key, const dot& d) {
+  auto out = ops_prefix(key);
+  put_be(out, d.origin.node, 4);
+  put_be(out, d.origin.incarnation, 8);
+  put_be(out, d.counter, 8);
+  return out;
+}
+
+// The document key an operation's key belongs to; none if `k` is not one.
+std::optional<std::string> doc_key_of(const std::string& k) {
+  auto p = text_op_prefix.size();
+  if (k.compare(0, p, text_op_prefix) != 0 || k.size() < p + 4 + dot_bytes)
+    return std::nullopt;
+  auto n = get_be(k, p, 4);
+  if (k.size() != p + 4 + n + dot_bytes)
+    return std::nullopt;
+  return k.substr(p + 4, n);
+}
+
+text::version as_version(const std::vector<dot>& context) {
+  text::version v;
+  for (auto& d : context)
+    v[d.origin] = std::max(v[d.origin], d.counter);
+  return v;
+}
+
+std::optional<text::char_id> id_of(const std::optional<messages::text_ref>& r) {
+  if (!r)
+    return std::nullopt;
+  return text::char_id{r->origin, r->seq};
+}
+
+std::optional<messages::text_ref> ref_of(const std::optional<text::char_id>& c) {
+  if (!c)
+    return std::nullopt;
+  return messages::text_ref{c->origin, c->seq};
+}
+
+std::vector<text_edit> as_edits(std::vector<text::delta> ds) {
+  std::vector<text_edit> out;
+  for (auto& d : ds)
+    out.push_back(text_edit{d.insert, d.index, text::to_utf8(d.text), d.count});
+  return out;
+}
+
+bool has_mark(const std::vector<version>* vs) {
+  return vs && std::any_of(vs->begin(), vs->end(),
+                           [](const version& v) { return v.kind == messages::value_kind::text; });
+}
+
+} // namespace
+
+bool replica::is_text_op_key(const std::string& key) {
+  return key.compare(0, text_op_prefix.size(), text_op_prefix) == 0;
+}
+
+text::document& replica::text_doc(const std::string& key) {
+  auto& slot = texts_[key];
+  if (slot)
+    return *slot;
+  slot = std::make_unique<text::document>();
+  std::vector<version> ops;
+  store_->for_each_prefix(ops_prefix(key),
+                          [&](const std::string& k, const std::vector<version>& vs) {
+                            if (doc_key_of(k) == key)
+                              for (auto& v : vs)
+                                if (v.kind == messages::value_kind::text_op)
+                                  ops.push_back(v);
+                          });
+  std::sort(ops.begin(), ops.end(), messages::lww_before);
+  for (auto& v : ops)
+    if (auto entry = storage::deserialize_log_entry(v.value))
+      text_step(*slot, entry->ev);
+  if (!ops.empty())
+    ++stats_.text_loaded;
+  return *slot;
+}
+
+std::optional<std::vector<text::delta>> replica::text_step(text::document& doc, const event& e) {
+  static const messages::text_payload none;
+  auto& t = e.text ? *e.text : none;
+  if (e.op == messages::op_kind::text_insert) {
+    auto chars = text::from_utf8(e.value);
+    if (!chars)
+      return std::nullopt;
+    text::insert_op op{e.id.origin,   e.id.counter,   t.first_seq,
+                       id_of(t.left), id_of(t.right), std::move(*chars)};
+    return doc.apply(op);
+  }
+  if (e.op == messages::op_kind::text_delete) {
+    text::delete_op op{e.id, {}};
+    for (auto& r : t.ranges)
+      op.ranges.push_back(text::id_range{r.origin, r.seq, r.len});
+    return doc.apply(op);
+  }
+  std::vector<text::delta> out; // a write of another type: what its author saw goes
+  doc.erase_seen(e.id, as_version(e.context), &out);
+  return out;
+}
+
+bool replica::local_text(const write_request& w, event& e) {
+  auto& doc = text_doc(w.key);
+  std::optional<text::version> at;
+  if (w.has_context) {
+    // An origin's operation follows all of its own: the editor's view counts them.
+    at = as_version(w.context);
+    (*at)[self_] = std::max((*at)[self_], e.id.counter - 1);
+  }
+  auto t = std::make_shared<messages::text_payload>();
+  local_edits_.clear();
+  if (w.op == messages::op_kind::text_insert) {
+    auto chars = text::from_utf8(w.value);
+    if (!chars)
+      return false;
+    auto op = doc.insert(e.id, w.index, *chars, at ? &*at : nullptr, &local_edits_);
+    if (op.text.empty())
+      return false;
+    t->first_seq = op.first_seq;
+    t->left = ref_of(op.left);
+    t->right = ref_of(op.right);
+    e.value = w.value;
+  } else {
+    auto op = doc.erase(e.id, w.index, w.count, at ? &*at : nullptr, &local_edits_);
+    if (op.ranges.empty())
+      return false;
+    for (auto& r : op.ranges)
+      t->ranges.push_back(messages::text_range{r.origin, r.seq, r.len});
+  }
+  e.text = std::move(t);
+  local_text_ = true;
+  return true;
+}
+
+void replica::apply_text(const event& e, const std::vector<version>* before,
+                         std::vector<text_edit>& edits) {
+  bool text_op = messages::is_text_op(e.op);
+  if (!text_op && !has_mark(before))
+    return; // no text here that this write could remove
+  std::optional<std::vector<text::delta>> applied;
+  if (local_text_) {
+    applied = std::move(local_edits_); // the origin applied it when it made it
+    local_text_ = false;
+  } else {
+    applied = text_step(text_doc(e.key), e);
+  }
+  if (!applied) {
+    ++stats_.text_refused;
+    return;
+  }
+  if (applied->empty() && !text_op)
+    return;
+  storage::log_entry kept;
+  kept.ev = e;
+  kept.ev.deps.clear();
+  kept.ev.seen = {};
+  store_->assign(
+    op_key(e.key, e.id),
+    {version{e.id, e.time, false, storage::serialize(kept), messages::value_kind::text_op, {}}});
+  edits = as_edits(std::move(*applied));
+}
+
+void replica::text_state_changed(const std::string& store_key) {
+  if (auto key = doc_key_of(store_key)) {
+    texts_.erase(*key); // rebuilt from the operations at next use
+    texts_changed_.insert(*key);
+  }
+}
+
+void replica::report_text_changes() {
+  if (report_changes_)
+    for (auto& key : texts_changed_)
+      ready_.changes.push_back(typed::describe_state(key, "transfer", versions(key)));
+  texts_changed_.clear();
+}
+
+std::optional<replica::text_view> replica::read_text(const std::string& key, uint64_t start,
+                                                     uint64_t count) {
+  auto* current = store_->find(key);
+  if (!current || typed::type_of(*current) != typed::key_type::text)
+    return std::nullopt;
+  auto& doc = text_doc(key);
+  return text_view{doc.length(), text::to_utf8(doc.read(start, count))};
+}
+
+} // namespace mlr::core
