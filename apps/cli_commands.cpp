@@ -85,8 +85,54 @@ std::string human_status(const nlohmann::json& j) {
   return out;
 }
 
-std::optional<int> typed_command(const std::vector<std::string>& w, client::connection& n) {
+namespace {
+
+// mlr text get KEY | insert KEY INDEX TEXT | delete KEY INDEX COUNT.
+int text_command(const std::vector<std::string>& w, client::connection& n,
+                 const std::string* context) {
+  auto fail = [](const error& e) {
+    std::cerr << "mlr: " << e.message << "\n";
+    return 1;
+  };
+  if (w[1] == "get" && w.size() == 3) {
+    auto r = n.read(w[2]);
+    if (!r)
+      return fail(r.err());
+    if (r->type_name != "text" && r->type_name != "none")
+      return fail(error{errc::refused, "WRONGTYPE the key holds a " + r->type_name +
+                                         "; read it with 'read'"});
+    std::cout << (r->items.empty() ? std::string() : r->items[0]) << "\n";
+    if (!r->context.empty())
+      std::cerr << "context: " << r->context << "\n";
+    return r->type_name == "none" ? 1 : 0;
+  }
+  bool insert = w[1] == "insert";
+  if ((!insert && w[1] != "delete") || w.size() != 5)
+    return fail_usage("text takes: get KEY | insert KEY INDEX TEXT | delete KEY INDEX COUNT");
+  auto number = [](const std::string& s) -> std::optional<uint64_t> {
+    if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos || s.size() > 19)
+      return std::nullopt;
+    return std::stoull(s);
+  };
+  auto index = number(w[3]);
+  auto count = insert ? std::optional<uint64_t>(0) : number(w[4]);
+  if (!index || !count)
+    return fail_usage("'" + (index ? w[4] : w[3]) + "' is not a non-negative integer");
+  auto r = n.text(insert ? messages::op_kind::text_insert : messages::op_kind::text_delete, w[2],
+                  *index, insert ? w[4] : std::string(), *count, context);
+  if (!r)
+    return fail(r.err());
+  std::cout << *r << "\n";
+  return 0;
+}
+
+} // namespace
+
+std::optional<int> typed_command(const std::vector<std::string>& w, client::connection& n,
+                                 const std::string* context) {
   using messages::op_kind;
+  if (w[0] == "text")
+    return text_command(w, n, context);
   static const std::map<std::string, std::pair<op_kind, size_t>> ops{
     {"incr", {op_kind::incr, 2}}, {"sadd", {op_kind::sadd, 3}}, {"srem", {op_kind::srem, 3}},
     {"hset", {op_kind::hset, 4}}, {"hdel", {op_kind::hdel, 3}}, {"hincr", {op_kind::hincr, 4}}};
@@ -129,7 +175,7 @@ std::optional<int> typed_command(const std::vector<std::string>& w, client::conn
 std::optional<std::pair<size_t, size_t>> typed_arity(const std::string& cmd) {
   static const std::map<std::string, std::pair<size_t, size_t>> arity{
     {"incr", {2, 3}}, {"sadd", {3, 3}},  {"srem", {3, 3}}, {"hset", {4, 4}},
-    {"hdel", {3, 3}}, {"hincr", {4, 4}}, {"read", {2, 2}}};
+    {"hdel", {3, 3}}, {"hincr", {4, 4}}, {"read", {2, 2}}, {"text", {3, 5}}};
   auto i = arity.find(cmd);
   return i == arity.end() ? std::nullopt : std::optional(i->second);
 }

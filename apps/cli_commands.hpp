@@ -22,7 +22,9 @@ std::string human_status(const nlohmann::json& j);
 /// incr, sadd, srem, hset, hdel, hincr (DESIGN.md, "Convergent data types") and read, with
 /// `words` the command and its arguments (typed_arity checked their number); nothing when
 /// words[0] is not one of them. The exit status otherwise.
-std::optional<int> typed_command(const std::vector<std::string>& words, client::connection& n);
+/// `context`: --context's token (text insert and delete take it).
+std::optional<int> typed_command(const std::vector<std::string>& words, client::connection& n,
+                                 const std::string* context = nullptr);
 
 /// The number of words each typed command takes (its name included): {min, max}.
 std::optional<std::pair<size_t, size_t>> typed_arity(const std::string& cmd);

@@ -60,6 +60,14 @@ const char* usage =
   "-2)\n"
   "  mlr --node HOST:PORT read KEY                  any type: prints 'type: T', then the value\n"
   "                                                 (a set's members, a map's FIELD=VALUE lines)\n"
+  "  mlr --node HOST:PORT text get KEY              text: prints the document (and, on stderr,\n"
+  "                                                 'context: TOKEN', its version)\n"
+  "  mlr --node HOST:PORT text insert KEY INDEX TEXT [--context TOKEN]\n"
+  "  mlr --node HOST:PORT text delete KEY INDEX COUNT [--context TOKEN]\n"
+  "                                                 text: INDEX and COUNT in code points (past\n"
+  "                                                 the end: the end); prints the new length;\n"
+  "                                                 with the context a text get printed, INDEX\n"
+  "                                                 counts in the document as it was then\n"
   "  mlr --node HOST:PORT status [--json]\n"
   "  mlr --node HOST:PORT watch [--interval SECONDS] [--count N]\n"
   "  mlr --node HOST:PORT watch-keys PREFIX [--count N]\n"
@@ -67,7 +75,8 @@ const char* usage =
   "                                                 or remote, in the order the node applied "
   "them,\n"
   "                                                 one line each: EVENT KEY [FIELD] [= VALUE]\n"
-  "                                                 (TYPE, DOT); --count N: stop after N\n"
+  "                                                 [+INDEX 'TEXT' | -INDEX COUNT ...] (TYPE,\n"
+  "                                                 DOT); --count N: stop after N\n"
   "  mlr --node HOST:PORT conflicts [--since N] [--follow] [--count N] [--json]\n"
   "                                   [--replay [--resolver NAME]]\n"
   "                                                 the node's conflict feed, oldest first:\n"
@@ -145,7 +154,8 @@ std::optional<int> parse(int argc, char** argv, cli& c) {
     "file holding the node's client secret (default: $MLR_SECRET)")(
     "admin-secret-file", po::value(&admin_secret_file),
     "file holding the node's admin secret, for topology set (default: $MLR_ADMIN_SECRET)")(
-    "context", po::value(&c.context), "for put/del: the context token a get printed")(
+    "context", po::value(&c.context),
+    "for put/del: the context token a get printed; for text insert/delete: a text get's")(
     "json", po::bool_switch(&c.as_json), "for status: print JSON")(
     "interval", po::value(&c.interval)->default_value(c.interval),
     "for watch: seconds between updates")("count", po::value(&c.count)->default_value(c.count),
@@ -295,8 +305,11 @@ int watch_keys(const cli& c, client::connection& n) {
     return 0;
   auto r = n.watch(c.words[1], [&](const messages::client_response& ch) {
     std::cout << ch.event << " " << ch.key << (ch.field.empty() ? "" : " " + ch.field)
-              << (ch.value.empty() ? "" : " = " + ch.value) << " (" << ch.type_name << ", "
-              << ch.written << ")\n";
+              << (ch.value.empty() ? "" : " = " + ch.value);
+    for (auto& e : ch.edits) // text: what it did, by index
+      std::cout << (e.insert ? " +" : " -") << e.index << " "
+                << (e.insert ? "'" + e.text + "'" : std::to_string(e.count));
+    std::cout << " (" << ch.type_name << ", " << ch.written << ")\n";
     std::cout.flush();
     return c.count < 0 || ++seen < c.count;
   });
@@ -323,15 +336,15 @@ int data_command(const cli& c) {
   if (!typed && cmd != "put" && cmd != "get" && cmd != "del" && cmd != "status" && cmd != "watch" &&
       cmd != "watch-keys" && cmd != "conflicts")
     return fail_usage("unknown command '" + cmd +
-                      "' (put, get, del, incr, sadd, srem, hset, hdel, hincr, read, status, "
+                      "' (put, get, del, incr, sadd, srem, hset, hdel, hincr, read, text, status, "
                       "watch, watch-keys, conflicts, resolver set, topology)");
   auto conn = c.open(false);
   if (!conn)
     return cannot_open(conn.err());
   auto& n = **conn;
-  if (typed)
-    return *typed_command(c.words, n);
   const std::string* ctx = c.has_context ? &c.context : nullptr;
+  if (typed)
+    return *typed_command(c.words, n, ctx);
   if (cmd == "put" || cmd == "del") {
     auto r = cmd == "put" ? n.put(c.words[1], c.words[2], ctx) : n.del(c.words[1], ctx);
     if (!r) {

@@ -199,6 +199,20 @@ result<messages::client_response> connection::get(const std::string& key) {
   return r;
 }
 
+namespace {
+
+result<int64_t> number_or_error(result<messages::client_response> r) {
+  if (!r)
+    return r.err();
+  if (r->kind == messages::client_response::op::failure)
+    return error{r->fail.code, r->fail.message};
+  if (r->kind != messages::client_response::op::number)
+    return error{errc::malformed_frame, "the node answered a typed write with something else"};
+  return r->number;
+}
+
+} // namespace
+
 result<int64_t> connection::typed(messages::op_kind op, const std::string& key,
                                   const std::string& field, const std::string& value,
                                   int64_t delta) {
@@ -209,14 +223,24 @@ result<int64_t> connection::typed(messages::op_kind op, const std::string& key,
   req.field = field;
   req.value = value;
   req.delta = delta;
-  auto r = call(req);
-  if (!r)
-    return r.err();
-  if (r->kind == messages::client_response::op::failure)
-    return error{r->fail.code, r->fail.message};
-  if (r->kind != messages::client_response::op::number)
-    return error{errc::malformed_frame, "the node answered a typed write with something else"};
-  return r->number;
+  return number_or_error(call(req));
+}
+
+result<int64_t> connection::text(messages::op_kind op, const std::string& key, uint64_t index,
+                                 const std::string& text, uint64_t count,
+                                 const std::string* context) {
+  messages::client_request req;
+  req.kind = messages::client_request::op::typed;
+  req.typed_op = op;
+  req.key = key;
+  req.index = index;
+  req.value = text;
+  req.count = count;
+  if (context) {
+    req.has_context = true;
+    req.context = *context;
+  }
+  return number_or_error(call(req));
 }
 
 result<messages::client_response> connection::read(const std::string& key) {

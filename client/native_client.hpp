@@ -38,7 +38,14 @@ public:
   /// another type.
   result<int64_t> typed(messages::op_kind op, const std::string& key, const std::string& field,
                         const std::string& value = {}, int64_t delta = 0);
-  /// A key's value by its type: type_name and items (see ClientResponse.typed).
+  /// A text edit (op text_insert: `text` at `index`; text_delete: `count` code points at
+  /// `index`), with a read's context to index in the document as read: the document's new
+  /// length; WRONGTYPE when the key holds another type.
+  result<int64_t> text(messages::op_kind op, const std::string& key, uint64_t index,
+                       const std::string& text, uint64_t count = 0,
+                       const std::string* context = nullptr);
+  /// A key's value by its type: type_name and items (see ClientResponse.typed; a text
+  /// key's context too).
   result<messages::client_response> read(const std::string& key);
   /// The node's status as JSON text.
   result<std::string> status();

@@ -96,7 +96,8 @@ void forward(const reply_slot& answer, client_conn& conn, const messages::client
         [answer](get_result& g) {
           namespace typed = core::typed;
           auto t = typed::type_of(g.siblings);
-          if (t == typed::key_type::set || t == typed::key_type::hash)
+          if (t == typed::key_type::set || t == typed::key_type::hash ||
+              t == typed::key_type::text)
             return answer.fail(errc::refused, std::string("WRONGTYPE the key holds a ") +
                                                 typed::name(t) + "; read it with 'read'");
           messages::client_response r;
@@ -244,6 +245,8 @@ gateway_actor::behavior_type client_gateway(self_ptr self, node_context ctx, std
         r.field = c.field;
         r.value = c.value;
         r.written = messages::to_string(c.id);
+        for (auto& e : c.edits)
+          r.edits.push_back({e.insert, e.index, e.text, e.count});
         auto* cc = st->find(stream.hdl, stream.serial);
         reply_slot{self, st, stream.hdl, stream.serial, cc->replies.reserve(), stream.request_id}(
           r);

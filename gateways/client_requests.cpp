@@ -120,6 +120,13 @@ void forward_typed(const reply_slot& answer, const messages::client_request& req
     w.field = req.field;
     w.value = req.value;
     w.delta = req.delta;
+    w.index = req.index;
+    w.count = req.count;
+    if (req.has_context) // checked when the request came in
+      if (auto dots = messages::parse_context_token(req.context)) {
+        w.has_context = true;
+        w.context = std::move(*dots);
+      }
     self->request(leader, request_timeout, typed_atom::value, std::vector<write_request>{w})
       .then(
         [answer](std::vector<int64_t>& replies) {
@@ -137,8 +144,10 @@ void forward_typed(const reply_slot& answer, const messages::client_request& req
         messages::client_response r;
         r.kind = messages::client_response::op::typed;
         std::tie(r.type_name, r.items) = typed::render(g.siblings);
-        if (r.type_name == "text")
+        if (r.type_name == "text") {
           r.items = {std::move(g.text)};
+          r.context = messages::to_context_token(g.context.dots);
+        }
         answer(r);
       },
       on_error);

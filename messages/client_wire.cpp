@@ -24,15 +24,23 @@ namespace {
 // A typed request names one of the operations a client may send (clear is the node's own).
 std::optional<error> read_typed(wire::ClientRequest::Typed::Reader t, client_request& out) {
   auto op = t.getOp();
-  if (op < static_cast<uint8_t>(op_kind::incr) || op > static_cast<uint8_t>(op_kind::hincr))
+  bool text = op == static_cast<uint8_t>(op_kind::text_insert) ||
+              op == static_cast<uint8_t>(op_kind::text_delete);
+  if ((op < static_cast<uint8_t>(op_kind::incr) || op > static_cast<uint8_t>(op_kind::hincr)) &&
+      !text)
     return malformed("typed request has operation " + std::to_string(op) +
-                     "; send 2 incr, 3 sadd, 4 srem, 5 hset, 6 hdel or 7 hincr");
+                     "; send 2 incr, 3 sadd, 4 srem, 5 hset, 6 hdel, 7 hincr, 9 text insert or "
+                     "10 text delete");
   out.kind = client_request::op::typed;
   out.typed_op = static_cast<op_kind>(op);
   out.key = as_string(t.getKey());
   out.field = as_string(t.getField());
   out.value = as_string(t.getValue());
   out.delta = t.getDelta();
+  out.index = t.getIndex();
+  out.count = t.getCount();
+  out.has_context = t.getHasContext();
+  out.context = t.getContext();
   return std::nullopt;
 }
 
@@ -154,6 +162,10 @@ frame encode(const client_request& x) {
     t.setField(as_bytes(x.field));
     t.setValue(as_bytes(x.value));
     t.setDelta(x.delta);
+    t.setIndex(x.index);
+    t.setCount(x.count);
+    t.setHasContext(x.has_context);
+    t.setContext(x.context);
     break;
   }
   case client_request::op::read:
@@ -276,6 +288,7 @@ frame encode(const client_response& x) {
     auto items = t.initItems(static_cast<unsigned>(x.items.size()));
     for (unsigned i = 0; i < x.items.size(); ++i)
       items.set(i, as_bytes(x.items[i]));
+    t.setContext(x.context);
     break;
   }
   case client_response::op::change: {
@@ -286,6 +299,13 @@ frame encode(const client_response& x) {
     c.setField(as_bytes(x.field));
     c.setValue(as_bytes(x.value));
     c.setDot(x.written);
+    auto es = c.initEdits(static_cast<unsigned>(x.edits.size()));
+    for (unsigned i = 0; i < x.edits.size(); ++i) {
+      es[i].setInsert(x.edits[i].insert);
+      es[i].setIndex(x.edits[i].index);
+      es[i].setText(as_bytes(x.edits[i].text));
+      es[i].setCount(x.edits[i].count);
+    }
     break;
   }
   case client_response::op::conflicts:
@@ -330,6 +350,7 @@ result<client_response> decode_client_response(const frame& f) {
         out.type_name = root.getTyped().getType();
         for (auto s : root.getTyped().getItems())
           out.items.push_back(as_string(s));
+        out.context = root.getTyped().getContext();
         break;
       case wire::ClientResponse::CHANGE: {
         auto c = root.getChange();
@@ -340,6 +361,10 @@ result<client_response> decode_client_response(const frame& f) {
         out.field = as_string(c.getField());
         out.value = as_string(c.getValue());
         out.written = c.getDot();
+        for (auto e : c.getEdits())
+          out.edits.push_back(
+            client_response::text_edit{e.getInsert(), e.getIndex(), as_string(e.getText()),
+                                       e.getCount()});
         break;
       }
       case wire::ClientResponse::CONFLICTS:

@@ -287,12 +287,17 @@ struct ClientRequest {
                            # (needs the admin secret)
     auth @10 :Data;        # the client secret (data) or the admin secret (data and admin);
                            # answered by `written` ("client" or "admin") or a failure
-    typed :group {         # a counter, set or map operation; answered by `number`
-      op @11 :UInt8;       # 2 incr, 3 sadd, 4 srem, 5 hset, 6 hdel, 7 hincr (Event's numbering)
+    typed :group {         # a counter, set, map or text operation; answered by `number`
+      op @11 :UInt8;       # 2 incr, 3 sadd, 4 srem, 5 hset, 6 hdel, 7 hincr, 9 text insert,
+                           # 10 text delete (Event's numbering)
       key @12 :Data;
       field @13 :Data;     # the set member or map field
-      value @14 :Data;     # hset: the field's value
+      value @14 :Data;     # hset: the field's value; text insert: the text (UTF-8)
       delta @15 :Int64;    # incr, hincr: what to add
+      index @21 :UInt64;   # text: where (code points; past the end: the end)
+      count @22 :UInt64;   # text delete: how many code points
+      hasContext @23 :Bool;
+      context @24 :Text;   # text: a read's context; the index counts in the document as read
     }
     read @16 :Data;        # a key's value by its type; answered by `typed`
     watch @17 :Data;       # a key prefix: answered by `written` ("watching"), then by one
@@ -308,6 +313,15 @@ struct ClientRequest {
   }
 }
 
+# What a change did to a text document, by index (code points), in order: each counts the
+# edits before it.
+struct TextEdit {
+  insert @0 :Bool;
+  index @1 :UInt64;
+  text @2 :Data;             # insert: UTF-8
+  count @3 :UInt64;          # delete
+}
+
 struct ClientResponse {
   union {
     written @0 :Text;      # the new write's dot
@@ -320,9 +334,10 @@ struct ClientResponse {
     number @5 :Int64;      # a typed write's answer: incr/hincr the new value; sadd, srem,
                            # hset, hdel 1 when they added or removed the member or field, else 0
     typed :group {         # the answer to `read`
-      type @6 :Text;       # none, string, counter, set or hash
+      type @6 :Text;       # none, string, counter, set, hash or text
       items @7 :List(Data);# string: its value; counter: its decimal value; set: the members;
-                           # hash: field, value, field, value, ...
+                           # hash: field, value, field, value, ...; text: the document
+      context @15 :Text;   # text: the document's version (for text writes)
     }
     change :group {        # one change a `watch` asked for
       key @8 :Data;
@@ -332,6 +347,7 @@ struct ClientResponse {
       field @11 :Data;     # the set member or map field
       value @12 :Data;     # set, merged, hset: the value; incrby, hincrby: the new value
       dot @13 :Text;       # the write's dot (its origin first)
+      edits @16 :List(TextEdit); # text.insert, text.del (and a write over text): by index
     }
     conflicts @14 :List(ConflictRecord);  # oldest first; empty: none after `after`
   }

@@ -92,6 +92,8 @@ struct client_request {
   op_kind typed_op = op_kind::incr; ///< typed: incr, sadd, srem, hset, hdel or hincr
   std::string field;                ///< typed: the set member or map field
   int64_t delta = 0;                ///< typed incr, hincr: what to add
+  uint64_t index = 0;               ///< typed text: where (code points)
+  uint64_t count = 0;               ///< typed text delete: how many
   uint64_t after = 0;               ///< conflicts: records after this sequence number
   uint32_t limit = 0;               ///< conflicts: at most this many
 };
@@ -109,7 +111,7 @@ struct client_response {
   } kind = op::failure;
   std::string written;               ///< the dot, as text
   std::vector<std::string> siblings; ///< live values (deletes left out)
-  std::string context;               ///< token naming every live version
+  std::string context;               ///< token naming every live version (typed: text's)
   std::string status_json;
   failure fail;
   int64_t number = 0;             ///< a typed write's answer
@@ -117,6 +119,14 @@ struct client_response {
   std::vector<std::string> items; ///< typed: the value, rendered (see mlr.capnp)
   /// change: what a watch delivers (type_name: the key's type after it; written: the dot).
   std::string key, event, field, value;
+  /// change of a text key: what it did, by index.
+  struct text_edit {
+    bool insert = true;
+    uint64_t index = 0;
+    std::string text;
+    uint64_t count = 0;
+  };
+  std::vector<text_edit> edits;
   std::vector<conflict_record> conflicts;
 };
 

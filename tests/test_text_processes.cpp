@@ -65,3 +65,61 @@ TEST_CASE("processes mesh N=3: text typed at one node reads the same at every no
   for (size_t i = 0; i < 3; ++i)
     CHECK(cli(c, i, "TEXT.GET doc\\n") == "new\n");
 }
+
+TEST_CASE("processes mesh N=2: the mlr CLI edits text, an edit at a read's context counts in the "
+          "document as read, and watch-keys shows remote edits by index") {
+  process_cluster c(2, "mesh");
+  INFO(c.logs());
+  auto mlr = [&](size_t i, std::vector<std::string> args) {
+    args.insert(args.begin(), {MLR_CLI_BIN, "--node", c.client_address(i)});
+    return run_command(args);
+  };
+  auto doc_at = [&](size_t i) { // the document alone (the context goes to stderr)
+    return run_command({"/bin/sh", "-c",
+                        std::string(MLR_CLI_BIN) + " --node " + c.client_address(i) +
+                          " text get doc 2>/dev/null"})
+      .second;
+  };
+  auto out = c.dir() + "/watch-keys.txt";
+  auto watcher =
+    process::start({MLR_CLI_BIN, "--node", c.client_address(1), "watch-keys", "doc"}, out);
+  REQUIRE(eventually(
+    [&] {
+      mlr(0, {"put", "doc-probe", "1"});
+      return read_file(out).find("set doc-probe") != std::string::npos;
+    },
+    10s));
+  CHECK(mlr(0, {"text", "insert", "doc", "0", "hello world"}) ==
+        std::make_pair(0, std::string("11\n")));
+  CHECK(mlr(0, {"text", "delete", "doc", "0", "1"}) == std::make_pair(0, std::string("10\n")));
+  CHECK(eventually([&] { return doc_at(1) == "ello world\n"; }, 10s));
+  CHECK(eventually(
+    [&] {
+      auto t = read_file(out);
+      return t.find("text.insert doc +0 'hello world' (text, ") != std::string::npos &&
+             t.find("text.del doc -0 1 (text, ") != std::string::npos;
+    },
+    10s));
+  watcher.signal(SIGTERM);
+  watcher.wait(5s);
+
+  // An editor reads (with the context on stderr), another edit lands, and the editor's
+  // index still means the place it saw.
+  auto read = run_command({"/bin/sh", "-c",
+                           std::string(MLR_CLI_BIN) + " --node " + c.client_address(0) +
+                             " text get doc 2>&1 >/dev/null"});
+  auto at = read.second.find("context: ");
+  REQUIRE(at != std::string::npos);
+  auto token = read.second.substr(at + 9, read.second.find('\n', at) - at - 9);
+  CHECK(mlr(1, {"text", "insert", "doc", "0", "H"}).first == 0); // Hello world
+  CHECK(eventually([&] { return doc_at(0) == "Hello world\n"; }, 10s));
+  // "ello world" as read: after "ello" (index 4) goes ","
+  CHECK(mlr(0, {"text", "insert", "doc", "4", ",", "--context", token}).first == 0);
+  CHECK(doc_at(0) == "Hello, world\n");
+
+  // Careless use: a clear message and the usage exit status.
+  CHECK(mlr(0, {"text", "insert", "doc", "x", "a"}).first == 2);
+  CHECK(mlr(0, {"text", "frob", "doc", "1", "a"}).first == 2);
+  CHECK(mlr(0, {"text", "get", "doc-probe"}).first == 1); // a string
+  CHECK(mlr(0, {"text", "get", "nothing"}).first == 1);
+}
