@@ -99,8 +99,8 @@ int text_command(const std::vector<std::string>& w, client::connection& n,
     if (!r)
       return fail(r.err());
     if (r->type_name != "text" && r->type_name != "none")
-      return fail(error{errc::refused, "WRONGTYPE the key holds a " + r->type_name +
-                                         "; read it with 'read'"});
+      return fail(error{errc::refused,
+                        "WRONGTYPE the key holds a " + r->type_name + "; read it with 'read'"});
     std::cout << (r->items.empty() ? std::string() : r->items[0]) << "\n";
     if (!r->context.empty())
       std::cerr << "context: " << r->context << "\n";

@@ -96,8 +96,7 @@ void forward(const reply_slot& answer, client_conn& conn, const messages::client
         [answer](get_result& g) {
           namespace typed = core::typed;
           auto t = typed::type_of(g.siblings);
-          if (t == typed::key_type::set || t == typed::key_type::hash ||
-              t == typed::key_type::text)
+          if (t == typed::key_type::set || t == typed::key_type::hash || t == typed::key_type::text)
             return answer.fail(errc::refused, std::string("WRONGTYPE the key holds a ") +
                                                 typed::name(t) + "; read it with 'read'");
           messages::client_response r;
