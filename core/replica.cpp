@@ -216,6 +216,7 @@ dot replica::write(const write_request& w, uint64_t now_ms) {
     --counter_; // nothing to send: the dot is not issued
     return dot{};
   }
+  over_text(current, e);
   ++stats_.local_writes;
   if (cfg_.observer)
     cfg_.observer->on_apply(cfg_.self, e, true);

@@ -259,6 +259,7 @@ private:
   bool local_text(const write_request& w, messages::event& e);
   void apply_text(const messages::event& e, const std::vector<messages::version>* before,
                   std::vector<text_edit>& edits);
+  void over_text(const std::vector<messages::version>* current, messages::event& e);
   void text_state_changed(const std::string& store_key);
   void report_text_changes();
   std::map<std::string, std::unique_ptr<text::document>> texts_; // loaded documents

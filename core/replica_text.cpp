@@ -10,7 +10,8 @@
 //   order, which is a causal order (every node stamps a write after everything it holds).
 // - A write of another type at a text key (SET, DEL) removes the characters that the
 //   operations its context names inserted, and is kept with them, so a replay removes them
-//   too.
+//   too. Its origin marks it (an empty text payload; overText on the wire) when it saw the
+//   key's marks, so that every node keeps the same records whatever it held then.
 
 #include "core/replica.hpp"
 
@@ -186,8 +187,8 @@ bool replica::local_text(const write_request& w, event& e) {
 void replica::apply_text(const event& e, const std::vector<version>* before,
                          std::vector<text_edit>& edits) {
   bool text_op = messages::is_text_op(e.op);
-  if (!text_op && !has_mark(before))
-    return; // no text here that this write could remove
+  if (!text_op && !e.text)
+    return; // not over text (the origin says so: see over_text)
   std::optional<std::vector<text::delta>> applied;
   if (local_text_) {
     applied = std::move(local_edits_); // the origin applied it when it made it
@@ -199,8 +200,6 @@ void replica::apply_text(const event& e, const std::vector<version>* before,
     ++stats_.text_refused;
     return;
   }
-  if (applied->empty() && !text_op)
-    return;
   storage::log_entry kept;
   kept.ev = e;
   kept.ev.deps.clear();
@@ -209,6 +208,11 @@ void replica::apply_text(const event& e, const std::vector<version>* before,
     op_key(e.key, e.id),
     {version{e.id, e.time, false, storage::serialize(kept), messages::value_kind::text_op, {}}});
   edits = as_edits(std::move(*applied));
+}
+
+void replica::over_text(const std::vector<version>* current, event& e) {
+  if (!messages::is_text_op(e.op) && has_mark(current))
+    e.text = std::make_shared<messages::text_payload>();
 }
 
 void replica::text_state_changed(const std::string& store_key) {

@@ -138,6 +138,8 @@ void write_op(wire::Event::Builder out, const event& e,
   }
   if (!e.field.empty())
     out.setField(as_bytes(e.field));
+  if (e.text && !is_text_op(e.op))
+    out.setOverText(true);
   if (e.removed.empty())
     return;
   auto rs = out.initRemoved(static_cast<unsigned>(e.removed.size()));
@@ -195,6 +197,8 @@ std::optional<error> read_op(wire::Event::Reader in, const std::vector<source>& 
                      " has an operation this node does not know (a newer node's?)");
   }
   e.field = as_string(in.getField());
+  if (in.getOverText() && !is_text_op(e.op))
+    e.text = std::make_shared<text_payload>();
   if (!e.field.empty() && !has_field(e.op))
     return malformed("event " + std::to_string(in.getCounter()) +
                      " names a field, but its operation takes none");

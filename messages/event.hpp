@@ -127,7 +127,9 @@ struct event {
   uint64_t total = 0;
   /// Counter shares this write removes (see counter_removal).
   std::vector<counter_removal> removed;
-  /// Text operations: what they name (shared: events are copied into logs and batches).
+  /// Text operations: what they name (shared: events are copied into logs and batches). An
+  /// empty one on a write of another type: it is over a text key, and the characters the
+  /// operations its context names inserted go (every node then keeps it with them).
   std::shared_ptr<const text_payload> text;
   /// Not on the wire: the node this event arrived on behalf of (see event_batch), kept
   /// with it while it waits in the causal buffer.

@@ -55,6 +55,8 @@ struct Event {
   seenByMore @9 :List(UInt64); # nodes 64 and up: word i covers nodes 64(i+1) .. 64(i+1)+63
   field @10 :Data;           # typed operations: the set element or map field
   removed @11 :List(CounterRemoval); # counter shares this write removes
+  overText @21 :Bool;        # a write of another type over a text key: the characters that the
+                             # operations its context names inserted go (core/replica_text)
 }
 
 # Of one origin incarnation's share of a counter (or of a map field that is a counter), the
