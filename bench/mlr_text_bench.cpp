@@ -1,12 +1,19 @@
-// mlr-text-bench: the text CRDT (core/text.hpp) on the automerge-paper trace, edit by edit:
-// applied locally at one document (index to id, as an origin does), and the operations
-// that produced applied at a second document (by id, as a receiver does). Each document is
-// checked against the trace's endContent. Prints ops/s, items (runs and tombstones) and
-// peak RSS. In process, no actors yet: replication through nodes comes with the text key
-// type (issue 13). Usage: mlr-text-bench [--rounds N]
+// mlr-text-bench: text on the automerge-paper trace, edit by edit, each result checked
+// against the trace's endContent:
+// - the CRDT alone (core/text.hpp): applied locally at one document (index to id, as an
+//   origin does), and the operations that produced applied at a second one (by id);
+// - a text key replicated across 3 replicas (core/replica.hpp, memory stores, in one
+//   process, no actors or sockets): every edit a write at the first, its log shipped to the
+//   other two in encoded batches (what links send) as it goes, stability and log compaction
+//   running, until all three hold endContent. Prints edits/s, the bytes on the wire and at
+//   rest (the operation records a store keeps) per character, and peak RSS.
+// Usage: mlr-text-bench [--rounds N]
 
 #include "bench/editing_traces.hpp"
+#include "core/replica.hpp"
 #include "core/text.hpp"
+#include "messages/codec.hpp"
+#include "storage/serialize.hpp"
 
 #include <malloc.h>
 #include <sys/resource.h>
@@ -40,6 +47,89 @@ struct edit {
   std::u32string inserted;
 };
 
+struct replicated {
+  double seconds = 0;
+  bool ok = false;
+  uint64_t wire_bytes = 0, rest_bytes = 0, records = 0, log_kept = 0;
+};
+
+// The trace through three replicas (see the file's comment).
+replicated replicate(const std::vector<testing::traces::patch>& patches, const std::string& want) {
+  std::vector<std::unique_ptr<core::replica>> rs;
+  for (messages::node_index i = 0; i < 3; ++i) {
+    core::replica_config cfg;
+    cfg.self = i;
+    cfg.incarnation = i + 1;
+    cfg.forward_to.resize(3);
+    for (messages::node_index j = 0; j < 3; ++j)
+      if (j != i)
+        cfg.forward_to[i].push_back(j);
+    rs.push_back(std::make_unique<core::replica>(cfg, storage::make_memory_store()));
+  }
+  replicated out;
+  uint64_t cursor[3] = {0, 0, 0}, now = 1000;
+  auto ship = [&](messages::node_index to) {
+    for (;;) {
+      auto got = rs[0]->fetch(to, cursor[to], 4096, 1u << 20);
+      cursor[to] = got.next;
+      if (got.batch.events.empty())
+        return;
+      auto f = messages::encode(got.batch);
+      out.wire_bytes += f.bytes.size();
+      auto back = messages::decode_batch(f); // as a link's receiver takes it
+      rs[to]->receive(std::move(*back), now);
+      rs[to]->take_ready();
+    }
+  };
+  auto gossip = [&] {
+    for (messages::node_index a = 0; a < 3; ++a)
+      for (messages::node_index b = 0; b < 3; ++b)
+        if (a != b)
+          rs[b]->observe_report(a, rs[a]->applied(), rs[a]->stable(), now);
+    for (auto& r : rs)
+      r->collect_garbage(now);
+  };
+  auto t = clock_type::now();
+  size_t n = 0;
+  for (auto& p : patches) {
+    core::write_request w;
+    w.key = "doc";
+    w.index = p.position;
+    if (p.deleted > 0) {
+      w.op = messages::op_kind::text_delete;
+      w.count = p.deleted;
+      rs[0]->write(w, ++now);
+    }
+    if (!p.inserted.empty()) {
+      w.op = messages::op_kind::text_insert;
+      w.value = p.inserted;
+      rs[0]->write(w, ++now);
+    }
+    rs[0]->take_ready();
+    if (++n % 256 == 0) {
+      ship(1);
+      ship(2);
+    }
+    if (n % 8192 == 0)
+      gossip();
+  }
+  ship(1);
+  ship(2);
+  out.ok = true;
+  for (auto& r : rs) {
+    auto doc = r->read_text("doc");
+    out.ok &= doc && doc->text == want;
+  }
+  out.seconds = seconds_since(t);
+  gossip();
+  out.log_kept = rs[1]->log_end() - rs[1]->store().log_begin();
+  rs[1]->store().for_each_prefix(core::text_op_prefix, [&](const std::string& k, auto& vs) {
+    out.rest_bytes += k.size() + storage::serialize(vs).size();
+    ++out.records;
+  });
+  return out;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -54,9 +144,12 @@ int main(int argc, char** argv) {
   }
   auto trace = testing::traces::load("automerge-paper");
   std::vector<edit> edits;
+  std::vector<testing::traces::patch> patches;
   for (auto& tx : trace.txns)
-    for (auto& p : tx.patches)
+    for (auto& p : tx.patches) {
       edits.push_back(edit{p.position, p.deleted, *core::text::from_utf8(p.inserted)});
+      patches.push_back(p);
+    }
   auto want = *core::text::from_utf8(trace.end_content);
   std::printf("automerge-paper: %zu edits, %zu characters at the end\n", edits.size(), want.size());
   std::printf("%-6s %14s %14s %10s %8s\n", "round", "local ops/s", "remote ops/s", "items", "ok");
@@ -100,5 +193,23 @@ int main(int argc, char** argv) {
               bytes / 1e6, static_cast<double>(bytes) / want.size(), doc->items());
   std::printf("peak RSS %.1f MB (the trace as parsed JSON, its operations and the documents)\n",
               peak_rss_mb());
+
+  std::printf("\nreplicated: every edit a write at replica 1 of 3, shipped in encoded batches\n");
+  std::printf("%-6s %14s %12s %12s %10s %8s\n", "round", "edits/s", "wire B/char", "rest B/char",
+              "records", "ok");
+  for (int r = 1; r <= rounds; ++r) {
+    auto f = replicate(patches, trace.end_content);
+    all_ok &= f.ok;
+    std::printf("%-6d %14.0f %12.1f %12.1f %10llu %8s\n", r, edits.size() / f.seconds,
+                static_cast<double>(f.wire_bytes) / want.size(),
+                static_cast<double>(f.rest_bytes) / want.size(),
+                static_cast<unsigned long long>(f.records), f.ok ? "yes" : "NO");
+    if (r == rounds)
+      std::printf("wire %.2f MB, at rest %.2f MB (operation records, before RocksDB's "
+                  "compression), log entries kept after compaction %llu\n",
+                  f.wire_bytes / 1e6, f.rest_bytes / 1e6,
+                  static_cast<unsigned long long>(f.log_kept));
+  }
+  std::printf("peak RSS %.1f MB\n", peak_rss_mb());
   return all_ok ? 0 : 1;
 }
