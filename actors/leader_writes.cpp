@@ -63,8 +63,7 @@ std::vector<dot> leader_impl::apply_writes(const std::vector<write_request>& ws)
     }
     if (messages::is_text_op(w.op)) { // answered by the document's new length
       dots.push_back(replica_.write(w, now()));
-      auto t = replica_.read_text(w.key);
-      replies_.push_back(t ? static_cast<int64_t>(t->length) : 0);
+      replies_.push_back(static_cast<int64_t>(replica_.text_length(w.key).value_or(0)));
       continue;
     }
     auto before = replica_.versions(w.key);

@@ -102,6 +102,8 @@ public:
   };
   std::optional<text_view> read_text(const std::string& key, uint64_t start = 0,
                                      uint64_t count = UINT64_MAX);
+  /// Its length alone (O(1)); none when the key does not show as text.
+  std::optional<uint64_t> text_length(const std::string& key);
   /// Keys under text_op_prefix hold a document's operations, written only by the replica.
   static bool is_text_op_key(const std::string& key);
 

@@ -229,6 +229,13 @@ void replica::report_text_changes() {
   texts_changed_.clear();
 }
 
+std::optional<uint64_t> replica::text_length(const std::string& key) {
+  auto* current = store_->find(key);
+  if (!current || typed::type_of(*current) != typed::key_type::text)
+    return std::nullopt;
+  return text_doc(key).length();
+}
+
 std::optional<replica::text_view> replica::read_text(const std::string& key, uint64_t start,
                                                      uint64_t count) {
   auto* current = store_->find(key);
