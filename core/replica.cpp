@@ -214,6 +214,7 @@ dot replica::write(const write_request& w, uint64_t now_ms) {
   e.removed = std::move(prep.removed);
   if (messages::is_text_op(w.op) && !local_text(w, e)) {
     --counter_; // nothing to send: the dot is not issued
+    drop_if_empty(w.key);
     return dot{};
   }
   over_text(current, e);
@@ -221,6 +222,7 @@ dot replica::write(const write_request& w, uint64_t now_ms) {
   if (cfg_.observer)
     cfg_.observer->on_apply(cfg_.self, e, true);
   apply(std::move(e), ready_.conflicts);
+  local_text_.reset();
   applied_at_last_write_ = applied_;
   return dot{self_, counter_};
 }

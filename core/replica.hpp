@@ -257,6 +257,10 @@ private:
   void trim_feed();
   // Text keys (replica_text.cpp).
   text::document& text_doc(const std::string& key);
+  void replay(text::document& doc,
+              std::map<messages::source, std::map<uint64_t, messages::event>>& queues);
+  void drop_if_empty(const std::string& key);
+  void transfer_finished();
   std::optional<std::vector<text::delta>> text_step(text::document& doc, const messages::event& e);
   bool local_text(const write_request& w, messages::event& e);
   void apply_text(const messages::event& e, const std::vector<messages::version>* before,
@@ -265,9 +269,10 @@ private:
   void text_state_changed(const std::string& store_key);
   void report_text_changes();
   std::map<std::string, std::unique_ptr<text::document>> texts_; // loaded documents
-  std::vector<text::delta> local_edits_; // what the local text write being applied did
-  bool local_text_ = false;
-  std::set<std::string> texts_changed_; // by a state transfer, to report
+  std::vector<text::delta> local_edits_;    // what the local text write being applied did
+  std::optional<messages::dot> local_text_; // the local text write being applied
+  std::set<std::string> texts_changed_;     // by a state transfer, to report
+  std::set<std::string> transfer_texts_;    // by the one running
   conflict_record resolved_record(const conflict& c);
   // Pieces of plan_pull (replica_pull.cpp) and collect_garbage (replica_gc.cpp).
   uint64_t have_of(const messages::source& s) const;

@@ -6,8 +6,8 @@
 // - Every operation that changed a document is kept under a key of its own
 //   (text_op_prefix, the key's length and the key, the operation's dot): an edit writes
 //   one small record, a state transfer sends them like any keys (their union is the
-//   document's state: a grow-only set of operations), and a restart replays them in HLC
-//   order, which is a causal order (every node stamps a write after everything it holds).
+//   document's state: a grow-only set of operations), and a restart replays them in a
+//   causal order (replay(): clocks alone do not give one once a key was deleted).
 // - A write of another type at a text key (SET, DEL) removes the characters that the
 //   operations its context names inserted, and is kept with them, so a replay removes them
 //   too. Its origin marks it (an empty text payload; overText on the wire) when it saw the
@@ -112,21 +112,55 @@ text::document& replica::text_doc(const std::string& key) {
   if (slot)
     return *slot;
   slot = std::make_unique<text::document>();
-  std::vector<version> ops;
-  store_->for_each_prefix(ops_prefix(key),
-                          [&](const std::string& k, const std::vector<version>& vs) {
-                            if (doc_key_of(k) == key)
-                              for (auto& v : vs)
-                                if (v.kind == messages::value_kind::text_op)
-                                  ops.push_back(v);
-                          });
-  std::sort(ops.begin(), ops.end(), messages::lww_before);
-  for (auto& v : ops)
-    if (auto entry = storage::deserialize_log_entry(v.value))
-      text_step(*slot, entry->ev);
-  if (!ops.empty())
+  // Per origin incarnation, its records in counter order (its own causal order).
+  std::map<messages::source, std::map<uint64_t, event>> queues;
+  size_t records = 0;
+  store_->for_each_prefix(
+    ops_prefix(key), [&](const std::string& k, const std::vector<version>& vs) {
+      if (doc_key_of(k) != key)
+        return;
+      for (auto& v : vs) {
+        // During a state transfer only what this node holds: a local edit must not pick
+        // neighbours from operations its deps do not cover (rebuilt once it finishes).
+        if (v.kind != messages::value_kind::text_op || (transfer_ && !held(v.id)))
+          continue;
+        if (auto entry = storage::deserialize_log_entry(v.value)) {
+          queues[v.id.origin].emplace(v.id.counter, std::move(entry->ev));
+          ++records;
+        }
+      }
+    });
+  replay(*slot, queues);
+  if (records > 0)
     ++stats_.text_loaded;
   return *slot;
+}
+
+// Applies the records in a causal order, whatever their clocks said: each origin's in
+// counter order, an operation once what it names is there (as Yjs waits for an item's
+// origins), a write over text once the text operations its context names are. Every
+// record applied where it was kept, so each applies here once its turn comes.
+void replica::replay(text::document& doc,
+                     std::map<messages::source, std::map<uint64_t, event>>& queues) {
+  auto ready = [&](const event& e) {
+    if (messages::is_text_op(e.op))
+      return true; // text_step says
+    for (auto& d : e.context)
+      if (auto q = queues.find(d.origin);
+          q != queues.end() && !q->second.empty() && q->second.begin()->first <= d.counter)
+        return false;
+    return true;
+  };
+  for (bool progress = true; progress;) {
+    progress = false;
+    for (auto& [origin, q] : queues)
+      while (!q.empty() && ready(q.begin()->second) && text_step(doc, q.begin()->second)) {
+        q.erase(q.begin());
+        progress = true;
+      }
+  }
+  for (auto& [origin, q] : queues) // none honest: a store written by something else
+    stats_.text_refused += q.size();
 }
 
 std::optional<std::vector<text::delta>> replica::text_step(text::document& doc, const event& e) {
@@ -180,7 +214,7 @@ bool replica::local_text(const write_request& w, event& e) {
       t->ranges.push_back(messages::text_range{r.origin, r.seq, r.len});
   }
   e.text = std::move(t);
-  local_text_ = true;
+  local_text_ = e.id;
   return true;
 }
 
@@ -190,9 +224,9 @@ void replica::apply_text(const event& e, const std::vector<version>* before,
   if (!text_op && !e.text)
     return; // not over text (the origin says so: see over_text)
   std::optional<std::vector<text::delta>> applied;
-  if (local_text_) {
+  if (local_text_ == e.id) {
     applied = std::move(local_edits_); // the origin applied it when it made it
-    local_text_ = false;
+    local_text_.reset();
   } else {
     applied = text_step(text_doc(e.key), e);
   }
@@ -200,6 +234,8 @@ void replica::apply_text(const event& e, const std::vector<version>* before,
     ++stats_.text_refused;
     return;
   }
+  if (!text_op)
+    drop_if_empty(e.key); // a write over text where there is none (a peer said it was)
   storage::log_entry kept;
   kept.ev = e;
   kept.ev.deps.clear();
@@ -208,6 +244,11 @@ void replica::apply_text(const event& e, const std::vector<version>* before,
     op_key(e.key, e.id),
     {version{e.id, e.time, false, storage::serialize(kept), messages::value_kind::text_op, {}}});
   edits = as_edits(std::move(*applied));
+}
+
+void replica::drop_if_empty(const std::string& key) {
+  if (auto i = texts_.find(key); i != texts_.end() && i->second->items() == 0)
+    texts_.erase(i);
 }
 
 void replica::over_text(const std::vector<version>* current, event& e) {
@@ -219,7 +260,14 @@ void replica::text_state_changed(const std::string& store_key) {
   if (auto key = doc_key_of(store_key)) {
     texts_.erase(*key); // rebuilt from the operations at next use
     texts_changed_.insert(*key);
+    transfer_texts_.insert(*key);
   }
+}
+
+void replica::transfer_finished() {
+  for (auto& key : transfer_texts_)
+    texts_.erase(key); // built from what was held while it ran: now from everything
+  transfer_texts_.clear();
 }
 
 void replica::report_text_changes() {

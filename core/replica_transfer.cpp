@@ -157,15 +157,15 @@ void replica::merge_chunk(messages::node_index from, const messages::state_chunk
     auto* current = store_->find(key);
     static const std::vector<version> none;
     const auto& mine = current ? *current : none;
-    bool both_sides = false;
-    auto merged = merge_versions(mine, theirs, i_cover, they_cover, both_sides);
     if (is_text_op_key(key)) { // a document's operations: their union is its state
-      if (merged != mine) {
-        store_->assign(key, std::move(merged));
+      if (!current && !theirs.empty()) {
+        store_->assign(key, theirs);
         text_state_changed(key);
       }
       continue;
     }
+    bool both_sides = false;
+    auto merged = merge_versions(mine, theirs, i_cover, they_cover, both_sides);
     if (key.compare(0, reserved_key_prefix.size(), reserved_key_prefix) == 0) {
       reduce_reserved(key, merged);
       both_sides = false;
@@ -203,8 +203,8 @@ void replica::finish_transfer(std::vector<conflict>& conflicts) {
   // of them is gone; what it does not cover is newer and stays.
   std::vector<std::pair<std::string, std::vector<version>>> changed;
   store_->for_each([&](const std::string& key, const std::vector<version>& mine) {
-    if (t.seen.count(key))
-      return;
+    if (t.seen.count(key) || is_text_op_key(key))
+      return; // (a document's operations are a union: never taken away)
     std::vector<version> kept;
     for (auto& v : mine)
       if (v.kind == messages::value_kind::merged ||
@@ -216,7 +216,6 @@ void replica::finish_transfer(std::vector<conflict>& conflicts) {
     }
   });
   for (auto& [key, kept] : changed) {
-    text_state_changed(key);
     if (typed::needs_resolver(kept) &&
         key.compare(0, reserved_key_prefix.size(), reserved_key_prefix) != 0) {
       ++stats_.conflicts;
@@ -242,6 +241,7 @@ void replica::finish_transfer(std::vector<conflict>& conflicts) {
   fold(t.retired);
   ++stats_.transfers_received;
   transfer_.reset();
+  transfer_finished(); // documents built while it ran held only what this node held then
   release_buffered(conflicts);
   stats_.buffered = buffer_.size();
 }

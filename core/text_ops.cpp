@@ -128,10 +128,21 @@ std::optional<std::vector<delta>> document::apply(const insert_op& op) {
 }
 
 std::optional<std::vector<delta>> document::apply(const delete_op& op) {
-  // Every character named must be known before anything changes.
+  // Ranges must not overlap (an honest delete names each character once; overlapping ones
+  // would cost ranges x items), and every character named must be known, before anything
+  // changes.
+  std::vector<std::pair<messages::source, std::pair<uint64_t, uint64_t>>> sorted;
   for (auto& r : op.ranges) {
-    if (r.seq > UINT64_MAX - r.len)
+    if (r.len == 0 || r.seq > UINT64_MAX - r.len || r.seq + r.len > next_seq(r.origin))
       return std::nullopt;
+    sorted.push_back({r.origin, {r.seq, r.seq + r.len}});
+  }
+  std::sort(sorted.begin(), sorted.end());
+  for (size_t i = 1; i < sorted.size(); ++i)
+    if (sorted[i].first == sorted[i - 1].first &&
+        sorted[i].second.first < sorted[i - 1].second.second)
+      return std::nullopt;
+  for (auto& r : op.ranges) {
     for (auto seq = r.seq; seq < r.seq + r.len;) {
       auto x = find(char_id{r.origin, seq});
       if (x == nil)
@@ -319,8 +330,8 @@ delete_op document::erase_seen(const messages::dot& id, const version& seen,
   auto f = frontier(seen);
   for (auto x = first(); x != nil; x = next(x)) {
     auto& n = nodes_[x];
-    if (n.deleted || n.seq >= f[n.origin])
-      continue;
+    if (n.seq >= f[n.origin])
+      continue; // (tombstones too: every node then records the same deleters)
     auto take = std::min<uint64_t>(n.len, f[n.origin] - n.seq);
     auto& origin = origins_[n.origin];
     auto& last = op.ranges;

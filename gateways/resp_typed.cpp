@@ -234,13 +234,15 @@ void text_get(resp_call& c) {
   read_text(c, [s = *start, e = *end, resp3 = c.conn.resp3](const get_result* g) {
     if (!g)
       return resp_nil(resp3);
+    // GETRANGE's arithmetic: negatives from the end, then clamped.
     auto n = static_cast<int64_t>(g->text_length);
-    auto from = s < 0 ? std::max<int64_t>(0, n + s) : s;
-    auto to = e < 0 ? n + e : std::min(e, n - 1);
+    int64_t from = s < 0 ? n + s : s, to = e < 0 ? n + e : e;
+    from = std::max<int64_t>(from, 0);
+    to = std::min(std::max<int64_t>(to, 0), n - 1);
+    if (n == 0 || from > to)
+      return resp_bulk("");
     if (from == 0 && to == n - 1)
       return resp_bulk(g->text);
-    if (from > to || from >= n)
-      return resp_bulk("");
     auto chars = core::text::from_utf8(g->text).value_or(std::u32string());
     return resp_bulk(core::text::to_utf8(chars.substr(from, to - from + 1)));
   });

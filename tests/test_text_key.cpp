@@ -10,6 +10,7 @@
 #include "replica_mesh.hpp"
 #include "storage/serialize.hpp"
 #include "storage/store.hpp"
+#include "trace_share.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -87,7 +88,7 @@ struct mirror {
 
 TEST_CASE("text key: automerge-paper applied at one replica of three, shipped as it goes, gives "
           "endContent at every replica and in a copy kept from one replica's edits") {
-  auto trace = testing::traces::load("automerge-paper");
+  auto trace = testing::sanitized_share(testing::traces::load("automerge-paper"), 10);
   mesh m(3);
   m[1].report_changes(true);
   mirror copy;
@@ -102,7 +103,7 @@ TEST_CASE("text key: automerge-paper applied at one replica of three, shipped as
     }
   m.settle(3);
   copy.take(m[1]);
-  CHECK(n == 259778);
+  CHECK(n >= 259778 / 10);
   for (size_t i = 0; i < 3; ++i)
     CHECK(text_at(m[i], "doc") == trace.end_content);
   CHECK(core::text::to_utf8(copy.doc) == trace.end_content);
@@ -112,7 +113,7 @@ TEST_CASE("text key: automerge-paper applied at one replica of three, shipped as
 
 TEST_CASE("text key: automerge-paper split round-robin across three replicas, each applying its "
           "share once it has received the edits before, gives endContent everywhere") {
-  auto trace = testing::traces::load("automerge-paper");
+  auto trace = testing::sanitized_share(testing::traces::load("automerge-paper"), 10);
   mesh m(3);
   size_t n = 0;
   for (auto& tx : trace.txns)
@@ -132,7 +133,12 @@ TEST_CASE("text key: friendsforever by its two agents at two replicas, each tran
           "parents arrived, at the version they make, gives endContent there and at a third") {
   auto trace = testing::traces::load("friendsforever");
   REQUIRE(trace.agents == 2);
-  for (unsigned seed = 1; seed <= 3; ++seed) {
+#ifdef MLR_SANITIZED
+  const unsigned seeds = 1; // (the Release run does all three)
+#else
+  const unsigned seeds = 3;
+#endif
+  for (unsigned seed = 1; seed <= seeds; ++seed) {
     INFO("seed " << seed);
     std::mt19937 rng(seed);
     mesh m(3);
@@ -310,7 +316,8 @@ TEST_CASE("text key: text operations survive the wire codec and the log record, 
         }).find("starts at seq") != std::string::npos);
 }
 
-TEST_CASE("text key: an operation no honest peer sends (an unknown left, text that is not UTF-8) "
+TEST_CASE("text key: an operation no honest peer sends (an unknown left, text that is not UTF-8, "
+          "overlapping ranges) "
           "is applied as a no-op everywhere, counted, and the document goes on") {
   mesh m(2);
   m[0].write(insert("doc", 0, "abc"), m.now);
@@ -328,14 +335,65 @@ TEST_CASE("text key: an operation no honest peer sends (an unknown left, text th
   };
   messages::event_batch b;
   b.sender = 0;
+  auto overlapping = forged(3, "", std::nullopt); // two ranges over one character
+  overlapping.op = messages::op_kind::text_delete;
+  auto ranges = std::make_shared<messages::text_payload>();
+  auto first = m[0].self();
+  ranges->ranges = {messages::text_range{first, 0, 2}, messages::text_range{first, 1, 1}};
+  overlapping.text = ranges;
   b.events = {forged(1, "x", messages::text_ref{messages::source{0, 42}, 0}),
-              forged(2, "\xff", std::nullopt)};
+              forged(2, "\xff", std::nullopt), overlapping};
   m[1].receive(b, m.now);
-  CHECK(m[1].stats().text_refused == 2);
+  CHECK(m[1].stats().text_refused == 3);
   CHECK(text_at(m[1], "doc") == "abc");
   m[1].write(insert("doc", 3, "d"), m.now);
   m.settle(3);
   CHECK(text_at(m[0], "doc") == "abcd");
   CHECK(text_at(m[1], "doc") == "abcd");
-  CHECK(m[0].stats().text_refused == 2); // it pulled them from node 1: refused the same way
+  CHECK(m[0].stats().text_refused == 3); // it pulled them from node 1: refused the same way
+}
+
+TEST_CASE("text key: a restart replays the operations in a causal order even when a clock ran "
+          "ahead and the key was deleted in between") {
+  auto dir =
+    std::filesystem::temp_directory_path() / ("mlr-text-skew-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  struct cleanup {
+    std::filesystem::path p;
+    ~cleanup() { std::filesystem::remove_all(p); }
+  } gone{dir};
+  auto config = [](messages::node_index self, uint64_t incarnation) {
+    core::replica_config cfg;
+    cfg.self = self;
+    cfg.incarnation = incarnation;
+    cfg.forward_to.resize(2);
+    cfg.forward_to[self].push_back(1 - self);
+    return cfg;
+  };
+  auto open_b = [&] {
+    auto s = storage::open_rocksdb_store(dir.string());
+    REQUIRE(s);
+    return std::make_unique<core::replica>(config(1, 8), std::move(*s));
+  };
+  uint64_t now = 10'000'000;
+  core::replica p(config(0, 7), storage::make_memory_store());
+  p.write(insert("doc", 0, "abc"), now + 600'000); // its clock runs 10 minutes ahead
+  auto b = open_b();
+  auto got = p.fetch(1, 0, 100, 100);
+  b->receive(std::move(got.batch), now); // b's clock follows it only so far
+  core::write_request del;
+  del.key = "doc";
+  del.op = messages::op_kind::del;
+  b->write(del, now + 1);
+  // Typed before the first character, now a tombstone, but stamped earlier than its insert.
+  b->write(insert("doc", 0, "new"), now + 2);
+  CHECK(text_at(*b, "doc") == "new");
+  b->take_ready();
+  REQUIRE(b->mutable_store().commit(true));
+  b.reset();
+  b = open_b();
+  CHECK(text_at(*b, "doc") == "new");
+  CHECK(b->stats().text_refused == 0);
+  b->write(insert("doc", 3, "er"), now + 3);
+  CHECK(text_at(*b, "doc") == "newer");
 }

@@ -33,6 +33,9 @@ TEST_CASE("processes mesh N=3: text typed at one node reads the same at every no
     INFO("node n" << i);
     CHECK(cli(c, i, "TEXT.GET doc\\nTEXT.LEN doc\\nTYPE doc\\n") == "hello, world\n12\ntext\n");
     CHECK(cli(c, i, "TEXT.GET doc 0 4\\nTEXT.GET doc -5 -1\\n") == "hello\nworld\n");
+    // GETRANGE's clamping: an end before the start counts as 0, a start past the end gives "".
+    CHECK(cli(c, i, "TEXT.GET doc 0 -100\\nTEXT.GET doc -100 2\\nTEXT.GET doc 20 30\\n") ==
+          "h\nhel\n\n");
   }
   // Code points, not bytes.
   CHECK(cli(c, 1, "TEXT.INSERT uni 0 \"h\xc3\xa9llo\"\\nTEXT.DEL uni 1 1\\nTEXT.GET uni\\n") ==
