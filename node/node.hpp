@@ -29,6 +29,7 @@
 
 namespace mlr::core {
 class replica_observer;
+struct write_request;
 } // namespace mlr::core
 
 namespace mlr::node {
@@ -199,6 +200,7 @@ public:
 
 private:
   explicit node(std::unique_ptr<impl> p);
+  result<uint64_t> text_length_after(const core::write_request& w);
   std::unique_ptr<impl> impl_;
 };
 

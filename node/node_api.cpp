@@ -150,10 +150,7 @@ core::write_request text_write(messages::op_kind op, const std::string& key, uin
 
 } // namespace
 
-result<uint64_t> node::text_insert(const std::string& key, uint64_t index, const std::string& text,
-                                   const std::vector<messages::dot>* context) {
-  auto w = text_write(messages::op_kind::text_insert, key, index, context);
-  w.value = text;
+result<uint64_t> node::text_length_after(const core::write_request& w) {
   auto r = impl_->ask<std::vector<int64_t>>(actors::typed_atom::value,
                                             std::vector<core::write_request>{w});
   if (!r)
@@ -161,15 +158,18 @@ result<uint64_t> node::text_insert(const std::string& key, uint64_t index, const
   return r->empty() ? 0 : static_cast<uint64_t>(r->front());
 }
 
+result<uint64_t> node::text_insert(const std::string& key, uint64_t index, const std::string& text,
+                                   const std::vector<messages::dot>* context) {
+  auto w = text_write(messages::op_kind::text_insert, key, index, context);
+  w.value = text;
+  return text_length_after(w);
+}
+
 result<uint64_t> node::text_delete(const std::string& key, uint64_t index, uint64_t count,
                                    const std::vector<messages::dot>* context) {
   auto w = text_write(messages::op_kind::text_delete, key, index, context);
   w.count = count;
-  auto r = impl_->ask<std::vector<int64_t>>(actors::typed_atom::value,
-                                            std::vector<core::write_request>{w});
-  if (!r)
-    return r.err();
-  return r->empty() ? 0 : static_cast<uint64_t>(r->front());
+  return text_length_after(w);
 }
 
 result<text_value> node::text_read(const std::string& key) {

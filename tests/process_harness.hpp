@@ -436,4 +436,15 @@ private:
   std::vector<process> nodes_;
 };
 
+/// Pipes `commands` (printf syntax, "\\n" between them) into redis-cli at node `i`'s RESP port;
+/// its output (a failed run fails the test, with the output).
+inline std::string redis_cli(process_cluster& c, size_t i, const std::string& commands) {
+  auto port = std::to_string(c.ports(i).resp);
+  auto out =
+    run_command({"/bin/sh", "-c", "printf '" + commands + "' | /usr/bin/redis-cli -p " + port});
+  INFO("redis-cli at n" << i << " exited " << out.first << ":\n" << out.second);
+  REQUIRE(out.first == 0);
+  return out.second;
+}
+
 } // namespace mlr::testing

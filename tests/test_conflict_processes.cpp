@@ -32,14 +32,6 @@ std::vector<std::string> lines(const std::string& text) {
   return out;
 }
 
-std::string redis(process_cluster& c, size_t i, const std::string& commands) {
-  auto out = run_command(
-    {"/bin/sh", "-c",
-     "printf '" + commands + "' | /usr/bin/redis-cli -p " + std::to_string(c.ports(i).resp)});
-  REQUIRE(out.first == 0);
-  return out.second;
-}
-
 void heal(process_cluster& c) {
   for (size_t i = 0; i < c.size(); ++i)
     restart(c, i);
@@ -54,13 +46,13 @@ TEST_CASE("processes mesh N=3: conflicts are recorded under --data-dir, listed, 
   INFO(c.logs());
   // Something every node holds first: a node cut off before it heard a peer with data would
   // wait to catch up (and refuse writes) rather than take them.
-  REQUIRE(redis(c, 0, "SET seed 1\\n") == "OK\n");
+  REQUIRE(redis_cli(c, 0, "SET seed 1\\n") == "OK\n");
   REQUIRE(c.wait_converged());
   cut_off_n2(c);
   for (int k = 1; k <= 5; ++k) {
     auto key = "k" + std::to_string(k);
-    REQUIRE(redis(c, 0, "SET " + key + " left" + std::to_string(k) + "\\n") == "OK\n");
-    REQUIRE(redis(c, 2, "SET " + key + " right" + std::to_string(k) + "\\n") == "OK\n");
+    REQUIRE(redis_cli(c, 0, "SET " + key + " left" + std::to_string(k) + "\\n") == "OK\n");
+    REQUIRE(redis_cli(c, 2, "SET " + key + " right" + std::to_string(k) + "\\n") == "OK\n");
   }
   heal(c);
 
@@ -146,7 +138,7 @@ TEST_CASE("processes mesh N=3: conflicts are recorded under --data-dir, listed, 
   auto token = read[1].substr(std::string("context: ").size());
   REQUIRE(mlr_at(c, 1, {"put", "labels", "red,base", "--context", token}).first == 0);
   REQUIRE(mlr_at(c, 1, {"put", "labels", "sale", "--context", token}).first == 0);
-  CHECK(eventually([&] { return redis(c, 1, "GET labels\\n") == "base,red,sale\n"; }, 10s));
+  CHECK(eventually([&] { return redis_cli(c, 1, "GET labels\\n") == "base,red,sale\n"; }, 10s));
   CHECK(follower.wait(10s) == 0);
   auto followed = lines(read_file(follow_out));
   INFO("mlr conflicts --follow:\n" << read_file(follow_out));

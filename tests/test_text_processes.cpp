@@ -10,63 +10,55 @@ using namespace mlr;
 using namespace mlr::testing;
 using namespace std::chrono_literals;
 
-namespace {
-
-std::string cli(process_cluster& c, size_t i, const std::string& commands) {
-  auto port = std::to_string(c.ports(i).resp);
-  auto out =
-    run_command({"/bin/sh", "-c", "printf '" + commands + "' | /usr/bin/redis-cli -p " + port});
-  INFO("redis-cli at n" << i << " exited " << out.first << ":\n" << out.second);
-  REQUIRE(out.first == 0);
-  return out.second;
-}
-
-} // namespace
-
 TEST_CASE("processes mesh N=3: text typed at one node reads the same at every node, and edits "
           "on both sides of a partition merge (redis-cli)") {
   process_cluster c(3, "mesh", {}, "batch");
   INFO(c.logs());
-  CHECK(cli(c, 0, "TEXT.INSERT doc 0 \"hello world\"\\nTEXT.INSERT doc 5 \",\"\\n") == "11\n12\n");
+  CHECK(redis_cli(c, 0, "TEXT.INSERT doc 0 \"hello world\"\\nTEXT.INSERT doc 5 \",\"\\n") ==
+        "11\n12\n");
   REQUIRE(c.wait_converged());
   for (size_t i = 0; i < 3; ++i) {
     INFO("node n" << i);
-    CHECK(cli(c, i, "TEXT.GET doc\\nTEXT.LEN doc\\nTYPE doc\\n") == "hello, world\n12\ntext\n");
-    CHECK(cli(c, i, "TEXT.GET doc 0 4\\nTEXT.GET doc -5 -1\\n") == "hello\nworld\n");
+    CHECK(redis_cli(c, i, "TEXT.GET doc\\nTEXT.LEN doc\\nTYPE doc\\n") ==
+          "hello, world\n12\ntext\n");
+    CHECK(redis_cli(c, i, "TEXT.GET doc 0 4\\nTEXT.GET doc -5 -1\\n") == "hello\nworld\n");
     // GETRANGE's clamping: an end before the start counts as 0, a start past the end gives "".
-    CHECK(cli(c, i, "TEXT.GET doc 0 -100\\nTEXT.GET doc -100 2\\nTEXT.GET doc 20 30\\n") ==
+    CHECK(redis_cli(c, i, "TEXT.GET doc 0 -100\\nTEXT.GET doc -100 2\\nTEXT.GET doc 20 30\\n") ==
           "h\nhel\n\n");
   }
   // Code points, not bytes.
-  CHECK(cli(c, 1, "TEXT.INSERT uni 0 \"h\xc3\xa9llo\"\\nTEXT.DEL uni 1 1\\nTEXT.GET uni\\n") ==
-        "5\n4\nhllo\n");
+  CHECK(
+    redis_cli(c, 1, "TEXT.INSERT uni 0 \"h\xc3\xa9llo\"\\nTEXT.DEL uni 1 1\\nTEXT.GET uni\\n") ==
+    "5\n4\nhllo\n");
 
   cut_off_n2(c);
-  CHECK(cli(c, 0, "TEXT.INSERT doc 7 \"big \"\\n") == "16\n"); // hello, big world
-  CHECK(cli(c, 2, "TEXT.DEL doc 0 5\\nTEXT.INSERT doc 0 HELLO\\n") == "7\n12\n"); // HELLO, world
-  CHECK(cli(c, 2, "TEXT.GET doc\\n") == "HELLO, world\n");                        // the cut holds
+  CHECK(redis_cli(c, 0, "TEXT.INSERT doc 7 \"big \"\\n") == "16\n"); // hello, big world
+  CHECK(redis_cli(c, 2, "TEXT.DEL doc 0 5\\nTEXT.INSERT doc 0 HELLO\\n") ==
+        "7\n12\n");                                              // HELLO, world
+  CHECK(redis_cli(c, 2, "TEXT.GET doc\\n") == "HELLO, world\n"); // the cut holds
   for (size_t i = 0; i < 3; ++i)
     restart(c, i);
   REQUIRE(c.wait_converged(30s));
   for (size_t i = 0; i < 3; ++i) {
     INFO("node n" << i);
-    CHECK(cli(c, i, "TEXT.GET doc\\n") == "HELLO, big world\n");
+    CHECK(redis_cli(c, i, "TEXT.GET doc\\n") == "HELLO, big world\n");
   }
 
   // Careless input: a clear error each, and the node goes on serving.
   auto wrong = "WRONGTYPE Operation against a key holding the wrong kind of value\n\n";
-  CHECK(cli(c, 0, "SET s x\\nTEXT.INSERT s 0 a\\n") == std::string("OK\n") + wrong);
-  CHECK(cli(c, 0, "TEXT.GET s\\n") == wrong);
-  CHECK(cli(c, 0, "TEXT.INSERT doc -1 a\\n") == "ERR index is not a non-negative integer\n\n");
-  CHECK(cli(c, 0, "TEXT.DEL doc 0 x\\n") == "ERR count is not a non-negative integer\n\n");
-  CHECK(cli(c, 0, "TEXT.INSERT doc 0 \"\\\\xff\"\\n") ==
+  CHECK(redis_cli(c, 0, "SET s x\\nTEXT.INSERT s 0 a\\n") == std::string("OK\n") + wrong);
+  CHECK(redis_cli(c, 0, "TEXT.GET s\\n") == wrong);
+  CHECK(redis_cli(c, 0, "TEXT.INSERT doc -1 a\\n") ==
+        "ERR index is not a non-negative integer\n\n");
+  CHECK(redis_cli(c, 0, "TEXT.DEL doc 0 x\\n") == "ERR count is not a non-negative integer\n\n");
+  CHECK(redis_cli(c, 0, "TEXT.INSERT doc 0 \"\\\\xff\"\\n") ==
         "ERR the text to insert is not valid UTF-8; nothing was written\n\n");
-  CHECK(cli(c, 0, "TEXT.DEL doc 100 5\\nTEXT.LEN missing\\n") == "16\n0\n");
+  CHECK(redis_cli(c, 0, "TEXT.DEL doc 100 5\\nTEXT.LEN missing\\n") == "16\n0\n");
   // A delete of the key removes it; text typed there later starts afresh.
-  CHECK(cli(c, 1, "DEL doc\\nTEXT.LEN doc\\nTEXT.INSERT doc 0 new\\n") == "1\n0\n3\n");
+  CHECK(redis_cli(c, 1, "DEL doc\\nTEXT.LEN doc\\nTEXT.INSERT doc 0 new\\n") == "1\n0\n3\n");
   REQUIRE(c.wait_converged());
   for (size_t i = 0; i < 3; ++i)
-    CHECK(cli(c, i, "TEXT.GET doc\\n") == "new\n");
+    CHECK(redis_cli(c, i, "TEXT.GET doc\\n") == "new\n");
 }
 
 TEST_CASE("processes mesh N=2: the mlr CLI edits text, an edit at a read's context counts in the "

@@ -11,6 +11,7 @@
 
 #include "core/text.hpp"
 #include "harness.hpp"
+#include "history_checker.hpp"
 #include "invariant_checker.hpp"
 #include "sim_scenarios.hpp"
 
@@ -30,39 +31,6 @@ namespace {
 
 using acked_atom = caf::atom_constant<caf::atom("xacked")>;
 using refused_atom = caf::atom_constant<caf::atom("xrefused")>;
-
-// Keeps every applied event, and what its origin had applied when it wrote it.
-class history_checker : public invariant_checker {
-public:
-  void on_apply(messages::node_index self, const messages::event& e, bool local) override {
-    invariant_checker::on_apply(self, e, local);
-    events_.emplace(e.id, e);
-    auto& seen = seen_[self];
-    if (local)
-      past_.emplace(e.id, seen);
-    seen.insert(e.id);
-  }
-  void on_state_transfer(messages::node_index self, const messages::version_vector& vv) override {
-    invariant_checker::on_state_transfer(self, vv);
-    for (auto& [d, e] : events_)
-      if (vv.covers(d))
-        seen_[self].insert(d);
-  }
-  void on_restart(messages::node_index self, const messages::version_vector& applied,
-                  const messages::version_vector& retired) {
-    invariant_checker::on_restart(self, applied, retired);
-    auto& seen = seen_[self];
-    for (auto i = seen.begin(); i != seen.end();)
-      i = applied.covers(*i) || retired.covers(*i) ? std::next(i) : seen.erase(i);
-  }
-  const std::map<messages::dot, messages::event>& events() const { return events_; }
-  const std::map<messages::dot, std::set<messages::dot>>& pasts() const { return past_; }
-
-private:
-  std::map<messages::dot, messages::event> events_;
-  std::map<messages::node_index, std::set<messages::dot>> seen_;
-  std::map<messages::dot, std::set<messages::dot>> past_;
-};
 
 // The sequential replay of the history (see the file's comment).
 std::string specification(const history_checker& h) {

@@ -16,23 +16,10 @@ using namespace mlr;
 using namespace mlr::testing;
 using namespace std::chrono_literals;
 
-namespace {
-
-std::string cli(process_cluster& c, size_t i, const std::string& commands) {
-  auto port = std::to_string(c.ports(i).resp);
-  auto out =
-    run_command({"/bin/sh", "-c", "printf '" + commands + "' | /usr/bin/redis-cli -p " + port});
-  INFO("redis-cli at n" << i << " exited " << out.first << ":\n" << out.second);
-  REQUIRE(out.first == 0);
-  return out.second;
-}
-
-} // namespace
-
 TEST_CASE("processes mesh N=3: counters, sets and hashes merge after a partition (redis-cli)") {
   process_cluster c(3, "mesh", {}, "batch");
   INFO(c.logs());
-  cli(c, 0, "SADD tags x y\\nHSET ev title standup\\n");
+  redis_cli(c, 0, "SADD tags x y\\nHSET ev title standup\\n");
   REQUIRE(c.wait_converged());
 
   cut_off_n2(c); // n2 on one side, n0 and n1 on the other
@@ -41,25 +28,26 @@ TEST_CASE("processes mesh N=3: counters, sets and hashes merge after a partition
   for (int k = 0; k < 300; ++k)
     incr += "INCRBY cnt 1\\n";
   for (size_t i = 0; i < 3; ++i)
-    cli(c, i, incr);
-  CHECK(cli(c, 2, "SREM tags x\\n") == "1\n"); // saw the first x
-  CHECK(cli(c, 0, "SADD tags x\\n") == "0\n"); // already there here: a new tag all the same
-  CHECK(cli(c, 0, "HSET ev start 9:00\\n") == "1\n");
-  CHECK(cli(c, 2, "HSET ev room 4.01\\n") == "1\n");
+    redis_cli(c, i, incr);
+  CHECK(redis_cli(c, 2, "SREM tags x\\n") == "1\n"); // saw the first x
+  CHECK(redis_cli(c, 0, "SADD tags x\\n") == "0\n"); // already there here: a new tag all the same
+  CHECK(redis_cli(c, 0, "HSET ev start 9:00\\n") == "1\n");
+  CHECK(redis_cli(c, 2, "HSET ev room 4.01\\n") == "1\n");
   // The cut holds: each side sees only its own writes.
-  CHECK(cli(c, 2, "GET cnt\\nSISMEMBER tags x\\n") == "300\n0\n");
-  CHECK(eventually([&] { return cli(c, 1, "GET cnt\\n") == "600\n"; }, 10s)); // n0's reach n1
+  CHECK(redis_cli(c, 2, "GET cnt\\nSISMEMBER tags x\\n") == "300\n0\n");
+  CHECK(eventually([&] { return redis_cli(c, 1, "GET cnt\\n") == "600\n"; }, 10s)); // n0's reach n1
 
   for (size_t i = 0; i < 3; ++i)
     restart(c, i);
   REQUIRE(c.wait_converged(30s));
   for (size_t i = 0; i < 3; ++i) {
     INFO("node n" << i);
-    CHECK(cli(c, i, "GET cnt\\nTYPE cnt\\n") == "900\nstring\n");
-    CHECK(cli(c, i, "SMEMBERS tags\\n") == "x\ny\n");
-    CHECK(cli(c, i, "HGETALL ev\\n") == "room\n4.01\nstart\n9:00\ntitle\nstandup\n");
-    CHECK(cli(c, i, "INCR tags\\n") == "WRONGTYPE Operation against a key holding the wrong kind "
-                                       "of value\n\n");
+    CHECK(redis_cli(c, i, "GET cnt\\nTYPE cnt\\n") == "900\nstring\n");
+    CHECK(redis_cli(c, i, "SMEMBERS tags\\n") == "x\ny\n");
+    CHECK(redis_cli(c, i, "HGETALL ev\\n") == "room\n4.01\nstart\n9:00\ntitle\nstandup\n");
+    CHECK(redis_cli(c, i, "INCR tags\\n") ==
+          "WRONGTYPE Operation against a key holding the wrong kind "
+          "of value\n\n");
   }
 }
 
@@ -103,22 +91,22 @@ TEST_CASE("processes mesh N=3 --resolver tags: concurrent SETs during a cut merg
           "union of their tags at every node (redis-cli)") {
   process_cluster c(3, "mesh", {"--resolver", "tags"}, "batch");
   INFO(c.logs());
-  cli(c, 0, "SET labels base\\n");
+  redis_cli(c, 0, "SET labels base\\n");
   REQUIRE(c.wait_converged());
   cut_off_n2(c);
-  CHECK(cli(c, 0, "SET labels base,red\\n") == "OK\n");
-  CHECK(cli(c, 2, "SET labels sale,base\\n") == "OK\n");
-  CHECK(cli(c, 2, "GET labels\\n") == "sale,base\n"); // each side its own during the cut
+  CHECK(redis_cli(c, 0, "SET labels base,red\\n") == "OK\n");
+  CHECK(redis_cli(c, 2, "SET labels sale,base\\n") == "OK\n");
+  CHECK(redis_cli(c, 2, "GET labels\\n") == "sale,base\n"); // each side its own during the cut
   for (size_t i = 0; i < 3; ++i)
     restart(c, i);
   REQUIRE(c.wait_converged(30s));
   for (size_t i = 0; i < 3; ++i) {
     INFO("node n" << i);
-    CHECK(eventually([&] { return cli(c, i, "GET labels\\n") == "base,red,sale\n"; }, 10s));
+    CHECK(eventually([&] { return redis_cli(c, i, "GET labels\\n") == "base,red,sale\n"; }, 10s));
   }
-  CHECK(cli(c, 1, "SET labels done\\n") == "OK\n"); // a write that saw the merge replaces it
+  CHECK(redis_cli(c, 1, "SET labels done\\n") == "OK\n"); // a write that saw the merge replaces it
   for (size_t i = 0; i < 3; ++i)
-    CHECK(eventually([&] { return cli(c, i, "GET labels\\n") == "done\n"; }, 10s));
+    CHECK(eventually([&] { return redis_cli(c, i, "GET labels\\n") == "done\n"; }, 10s));
 }
 
 TEST_CASE("processes mesh N=2: Redis keyspace notifications reach a redis-cli subscriber, for "
@@ -132,11 +120,12 @@ TEST_CASE("processes mesh N=2: Redis keyspace notifications reach a redis-cli su
     out);
   REQUIRE(eventually(
     [&] { return read_file(out).find("__keyevent@0__:del\n2\n") != std::string::npos; }, 10s));
-  cli(c, 0,
-      "SET cart:1 apples\\nSADD cart:2 pears\\nINCRBY cart:3 4\\nSET other x\\nDEL cart:1\\n");
+  redis_cli(
+    c, 0, "SET cart:1 apples\\nSADD cart:2 pears\\nINCRBY cart:3 4\\nSET other x\\nDEL cart:1\\n");
   // n1 applies n0's changes (remote) before its own HSET (local): wait until it has them.
-  REQUIRE(eventually([&] { return cli(c, 1, "GET cart:3\\nEXISTS cart:1\\n") == "4\n0\n"; }, 10s));
-  cli(c, 1, "HSET cart:4 size L\\n");
+  REQUIRE(
+    eventually([&] { return redis_cli(c, 1, "GET cart:3\\nEXISTS cart:1\\n") == "4\n0\n"; }, 10s));
+  redis_cli(c, 1, "HSET cart:4 size L\\n");
   auto want = std::string("pmessage\n__keyspace@0__:cart*\n__keyspace@0__:cart:1\nset\n") +
               "pmessage\n__keyspace@0__:cart*\n__keyspace@0__:cart:2\nsadd\n" +
               "pmessage\n__keyspace@0__:cart*\n__keyspace@0__:cart:3\nincrby\n" +
@@ -177,11 +166,11 @@ TEST_CASE("processes mesh N=2: mlr watch-keys prints the changes under a prefix,
   // The subscription starts when the node has it: probe until the watcher shows a write.
   REQUIRE(eventually(
     [&] {
-      cli(c, 0, "SET cart:probe 1\\n");
+      redis_cli(c, 0, "SET cart:probe 1\\n");
       return read_file(out).find("set cart:probe = 1 (string, ") != std::string::npos;
     },
     10s));
-  cli(c, 0, "SET cart:1 apples\\nHINCRBY cart:2 seats 3\\nSET other x\\nSREM cart:9 none\\n");
+  redis_cli(c, 0, "SET cart:1 apples\\nHINCRBY cart:2 seats 3\\nSET other x\\nSREM cart:9 none\\n");
   CHECK(eventually(
     [&] {
       auto text = read_file(out);
@@ -202,7 +191,7 @@ TEST_CASE("processes mesh N=2: mlr watch-keys prints the changes under a prefix,
     {MLR_CLI_BIN, "--node", c.client_address(0), "watch-keys", "", "--count", "2"}, counted);
   REQUIRE(eventually(
     [&] {
-      cli(c, 1, "INCR n\\n");
+      redis_cli(c, 1, "INCR n\\n");
       return !two.running();
     },
     10s));
