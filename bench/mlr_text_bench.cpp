@@ -191,6 +191,18 @@ int main(int argc, char** argv) {
   auto bytes = mallinfo2().uordblks - before;
   std::printf("document in memory: %.2f MB (%.1f bytes per visible character, %zu items)\n",
               bytes / 1e6, static_cast<double>(bytes) / want.size(), doc->items());
+  auto t = clock_type::now();
+  auto encoded = doc->encode();
+  double encode_s = seconds_since(t);
+  t = clock_type::now();
+  auto back = core::text::document::decode(encoded);
+  double decode_s = seconds_since(t);
+  bool round_trip = back && back->read() == want && back->encode() == encoded;
+  all_ok &= round_trip;
+  std::printf("encoded: %zu bytes (%.2f bytes per visible character), encoded in %.1f ms, "
+              "decoded in %.1f ms, round trip %s\n",
+              encoded.size(), static_cast<double>(encoded.size()) / want.size(), encode_s * 1e3,
+              decode_s * 1e3, round_trip ? "ok" : "WRONG");
   std::printf("peak RSS %.1f MB (the trace as parsed JSON, its operations and the documents)\n",
               peak_rss_mb());
 

@@ -29,6 +29,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace mlr::core::text {
@@ -129,6 +130,19 @@ public:
   /// it is deleted or not known here.
   std::optional<uint64_t> index_of(const char_id& id) const;
 
+  /// The document's whole state in a compact, self-contained form: its origins, its items
+  /// in document order (ids, run lengths, origin left and right, tombstones with the
+  /// deletes that removed them) with delta-coded varints, the visible text as UTF-8, and
+  /// which operation inserted each character (run-length coded). Adjacent items that one
+  /// run split into are written as one. Replicas that applied the same operations encode
+  /// to the same bytes, in whatever order they applied them. O(n) in the items.
+  std::string encode() const;
+  /// The document encode() wrote; nullopt, never a crash, for anything else: bad varints,
+  /// counts or lengths past the bytes given, an origin's characters that do not tile its
+  /// seqs from 0, an origin left or right that is not there or not on its side of the
+  /// item, a tombstone without a deleter, or bytes left over.
+  static std::optional<document> decode(std::string_view bytes);
+
   /// Figures: items in the sequence (runs, tombstones included) and the next seq `origin`
   /// would use.
   size_t items() const { return nodes_.size(); }
@@ -182,6 +196,8 @@ private:
   void finish(delete_op& op, std::vector<delta>* applied); ///< applies a local delete
   bool deleted_by(uint32_t x, const messages::dot& id) const;
 
+  friend struct codec; // encode and decode (text_encode.cpp)
+
   std::vector<node> nodes_;
   uint32_t root_ = nil;
   std::vector<messages::source> origins_;
@@ -189,9 +205,16 @@ private:
   /// Per origin index: first seq of each node of that origin, to its node.
   std::vector<std::map<uint64_t, uint32_t>> by_id_;
   std::vector<uint64_t> next_seq_; ///< per origin index
-  /// Per origin index: (first seq, counter) of each of its inserts, in seq order (both
-  /// grow together at an origin): which operation each character came from.
-  std::vector<std::vector<std::pair<uint64_t, uint64_t>>> inserted_by_;
+  /// Inserts k = 0 .. count - 1 of a run: first seq `seq + k * seq_step`, counter
+  /// `counter + k * counter_step` (one typist's keystrokes are one run of steps 1, 1).
+  struct insert_run {
+    uint64_t seq = 0, counter = 0, seq_step = 0, counter_step = 0, count = 1;
+    uint64_t last_counter() const { return counter + (count - 1) * counter_step; }
+  };
+  /// Per origin index: its inserts' (first seq, counter), in seq order (both grow together
+  /// at an origin), as runs: which operation each character came from.
+  std::vector<std::vector<insert_run>> inserted_by_;
+  void record_insert(uint32_t origin, uint64_t seq, uint64_t counter);
   /// Per tombstone node: the deletes that removed it (concurrent ones may both have).
   std::map<uint32_t, std::vector<messages::dot>> deleters_;
   uint32_t rng_ = 0x9e3779b9;

@@ -71,9 +71,9 @@ document::verdict document::check(const insert_op& op) const {
     return op.first_seq + op.text.size() <= next ? verdict::applied : verdict::refused;
   if (op.first_seq != next)
     return verdict::refused; // a gap: an insert of its origin is missing
-  if (auto o = origin_of_.find(op.origin); o != origin_of_.end() &&
-                                           !inserted_by_[o->second].empty() &&
-                                           inserted_by_[o->second].back().second >= op.counter)
+  if (auto o = origin_of_.find(op.origin);
+      o != origin_of_.end() && !inserted_by_[o->second].empty() &&
+      inserted_by_[o->second].back().last_counter() >= op.counter)
     return verdict::refused;
   for (char32_t c : op.text)
     if (c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
@@ -120,9 +120,7 @@ std::optional<std::vector<delta>> document::apply(const insert_op& op) {
     at = visible_before(id);
   }
   next_seq_[o] = std::max(next_seq_[o], op.first_seq + op.text.size());
-  auto& by = inserted_by_[o];
-  by.insert(std::upper_bound(by.begin(), by.end(), std::make_pair(op.first_seq, op.counter)),
-            std::make_pair(op.first_seq, op.counter));
+  record_insert(o, op.first_seq, op.counter);
   out.push_back(delta{true, at, op.text, 0});
   return out;
 }
@@ -249,12 +247,36 @@ std::vector<uint64_t> document::frontier(const version& v) const {
     uint64_t upto = seen == v.end() ? 0 : seen->second;
     auto& by = inserted_by_[o];
     // Counters grow with seqs at an origin: the first insert past `upto`, by bisection.
-    auto later =
-      std::partition_point(by.begin(), by.end(), [&](auto& c) { return c.second <= upto; });
-    if (later != by.end())
-      f[o] = later->first;
+    auto later = std::partition_point(by.begin(), by.end(),
+                                      [&](auto& run) { return run.last_counter() <= upto; });
+    if (later == by.end())
+      continue;
+    uint64_t k = upto < later->counter ? 0 : (upto - later->counter) / later->counter_step + 1;
+    f[o] = later->seq + k * later->seq_step;
   }
   return f;
+}
+
+// Inserts arrive in their origin's order (check() holds them to it): each extends the last
+// run when it takes the same steps.
+void document::record_insert(uint32_t origin, uint64_t seq, uint64_t counter) {
+  auto& by = inserted_by_[origin];
+  if (!by.empty()) {
+    auto& run = by.back();
+    auto last_seq = run.seq + (run.count - 1) * run.seq_step;
+    auto last_counter = run.last_counter();
+    if (run.count == 1) {
+      run.seq_step = seq - last_seq;
+      run.counter_step = counter - last_counter;
+      ++run.count;
+      return;
+    }
+    if (seq - last_seq == run.seq_step && counter - last_counter == run.counter_step) {
+      ++run.count;
+      return;
+    }
+  }
+  by.push_back(insert_run{seq, counter, 0, 0, 1});
 }
 
 bool document::exists_at(uint32_t x, const std::vector<uint64_t>& f) const {

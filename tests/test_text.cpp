@@ -88,6 +88,16 @@ TEST_CASE("text: automerge-paper applied edit by edit gives endContent, and so d
   INFO("items " << a.items());
   CHECK(a.items() < 182315 / 2);
   CHECK(b.items() == a.items());
+  // The encoded form: the same bytes at both, and a document decoded from them that is the
+  // same document.
+  auto bytes = a.encode();
+  INFO("encoded " << bytes.size() << " bytes");
+  CHECK(b.encode() == bytes);
+  auto c = document::decode(bytes);
+  REQUIRE(c);
+  CHECK(text_of(*c) == trace.end_content);
+  CHECK(c->encode() == bytes);
+  CHECK(c->items() <= a.items());
 }
 
 TEST_CASE("text: characters typed one by one are one item (run-length), at the origin and "
@@ -333,7 +343,10 @@ namespace {
 // Random concurrent editing at `n` replicas: inserts of short words (some with
 // multi-byte characters) and deletes of up to 5 characters, at random places, heard at
 // random moments.
-void random_run(unsigned seed, size_t n) {
+// With `restore`, every 50 steps one replica is replaced by the document decoded from its
+// encoded form (as a restart from it would), and at the end every replica must encode to
+// the same bytes.
+void random_run(unsigned seed, size_t n, bool restore = false) {
   std::mt19937 rng(seed);
   std::vector<document> docs(n);
   causal_net net(docs);
@@ -355,8 +368,24 @@ void random_run(unsigned seed, size_t n) {
         at, d.insert(next_dot(static_cast<uint32_t>(at)), rng() % (d.length() + 1), u32(word)));
     }
     net.deliver(rng() % n, rng);
+    if (restore && step % 50 == 49) {
+      auto k = rng() % n;
+      auto bytes = docs[k].encode();
+      auto back = document::decode(bytes);
+      REQUIRE(back);
+      REQUIRE(back->read() == docs[k].read());
+      REQUIRE(back->encode() == bytes);
+      docs[k] = std::move(*back);
+    }
   }
   net.drain(rng);
+  if (restore) {
+    auto bytes = docs[0].encode();
+    for (size_t k = 1; k < n; ++k) {
+      INFO("seed " << seed << " replica " << k);
+      CHECK(docs[k].encode() == bytes);
+    }
+  }
   for (size_t k = 0; k < n; ++k) {
     INFO("seed " << seed << " replica " << k);
     CHECK(docs[k].read() == docs[0].read());
@@ -370,6 +399,12 @@ TEST_CASE("text: random concurrent edits at 3 replicas, delivered causally in sh
           "orders, converge (100 seeds)") {
   for (unsigned seed = 1; seed <= 100; ++seed)
     random_run(seed, 3);
+}
+
+TEST_CASE("text: replicas restored from their encoded form mid-run converge with the others, "
+          "and converged replicas encode to the same bytes (100 seeds)") {
+  for (unsigned seed = 1; seed <= 100; ++seed)
+    random_run(seed, 3, true);
 }
 
 namespace {
@@ -392,7 +427,8 @@ void join(core::text::version& into, const core::text::version& v) {
 // at its agent's replica once its parents have arrived there, with its positions counted in
 // the document its agent saw (the parents' version), although that replica may already
 // hold more of the other agent's edits (`extra`: up to that many more delivered first).
-std::vector<std::string> replay_friendsforever(unsigned seed, bool at_parents_version) {
+std::vector<std::string> replay_friendsforever(unsigned seed, bool at_parents_version,
+                                               bool restore = false) {
   auto trace = testing::traces::load("friendsforever");
   REQUIRE(trace.agents == 2);
   std::mt19937 rng(seed);
@@ -438,6 +474,11 @@ std::vector<std::string> replay_friendsforever(unsigned seed, bool at_parents_ve
         edit([&](auto& id) { return op{docs[a].insert(id, p.position, u32(p.inserted), at)}; });
     }
     vv[t] = v;
+    if (restore && t % 500 == 499) { // its replica restarts from the encoded form
+      auto back = document::decode(docs[a].encode());
+      REQUIRE(back);
+      docs[a] = std::move(*back);
+    }
   }
   std::vector<std::string> out;
   for (size_t k = 0; k < 3; ++k) {
@@ -461,4 +502,105 @@ TEST_CASE("text: friendsforever replayed by its two agents at two replicas, each
     CHECK(docs[1] == docs[3]);
     CHECK(docs[2] == docs[3]);
   }
+}
+
+TEST_CASE("text: friendsforever with each agent's replica restored from its encoded form every "
+          "500 transactions, edits still placed at the version their agent saw") {
+  auto docs = replay_friendsforever(1, true, true);
+  CHECK(docs[0] == docs[3]);
+  CHECK(docs[1] == docs[3]);
+  CHECK(docs[2] == docs[3]);
+}
+
+namespace {
+
+std::string varints(std::initializer_list<uint64_t> vs) {
+  std::string out;
+  for (auto v : vs) {
+    for (; v >= 0x80; v >>= 7)
+      out.push_back(static_cast<char>(v | 0x80));
+    out.push_back(static_cast<char>(v));
+  }
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("text: decode refuses bytes encode did not write, and damaged bytes never crash it or "
+          "give a document that is not one") {
+  document a;
+  document b;
+  REQUIRE(b.apply(a.insert(next_dot(0), 0, u32("hello world"))));
+  REQUIRE(a.apply(b.insert(next_dot(1), 5, u32(", dear \xe2\x82\xac"))));
+  REQUIRE(b.apply(a.erase(next_dot(0), 0, 2)));
+  document c = b;
+  REQUIRE(a.apply(c.erase(next_dot(2), 3, 4))); // an origin that only deletes
+  auto bytes = a.encode();
+  REQUIRE(document::decode(bytes));
+  CHECK(text_of(*document::decode(bytes)) == text_of(a));
+  for (size_t n = 0; n < bytes.size(); ++n)
+    CHECK_FALSE(document::decode(bytes.substr(0, n)));
+  CHECK_FALSE(document::decode(bytes + "x"));
+  size_t refused = 0;
+  size_t tried = 0;
+  for (size_t i = 0; i < bytes.size(); ++i)
+    for (int v : {0x00, 0x01, 0x7f, 0x80, 0xff, (bytes[i] ^ 1) & 0xff}) {
+      auto damaged = bytes;
+      damaged[i] = static_cast<char>(v);
+      if (damaged == bytes)
+        continue;
+      ++tried;
+      auto d = document::decode(damaged);
+      if (!d) {
+        ++refused;
+        continue;
+      }
+      // What decodes is a document: it reads, and survives its own round trip.
+      CHECK(d->read().size() == d->length());
+      auto again = document::decode(d->encode());
+      REQUIRE(again);
+      CHECK(again->read() == d->read());
+    }
+  INFO(refused << " of " << tried << " damaged forms refused");
+  CHECK(refused > tried / 2);
+
+  // Hand-made forms (origins, each origin's runs of inserts, items, text, deletes). One
+  // origin whose 2^32 - 1 characters were typed one at a time and deleted at once: a few
+  // bytes, decoded without expanding anything.
+  std::string head = std::string("mlrT\x01", 5) + varints({1, 7, 9});
+  const uint64_t del = uint64_t{1} << 34; // the delete's counter, zigzag-coded: 2^33
+  const auto tombstone = varints({1, 1, 0, 0, UINT32_MAX}) + varints({0});
+  auto huge = head + varints({1, 0, 2, 1, 1, UINT32_MAX}) + tombstone +
+              varints({1, 2, 0, del, 0, 0, UINT32_MAX});
+  auto d = document::decode(huge);
+  REQUIRE(d);
+  CHECK(d->length() == 0);
+  CHECK(d->items() == 1);
+  CHECK(d->next_seq(messages::source{7, 9}) == UINT32_MAX);
+  CHECK(document::decode(d->encode()));
+  // ... but not one insert more than there are characters,
+  CHECK_FALSE(document::decode(head + varints({1, 0, 2, 1, 1, uint64_t{UINT32_MAX} + 1}) +
+                               tombstone + varints({1, 2, 0, del, 0, 0, UINT32_MAX})));
+  // nor 2^40 backspaces in a few bytes (each costs a deleter in memory),
+  CHECK_FALSE(document::decode(head + varints({1, 0, 2, 1, 1, UINT32_MAX}) + tombstone +
+                               varints({1, uint64_t{1} << 41, 0, del, 0, 0, 1, 1, 2})));
+  // nor a tombstone no delete removed, nor a delete of a visible character.
+  const auto one = varints({1, 0, 2, 0, 0, 1});
+  CHECK_FALSE(document::decode(head + one + varints({1, 1, 0, 0, 1}) + varints({0, 0})));
+  CHECK_FALSE(document::decode(head + one + varints({1, 0, 0, 0, 1}) + varints({1, 'a'}) +
+                               varints({1, 2, 0, 4, 0, 0, 1})));
+  // More items than the bytes could hold; a visible item without its text; origins out of
+  // order; an origin left after its item.
+  CHECK_FALSE(document::decode(head + varints({0, 1000000, 0, 0, 0, 1})));
+  CHECK_FALSE(
+    document::decode(head + varints({1, 0, 2, 1, 1, 3}) + varints({1, 0, 0, 0, 3}) + varints({0})));
+  CHECK_FALSE(document::decode(std::string("mlrT\x01", 5) + varints({2, 7, 9, 7, 8, 0, 0, 0})));
+  const auto runs = varints({1, 0, 2, 1, 1, 2});
+  CHECK_FALSE(document::decode(head + runs + varints({2, 0, 0, 0, 1, 2 | 32, 0, 1, 0, 1}) +
+                               varints({2, 'a', 'b', 0})));
+  // (the same with the left origin the previous item's character: a document "ab")
+  auto ab = document::decode(head + runs + varints({2, 0, 0, 0, 1, 2 | 4 | 32, 0, 1}) +
+                             varints({2, 'a', 'b', 0}));
+  REQUIRE(ab);
+  CHECK(text_of(*ab) == "ab");
 }
