@@ -191,7 +191,17 @@ int main(int argc, char** argv) {
   auto bytes = mallinfo2().uordblks - before;
   std::printf("document in memory: %.2f MB (%.1f bytes per visible character, %zu items)\n",
               bytes / 1e6, static_cast<double>(bytes) / want.size(), doc->items());
+  // Tombstone collection: with every delete stable (one replica), all deleters go.
   auto t = clock_type::now();
+  auto collected = doc->collect([](const messages::dot&) { return true; });
+  double collect_s = seconds_since(t);
+  auto after = mallinfo2().uordblks - before;
+  std::printf("after collecting %zu tombstones (%.1f ms): %.2f MB (%.1f bytes per visible "
+              "character, %zu items)\n",
+              collected, collect_s * 1e3, after / 1e6, static_cast<double>(after) / want.size(),
+              doc->items());
+  all_ok &= doc->read() == want;
+  t = clock_type::now();
   auto encoded = doc->encode();
   double encode_s = seconds_since(t);
   t = clock_type::now();

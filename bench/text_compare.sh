@@ -8,7 +8,8 @@
 # - Yjs 13.6 (local, and each update applied at a second document), Loro 1.17 (local, one
 #   commit at the end) and Automerge 3.5 (one change per edit), from npm, installed into a
 #   scratch directory that is removed at the end.
-# Prints edits/s, encoded bytes and peak RSS, and the ratios; never fails on figures.
+# Prints edits/s, encoded bytes, peak RSS and the memory a live document holds, and the
+# ratios; never fails on figures.
 #
 # Usage: bench/text_compare.sh [ROUNDS]   (run scripts/demo.sh or test.sh once to build)
 set -euo pipefail
@@ -36,10 +37,11 @@ echo "== peers (npm, into $dir) =="
 }
 cp "$root/bench/text_peers.mjs" "$dir/"
 trace="$root/tests/data/editing-traces/automerge-paper.json.gz"
-printf "%-12s %12s %14s %6s %10s\n" "peer" "edits/s" "encoded bytes" "ok" "RSS MB"
-node "$dir/text_peers.mjs" "$trace" "$rounds" | tee "$dir/peers.txt" |
-  while read -r name rate bytes ok rss; do
-    printf "%-12s %12s %14s %6s %10s\n" "$name" "$rate" "$bytes" "$ok" "$rss"
+printf "%-12s %12s %14s %6s %10s %14s\n" "peer" "edits/s" "encoded bytes" "ok" "RSS MB" \
+  "document MB"
+node --expose-gc "$dir/text_peers.mjs" "$trace" "$rounds" | tee "$dir/peers.txt" |
+  while read -r name rate bytes ok rss doc; do
+    printf "%-12s %12s %14s %6s %10s %14s\n" "$name" "$rate" "$bytes" "$ok" "$rss" "$doc"
   done
 
 # Medians of mlr's rounds: the CRDT's local edits/s, and the replicated edits/s.
@@ -49,7 +51,7 @@ local_rate=$(awk '/^round +local/ {on=1; next} on && /^[0-9]/ {print $2} /^docum
 repl_rate=$(awk '/^round +edits/ {on=1; next} on && /^[0-9]/ {print $2}' "$dir/mlr.txt" | median)
 echo
 echo "== ratios (mlr / peer, edits/s) =="
-while read -r name rate bytes ok rss; do
+while read -r name rate bytes ok rss doc; do
   awk -v n="$name" -v l="$local_rate" -v r="$repl_rate" -v p="$rate" \
     'BEGIN {printf "%-12s crdt local %6.2f   replicated at 3 replicas %6.2f\n", n, l / p, r / p}'
 done < "$dir/peers.txt"

@@ -20,7 +20,7 @@ function yjsLocal() {
     if (del > 0) t.delete(pos, del);
     if (ins) t.insert(pos, ins);
   }
-  return { ok: t.toString() === want, bytes: Y.encodeStateAsUpdate(doc).length };
+  return { ok: t.toString() === want, bytes: Y.encodeStateAsUpdate(doc).length, keep: doc };
 }
 
 function yjsRemote() {
@@ -32,7 +32,7 @@ function yjsRemote() {
     if (del > 0) t.delete(pos, del);
     if (ins) t.insert(pos, ins);
   }
-  return { ok: b.getText("t").toString() === want, bytes: Y.encodeStateAsUpdate(b).length };
+  return { ok: b.getText("t").toString() === want, bytes: Y.encodeStateAsUpdate(b).length, keep: b };
 }
 
 function loro() {
@@ -43,14 +43,30 @@ function loro() {
     if (ins) t.insert(pos, ins);
   }
   doc.commit();
-  return { ok: t.toString() === want, bytes: doc.export({ mode: "snapshot" }).length };
+  return { ok: t.toString() === want, bytes: doc.export({ mode: "snapshot" }).length, keep: doc };
 }
 
 function automerge() {
   let doc = A.from({ t: "" });
   for (const [pos, del, ins] of patches)
     doc = A.change(doc, (d) => A.splice(d, ["t"], pos, del, ins || undefined));
-  return { ok: doc.t === want, bytes: A.save(doc).length };
+  return { ok: doc.t === want, bytes: A.save(doc).length, keep: doc };
+}
+
+// What a live document holds: the heap, external and ArrayBuffer memory (WebAssembly's
+// included) it adds, after a full collection, while it is still referenced. Needs
+// node --expose-gc.
+function held(fn) {
+  const total = () => {
+    const m = process.memoryUsage();
+    return m.heapUsed + m.external + m.arrayBuffers;
+  };
+  global.gc();
+  const before = total();
+  const r = fn();
+  global.gc();
+  const bytes = total() - before;
+  return r.keep ? bytes / 1e6 : 0;
 }
 
 const runs = [
@@ -69,8 +85,8 @@ for (const [name, fn, n] of runs) {
   }
   rates.sort((x, y) => x - y);
   const median = rates[Math.floor(rates.length / 2)];
-  console.log(
-    `${name} ${Math.round(median)} ${last.bytes} ${last.ok ? "yes" : "NO"} ` +
-      `${Math.round(process.memoryUsage().rss / 1e6)}`,
-  );
+  const summary = `${name} ${Math.round(median)} ${last.bytes} ${last.ok ? "yes" : "NO"}`;
+  const rss = Math.round(process.memoryUsage().rss / 1e6);
+  last = null;
+  console.log(`${summary} ${rss} ${held(fn).toFixed(1)}`);
 }

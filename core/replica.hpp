@@ -261,6 +261,7 @@ private:
               std::map<messages::source, std::map<uint64_t, messages::event>>& queues);
   void drop_if_empty(const std::string& key);
   void transfer_finished();
+  void collect_text_tombstones();
   std::optional<std::vector<text::delta>> text_step(text::document& doc, const messages::event& e);
   bool local_text(const write_request& w, messages::event& e);
   void apply_text(const messages::event& e, const std::vector<messages::version>* before,

@@ -130,6 +130,7 @@ void replica::collect_garbage(uint64_t now_ms) {
   if (!advance_stability())
     return;
   collect_tombstones();
+  collect_text_tombstones();
   compact_log();
 }
 

@@ -41,7 +41,9 @@
   X(events_refused, "events_refused", "events naming a node that is not a member")                 \
   X(orphans_dropped, "orphans_dropped", "buffered events of a lost incarnation nobody holds")      \
   X(text_refused, "text_refused", "text operations no honest peer sends (applied as no-ops)")      \
-  X(text_loaded, "text_loaded", "text documents rebuilt from their stored operations")
+  X(text_loaded, "text_loaded", "text documents rebuilt from their stored operations")             \
+  X(text_tombstones_collected, "text_tombstones_collected",                                        \
+    "deleted text runs whose deleters were forgotten once stable")
 
 namespace mlr::core {
 

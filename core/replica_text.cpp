@@ -270,6 +270,21 @@ void replica::transfer_finished() {
   transfer_texts_.clear();
 }
 
+// Documents with many tombstones whose deletes are stable forget those deleters
+// (text::document::collect). Memory only: the records stay, so a restart rebuilds the
+// document and collects again. Stable here is enough: placement is by ids, so what a node
+// forgot cannot make replicas diverge; it only reads a client's context older than the
+// stable point as if it held those deletes. Finding them walks the tombstones that still
+// know their deleters, so a document waits until it has 1,024 of them.
+void replica::collect_text_tombstones() {
+  if (transfer_)
+    return; // documents are rebuilt when it ends
+  for (auto& [key, doc] : texts_)
+    if (doc && doc->tracked_tombstones() >= 1024)
+      stats_.text_tombstones_collected +=
+        doc->collect([&](const messages::dot& d) { return stable_.covers(d); });
+}
+
 void replica::report_text_changes() {
   if (report_changes_)
     for (auto& key : texts_changed_)

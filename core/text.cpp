@@ -177,6 +177,32 @@ uint32_t document::next(uint32_t x) const {
   return p;
 }
 
+uint32_t document::prev(uint32_t x) const {
+  if (nodes_[x].l != nil) {
+    x = nodes_[x].l;
+    while (nodes_[x].r != nil)
+      x = nodes_[x].r;
+    return x;
+  }
+  auto p = nodes_[x].p;
+  while (p != nil && nodes_[p].l == x) {
+    x = p;
+    p = nodes_[p].p;
+  }
+  return p;
+}
+
+uint32_t document::add_node(node&& n) {
+  if (free_.empty()) {
+    nodes_.push_back(std::move(n));
+    return static_cast<uint32_t>(nodes_.size() - 1);
+  }
+  auto x = free_.back();
+  free_.pop_back();
+  nodes_[x] = std::move(n);
+  return x;
+}
+
 // The node holding visible character `index`, and its offset there; nil past the end.
 std::pair<uint32_t, uint64_t> document::find_visible(uint64_t index) const {
   auto t = root_;
@@ -238,8 +264,7 @@ uint32_t document::split_at(uint32_t x, uint64_t offset) {
     nodes_[x].chars.resize(offset);
   update_up(x);
   auto at = rank(x) + 1;
-  nodes_.push_back(std::move(y));
-  auto id = static_cast<uint32_t>(nodes_.size() - 1);
+  auto id = add_node(std::move(y));
   update(id);
   index(id);
   insert_at(at, id);

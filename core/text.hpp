@@ -26,6 +26,7 @@
 #include "messages/dot.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -143,9 +144,23 @@ public:
   /// item, a tombstone without a deleter, or bytes left over.
   static std::optional<document> decode(std::string_view bytes);
 
+  /// Tombstone collection: forgets who deleted each tombstone whose deletes are all
+  /// `stable` (applied at every replica, so nothing concurrent with them can still arrive),
+  /// and joins such tombstones into runs of ids without text where one run was split into
+  /// them. The ids stay: later inserts may still name them as origins (YATA needs them to
+  /// place those inserts alike everywhere). What is lost is only the past: an edit at a
+  /// version older than those deletes counts their characters as deleted. Placement is by
+  /// ids, so replicas that collect at different moments, or never, still converge.
+  /// O(tracked tombstones + collected x log n); when more node slots are free than used,
+  /// the document is rebuilt from its encoded form to give the memory back. The
+  /// tombstones collected.
+  size_t collect(const std::function<bool(const messages::dot&)>& stable);
+  /// Tombstones that still know their deleters (what collect() could free).
+  size_t tracked_tombstones() const { return deleters_.size(); }
+
   /// Figures: items in the sequence (runs, tombstones included) and the next seq `origin`
   /// would use.
-  size_t items() const { return nodes_.size(); }
+  size_t items() const { return nodes_.size() - free_.size(); }
   uint64_t next_seq(const messages::source& origin) const;
 
 private:
@@ -175,6 +190,12 @@ private:
   uint64_t visible_before(uint32_t x) const; ///< visible characters before x
   uint32_t first() const;
   uint32_t next(uint32_t x) const;
+  uint32_t prev(uint32_t x) const;
+  uint32_t add_node(node&& n); ///< into a free slot if there is one; not yet in the tree
+  // Tombstone collection (text_collect.cpp).
+  bool joinable(uint32_t a, uint32_t b) const;
+  void absorb(uint32_t a, uint32_t b); ///< b, right after a, becomes part of a
+  void join_collected(uint32_t x);
   std::pair<uint32_t, uint64_t> find_visible(uint64_t index) const;
   uint32_t find(const char_id& id) const;         ///< the node holding id, or nil
   uint32_t split_at(uint32_t x, uint64_t offset); ///< returns the right part
@@ -199,6 +220,7 @@ private:
   friend struct codec; // encode and decode (text_encode.cpp)
 
   std::vector<node> nodes_;
+  std::vector<uint32_t> free_; ///< slots of nodes joined into others, for reuse
   uint32_t root_ = nil;
   std::vector<messages::source> origins_;
   std::map<messages::source, uint32_t> origin_of_;

@@ -257,10 +257,7 @@ bool codec::read_deletes(reader& r, document& d) {
         return false;
     }
   }
-  for (uint32_t x = 0; x < d.nodes_.size(); ++x)
-    if (d.nodes_[x].deleted && !d.deleters_.count(x))
-      return false; // a tombstone no delete removed
-  return true;
+  return true; // (a tombstone no delete names is a collected one)
 }
 
 // Records `by` as a deleter of (origin, seq) .. + len, which must all be tombstones.

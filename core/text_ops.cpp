@@ -112,8 +112,7 @@ std::optional<std::vector<delta>> document::apply(const insert_op& op) {
     rng_ ^= rng_ << 13, rng_ ^= rng_ >> 17, rng_ ^= rng_ << 5;
     x.prio = rng_;
     auto position = left == nil ? 0 : rank(left) + 1;
-    nodes_.push_back(std::move(x));
-    auto id = static_cast<uint32_t>(nodes_.size() - 1);
+    auto id = add_node(std::move(x));
     update(id);
     index(id);
     insert_at(position, id);
@@ -156,10 +155,12 @@ std::optional<std::vector<delta>> document::apply(const delete_op& op) {
       if (nodes_[x].seq + nodes_[x].len > end)
         split_at(x, end - seq);
       seq = nodes_[x].seq + nodes_[x].len;
+      auto& n = nodes_[x];
+      if (n.deleted && !deleters_.count(x))
+        continue; // a collected tombstone: deleted at every version an edit can name
       if (deleted_by(x, op.id))
         continue; // this delete was applied here before
       deleters_[x].push_back(op.id);
-      auto& n = nodes_[x];
       if (n.deleted)
         continue; // a concurrent delete removed it already
       auto at = visible_before(x);
@@ -288,11 +289,14 @@ uint64_t document::visible_at(uint32_t x, const std::vector<uint64_t>& f, const 
   auto upto = f[n.origin];
   if (upto <= n.seq)
     return 0;
-  if (n.deleted)
-    if (auto d = deleters_.find(x); d != deleters_.end())
-      for (auto& by : d->second)
-        if (auto seen = v.find(by.origin); seen != v.end() && seen->second >= by.counter)
-          return 0;
+  if (n.deleted) {
+    auto d = deleters_.find(x);
+    if (d == deleters_.end())
+      return 0; // collected: its deletes were stable
+    for (auto& by : d->second)
+      if (auto seen = v.find(by.origin); seen != v.end() && seen->second >= by.counter)
+        return 0;
+  }
   return std::min<uint64_t>(n.len, upto - n.seq);
 }
 

@@ -152,6 +152,12 @@ namespace {
 // Causal broadcast between n replicas: each operation carries its origin's vector (how
 // many operations of each replica it came after); a replica applies one once it has
 // applied everything it depends on. Deliveries are picked by the seed.
+messages::dot dot_of(const op& o) {
+  if (auto* i = std::get_if<core::text::insert_op>(&o))
+    return messages::dot{i->origin, i->counter};
+  return std::get<core::text::delete_op>(o).id;
+}
+
 struct causal_net {
   struct sent {
     size_t origin;
@@ -160,7 +166,7 @@ struct causal_net {
   };
   explicit causal_net(std::vector<document>& d)
       : docs(d), seen(d.size(), std::vector<uint64_t>(d.size(), 0)), inbox(d.size()),
-        mirrors(d.size()) {
+        mirrors(d.size()), applied(d.size()) {
     for (size_t k = 0; k < d.size(); ++k)
       mirrors[k] = d[k].read();
   }
@@ -169,6 +175,7 @@ struct causal_net {
   void sent_by(size_t origin, op o) {
     sent s{origin, seen[origin], std::move(o)};
     ++seen[origin][origin];
+    note_applied(origin, s.what);
     mirrors[origin] = docs[origin].read(); // the editor's copy follows its own edit
     for (size_t k = 0; k < docs.size(); ++k)
       if (k != origin)
@@ -191,6 +198,7 @@ struct causal_net {
         REQUIRE(deltas);
         follow(mirrors[to], *deltas);
         ++seen[to][it->origin];
+        note_applied(to, it->what);
         inbox[to].erase(it);
         progress = true;
         break;
@@ -206,10 +214,23 @@ struct causal_net {
       REQUIRE(in.empty());
   }
 
+  void note_applied(size_t at, const op& o) {
+    auto d = dot_of(o);
+    applied[at][d.origin] = std::max(applied[at][d.origin], d.counter);
+  }
+  // Applied at every replica (an origin's operations arrive in order).
+  bool stable(const messages::dot& d) const {
+    return std::all_of(applied.begin(), applied.end(), [&](const core::text::version& v) {
+      auto i = v.find(d.origin);
+      return i != v.end() && i->second >= d.counter;
+    });
+  }
+
   std::vector<document>& docs;
   std::vector<std::vector<uint64_t>> seen;
   std::vector<std::vector<sent>> inbox;
   std::vector<std::u32string> mirrors;
+  std::vector<core::text::version> applied;
 };
 
 } // namespace
@@ -346,11 +367,15 @@ namespace {
 // With `restore`, every 50 steps one replica is replaced by the document decoded from its
 // encoded form (as a restart from it would), and at the end every replica must encode to
 // the same bytes.
-void random_run(unsigned seed, size_t n, bool restore = false) {
+// With `collect`, every 25 steps one replica collects tombstones (those whose deletes every
+// replica has applied, or all), and at the end all do: what they forgot must not change
+// where anything goes.
+size_t random_run(unsigned seed, size_t n, bool restore = false, bool collect = false) {
   std::mt19937 rng(seed);
   std::vector<document> docs(n);
   causal_net net(docs);
   const char* alphabet = "abcdefgh";
+  size_t collected = 0;
   for (int step = 0; step < 400; ++step) {
     auto at = rng() % n;
     auto& d = docs[at];
@@ -377,8 +402,24 @@ void random_run(unsigned seed, size_t n, bool restore = false) {
       REQUIRE(back->encode() == bytes);
       docs[k] = std::move(*back);
     }
+    if (collect && step % 25 == 24) {
+      auto k = rng() % n;
+      auto before = docs[k].read();
+      // Stable deletes, or (every other time) all: placement is by ids, so even forgetting
+      // deleters too early must not make replicas diverge (it only loses the past).
+      bool all = rng() % 2 == 0;
+      collected += docs[k].collect([&](auto& d) { return all || net.stable(d); });
+      REQUIRE(docs[k].read() == before);
+    }
   }
   net.drain(rng);
+  if (collect) {
+    auto items = docs[0].items();
+    for (auto& d : docs)
+      collected += d.collect([&](auto& d) { return net.stable(d); });
+    CHECK(docs[0].items() <= items);
+    CHECK(docs[0].tracked_tombstones() == 0);
+  }
   if (restore) {
     auto bytes = docs[0].encode();
     for (size_t k = 1; k < n; ++k) {
@@ -391,6 +432,7 @@ void random_run(unsigned seed, size_t n, bool restore = false) {
     CHECK(docs[k].read() == docs[0].read());
     CHECK(net.mirrors[k] == docs[k].read()); // remote deltas kept the editor's copy right
   }
+  return collected;
 }
 
 } // namespace
@@ -399,6 +441,14 @@ TEST_CASE("text: random concurrent edits at 3 replicas, delivered causally in sh
           "orders, converge (100 seeds)") {
   for (unsigned seed = 1; seed <= 100; ++seed)
     random_run(seed, 3);
+}
+
+TEST_CASE("text: replicas that collect stable tombstones at different moments converge with "
+          "each other, and their editors' copies stay right (100 seeds)") {
+  size_t collected = 0;
+  for (unsigned seed = 1; seed <= 100; ++seed)
+    collected += random_run(seed, 3, false, true);
+  CHECK(collected > 1000);
 }
 
 TEST_CASE("text: replicas restored from their encoded form mid-run converge with the others, "
@@ -584,9 +634,9 @@ TEST_CASE("text: decode refuses bytes encode did not write, and damaged bytes ne
   // nor 2^40 backspaces in a few bytes (each costs a deleter in memory),
   CHECK_FALSE(document::decode(head + varints({1, 0, 2, 1, 1, UINT32_MAX}) + tombstone +
                                varints({1, uint64_t{1} << 41, 0, del, 0, 0, 1, 1, 2})));
-  // nor a tombstone no delete removed, nor a delete of a visible character.
+  // nor a delete of a visible character. (A tombstone no delete names is a collected one.)
   const auto one = varints({1, 0, 2, 0, 0, 1});
-  CHECK_FALSE(document::decode(head + one + varints({1, 1, 0, 0, 1}) + varints({0, 0})));
+  CHECK(document::decode(head + one + varints({1, 1, 0, 0, 1}) + varints({0, 0})));
   CHECK_FALSE(document::decode(head + one + varints({1, 0, 0, 0, 1}) + varints({1, 'a'}) +
                                varints({1, 2, 0, 4, 0, 0, 1})));
   // More items than the bytes could hold; a visible item without its text; origins out of
@@ -603,4 +653,38 @@ TEST_CASE("text: decode refuses bytes encode did not write, and damaged bytes ne
                              varints({2, 'a', 'b', 0}));
   REQUIRE(ab);
   CHECK(text_of(*ab) == "ab");
+}
+
+TEST_CASE("text: a collected tombstone keeps its ids for inserts that name it, and an edit at a "
+          "version before its delete counts it as deleted") {
+  document a;
+  document b;
+  auto typed = a.insert(next_dot(0), 0, u32("hello world"));
+  REQUIRE(b.apply(typed));
+  document c = a; // never collects
+  core::text::version before{{replica(0), typed.counter}};
+  std::vector<core::text::delete_op> dels; // "hello " backspaced: six deletes
+  for (uint64_t i = 6; i-- > 0;)
+    dels.push_back(a.erase(next_dot(0), i, 1));
+  for (auto& d : dels)
+    REQUIRE(c.apply(d));
+  CHECK(c.items() == 7);
+  // b, not having the deletes yet, types after "hello ": its origins are now tombstones.
+  auto x = b.insert(next_dot(1), 6, u32("X"));
+  for (auto& d : dels)
+    REQUIRE(b.apply(d));
+  CHECK(a.collect([](auto&) { return true; }) > 0);
+  CHECK(a.tracked_tombstones() == 0);
+  CHECK(a.items() == 2); // the six tombstones are one run of ids
+  REQUIRE(a.apply(x));
+  REQUIRE(c.apply(x));
+  CHECK(text_of(a) == "Xworld");
+  CHECK(text_of(b) == "Xworld");
+  CHECK(text_of(c) == "Xworld");
+  // At the version before the delete, index 6 is the 'w' where the delete is still known;
+  // where it was collected, "hello " no longer counts, and index 6 is the end.
+  c.erase(next_dot(0), 6, 1, &before);
+  a.erase(next_dot(0), 6, 1, &before);
+  CHECK(text_of(c) == "Xorld");
+  CHECK(text_of(a) == "Xworld");
 }

@@ -109,6 +109,21 @@ TEST_CASE("text key: automerge-paper applied at one replica of three, shipped as
   CHECK(core::text::to_utf8(copy.doc) == trace.end_content);
   CHECK(m[0].stats().text_refused == 0);
   CHECK(m[1].stats().text_refused == 0);
+  // Once every replica held the deletes, each forgot their deleters (stability, as
+  // collect_garbage found it). Editing goes on: at two replicas, without hearing each
+  // other, then heard.
+  for (size_t i = 0; i < 3; ++i)
+    CHECK(m[i].stats().text_tombstones_collected > 0);
+  auto want = *core::text::from_utf8(trace.end_content);
+  m[2].write(erase("doc", 100, 10), ++m.now);
+  m[1].write(insert("doc", 50, "mlr"), ++m.now);
+  m[2].write(insert("doc", 100, "collected"), ++m.now);
+  want.erase(100, 10);
+  want.insert(100, U"collected");
+  want.insert(50, U"mlr");
+  m.settle(3);
+  for (size_t i = 0; i < 3; ++i)
+    CHECK(text_at(m[i], "doc") == core::text::to_utf8(want));
 }
 
 TEST_CASE("text key: automerge-paper split round-robin across three replicas, each applying its "
