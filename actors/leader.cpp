@@ -250,6 +250,12 @@ leader_impl::behavior_type leader_impl::make_behavior() {
         return *err;
       return read(key);
     },
+    [this](get_atom, const std::string& key, int64_t start,
+           int64_t end) -> caf::result<get_result> {
+      if (auto err = removed_error())
+        return *err;
+      return read(key, std::make_pair(start, end));
+    },
     [this](get_atom, const std::vector<std::string>& keys) { return read_many(keys); },
     [this](subscribe_atom, messages::node_index dest, link_actor& link) {
       return on_subscribe(dest, std::move(link));

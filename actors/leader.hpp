@@ -65,6 +65,10 @@ using leader_actor = sink_actor::extend<
   caf::replies_to<typed_atom, std::vector<write_request>>::with<std::vector<int64_t>>,
   /// Reads a key: its live values and their causal context.
   caf::replies_to<get_atom, std::string>::with<get_result>,
+  /// Reads a key; a text key's document only from code point `start` to `end` (GETRANGE's
+  /// arithmetic: inclusive, negative ones from the end; an empty range for its length
+  /// alone), and its whole length: O(log n + the range), not the document.
+  caf::replies_to<get_atom, std::string, int64_t, int64_t>::with<get_result>,
   /// Reads several keys in one message.
   caf::replies_to<get_atom, std::vector<std::string>>::with<std::vector<get_result>>,
   /// For links: `link` is the link to this destination node, handed its batches

@@ -39,10 +39,12 @@ cp "$root/bench/text_peers.mjs" "$dir/"
 trace="$root/tests/data/editing-traces/automerge-paper.json.gz"
 printf "%-12s %12s %14s %6s %10s %14s\n" "peer" "edits/s" "encoded bytes" "ok" "RSS MB" \
   "document MB"
-node --expose-gc "$dir/text_peers.mjs" "$trace" "$rounds" | tee "$dir/peers.txt" |
-  while read -r name rate bytes ok rss doc; do
-    printf "%-12s %12s %14s %6s %10s %14s\n" "$name" "$rate" "$bytes" "$ok" "$rss" "$doc"
-  done
+node "$dir/text_peers.mjs" "$trace" "$rounds" > "$dir/peers.txt"
+while read -r name rate bytes ok rss; do
+  doc=$(node --expose-gc "$dir/text_peers.mjs" "$trace" held "$name" < /dev/null | awk '{print $2}')
+  printf "%-12s %12s %14s %6s %10s %14s\n" "$name" "$rate" "$bytes" "$ok" "$rss" "$doc"
+done < "$dir/peers.txt"
+echo "(document MB: what one live document holds, built alone in a fresh node process)"
 
 # Medians of mlr's rounds: the CRDT's local edits/s, and the replicated edits/s.
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -51,7 +53,7 @@ local_rate=$(awk '/^round +local/ {on=1; next} on && /^[0-9]/ {print $2} /^docum
 repl_rate=$(awk '/^round +edits/ {on=1; next} on && /^[0-9]/ {print $2}' "$dir/mlr.txt" | median)
 echo
 echo "== ratios (mlr / peer, edits/s) =="
-while read -r name rate bytes ok rss doc; do
+while read -r name rate bytes ok rss; do
   awk -v n="$name" -v l="$local_rate" -v r="$repl_rate" -v p="$rate" \
     'BEGIN {printf "%-12s crdt local %6.2f   replicated at 3 replicas %6.2f\n", n, l / p, r / p}'
 done < "$dir/peers.txt"

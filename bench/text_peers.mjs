@@ -2,6 +2,7 @@
 // against endContent: what bench/text_compare.sh prints beside mlr-text-bench. Run from a
 // directory whose node_modules holds yjs, loro-crdt and @automerge/automerge.
 // Usage: node text_peers.mjs TRACE.json.gz [ROUNDS]
+//        node --expose-gc text_peers.mjs TRACE.json.gz held NAME
 import { readFileSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
 import * as Y from "yjs";
@@ -53,20 +54,23 @@ function automerge() {
   return { ok: doc.t === want, bytes: A.save(doc).length, keep: doc };
 }
 
-// What a live document holds: the heap, external and ArrayBuffer memory (WebAssembly's
-// included) it adds, after a full collection, while it is still referenced. Needs
-// node --expose-gc.
+// What a live document holds, measured in a process of its own that builds only it
+// (`held NAME`): the heap, external and ArrayBuffer memory (WebAssembly's included: for
+// Loro that is its linear memory's growth, which may keep freed space) it adds, after a
+// full collection, while it is still referenced. Needs node --expose-gc.
 function held(fn) {
   const total = () => {
     const m = process.memoryUsage();
     return m.heapUsed + m.external + m.arrayBuffers;
   };
   global.gc();
+  global.gc();
   const before = total();
   const r = fn();
   global.gc();
+  global.gc();
   const bytes = total() - before;
-  return r.keep ? bytes / 1e6 : 0;
+  return r.keep && r.ok ? bytes / 1e6 : NaN;
 }
 
 const runs = [
@@ -75,6 +79,11 @@ const runs = [
   ["loro", loro, rounds],
   ["automerge", automerge, 1], // about 10 s a round
 ];
+if (process.argv[3] === "held") {
+  const [, fn] = runs.find(([name]) => name === process.argv[4]);
+  console.log(`${process.argv[4]} ${held(fn).toFixed(1)}`);
+  process.exit(0);
+}
 for (const [name, fn, n] of runs) {
   const rates = [];
   let last;
@@ -85,8 +94,8 @@ for (const [name, fn, n] of runs) {
   }
   rates.sort((x, y) => x - y);
   const median = rates[Math.floor(rates.length / 2)];
-  const summary = `${name} ${Math.round(median)} ${last.bytes} ${last.ok ? "yes" : "NO"}`;
-  const rss = Math.round(process.memoryUsage().rss / 1e6);
-  last = null;
-  console.log(`${summary} ${rss} ${held(fn).toFixed(1)}`);
+  console.log(
+    `${name} ${Math.round(median)} ${last.bytes} ${last.ok ? "yes" : "NO"} ` +
+      `${Math.round(process.memoryUsage().rss / 1e6)}`,
+  );
 }

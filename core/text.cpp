@@ -55,6 +55,16 @@ std::string to_utf8(const std::u32string& s) {
   return out;
 }
 
+std::pair<uint64_t, uint64_t> range_of(int64_t start, int64_t end, uint64_t length) {
+  auto n = static_cast<int64_t>(std::min<uint64_t>(length, INT64_MAX));
+  int64_t from = start < 0 ? n + start : start, to = end < 0 ? n + end : end;
+  from = std::max<int64_t>(from, 0);
+  to = std::min(std::max<int64_t>(to, 0), n - 1);
+  if (n == 0 || from > to)
+    return {0, 0};
+  return {static_cast<uint64_t>(from), static_cast<uint64_t>(to - from + 1)};
+}
+
 document::document() = default;
 
 uint64_t document::length() const {

@@ -84,6 +84,11 @@ struct delta {
 std::optional<std::u32string> from_utf8(const std::string& s);
 std::string to_utf8(const std::u32string& s);
 
+/// GETRANGE's arithmetic over a document of `length` code points: `start` and `end`
+/// inclusive, negative ones counting from the end, then clamped. The first code point and
+/// how many (0: an empty range).
+std::pair<uint64_t, uint64_t> range_of(int64_t start, int64_t end, uint64_t length);
+
 /// A past state of the document as an author saw it: per origin, the highest operation
 /// counter it had applied (a version vector over the operations' dots; an origin not named
 /// is one none of whose operations it had seen).

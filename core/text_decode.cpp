@@ -82,6 +82,8 @@ bool codec::read_items(reader& r, document& d, std::vector<uint64_t>& flags) {
   if (!r.ok || n > r.remaining() / 3 || n >= document::nil)
     return false;
   std::vector<uint64_t> cursor(d.origins_.size(), 0);
+  d.nodes_.reserve(n); // (n is bounded by the bytes: a third of them)
+  flags.reserve(n);
   for (size_t i = 0; i < n; ++i) {
     auto f = r.get();
     flags.push_back(f);

@@ -205,10 +205,12 @@ void text_write(resp_call& c) {
   send_typed(c, {std::move(w)}, last);
 }
 
-// Reads a text key: `done` gets its document (UTF-8) and length, or nothing when the key is
+// Reads a text key, only code points start..end (GETRANGE's arithmetic, applied by the
+// leader): `done` gets that part (UTF-8) and the whole length, or nothing when the key is
 // missing; WRONGTYPE when it holds another type.
-void read_text(resp_call& c, std::function<std::string(const get_result*)> done) {
-  c.self->request(c.st->ctx.leader, request_timeout, get_atom::value, c.args[1])
+void read_text(resp_call& c, int64_t start, int64_t end,
+               std::function<std::string(const get_result*)> done) {
+  c.self->request(c.st->ctx.leader, request_timeout, get_atom::value, c.args[1], start, end)
     .then(
       [answer = c.answer, to = c.to, done](get_result& g) {
         auto t = typed::type_of(g.siblings);
@@ -231,25 +233,14 @@ void text_get(resp_call& c) {
   }
   if (!start || !end)
     return c.reply(resp_error(not_integer));
-  read_text(c, [s = *start, e = *end, resp3 = c.conn.resp3](const get_result* g) {
-    if (!g)
-      return resp_nil(resp3);
-    // GETRANGE's arithmetic: negatives from the end, then clamped.
-    auto n = static_cast<int64_t>(g->text_length);
-    int64_t from = s < 0 ? n + s : s, to = e < 0 ? n + e : e;
-    from = std::max<int64_t>(from, 0);
-    to = std::min(std::max<int64_t>(to, 0), n - 1);
-    if (n == 0 || from > to)
-      return resp_bulk("");
-    if (from == 0 && to == n - 1)
-      return resp_bulk(g->text);
-    auto chars = core::text::from_utf8(g->text).value_or(std::u32string());
-    return resp_bulk(core::text::to_utf8(chars.substr(from, to - from + 1)));
+  read_text(c, *start, *end, [resp3 = c.conn.resp3](const get_result* g) {
+    return g ? resp_bulk(g->text) : resp_nil(resp3);
   });
 }
 
+// TEXT.LEN key: the length alone (an empty range: nothing of the document is read).
 void text_len(resp_call& c) {
-  read_text(c, [](const get_result* g) { return resp_int(g ? g->text_length : 0); });
+  read_text(c, 1, 0, [](const get_result* g) { return resp_int(g ? g->text_length : 0); });
 }
 
 // TYPE key: Redis's names (a counter is a string there, as INCR's keys are in Redis).

@@ -4,6 +4,7 @@
 // (leader.hpp) and never see this.
 
 #include "actors/leader.hpp"
+#include "core/text.hpp"
 #include "core/typed.hpp"
 
 #include <caf/typed_event_based_actor.hpp>
@@ -76,7 +77,9 @@ private:
 
   uint64_t now() { return cfg_.wall_clock_ms(); }
 
-  get_result read(const std::string& key) {
+  // With `range` (GETRANGE's start and end), a text key's document is read only there.
+  get_result read(const std::string& key,
+                  std::optional<std::pair<int64_t, int64_t>> range = std::nullopt) {
     get_result out;
     auto vs = replica_.versions(key);
     for (auto& v : vs) {
@@ -88,9 +91,14 @@ private:
     // A merged value shows alone, in place of the register versions it stands for.
     for (auto& v : core::typed::shown_registers(vs))
       out.siblings.push_back(std::move(v));
-    if (auto t = replica_.read_text(key)) {
+    auto [start, count] = std::pair<uint64_t, uint64_t>{0, UINT64_MAX};
+    if (auto n = range ? replica_.text_length(key) : std::nullopt)
+      std::tie(start, count) = core::text::range_of(range->first, range->second, *n);
+    if (auto t = count > 0 ? replica_.read_text(key, start, count) : std::nullopt) {
       out.text = std::move(t->text);
       out.text_length = t->length;
+    } else if (auto n = replica_.text_length(key)) {
+      out.text_length = *n;
     }
     return out;
   }
