@@ -146,8 +146,13 @@ public:
   /// The document encode() wrote; nullopt, never a crash, for anything else: bad varints,
   /// counts or lengths past the bytes given, an origin's characters that do not tile its
   /// seqs from 0, an origin left or right that is not there or not on its side of the
-  /// item, a tombstone without a deleter, or bytes left over.
-  static std::optional<document> decode(std::string_view bytes);
+  /// item, or bytes left over. (A tombstone no delete names is a collected one.) A run of
+  /// deletes is a few bytes however long it is, and each delete it names costs memory
+  /// once decoded: past `max_deleters` of them the bytes are refused. The default bounds
+  /// untrusted bytes; what this process encoded itself may pass UINT64_MAX.
+  static constexpr uint64_t default_max_deleters = uint64_t{1} << 20;
+  static std::optional<document> decode(std::string_view bytes,
+                                        uint64_t max_deleters = default_max_deleters);
 
   /// Tombstone collection: forgets who deleted each tombstone whose deletes are all
   /// `stable` (applied at every replica, so nothing concurrent with them can still arrive),

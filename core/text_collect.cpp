@@ -20,7 +20,7 @@ size_t document::collect(const std::function<bool(const messages::dot&)>& stable
   for (auto x : collected)
     join_collected(x);
   if (!collected.empty() && free_.size() > items())
-    if (auto rebuilt = decode(encode())) // the same document, in fresh memory
+    if (auto rebuilt = decode(encode(), UINT64_MAX)) // the same document, in fresh memory
       *this = std::move(*rebuilt);
   return collected.size();
 }

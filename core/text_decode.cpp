@@ -8,11 +8,11 @@ namespace mlr::core::text {
 
 using namespace detail;
 
-std::optional<document> document::decode(std::string_view bytes) {
-  return codec::decode(bytes);
+std::optional<document> document::decode(std::string_view bytes, uint64_t max_deleters) {
+  return codec::decode(bytes, max_deleters);
 }
 
-std::optional<document> codec::decode(std::string_view bytes) {
+std::optional<document> codec::decode(std::string_view bytes, uint64_t max_deleters) {
   if (bytes.substr(0, magic.size()) != magic)
     return std::nullopt;
   reader r{bytes, magic.size()};
@@ -26,7 +26,7 @@ std::optional<document> codec::decode(std::string_view bytes) {
   if (!read_items(r, d, flags) || !read_text(r, d) || !check_structure(d, flags))
     return std::nullopt;
   build_tree(d);
-  if (!read_deletes(r, d) || r.remaining() != 0)
+  if (!read_deletes(r, d, max_deleters) || r.remaining() != 0)
     return std::nullopt;
   return d;
 }
@@ -204,11 +204,10 @@ void codec::build_tree(document& d) {
   }
 }
 
-bool codec::read_deletes(reader& r, document& d) {
+// `budget`: how many deleters may be recorded (each costs memory, and a run entry of a few
+// bytes may name many).
+bool codec::read_deletes(reader& r, document& d, uint64_t budget) {
   auto n_o = d.origins_.size();
-  // Each deleter recorded costs memory: no more of them than 16 per byte given (a run
-  // entry of a few bytes may name many).
-  uint64_t budget = 16 * r.in.size();
   auto entries = r.get();
   if (!r.ok || entries > r.remaining() / 2)
     return false;

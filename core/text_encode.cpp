@@ -31,8 +31,14 @@ std::string codec::encode(const document& d) {
   return out;
 }
 
+// The origins that inserted (a decoded document also knows those that only deleted, whose
+// deletes may since have been collected: they must not stay in the table) and those whose
+// deletes are still recorded.
 codec::table_type codec::table(const document& d) {
-  table_type t = d.origins_;
+  table_type t;
+  for (uint32_t o = 0; o < d.origins_.size(); ++o)
+    if (d.next_seq_[o] > 0)
+      t.push_back(d.origins_[o]);
   for (auto& [x, ds] : d.deleters_)
     for (auto& by : ds)
       t.push_back(by.origin);
@@ -83,7 +89,8 @@ std::vector<codec::item> codec::items(const document& d, const table_type& t,
     if (!out.empty()) {
       auto& p = out.back();
       if (p.origin == it.origin && p.seq + p.len == it.seq && p.deleted == it.deleted &&
-          it.left == char_id{t[p.origin], p.seq + p.len - 1} && it.right == p.right) {
+          it.left == char_id{t[p.origin], p.seq + p.len - 1} && it.right == p.right &&
+          p.len + it.len <= UINT32_MAX) { // (a node's length; past it, joins may differ)
         p.len += it.len;
         continue;
       }

@@ -151,13 +151,15 @@ std::optional<std::vector<delta>> document::apply(const delete_op& op) {
   for (auto& r : op.ranges) {
     auto end = r.seq + r.len;
     for (auto seq = r.seq; seq < end;) {
+      if (auto c = find(char_id{r.origin, seq}); nodes_[c].deleted && !deleters_.count(c)) {
+        seq = nodes_[c].seq + nodes_[c].len; // collected: deleted at every version, left whole
+        continue;
+      }
       auto x = node_starting_at(char_id{r.origin, seq});
       if (nodes_[x].seq + nodes_[x].len > end)
         split_at(x, end - seq);
       seq = nodes_[x].seq + nodes_[x].len;
       auto& n = nodes_[x];
-      if (n.deleted && !deleters_.count(x))
-        continue; // a collected tombstone: deleted at every version an edit can name
       if (deleted_by(x, op.id))
         continue; // this delete was applied here before
       deleters_[x].push_back(op.id);

@@ -688,3 +688,50 @@ TEST_CASE("text: a collected tombstone keeps its ids for inserts that name it, a
   CHECK(text_of(c) == "Xorld");
   CHECK(text_of(a) == "Xworld");
 }
+
+TEST_CASE("text: review cases: an origin that only deleted leaves the encoding once its "
+          "deletes are collected, a long burst of backspaces decodes, and a late delete "
+          "leaves a collected tombstone whole") {
+  // A replica rebuilt from its encoded form while a deleting-only origin's deletes were
+  // still known must, once they are collected, write what a replica never rebuilt writes.
+  document a;
+  a.insert(next_dot(0), 0, u32("hello world"));
+  document b = a;
+  document c = a;
+  auto del = c.erase(next_dot(2), 0, 6); // replica 2 only deletes
+  REQUIRE(a.apply(del));
+  REQUIRE(b.apply(del));
+  auto rebuilt = document::decode(a.encode());
+  REQUIRE(rebuilt);
+  a = std::move(*rebuilt);
+  a.collect([](auto&) { return true; });
+  b.collect([](auto&) { return true; });
+  CHECK(a.encode() == b.encode());
+
+  // 1,000 keystrokes, then 1,000 backspaces: a few bytes that name 1,000 deleters.
+  document typist;
+  for (uint64_t i = 0; i < 1000; ++i)
+    typist.insert(next_dot(0), i, u32("x"));
+  for (uint64_t i = 1000; i-- > 0;)
+    typist.erase(next_dot(0), i, 1);
+  auto bytes = typist.encode();
+  CHECK(bytes.size() < 100);
+  auto back = document::decode(bytes);
+  REQUIRE(back);
+  CHECK(back->length() == 0);
+  CHECK(back->encode() == bytes);
+  CHECK_FALSE(document::decode(bytes, 999)); // the caller's bound holds
+  CHECK(document::decode(bytes, 1000));
+
+  // A delete that had not seen a collected one names part of it: nothing is split.
+  document x;
+  x.insert(next_dot(0), 0, u32("abcdef"));
+  document y = x;
+  x.erase(next_dot(0), 2, 2); // "cd"
+  x.collect([](auto&) { return true; });
+  auto items = x.items();
+  auto late = y.erase(next_dot(1), 3, 1); // "d", concurrently
+  REQUIRE(x.apply(late));
+  CHECK(x.items() == items);
+  CHECK(text_of(x) == "abef");
+}

@@ -115,7 +115,7 @@ struct codec {
   static void put_deletes(std::string& out, const std::vector<detail::encoded_delete>& ds);
 
   // text_decode.cpp
-  static std::optional<document> decode(std::string_view bytes);
+  static std::optional<document> decode(std::string_view bytes, uint64_t max_deleters);
   static bool read_origins(detail::reader& r, document& d);
   static bool read_inserted_by(detail::reader& r, document& d, uint32_t o);
   static bool read_items(detail::reader& r, document& d, std::vector<uint64_t>& flags);
@@ -124,7 +124,7 @@ struct codec {
   static bool read_text(detail::reader& r, document& d);
   static bool check_structure(document& d, const std::vector<uint64_t>& flags);
   static void build_tree(document& d);
-  static bool read_deletes(detail::reader& r, document& d);
+  static bool read_deletes(detail::reader& r, document& d, uint64_t budget);
   static bool apply_delete(document& d, const messages::dot& by, uint32_t origin, uint64_t seq,
                            uint64_t len, uint64_t& budget);
 };
