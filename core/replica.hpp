@@ -256,9 +256,30 @@ private:
   void recover_feed();
   void trim_feed();
   // Text keys (replica_text.cpp).
-  text::document& text_doc(const std::string& key);
-  void replay(text::document& doc,
-              std::map<messages::source, std::map<uint64_t, messages::event>>& queues);
+  // A loaded document: the CRDT; every operation applied to it (per origin incarnation, the
+  // highest counter: an origin's operations at one key apply in its counter order); how
+  // many were applied since its snapshot record last covered it.
+  struct loaded_text {
+    text::document doc;
+    messages::version_vector covers;
+    size_t since_snapshot = 0;
+  };
+  loaded_text& text_state(const std::string& key);
+  text::document& text_doc(const std::string& key) { return text_state(key).doc; }
+  size_t replay(loaded_text& t,
+                std::map<messages::source, std::map<uint64_t, messages::event>>& queues);
+  // Snapshot records (replica_text_snapshot.cpp): the encoded document, what it covers, and
+  // the operations whose records were dropped since (all covered, all stable).
+  struct text_snapshot {
+    messages::version_vector covers;
+    messages::version_vector dropped;
+    text::document doc;
+  };
+  static std::optional<text_snapshot> parse_text_snapshot(const std::vector<messages::version>& vs,
+                                                          uint64_t max_deleters);
+  void snapshot_text(const std::string& key, loaded_text& t);
+  void consider_text_snapshot(const std::string& store_key,
+                              const std::vector<messages::version>& theirs);
   void drop_if_empty(const std::string& key);
   void transfer_finished();
   void collect_text_tombstones();
@@ -269,7 +290,7 @@ private:
   void over_text(const std::vector<messages::version>* current, messages::event& e);
   void text_state_changed(const std::string& store_key);
   void report_text_changes();
-  std::map<std::string, std::unique_ptr<text::document>> texts_; // loaded documents
+  std::map<std::string, std::unique_ptr<loaded_text>> texts_; // loaded documents
   std::vector<text::delta> local_edits_;    // what the local text write being applied did
   std::optional<messages::dot> local_text_; // the local text write being applied
   std::set<std::string> texts_changed_;     // by a state transfer, to report
@@ -379,6 +400,9 @@ private:
     uint64_t keys_total = 0;
     uint32_t failures = 0;
     std::set<std::string> seen; // keys the snapshot had
+    // Text snapshot records taken from the sender, stored when it finishes (documents built
+    // while it runs use what this node held before).
+    std::map<std::string, std::vector<messages::version>> text_snapshots;
   };
   std::optional<transfer_in> transfer_;
   // Reserved keys are the cluster's own: last writer wins, always, whatever the resolver.

@@ -43,7 +43,10 @@
   X(text_refused, "text_refused", "text operations no honest peer sends (applied as no-ops)")      \
   X(text_loaded, "text_loaded", "text documents rebuilt from their stored operations")             \
   X(text_tombstones_collected, "text_tombstones_collected",                                        \
-    "deleted text runs whose deleters were forgotten once stable")
+    "deleted text runs whose deleters were forgotten once stable")                                 \
+  X(text_snapshots, "text_snapshots", "text snapshot records written (the encoded document)")      \
+  X(text_records_dropped, "text_records_dropped",                                                  \
+    "stored text operations dropped once stable and in a snapshot record")
 
 namespace mlr::core {
 

@@ -15,6 +15,7 @@
 
 #include "core/replica.hpp"
 
+#include "core/detail/text_keys.hpp"
 #include "core/text.hpp"
 #include "core/typed.hpp"
 #include "storage/serialize.hpp"
@@ -23,52 +24,12 @@
 
 namespace mlr::core {
 
+using detail::ops_prefix;
 using messages::dot;
 using messages::event;
 using messages::version;
 
 namespace {
-
-void put_be(std::string& out, uint64_t v, int bytes) {
-  for (int i = bytes - 1; i >= 0; --i)
-    out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-
-uint64_t get_be(const std::string& s, size_t at, int bytes) {
-  uint64_t v = 0;
-  for (int i = 0; i < bytes; ++i)
-    v = v << 8 | static_cast<unsigned char>(s[at + i]);
-  return v;
-}
-
-// Below text_op_prefix: the key's length (4 bytes), the key, then the dot (4 + 8 + 8 bytes,
-// big-endian, so a document's operations sort by origin and counter).
-constexpr size_t dot_bytes = 20;
-
-std::string ops_prefix(const std::string& key) {
-  std::string out = text_op_prefix;
-  put_be(out, key.size(), 4);
-  return out + key;
-}
-
-std::string op_key(const std::string& key, const dot& d) {
-  auto out = ops_prefix(key);
-  put_be(out, d.origin.node, 4);
-  put_be(out, d.origin.incarnation, 8);
-  put_be(out, d.counter, 8);
-  return out;
-}
-
-// The document key an operation's key belongs to; none if `k` is not one.
-std::optional<std::string> doc_key_of(const std::string& k) {
-  auto p = text_op_prefix.size();
-  if (k.compare(0, p, text_op_prefix) != 0 || k.size() < p + 4 + dot_bytes)
-    return std::nullopt;
-  auto n = get_be(k, p, 4);
-  if (k.size() != p + 4 + n + dot_bytes)
-    return std::nullopt;
-  return k.substr(p + 4, n);
-}
 
 text::version as_version(const std::vector<dot>& context) {
   text::version v;
@@ -107,31 +68,40 @@ bool replica::is_text_op_key(const std::string& key) {
   return key.compare(0, text_op_prefix.size(), text_op_prefix) == 0;
 }
 
-text::document& replica::text_doc(const std::string& key) {
+replica::loaded_text& replica::text_state(const std::string& key) {
   auto& slot = texts_[key];
   if (slot)
     return *slot;
-  slot = std::make_unique<text::document>();
+  slot = std::make_unique<loaded_text>();
+  auto prefix = ops_prefix(key);
+  // The snapshot record, if any (this node's own: one taken by a state transfer was checked
+  // then), and the operations it does not cover.
+  if (auto* snap = store_->find(prefix)) {
+    if (auto s = parse_text_snapshot(*snap, UINT64_MAX)) {
+      slot->doc = std::move(s->doc);
+      slot->covers = std::move(s->covers);
+    } else {
+      ++stats_.text_refused; // a store written by something else
+    }
+  }
   // Per origin incarnation, its records in counter order (its own causal order).
   std::map<messages::source, std::map<uint64_t, event>> queues;
-  size_t records = 0;
-  store_->for_each_prefix(
-    ops_prefix(key), [&](const std::string& k, const std::vector<version>& vs) {
-      if (doc_key_of(k) != key)
-        return;
-      for (auto& v : vs) {
-        // During a state transfer only what this node holds: a local edit must not pick
-        // neighbours from operations its deps do not cover (rebuilt once it finishes).
-        if (v.kind != messages::value_kind::text_op || (transfer_ && !held(v.id)))
-          continue;
-        if (auto entry = storage::deserialize_log_entry(v.value)) {
-          queues[v.id.origin].emplace(v.id.counter, std::move(entry->ev));
-          ++records;
-        }
-      }
-    });
-  replay(*slot, queues);
-  if (records > 0)
+  store_->for_each_prefix(prefix, [&](const std::string& k, const std::vector<version>& vs) {
+    auto at = detail::parse_text_key(k);
+    if (!at || at->doc != key || at->snapshot)
+      return;
+    for (auto& v : vs) {
+      // During a state transfer only what this node holds: a local edit must not pick
+      // neighbours from operations its deps do not cover (rebuilt once it finishes).
+      if (v.kind != messages::value_kind::text_op || (transfer_ && !held(v.id)) ||
+          slot->covers.covers(v.id))
+        continue;
+      if (auto entry = storage::deserialize_log_entry(v.value))
+        queues[v.id.origin].emplace(v.id.counter, std::move(entry->ev));
+    }
+  });
+  slot->since_snapshot = replay(*slot, queues);
+  if (slot->since_snapshot > 0 || !slot->covers.empty())
     ++stats_.text_loaded;
   return *slot;
 }
@@ -140,8 +110,9 @@ text::document& replica::text_doc(const std::string& key) {
 // counter order, an operation once what it names is there (as Yjs waits for an item's
 // origins), a write over text once the text operations its context names are. Every
 // record applied where it was kept, so each applies here once its turn comes.
-void replica::replay(text::document& doc,
-                     std::map<messages::source, std::map<uint64_t, event>>& queues) {
+size_t replica::replay(loaded_text& t,
+                       std::map<messages::source, std::map<uint64_t, event>>& queues) {
+  size_t applied = 0;
   auto ready = [&](const event& e) {
     if (messages::is_text_op(e.op))
       return true; // text_step says
@@ -154,13 +125,16 @@ void replica::replay(text::document& doc,
   for (bool progress = true; progress;) {
     progress = false;
     for (auto& [origin, q] : queues)
-      while (!q.empty() && ready(q.begin()->second) && text_step(doc, q.begin()->second)) {
+      while (!q.empty() && ready(q.begin()->second) && text_step(t.doc, q.begin()->second)) {
+        t.covers.advance(q.begin()->second.id);
         q.erase(q.begin());
         progress = true;
+        ++applied;
       }
   }
   for (auto& [origin, q] : queues) // none honest: a store written by something else
     stats_.text_refused += q.size();
+  return applied;
 }
 
 std::optional<std::vector<text::delta>> replica::text_step(text::document& doc, const event& e) {
@@ -241,13 +215,17 @@ void replica::apply_text(const event& e, const std::vector<version>* before,
   kept.ev.deps.clear();
   kept.ev.seen = {};
   store_->assign(
-    op_key(e.key, e.id),
+    detail::op_key(e.key, e.id),
     {version{e.id, e.time, false, storage::serialize(kept), messages::value_kind::text_op, {}}});
+  if (auto i = texts_.find(e.key); i != texts_.end()) {
+    i->second->covers.advance(e.id);
+    ++i->second->since_snapshot;
+  }
   edits = as_edits(std::move(*applied));
 }
 
 void replica::drop_if_empty(const std::string& key) {
-  if (auto i = texts_.find(key); i != texts_.end() && i->second->items() == 0)
+  if (auto i = texts_.find(key); i != texts_.end() && i->second->doc.items() == 0)
     texts_.erase(i);
 }
 
@@ -257,10 +235,10 @@ void replica::over_text(const std::vector<version>* current, event& e) {
 }
 
 void replica::text_state_changed(const std::string& store_key) {
-  if (auto key = doc_key_of(store_key)) {
-    texts_.erase(*key); // rebuilt from the operations at next use
-    texts_changed_.insert(*key);
-    transfer_texts_.insert(*key);
+  if (auto at = detail::parse_text_key(store_key)) {
+    texts_.erase(at->doc); // rebuilt from the operations at next use
+    texts_changed_.insert(at->doc);
+    transfer_texts_.insert(at->doc);
   }
 }
 
@@ -271,18 +249,24 @@ void replica::transfer_finished() {
 }
 
 // Documents with many tombstones whose deletes are stable forget those deleters
-// (text::document::collect). Memory only: the records stay, so a restart rebuilds the
-// document and collects again. Stable here is enough: placement is by ids, so what a node
+// (text::document::collect). Stable here is enough: placement is by ids, so what a node
 // forgot cannot make replicas diverge; it only reads a client's context older than the
 // stable point as if it held those deletes. Finding them walks the tombstones that still
-// know their deleters, so a document waits until it has 1,024 of them.
+// know their deleters, so a document waits until it has text_compact_after of them. Then,
+// at rest: a document that applied enough operations since its last snapshot record
+// writes one (replica_text_snapshot.cpp).
 void replica::collect_text_tombstones() {
   if (transfer_)
     return; // documents are rebuilt when it ends
-  for (auto& [key, doc] : texts_)
-    if (doc && doc->tracked_tombstones() >= 1024)
+  for (auto& [key, t] : texts_) {
+    if (!t)
+      continue;
+    if (t->doc.tracked_tombstones() >= cfg_.text_compact_after)
       stats_.text_tombstones_collected +=
-        doc->collect([&](const messages::dot& d) { return stable_.covers(d); });
+        t->doc.collect([&](const messages::dot& d) { return stable_.covers(d); });
+    if (t->since_snapshot >= std::max<size_t>(cfg_.text_compact_after, t->doc.items() / 8))
+      snapshot_text(key, *t);
+  }
 }
 
 void replica::report_text_changes() {

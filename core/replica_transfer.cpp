@@ -4,6 +4,8 @@
 
 #include "core/replica.hpp"
 
+#include "core/detail/text_keys.hpp"
+
 #include "core/typed.hpp"
 
 #include <algorithm>
@@ -158,7 +160,9 @@ void replica::merge_chunk(messages::node_index from, const messages::state_chunk
     static const std::vector<version> none;
     const auto& mine = current ? *current : none;
     if (is_text_op_key(key)) { // a document's operations: their union is its state
-      if (!current && !theirs.empty()) {
+      if (auto at = detail::parse_text_key(key); at && at->snapshot) {
+        consider_text_snapshot(key, theirs); // and its snapshot (replica_text_snapshot.cpp)
+      } else if (!current && !theirs.empty()) {
         store_->assign(key, theirs);
         text_state_changed(key);
       }
@@ -199,6 +203,10 @@ void replica::merge_chunk(messages::node_index from, const messages::state_chunk
 
 void replica::finish_transfer(std::vector<conflict>& conflicts) {
   auto& t = *transfer_;
+  for (auto& [key, vs] : t.text_snapshots) {
+    store_->assign(key, vs);
+    text_state_changed(key);
+  }
   // Keys the snapshot lacks: the sender collected them (stable deletes), so what it covers
   // of them is gone; what it does not cover is newer and stays.
   std::vector<std::pair<std::string, std::vector<version>>> changed;

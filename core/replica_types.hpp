@@ -75,6 +75,10 @@ struct replica_config {
   std::shared_ptr<replica_observer> observer;
   /// Log entries kept even when stable (a window for slow peers to catch up from the log).
   uint64_t log_retention = 10000;
+  /// A loaded text document collects its stable tombstones once this many still know their
+  /// deleters, and writes a snapshot record (dropping the stored operations that are stable)
+  /// once this many operations, or an eighth of its items, were applied since the last one.
+  size_t text_compact_after = 1024;
   /// For this long after the topology changed, a gap is pulled after `pull_grace_ms_changed`
   /// instead: while nodes route by different trees, events can miss a node, and version
   /// vectors (not the trees) decide what is still owed.
@@ -113,7 +117,8 @@ inline const std::string reserved_key_prefix = std::string("\0mlr:", 5);
 inline const std::string topology_key = reserved_key_prefix + "topology";
 /// Text documents keep each operation under a key of its own below this (core/replica_text:
 /// the key's length, the key, then the operation's dot), so that an edit writes one small
-/// record, not the document, and a state transfer sends them like any key.
+/// record, not the document, and a state transfer sends them like any key. The prefix of a
+/// document's operations, alone, is its snapshot record (core/detail/text_keys.hpp).
 inline const std::string text_op_prefix = reserved_key_prefix + "text:";
 
 /// How one node routes under a topology: what the leader installs when the topology key

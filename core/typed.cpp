@@ -55,6 +55,7 @@ key_type detail::type_of(value_kind k) {
   case value_kind::text:
     return key_type::text;
   case value_kind::text_op:
+  case value_kind::text_snap:
     break; // kept under a key of its own, never among a key's versions
   }
   return key_type::none;

@@ -55,8 +55,11 @@ enum class value_kind : uint8_t {
   /// One text operation as the document keeps it (under a reserved key of its own): the
   /// event, serialized (storage/serialize.hpp).
   text_op = 7,
+  /// A text document's snapshot record (under the reserved key of its operations' prefix):
+  /// the encoded document and what it covers (core/replica_text_snapshot.cpp).
+  text_snap = 8,
 };
-inline constexpr uint8_t max_value_kind = 7;
+inline constexpr uint8_t max_value_kind = 8;
 
 /// A write's removal of part of a counter (a DEL of a counter key, an HDEL of a counter
 /// field, or a write of another type over one): of the share of `origin` in `field`, the

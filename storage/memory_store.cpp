@@ -142,16 +142,23 @@ std::unique_ptr<store> make_memory_store() {
 
 std::optional<uint64_t> key_digest(const std::string& key,
                                    const std::vector<messages::version>& versions) {
+  // A text document's stored operations and snapshot record are its internal state, kept
+  // and dropped at each replica's own pace (core/replica_text_snapshot.cpp): the key's
+  // marks show which operations a replica applied.
+  auto counted = [](const messages::version& v) {
+    return !v.tombstone && v.kind != messages::value_kind::text_op &&
+           v.kind != messages::value_kind::text_snap;
+  };
   size_t live = 0;
   for (auto& v : versions)
-    live += v.tombstone ? 0 : 1;
+    live += counted(v) ? 1 : 0;
   if (live == 0)
     return std::nullopt;
   fnv f;
   f.str(key);
   f.u64(live);
   for (auto& v : versions) {
-    if (v.tombstone)
+    if (!counted(v))
       continue;
     f.u64(v.id.origin.node);
     f.u64(v.id.origin.incarnation);

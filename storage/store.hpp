@@ -125,8 +125,9 @@ std::unique_ptr<store> make_memory_store();
 result<std::unique_ptr<store>> open_rocksdb_store(const std::string& dir,
                                                   rocksdb::Env* env = nullptr);
 
-/// A 64-bit digest of the live key state (keys, dots, values; deletes left out, since
-/// replicas collect stable tombstones at different moments). Replicas that converged have
+/// A 64-bit digest of the live key state (keys, dots, values). Left out, since replicas
+/// drop them at different moments: deletes (stable tombstones are collected), and a text
+/// document's stored operations and snapshot record (compacted). Replicas that converged have
 /// equal digests. It is the sum of key_digest over the keys, so that a store can keep it
 /// up to date with every write (with_digest).
 uint64_t state_digest(const store& s);

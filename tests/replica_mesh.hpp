@@ -23,8 +23,10 @@ inline write_request put(const std::string& k, const std::string& v) {
 
 // A mesh of replicas with memory stores, moved by hand: ship logs, gossip, pull, collect.
 struct mesh {
-  explicit mesh(size_t n, uint64_t retention = 10000, size_t chunk_keys = 1024)
-      : size(n), retention(retention), chunk_keys(chunk_keys) {
+  explicit mesh(size_t n, uint64_t retention = 10000, size_t chunk_keys = 1024,
+                size_t text_compact_after = 1024)
+      : size(n), retention(retention), chunk_keys(chunk_keys),
+        text_compact_after(text_compact_after) {
     for (messages::node_index i = 0; i < n; ++i)
       nodes.push_back(make(i));
   }
@@ -39,6 +41,7 @@ struct mesh {
         cfg.forward_to[self].push_back(n);
     cfg.log_retention = retention;
     cfg.transfer_chunk_keys = chunk_keys;
+    cfg.text_compact_after = text_compact_after;
     cfg.pull_grace_ms = 10;
     cfg.new_incarnation = [this] { return ++incarnations; };
     return std::make_unique<replica>(cfg, storage::make_memory_store());
@@ -101,6 +104,7 @@ struct mesh {
   size_t size;
   uint64_t retention;
   size_t chunk_keys;
+  size_t text_compact_after;
   uint64_t incarnations = 100;
   uint64_t now = 1'000'000;
   std::vector<std::unique_ptr<replica>> nodes;

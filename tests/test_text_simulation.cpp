@@ -70,6 +70,7 @@ struct text_run {
   std::string failure;
   uint64_t writes = 0, acked = 0, refused = 0, restarts = 0, downs = 0, dels = 0;
   size_t length = 0;
+  uint64_t snapshots = 0, dropped = 0; // text snapshot records written, records dropped
 };
 
 text_run run_text_seed(const std::string& kind, uint64_t seed) {
@@ -84,6 +85,7 @@ text_run run_text_seed(const std::string& kind, uint64_t seed) {
   spec.link.max_batch_events = 8;
   spec.link.window = 2;
   spec.max_buffered = 4;
+  spec.text_compact_after = 4; // snapshot records and collection under the faults too
   if (kind == "star")
     spec.standby_hubs = {1};
   c.keep_stores(spec);
@@ -187,6 +189,10 @@ text_run run_text_seed(const std::string& kind, uint64_t seed) {
       why += " '" + c.get(node, "doc").text + "'";
     return out.failure = why, out;
   }
+  for (auto& st : c.statuses()) {
+    out.snapshots += st.stats.text_snapshots;
+    out.dropped += st.stats.text_records_dropped;
+  }
   auto want = specification(*checker);
   out.length = want.size();
   for (size_t node = 0; node < n; ++node) {
@@ -207,7 +213,7 @@ uint64_t env_or(const char* name, uint64_t fallback) {
 void run_text_seeds(const std::string& kind) {
   uint64_t first = env_or("MLR_SIM_SEED", env_or("MLR_SIM_FIRST", 1));
   uint64_t count = std::getenv("MLR_SIM_SEED") ? 1 : env_or("MLR_SIM_SEEDS", 40);
-  uint64_t writes = 0, restarts = 0, downs = 0, dels = 0, nonempty = 0;
+  uint64_t writes = 0, restarts = 0, downs = 0, dels = 0, nonempty = 0, snapshots = 0, dropped = 0;
   for (uint64_t seed = first; seed < first + count; ++seed) {
     auto r = run_text_seed(kind, seed);
     if (!r.failure.empty())
@@ -218,15 +224,20 @@ void run_text_seeds(const std::string& kind) {
     downs += r.downs;
     dels += r.dels;
     nonempty += r.length > 0 ? 1 : 0;
+    snapshots += r.snapshots;
+    dropped += r.dropped;
   }
   if (count >= 20) { // the faults must have made the recovery paths work
     CHECK(restarts > count / 4);
     CHECK(downs > count / 2);
     CHECK(nonempty > count / 2);
+    CHECK(snapshots > count);
+    CHECK(dropped > count);
   }
   WARN(kind << ": " << count << " seeds passed, " << writes << " text writes (" << dels
             << " DELs of the key), " << downs << " nodes went down, " << restarts
-            << " restarted from their store");
+            << " restarted from their store; " << snapshots << " text snapshot records written, "
+            << dropped << " stored operations dropped");
 }
 
 } // namespace

@@ -83,6 +83,7 @@ actors::leader_config base_config(const cluster_spec& spec, node_index n, uint64
   cfg.replica.pull_grace_ms = static_cast<uint64_t>(spec.pull_grace.count());
   cfg.replica.observer = spec.observer;
   cfg.replica.log_retention = spec.log_retention;
+  cfg.replica.text_compact_after = spec.text_compact_after;
   cfg.replica.sync = spec.sync;
   return cfg;
 }

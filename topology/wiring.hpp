@@ -46,6 +46,8 @@ struct cluster_spec {
   std::string hub_return = "resume";
   /// Log entries each leader keeps even when stable.
   uint64_t log_retention = 10000;
+  /// core::replica_config::text_compact_after.
+  size_t text_compact_after = 1024;
   /// Sees every application at every leader (tests' invariant checkers).
   std::shared_ptr<core::replica_observer> observer;
   /// How node `from` reaches node `to`: what the link for that edge ships to, and what

@@ -1,0 +1,257 @@
+// Text documents at rest (core/replica_text_snapshot.cpp): the snapshot record that replaces
+// a document's stable operation records, a restart from it, a state transfer that carries
+// it, and snapshot records no honest peer sends.
+
+#include "../bench/editing_traces.hpp"
+#include "core/text.hpp"
+#include "replica_mesh.hpp"
+#include "storage/serialize.hpp"
+#include "storage/store.hpp"
+#include "trace_share.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+
+#include <unistd.h>
+
+using namespace mlr;
+using testing::mesh;
+
+namespace {
+
+core::write_request insert(uint64_t index, const std::string& text) {
+  core::write_request w;
+  w.key = "doc";
+  w.op = messages::op_kind::text_insert;
+  w.index = index;
+  w.value = text;
+  return w;
+}
+
+core::write_request erase(uint64_t index, uint64_t count) {
+  core::write_request w;
+  w.key = "doc";
+  w.op = messages::op_kind::text_delete;
+  w.index = index;
+  w.count = count;
+  return w;
+}
+
+std::string text_of(core::replica& r) {
+  auto t = r.read_text("doc");
+  return t ? t->text : "<not text>";
+}
+
+// What a replica keeps for its documents: the records below text_op_prefix, their bytes,
+// and whether one is a snapshot record.
+struct at_rest {
+  size_t records = 0, bytes = 0, snapshots = 0;
+};
+at_rest rest_of(const storage::store& s) {
+  at_rest out;
+  s.for_each_prefix(core::text_op_prefix, [&](const std::string& k, auto& vs) {
+    for (auto& v : vs) {
+      out.bytes += k.size() + v.value.size();
+      out.snapshots += v.kind == messages::value_kind::text_snap ? 1 : 0;
+      out.records += v.kind == messages::value_kind::text_op ? 1 : 0;
+    }
+  });
+  return out;
+}
+
+// A replica of node `self` over a copy of `from`'s key state (no metadata): what a restart
+// would load the documents from.
+std::unique_ptr<core::replica> over_copy(const storage::store& from, messages::node_index self,
+                                         size_t nodes) {
+  auto s = storage::make_memory_store();
+  from.for_each([&](const std::string& k, auto& vs) { s->assign(k, vs); });
+  core::replica_config cfg;
+  cfg.self = self;
+  cfg.incarnation = 999;
+  cfg.forward_to.resize(nodes);
+  return std::make_unique<core::replica>(cfg, std::move(s));
+}
+
+// Types `n` edits at nodes 0 and 1 of `m` in turn (inserts, and a delete every third).
+void type_at_two(mesh& m, int n) {
+  for (int i = 0; i < n; ++i) {
+    auto& r = m[static_cast<size_t>(i % 2)];
+    auto len = r.read_text("doc") ? r.read_text("doc")->length : 0;
+    if (i % 3 == 2 && len > 4)
+      r.write(erase(len / 2, 2), ++m.now);
+    else
+      r.write(insert(len / 3, std::string(1 + i % 3, static_cast<char>('a' + i % 26))), ++m.now);
+    r.take_ready();
+    if (i % 50 == 49)
+      m.settle(1);
+  }
+  m.settle(4);
+}
+
+// A snapshot record's value with its first vector (what it covers) made empty.
+std::string covering_nothing(const std::string& value) {
+  uint64_t n = 0;
+  for (int i = 0; i < 4; ++i)
+    n = n << 8 | static_cast<unsigned char>(value[static_cast<size_t>(i)]);
+  auto empty = storage::serialize(messages::version_vector{});
+  std::string out;
+  for (int i = 3; i >= 0; --i)
+    out.push_back(static_cast<char>((empty.size() >> (8 * i)) & 0xff));
+  return out + empty + value.substr(4 + n);
+}
+
+} // namespace
+
+TEST_CASE("text at rest: after automerge-paper at three replicas each keeps a snapshot record "
+          "and few operation records, and a replica loading that state holds endContent") {
+  auto trace = testing::sanitized_share(testing::traces::load("automerge-paper"), 10);
+  mesh m(3);
+  size_t n = 0;
+  for (auto& tx : trace.txns)
+    for (auto& p : tx.patches) {
+      if (p.deleted > 0)
+        m[0].write(erase(p.position, p.deleted), ++m.now);
+      if (!p.inserted.empty())
+        m[0].write(insert(p.position, p.inserted), ++m.now);
+      m[0].take_ready();
+      if (++n % 2000 == 0)
+        m.settle(1);
+    }
+  m.settle(4);
+  for (size_t i = 0; i < 3; ++i) {
+    INFO("replica " << i);
+    CHECK(text_of(m[i]) == trace.end_content);
+    auto rest = rest_of(m[i].store());
+    WARN("replica " << i << ": " << rest.records << " operation records and " << rest.snapshots
+                    << " snapshot record, " << rest.bytes << " bytes at rest for "
+                    << m[i].read_text("doc")->length << " characters; "
+                    << m[i].stats().text_records_dropped << " records dropped");
+    CHECK(rest.snapshots == 1);
+    CHECK(m[i].stats().text_snapshots > 0);
+    // What is still kept: operations applied since the last snapshot, at most a few
+    // thresholds' worth (the last ones are not stable when it is written).
+    CHECK(rest.records <= 3 * 1024);
+    CHECK(m[i].stats().text_records_dropped + rest.records >= n);
+    auto copy = over_copy(m[i].store(), static_cast<messages::node_index>(i), 3);
+    CHECK(text_of(*copy) == trace.end_content);
+    CHECK(copy->stats().text_loaded == 1);
+    CHECK(copy->stats().text_refused == 0);
+  }
+}
+
+TEST_CASE("text at rest: a replica restarted from RocksDB after its snapshot record holds the "
+          "same document, and what it typed after the snapshot survives the next restart") {
+  auto dir =
+    std::filesystem::temp_directory_path() / ("mlr-text-rest-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  struct cleanup {
+    std::filesystem::path p;
+    ~cleanup() { std::filesystem::remove_all(p); }
+  } gone{dir};
+  core::replica_config cfg;
+  cfg.self = 0;
+  cfg.incarnation = 7;
+  cfg.forward_to.resize(1);
+  cfg.text_compact_after = 16;
+  auto open = [&] {
+    auto s = storage::open_rocksdb_store(dir.string());
+    REQUIRE(s);
+    return std::make_unique<core::replica>(cfg, std::move(*s));
+  };
+  auto commit = [](core::replica& r) {
+    r.take_ready();
+    REQUIRE(r.mutable_store().commit(true));
+    r.committed(true);
+  };
+  std::u32string want;
+  uint64_t now = 1000;
+  auto r = open();
+  for (int i = 0; i < 400; ++i) {
+    if (i % 4 == 3) {
+      r->write(erase(want.size() / 2, 3), ++now);
+      want.erase(want.size() / 2, 3);
+    } else {
+      r->write(insert(want.size() / 3, "xé"), ++now);
+      want.insert(want.size() / 3, U"xé");
+    }
+    if (i % 20 == 0)
+      r->collect_garbage(now);
+    commit(*r);
+  }
+  r->collect_garbage(now);
+  commit(*r);
+  CHECK(r->stats().text_snapshots > 0);
+  CHECK(r->stats().text_records_dropped > 300);
+  auto rest = rest_of(r->store());
+  CHECK(rest.snapshots == 1);
+  CHECK(rest.records < 100);
+  r.reset();
+  r = open();
+  CHECK(text_of(*r) == core::text::to_utf8(want));
+  // Typed after the snapshot: kept as records, replayed over the snapshot at the next start.
+  r->write(insert(0, "after"), ++now);
+  want.insert(0, U"after");
+  commit(*r);
+  r.reset();
+  r = open();
+  CHECK(text_of(*r) == core::text::to_utf8(want));
+  CHECK(r->stats().text_refused == 0);
+}
+
+TEST_CASE("text at rest: a replica that restarted empty takes the snapshot record by state "
+          "transfer (the sender dropped its stable records), and edits after it converge") {
+  mesh m(3, /*retention*/ 50, /*chunk_keys*/ 64, /*text_compact_after*/ 32);
+  type_at_two(m, 1200);
+  auto before = text_of(m[0]);
+  CHECK(m[0].stats().text_records_dropped > 500);
+  m.restart_empty(2);
+  m.settle(20);
+  CHECK(m[2].stats().transfers_received >= 1);
+  CHECK(text_of(m[2]) == before);
+  CHECK(m[2].stats().text_refused == 0);
+  CHECK(rest_of(m[2].store()).snapshots == 1);
+  m[2].write(erase(0, 10), m.now);
+  m[0].write(insert(5, "!"), m.now);
+  m.settle(5);
+  for (size_t i = 0; i < 3; ++i)
+    CHECK(text_of(m[i]) == text_of(m[0]));
+  CHECK(text_of(m[0]).size() == before.size() - 10 + 1);
+}
+
+TEST_CASE("text at rest: a state transfer's snapshot record that is damaged, or names dropped "
+          "records it does not hold, is refused, and the receiver goes on serving") {
+  for (int damage = 0; damage < 2; ++damage) {
+    mesh m(3, 50, 64, 32);
+    type_at_two(m, 600);
+    m.restart_empty(2);
+    size_t tampered = 0;
+    for (int k = 0; k < 2000; ++k) {
+      m.now += 100;
+      m.gossip();
+      auto plan = m[2].plan_pull(m.now, true);
+      if (!plan)
+        break;
+      auto answer = m.nodes[plan->holder]->serve_pull(plan->request, m.now);
+      if (answer.chunk)
+        for (auto& [key, vs] : answer.chunk->keys)
+          for (auto& v : vs)
+            if (v.kind == messages::value_kind::text_snap) {
+              ++tampered;
+              if (damage == 0)
+                v.value.resize(v.value.size() / 2);
+              else // covering nothing, yet naming the dropped records
+                v.value = covering_nothing(v.value);
+            }
+      m[2].receive_pulled(std::move(answer), m.now);
+    }
+    INFO("damage " << damage);
+    CHECK(tampered == 1);
+    CHECK(m[2].stats().text_refused >= 1);
+    CHECK(rest_of(m[2].store()).snapshots == 0);
+    // It serves what it holds, and keeps replicating other keys.
+    m[0].write(testing::put("k", "v"), ++m.now);
+    m.settle(3);
+    CHECK(m[2].versions("k").size() == 1);
+  }
+}
