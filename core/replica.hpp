@@ -257,11 +257,14 @@ private:
   void trim_feed();
   // Text keys (replica_text.cpp).
   // A loaded document: the CRDT; every operation applied to it (per origin incarnation, the
-  // highest counter: an origin's operations at one key apply in its counter order); how
-  // many were applied since its snapshot record last covered it.
+  // highest counter: an origin's operations at one key apply in its counter order); the
+  // operations whose records its snapshot record replaced; the records still stored; how
+  // many operations were applied since the snapshot record last covered it.
   struct loaded_text {
     text::document doc;
     messages::version_vector covers;
+    messages::version_vector dropped;
+    std::vector<messages::dot> records;
     size_t since_snapshot = 0;
   };
   loaded_text& text_state(const std::string& key);

@@ -80,6 +80,7 @@ replica::loaded_text& replica::text_state(const std::string& key) {
     if (auto s = parse_text_snapshot(*snap, UINT64_MAX)) {
       slot->doc = std::move(s->doc);
       slot->covers = std::move(s->covers);
+      slot->dropped = std::move(s->dropped);
     } else {
       ++stats_.text_refused; // a store written by something else
     }
@@ -91,10 +92,12 @@ replica::loaded_text& replica::text_state(const std::string& key) {
     if (!at || at->doc != key || at->snapshot)
       return;
     for (auto& v : vs) {
+      if (v.kind != messages::value_kind::text_op)
+        continue;
+      slot->records.push_back(v.id);
       // During a state transfer only what this node holds: a local edit must not pick
       // neighbours from operations its deps do not cover (rebuilt once it finishes).
-      if (v.kind != messages::value_kind::text_op || (transfer_ && !held(v.id)) ||
-          slot->covers.covers(v.id))
+      if ((transfer_ && !held(v.id)) || slot->covers.covers(v.id))
         continue;
       if (auto entry = storage::deserialize_log_entry(v.value))
         queues[v.id.origin].emplace(v.id.counter, std::move(entry->ev));
@@ -219,6 +222,7 @@ void replica::apply_text(const event& e, const std::vector<version>* before,
     {version{e.id, e.time, false, storage::serialize(kept), messages::value_kind::text_op, {}}});
   if (auto i = texts_.find(e.key); i != texts_.end()) {
     i->second->covers.advance(e.id);
+    i->second->records.push_back(e.id);
     ++i->second->since_snapshot;
   }
   edits = as_edits(std::move(*applied));

@@ -80,29 +80,21 @@ void replica::snapshot_text(const std::string& key, loaded_text& t) {
   auto encoded = t.doc.encode();
   if (encoded.size() > cfg_.max_batch_bytes)
     return; // keeps its records (see the file's comment)
-  auto prefix = detail::ops_prefix(key);
-  messages::version_vector dropped;
-  if (auto* mine = store_->find(prefix))
-    if (auto old = parse_text_snapshot(*mine, UINT64_MAX))
-      dropped = std::move(old->dropped);
-  std::vector<std::string> gone;
-  store_->for_each_prefix(prefix, [&](const std::string& k, const std::vector<version>&) {
-    auto at = detail::parse_text_key(k);
-    if (at && at->doc == key && !at->snapshot && t.covers.covers(at->id) &&
-        (stable_.covers(at->id) || retired_.covers(at->id))) {
-      gone.push_back(k);
-      dropped.advance(at->id);
-    }
-  });
+  std::vector<dot> gone, kept;
+  for (auto& d : t.records)
+    (t.covers.covers(d) && (stable_.covers(d) || retired_.covers(d)) ? gone : kept).push_back(d);
+  for (auto& d : gone)
+    t.dropped.advance(d);
   std::string value;
   put_vector(value, t.covers);
-  put_vector(value, dropped);
+  put_vector(value, t.dropped);
   value += encoded;
   store_->assign(
-    prefix,
+    detail::ops_prefix(key),
     {version{dot{self_, 0}, {}, false, std::move(value), messages::value_kind::text_snap, {}}});
-  for (auto& k : gone) // in the same commit as the snapshot that holds them
-    store_->erase(k);
+  for (auto& d : gone) // in the same commit as the snapshot that holds them
+    store_->erase(detail::op_key(key, d));
+  t.records = std::move(kept);
   ++stats_.text_snapshots;
   stats_.text_records_dropped += gone.size();
 }
