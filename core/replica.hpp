@@ -12,6 +12,7 @@
 
 #include "core/causal_buffer.hpp"
 #include "core/detail/position_index.hpp"
+#include "core/detail/text_state.hpp"
 #include "core/replica_stats.hpp"
 #include "core/replica_types.hpp"
 #include "core/text.hpp"
@@ -104,6 +105,8 @@ public:
                                      uint64_t count = UINT64_MAX);
   /// Its length alone (O(1)); none when the key does not show as text.
   std::optional<uint64_t> text_length(const std::string& key);
+  /// Text documents loaded in memory now (see replica_config::text_loaded_items).
+  size_t loaded_texts() const { return texts_.size(); }
   /// Keys under text_op_prefix hold a document's operations, written only by the replica.
   static bool is_text_op_key(const std::string& key);
 
@@ -256,28 +259,12 @@ private:
   void recover_feed();
   void trim_feed();
   // Text keys (replica_text.cpp).
-  // A loaded document: the CRDT; every operation applied to it (per origin incarnation, the
-  // highest counter: an origin's operations at one key apply in its counter order); the
-  // operations whose records its snapshot record replaced; the records still stored; how
-  // many operations were applied since the snapshot record last covered it.
-  struct loaded_text {
-    text::document doc;
-    messages::version_vector covers;
-    messages::version_vector dropped;
-    std::vector<messages::dot> records;
-    size_t since_snapshot = 0;
-  };
+  using loaded_text = detail::loaded_text;
   loaded_text& text_state(const std::string& key);
   text::document& text_doc(const std::string& key) { return text_state(key).doc; }
   size_t replay(loaded_text& t,
                 std::map<messages::source, std::map<uint64_t, messages::event>>& queues);
-  // Snapshot records (replica_text_snapshot.cpp): the encoded document, what it covers, and
-  // the operations whose records were dropped since (all covered, all stable).
-  struct text_snapshot {
-    messages::version_vector covers;
-    messages::version_vector dropped;
-    text::document doc;
-  };
+  using text_snapshot = detail::text_snapshot; // replica_text_snapshot.cpp
   static std::optional<text_snapshot> parse_text_snapshot(const std::vector<messages::version>& vs,
                                                           uint64_t max_deleters);
   void snapshot_text(const std::string& key, loaded_text& t);
@@ -294,6 +281,8 @@ private:
   void text_state_changed(const std::string& store_key);
   void report_text_changes();
   std::map<std::string, std::unique_ptr<loaded_text>> texts_; // loaded documents
+  uint64_t text_uses_ = 0;
+  void evict_texts();
   std::vector<text::delta> local_edits_;    // what the local text write being applied did
   std::optional<messages::dot> local_text_; // the local text write being applied
   std::set<std::string> texts_changed_;     // by a state transfer, to report

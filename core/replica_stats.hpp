@@ -46,7 +46,8 @@
     "deleted text runs whose deleters were forgotten once stable")                                 \
   X(text_snapshots, "text_snapshots", "text snapshot records written (the encoded document)")      \
   X(text_records_dropped, "text_records_dropped",                                                  \
-    "stored text operations dropped once stable and in a snapshot record")
+    "stored text operations dropped once stable and in a snapshot record")                         \
+  X(text_evicted, "text_evicted", "text documents evicted from memory (least recently used)")
 
 namespace mlr::core {
 

@@ -70,9 +70,12 @@ bool replica::is_text_op_key(const std::string& key) {
 
 replica::loaded_text& replica::text_state(const std::string& key) {
   auto& slot = texts_[key];
-  if (slot)
+  if (slot) {
+    slot->last_use = ++text_uses_;
     return *slot;
+  }
   slot = std::make_unique<loaded_text>();
+  slot->last_use = ++text_uses_;
   auto prefix = ops_prefix(key);
   // The snapshot record, if any (this node's own: one taken by a state transfer was checked
   // then), and the operations it does not cover.
@@ -270,6 +273,29 @@ void replica::collect_text_tombstones() {
         t->doc.collect([&](const messages::dot& d) { return stable_.covers(d); });
     if (t->since_snapshot >= std::max<size_t>(cfg_.text_compact_after, t->doc.items() / 8))
       snapshot_text(key, *t);
+  }
+  evict_texts();
+}
+
+void replica::evict_texts() {
+  auto cost = [](const loaded_text& t) { return std::max<size_t>(64, t.doc.items()); };
+  size_t total = 0;
+  std::vector<std::pair<uint64_t, std::string>> by_use;
+  for (auto& [key, t] : texts_) {
+    total += cost(*t);
+    by_use.emplace_back(t->last_use, key);
+  }
+  if (total <= cfg_.text_loaded_items)
+    return;
+  std::sort(by_use.begin(), by_use.end());
+  by_use.pop_back(); // the one used last stays, however large
+  for (auto& [use, key] : by_use) {
+    if (total <= cfg_.text_loaded_items)
+      break;
+    auto i = texts_.find(key);
+    total -= cost(*i->second);
+    texts_.erase(i);
+    ++stats_.text_evicted;
   }
 }
 

@@ -79,6 +79,11 @@ struct replica_config {
   /// deleters, and writes a snapshot record (dropping the stored operations that are stable)
   /// once this many operations, or an eighth of its items, were applied since the last one.
   size_t text_compact_after = 1024;
+  /// Loaded text documents are evicted from memory, least recently used first, at garbage
+  /// collection while their items (counting each document as at least 64) exceed this;
+  /// the one used last stays. An evicted document is rebuilt from its snapshot record and
+  /// records at next use.
+  size_t text_loaded_items = size_t{1} << 20;
   /// For this long after the topology changed, a gap is pulled after `pull_grace_ms_changed`
   /// instead: while nodes route by different trees, events can miss a node, and version
   /// vectors (not the trees) decide what is still owed.

@@ -1,6 +1,6 @@
 // Text documents at rest (core/replica_text_snapshot.cpp): the snapshot record that replaces
 // a document's stable operation records, a restart from it, a state transfer that carries
-// it, and snapshot records no honest peer sends.
+// it, and snapshot records no honest peer sends; and documents evicted from memory.
 
 #include "../bench/editing_traces.hpp"
 #include "core/text.hpp"
@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <map>
 
 #include <unistd.h>
 
@@ -20,9 +21,10 @@ using testing::mesh;
 
 namespace {
 
-core::write_request insert(uint64_t index, const std::string& text) {
+core::write_request insert(uint64_t index, const std::string& text,
+                           const std::string& key = "doc") {
   core::write_request w;
-  w.key = "doc";
+  w.key = key;
   w.op = messages::op_kind::text_insert;
   w.index = index;
   w.value = text;
@@ -254,4 +256,56 @@ TEST_CASE("text at rest: a state transfer's snapshot record that is damaged, or 
     m.settle(3);
     CHECK(m[2].versions("k").size() == 1);
   }
+}
+
+TEST_CASE("text in memory: documents beyond the bound are evicted at garbage collection, least "
+          "recently used first, and read back whole from the store") {
+  core::replica_config cfg;
+  cfg.self = 0;
+  cfg.incarnation = 3;
+  cfg.forward_to.resize(1);
+  cfg.text_compact_after = 8;
+  cfg.text_loaded_items = 3 * 64; // three small documents
+  core::replica r(cfg, storage::make_memory_store());
+  uint64_t now = 1000;
+  std::map<std::string, std::string> want;
+  for (int round = 0; round < 20; ++round)
+    for (int d = 0; d < 10; ++d) {
+      auto key = "d" + std::to_string(d);
+      r.write(insert(0, std::to_string(round % 10), key), ++now);
+      want[key].insert(0, std::to_string(round % 10));
+      r.take_ready();
+      if (d == 9)
+        r.collect_garbage(now);
+    }
+  r.collect_garbage(now);
+  CHECK(r.loaded_texts() <= 3);
+  CHECK(r.stats().text_evicted >= 7);
+  CHECK(r.stats().text_snapshots > 0);
+  for (auto& [key, text] : want) {
+    auto got = r.read_text(key);
+    REQUIRE(got);
+    CHECK(got->text == text);
+  }
+  CHECK(r.loaded_texts() == 10); // until the next collection
+  r.read_text("d3");             // used last: it stays, and is not rebuilt at the next read
+  r.collect_garbage(now);
+  CHECK(r.loaded_texts() <= 3);
+  auto loaded = r.stats().text_loaded;
+  CHECK(r.read_text("d3")->text == want["d3"]);
+  CHECK(r.stats().text_loaded == loaded);
+  CHECK(r.read_text("d0")->text == want["d0"]);
+  CHECK(r.stats().text_loaded == loaded + 1);
+  // One document over the bound by itself, used last: it stays, the others go.
+  std::string big;
+  for (int i = 0; i < 250; ++i) { // each at the front: an item of its own
+    r.write(insert(0, i % 2 ? "a" : "b", "big"), ++now);
+    big.insert(0, i % 2 ? "a" : "b");
+  }
+  r.take_ready();
+  r.collect_garbage(now);
+  CHECK(r.loaded_texts() == 1);
+  loaded = r.stats().text_loaded;
+  CHECK(r.read_text("big")->text == big);
+  CHECK(r.stats().text_loaded == loaded);
 }
