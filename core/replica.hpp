@@ -268,7 +268,7 @@ private:
   static std::optional<text_snapshot> parse_text_snapshot(const std::vector<messages::version>& vs,
                                                           uint64_t max_deleters);
   void snapshot_text(const std::string& key, loaded_text& t);
-  void consider_text_snapshot(const std::string& store_key,
+  bool consider_text_snapshot(const std::string& store_key,
                               const std::vector<messages::version>& theirs);
   void drop_if_empty(const std::string& key);
   void transfer_finished();

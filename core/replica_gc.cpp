@@ -127,6 +127,7 @@ void replica::collect_garbage(uint64_t now_ms) {
     for (auto i = transfers_out_.begin(); i != transfers_out_.end();)
       i =
         now_ms - i->second.last_ms > cfg_.transfer_idle_ms ? transfers_out_.erase(i) : std::next(i);
+  evict_texts(); // memory, whatever stability says
   if (!advance_stability())
     return;
   collect_tombstones();

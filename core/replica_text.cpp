@@ -86,6 +86,7 @@ replica::loaded_text& replica::text_state(const std::string& key) {
       slot->dropped = std::move(s->dropped);
     } else {
       ++stats_.text_refused; // a store written by something else
+      slot->unreadable_snapshot = true;
     }
   }
   // Per origin incarnation, its records in counter order (its own causal order).
@@ -95,12 +96,13 @@ replica::loaded_text& replica::text_state(const std::string& key) {
     if (!at || at->doc != key || at->snapshot)
       return;
     for (auto& v : vs) {
-      if (v.kind != messages::value_kind::text_op)
+      if (v.kind != messages::value_kind::text_op || v.id != at->id)
         continue;
       slot->records.push_back(v.id);
-      // During a state transfer only what this node holds: a local edit must not pick
-      // neighbours from operations its deps do not cover (rebuilt once it finishes).
-      if ((transfer_ && !held(v.id)) || slot->covers.covers(v.id))
+      // Only what this node holds (a transfer that runs, or one abandoned or cut by a
+      // crash, stored records it does not): a local edit must not pick neighbours from
+      // operations its deps do not cover.
+      if (!held(v.id) || slot->covers.covers(v.id))
         continue;
       if (auto entry = storage::deserialize_log_entry(v.value))
         queues[v.id.origin].emplace(v.id.counter, std::move(entry->ev));
@@ -266,15 +268,12 @@ void replica::collect_text_tombstones() {
   if (transfer_)
     return; // documents are rebuilt when it ends
   for (auto& [key, t] : texts_) {
-    if (!t)
-      continue;
     if (t->doc.tracked_tombstones() >= cfg_.text_compact_after)
       stats_.text_tombstones_collected +=
         t->doc.collect([&](const messages::dot& d) { return stable_.covers(d); });
     if (t->since_snapshot >= std::max<size_t>(cfg_.text_compact_after, t->doc.items() / 8))
       snapshot_text(key, *t);
   }
-  evict_texts();
 }
 
 void replica::evict_texts() {

@@ -9,13 +9,16 @@
 //   decodes the snapshot, then replays the records it does not cover.
 // - A document whose encoded form is over max_batch_bytes keeps its records (a state
 //   transfer sends one key per chunk at least, and a frame has a limit).
-// - A state transfer sends the snapshot record like any key. The receiver needs it only if
+// - A state transfer sends the snapshot record like any key. One that covers more than the
+//   sender's chunk says it holds is refused. The receiver needs it only if
 //   it lacks some operation whose record the sender dropped: those are stable, so an honest
 //   receiver holds them unless it lost its state, and then its document is empty. It takes
 //   the sender's snapshot in place of its own when that covers every operation its own
 //   dropped (its records give the rest, replayed over it); otherwise the two cannot be
 //   joined without the dropped operations, which no honest cluster produces, and the
-//   snapshot is refused (text_refused).
+//   snapshot is refused (text_refused). A refusal abandons the transfer (another holder is
+//   asked): finishing it would claim operations this node does not hold. A snapshot taken
+//   records what both sides dropped.
 // - The records are a document's internal state: storage::key_digest leaves them out (the
 //   key's marks show which operations a replica applied), since replicas drop records at
 //   different moments.
@@ -24,6 +27,7 @@
 #include "core/replica.hpp"
 #include "storage/serialize.hpp"
 
+#include <algorithm>
 #include <string_view>
 
 namespace mlr::core {
@@ -80,6 +84,10 @@ void replica::snapshot_text(const std::string& key, loaded_text& t) {
   auto encoded = t.doc.encode();
   if (encoded.size() > cfg_.max_batch_bytes)
     return; // keeps its records (see the file's comment)
+  if (t.unreadable_snapshot)
+    return; // its own does not parse: writing over it would hide what it dropped
+  std::sort(t.records.begin(), t.records.end());
+  t.records.erase(std::unique(t.records.begin(), t.records.end()), t.records.end());
   std::vector<dot> gone, kept;
   for (auto& d : t.records)
     (t.covers.covers(d) && (stable_.covers(d) || retired_.covers(d)) ? gone : kept).push_back(d);
@@ -99,26 +107,47 @@ void replica::snapshot_text(const std::string& key, loaded_text& t) {
   stats_.text_records_dropped += gone.size();
 }
 
-void replica::consider_text_snapshot(const std::string& store_key,
+bool replica::consider_text_snapshot(const std::string& store_key,
                                      const std::vector<version>& theirs) {
+  auto& t = *transfer_;
   auto s = parse_text_snapshot(theirs, text::document::default_max_deleters);
-  if (!s) {
+  // What it covers must be what the sender's chunk says it holds: a snapshot that claims
+  // more would hide this node's own records from every rebuild.
+  bool honest = s.has_value();
+  if (honest)
+    for (auto& [origin, counter] : s->covers.entries())
+      honest = honest &&
+               (t.snapshot.covers(dot{origin, counter}) || t.retired.covers(dot{origin, counter}));
+  if (!honest) {
     ++stats_.text_refused;
-    return;
+    return false;
   }
-  for (auto& [origin, counter] : s->covers.entries())
-    check_own_dot(dot{origin, counter});
   bool hold_dropped = true;
   for (auto& [origin, counter] : s->dropped.entries())
     hold_dropped = hold_dropped && held(dot{origin, counter});
   if (hold_dropped)
-    return; // this node keeps each of those, as a record or in its own snapshot
-  if (auto* mine = store_->find(store_key))
-    if (auto m = parse_text_snapshot(*mine, UINT64_MAX); m && !s->covers.covers(m->dropped)) {
+    return true; // this node keeps each of those, as a record or in its own snapshot
+  auto dropped = s->dropped;
+  if (auto* mine = store_->find(store_key)) {
+    auto m = parse_text_snapshot(*mine, UINT64_MAX);
+    if (!m || !s->covers.covers(m->dropped)) {
       ++stats_.text_refused; // see the file's comment
-      return;
+      return false;
     }
-  transfer_->text_snapshots[store_key] = theirs;
+    dropped.merge(m->dropped); // those records are gone here too
+  }
+  // Its encoded document, after the two vectors, with what both sides dropped.
+  size_t at = 0;
+  get_vector(theirs[0].value, at);
+  get_vector(theirs[0].value, at);
+  std::string value;
+  put_vector(value, s->covers);
+  put_vector(value, dropped);
+  value += theirs[0].value.substr(at);
+  auto kept = theirs;
+  kept[0].value = std::move(value);
+  t.text_snapshots[store_key] = std::move(kept);
+  return true;
 }
 
 } // namespace mlr::core

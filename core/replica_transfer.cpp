@@ -161,7 +161,13 @@ void replica::merge_chunk(messages::node_index from, const messages::state_chunk
     const auto& mine = current ? *current : none;
     if (is_text_op_key(key)) { // a document's operations: their union is its state
       if (auto at = detail::parse_text_key(key); at && at->snapshot) {
-        consider_text_snapshot(key, theirs); // and its snapshot (replica_text_snapshot.cpp)
+        // and its snapshot (replica_text_snapshot.cpp): one refused abandons the transfer
+        if (!consider_text_snapshot(key, theirs)) {
+          ++pull_rotation_;
+          transfer_.reset();
+          transfer_finished();
+          return;
+        }
       } else if (!current && !theirs.empty()) {
         store_->assign(key, theirs);
         text_state_changed(key);

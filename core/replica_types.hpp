@@ -77,7 +77,8 @@ struct replica_config {
   uint64_t log_retention = 10000;
   /// A loaded text document collects its stable tombstones once this many still know their
   /// deleters, and writes a snapshot record (dropping the stored operations that are stable)
-  /// once this many operations, or an eighth of its items, were applied since the last one.
+  /// once this many operations, or an eighth of its items if that is more, were applied
+  /// since the last one.
   size_t text_compact_after = 1024;
   /// Loaded text documents are evicted from memory, least recently used first, at garbage
   /// collection while their items (counting each document as at least 64) exceed this;

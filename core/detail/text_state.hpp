@@ -20,7 +20,8 @@ struct loaded_text {
   messages::version_vector dropped;
   std::vector<messages::dot> records;
   size_t since_snapshot = 0;
-  uint64_t last_use = 0; // the replica's use count when it was last used
+  bool unreadable_snapshot = false; // its stored snapshot does not parse: never rewritten
+  uint64_t last_use = 0;            // the replica's use count when it was last used
 };
 
 // Snapshot records (replica_text_snapshot.cpp): the encoded document, what it covers, and
