@@ -275,8 +275,7 @@ private:
   void collect_text_tombstones();
   std::optional<std::vector<text::delta>> text_step(text::document& doc, const messages::event& e);
   bool local_text(const write_request& w, messages::event& e);
-  void apply_text(const messages::event& e, const std::vector<messages::version>* before,
-                  std::vector<text_edit>& edits);
+  void apply_text(const messages::event& e, std::vector<text_edit>& edits);
   void over_text(const std::vector<messages::version>* current, messages::event& e);
   void text_state_changed(const std::string& store_key);
   void report_text_changes();

@@ -136,7 +136,7 @@ void replica::apply(event e, std::vector<conflict>& conflicts) {
   }
   std::vector<text_edit> edits;
   if (!reserved)
-    apply_text(e, current, edits);
+    apply_text(e, edits);
   if (report_changes_ && !reserved) {
     ready_.changes.push_back(typed::describe(e, live));
     ready_.changes.back().edits = std::move(edits);

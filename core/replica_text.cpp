@@ -200,8 +200,7 @@ bool replica::local_text(const write_request& w, event& e) {
   return true;
 }
 
-void replica::apply_text(const event& e, const std::vector<version>* before,
-                         std::vector<text_edit>& edits) {
+void replica::apply_text(const event& e, std::vector<text_edit>& edits) {
   bool text_op = messages::is_text_op(e.op);
   if (!text_op && !e.text)
     return; // not over text (the origin says so: see over_text)

@@ -76,7 +76,7 @@ std::optional<replica::text_snapshot> replica::parse_text_snapshot(const std::ve
   auto doc = text::document::decode(std::string_view(bytes).substr(at), max_deleters);
   if (!doc)
     return std::nullopt;
-  return text_snapshot{std::move(*covers), std::move(*dropped), std::move(*doc)};
+  return text_snapshot{std::move(*covers), std::move(*dropped), std::move(*doc), at};
 }
 
 void replica::snapshot_text(const std::string& key, loaded_text& t) {
@@ -136,14 +136,11 @@ bool replica::consider_text_snapshot(const std::string& store_key,
     }
     dropped.merge(m->dropped); // those records are gone here too
   }
-  // Its encoded document, after the two vectors, with what both sides dropped.
-  size_t at = 0;
-  get_vector(theirs[0].value, at);
-  get_vector(theirs[0].value, at);
+  // Its encoded document with what both sides dropped.
   std::string value;
   put_vector(value, s->covers);
   put_vector(value, dropped);
-  value += theirs[0].value.substr(at);
+  value += theirs[0].value.substr(s->doc_at);
   auto kept = theirs;
   kept[0].value = std::move(value);
   t.text_snapshots[store_key] = std::move(kept);

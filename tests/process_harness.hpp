@@ -4,6 +4,7 @@
 // resort), and its log is kept in a temporary directory for the failure message.
 
 #include "client/native_client.hpp"
+#include "temp_dirs.hpp"
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
@@ -63,33 +64,6 @@ inline uint16_t free_port() {
   FAIL("no free loopback port below 32000 after 1000 tries");
   return 0;
 }
-
-/// The scratch directories this test program made; removed when it exits (its processes
-/// are stopped by then), unless MLR_KEEP_TEST_DIRS is set, to look at the logs.
-class temp_dirs {
-public:
-  static temp_dirs& instance() {
-    static temp_dirs dirs;
-    return dirs;
-  }
-  std::string make() {
-    char tmpl[] = "/tmp/mlr-test-XXXXXX";
-    std::string dir = ::mkdtemp(tmpl);
-    dirs_.push_back(dir);
-    return dir;
-  }
-  ~temp_dirs() {
-    if (std::getenv("MLR_KEEP_TEST_DIRS"))
-      return;
-    for (auto& d : dirs_) {
-      std::error_code ignored;
-      std::filesystem::remove_all(d, ignored);
-    }
-  }
-
-private:
-  std::vector<std::string> dirs_;
-};
 
 /// CPU seconds (user + system) process `pid` has used, from /proc.
 inline double cpu_seconds(pid_t pid) {

@@ -5,6 +5,8 @@
 #include "core/replica.hpp"
 #include "storage/store.hpp"
 
+#include <catch2/catch.hpp>
+
 #include <map>
 #include <memory>
 #include <string>
@@ -19,6 +21,13 @@ using core::write_request;
 
 inline write_request put(const std::string& k, const std::string& v) {
   return write_request{k, messages::op_kind::put, v, false, {}};
+}
+
+/// A replica over a RocksDB store in `dir` (opened, or created): what a restart reopens.
+inline std::unique_ptr<replica> rocksdb_replica(const std::string& dir, const replica_config& cfg) {
+  auto s = storage::open_rocksdb_store(dir);
+  REQUIRE(s);
+  return std::make_unique<replica>(cfg, std::move(*s));
 }
 
 // A mesh of replicas with memory stores, moved by hand: ship logs, gossip, pull, collect.

@@ -10,14 +10,12 @@
 #include "replica_mesh.hpp"
 #include "storage/serialize.hpp"
 #include "storage/store.hpp"
+#include "temp_dirs.hpp"
 #include "trace_share.hpp"
 
 #include <catch2/catch.hpp>
 
-#include <filesystem>
 #include <random>
-
-#include <unistd.h>
 
 using namespace mlr;
 using testing::mesh;
@@ -182,22 +180,12 @@ TEST_CASE("text key: friendsforever by its two agents at two replicas, each tran
 
 TEST_CASE("text key: a replica restarted from its RocksDB directory, and one filled by state "
           "transfer, hold the same document, and a delete of the key removes what it saw") {
-  auto dir =
-    std::filesystem::temp_directory_path() / ("mlr-text-key-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  struct cleanup {
-    std::filesystem::path p;
-    ~cleanup() { std::filesystem::remove_all(p); }
-  } gone{dir};
+  auto dir = testing::temp_dirs::instance().make();
   core::replica_config cfg;
   cfg.self = 0;
   cfg.incarnation = 7;
   cfg.forward_to.resize(1);
-  auto open = [&] {
-    auto s = storage::open_rocksdb_store(dir.string());
-    REQUIRE(s);
-    return std::make_unique<core::replica>(cfg, std::move(*s));
-  };
+  auto open = [&] { return testing::rocksdb_replica(dir, cfg); };
   std::string expect;
   {
     auto r = open();
@@ -370,13 +358,7 @@ TEST_CASE("text key: an operation no honest peer sends (an unknown left, text th
 
 TEST_CASE("text key: a restart replays the operations in a causal order even when a clock ran "
           "ahead and the key was deleted in between") {
-  auto dir =
-    std::filesystem::temp_directory_path() / ("mlr-text-skew-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  struct cleanup {
-    std::filesystem::path p;
-    ~cleanup() { std::filesystem::remove_all(p); }
-  } gone{dir};
+  auto dir = testing::temp_dirs::instance().make();
   auto config = [](messages::node_index self, uint64_t incarnation) {
     core::replica_config cfg;
     cfg.self = self;
@@ -385,11 +367,7 @@ TEST_CASE("text key: a restart replays the operations in a causal order even whe
     cfg.forward_to[self].push_back(1 - self);
     return cfg;
   };
-  auto open_b = [&] {
-    auto s = storage::open_rocksdb_store(dir.string());
-    REQUIRE(s);
-    return std::make_unique<core::replica>(config(1, 8), std::move(*s));
-  };
+  auto open_b = [&] { return testing::rocksdb_replica(dir, config(1, 8)); };
   uint64_t now = 10'000'000;
   core::replica p(config(0, 7), storage::make_memory_store());
   p.write(insert("doc", 0, "abc"), now + 600'000); // its clock runs 10 minutes ahead

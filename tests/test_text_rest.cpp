@@ -7,14 +7,12 @@
 #include "replica_mesh.hpp"
 #include "storage/serialize.hpp"
 #include "storage/store.hpp"
+#include "temp_dirs.hpp"
 #include "trace_share.hpp"
 
 #include <catch2/catch.hpp>
 
-#include <filesystem>
 #include <map>
-
-#include <unistd.h>
 
 using namespace mlr;
 using testing::mesh;
@@ -62,8 +60,9 @@ at_rest rest_of(const storage::store& s) {
   return out;
 }
 
-// A replica of node `self` over a copy of `from`'s key state (no metadata): what a restart
-// would load the documents from.
+// A replica of node `self` over a copy of `from`'s key state, without its metadata: it
+// holds no operation, so a rebuild replays no record and the document comes from the
+// snapshot record alone.
 std::unique_ptr<core::replica> over_copy(const storage::store& from, messages::node_index self,
                                          size_t nodes) {
   auto s = storage::make_memory_store();
@@ -154,23 +153,13 @@ TEST_CASE("text at rest: after automerge-paper at three replicas each keeps a sn
 
 TEST_CASE("text at rest: a replica restarted from RocksDB after its snapshot record holds the "
           "same document, and what it typed after the snapshot survives the next restart") {
-  auto dir =
-    std::filesystem::temp_directory_path() / ("mlr-text-rest-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  struct cleanup {
-    std::filesystem::path p;
-    ~cleanup() { std::filesystem::remove_all(p); }
-  } gone{dir};
+  auto dir = testing::temp_dirs::instance().make();
   core::replica_config cfg;
   cfg.self = 0;
   cfg.incarnation = 7;
   cfg.forward_to.resize(1);
   cfg.text_compact_after = 16;
-  auto open = [&] {
-    auto s = storage::open_rocksdb_store(dir.string());
-    REQUIRE(s);
-    return std::make_unique<core::replica>(cfg, std::move(*s));
-  };
+  auto open = [&] { return testing::rocksdb_replica(dir, cfg); };
   auto commit = [](core::replica& r) {
     r.take_ready();
     REQUIRE(r.mutable_store().commit(true));

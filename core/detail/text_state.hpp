@@ -30,6 +30,7 @@ struct text_snapshot {
   messages::version_vector covers;
   messages::version_vector dropped;
   text::document doc;
+  size_t doc_at = 0; // where the encoded document starts in the record's value
 };
 
 } // namespace mlr::core::detail
